@@ -1,0 +1,21 @@
+"""API errors as field-keyed JSON: domain errors from services become 400 or 409, never 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from jobs.errors import JobConflict
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, JobConflict):
+        return Response({exc.field: [exc.message]}, status=status.HTTP_409_CONFLICT)
+    return exception_handler(exc, context)

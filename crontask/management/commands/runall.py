@@ -1,0 +1,105 @@
+"""Run the whole system in the foreground: web, Celery worker and Celery beat.
+
+Migrates, creates the admin user on first start, then supervises the three processes: when
+one dies or the command is stopped (Ctrl-C, SIGTERM), all three are stopped, their process
+groups included, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from crontask.bootstrap import ensure_admin_user
+
+STOP_GRACE_SECONDS = 30
+
+
+class Command(BaseCommand):
+    help = "Run web, worker and beat together (the embedded defaults need nothing else)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("CRONTASK_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("CRONTASK_PORT", "8000")))
+        parser.add_argument("--concurrency", type=int, default=None, help="Worker processes (default: CPUs).")
+
+    def handle(self, *args: Any, host: str, port: int, concurrency: int | None, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        password = ensure_admin_user(password=os.environ.get("CRONTASK_ADMIN_PASSWORD", ""))
+        url = f"http://{host}:{port}/admin/"
+        self.stdout.write(f"Crontask admin: {url}  (user: admin)")
+        if password:
+            self.stdout.write(f"Generated admin password (shown only this once): {password}")
+        self.stdout.write("API token: python manage.py drf_create_token admin")
+        self.stdout.flush()
+        sys.exit(self._supervise(self._commands(host, port, concurrency)))
+
+    def _commands(self, host: str, port: int, concurrency: int | None) -> dict[str, list[str]]:
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        worker = [sys.executable, "-m", "celery", "-A", "crontask", "worker", "-l", "INFO", "-n", "worker@%h"]
+        if concurrency:
+            worker += ["--concurrency", str(concurrency)]
+        return {
+            "web": [sys.executable, manage, "runserver", f"{host}:{port}", "--noreload", "--skip-checks"],
+            "worker": worker,
+            "beat": [sys.executable, "-m", "celery", "-A", "crontask", "beat", "-l", "INFO"],
+        }
+
+    def _supervise(self, commands: dict[str, list[str]]) -> int:
+        stopping = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        # Each child leads its own process group, so stopping it reaches its children too
+        # (the worker's pool processes).
+        procs = {
+            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True) for name, cmd in commands.items()
+        }
+        self.stdout.write("Started " + ", ".join(f"{name} (pid {p.pid})" for name, p in procs.items()))
+        self.stdout.flush()
+        exit_code = 0
+        while not stopping:
+            dead = [name for name, p in procs.items() if p.poll() is not None]
+            if dead:
+                self.stderr.write(f"{', '.join(dead)} exited; stopping the others.")
+                exit_code = 1
+                break
+            time.sleep(0.5)
+        _stop_all(list(procs.values()))
+        return exit_code
+
+
+def _stop_all(procs: list[subprocess.Popen]) -> None:
+    # The leader alone gets SIGTERM: the Celery worker then finishes its running tasks before
+    # stopping its pool; a SIGTERM sent to the pool processes directly would kill those tasks.
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for proc in procs:
+        # SIGKILL whatever is left in the group, including a pool process that outlived its parent.
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)

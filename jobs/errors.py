@@ -1,0 +1,22 @@
+"""Domain errors raised by jobs.services; the API maps each to its HTTP status."""
+
+from __future__ import annotations
+
+
+class JobConflict(Exception):
+    """The request conflicts with the job's state (HTTP 409)."""
+
+    def __init__(self, message: str, *, field: str = "id") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class JobAlreadyExists(JobConflict):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"A job with id {job_id!r} already exists.")
+
+
+class JobProtected(JobConflict):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"{job_id!r} is a system job and cannot be deleted.")

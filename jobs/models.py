@@ -1,0 +1,198 @@
+"""The Job: what to run, when, and how. The source of truth for beat's schedule."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from jobs.triggers import Schedule
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+
+
+def default_timezone() -> str:
+    return settings.TIME_ZONE
+
+
+def default_timeout() -> int:
+    return settings.CRONTASK_DEFAULT_TIMEOUT
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        HTTP = "http", _("HTTP request")
+        PYTHON = "python", _("Python handler")
+        SHELL = "shell", _("Shell command")
+
+    class Trigger(models.TextChoices):
+        CRON = "cron", _("Cron expression")
+        INTERVAL = "interval", _("Fixed interval")
+        DATE = "date", _("Once at a date")
+        MANUAL = "manual", _("Only by hand")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        PAUSED = "paused", _("Paused")
+        COMPLETED = "completed", _("Completed")
+
+    class Method(models.TextChoices):
+        GET = "GET"
+        POST = "POST"
+        PUT = "PUT"
+        PATCH = "PATCH"
+        DELETE = "DELETE"
+        HEAD = "HEAD"
+
+    class ConcurrencyPolicy(models.TextChoices):
+        ALLOW = "allow", _("Allow overlapping runs")
+        FORBID = "forbid", _("Skip a fire while a run is going")
+
+    id = models.CharField(
+        _("id"),
+        primary_key=True,
+        max_length=100,
+        validators=[
+            RegexValidator(
+                JOB_ID_PATTERN,
+                _("Use 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit."),
+            )
+        ],
+        help_text=_("Chosen by the client, or generated."),
+    )
+    name = models.CharField(_("name"), max_length=200, blank=True, help_text=_("Defaults to the id."))
+    description = models.TextField(_("description"), blank=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.HTTP)
+    trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+
+    cron = models.CharField(
+        _("cron"),
+        max_length=200,
+        blank=True,
+        help_text=_("5 fields 'm h dom mon dow', or 6 with seconds first 's m h dom mon dow'."),
+    )
+    interval_seconds = models.PositiveIntegerField(
+        _("interval (seconds)"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    run_at = models.DateTimeField(_("run at"), null=True, blank=True, help_text=_("For a one-off job."))
+    timezone = models.CharField(
+        _("time zone"), max_length=64, default=default_timezone, help_text=_("IANA name the cron is read in.")
+    )
+
+    url = models.CharField(_("URL"), max_length=2000, blank=True)
+    method = models.CharField(_("method"), max_length=6, choices=Method.choices, default=Method.GET)
+    headers = models.JSONField(_("headers"), default=dict, blank=True, help_text=_("A JSON object of strings."))
+    body = models.TextField(_("body"), blank=True)
+
+    handler = models.CharField(
+        _("handler"), max_length=200, blank=True, help_text=_("'scripts:<name>' or 'package.module:function'.")
+    )
+    handler_kwargs = models.JSONField(_("handler arguments"), default=dict, blank=True)
+
+    command = models.TextField(_("command"), blank=True, help_text=_("Needs CRONTASK_ALLOW_SHELL=true."))
+
+    timeout_seconds = models.PositiveIntegerField(
+        _("timeout (seconds)"), default=default_timeout, validators=[MinValueValidator(1), MaxValueValidator(86400)]
+    )
+    max_retries = models.PositiveSmallIntegerField(_("max retries"), default=0, validators=[MaxValueValidator(100)])
+    retry_backoff_seconds = models.PositiveIntegerField(
+        _("retry backoff (seconds)"),
+        default=10,
+        validators=[MaxValueValidator(86400)],
+        help_text=_("Delay before the first retry; doubled for each further one."),
+    )
+    concurrency_policy = models.CharField(
+        _("concurrency policy"), max_length=10, choices=ConcurrencyPolicy.choices, default=ConcurrencyPolicy.ALLOW
+    )
+    misfire_grace_seconds = models.PositiveIntegerField(
+        _("misfire grace (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("A fire starting later than this after its time is skipped. Empty: always run."),
+    )
+
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    is_system = models.BooleanField(_("system job"), default=False, help_text=_("System jobs cannot be deleted."))
+
+    next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True, editable=False)
+    last_run_at = models.DateTimeField(_("last run at"), null=True, blank=True, editable=False)
+    last_run_status = models.CharField(_("last run status"), max_length=10, blank=True, editable=False)
+    run_count = models.PositiveIntegerField(_("runs"), default=0, editable=False)
+    success_count = models.PositiveIntegerField(_("successes"), default=0, editable=False)
+    failure_count = models.PositiveIntegerField(_("failures"), default=0, editable=False)
+
+    # Derived: rebuilt from the job by jobs.beat_sync (``manage.py sync_schedules``).
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="crontask_job",
+    )
+
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        ordering = ["id"]
+        indexes = [
+            # The scheduler's due query: active jobs with next_run_at <= now, oldest first.
+            models.Index(
+                fields=["next_run_at"],
+                name="job_due_idx",
+                condition=Q(status="active", next_run_at__isnull=False),
+            ),
+            # The API's and admin's list filters.
+            models.Index(fields=["status", "kind"], name="job_status_kind_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="job_trigger_fields",
+                condition=(
+                    Q(trigger="cron", interval_seconds__isnull=True, run_at__isnull=True) & ~Q(cron="")
+                    | Q(trigger="interval", cron="", run_at__isnull=True, interval_seconds__gte=1)
+                    | Q(trigger="date", cron="", interval_seconds__isnull=True, run_at__isnull=False)
+                    | Q(trigger="manual", cron="", interval_seconds__isnull=True, run_at__isnull=True)
+                ),
+            ),
+            models.CheckConstraint(
+                name="job_kind_fields",
+                condition=(
+                    Q(kind="http") & ~Q(url="") | Q(kind="python") & ~Q(handler="") | Q(kind="shell") & ~Q(command="")
+                ),
+            ),
+            models.CheckConstraint(name="job_status_valid", condition=Q(status__in=["active", "paused", "completed"])),
+            models.CheckConstraint(name="job_timeout_positive", condition=Q(timeout_seconds__gte=1)),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(
+            trigger=self.trigger,
+            cron=self.cron,
+            interval_seconds=self.interval_seconds,
+            run_at=self.run_at,
+            timezone=self.timezone,
+        )
+
+    @property
+    def target(self) -> str:
+        """What a run of this job runs, in one line: ``POST http://…``, ``scripts:sync``, the command."""
+        if self.kind == self.Kind.HTTP:
+            return f"{self.method} {self.url}"
+        if self.kind == self.Kind.PYTHON:
+            return self.handler
+        return self.command
+
+    def clean(self) -> None:
+        from jobs.validators import validate_job
+
+        validate_job(self)

@@ -1,0 +1,73 @@
+"""API shapes for jobs. Serializers check types only; the rules live in jobs.validators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from jobs.models import Job
+
+READ_ONLY_FIELDS = (
+    "next_run_at",
+    "last_run_at",
+    "last_run_status",
+    "run_count",
+    "success_count",
+    "failure_count",
+    "is_system",
+    "created_at",
+    "updated_at",
+)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Job
+        exclude = ["periodic_task"]
+        read_only_fields = [f.name for f in Job._meta.fields]
+
+
+class JobWriteSerializer(serializers.Serializer):
+    """The writable fields with their JSON types. Unknown fields are refused; the system's own
+    fields (a GET's output sent back in a PUT) are ignored."""
+
+    id = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    kind = serializers.ChoiceField(choices=Job.Kind.choices, required=False)
+    trigger = serializers.ChoiceField(choices=Job.Trigger.choices, required=False)
+    cron = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    interval_seconds = serializers.IntegerField(required=False, allow_null=True)
+    run_at = serializers.DateTimeField(required=False, allow_null=True)
+    timezone = serializers.CharField(required=False, max_length=64)
+    url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    method = serializers.ChoiceField(choices=Job.Method.choices, required=False)
+    headers = serializers.JSONField(required=False)
+    body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    handler = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    handler_kwargs = serializers.JSONField(required=False)
+    command = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    timeout_seconds = serializers.IntegerField(required=False)
+    max_retries = serializers.IntegerField(required=False)
+    retry_backoff_seconds = serializers.IntegerField(required=False)
+    concurrency_policy = serializers.ChoiceField(choices=Job.ConcurrencyPolicy.choices, required=False)
+    misfire_grace_seconds = serializers.IntegerField(required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=[Job.Status.ACTIVE, Job.Status.PAUSED], required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields) - set(READ_ONLY_FIELDS))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        known = {key: value for key, value in data.items() if key in self.fields}
+        return super().to_internal_value(known)
+
+
+class RunNowSerializer(serializers.Serializer):
+    """One-off values for a manual run, recorded on the run; the job is not changed."""
+
+    handler_kwargs = serializers.DictField(required=False)
+    body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    headers = serializers.DictField(child=serializers.CharField(trim_whitespace=False), required=False)

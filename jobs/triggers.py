@@ -1,0 +1,112 @@
+"""Triggers: parsing cron expressions and computing when a job fires next.
+
+Cron expressions are evaluated with cronsim (5 fields ``m h dom mon dow`` or 6 fields
+``s m h dom mon dow``), in the job's own IANA time zone, so daylight-saving transitions follow
+cron's rules: a time that does not exist that day fires once at the next valid time, a time
+that exists twice fires once. Intervals are anchored on the previous nominal fire, never on
+the moment the scheduler happened to wake, so they do not drift.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+from django.core.exceptions import ValidationError
+
+
+class Trigger:
+    CRON = "cron"
+    INTERVAL = "interval"
+    DATE = "date"
+    MANUAL = "manual"
+
+
+def get_zone(name: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA name, or ValidationError naming the problem."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'.") from None
+
+
+def validate_cron(expr: str) -> None:
+    """Raise ValidationError unless ``expr`` is a 5- or 6-field cron expression that fires."""
+    fields = expr.split()
+    if len(fields) not in (5, 6):
+        raise ValidationError(
+            f"A cron expression has 5 fields (minute hour day month weekday) or 6 with seconds "
+            f"first; {expr!r} has {len(fields)}."
+        )
+    try:
+        it = CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
+        next(it)
+    except CronSimError as exc:
+        raise ValidationError(f"Invalid cron expression {expr!r}: {exc}.") from None
+    except StopIteration:
+        raise ValidationError(f"The cron expression {expr!r} never fires.") from None
+
+
+def cron_has_seconds(expr: str) -> bool:
+    return len(expr.split()) == 6
+
+
+def cron_fires_after(expr: str, zone: ZoneInfo, after: datetime) -> datetime | None:
+    """The first fire strictly after ``after``, as an aware UTC datetime."""
+    try:
+        fire = next(CronSim(expr, after.astimezone(zone).replace(microsecond=0)))
+    except StopIteration:
+        return None
+    return fire.astimezone(UTC)
+
+
+def cron_preview(expr: str, zone: ZoneInfo, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times of a valid expression, in ``zone``."""
+    it = CronSim(expr, after.astimezone(zone).replace(microsecond=0))
+    fires: list[datetime] = []
+    for fire in it:
+        fires.append(fire)
+        if len(fires) >= count:
+            break
+    return fires
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What a job's trigger fields say, enough to compute its fire times."""
+
+    trigger: str
+    cron: str = ""
+    interval_seconds: int | None = None
+    run_at: datetime | None = None
+    timezone: str = "UTC"
+
+    def first_fire(self, now: datetime) -> datetime | None:
+        """When a job created (or resumed) at ``now`` fires first."""
+        if self.trigger == Trigger.CRON:
+            return cron_fires_after(self.cron, get_zone(self.timezone), now)
+        if self.trigger == Trigger.INTERVAL and self.interval_seconds:
+            return now.replace(microsecond=0) + timedelta(seconds=self.interval_seconds)
+        if self.trigger == Trigger.DATE:
+            return self.run_at
+        return None
+
+    def next_fire(self, previous: datetime, now: datetime) -> datetime | None:
+        """The fire after the nominal fire ``previous``, never at or before ``now``.
+
+        Fires missed while nothing was scheduling (beat down) are not replayed one by one: the
+        one fire at ``previous`` stands for them, and the next is the first one in the future.
+        """
+        if self.trigger == Trigger.CRON:
+            return cron_fires_after(self.cron, get_zone(self.timezone), max(previous, now))
+        if self.trigger == Trigger.INTERVAL and self.interval_seconds:
+            step = timedelta(seconds=self.interval_seconds)
+            candidate = previous + step
+            if candidate <= now:
+                behind = (now - previous) / step
+                candidate = previous + step * (math.floor(behind) + 1)
+            return candidate
+        return None  # date fires once; manual never

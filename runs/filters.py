@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+import django_filters
+
+from runs.models import Run
+
+
+class RunFilter(django_filters.FilterSet):
+    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = Run
+        fields = ["job", "status", "trigger", "started_after", "started_before"]

@@ -1,0 +1,88 @@
+"""The Run: one execution of a job, with its outcome, output and timing."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Run(models.Model):
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        MANUAL = "manual", _("Manual")
+        RETRY = "retry", _("Retry")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCESS = "success", _("Success")
+        FAILED = "failed", _("Failed")
+        TIMEOUT = "timeout", _("Timed out")
+        SKIPPED = "skipped", _("Skipped")
+        CANCELLED = "cancelled", _("Cancelled")
+        LOST = "lost", _("Lost")
+
+    FINISHED = (Status.SUCCESS, Status.FAILED, Status.TIMEOUT, Status.SKIPPED, Status.CANCELLED, Status.LOST)
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey("jobs.Job", on_delete=models.CASCADE, related_name="runs", verbose_name=_("job"))
+    trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices)
+    scheduled_for = models.DateTimeField(
+        _("scheduled for"), null=True, blank=True, help_text=_("The nominal fire time; empty for a manual run.")
+    )
+    attempt = models.PositiveSmallIntegerField(_("attempt"), default=1)
+    retry_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="retries",
+        verbose_name=_("retry of"),
+        help_text=_("The first run of the fire this attempt retries."),
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED)
+
+    queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+
+    target = models.TextField(_("target"), blank=True, help_text=_("What ran: 'POST http://…', a handler, a command."))
+    status_code = models.PositiveSmallIntegerField(_("HTTP status code"), null=True, blank=True)
+    response_body = models.TextField(_("response body"), blank=True)
+    result = models.JSONField(_("result"), null=True, blank=True, help_text=_("What a python handler returned."))
+    exit_code = models.IntegerField(_("exit code"), null=True, blank=True)
+    output = models.TextField(_("output"), blank=True, help_text=_("stdout and stderr of a shell command."))
+    overrides = models.JSONField(
+        _("overrides"), default=dict, blank=True, help_text=_("One-off values given to a manual run.")
+    )
+    log_output = models.TextField(_("log output"), blank=True, help_text=_("Lines logged by the handler."))
+    error = models.TextField(_("error"), blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+
+    worker = models.CharField(_("worker"), max_length=200, blank=True)
+    celery_task_id = models.CharField(_("Celery task id"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("run")
+        verbose_name_plural = _("runs")
+        ordering = ["-id"]
+        constraints = [
+            # One fire gives one run per attempt, however often its message is delivered and
+            # however many schedulers fired it. NULL scheduled_for (manual runs) never collides.
+            models.UniqueConstraint(fields=["job", "scheduled_for", "attempt"], name="run_one_per_fire_attempt"),
+            models.CheckConstraint(name="run_attempt_positive", condition=Q(attempt__gte=1)),
+        ]
+        indexes = [
+            # A job's runs, newest first: GET /api/jobs/{id}/runs/, the admin inline.
+            models.Index(fields=["job", "-id"], name="run_job_recent_idx"),
+            # The reaper and the concurrency check: runs still going.
+            models.Index(fields=["job", "started_at"], name="run_running_idx", condition=Q(status="running")),
+            # Run list filters and retention: started_after/started_before, cleanup by age.
+            models.Index(fields=["started_at"], name="run_started_idx"),
+            models.Index(fields=["status", "-id"], name="run_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.job_id} ({self.status})"

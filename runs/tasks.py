@@ -1,0 +1,26 @@
+"""Celery tasks: thin wrappers that load by id and call a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils.dateparse import parse_datetime
+
+from runs import services
+
+
+@shared_task(name="runs.tasks.execute_job", bind=True, acks_late=True, ignore_result=True)
+def execute_job(
+    self,  # noqa: ANN001 - Celery's bound task
+    job_id: str,
+    scheduled_for: str | None = None,
+    attempt: int = 1,
+    run_id: int | None = None,
+) -> None:
+    services.run_execute(
+        job_id=job_id,
+        scheduled_for=parse_datetime(scheduled_for) if scheduled_for else None,
+        attempt=attempt,
+        run_id=run_id,
+        worker=self.request.hostname or "",
+        celery_task_id=self.request.id or "",
+    )
