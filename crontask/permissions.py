@@ -17,8 +17,8 @@ WRITE_PERMS = {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "del
 class ApiPermission(BasePermission):
     """Anonymous access only with CRONTASK_ALLOW_ANONYMOUS_API=true (trusted networks).
 
-    A view names the permission each write needs through ``required_permission(request)``;
-    without it the HTTP method decides (POST add, PUT/PATCH change, DELETE delete) on the
+    A view may name the permission a write needs through ``required_permission(request)``
+    (its custom actions); otherwise the HTTP method decides (POST add, PUT/PATCH change, DELETE delete) on the
     view's ``permission_model``.
     """
 
@@ -31,11 +31,11 @@ class ApiPermission(BasePermission):
         if request.method in SAFE_METHODS:
             return True
         required = getattr(view, "required_permission", None)
-        if required is not None:
-            perm = required(request)
-        else:
+        perm = required(request) if required is not None else None
+        if perm is None:
             model = getattr(view, "permission_model", None)
             if model is None:
-                return user.is_staff
-            perm = f"{model._meta.app_label}.{WRITE_PERMS.get(request.method, 'change')}_{model._meta.model_name}"
-        return perm is None or user.has_perm(perm)
+                return bool(user.is_staff)
+            action = WRITE_PERMS.get(request.method or "", "change")
+            perm = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+        return user.has_perm(perm)

@@ -117,6 +117,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 LOGIN_URL = "admin:login"
 
 # --- Crontask -----------------------------------------------------------------------------

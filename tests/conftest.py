@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.http_target import HttpTarget
+
+
+@pytest.fixture
+def http_target() -> Iterator[HttpTarget]:
+    with HttpTarget() as target:
+        yield target
+
+
+@pytest.fixture
+def admin_user(db):
+    return get_user_model().objects.create_superuser("root", "", "pw-for-tests")
+
+
+@pytest.fixture
+def api(admin_user) -> APIClient:
+    """An API client authenticated with the admin's token."""
+    client = APIClient()
+    token = Token.objects.create(user=admin_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def queued_tasks(monkeypatch) -> list[dict]:
+    """Celery messages the code under test queues, captured instead of sent."""
+    from runs.tasks import execute_job
+
+    sent: list[dict] = []
+    monkeypatch.setattr(execute_job, "delay", lambda **kwargs: sent.append(kwargs))
+    return sent

@@ -1,0 +1,70 @@
+"""A real local HTTP server for jobs to call: answers by path and counts the requests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HttpTarget
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.record(self.command, self.path, dict(self.headers), body)
+        if self.path.startswith("/status/"):
+            code = int(self.path.rsplit("/", 1)[1])
+            self._send(code, f"status {code}".encode())
+        elif self.path.startswith("/big/"):
+            self._send(200, b"x" * int(self.path.rsplit("/", 1)[1]))
+        elif self.path.startswith("/slow/"):
+            time.sleep(float(self.path.rsplit("/", 1)[1]))
+            self._send(200, b"slow")
+        elif self.path == "/echo":
+            self._send(200, body)
+        else:
+            self._send(200, b"pong")
+
+    def _send(self, code: int, payload: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class HttpTarget(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.hits: Counter[str] = Counter()
+        self.requests: list[tuple[str, str, dict, bytes]] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def record(self, method: str, path: str, headers: dict, body: bytes) -> None:
+        with self._lock:
+            self.hits[path] += 1
+            self.requests.append((method, path, headers, body))
+
+    def __enter__(self) -> HttpTarget:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()

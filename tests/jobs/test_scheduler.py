@@ -1,0 +1,93 @@
+"""The scheduler's due check and claim, with simulated time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from crontask.celery import app
+from crontask.scheduler import CrontaskScheduler
+from jobs import services
+from jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+HTTP = {"url": "http://127.0.0.1:9/"}
+T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
+
+
+def claim_at(when: datetime) -> list[tuple[str, datetime]]:
+    with time_machine.travel(when, tick=False):
+        return [(f.job_id, f.scheduled_for) for f in services.claim_due_fires(now=when, limit=100)]
+
+
+def test_a_minute_cron_fires_at_the_boundary_and_pause_and_resume_stop_and_restart_it():
+    with time_machine.travel(T0, tick=False):
+        job = services.job_create(data={"id": "m", "cron": "* * * * *", **HTTP})
+
+    assert claim_at(T0 + timedelta(seconds=29)) == []  # 10:00:59, not due yet
+    minute = datetime(2026, 3, 2, 10, 1, tzinfo=UTC)
+    assert claim_at(minute + timedelta(milliseconds=20)) == [("m", minute)]
+    assert claim_at(minute + timedelta(milliseconds=40)) == []  # claimed once only
+
+    with time_machine.travel(minute + timedelta(seconds=5), tick=False):
+        services.job_pause(job=job)
+    assert claim_at(datetime(2026, 3, 2, 10, 2, 0, 100000, tzinfo=UTC)) == []
+    assert claim_at(datetime(2026, 3, 2, 10, 3, 0, 100000, tzinfo=UTC)) == []
+
+    with time_machine.travel(datetime(2026, 3, 2, 10, 3, 30, tzinfo=UTC), tick=False):
+        services.job_resume(job=job)
+    # the fires missed while paused (10:02, 10:03) are not made up
+    assert claim_at(datetime(2026, 3, 2, 10, 4, 0, 50000, tzinfo=UTC)) == [
+        ("m", datetime(2026, 3, 2, 10, 4, tzinfo=UTC))
+    ]
+
+
+def test_a_second_scheduler_cannot_claim_a_fire_already_claimed():
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "i", "interval_seconds": 10, **HTTP})
+    due = T0 + timedelta(seconds=10, milliseconds=1)
+    first = claim_at(due)
+    second = claim_at(due)
+    assert first == [("i", T0.replace(microsecond=0) + timedelta(seconds=10))]
+    assert second == []
+    assert Job.objects.get(pk="i").next_run_at == T0 + timedelta(seconds=20)
+
+
+def test_a_date_job_fires_once_and_a_restart_does_not_fire_it_again():
+    run_at = T0 + timedelta(minutes=5)
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "d", "run_at": run_at.isoformat(), **HTTP})
+    assert claim_at(run_at + timedelta(milliseconds=5)) == [("d", run_at)]
+    assert Job.objects.get(pk="d").next_run_at is None
+    assert claim_at(run_at + timedelta(seconds=30)) == []
+
+
+def test_a_manual_job_never_fires_by_itself():
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "h", **HTTP})
+    assert claim_at(T0 + timedelta(days=400)) == []
+
+
+def test_the_parent_scheduler_only_loads_periodic_tasks_that_are_not_jobs():
+    services.job_create(data={"id": "job-owned", "interval_seconds": 5, **HTTP})
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="housekeeping", task="celery.ping", interval=every_minute)
+    scheduler = CrontaskScheduler(app=app, lazy=True)
+    names = {task.name for task in scheduler.enabled_models_qs()}
+    assert names == {"housekeeping"}
+
+
+def test_the_scheduler_publishes_due_fires_with_their_nominal_time():
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "pub", "interval_seconds": 10, **HTTP})
+    published = []
+    scheduler = CrontaskScheduler(app=app, lazy=True)
+    scheduler.publish = published.append
+    with time_machine.travel(T0 + timedelta(seconds=10, milliseconds=3), tick=False):
+        sleep = scheduler.fire_due_jobs()
+    assert [(f.job_id, f.scheduled_for) for f in published] == [("pub", datetime(2026, 3, 2, 10, 0, 40, tzinfo=UTC))]
+    assert 0 < sleep <= 1.0

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from jobs.triggers import Schedule, cron_fires_after, validate_cron
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_it_fires_a_five_field_cron_at_the_minute_boundary():
+    s = Schedule(trigger="cron", cron="* * * * *", timezone="UTC")
+    assert s.first_fire(utc(2026, 1, 1, 12, 0, 17)) == utc(2026, 1, 1, 12, 1, 0)
+
+
+def test_it_fires_a_six_field_cron_at_its_seconds():
+    s = Schedule(trigger="cron", cron="*/10 * * * * *", timezone="UTC")
+    assert s.first_fire(utc(2026, 1, 1, 12, 0, 17, 500)) == utc(2026, 1, 1, 12, 0, 20)
+
+
+def test_it_reads_the_cron_in_the_jobs_time_zone():
+    s = Schedule(trigger="cron", cron="0 9 * * *", timezone="Asia/Shanghai")
+    assert s.first_fire(utc(2026, 1, 1, 0, 0)) == utc(2026, 1, 1, 1, 0)
+
+
+def test_it_fires_a_nonexistent_local_time_once_on_the_spring_forward_day():
+    zone = ZoneInfo("Europe/Berlin")
+    after = datetime(2025, 3, 29, 12, tzinfo=zone)
+    fires = []
+    for _ in range(3):
+        after = cron_fires_after("30 2 * * *", zone, after)
+        fires.append(after.astimezone(zone))
+    assert [f.isoformat() for f in fires] == [
+        "2025-03-30T03:00:00+02:00",
+        "2025-03-31T02:30:00+02:00",
+        "2025-04-01T02:30:00+02:00",
+    ]
+
+
+def test_it_fires_a_repeated_local_time_once_on_the_fall_back_day():
+    zone = ZoneInfo("Europe/Berlin")
+    first = cron_fires_after("30 2 * * *", zone, datetime(2025, 10, 25, 12, tzinfo=zone))
+    second = cron_fires_after("30 2 * * *", zone, first)
+    assert first == utc(2025, 10, 26, 0, 30)
+    assert second == utc(2025, 10, 27, 1, 30)
+
+
+def test_it_anchors_intervals_on_the_previous_fire():
+    s = Schedule(trigger="interval", interval_seconds=10)
+    assert s.next_fire(utc(2026, 1, 1, 0, 0, 0), now=utc(2026, 1, 1, 0, 0, 0, 300000)) == utc(2026, 1, 1, 0, 0, 10)
+
+
+def test_it_skips_interval_fires_missed_while_beat_was_down():
+    s = Schedule(trigger="interval", interval_seconds=10)
+    assert s.next_fire(utc(2026, 1, 1, 0, 0, 0), now=utc(2026, 1, 1, 0, 5, 3)) == utc(2026, 1, 1, 0, 5, 10)
+
+
+def test_it_gives_no_next_fire_for_date_and_manual():
+    at = utc(2026, 12, 31, 23, 59, 59)
+    assert Schedule(trigger="date", run_at=at).first_fire(utc(2026, 1, 1)) == at
+    assert Schedule(trigger="date", run_at=at).next_fire(at, now=at + timedelta(seconds=1)) is None
+    assert Schedule(trigger="manual").first_fire(utc(2026, 1, 1)) is None
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("61 * * * *", "minute"),
+        ("* * * *", "5 fields"),
+        ("* * * * * * *", "5 fields"),
+        ("*/0 * * * *", "minute"),
+        ("60 * * * * *", "second"),
+        ("0 0 31 2 *", "day-of-month"),
+    ],
+)
+def test_it_refuses_bad_cron_with_the_reason(expr, reason):
+    with pytest.raises(ValidationError) as exc:
+        validate_cron(expr)
+    assert reason in exc.value.messages[0]
