@@ -6,11 +6,13 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from jobs import services
 from jobs.filters import JobFilter
 from jobs.models import Job
-from jobs.serializers import JobSerializer, JobWriteSerializer, RunNowSerializer
+from jobs.selectors import cron_preview_data
+from jobs.serializers import CronPreviewSerializer, JobSerializer, JobWriteSerializer, RunNowSerializer
 from runs.serializers import RunSerializer
 
 ACTION_PERMISSIONS = {"pause": "jobs.change_job", "resume": "jobs.change_job", "run": "jobs.change_job"}
@@ -62,3 +64,12 @@ class JobViewSet(viewsets.ModelViewSet):
         serializer = JobWriteSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
+
+
+class CronPreviewView(APIView):
+    """GET /api/cron/preview/?expr=…&timezone=…&count=5: the next fire times, or 400 with the reason."""
+
+    def get(self, request: Request) -> Response:
+        query = CronPreviewSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(cron_preview_data(**query.validated_data))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from jobs.models import Job
+from jobs.triggers import get_zone, validate_cron
 
 READ_ONLY_FIELDS = (
     "next_run_at",
@@ -54,6 +57,11 @@ class JobWriteSerializer(serializers.Serializer):
     concurrency_policy = serializers.ChoiceField(choices=Job.ConcurrencyPolicy.choices, required=False)
     misfire_grace_seconds = serializers.IntegerField(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=[Job.Status.ACTIVE, Job.Status.PAUSED], required=False)
+    # Input only: APScheduler-style trigger arguments, normalised to the fields above.
+    trigger_args = serializers.JSONField(required=False, write_only=True)
+    run_if_past = serializers.BooleanField(
+        required=False, write_only=True, help_text="Accept a run_at in the past and run the job now."
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -71,3 +79,24 @@ class RunNowSerializer(serializers.Serializer):
     handler_kwargs = serializers.DictField(required=False)
     body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     headers = serializers.DictField(child=serializers.CharField(trim_whitespace=False), required=False)
+
+
+class CronPreviewSerializer(serializers.Serializer):
+    expr = serializers.CharField(max_length=200)
+    timezone = serializers.CharField(max_length=64, required=False, default=settings.TIME_ZONE)
+    count = serializers.IntegerField(min_value=1, max_value=100, required=False, default=5)
+
+    def validate_expr(self, value: str) -> str:
+        return _django_to_drf(validate_cron, value)
+
+    def validate_timezone(self, value: str) -> str:
+        return _django_to_drf(get_zone, value)
+
+
+def _django_to_drf(check: Any, value: str) -> Any:
+    """Run one of the shared validators, reporting its message as a DRF field error."""
+    try:
+        check(value)
+    except ValidationError as exc:
+        raise serializers.ValidationError(exc.messages) from None
+    return value

@@ -21,6 +21,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import Job
+from jobs.trigger_args import normalise_trigger_args
 from jobs.triggers import Schedule
 
 # Fields a client may set. The rest are maintained by the system.
@@ -50,6 +51,9 @@ EDITABLE_FIELDS = frozenset(
         "status",
     }
 )
+# Input-only: APScheduler-style trigger_args (normalised away), and consent to run a date job
+# whose run_at has already passed right away.
+INPUT_ONLY_FIELDS = frozenset({"trigger_args", "run_if_past"})
 TRIGGER_FIELDS = {"cron": Job.Trigger.CRON, "interval_seconds": Job.Trigger.INTERVAL, "run_at": Job.Trigger.DATE}
 SCHEDULE_FIELDS = frozenset({"trigger", "cron", "interval_seconds", "run_at", "timezone"})
 KIND_FIELDS = {"url": Job.Kind.HTTP, "handler": Job.Kind.PYTHON, "command": Job.Kind.SHELL}
@@ -66,6 +70,7 @@ class Fire:
 @transaction.atomic
 def job_create(*, data: Mapping[str, Any]) -> Job:
     fields = _check_keys(data)
+    run_if_past = bool(fields.pop("run_if_past", False))
     if "id" in fields and not fields["id"]:
         del fields["id"]
     fields = _resolve_trigger(fields, current=None)
@@ -76,10 +81,11 @@ def job_create(*, data: Mapping[str, Any]) -> Job:
     if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
         raise ValidationError({"status": "A new job is active or paused."})
     job.full_clean(validate_unique=False)
-    _check_run_at_future(job, timezone.now())
+    now = timezone.now()
+    _check_run_at_future(job, now, run_if_past=run_if_past)
     if Job.objects.filter(pk=job.id).exists():
         raise JobAlreadyExists(job.id)
-    job.next_run_at = _first_fire(job, timezone.now())
+    job.next_run_at = _first_fire(job, now)
     try:
         with transaction.atomic():
             job.save(force_insert=True)
@@ -93,6 +99,7 @@ def job_create(*, data: Mapping[str, Any]) -> Job:
 def job_update(*, job: Job, data: Mapping[str, Any]) -> Job:
     """Apply a (partial) update. Changing the schedule or resuming recomputes the next fire."""
     fields = _check_keys(data)
+    run_if_past = bool(fields.pop("run_if_past", False))
     if fields.get("id", job.id) != job.id:
         raise ValidationError({"id": "The id of a job cannot be changed."})
     fields.pop("id", None)
@@ -109,7 +116,7 @@ def job_update(*, job: Job, data: Mapping[str, Any]) -> Job:
     schedule_changed = job.schedule != before
     now = timezone.now()
     if schedule_changed and job.run_at != before.run_at:
-        _check_run_at_future(job, now)
+        _check_run_at_future(job, now, run_if_past=run_if_past)
     if schedule_changed and job.status == Job.Status.COMPLETED:
         job.status = Job.Status.ACTIVE  # a finished one-off given a new date runs again
     if schedule_changed or job.status != old_status:
@@ -225,10 +232,10 @@ def job_complete_if_fired(*, job_id: str) -> None:
 
 
 def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(data) - EDITABLE_FIELDS)
+    unknown = sorted(set(data) - EDITABLE_FIELDS - INPUT_ONLY_FIELDS)
     if unknown:
         raise ValidationError({name: "Unknown field." for name in unknown})
-    return dict(data)
+    return normalise_trigger_args(dict(data))
 
 
 def _resolve_trigger(fields: dict[str, Any], *, current: Job | None) -> dict[str, Any]:
@@ -267,9 +274,14 @@ def _infer_kind(fields: Mapping[str, Any]) -> str:
 def _first_fire(job: Job, now: datetime) -> datetime | None:
     if job.status != Job.Status.ACTIVE:
         return None
-    return job.schedule.first_fire(now)
+    first = job.schedule.first_fire(now)
+    if job.trigger == Job.Trigger.DATE and first is not None:
+        return max(first, now)  # a past run_at accepted with run_if_past fires now
+    return first
 
 
-def _check_run_at_future(job: Job, now: datetime) -> None:
-    if job.trigger == Job.Trigger.DATE and job.run_at is not None and job.run_at <= now:
-        raise ValidationError({"run_at": "Is in the past: give a future time, or run the job now with run-now."})
+def _check_run_at_future(job: Job, now: datetime, *, run_if_past: bool) -> None:
+    if job.trigger == Job.Trigger.DATE and job.run_at is not None and job.run_at <= now and not run_if_past:
+        raise ValidationError(
+            {"run_at": "Is in the past: give a future time, or send run_if_past: true to run the job now."}
+        )

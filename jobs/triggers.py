@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
 from cronsim import CronSim, CronSimError
 from django.core.exceptions import ValidationError
 
@@ -72,6 +73,17 @@ def cron_preview(expr: str, zone: ZoneInfo, after: datetime, count: int) -> list
         if len(fires) >= count:
             break
     return fires
+
+
+def describe_cron(expr: str) -> str:
+    """A valid expression in words: '*/10 * * * * *' is 'Every 10 seconds'."""
+    options = Options()
+    options.use_24hour_time_format = True
+    options.casing_type = CasingTypeEnum.Sentence
+    try:
+        return ExpressionDescriptor(expr, options).get_description()
+    except Exception:  # noqa: BLE001 - a description is a nicety; cronsim is the authority
+        return expr
 
 
 @dataclass(frozen=True)

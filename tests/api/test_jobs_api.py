@@ -122,3 +122,30 @@ def test_delete_removes_the_job(api):
 def test_health_needs_no_credentials():
     assert APIClient().get("/health").json() == {"status": "ok"}
     assert APIClient().get("/api/health/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("trigger", "field"),
+    [
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"cron": "* * * *"}, "cron"),
+        ({"cron": "* * * * * * *"}, "cron"),
+        ({"cron": "*/0 * * * *"}, "cron"),
+        ({"cron": "60 * * * * *"}, "cron"),
+        ({"cron": "0 0 31 2 *"}, "cron"),
+        ({"interval_seconds": 0}, "interval_seconds"),
+        ({"interval_seconds": -5}, "interval_seconds"),
+        ({"cron": "* * * * *", "timezone": "Europe/Atlantis"}, "timezone"),
+        ({"cron": "* * * * *", "interval_seconds": 5}, "trigger"),
+        ({"interval_seconds": 5, "run_at": "2099-01-01T00:00:00Z"}, "trigger"),
+        ({"run_at": "2001-01-01T00:00:00Z"}, "run_at"),
+        ({"trigger": "cron", "trigger_args": {"minute": "99"}}, "cron"),
+        ({"trigger": "interval", "trigger_args": {"minutes": 0}}, "trigger_args"),
+    ],
+)
+def test_bad_triggers_are_400_with_the_field_and_save_nothing(api, trigger, field):
+    payload = {"id": "bad", "url": "http://127.0.0.1:9/", **trigger}
+    response = api.post("/api/jobs/", payload, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert api.get("/api/jobs/").json()["count"] == 0

@@ -24,6 +24,8 @@ import psycopg
 import pytest
 import requests
 
+from tests.http_target import HttpTarget
+
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "e2e-Admin-passw0rd"
 
@@ -124,8 +126,16 @@ def backends() -> list:
     return ["embedded", services]
 
 
-@pytest.fixture(params=backends())
-def system(request, tmp_path) -> Iterator[System]:
+@pytest.fixture(scope="module")
+def target() -> Iterator[HttpTarget]:
+    with HttpTarget() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=backends())
+def system(request, tmp_path_factory) -> Iterator[System]:
+    """One running system per backend, shared by the module's tests in order."""
+    tmp_path = tmp_path_factory.mktemp(f"e2e-{request.param}")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update(
         {

@@ -1,10 +1,14 @@
-"""The system as a user runs it: web, worker and beat as real processes, a real HTTP target."""
+"""The system as a user runs it: web, worker and beat as real processes, a real HTTP target.
+
+The tests share one running system per backend and run in order; the last one stops it.
+"""
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,18 +31,17 @@ def successes(system: System, job_id: str) -> list[dict]:
     return [r for r in system.runs(job_id) if r["status"] == "success" and r["status_code"] == 200]
 
 
-def test_jobs_fire_on_schedule_and_their_runs_are_recorded(system: System, http_target):
-    every_minute = system.api(
-        "POST", "/api/jobs/", json={"id": "minutely", "cron": "* * * * *", "url": f"{http_target.url}/cron"}
-    )
-    assert every_minute.status_code == 201, every_minute.text
-    created = time.monotonic()
-    ping = system.api(
-        "POST", "/api/jobs/", json={"id": "ping", "interval_seconds": 2, "url": f"{http_target.url}/", "method": "GET"}
-    )
-    assert ping.status_code == 201, ping.text
+def create(system: System, **job) -> dict:
+    response = system.api("POST", "/api/jobs/", json=job)
+    assert response.status_code == 201, response.text
+    return response.json()
 
-    # an interval job: at least 3 successful runs within 15 s, listed by the API
+
+def test_an_interval_job_runs_and_pause_and_resume_stop_and_restart_it(system: System, target):
+    created = time.monotonic()
+    create(system, id="ping", interval_seconds=2, url=f"{target.url}/", method="GET")
+
+    # at least 3 successful runs within 15 s, listed by the API
     assert wait_for(lambda: len(successes(system, "ping")) >= 3, timeout=15 - (time.monotonic() - created)), (
         system.runs("ping"),
         system.log.read_text()[-3000:],
@@ -46,22 +49,6 @@ def test_jobs_fire_on_schedule_and_their_runs_are_recorded(system: System, http_
     fires = sorted(datetime.fromisoformat(r["scheduled_for"]) for r in successes(system, "ping"))
     assert all((b - a).total_seconds() % 2 == 0 for a, b in itertools.pairwise(fires))
 
-    # the same message delivered twice through the real broker makes one run
-    system.api("POST", "/api/jobs/", json={"id": "dup", "url": f"{http_target.url}/dup"})
-    system.manage(
-        "shell",
-        "-c",
-        (
-            "from runs.tasks import execute_job\n"
-            "for _ in range(2): execute_job.delay(job_id='dup', scheduled_for='2026-01-01T00:00:00+00:00')"
-        ),
-    )
-    assert wait_for(lambda: system.runs("dup"), timeout=15)
-    time.sleep(2)
-    assert len(system.runs("dup")) == 1
-    assert http_target.hits["/dup"] == 1
-
-    # pausing stops new runs; resuming starts them again
     assert system.api("POST", "/api/jobs/ping/pause/").json()["status"] == "paused"
     time.sleep(1.5)  # a fire published just before the pause may still finish
     paused_count = len(system.runs("ping"))
@@ -69,19 +56,63 @@ def test_jobs_fire_on_schedule_and_their_runs_are_recorded(system: System, http_
     assert len(system.runs("ping")) == paused_count
     assert system.api("POST", "/api/jobs/ping/resume/").json()["status"] == "active"
     assert wait_for(lambda: len(successes(system, "ping")) > paused_count, timeout=8)
+    assert system.api("DELETE", "/api/jobs/ping/").status_code == 204
 
-    # a cron job fires at the minute boundary
-    runs = wait_for(lambda: successes(system, "minutely"), timeout=65 - (time.monotonic() - created))
-    assert runs, system.log.read_text()[-3000:]
-    scheduled = datetime.fromisoformat(runs[-1]["scheduled_for"])
-    started = datetime.fromisoformat(runs[-1]["started_at"])
-    assert (scheduled.second, scheduled.microsecond) == (0, 0)
-    assert 0 <= (started - scheduled).total_seconds() < 5
+
+def test_the_same_message_delivered_twice_through_the_broker_makes_one_run(system: System, target):
+    create(system, id="dup", url=f"{target.url}/dup")  # manual: fires only when told
+    system.manage(
+        "shell",
+        "-c",
+        "from runs.tasks import execute_job\n"
+        "for _ in range(2): execute_job.delay(job_id='dup', scheduled_for='2026-01-01T00:00:00+00:00')",
+    )
+    assert wait_for(lambda: system.runs("dup"), timeout=15)
+    time.sleep(2)
+    assert len(system.runs("dup")) == 1
+    assert target.hits["/dup"] == 1
+
+
+def test_cron_jobs_fire_at_their_seconds_and_a_date_job_once(system: System, target):
+    start = datetime.now(UTC)
+    create(system, id="tens", cron="*/10 * * * * *", url=f"{target.url}/tens")
+    create(system, id="minutely", cron="* * * * *", url=f"{target.url}/minutely")
+    run_at = (start + timedelta(seconds=12)).replace(microsecond=0)
+    create(system, id="once", run_at=run_at.isoformat(), url=f"{target.url}/once")
+
+    # a window of 2 minutes of the seconds cron, from its first boundary 2 s after creation
+    first = datetime.fromtimestamp(math.ceil((start.timestamp() + 2) / 10) * 10, UTC)
+    window_end = first + timedelta(minutes=2)
+    time.sleep(max(0.0, (window_end - datetime.now(UTC)).total_seconds() + 3))
+
+    tens = [r for r in system.runs("tens") if first <= datetime.fromisoformat(r["scheduled_for"]) < window_end]
+    scheduled = sorted(datetime.fromisoformat(r["scheduled_for"]) for r in tens)
+    assert len(tens) == 12, (scheduled, system.log.read_text()[-3000:])
+    assert [s.second for s in scheduled] == [(first.second + 10 * i) % 60 for i in range(12)]
+    assert all(r["status"] == "success" for r in tens)
+    late = [
+        (datetime.fromisoformat(r["started_at"]) - datetime.fromisoformat(r["scheduled_for"])).total_seconds()
+        for r in tens
+    ]
+    assert all(0 <= s < 1 for s in late), late
+
+    minutely = successes(system, "minutely")
+    assert minutely, system.log.read_text()[-3000:]
+    for run in minutely:
+        fired = datetime.fromisoformat(run["scheduled_for"])
+        assert (fired.second, fired.microsecond) == (0, 0)
+        assert 0 <= (datetime.fromisoformat(run["started_at"]) - fired).total_seconds() < 1
     job = system.api("GET", "/api/jobs/minutely/").json()
-    assert job["success_count"] >= 1
+    assert job["success_count"] == len(minutely)
     assert job["last_run_status"] == "success"
 
-    # stopping the command stops every process it started
+    once = system.runs("once")
+    assert [(r["status"], datetime.fromisoformat(r["scheduled_for"])) for r in once] == [("success", run_at)]
+    job = system.api("GET", "/api/jobs/once/").json()
+    assert (job["status"], job["next_run_at"]) == ("completed", None)
+
+
+def test_stopping_the_command_stops_every_process_it_started(system: System):
     code, survivors = stop_system(system.proc)
     assert survivors == []
     assert code == 0

@@ -91,3 +91,37 @@ def test_the_scheduler_publishes_due_fires_with_their_nominal_time():
         sleep = scheduler.fire_due_jobs()
     assert [(f.job_id, f.scheduled_for) for f in published] == [("pub", datetime(2026, 3, 2, 10, 0, 40, tzinfo=UTC))]
     assert 0 < sleep <= 1.0
+
+
+def test_a_beat_restart_right_after_a_date_fire_does_not_fire_it_again():
+    run_at = T0 + timedelta(minutes=1)
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "once", "run_at": run_at.isoformat(), **HTTP})
+    first, restarted = [], []
+    beat = CrontaskScheduler(app=app, lazy=True)
+    beat.publish = first.append
+    with time_machine.travel(run_at + timedelta(milliseconds=2), tick=False):
+        beat.fire_due_jobs()
+    beat_after_restart = CrontaskScheduler(app=app, lazy=True)
+    beat_after_restart.publish = restarted.append
+    with time_machine.travel(run_at + timedelta(seconds=1), tick=False):
+        beat_after_restart.fire_due_jobs()
+    assert [f.job_id for f in first] == ["once"]
+    assert restarted == []
+
+
+def test_a_past_run_at_is_accepted_with_run_if_past_and_fires_now():
+    with time_machine.travel(T0, tick=False):
+        job = services.job_create(data={"id": "late", "run_at": "2020-01-01T00:00:00Z", "run_if_past": True, **HTTP})
+    assert job.next_run_at == T0
+    assert claim_at(T0 + timedelta(milliseconds=5)) == [("late", T0)]
+
+
+def test_next_run_at_follows_each_fire_of_a_seconds_cron():
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "s", "cron": "*/10 * * * * *", **HTTP})
+    fires = []
+    for second in (40, 50, 60, 70):
+        fires += claim_at(datetime(2026, 3, 2, 10, 0, 0, 1000, tzinfo=UTC) + timedelta(seconds=second))
+    assert [f[1].strftime("%M:%S") for f in fires] == ["00:40", "00:50", "01:00", "01:10"]
+    assert Job.objects.get(pk="s").next_run_at == datetime(2026, 3, 2, 10, 1, 20, tzinfo=UTC)
