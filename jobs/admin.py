@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django_celery_beat import models as beat_models
 
 from jobs import services
@@ -66,6 +67,10 @@ class JobAdmin(admin.ModelAdmin):
         if job.trigger == Job.Trigger.DATE:
             return f"once at {job.run_at:%Y-%m-%d %H:%M:%S %Z}"
         return "by hand"
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        context["cron_preview_config"] = {"url": reverse("cron-preview")}
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))

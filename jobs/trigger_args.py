@@ -47,9 +47,7 @@ def normalise_trigger_args(data: dict[str, Any]) -> dict[str, Any]:
 def _unknown(args: dict[str, Any], allowed: tuple[str, ...] | dict[str, int]) -> None:
     unknown = sorted(set(args) - set(allowed))
     if unknown:
-        raise ValidationError(
-            {"trigger_args": f"Unsupported: {', '.join(unknown)}. Allowed: {', '.join(allowed)}."}
-        )
+        raise ValidationError({"trigger_args": f"Unsupported: {', '.join(unknown)}. Allowed: {', '.join(allowed)}."})
 
 
 def _cron_from_args(args: dict[str, Any]) -> str:

@@ -74,3 +74,11 @@ def test_the_job_and_run_lists_render(staff):
     assert staff.get("/admin/jobs/job/").status_code == 200
     assert staff.get("/admin/runs/run/").status_code == 200
     assert staff.get("/admin/jobs/job/a/change/").status_code == 200
+
+
+def test_the_job_form_previews_the_cron_with_the_apis_preview(staff):
+    page = staff.get("/admin/jobs/job/add/").content.decode()
+    assert 'id="cron-preview-config"' in page
+    assert "/api/cron/preview/" in page
+    assert "jobs/cron_preview.js" in page
+    assert staff.get("/api/cron/preview/", {"expr": "*/10 * * * * *"}).status_code == 200

@@ -1,0 +1,50 @@
+// Preview the next fire times of the cron expression as it is typed, from /api/cron/preview/
+// (the same validation and messages as the API).
+"use strict";
+(function () {
+  const config = JSON.parse(document.getElementById("cron-preview-config").textContent);
+  const cron = document.getElementById("id_cron");
+  const zone = document.getElementById("id_timezone");
+  if (!cron) return;
+  const box = document.createElement("div");
+  box.id = "cron-preview";
+  box.className = "help";
+  box.setAttribute("aria-live", "polite");
+  cron.insertAdjacentElement("afterend", box);
+  let timer = null;
+  let latest = 0;
+
+  function show(lines, isError) {
+    box.replaceChildren(...lines.map((text) => {
+      const line = document.createElement("div");
+      line.textContent = text;
+      return line;
+    }));
+    box.style.color = isError ? "var(--error-fg, #ba2121)" : "";
+  }
+
+  async function refresh() {
+    const expr = cron.value.trim();
+    if (!expr) { show([], false); return; }
+    const request = ++latest;
+    const params = new URLSearchParams({ expr: expr, count: "5" });
+    if (zone && zone.value.trim()) params.set("timezone", zone.value.trim());
+    try {
+      const response = await fetch(config.url + "?" + params, { credentials: "same-origin" });
+      const body = await response.json();
+      if (request !== latest) return;
+      if (response.ok) {
+        show([body.description + " — next:", ...body.next_fire_times], false);
+      } else {
+        show(Object.values(body).flat(), true);
+      }
+    } catch (err) {
+      if (request === latest) show(["Preview unavailable: " + err], true);
+    }
+  }
+
+  function schedule() { clearTimeout(timer); timer = setTimeout(refresh, 250); }
+  cron.addEventListener("input", schedule);
+  if (zone) zone.addEventListener("input", schedule);
+  refresh();
+})();
