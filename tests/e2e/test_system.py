@@ -60,6 +60,7 @@ def test_an_interval_job_runs_and_pause_and_resume_stop_and_restart_it(system: S
 
 
 def test_the_same_message_delivered_twice_through_the_broker_makes_one_run(system: System, target):
+    hits_before = target.hits["/dup"]  # the target is shared by both backends
     create(system, id="dup", url=f"{target.url}/dup")  # manual: fires only when told
     system.manage(
         "shell",
@@ -70,7 +71,7 @@ def test_the_same_message_delivered_twice_through_the_broker_makes_one_run(syste
     assert wait_for(lambda: system.runs("dup"), timeout=15)
     time.sleep(2)
     assert len(system.runs("dup")) == 1
-    assert target.hits["/dup"] == 1
+    assert target.hits["/dup"] - hits_before == 1
 
 
 def test_cron_jobs_fire_at_their_seconds_and_a_date_job_once(system: System, target):
