@@ -99,6 +99,8 @@ else:
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {**_SQLITE_OPTIONS, **_db.get("OPTIONS", {})}
     _db["CONN_MAX_AGE"] = 0
+    # A file, not Django's in-memory default, so processes the tests fork (python jobs) see it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DATABASES = {"default": _db}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -128,6 +130,10 @@ CRONTASK_RUN_RETENTION_DAYS = envint("CRONTASK_RUN_RETENTION_DAYS", 30, minimum=
 CRONTASK_MAX_OUTPUT_BYTES = envint("CRONTASK_MAX_OUTPUT_BYTES", 65536, minimum=1024)
 CRONTASK_ALLOW_ANONYMOUS_API = envbool("CRONTASK_ALLOW_ANONYMOUS_API", False)
 CRONTASK_HANDLER_PACKAGES = envlist("CRONTASK_HANDLER_PACKAGES", [])
+# A run still "running" this long after its timeout lost its worker: the reaper marks it lost.
+CRONTASK_LOST_GRACE_SECONDS = envint("CRONTASK_LOST_GRACE_SECONDS", 60, minimum=1)
+CRONTASK_REAPER_INTERVAL = envint("CRONTASK_REAPER_INTERVAL", 30, minimum=1)
+CRONTASK_QUEUED_EXPIRY_SECONDS = envint("CRONTASK_QUEUED_EXPIRY_SECONDS", 86400, minimum=60)
 # How often the scheduler looks at the job table at the longest; it wakes sooner when a job
 # is due sooner. Bounds how long a change made by another process takes to be seen.
 CRONTASK_SCHEDULER_MAX_SLEEP = 1.0
@@ -148,9 +154,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Redis re-delivers an unacknowledged message after this long; it must exceed the
-        # longest job timeout or a slow run would be delivered (and refused) a second time.
-        "visibility_timeout": envint("CRONTASK_VISIBILITY_TIMEOUT", 6 * 3600, minimum=60),
+        # Redis re-delivers an unacknowledged message after this long. It exceeds the longest
+        # job timeout (24 h), so a slow run is not delivered again while it is going (a second
+        # delivery would be refused by the run claim anyway, but would cost a message).
+        "visibility_timeout": envint("CRONTASK_VISIBILITY_TIMEOUT", 25 * 3600, minimum=60),
     }
 CELERY_TASK_DEFAULT_QUEUE = envstr("CRONTASK_QUEUE", "crontask")
 CELERY_TIMEZONE = TIME_ZONE
@@ -164,6 +171,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "crontask.scheduler:CrontaskScheduler"
+# Installed into django-celery-beat's table by the scheduler at start (not a job: housekeeping).
+CELERY_BEAT_SCHEDULE = {
+    "crontask-reap-lost-runs": {
+        "task": "runs.tasks.reap_lost_runs",
+        "schedule": float(CRONTASK_REAPER_INTERVAL),
+        "options": {"expires": float(CRONTASK_REAPER_INTERVAL)},
+    },
+}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- REST framework -----------------------------------------------------------------------

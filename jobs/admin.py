@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -14,6 +15,7 @@ from django_celery_beat import models as beat_models
 from jobs import services
 from jobs.errors import JobConflict
 from jobs.models import Job
+from jobs.secrets import keep_masked_headers, mask_headers
 
 # django-celery-beat's rows are derived from jobs (``manage.py sync_schedules`` rebuilds them):
 # editing them by hand would be overwritten, so they are not offered.
@@ -28,8 +30,51 @@ for _model in (
         admin.site.unregister(_model)
 
 
+class JobForm(forms.ModelForm):
+    """Secret header values are shown masked; sent back masked, they keep their stored value."""
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "name",
+            "description",
+            "kind",
+            "trigger",
+            "cron",
+            "interval_seconds",
+            "run_at",
+            "timezone",
+            "url",
+            "method",
+            "headers",
+            "body",
+            "handler",
+            "handler_kwargs",
+            "command",
+            "timeout_seconds",
+            "max_retries",
+            "retry_backoff_seconds",
+            "concurrency_policy",
+            "misfire_grace_seconds",
+            "status",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "headers" in self.initial:
+            self.initial["headers"] = mask_headers(self.initial["headers"])
+
+    def clean_headers(self) -> Any:
+        headers = self.cleaned_data.get("headers")
+        if isinstance(headers, dict) and self.instance.pk:
+            return keep_masked_headers(headers, self.instance.headers or {})
+        return headers
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    form = JobForm
     list_display = [
         "id",
         "name",

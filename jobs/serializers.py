@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from jobs.models import Job
+from jobs.secrets import mask_headers
 from jobs.triggers import get_zone, validate_cron
 
 READ_ONLY_FIELDS = (
@@ -29,6 +30,11 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         exclude = ["periodic_task"]
         read_only_fields = [f.name for f in Job._meta.fields]
+
+    def to_representation(self, instance: Job) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["headers"] = mask_headers(data["headers"])
+        return data
 
 
 class JobWriteSerializer(serializers.Serializer):

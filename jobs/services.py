@@ -21,6 +21,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import Job
+from jobs.secrets import keep_masked_headers
 from jobs.trigger_args import normalise_trigger_args
 from jobs.triggers import Schedule
 
@@ -105,6 +106,8 @@ def job_update(*, job: Job, data: Mapping[str, Any]) -> Job:
     fields.pop("id", None)
     fields = _resolve_trigger(fields, current=job)
     job = Job.objects.select_for_update().get(pk=job.pk)
+    if isinstance(fields.get("headers"), dict):
+        fields["headers"] = keep_masked_headers(fields["headers"], job.headers)
     before = job.schedule
     old_status = job.status
     for name, value in fields.items():

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
+from jobs.handlers import check_kwargs
 from jobs.triggers import get_zone, validate_cron
 
 if TYPE_CHECKING:
@@ -81,12 +82,20 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
             problems.append(("handler", "Use 'scripts:<name>' or 'package.module:function'."))
         if not isinstance(job.handler_kwargs, dict):
             problems.append(("handler_kwargs", "Must be a JSON object."))
+        elif HANDLER_PATTERN.match(job.handler):
+            problems += [_handler_problem(message) for message in check_kwargs(job.handler, job.handler_kwargs)]
     elif job.kind == "shell":
         if not job.command.strip():
             problems.append(("command", "Required for a shell job."))
         if not settings.CRONTASK_ALLOW_SHELL:
             problems.append(("kind", "Shell jobs are disabled: set CRONTASK_ALLOW_SHELL=true to allow them."))
     return problems
+
+
+def _handler_problem(message: str) -> tuple[str, str]:
+    """Problems with the handler itself go on ``handler``; with its arguments on ``handler_kwargs``."""
+    field = "handler_kwargs" if message.startswith(("Argument", "Unknown argument", "Missing")) else "handler"
+    return field, message
 
 
 def _header_problems(headers: object) -> list[str]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin
 from django.http import HttpRequest
 
+from jobs.secrets import mask_overrides
 from runs.models import Run
 
 
@@ -16,6 +19,12 @@ class RunAdmin(admin.ModelAdmin):
     date_hierarchy = "started_at"
     show_full_result_count = False
     raw_id_fields = ["job", "retry_of"]
+    exclude = ["overrides"]
+    readonly_fields = ["overrides_masked"]
+
+    @admin.display(description="overrides")
+    def overrides_masked(self, run: Run) -> str:
+        return json.dumps(mask_overrides(run.overrides), indent=2)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

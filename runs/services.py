@@ -1,24 +1,29 @@
-"""Running a job: claim the Run for a fire, execute it, record how it ended.
+"""Running a job: claim the Run for a fire, apply the policies, execute, record how it ended.
 
 A scheduled fire is claimed by inserting its Run under the unique (job, scheduled_for,
 attempt) constraint, so a message delivered twice, or fired by two schedulers, makes one run.
-A manual run is created ``queued`` by the request and claimed by a conditional update.
+Manual runs and retries are created ``queued`` and claimed by a conditional update, so a
+redelivered message finds nothing left to claim.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 import traceback
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import executors
 from jobs import services as job_services
-from jobs.executors.base import Outcome
+from jobs.executors.base import Outcome, Progress
 from jobs.models import Job
+from jobs.secrets import mask_text
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -26,18 +31,16 @@ logger = logging.getLogger(__name__)
 
 def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:
     """Create a queued manual run and queue its execution once the transaction commits."""
-    from runs.tasks import execute_job
-
     with transaction.atomic():
         run = Run.objects.create(
             job=job,
             trigger=Run.Trigger.MANUAL,
             status=Run.Status.QUEUED,
             queued_at=timezone.now(),
-            target=job.target,
+            target=mask_text(job.target),
             overrides=overrides,
         )
-        transaction.on_commit(lambda: execute_job.delay(job_id=job.id, run_id=run.id))
+        _queue(job_id=job.pk, run_id=run.pk)
     return run
 
 
@@ -50,79 +53,196 @@ def run_execute(
     worker: str = "",
     celery_task_id: str = "",
 ) -> Run | None:
-    """Execute one delivery of a fire (or of a queued manual run). None if it was not ours to run."""
-    now = timezone.now()
+    """Execute one delivery of a fire, or of a queued run. None if there was nothing ours to run."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         logger.warning("job %s no longer exists; message dropped", job_id)
         return None
+    claim = {"now": timezone.now(), "worker": f"{worker} pid={os.getpid()}", "celery_task_id": celery_task_id}
     if run_id is not None:
-        run = _claim_queued(run_id=run_id, now=now, worker=worker, celery_task_id=celery_task_id)
+        run = _claim_queued(job=job, run_id=run_id, **claim)
     else:
-        # A message without a nominal time (e.g. from the vanilla DatabaseScheduler) is taken
-        # as a fire at the current second.
-        fire = scheduled_for or now.replace(microsecond=0)
-        run = _claim_fire(
-            job=job, scheduled_for=fire, attempt=attempt, now=now, worker=worker, celery_task_id=celery_task_id
-        )
-    if run is None:
-        return None
-    if run.trigger == Run.Trigger.SCHEDULED and job.status == Job.Status.PAUSED:
-        return _finish(run, Outcome(status=Run.Status.SKIPPED, error="The job was paused before this fire started."))
+        # A message without a nominal time (e.g. from the stock DatabaseScheduler) is taken as
+        # a fire at the current second.
+        fire = scheduled_for or claim["now"].replace(microsecond=0)
+        run = _claim_fire(job=job, scheduled_for=fire, attempt=attempt, **claim)
+    if run is None or run.status != Run.Status.RUNNING:
+        return run
+    progress = RunProgress(run.pk)
     try:
-        outcome = executors.execute(job, overrides=run.overrides)
+        outcome = executors.execute(job, overrides=run.overrides, progress=progress)
     except Exception as exc:  # an executor bug must not leave the run "running"
         logger.exception("executor crashed on run %s of job %s", run.pk, job.pk)
         outcome = Outcome(
             status=Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
         )
-    return _finish(run, outcome)
+    run.log_output = progress.text()
+    return _finish(run, outcome, job=job)
+
+
+def reap_lost_runs(*, now: datetime | None = None) -> int:
+    """Mark ``lost`` the runs whose worker died: still ``running`` past their timeout plus a grace.
+
+    Every executor ends its run by the job's timeout, so a run still ``running`` well after it
+    was started by a worker that is gone. Runs queued for longer than
+    CRONTASK_QUEUED_EXPIRY_SECONDS never reached a worker and are marked lost too.
+    """
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.CRONTASK_LOST_GRACE_SECONDS)
+    running = Run.objects.filter(status=Run.Status.RUNNING).values_list("pk", "started_at", "job__timeout_seconds")
+    overdue = [pk for pk, started, limit in running if started + timedelta(seconds=limit) + grace < now]
+    stale_before = now - timedelta(seconds=settings.CRONTASK_QUEUED_EXPIRY_SECONDS)
+    stale = list(Run.objects.filter(status=Run.Status.QUEUED, queued_at__lt=stale_before).values_list("pk", flat=True))
+    reaped = 0
+    for pk, was, reason in [(pk, Run.Status.RUNNING, _LOST_RUNNING) for pk in overdue] + [
+        (pk, Run.Status.QUEUED, _LOST_QUEUED) for pk in stale
+    ]:
+        with transaction.atomic():
+            if not Run.objects.filter(pk=pk, status=was).update(status=Run.Status.LOST, finished_at=now, error=reason):
+                continue  # it finished meanwhile
+            run = Run.objects.select_related("job").get(pk=pk)
+            if run.started_at is not None:
+                run.duration_ms = _ms(run.started_at, now)
+                run.save(update_fields=["duration_ms"])
+            _record(run, run.job)
+        reaped += 1
+        logger.warning("run lost run_id=%s job_id=%s was=%s", pk, run.job_id, was)
+    return reaped
+
+
+_LOST_RUNNING = "The worker running it stopped (killed or crashed) before it finished."
+_LOST_QUEUED = "No worker picked it up in time."
+
+
+class RunProgress(Progress):
+    """Collects the lines a job logs and writes them to the run about once a second."""
+
+    FLUSH_EVERY = 1.0
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.max_bytes = settings.CRONTASK_MAX_OUTPUT_BYTES
+        self.lines: list[str] = []
+        self.size = 0
+        self.dropped = 0
+        self.dirty = False
+        self.flushed_at = time.monotonic()
+
+    def log(self, line: str) -> None:
+        encoded = len(line.encode()) + 1
+        if self.size + encoded > self.max_bytes:
+            self.dropped += encoded
+        else:
+            self.lines.append(line)
+            self.size += encoded
+        self.dirty = True
+        self.tick()
+
+    def tick(self) -> None:
+        if self.dirty and time.monotonic() - self.flushed_at >= self.FLUSH_EVERY:
+            Run.objects.filter(pk=self.run_id).update(log_output=self.text())
+            self.dirty = False
+            self.flushed_at = time.monotonic()
+
+    def text(self) -> str:
+        text = "\n".join(self.lines)
+        if self.dropped:
+            text += f"\n[… truncated: {self.dropped} more bytes not kept]"
+        return text
 
 
 def _claim_fire(
     *, job: Job, scheduled_for: datetime, attempt: int, now: datetime, worker: str, celery_task_id: str
 ) -> Run | None:
+    fields = {
+        "job": job,
+        "trigger": Run.Trigger.SCHEDULED if attempt == 1 else Run.Trigger.RETRY,
+        "scheduled_for": scheduled_for,
+        "attempt": attempt,
+        "queued_at": scheduled_for,
+        "target": mask_text(job.target),
+        "worker": worker,
+        "celery_task_id": celery_task_id,
+    }
     try:
         with transaction.atomic():
-            return Run.objects.create(
-                job=job,
-                trigger=Run.Trigger.SCHEDULED if attempt == 1 else Run.Trigger.RETRY,
-                scheduled_for=scheduled_for,
-                attempt=attempt,
-                status=Run.Status.RUNNING,
-                queued_at=scheduled_for,
-                started_at=now,
-                target=job.target,
-                worker=worker,
-                celery_task_id=celery_task_id,
-            )
+            reason = _misfire(job, scheduled_for, now) or _paused(job) or _overlap(job)
+            run = Run.objects.create(**fields, **_start_or_skip(reason, now))
     except IntegrityError:
         logger.info("duplicate delivery of job %s fire %s attempt %s ignored", job.pk, scheduled_for, attempt)
         return None
+    if run.status == Run.Status.SKIPPED:
+        _skipped(run, job)
+    return run
 
 
-def _claim_queued(*, run_id: int, now: datetime, worker: str, celery_task_id: str) -> Run | None:
-    claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
-        status=Run.Status.RUNNING, started_at=now, worker=worker, celery_task_id=celery_task_id
-    )
+def _claim_queued(*, job: Job, run_id: int, now: datetime, worker: str, celery_task_id: str) -> Run | None:
+    with transaction.atomic():
+        reason = _overlap(job)
+        claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+            worker=worker, celery_task_id=celery_task_id, **_start_or_skip(reason, now)
+        )
     if not claimed:
         logger.info("run %s was already claimed; duplicate delivery ignored", run_id)
         return None
-    return Run.objects.get(pk=run_id)
+    run = Run.objects.get(pk=run_id)
+    if run.status == Run.Status.SKIPPED:
+        _skipped(run, job)
+    return run
 
 
-def _finish(run: Run, outcome: Outcome) -> Run:
-    """Store the outcome on the run and fold it into the job's counters."""
+def _start_or_skip(reason: str, now: datetime) -> dict[str, Any]:
+    if reason:
+        return {"status": Run.Status.SKIPPED, "started_at": now, "finished_at": now, "duration_ms": 0, "error": reason}
+    return {"status": Run.Status.RUNNING, "started_at": now}
+
+
+def _misfire(job: Job, scheduled_for: datetime, now: datetime) -> str:
+    if job.misfire_grace_seconds is None:
+        return ""
+    late = (now - scheduled_for).total_seconds()
+    if late <= job.misfire_grace_seconds:
+        return ""
+    return f"Misfire: started {late:.1f} s after its scheduled time; the grace is {job.misfire_grace_seconds} s."
+
+
+def _paused(job: Job) -> str:
+    return "The job was paused before this fire started." if job.status == Job.Status.PAUSED else ""
+
+
+def _overlap(job: Job) -> str:
+    """With ``forbid``, the reason to skip when a run of the job is going. Call in a transaction.
+
+    The job row is locked first, so two fires starting at once see each other's claim.
+    """
+    if job.concurrency_policy != Job.ConcurrencyPolicy.FORBID:
+        return ""
+    Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).first()
+    going = Run.objects.filter(job=job, status=Run.Status.RUNNING).values_list("pk", flat=True).first()
+    if going is None:
+        return ""
+    return f"Concurrency policy 'forbid': run {going} of this job was still running."
+
+
+def _skipped(run: Run, job: Job) -> None:
+    logger.info("run skipped run_id=%s job_id=%s reason=%s", run.pk, job.pk, run.error)
+    job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at, counted=False)
+    if run.trigger == Run.Trigger.SCHEDULED:
+        job_services.job_complete_if_fired(job_id=job.pk)
+
+
+def _finish(run: Run, outcome: Outcome, *, job: Job) -> Run:
+    """Store the outcome on the run, fold it into the job's counters, and queue a retry if due."""
     finished = timezone.now()
     run.status = outcome.status
     run.finished_at = finished
-    run.duration_ms = max(0, int((finished - run.started_at).total_seconds() * 1000))
+    run.duration_ms = _ms(run.started_at, finished)
     run.status_code = outcome.status_code
     run.response_body = outcome.response_body
     run.result = outcome.result
     run.exit_code = outcome.exit_code
     run.output = outcome.output
-    run.error = outcome.error
+    run.error = mask_text(outcome.error)
     run.traceback = outcome.traceback
     with transaction.atomic():
         run.save(
@@ -137,13 +257,54 @@ def _finish(run: Run, outcome: Outcome) -> Run:
                 "output",
                 "error",
                 "traceback",
+                "log_output",
             ]
         )
-        executed = outcome.status not in (Run.Status.SKIPPED, Run.Status.CANCELLED)
-        job_services.job_record_run(job_id=run.job_id, status=run.status, started_at=run.started_at, counted=executed)
-        if run.trigger != Run.Trigger.MANUAL:
-            job_services.job_complete_if_fired(job_id=run.job_id)
+        _record(run, job)
     logger.info(
         "run finished run_id=%s job_id=%s status=%s duration_ms=%s", run.pk, run.job_id, run.status, run.duration_ms
     )
     return run
+
+
+def _record(run: Run, job: Job) -> None:
+    """Counters, one-off completion and the retry chain. Call in the transaction that ended the run."""
+    job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at)
+    if run.trigger != Run.Trigger.MANUAL:
+        job_services.job_complete_if_fired(job_id=job.pk)
+    if run.status in (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST) and run.attempt <= job.max_retries:
+        _queue_retry(run, job)
+
+
+def _queue_retry(run: Run, job: Job) -> None:
+    """Attempt n+1 of the same fire, after retry_backoff_seconds * 2**(n-1)."""
+    delay = job.retry_backoff_seconds * 2 ** (run.attempt - 1)
+    try:
+        with transaction.atomic():
+            retry = Run.objects.create(
+                job=job,
+                trigger=Run.Trigger.RETRY,
+                scheduled_for=run.scheduled_for,
+                attempt=run.attempt + 1,
+                retry_of_id=run.retry_of_id or run.pk,
+                status=Run.Status.QUEUED,
+                queued_at=timezone.now() + timedelta(seconds=delay),
+                target=run.target,
+                overrides=run.overrides,
+            )
+    except IntegrityError:
+        return  # this attempt is already queued
+    _queue(job_id=job.pk, run_id=retry.pk, countdown=delay)
+
+
+def _queue(*, job_id: str, run_id: int, countdown: float = 0) -> None:
+    from runs.tasks import execute_job
+
+    def send() -> None:
+        execute_job.apply_async(kwargs={"job_id": job_id, "run_id": run_id}, countdown=countdown or None)
+
+    transaction.on_commit(send)
+
+
+def _ms(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start).total_seconds() * 1000))

@@ -24,3 +24,8 @@ def execute_job(
         worker=self.request.hostname or "",
         celery_task_id=self.request.id or "",
     )
+
+
+@shared_task(name="runs.tasks.reap_lost_runs", ignore_result=True)
+def reap_lost_runs() -> int:
+    return services.reap_lost_runs()

@@ -36,5 +36,5 @@ def queued_tasks(monkeypatch) -> list[dict]:
     from runs.tasks import execute_job
 
     sent: list[dict] = []
-    monkeypatch.setattr(execute_job, "delay", lambda **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(execute_job, "apply_async", lambda kwargs=None, **options: sent.append(kwargs))
     return sent

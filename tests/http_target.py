@@ -23,6 +23,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path.startswith("/slow/"):
             time.sleep(float(self.path.rsplit("/", 1)[1]))
             self._send(200, b"slow")
+        elif self.path.startswith("/flaky/"):
+            # fails the first N requests to this path, then succeeds
+            failures = int(self.path.rsplit("/", 1)[1])
+            self._send(500 if self.server.hits[self.path] <= failures else 200, b"flaky")
         elif self.path == "/echo":
             self._send(200, body)
         else:

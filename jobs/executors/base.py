@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import selectors
+import signal
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,3 +34,69 @@ def clip(data: bytes | str, max_bytes: int) -> str:
         return raw.decode("utf-8", errors="replace")
     kept = raw[:max_bytes].decode("utf-8", errors="ignore")
     return f"{kept}\n[… truncated: {len(raw) - max_bytes} more bytes not kept]"
+
+
+class Progress:
+    """What an executor reports while it runs: log lines, and a tick at least once a second."""
+
+    def log(self, line: str) -> None:
+        """A line the job logged (task_log, print, logging)."""
+
+    def tick(self) -> None:
+        """Called about once a second while the job runs."""
+
+
+class OutputBuffer:
+    """Keeps the first ``max_bytes`` of a stream and counts the rest."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.kept = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.max_bytes - len(self.kept)
+        self.kept += data[: max(room, 0)]
+        self.dropped += max(len(data) - max(room, 0), 0)
+
+    def text(self) -> str:
+        text = self.kept.decode("utf-8", errors="replace")
+        if self.dropped:
+            text += f"\n[… truncated: {self.dropped} more bytes not kept]"
+        return text
+
+
+def pump(streams: dict[int, Callable[[bytes], None]], *, deadline: float, progress: Progress | None = None) -> bool:
+    """Read the file descriptors until each reaches EOF, feeding each chunk to its callback.
+
+    Returns False if ``deadline`` (time.monotonic) passed first. Closes the descriptors.
+    """
+    selector = selectors.DefaultSelector()
+    for fd, callback in streams.items():
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ, callback)
+    try:
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            for key, _ in selector.select(timeout=min(remaining, 1.0)):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    key.data(chunk)
+                else:
+                    selector.unregister(key.fd)
+            if progress is not None:
+                progress.tick()
+        return True
+    finally:
+        for fd in streams:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        selector.close()
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a child's whole process group (it leads one), so nothing it started survives."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

@@ -137,6 +137,7 @@ def system(request, tmp_path_factory) -> Iterator[System]:
     """One running system per backend, shared by the module's tests in order."""
     tmp_path = tmp_path_factory.mktemp(f"e2e-{request.param}")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env.update(getattr(request.module, "SYSTEM_ENV", {}))  # a test module's own settings
     env.update(
         {
             "CRONTASK_VAR_DIR": str(tmp_path / "var"),

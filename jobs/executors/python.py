@@ -1,0 +1,188 @@
+"""Run a python job's handler in a forked child process.
+
+The child is what makes the timeout real: a thread running Python code cannot be stopped, a
+process can. The worker forks, the child runs the handler (``asyncio.run`` for ``async def``)
+and writes its result as JSON to a pipe; what it logs (``task_log``, print, logging) comes back
+line by line on another pipe and reaches the run while it is still going. At the deadline the
+child's process group is killed and the worker carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import inspect
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+from django.db import connections
+
+from jobs import handlers
+from jobs.executors.base import Outcome, OutputBuffer, Progress, kill_group, pump
+from jobs.expressions import ExpressionError, resolve_kwargs
+
+
+def execute_python(
+    *, handler: str, kwargs: dict[str, Any], timeout: float, max_bytes: int, progress: Progress | None = None
+) -> Outcome:
+    deadline = time.monotonic() + timeout
+    log_read, log_write = os.pipe()
+    result_read, result_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, which leaves through os._exit
+        os.close(log_read)
+        os.close(result_read)
+        _child(handler, kwargs, log_write, result_write)
+    os.close(log_write)
+    os.close(result_write)
+    lines = _LineSplitter(progress)
+    result = OutputBuffer(max_bytes + 4096)
+    finished = pump({log_read: lines.feed, result_read: result.add}, deadline=deadline, progress=progress)
+    lines.flush()
+    if not finished:
+        kill_group(pid)
+        os.waitpid(pid, 0)
+        return Outcome(status="timeout", error=f"Still running after {timeout:g} s: killed.")
+    _, status = os.waitpid(pid, 0)
+    kill_group(pid)  # anything the handler left running in the background
+    return _outcome(bytes(result.kept), status, max_bytes)
+
+
+def _outcome(raw: bytes, wait_status: int, max_bytes: int) -> Outcome:
+    try:
+        report = json.loads(raw)
+    except ValueError:
+        if os.WIFSIGNALED(wait_status):
+            reason = f"killed by signal {signal.Signals(os.WTERMSIG(wait_status)).name}"
+        else:
+            reason = f"exited with code {os.waitstatus_to_exitcode(wait_status)}"
+        return Outcome(status="failed", error=f"The handler's process {reason} before reporting a result.")
+    if report["ok"]:
+        return Outcome(status="success", result=report["result"])
+    return Outcome(status="failed", error=report["error"][:max_bytes], traceback=report["traceback"][:max_bytes])
+
+
+class _LineSplitter:
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending += chunk
+        *complete, self.pending = self.pending.split(b"\n")
+        for line in complete:
+            self._emit(line)
+
+    def flush(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = b""
+
+    def _emit(self, line: bytes) -> None:
+        if self.progress is not None:
+            self.progress.log(line.decode("utf-8", errors="replace").rstrip("\r"))
+
+
+def _child(handler: str, kwargs: dict[str, Any], log_fd: int, result_fd: int) -> None:  # pragma: no cover
+    """Run the handler and report; never returns."""
+    code = 0
+    try:
+        _detach_inherited_connections()
+        os.setpgid(0, 0)
+        _die_with_parent()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.dup2(log_fd, 1)  # print() and logging go to the run's log
+        os.dup2(log_fd, 2)
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+        _log_to_run()
+        report = _run_handler(handler, kwargs)
+        payload = json.dumps(report, default=str).encode()
+    except BaseException as exc:  # noqa: BLE001 - whatever happens, report it
+        payload = json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": ""}).encode()
+        code = 1
+    try:
+        with os.fdopen(result_fd, "wb") as out:
+            out.write(payload)
+        connections.close_all()
+    finally:
+        os._exit(code)
+
+
+def _log_to_run() -> None:  # pragma: no cover - in the child
+    """What the handler logs with ``logging`` goes to the run's log, not the worker's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - in the child
+    """On Linux, have the kernel kill this child if the worker process dies (SIGKILL included),
+    so a killed worker leaves no orphaned handler running."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+def _detach_inherited_connections() -> None:  # pragma: no cover - in the child
+    """Drop the database connections inherited from the worker without ending them.
+
+    A connection closed normally would tell the server goodbye over the socket the parent still
+    uses. Closing the child's copy of the descriptor first (as Celery does after its own forks)
+    keeps the parent's session alive; the handler opens fresh connections if it needs them.
+    """
+    for conn in connections.all(initialized_only=True):
+        raw = conn.connection
+        if raw is None:
+            continue
+        fileno = getattr(raw, "fileno", None)
+        if fileno is not None:
+            with contextlib.suppress(Exception):
+                os.close(fileno())
+        with contextlib.suppress(Exception):
+            raw.close()
+        conn.connection = None
+        # Whatever transaction the parent had open is not the child's.
+        conn.in_atomic_block = False
+        conn.needs_rollback = False
+        conn.savepoint_ids = []
+        conn.atomic_blocks = []
+        conn.run_on_commit = []
+
+
+def _run_handler(handler: str, kwargs: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - in the child
+    def log_line(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    try:
+        func = handlers.resolve(handler)
+        values = resolve_kwargs(kwargs)
+        with handlers.log_sink(log_line):
+            value = func(**values)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
+        json.dumps(value, default=str)
+    except (handlers.HandlerError, ExpressionError) as exc:
+        return {"ok": False, "error": str(exc), "traceback": ""}
+    except Exception as exc:  # noqa: BLE001 - the handler's own failure, reported with its traceback
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    return {"ok": True, "result": value}
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable

@@ -1,0 +1,75 @@
+"""Run a shell job: the command without a shell unless it needs one, output and exit code kept."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+
+from jobs.executors.base import Outcome, OutputBuffer, Progress, kill_group, pump
+
+# Characters that only a shell gives meaning to: pipes, redirections, variables, globs, lists.
+SHELL_SYNTAX = set("|&;<>()$`*?[]{}~!#\n")
+
+
+def needs_shell(command: str) -> bool:
+    """True if the command uses shell syntax outside quotes (inside double quotes, $ and `)."""
+    quote = ""
+    escaped = False
+    for char in command:
+        if escaped:
+            escaped = False
+        elif quote == "'":
+            quote = "" if char == "'" else quote
+        elif quote == '"':
+            if char in "$`":
+                return True
+            quote = "" if char == '"' else quote
+        elif char == "\\":
+            escaped = True
+        elif char in "'\"":
+            quote = char
+        elif char in SHELL_SYNTAX:
+            return True
+    return False
+
+
+def command_argv(command: str) -> list[str]:
+    return ["/bin/sh", "-c", command] if needs_shell(command) else shlex.split(command)
+
+
+def execute_shell(*, command: str, timeout: float, max_bytes: int, progress: Progress | None = None) -> Outcome:
+    deadline = time.monotonic() + timeout
+    try:
+        argv = command_argv(command)
+        proc = subprocess.Popen(  # noqa: S603 - running the operator's command is the point
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a timeout kills its children too
+        )
+    except ValueError as exc:  # shlex: unbalanced quotes
+        return Outcome(status="failed", error=f"Cannot parse the command: {exc}")
+    except OSError as exc:
+        return Outcome(status="failed", error=f"Cannot start the command: {exc.strerror or exc}")
+    output = OutputBuffer(max_bytes)
+    stdout_fd = os.dup(proc.stdout.fileno())
+    proc.stdout.close()
+    finished = pump({stdout_fd: output.add}, deadline=deadline, progress=progress)
+    if not finished:
+        kill_group(proc.pid)
+        proc.wait()
+        return Outcome(status="timeout", output=output.text(), error=f"Still running after {timeout:g} s: killed.")
+    try:
+        code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        proc.wait()
+        return Outcome(status="timeout", output=output.text(), error=f"Still running after {timeout:g} s: killed.")
+    kill_group(proc.pid)  # anything it left running in the background
+    if code == 0:
+        return Outcome(status="success", exit_code=0, output=output.text())
+    error = f"Exit code {code}." if code > 0 else f"Killed by signal {-code}."
+    return Outcome(status="failed", exit_code=code, output=output.text(), error=error)

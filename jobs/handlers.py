@@ -1,0 +1,284 @@
+"""The handler registry: find a python job's handler, describe its parameters, check kwargs.
+
+``scripts:<name>`` is ``run`` in ``CRONTASK_SCRIPTS_DIR/<name>.py``. ``package.module:function``
+must live under one of ``CRONTASK_HANDLER_PACKAGES``, so that no API client can name
+``os:system``. Handlers log into their run with ``task_log``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils.dateparse import parse_date, parse_datetime
+
+from jobs.expressions import ExpressionError, is_expression, validate_expression
+
+SCRIPT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_log_sink: ContextVar[Callable[[str], None] | None] = ContextVar("crontask_task_log", default=None)
+
+
+class HandlerError(ValueError):
+    """The handler cannot be found, is not allowed, or its arguments do not fit it."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str | None  # int, str, float, bool, list, dict, datetime, date, or None when not annotated
+    required: bool
+    default: Any = None
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class HandlerInfo:
+    handler: str
+    name: str
+    description: str
+    is_async: bool
+    parameters: tuple[Parameter, ...]
+    accepts_any_kwargs: bool
+
+
+def task_log(*args: object) -> None:
+    """Append ``[HH:MM:SS] args…`` to the current run's log output (like print)."""
+    line = f"[{dt.datetime.now():%H:%M:%S}] {' '.join(str(a) for a in args)}"
+    sink = _log_sink.get()
+    if sink is None:
+        print(line, flush=True)  # outside a run (a shell, a test): the console
+    else:
+        sink(line)
+
+
+@contextmanager
+def log_sink(sink: Callable[[str], None]) -> Iterator[None]:
+    token = _log_sink.set(sink)
+    try:
+        yield
+    finally:
+        _log_sink.reset(token)
+
+
+def resolve(handler: str) -> Callable[..., Any]:
+    """The callable that ``handler`` names, or HandlerError saying why not."""
+    module_name, _, function = handler.partition(":")
+    if not function:
+        raise HandlerError(f"{handler!r}: use 'scripts:<name>' or 'package.module:function'.")
+    if module_name == "scripts":
+        module = _load_script(function)
+        target = getattr(module, "run", None)
+    else:
+        if not _package_allowed(module_name):
+            raise HandlerError(
+                f"{module_name!r} is not under a package listed in CRONTASK_HANDLER_PACKAGES; "
+                "use a script in the scripts folder or ask an operator to allow the package."
+            )
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise HandlerError(f"Cannot import {module_name!r}: {exc}") from None
+        target = getattr(module, function, None) if not function.startswith("_") else None
+    if not callable(target):
+        raise HandlerError(f"{handler!r} names no function.")
+    return target
+
+
+def describe(handler: str) -> HandlerInfo:
+    func = resolve(handler)
+    module = sys.modules.get(func.__module__)
+    info = getattr(module, "TASK_INFO", None) if handler.startswith("scripts:") else None
+    info = info if isinstance(info, dict) else {}
+    doc = inspect.getdoc(func) or inspect.getdoc(module) or ""
+    signature = _signature(func)
+    params = tuple(
+        _parameter(p, hints=_hints(func))
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+    return HandlerInfo(
+        handler=handler,
+        name=str(info.get("name") or handler.partition(":")[2]),
+        description=str(info.get("description") or doc.split("\n\n")[0]),
+        is_async=inspect.iscoroutinefunction(func),
+        parameters=params,
+        accepts_any_kwargs=any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()),
+    )
+
+
+def list_handlers() -> list[HandlerInfo]:
+    """Every script in the scripts folder that loads; the ones that do not are left out."""
+    found = []
+    for path in sorted(Path(settings.CRONTASK_SCRIPTS_DIR).glob("*.py")):
+        if path.stem.startswith("_") or not SCRIPT_NAME.match(path.stem):
+            continue
+        try:
+            found.append(describe(f"scripts:{path.stem}"))
+        except HandlerError:
+            continue
+    return found
+
+
+def check_kwargs(handler: str, kwargs: dict[str, Any]) -> list[str]:
+    """What is wrong with ``kwargs`` for ``handler``: one message per problem, naming the parameter."""
+    try:
+        info = describe(handler)
+    except HandlerError as exc:
+        return [str(exc)]
+    known = {p.name: p for p in info.parameters}
+    problems = []
+    for name, value in kwargs.items():
+        param = known.get(name)
+        if param is None:
+            if not info.accepts_any_kwargs:
+                problems.append(f"Unknown argument {name!r}: {handler} takes {', '.join(known) or 'no arguments'}.")
+            continue
+        problems += _value_problems(param, value)
+    problems += [
+        f"Missing required argument {p.name!r}." for p in info.parameters if p.required and p.name not in kwargs
+    ]
+    return problems
+
+
+def _value_problems(param: Parameter, value: Any) -> list[str]:
+    if is_expression(value):
+        try:
+            validate_expression(value["$expr"])
+        except ExpressionError as exc:
+            return [f"Argument {param.name!r}: {exc}"]
+        return []
+    if value is None and (param.nullable or param.type is None):
+        return []
+    if param.type is None or _fits(param.type, value):
+        return []
+    return [f"Argument {param.name!r} must be {_TYPE_WORDS[param.type]}, not {type(value).__name__} {value!r:.60}."]
+
+
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "list": "a list",
+    "dict": "an object",
+    "datetime": "an ISO 8601 date-time string",
+    "date": "an ISO 8601 date string",
+}
+
+
+def _fits(type_name: str, value: Any) -> bool:
+    checks: dict[str, Callable[[Any], bool]] = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "bool": lambda v: isinstance(v, bool),
+        "list": lambda v: isinstance(v, list),
+        "dict": lambda v: isinstance(v, dict),
+        "datetime": lambda v: isinstance(v, str) and parse_datetime(v) is not None,
+        "date": lambda v: isinstance(v, str) and parse_date(v) is not None,
+    }
+    return checks[type_name](value)
+
+
+def _parameter(param: inspect.Parameter, *, hints: dict[str, Any]) -> Parameter:
+    type_name, nullable = _type_name(hints.get(param.name, param.annotation))
+    required = param.default is inspect.Parameter.empty
+    default = None if required else param.default
+    if not required and default is not None and not isinstance(default, int | float | str | bool | list | dict):
+        default = repr(default)
+    return Parameter(
+        name=param.name, type=type_name, required=required, default=default, nullable=nullable or default is None
+    )
+
+
+_NAMES = {
+    int: "int",
+    float: "float",
+    str: "str",
+    bool: "bool",
+    list: "list",
+    dict: "dict",
+    dt.datetime: "datetime",
+    dt.date: "date",
+}
+
+
+def _type_name(annotation: Any) -> tuple[str | None, bool]:
+    """(type name, whether None is allowed) for the annotations handlers may use."""
+    if annotation is inspect.Parameter.empty:
+        return None, False
+    if isinstance(annotation, str):  # an annotation that could not be evaluated
+        text = annotation.replace("datetime.datetime", "datetime").replace("datetime.date", "date")
+        nullable = "None" in text or "Optional" in text
+        base = re.sub(r"\s*\|\s*None|Optional\[|\]", "", text).strip()
+        return (base if base in _TYPE_WORDS else None), nullable
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        name = _type_name(args[0])[0] if len(args) == 1 else None
+        return name, True
+    origin = typing.get_origin(annotation) or annotation
+    return _NAMES.get(origin), False
+
+
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise HandlerError(f"Cannot read the signature of the handler: {exc}") from None
+
+
+def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # noqa: BLE001 - unresolvable annotations fall back to their text
+        return {}
+
+
+def _package_allowed(module_name: str) -> bool:
+    return any(
+        module_name == package or module_name.startswith(package + ".")
+        for package in settings.CRONTASK_HANDLER_PACKAGES
+    )
+
+
+_script_cache: dict[str, tuple[float, types.ModuleType]] = {}
+
+
+def _load_script(name: str) -> types.ModuleType:
+    """Load ``scripts/<name>.py`` by path (not from sys.path), reloading it when the file changes."""
+    if not SCRIPT_NAME.match(name):
+        raise HandlerError(f"{name!r} is not a valid script name.")
+    path = Path(settings.CRONTASK_SCRIPTS_DIR) / f"{name}.py"
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        raise HandlerError(f"No script {name!r}: {path.name} is not in the scripts folder.") from None
+    cached = _script_cache.get(str(path))
+    if cached and cached[0] == mtime:
+        return cached[1]
+    module_name = f"crontask_scripts.{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise HandlerError(f"Cannot load {path.name}.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a broken script is reported, not raised
+        sys.modules.pop(module_name, None)
+        raise HandlerError(f"{path.name} fails to load: {type(exc).__name__}: {exc}") from None
+    _script_cache[str(path)] = (mtime, module)
+    return module

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import override_settings
+
+from jobs import handlers, services
+
+TEST_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture(autouse=True)
+def test_scripts(settings):
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+
+
+def test_it_describes_a_scripts_parameters_from_its_signature():
+    info = handlers.describe("scripts:echo_kwargs")
+    assert (info.name, info.description, info.is_async) == ("Echo", "Returns its arguments.", False)
+    params = {p.name: p for p in info.parameters}
+    assert (params["count"].type, params["count"].required) == ("int", True)
+    assert (params["label"].type, params["label"].required, params["label"].default) == ("str", False, "x")
+    assert (params["when"].type, params["when"].nullable) == ("datetime", True)
+    assert params["tags"].type == "list"
+
+
+def test_it_describes_the_shipped_example_scripts(settings):
+    settings.CRONTASK_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+    names = {info.handler: info for info in handlers.list_handlers()}
+    assert {"scripts:cleanup_runs", "scripts:report_window", "scripts:http_check"} <= set(names)
+    assert names["scripts:report_window"].is_async
+    assert [p.name for p in names["scripts:http_check"].parameters if p.required] == ["url"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({}, "Missing required argument 'count'"),
+        ({"count": 1, "colour": "red"}, "Unknown argument 'colour'"),
+        ({"count": "one"}, "Argument 'count' must be an integer"),
+        ({"count": True}, "Argument 'count' must be an integer"),
+        ({"count": 1, "when": "yesterday"}, "Argument 'when' must be an ISO 8601 date-time"),
+        ({"count": 1, "tags": "a,b"}, "Argument 'tags' must be a list"),
+        ({"count": {"$expr": "__import__('os')"}}, "Argument 'count'"),
+    ],
+)
+def test_it_names_the_parameter_a_bad_kwarg_is_for(kwargs, fragment):
+    problems = handlers.check_kwargs("scripts:echo_kwargs", kwargs)
+    assert any(fragment in p for p in problems), problems
+
+
+def test_good_kwargs_and_expressions_pass():
+    assert handlers.check_kwargs("scripts:echo_kwargs", {"count": 2, "when": "2026-01-01T00:00:00Z"}) == []
+    assert handlers.check_kwargs("scripts:echo_kwargs", {"count": {"$expr": "len([1, 2])"}, "when": None}) == []
+
+
+@pytest.mark.parametrize(
+    ("handler", "fragment"),
+    [
+        ("os:system", "CRONTASK_HANDLER_PACKAGES"),
+        ("subprocess:run", "CRONTASK_HANDLER_PACKAGES"),
+        ("scripts:missing", "No script 'missing'"),
+        ("scripts:../etc", "not a valid script name"),
+    ],
+)
+def test_handlers_outside_the_allowed_places_are_refused(handler, fragment):
+    with pytest.raises(handlers.HandlerError) as exc:
+        handlers.resolve(handler)
+    assert fragment in str(exc.value)
+
+
+@override_settings(CRONTASK_HANDLER_PACKAGES=["tests.handler_package"])
+def test_a_function_in_an_allowed_package_resolves():
+    func = handlers.resolve("tests.handler_package.tasks:add")
+    assert func(a=2, b=3) == 5
+    assert [p.name for p in handlers.describe("tests.handler_package.tasks:add").parameters] == ["a", "b"]
+    with pytest.raises(handlers.HandlerError):
+        handlers.resolve("tests.handler_package.tasks:_private")
+    with pytest.raises(handlers.HandlerError):
+        handlers.resolve("tests.handler_packagex.tasks:add")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("data", "field", "fragment"),
+    [
+        ({"handler": "os:system"}, "handler", "CRONTASK_HANDLER_PACKAGES"),
+        ({"handler": "scripts:nope"}, "handler", "No script"),
+        ({"handler": "scripts:echo_kwargs"}, "handler_kwargs", "count"),
+        ({"handler": "scripts:echo_kwargs", "handler_kwargs": {"count": 1, "x": 1}}, "handler_kwargs", "'x'"),
+    ],
+)
+def test_saving_a_python_job_checks_the_handler_and_its_kwargs(data, field, fragment):
+    with pytest.raises(ValidationError) as exc:
+        services.job_create(data={"id": "py", "kind": "python", **data})
+    assert any(fragment in m for m in exc.value.message_dict[field]), exc.value.message_dict
+
+
+def test_task_log_prints_outside_a_run(capsys):
+    handlers.task_log("hello", 42)
+    out = capsys.readouterr().out
+    assert out.endswith("] hello 42\n")
+    assert out.startswith("[")

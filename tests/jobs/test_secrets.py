@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from jobs import services
+from jobs.models import Job
+from jobs.secrets import MASK, mask_text
+from runs.models import Run
+
+pytestmark = pytest.mark.django_db
+
+HEADERS = {
+    "Authorization": "Bearer s3cr3t",
+    "Cookie": "session=abc",
+    "X-Api-Key": "k-123",
+    "X-Auth-Token": "t-456",
+    "X-Client-Secret": "c-789",
+    "X-Password": "p",
+    "Content-Type": "application/json",
+}
+
+
+def test_secret_headers_are_stored_but_masked_in_the_api(api):
+    response = api.post(
+        "/api/jobs/",
+        {"id": "s", "interval_seconds": 60, "url": "http://127.0.0.1:9/", "headers": HEADERS},
+        format="json",
+    )
+    shown = response.json()["headers"]
+    assert shown == {**{name: MASK for name in HEADERS}, "Content-Type": "application/json"}
+    assert Job.objects.get(pk="s").headers == HEADERS
+    assert "s3cr3t" not in api.get("/api/jobs/s/").content.decode()
+
+
+def test_a_put_of_the_masked_values_keeps_the_stored_secrets(api):
+    api.post(
+        "/api/jobs/",
+        {"id": "s", "interval_seconds": 60, "url": "http://127.0.0.1:9/", "headers": HEADERS},
+        format="json",
+    )
+    shown = api.get("/api/jobs/s/").json()
+    shown["headers"]["X-Trace"] = "1"
+    assert api.put("/api/jobs/s/", shown, format="json").status_code == 200
+    assert Job.objects.get(pk="s").headers == {**HEADERS, "X-Trace": "1"}
+    api.patch("/api/jobs/s/", {"headers": {"Authorization": "Bearer new"}}, format="json")
+    assert Job.objects.get(pk="s").headers == {"Authorization": "Bearer new"}
+
+
+def test_the_admin_form_shows_secrets_masked(client, admin_user):
+    services.job_create(data={"id": "s", "interval_seconds": 60, "url": "http://127.0.0.1:9/", "headers": HEADERS})
+    client.force_login(admin_user)
+    page = client.get("/admin/jobs/job/s/change/").content.decode()
+    assert "s3cr3t" not in page
+    assert "k-123" not in page
+
+
+def test_run_overrides_and_targets_are_masked(api, queued_tasks, django_capture_on_commit_callbacks):
+    api.post("/api/jobs/", {"id": "s", "url": "http://127.0.0.1:9/hook?token=abc&x=1"}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = api.post("/api/jobs/s/run/", {"headers": {"Authorization": "Bearer once"}}, format="json").json()
+    assert run["overrides"] == {"headers": {"Authorization": MASK}}
+    assert run["target"] == f"GET http://127.0.0.1:9/hook?token={MASK}&x=1"
+    assert Run.objects.get().overrides == {"headers": {"Authorization": "Bearer once"}}
+
+
+def test_mask_text_hides_passwords_and_secret_parameters():
+    assert (
+        mask_text("GET https://user:pw@host/x?api_key=1&page=2")
+        == f"GET https://user:{MASK}@host/x?api_key={MASK}&page=2"
+    )
+    assert (
+        mask_text("Max retries exceeded with url: /a?password=hunter2")
+        == f"Max retries exceeded with url: /a?password={MASK}"
+    )

@@ -1,0 +1,167 @@
+"""Retries, concurrency, misfires, lost runs and exact counters."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from jobs import services as job_services
+from jobs.models import Job
+from runs import services as run_services
+from runs.models import Run
+from runs.tasks import execute_job
+
+FIRE = datetime(2026, 3, 2, 10, 1, tzinfo=UTC)
+
+
+def deliver(job_id: str = "j", **kwargs) -> None:
+    kwargs.setdefault("scheduled_for", FIRE.isoformat())
+    execute_job.apply(kwargs={"job_id": job_id, **kwargs}, throw=True)
+
+
+def make_job(url: str, **extra) -> Job:
+    return job_services.job_create(data={"id": "j", "interval_seconds": 60, "url": url, **extra})
+
+
+@pytest.mark.django_db
+def test_failed_fires_are_retried_with_exponential_backoff_until_one_succeeds(
+    http_target, queued_tasks, django_capture_on_commit_callbacks
+):
+    make_job(f"{http_target.url}/flaky/2", max_retries=3, retry_backoff_seconds=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver()
+    first = Run.objects.get(attempt=1)
+    assert first.status == "failed"
+    retry = Run.objects.get(attempt=2)
+    assert (retry.trigger, retry.status, retry.scheduled_for, retry.retry_of_id) == ("retry", "queued", FIRE, first.pk)
+    assert queued_tasks == [{"job_id": "j", "run_id": retry.pk}]
+    assert retry.queued_at - first.finished_at >= timedelta(seconds=4.9)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(run_id=retry.pk)
+    third = Run.objects.get(attempt=3)
+    assert third.retry_of_id == first.pk
+    assert third.queued_at - Run.objects.get(attempt=2).finished_at >= timedelta(seconds=9.9)  # 5 * 2
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(run_id=third.pk)
+    assert [r.status for r in Run.objects.order_by("attempt")] == ["failed", "failed", "success"]
+    assert not Run.objects.filter(attempt=4).exists()  # a success stops the chain
+    job = Job.objects.get(pk="j")
+    assert (job.run_count, job.success_count, job.failure_count) == (3, 1, 2)
+
+
+@pytest.mark.django_db
+def test_retries_stop_after_max_retries(http_target, queued_tasks, django_capture_on_commit_callbacks):
+    make_job(f"{http_target.url}/status/500", max_retries=1, retry_backoff_seconds=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver()
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(run_id=Run.objects.get(attempt=2).pk)
+    assert [r.status for r in Run.objects.order_by("attempt")] == ["failed", "failed"]
+    assert len(queued_tasks) == 1
+
+
+@pytest.mark.django_db
+def test_forbid_skips_a_fire_while_a_run_is_going(http_target):
+    job = make_job(f"{http_target.url}/", concurrency_policy="forbid")
+    going = Run.objects.create(
+        job=job,
+        trigger="scheduled",
+        scheduled_for=FIRE - timedelta(minutes=1),
+        status="running",
+        started_at=timezone.now(),
+    )
+    deliver()
+    run = Run.objects.get(scheduled_for=FIRE)
+    assert run.status == "skipped"
+    assert f"run {going.pk} of this job was still running" in run.error
+    assert http_target.hits["/"] == 0
+    job.refresh_from_db()
+    assert (job.run_count, job.last_run_status) == (0, "skipped")
+
+
+@pytest.mark.django_db
+def test_allow_runs_beside_a_run_that_is_going(http_target):
+    job = make_job(f"{http_target.url}/")
+    Run.objects.create(
+        job=job,
+        trigger="scheduled",
+        scheduled_for=FIRE - timedelta(minutes=1),
+        status="running",
+        started_at=timezone.now(),
+    )
+    deliver()
+    assert Run.objects.get(scheduled_for=FIRE).status == "success"
+
+
+@pytest.mark.django_db
+def test_a_fire_later_than_its_misfire_grace_is_skipped(http_target):
+    make_job(f"{http_target.url}/", misfire_grace_seconds=30)
+    with time_machine.travel(FIRE + timedelta(seconds=95), tick=False):
+        deliver()
+    run = Run.objects.get()
+    assert run.status == "skipped"
+    assert run.error == "Misfire: started 95.0 s after its scheduled time; the grace is 30 s."
+    Run.objects.all().delete()
+    with time_machine.travel(FIRE + timedelta(seconds=10), tick=False):
+        deliver()
+    assert Run.objects.get().status == "success"
+
+
+@pytest.mark.django_db
+def test_the_reaper_marks_runs_of_dead_workers_lost_and_retries_them(queued_tasks, settings):
+    settings.CRONTASK_LOST_GRACE_SECONDS = 60
+    job = make_job("http://127.0.0.1:9/", timeout_seconds=10, max_retries=1)
+    now = timezone.now()
+    dead = Run.objects.create(
+        job=job, trigger="scheduled", scheduled_for=FIRE, status="running", started_at=now - timedelta(seconds=71)
+    )
+    alive = Run.objects.create(
+        job=job,
+        trigger="scheduled",
+        scheduled_for=FIRE + timedelta(minutes=1),
+        status="running",
+        started_at=now - timedelta(seconds=30),
+    )
+    never = Run.objects.create(job=job, trigger="manual", status="queued", queued_at=now - timedelta(days=2))
+    assert run_services.reap_lost_runs(now=now) == 2
+    dead.refresh_from_db()
+    assert dead.status == "lost"
+    assert "stopped" in dead.error
+    assert dead.duration_ms == 71000
+    never.refresh_from_db()
+    assert never.status == "lost"
+    alive.refresh_from_db()
+    assert alive.status == "running"
+    retry = Run.objects.get(retry_of=dead)
+    assert (retry.attempt, retry.status, retry.scheduled_for) == (2, "queued", FIRE)
+    job.refresh_from_db()
+    assert (job.failure_count, job.run_count) == (2, 2)
+    assert run_services.reap_lost_runs(now=now) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_counters_stay_exact_under_concurrent_runs():
+    make_job("http://127.0.0.1:9/")
+    started = timezone.now()
+
+    def record(status: str) -> None:
+        try:
+            for _ in range(25):
+                job_services.job_record_run(job_id="j", status=status, started_at=started)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=record, args=(s,)) for s in ["success", "failed"] * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    job = Job.objects.get(pk="j")
+    assert (job.run_count, job.success_count, job.failure_count) == (150, 75, 75)

@@ -1,0 +1,134 @@
+"""Python jobs through the Celery task: the handler runs in a forked child of this process."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import time_machine
+
+from jobs import services as job_services
+from jobs.models import Job
+from runs.models import Run
+from runs.tasks import execute_job
+
+TEST_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+FIRE = "2026-03-02T10:01:00+00:00"
+
+
+@pytest.fixture(autouse=True)
+def test_scripts(settings):
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+
+
+def python_job(handler: str, **extra) -> Job:
+    return job_services.job_create(data={"id": "py", "kind": "python", "handler": handler, **extra})
+
+
+def deliver() -> Run:
+    execute_job.apply(kwargs={"job_id": "py", "scheduled_for": FIRE}, throw=True)
+    return Run.objects.get(job_id="py", scheduled_for=FIRE)
+
+
+@pytest.mark.django_db
+def test_the_return_value_is_the_result_and_task_log_lines_are_kept():
+    python_job("scripts:async_value", handler_kwargs={"value": 21})
+    run = deliver()
+    assert (run.status, run.result, run.target) == ("success", {"doubled": 42}, "scripts:async_value")
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] async handler 21", run.log_output)
+    assert Job.objects.get(pk="py").success_count == 1
+
+
+@pytest.mark.django_db
+def test_an_exception_is_a_failed_run_with_error_and_traceback():
+    python_job("scripts:boom")
+    run = deliver()
+    assert run.status == "failed"
+    assert run.error == "ValueError: the handler failed on purpose"
+    assert "Traceback" in run.traceback
+    assert "boom.py" in run.traceback
+
+
+@pytest.mark.django_db
+def test_a_handler_that_kills_its_process_is_a_failed_run():
+    python_job("scripts:crash")
+    run = deliver()
+    assert run.status == "failed"
+    assert "exited with code 3" in run.error
+
+
+@pytest.mark.django_db
+def test_expressions_are_evaluated_at_run_time():
+    python_job(
+        "scripts:echo_kwargs",
+        handler_kwargs={"count": {"$expr": "len([1, 2, 3])"}, "when": {"$expr": "datetime(2026, 1, 2, 3, 4)"}},
+    )
+    run = deliver()
+    assert run.status == "success", run.error
+    assert run.result["count"] == 3
+    assert run.result["when"].startswith("2026-01-02 03:04")
+
+
+@pytest.mark.django_db
+def test_a_manual_runs_kwargs_override_the_jobs_for_that_run_only(django_capture_on_commit_callbacks):
+    job = python_job("scripts:echo_kwargs", handler_kwargs={"count": 1})
+    with django_capture_on_commit_callbacks():
+        run = job_services.job_run_now(job=job, overrides={"handler_kwargs": {"count": 7}})
+    execute_job.apply(kwargs={"job_id": "py", "run_id": run.pk}, throw=True)
+    run.refresh_from_db()
+    assert run.result["count"] == 7
+    assert Job.objects.get(pk="py").handler_kwargs == {"count": 1}
+
+
+@pytest.mark.django_db
+def test_a_handler_past_its_timeout_is_killed_and_the_run_ends_timeout():
+    python_job("scripts:sleepy", handler_kwargs={"seconds": 30}, timeout_seconds=1)
+    started = time.monotonic()
+    run = deliver()
+    assert run.status == "timeout"
+    assert time.monotonic() - started < 5
+    assert "sleeping 30" in run.log_output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_log_lines_reach_the_run_while_it_is_still_going():
+    python_job("scripts:chatty", handler_kwargs={"lines": 3, "pause": 1.5})
+    worker = threading.Thread(target=deliver)
+    worker.start()
+    try:
+        seen = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            run = Run.objects.filter(job_id="py").first()
+            if run is not None and run.status == "running" and "line 2 of 3" in run.log_output:
+                seen = run.log_output
+                break
+            time.sleep(0.2)
+        assert "line 1 of 3" in seen, "no log line was visible before the run finished"
+    finally:
+        worker.join()
+    run = Run.objects.get(job_id="py")
+    assert run.status == "success"
+    assert "printed to stdout" in run.log_output
+    assert "logged with logging" in run.log_output
+    assert "line 3 of 3" in run.log_output
+
+
+@time_machine.travel(datetime(2026, 3, 2, 10, 1, 0, 300000, tzinfo=UTC), tick=True)
+@pytest.mark.django_db(transaction=True)  # the handler's process reads what the test committed
+def test_the_shipped_cleanup_script_deletes_old_runs(settings):
+    settings.CRONTASK_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+    job = python_job("scripts:cleanup_runs", handler_kwargs={"older_than_days": 30})
+    old = Run.objects.create(job=job, trigger="manual", status="success", started_at=datetime(2026, 1, 1, tzinfo=UTC))
+    recent = Run.objects.create(
+        job=job, trigger="manual", status="success", started_at=datetime(2026, 3, 1, tzinfo=UTC)
+    )
+    run = deliver()
+    assert run.status == "success", run.error
+    assert run.result == {"deleted": 1, "older_than_days": 30}
+    assert not Run.objects.filter(pk=old.pk).exists()
+    assert Run.objects.filter(pk=recent.pk).exists()

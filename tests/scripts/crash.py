@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+import os
+
+
+def run() -> None:
+    os._exit(3)
