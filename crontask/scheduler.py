@@ -12,6 +12,7 @@ are exact to the second, and two beats never claim the same fire.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from crontask.health import BEAT, record_heartbeat
 from jobs import services as job_services
 from jobs.services import Fire
 
@@ -33,9 +35,25 @@ class CrontaskScheduler(DatabaseScheduler):
     def enabled_models_qs(self) -> QuerySet:
         return super().enabled_models_qs().filter(crontask_job__isnull=True)
 
+    #: Seconds between two heartbeats written for /api/health/.
+    heartbeat_every = 5.0
+    _heartbeat_at = 0.0
+
     def tick(self, *args: Any, **kwargs: Any) -> float:
         until_parent = super().tick(*args, **kwargs)
+        self.heartbeat()
         return min(until_parent, self.fire_due_jobs())
+
+    def heartbeat(self) -> None:
+        if time.monotonic() - self._heartbeat_at < self.heartbeat_every:
+            return
+        try:
+            record_heartbeat(BEAT)
+        except (DatabaseError, InterfaceError):
+            logger.exception("could not write beat's heartbeat")
+            close_old_connections()
+            return
+        self._heartbeat_at = time.monotonic()
 
     def fire_due_jobs(self) -> float:
         """Publish every job fire due now; return how long beat may sleep before the next one."""

@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "crontask.apps.CrontaskConfig",
     "jobs.apps.JobsConfig",
@@ -193,9 +195,29 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
+    # JSON in; the browsable API still posts raw JSON.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "crontask.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "crontask.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "crontask.schema.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Crontask API",
+    "DESCRIPTION": "Jobs, their runs, handlers and health. Errors are JSON keyed by field.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobTriggerEnum": "jobs.models.Job.Trigger",
+        "JobStatusEnum": "jobs.models.Job.Status",
+        "RunTriggerEnum": "runs.models.Run.Trigger",
+        "RunStatusEnum": "runs.models.Run.Status",
+    },
 }
 
 # --- Logging ------------------------------------------------------------------------------

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from crontask import views
-from jobs.api import CronPreviewView, JobViewSet
+from jobs import weizhi
+from jobs.api import CronPreviewView, HandlerListView, JobViewSet
 from runs.api import JobRunsView, RunViewSet
 
 router = DefaultRouter()
@@ -14,10 +16,21 @@ router.register("runs", RunViewSet, basename="run")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/health/", views.health, name="api-health"),
+    path("api/health/", views.HealthView.as_view(), name="api-health"),
+    path("api/handlers/", HandlerListView.as_view(), name="handlers"),
     path("api/cron/preview/", CronPreviewView.as_view(), name="cron-preview"),
     path("api/jobs/<str:job_id>/runs/", JobRunsView.as_view(), name="job-runs"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include(router.urls)),
     path("api-auth/", include("rest_framework.urls")),
+    # The Weizhi Crontask service's paths, for its existing clients.
     path("health", views.health, name="health"),
+    path("jobs", weizhi.WeizhiJobsView.as_view(), name="weizhi-jobs"),
+    path("jobs/<str:job_id>", weizhi.WeizhiJobView.as_view(), name="weizhi-job"),
+    path("jobs/<str:job_id>/runs", weizhi.WeizhiRunsView.as_view(), name="weizhi-job-runs"),
+    path("demo/target", weizhi.demo_target, name="demo-target"),
 ]
+
+handler404 = "crontask.views.not_found"
+handler500 = "crontask.views.server_error"

@@ -1,16 +1,58 @@
-"""Small views of the project's own: health checks."""
+"""Views of the project's own: health checks."""
 
 from __future__ import annotations
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crontask.health import health_report
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    """Liveness for load balancers and the Weizhi-compatible ``GET /health``."""
+    """Liveness of the web process and its database: the Weizhi-compatible ``GET /health``."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-        return JsonResponse({"status": "error", "database": type(exc).__name__}, status=503)
+    except Exception:  # noqa: BLE001 - any failure means unhealthy
+        return JsonResponse({"status": "error"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+class HealthView(APIView):
+    """GET /api/health/: database, broker, beat heartbeat and live workers; 503 naming what is down."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(description="Every part is up."),
+            503: OpenApiResponse(description="A part is down: its entry says which and why."),
+        }
+    )
+    def get(self, request: Request) -> Response:
+        healthy, report = health_report()
+        return Response(report, status=200 if healthy else 503)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(("/api/", "/jobs", "/health", "/demo/"))
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """JSON 404 for API paths no route matched (e.g. an id with a slash); the HTML page elsewhere."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Internal server error."}, status=500)
+    return defaults.server_error(request)

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import services
+from jobs import handlers, services
+from jobs.errors import JobConflict
 from jobs.filters import JobFilter
 from jobs.models import Job
 from jobs.selectors import cron_preview_data
-from jobs.serializers import CronPreviewSerializer, JobSerializer, JobWriteSerializer, RunNowSerializer
+from jobs.serializers import (
+    BulkActionSerializer,
+    BulkResponseSerializer,
+    CronPreviewResultSerializer,
+    CronPreviewSerializer,
+    HandlerSerializer,
+    JobSerializer,
+    JobWriteSerializer,
+    RunNowSerializer,
+)
 from runs.serializers import RunSerializer
 
+SHELL_PERMISSION = "jobs.manage_shell_jobs"
 ACTION_PERMISSIONS = {"pause": "jobs.change_job", "resume": "jobs.change_job", "run": "jobs.change_job"}
+BULK_PERMISSIONS = {**ACTION_PERMISSIONS, "delete": "jobs.delete_job"}
+BULK_SERVICES = {
+    "pause": services.job_pause,
+    "resume": services.job_resume,
+    "run": services.job_run_now,
+    "delete": services.job_delete,
+}
 
 
 class JobViewSet(viewsets.ModelViewSet):
@@ -29,47 +52,97 @@ class JobViewSet(viewsets.ModelViewSet):
     lookup_value_regex = r"[^/]+"
 
     def required_permission(self, request: Request) -> str | None:
+        if getattr(self, "action", None) == "bulk":
+            data = request.data if isinstance(request.data, dict) else {}
+            return BULK_PERMISSIONS.get(str(data.get("action")), "jobs.change_job")
         return ACTION_PERMISSIONS.get(getattr(self, "action", None) or "")
 
+    @extend_schema(request=JobWriteSerializer, responses={201: JobSerializer})
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         data = self._write_data(request, partial=False)
+        self._check_shell_permission(request, data.get("kind"))
         job = services.job_create(data=data)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=JobWriteSerializer, responses={200: JobSerializer})
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        job = self.get_object()
         data = self._write_data(request, partial=kwargs.get("partial", False))
-        job = services.job_update(job=self.get_object(), data=data)
-        return Response(JobSerializer(job).data)
+        self._check_shell_permission(request, data.get("kind", job.kind))
+        return Response(JobSerializer(services.job_update(job=job, data=data)).data)
+
+    @extend_schema(request=JobWriteSerializer, responses={200: JobSerializer})
+    def partial_update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return self.update(request, *args, partial=True, **kwargs)
 
     def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
         services.job_delete(job=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str | None = None) -> Response:
         return Response(JobSerializer(services.job_pause(job=self.get_object())).data)
 
+    @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         return Response(JobSerializer(services.job_resume(job=self.get_object())).data)
 
-    @action(detail=True, methods=["post"], serializer_class=RunNowSerializer)
+    @extend_schema(request=RunNowSerializer, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
     def run(self, request: Request, pk: str | None = None) -> Response:
-        overrides = RunNowSerializer(data=request.data or {})
+        overrides = RunNowSerializer(data=request.data if request.data else {})
         overrides.is_valid(raise_exception=True)
         run = services.job_run_now(job=self.get_object(), overrides=overrides.validated_data)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
-    def _write_data(self, request: Request, *, partial: bool) -> dict:
+    @extend_schema(request=BulkActionSerializer, responses={200: BulkResponseSerializer})
+    @action(detail=False, methods=["post"])
+    def bulk(self, request: Request) -> Response:
+        """Apply one action to many jobs; each id gets its own result, so one bad id stops nothing."""
+        serializer = BulkActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        name, ids = serializer.validated_data["action"], serializer.validated_data["ids"]
+        jobs = Job.objects.in_bulk(ids)
+        results = [_bulk_one(BULK_SERVICES[name], jobs.get(job_id), job_id) for job_id in dict.fromkeys(ids)]
+        return Response({"action": name, "results": results})
+
+    def _write_data(self, request: Request, *, partial: bool) -> dict[str, Any]:
         serializer = JobWriteSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
+
+    def _check_shell_permission(self, request: Request, kind: str | None) -> None:
+        if kind == Job.Kind.SHELL and not request.user.has_perm(SHELL_PERMISSION):
+            raise PermissionDenied("Shell jobs need the 'Can create and change shell jobs' permission.")
+
+
+def _bulk_one(service: Any, job: Job | None, job_id: str) -> dict[str, Any]:
+    if job is None:
+        return {"id": job_id, "ok": False, "error": "Not found."}
+    try:
+        service(job=job)
+    except ValidationError as exc:
+        return {"id": job_id, "ok": False, "error": " ".join(exc.messages)}
+    except JobConflict as exc:
+        return {"id": job_id, "ok": False, "error": exc.message}
+    return {"id": job_id, "ok": True, "error": None}
 
 
 class CronPreviewView(APIView):
     """GET /api/cron/preview/?expr=…&timezone=…&count=5: the next fire times, or 400 with the reason."""
 
+    @extend_schema(parameters=[CronPreviewSerializer], responses={200: CronPreviewResultSerializer})
     def get(self, request: Request) -> Response:
         query = CronPreviewSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(cron_preview_data(**query.validated_data))
+
+
+class HandlerListView(APIView):
+    """GET /api/handlers/: the scripts a python job can name, with their parameters."""
+
+    @extend_schema(responses={200: HandlerSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response(HandlerSerializer(handlers.list_handlers(), many=True).data)

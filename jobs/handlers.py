@@ -200,7 +200,11 @@ def _parameter(param: inspect.Parameter, *, hints: dict[str, Any]) -> Parameter:
     if not required and default is not None and not isinstance(default, int | float | str | bool | list | dict):
         default = repr(default)
     return Parameter(
-        name=param.name, type=type_name, required=required, default=default, nullable=nullable or default is None
+        name=param.name,
+        type=type_name,
+        required=required,
+        default=default,
+        nullable=nullable or (not required and param.default is None),
     )
 
 

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from jobs.triggers import Schedule
 
+MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
@@ -74,7 +75,10 @@ class Job(models.Model):
         help_text=_("5 fields 'm h dom mon dow', or 6 with seconds first 's m h dom mon dow'."),
     )
     interval_seconds = models.PositiveIntegerField(
-        _("interval (seconds)"), null=True, blank=True, validators=[MinValueValidator(1)]
+        _("interval (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_INTERVAL_SECONDS)],
     )
     run_at = models.DateTimeField(_("run at"), null=True, blank=True, help_text=_("For a one-off job."))
     timezone = models.CharField(
@@ -140,6 +144,7 @@ class Job(models.Model):
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
         ordering = ["id"]
+        permissions = [("manage_shell_jobs", "Can create and change shell jobs")]
         indexes = [
             # The scheduler's due query: active jobs with next_run_at <= now, oldest first.
             models.Index(

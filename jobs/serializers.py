@@ -106,3 +106,43 @@ def _django_to_drf(check: Any, value: str) -> Any:
     except ValidationError as exc:
         raise serializers.ValidationError(exc.messages) from None
     return value
+
+
+class CronPreviewResultSerializer(serializers.Serializer):
+    expr = serializers.CharField()
+    timezone = serializers.CharField()
+    description = serializers.CharField()
+    next_fire_times = serializers.ListField(child=serializers.DateTimeField())
+
+
+class BulkActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["pause", "resume", "run", "delete"])
+    ids = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=1000)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    ok = serializers.BooleanField()
+    error = serializers.CharField(allow_null=True)
+
+
+class BulkResponseSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    results = BulkResultSerializer(many=True)
+
+
+class HandlerParameterSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField(allow_null=True)
+    required = serializers.BooleanField()
+    default = serializers.JSONField(allow_null=True)
+    nullable = serializers.BooleanField()
+
+
+class HandlerSerializer(serializers.Serializer):
+    handler = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    is_async = serializers.BooleanField()
+    accepts_any_kwargs = serializers.BooleanField()
+    parameters = HandlerParameterSerializer(many=True)

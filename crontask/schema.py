@@ -1,0 +1,39 @@
+"""OpenAPI generation: drf-spectacular's AutoSchema, with the error answers every operation can give.
+
+Documenting them is what lets a schema-driven fuzzer (and a client generator) tell a refused
+request from a broken server: every 4xx here is a JSON object, keyed by field or ``detail``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": 'Field-keyed messages (`{"cron": ["…"]}`) or `{"detail": "…"}`.',
+    "additionalProperties": True,
+}
+ERRORS = {
+    "400": "Invalid input: the field and the reason.",
+    "401": "Not authenticated.",
+    "403": "Not allowed.",
+    "404": "Not found.",
+    "409": "Conflicts with the current state (duplicate id, system job).",
+}
+
+
+class AutoSchema(SpectacularAutoSchema):
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        codes = ["400", "401", "403"]
+        if "{" in self.path:
+            codes.append("404")
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            codes.append("409")
+        for code in codes:
+            responses.setdefault(
+                code, {"description": ERRORS[code], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            )
+        return responses
