@@ -113,6 +113,15 @@ def test_cron_jobs_fire_at_their_seconds_and_a_date_job_once(system: System, tar
     assert (job["status"], job["next_run_at"]) == ("completed", None)
 
 
+def test_health_reports_every_part_up(system: System):
+    response = wait_for(lambda: (r := system.api("GET", "/api/health/")).status_code == 200 and r, timeout=20)
+    assert response, system.api("GET", "/api/health/").json()
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["workers"]["count"] >= 1
+    assert body["beat"]["status"] == "ok"
+
+
 def test_stopping_the_command_stops_every_process_it_started(system: System):
     code, survivors = stop_system(system.proc)
     assert survivors == []
