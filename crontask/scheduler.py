@@ -39,6 +39,12 @@ class CrontaskScheduler(DatabaseScheduler):
     heartbeat_every = 5.0
     _heartbeat_at = 0.0
 
+    def setup_schedule(self) -> None:
+        super().setup_schedule()
+        created = job_services.ensure_system_jobs()
+        if created:
+            logger.info("created system jobs: %s", ", ".join(created))
+
     def tick(self, *args: Any, **kwargs: Any) -> float:
         until_parent = super().tick(*args, **kwargs)
         self.heartbeat()

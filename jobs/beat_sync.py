@@ -31,7 +31,9 @@ def sync_periodic_task(job: Job) -> PeriodicTask | None:
     if job.trigger == job.Trigger.MANUAL:
         remove_periodic_task(job)
         return None
-    task = job.periodic_task or PeriodicTask(name=periodic_task_name(job.id))
+    # A task left behind by a job deleted outside the services is taken over, not duplicated.
+    name = periodic_task_name(job.id)
+    task = job.periodic_task or PeriodicTask.objects.filter(name=name).first() or PeriodicTask(name=name)
     task.task = EXECUTE_TASK
     task.kwargs = json.dumps({"job_id": job.id})
     task.description = f"Derived from job {job.id}; edit the job, not this task."

@@ -27,6 +27,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from jobs.expressions import ExpressionError, is_expression, validate_expression
 
+# Handlers of the project's own, always allowed (the system job cleanup-runs uses one).
+BUILTIN_MODULES = frozenset({"runs.retention"})
 SCRIPT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _log_sink: ContextVar[Callable[[str], None] | None] = ContextVar("crontask_task_log", default=None)
 
@@ -252,7 +254,7 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _package_allowed(module_name: str) -> bool:
-    return any(
+    return module_name in BUILTIN_MODULES or any(
         module_name == package or module_name.startswith(package + ".")
         for package in settings.CRONTASK_HANDLER_PACKAGES
     )

@@ -68,15 +68,28 @@ class Fire:
     scheduled_for: datetime
 
 
+# Jobs the system needs; created when beat starts (and by sync_schedules), never deletable.
+SYSTEM_JOBS: dict[str, dict[str, Any]] = {
+    "cleanup-runs": {
+        "name": "Clean up old runs",
+        "description": "Deletes runs older than CRONTASK_RUN_RETENTION_DAYS, in batches.",
+        "kind": Job.Kind.PYTHON,
+        "handler": "runs.retention:run_cleanup",
+        "cron": "17 3 * * *",
+        "timeout_seconds": 3600,
+    },
+}
+
+
 @transaction.atomic
-def job_create(*, data: Mapping[str, Any]) -> Job:
+def job_create(*, data: Mapping[str, Any], is_system: bool = False) -> Job:
     fields = _check_keys(data)
     run_if_past = bool(fields.pop("run_if_past", False))
     if "id" in fields and not fields["id"]:
         del fields["id"]
     fields = _resolve_trigger(fields, current=None)
     fields.setdefault("kind", _infer_kind(fields))
-    job = Job(**fields)
+    job = Job(**fields, is_system=is_system)
     job.id = job.id or uuid.uuid4().hex[:12]
     job.name = job.name or job.id
     if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
@@ -162,6 +175,32 @@ def job_delete(*, job: Job) -> None:
         raise JobProtected(job.id)
     remove_periodic_task(job)
     job.delete()
+
+
+def ensure_system_jobs() -> list[str]:
+    """Create the system jobs that are missing; returns their ids. Existing ones are left as edited."""
+    created = []
+    for job_id, data in SYSTEM_JOBS.items():
+        if not Job.objects.filter(pk=job_id).exists():
+            try:
+                job_create(data={"id": job_id, **data}, is_system=True)
+            except JobAlreadyExists:
+                continue  # another process created it meanwhile
+            created.append(job_id)
+    return created
+
+
+def sync_all_schedules() -> tuple[int, int]:
+    """Rebuild every job's PeriodicTask and drop ours that lost their job. Returns (synced, removed)."""
+    synced = 0
+    for job in Job.objects.select_related("periodic_task").iterator(chunk_size=500):
+        with transaction.atomic():
+            sync_periodic_task(job)
+        synced += 1
+    orphans = PeriodicTask.objects.filter(name__startswith="crontask:", crontask_job__isnull=True)
+    removed = orphans.delete()[1].get("django_celery_beat.PeriodicTask", 0)
+    PeriodicTasks.update_changed()
+    return synced, removed
 
 
 def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None) -> Any:

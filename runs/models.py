@@ -82,6 +82,8 @@ class Run(models.Model):
             # Run list filters and retention: started_after/started_before, cleanup by age.
             models.Index(fields=["started_at"], name="run_started_idx"),
             models.Index(fields=["status", "-id"], name="run_status_idx"),
+            # Retention (runs.retention): a job's runs queued before the cutoff.
+            models.Index(fields=["job", "queued_at"], name="run_job_queued_idx"),
         ]
 
     def __str__(self) -> str:

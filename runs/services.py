@@ -32,16 +32,27 @@ logger = logging.getLogger(__name__)
 def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:
     """Create a queued manual run and queue its execution once the transaction commits."""
     with transaction.atomic():
-        run = Run.objects.create(
-            job=job,
-            trigger=Run.Trigger.MANUAL,
-            status=Run.Status.QUEUED,
-            queued_at=timezone.now(),
-            target=mask_text(job.target),
-            overrides=overrides,
-        )
+        run = _create_manual(job, overrides)
         _queue(job_id=job.pk, run_id=run.pk)
     return run
+
+
+def run_in_foreground(*, job: Job, overrides: dict[str, Any] | None = None) -> Run:
+    """Run the job now in this process (``manage.py run_job``), recorded like any manual run."""
+    run = _create_manual(job, overrides or {})
+    result = run_execute(job_id=job.pk, run_id=run.pk, worker="manage.py run_job")
+    return result or Run.objects.get(pk=run.pk)
+
+
+def _create_manual(job: Job, overrides: dict[str, Any]) -> Run:
+    return Run.objects.create(
+        job=job,
+        trigger=Run.Trigger.MANUAL,
+        status=Run.Status.QUEUED,
+        queued_at=timezone.now(),
+        target=mask_text(job.target),
+        overrides=overrides,
+    )
 
 
 def run_execute(

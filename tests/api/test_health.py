@@ -35,6 +35,8 @@ def test_a_recent_beat_heartbeat_is_ok_and_a_stale_one_is_not():
 def test_an_unreachable_broker_is_reported(settings, monkeypatch):
     from crontask.celery import app
 
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
     body = APIClient().get("/api/health/").json()
     assert body["broker"]["status"] == "error"

@@ -123,12 +123,10 @@ def test_log_lines_reach_the_run_while_it_is_still_going():
 def test_the_shipped_cleanup_script_deletes_old_runs(settings):
     settings.CRONTASK_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
     job = python_job("scripts:cleanup_runs", handler_kwargs={"older_than_days": 30})
-    old = Run.objects.create(job=job, trigger="manual", status="success", started_at=datetime(2026, 1, 1, tzinfo=UTC))
-    recent = Run.objects.create(
-        job=job, trigger="manual", status="success", started_at=datetime(2026, 3, 1, tzinfo=UTC)
-    )
+    old = Run.objects.create(job=job, trigger="manual", status="success", queued_at=datetime(2026, 1, 1, tzinfo=UTC))
+    recent = Run.objects.create(job=job, trigger="manual", status="success", queued_at=datetime(2026, 3, 1, tzinfo=UTC))
     run = deliver()
     assert run.status == "success", run.error
-    assert run.result == {"deleted": 1, "older_than_days": 30}
+    assert run.result == {"deleted": 1, "older_than_days": 30, "keep_per_job": 0}
     assert not Run.objects.filter(pk=old.pk).exists()
     assert Run.objects.filter(pk=recent.pk).exists()

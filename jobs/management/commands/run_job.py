@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jobs.models import Job
+from runs.services import run_in_foreground
+
+
+class Command(BaseCommand):
+    help = "Run a job now, in this process, and print the run (exit 1 unless it succeeded)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("job_id")
+
+    def handle(self, *args: Any, job_id: str, **options: Any) -> None:
+        job = Job.objects.filter(pk=job_id).first()
+        if job is None:
+            raise CommandError(f"No job {job_id!r}.")
+        run = run_in_foreground(job=job)
+        self.stdout.write(f"run {run.pk} of {job.pk}: {run.status} in {run.duration_ms} ms ({run.target})")
+        for label, value in (
+            ("status code", run.status_code),
+            ("exit code", run.exit_code),
+            ("result", json.dumps(run.result) if run.result is not None else None),
+            ("error", run.error),
+            ("response body", run.response_body),
+            ("output", run.output),
+            ("log", run.log_output),
+        ):
+            if value not in (None, ""):
+                self.stdout.write(f"{label}: {value}")
+        if run.status != "success":
+            sys.exit(1)

@@ -1,0 +1,180 @@
+"""manage.py import_jobs, export_jobs, cleanup_runs, run_job, sync_schedules."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from jobs import services
+from jobs.importer import export_job, parse_crontab
+from jobs.models import Job
+from runs.models import Run
+
+pytestmark = pytest.mark.django_db
+URL = "http://127.0.0.1:9/"
+
+
+def run(*args: str) -> tuple[str, str, int]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return out.getvalue(), err.getvalue(), code
+
+
+def write(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / name
+    path.write_text(content)
+    return path
+
+
+def test_import_upserts_by_id_and_reports_each_invalid_entry(tmp_path):
+    services.job_create(data={"id": "same", "interval_seconds": 60, "url": URL})
+    services.job_create(data={"id": "changed", "interval_seconds": 60, "url": URL})
+    entries = [
+        {"id": "new", "cron": "*/5 * * * *", "url": URL},
+        {"id": "same", "interval_seconds": 60, "url": URL},
+        {"id": "changed", "interval_seconds": 30, "url": URL},
+        {"id": "broken", "cron": "61 * * * *", "url": URL},
+        {"id": "after-the-broken-one", "trigger": "interval", "trigger_args": {"hours": 1}, "url": URL},
+    ]
+    out, err, code = run("import_jobs", str(write(tmp_path, "jobs.json", json.dumps(entries))))
+    assert out.strip() == "created 2, updated 1, unchanged 1, invalid 1"
+    assert "invalid broken: cron: Invalid cron expression" in err
+    assert code == 1
+    assert Job.objects.get(pk="changed").interval_seconds == 30
+    assert Job.objects.get(pk="after-the-broken-one").interval_seconds == 3600
+    assert PeriodicTask.objects.filter(crontask_job__pk="new").exists()
+
+
+def test_a_dry_run_changes_nothing(tmp_path):
+    path = write(tmp_path, "jobs.yaml", "- id: a\n  cron: '*/5 * * * *'\n  url: http://127.0.0.1:9/\n")
+    out, _, code = run("import_jobs", str(path), "--dry-run")
+    assert (out.strip(), code) == ("Dry run: created 1, updated 0, unchanged 0, invalid 0", 0)
+    assert not Job.objects.exists()
+    assert not PeriodicTask.objects.exists()
+
+
+def test_an_export_imports_back_to_the_same_jobs(tmp_path):
+    services.job_create(
+        data={
+            "id": "c",
+            "cron": "0 9 * * mon-fri",
+            "timezone": "Asia/Shanghai",
+            "url": URL,
+            "method": "POST",
+            "headers": {"Authorization": "Bearer x"},
+            "body": "{}",
+            "max_retries": 2,
+            "concurrency_policy": "forbid",
+        }
+    )
+    services.job_create(data={"id": "i", "interval_seconds": 90, "url": URL, "status": "paused"})
+    services.job_create(data={"id": "d", "run_at": "2099-01-01T00:00:00+00:00", "url": URL})
+    services.job_create(
+        data={"id": "m", "kind": "python", "handler": "scripts:http_check", "handler_kwargs": {"url": URL}}
+    )
+    before = {job.pk: export_job(job) for job in Job.objects.all()}
+    for export_format in ("json", "yaml"):
+        path = tmp_path / f"export.{export_format}"
+        run("export_jobs", "--format", export_format, "--output", str(path))
+        Job.objects.all().delete()
+        out, err, code = run("import_jobs", str(path))
+        assert (out.strip(), err, code) == ("created 4, updated 0, unchanged 0, invalid 0", "", 0)
+        assert {job.pk: export_job(job) for job in Job.objects.all()} == before
+        assert run("import_jobs", str(path))[0].strip() == "created 0, updated 0, unchanged 4, invalid 0"
+
+
+def test_a_crontab_file_becomes_shell_jobs(tmp_path, settings):
+    settings.CRONTASK_ALLOW_SHELL = True
+    crontab = """
+# nightly backups
+MAILTO=ops@example.com
+PATH=/usr/local/bin:/usr/bin
+*/5 * * * * /usr/bin/check --quiet
+CRON_TZ=Asia/Shanghai
+0 9 * * mon-fri echo "good morning" >> /tmp/greet.log
+@daily /usr/bin/rotate
+@reboot /usr/bin/never
+61 * * * * /bin/true
+"""
+    out, err, _ = run("import_jobs", str(write(tmp_path, "crontab", crontab)))
+    assert out.strip() == "created 3, updated 0, unchanged 0, invalid 2"
+    assert "@reboot is not supported" in err
+    assert "Invalid cron expression" in err
+    jobs = {job.cron: job for job in Job.objects.all()}
+    assert jobs["*/5 * * * *"].command == "env PATH=/usr/local/bin:/usr/bin /usr/bin/check --quiet"
+    assert jobs["*/5 * * * *"].kind == "shell"
+    assert jobs["0 9 * * mon-fri"].timezone == "Asia/Shanghai"
+    assert jobs["0 0 * * *"].command.endswith("/usr/bin/rotate")
+    assert run("import_jobs", str(write(tmp_path, "crontab", crontab)))[0].startswith(
+        "created 0, updated 0, unchanged 3"
+    )
+
+
+def test_crontab_ids_are_stable_so_a_reimport_updates_nothing():
+    first = parse_crontab("*/5 * * * * /bin/true\n")
+    assert first == parse_crontab("# a comment\n*/5 * * * * /bin/true\n")
+    assert first[0]["id"].startswith("crontab-")
+
+
+def test_unreadable_files_are_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="Not valid JSON"):
+        call_command("import_jobs", str(write(tmp_path, "bad.json", "{nope")))
+    with pytest.raises(CommandError, match="Expected a list"):
+        call_command("import_jobs", str(write(tmp_path, "one.json", '{"id": "x"}')))
+
+
+def test_cleanup_deletes_old_finished_runs_in_batches_keeping_the_newest(tmp_path):
+    job = services.job_create(data={"id": "j", "interval_seconds": 60, "url": URL})
+    other = services.job_create(data={"id": "k", "interval_seconds": 60, "url": URL})
+    old = timezone.now() - timedelta(days=40)
+    Run.objects.bulk_create(
+        [Run(job=job, trigger="scheduled", status="success", queued_at=old + timedelta(seconds=i)) for i in range(25)]
+        + [Run(job=other, trigger="scheduled", status="failed", queued_at=old) for _ in range(3)]
+        + [Run(job=job, trigger="scheduled", status="running", queued_at=old)]  # not finished: kept
+        + [Run(job=job, trigger="scheduled", status="success", queued_at=timezone.now())]  # recent: kept
+    )
+    out, _, _ = run("cleanup_runs", "--older-than", "30d", "--keep-per-job", "5", "--batch-size", "7")
+    assert out.strip() == "Deleted 22 runs older than 30d."
+    assert Run.objects.filter(job=job).count() == 5  # the newest 5, the running and the recent one among them
+    assert Run.objects.filter(job=other).count() == 3  # no more than 5: all kept
+    assert run("cleanup_runs", "--older-than", "30d")[0].strip() == "Deleted 6 runs older than 30d."
+    assert set(Run.objects.values_list("status", flat=True)) == {"running", "success"}
+    with pytest.raises(CommandError, match="not an age"):
+        call_command("cleanup_runs", "--older-than", "soon")
+
+
+def test_run_job_runs_in_the_foreground_and_prints_the_run(http_target):
+    services.job_create(data={"id": "fg", "url": f"{http_target.url}/hello"})
+    out, _, code = run("run_job", "fg")
+    assert code == 0
+    assert "run 1 of fg: success" in out.replace(str(Run.objects.get().pk), "1")
+    assert "status code: 200" in out
+    assert http_target.hits["/hello"] == 1
+    services.job_create(data={"id": "bad", "url": f"{http_target.url}/status/500"})
+    assert run("run_job", "bad")[2] == 1
+    with pytest.raises(CommandError, match="No job"):
+        call_command("run_job", "missing")
+
+
+def test_sync_schedules_rebuilds_the_periodic_tasks_and_creates_system_jobs():
+    job = services.job_create(data={"id": "s", "interval_seconds": 60, "url": URL})
+    PeriodicTask.objects.filter(pk=job.periodic_task_id).delete()
+    out, _, _ = run("sync_schedules")
+    assert out.startswith("Synced 2 jobs")
+    assert PeriodicTask.objects.get(crontask_job__pk="s").interval.every == 60
+    system = Job.objects.get(pk="cleanup-runs")
+    assert system.is_system
+    assert system.next_run_at is not None
+    assert "created 0 system jobs" in run("sync_schedules")[0]
