@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from crontask import views
+from crontask.dashboard import dashboard
 from jobs import weizhi
 from jobs.api import CronPreviewView, HandlerListView, JobViewSet
 from runs.api import JobRunsView, RunViewSet
@@ -15,6 +16,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("runs", RunViewSet, basename="run")
 
 urlpatterns = [
+    path("admin/dashboard/", dashboard, name="dashboard"),
     path("admin/", admin.site.urls),
     path("api/health/", views.HealthView.as_view(), name="api-health"),
     path("api/handlers/", HandlerListView.as_view(), name="handlers"),

@@ -1,4 +1,4 @@
-"""Jobs in the Django admin. Saving and every action go through jobs.services."""
+"""Jobs in the Django admin. Saving, the actions and the buttons all go through jobs.services."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 from django_celery_beat import models as beat_models
 
+from crontask.admin_utils import badge
 from jobs import services
 from jobs.errors import JobConflict
 from jobs.models import Job
 from jobs.secrets import keep_masked_headers, mask_headers
+from jobs.triggers import describe_cron
+from runs.models import Run
 
 # django-celery-beat's rows are derived from jobs (``manage.py sync_schedules`` rebuilds them):
 # editing them by hand would be overwritten, so they are not offered.
@@ -29,6 +36,27 @@ for _model in (
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
 
+RECENT_RUNS = 20
+
+
+def schedule_text(job: Job) -> str:
+    """The schedule in words: 'every 10 seconds', 'At 09:00, Monday through Friday (Asia/Shanghai)'."""
+    if job.trigger == Job.Trigger.CRON:
+        return f"{describe_cron(job.cron)} ({job.timezone})"
+    if job.trigger == Job.Trigger.INTERVAL:
+        return _every(job.interval_seconds or 0)
+    if job.trigger == Job.Trigger.DATE:
+        return f"once at {job.run_at:%Y-%m-%d %H:%M:%S %Z}" if job.run_at else "once"
+    return "by hand"
+
+
+def _every(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    return "every second" if seconds == 1 else f"every {seconds} seconds"
+
 
 class JobForm(forms.ModelForm):
     """Secret header values are shown masked; sent back masked, they keep their stored value."""
@@ -36,34 +64,17 @@ class JobForm(forms.ModelForm):
     class Meta:
         model = Job
         fields = [
-            "id",
-            "name",
-            "description",
-            "kind",
-            "trigger",
-            "cron",
-            "interval_seconds",
-            "run_at",
-            "timezone",
-            "url",
-            "method",
-            "headers",
-            "body",
-            "handler",
-            "handler_kwargs",
-            "command",
-            "timeout_seconds",
-            "max_retries",
-            "retry_backoff_seconds",
-            "concurrency_policy",
-            "misfire_grace_seconds",
-            "status",
-        ]
+            "id", "name", "description", "status", "kind", "trigger", "cron", "interval_seconds", "run_at",
+            "timezone", "url", "method", "headers", "body", "handler", "handler_kwargs", "command",
+            "timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy", "misfire_grace_seconds",
+        ]  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk and "headers" in self.initial:
             self.initial["headers"] = mask_headers(self.initial["headers"])
+        if "status" in self.fields:
+            self.fields["status"].choices = [(s.value, s.label) for s in (Job.Status.ACTIVE, Job.Status.PAUSED)]
 
     def clean_headers(self) -> Any:
         headers = self.cleaned_data.get("headers")
@@ -76,50 +87,93 @@ class JobForm(forms.ModelForm):
 class JobAdmin(admin.ModelAdmin):
     form = JobForm
     list_display = [
-        "id",
-        "name",
-        "kind",
-        "trigger",
-        "schedule_display",
-        "status",
-        "next_run_at",
-        "last_run_at",
-        "last_run_status",
-        "success_count",
-        "failure_count",
-    ]
-    list_filter = ["status", "kind", "trigger", "last_run_status"]
+        "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",
+    ]  # fmt: skip
+    list_display_links = ["id", "name"]
+    list_filter = ["status", "kind", "trigger", "last_run_status", "is_system"]
     search_fields = ["id", "name", "url", "handler", "command"]
     readonly_fields = [
-        "next_run_at",
-        "last_run_at",
-        "last_run_status",
-        "run_count",
-        "success_count",
-        "failure_count",
-        "is_system",
-        "created_at",
-        "updated_at",
-    ]
-    actions = ["pause_jobs", "resume_jobs", "run_jobs_now"]
+        "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
+        "is_system", "created_at", "updated_at", "recent_runs",
+    ]  # fmt: skip
+    fieldsets = [
+        (None, {"fields": ["id", "name", "description", "status", "kind"]}),
+        ("Schedule", {"fields": ["trigger", "cron", "interval_seconds", "run_at", "timezone"]}),
+        ("HTTP request", {"fields": ["url", "method", "headers", "body"], "classes": ["ct-kind-http"]}),
+        ("Python handler", {"fields": ["handler", "handler_kwargs"], "classes": ["ct-kind-python"]}),
+        ("Shell command", {"fields": ["command"], "classes": ["ct-kind-shell"]}),
+        ("Policies", {"fields": ["timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy",
+                                 "misfire_grace_seconds"]}),
+        ("State", {"fields": ["next_run_at", "last_run_at", "last_run_status", "run_count", "success_count",
+                              "failure_count", "is_system", "created_at", "updated_at"]}),
+        ("Recent runs", {"fields": ["recent_runs"]}),
+    ]  # fmt: skip
+    actions = ["pause_jobs", "resume_jobs", "run_jobs_now", "delete_jobs"]
+    list_per_page = 50
 
-    @admin.display(description="schedule")
-    def schedule_display(self, job: Job) -> str:
-        if job.trigger == Job.Trigger.CRON:
-            return f"{job.cron} ({job.timezone})"
-        if job.trigger == Job.Trigger.INTERVAL:
-            return f"every {job.interval_seconds} s"
-        if job.trigger == Job.Trigger.DATE:
-            return f"once at {job.run_at:%Y-%m-%d %H:%M:%S %Z}"
-        return "by hand"
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        latest = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("id")[:1]
+        return super().get_queryset(request).annotate(last_run_id=Subquery(latest))
 
-    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        context["cron_preview_config"] = {"url": reverse("cron-preview")}
-        return super().render_change_form(request, context, *args, **kwargs)
+    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list:
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if obj is not None else [f for f in fieldsets if f[0] not in ("State", "Recent runs")]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "id"] if obj is not None else fields
+
+    @admin.display(description="schedule")
+    def schedule(self, job: Job) -> str:
+        return schedule_text(job)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, job: Job) -> SafeString:
+        return badge(job.status)
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, job: Job) -> SafeString | str:
+        if not job.last_run_at:
+            return "—"
+        url = reverse("admin:runs_run_change", args=[job.last_run_id]) if job.last_run_id else "#"
+        return format_html(
+            '<a href="{}">{}</a> {}', url, badge(job.last_run_status), f"{job.last_run_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+    @admin.display(description="last 20 runs")
+    def recent_runs(self, job: Job) -> SafeString:
+        runs = list(
+            Run.objects.filter(job=job)
+            .order_by("-id")
+            .only("id", "trigger", "status", "scheduled_for", "started_at", "duration_ms", "status_code", "error")[
+                :RECENT_RUNS
+            ]
+        )
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:runs_run_change", args=[r.pk]), r.pk, r.trigger, badge(r.status),
+                    f"{r.started_at:%Y-%m-%d %H:%M:%S}" if r.started_at else "—",
+                    f"{r.duration_ms} ms" if r.duration_ms is not None else "—",
+                    r.status_code or "", r.error[:120],
+                )
+                for r in runs
+            ),
+        )  # fmt: skip
+        all_runs = reverse("admin:runs_run_changelist") + "?" + urlencode({"job": job.pk})
+        return format_html(
+            '<table class="ct-recent-runs"><thead><tr><th>run</th><th>trigger</th><th>status</th><th>started</th>'
+            "<th>duration</th><th>code</th><th>error</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All runs of this job</a></p>',
+            rows or format_html('<tr><td colspan="7">No runs yet.</td></tr>'),
+            all_runs,
+        )
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        context["cron_preview_config"] = {"url": reverse("cron-preview"), "handlers_url": reverse("handlers")}
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
         data = {name: form.cleaned_data[name] for name in form.cleaned_data if name in services.EDITABLE_FIELDS}
@@ -133,6 +187,18 @@ class JobAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, services.job_delete, "deleted")
 
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # replaced by delete_jobs, which reports system jobs it skipped
+        return actions
+
+    @admin.action(description="Delete selected jobs", permissions=["delete"])
+    def delete_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._each(request, queryset, services.job_delete, "deleted")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_system)
+
     @admin.action(description="Pause selected jobs", permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, services.job_pause, "paused")
@@ -145,14 +211,43 @@ class JobAdmin(admin.ModelAdmin):
     def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, services.job_run_now, "queued to run")
 
+    def get_urls(self) -> list[URLPattern]:
+        button = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/run-now/", button(self.run_now_view), name="jobs_job_run_now"),
+            path("<path:object_id>/pause/", button(self.pause_view), name="jobs_job_pause"),
+            path("<path:object_id>/resume/", button(self.resume_view), name="jobs_job_resume"),
+            *super().get_urls(),
+        ]
+
+    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._button(request, object_id, services.job_run_now, "queued to run")
+
+    def pause_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._button(request, object_id, services.job_pause, "paused")
+
+    def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._button(request, object_id, services.job_resume, "resumed")
+
+    def _button(self, request: HttpRequest, object_id: str, service: Any, verb: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        job = get_object_or_404(Job, pk=object_id)
+        if not self.has_change_permission(request, job):
+            return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
+        self._each(request, Job.objects.filter(pk=job.pk), service, verb)
+        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
+
     def _each(self, request: HttpRequest, queryset: QuerySet[Job], service: Any, verb: str) -> None:
         done, failed = 0, []
         for job in queryset:
             try:
                 service(job=job)
                 done += 1
-            except (ValidationError, JobConflict) as exc:
-                failed.append(f"{job.pk}: {'; '.join(getattr(exc, 'messages', [str(exc)]))}")
+            except ValidationError as exc:
+                failed.append(f"{job.pk}: {' '.join(exc.messages)}")
+            except JobConflict as exc:
+                failed.append(f"{job.pk}: {exc.message}")
         self.message_user(request, f"{done} job(s) {verb}.", messages.SUCCESS)
         if failed:
             self.message_user(request, "Not changed: " + " | ".join(failed), messages.WARNING)

@@ -1,0 +1,72 @@
+"""Reads for the dashboard: runs per hour, failure rates, slow jobs, what is running."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Avg, Count, F, FloatField, Max, Q
+from django.db.models.functions import Cast, TruncHour
+from django.utils import timezone
+
+from jobs.models import Job
+from runs.models import Run
+
+FAILED = (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST)
+
+
+@dataclass(frozen=True)
+class HourBar:
+    hour: datetime
+    success: int
+    failure: int
+
+
+def runs_per_hour(*, now: datetime | None = None, hours: int = 24) -> list[HourBar]:
+    """Successes and failures per hour over the last ``hours`` hours, oldest first, gaps filled."""
+    now = now or timezone.now()
+    start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
+    rows = (
+        Run.objects.filter(started_at__gte=start)
+        .annotate(hour=TruncHour("started_at"))
+        .values("hour")
+        .annotate(
+            success=Count("id", filter=Q(status=Run.Status.SUCCESS)), failure=Count("id", filter=Q(status__in=FAILED))
+        )
+    )
+    counts = {row["hour"]: row for row in rows}
+    bars = []
+    for step in range(hours):
+        hour = start + timedelta(hours=step)
+        row = counts.get(hour, {})
+        bars.append(HourBar(hour=hour, success=row.get("success", 0), failure=row.get("failure", 0)))
+    return bars
+
+
+def failure_rates(*, limit: int = 10) -> list[Job]:
+    """Jobs with the highest share of failed runs (from their counters: no scan of the runs)."""
+    return list(
+        Job.objects.filter(run_count__gt=0, failure_count__gt=0)
+        .annotate(rate=Cast(F("failure_count"), FloatField()) / Cast(F("run_count"), FloatField()))
+        .order_by("-rate", "-failure_count")
+        .only("id", "name", "run_count", "failure_count")[:limit]
+    )
+
+
+def slowest_jobs(*, now: datetime | None = None, limit: int = 10) -> list[dict[str, Any]]:
+    since = (now or timezone.now()) - timedelta(hours=24)
+    return list(
+        Run.objects.filter(started_at__gte=since, duration_ms__isnull=False)
+        .values("job_id")
+        .annotate(avg_ms=Avg("duration_ms"), max_ms=Max("duration_ms"), runs=Count("id"))
+        .order_by("-avg_ms")[:limit]
+    )
+
+
+def running_now(*, limit: int = 50) -> list[Run]:
+    return list(
+        Run.objects.filter(status=Run.Status.RUNNING)
+        .order_by("started_at")
+        .only("id", "job_id", "trigger", "started_at", "worker")[:limit]
+    )

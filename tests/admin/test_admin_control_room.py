@@ -1,0 +1,154 @@
+"""The admin as the control room: list, buttons, runs, dashboard."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from jobs import services
+from jobs.admin import schedule_text
+from jobs.models import Job
+from runs.models import Run
+
+pytestmark = pytest.mark.django_db
+URL = "http://127.0.0.1:9/"
+
+
+@pytest.fixture
+def staff(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        ({"interval_seconds": 10}, "every 10 seconds"),
+        ({"interval_seconds": 5400}, "every 90 minutes"),
+        ({"interval_seconds": 3600}, "every hour"),
+        ({"cron": "0 9 * * mon-fri", "timezone": "Asia/Shanghai"}, "At 09:00, Monday through Friday (Asia/Shanghai)"),
+        ({"cron": "*/10 * * * * *"}, "Every 10 seconds (UTC)"),
+        ({}, "by hand"),
+    ],
+)
+def test_the_schedule_is_shown_in_words(data, text):
+    assert schedule_text(services.job_create(data={"url": URL, **data})) == text
+
+
+def test_the_job_list_shows_status_schedule_and_last_run_with_constant_queries(staff):
+    def page_queries() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as ctx:
+            response = staff.get("/admin/jobs/job/")
+        assert response.status_code == 200
+        return len(ctx.captured_queries), response.content.decode()
+
+    job = services.job_create(data={"id": "ping", "interval_seconds": 10, "url": URL})
+    run = Run.objects.create(job=job, trigger="scheduled", status="failed", started_at=timezone.now())
+    Job.objects.filter(pk="ping").update(last_run_at=run.started_at, last_run_status="failed")
+    few, page = page_queries()
+    assert "every 10 seconds" in page
+    assert "ct-badge" in page
+    assert f"/admin/runs/run/{run.pk}/change/" in page
+    for i in range(15):
+        other = services.job_create(data={"id": f"j{i}", "cron": "* * * * *", "url": URL})
+        Run.objects.create(job=other, trigger="manual", status="success")
+    assert page_queries()[0] == few
+
+
+def test_the_buttons_on_the_job_page_run_pause_and_resume(staff, queued_tasks, django_capture_on_commit_callbacks):
+    services.job_create(data={"id": "b", "interval_seconds": 10, "url": URL})
+    page = staff.get("/admin/jobs/job/b/change/").content.decode()
+    assert 'id="ct-run-now"' in page
+    assert 'id="ct-pause"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post("/admin/jobs/job/b/run-now/")
+    assert Run.objects.get(job_id="b").trigger == "manual"
+    assert len(queued_tasks) == 1
+    staff.post("/admin/jobs/job/b/pause/")
+    assert Job.objects.get(pk="b").status == "paused"
+    assert 'id="ct-resume"' in staff.get("/admin/jobs/job/b/change/").content.decode()
+    staff.post("/admin/jobs/job/b/resume/")
+    assert Job.objects.get(pk="b").status == "active"
+    assert staff.get("/admin/jobs/job/b/pause/").status_code == 405
+
+
+def test_actions_report_what_they_could_not_change(staff):
+    services.job_create(data={"id": "sys", "interval_seconds": 10, "url": URL}, is_system=True)
+    services.job_create(data={"id": "plain", "interval_seconds": 10, "url": URL})
+    response = staff.post(
+        "/admin/jobs/job/",
+        {"action": "delete_jobs", "_selected_action": ["sys", "plain"]},
+        follow=True,
+    )
+    text = response.content.decode()
+    assert "1 job(s) deleted." in text
+    assert "sys: &#x27;sys&#x27; is a system job and cannot be deleted." in text
+    assert list(Job.objects.values_list("pk", flat=True)) == ["sys"]
+
+
+def test_the_job_page_shows_its_recent_runs_and_a_link_to_all(staff):
+    job = services.job_create(data={"id": "r", "interval_seconds": 10, "url": URL})
+    Run.objects.bulk_create([Run(job=job, trigger="scheduled", status="success") for _ in range(25)])
+    page = staff.get("/admin/jobs/job/r/change/").content.decode()
+    assert len(re.findall(r"/admin/runs/run/\d+/change/", page)) == 20
+    assert "/admin/runs/run/?job=r" in page
+    listing = staff.get("/admin/runs/run/?job=r").content.decode()
+    assert "25 runs" in listing or "25" in listing
+
+
+def test_the_run_page_is_read_only_and_shows_captured_text_readably(staff):
+    job = services.job_create(data={"id": "t", "interval_seconds": 10, "url": URL})
+    run = Run.objects.create(
+        job=job,
+        trigger="manual",
+        status="failed",
+        response_body="<b>body</b>",
+        traceback="Traceback (most recent call last):\n  boom",
+        log_output="[10:00:00] hi",
+    )
+    page = staff.get(f"/admin/runs/run/{run.pk}/change/").content.decode()
+    assert "&lt;b&gt;body&lt;/b&gt;" in page
+    assert "<pre" in page
+    assert "Traceback (most recent call last)" in page
+    assert "/admin/jobs/job/t/change/" in page
+    assert staff.get("/admin/runs/run/add/").status_code == 403
+    assert 'name="_save"' not in page
+
+
+def test_the_run_list_never_counts_the_whole_table(staff):
+    job = services.job_create(data={"id": "t", "interval_seconds": 10, "url": URL})
+    Run.objects.bulk_create([Run(job=job, trigger="manual", status="success") for _ in range(5)])
+    with CaptureQueriesContext(connection) as ctx:
+        assert staff.get("/admin/runs/run/").status_code == 200
+    counts = [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts
+    assert all("LIMIT" in sql.upper() for sql in counts), counts
+
+
+def test_the_dashboard_is_linked_from_the_index_and_renders_without_a_cdn(staff):
+    job = services.job_create(data={"id": "d", "interval_seconds": 10, "url": URL})
+    now = timezone.now()
+    Run.objects.create(job=job, trigger="scheduled", status="success", started_at=now, duration_ms=120)
+    Run.objects.create(
+        job=job, trigger="scheduled", status="failed", started_at=now - timedelta(hours=2), duration_ms=80
+    )
+    Run.objects.create(job=job, trigger="scheduled", status="running", started_at=now)
+    Job.objects.filter(pk="d").update(run_count=2, failure_count=1, success_count=1)
+    assert "/admin/dashboard/" in staff.get("/admin/").content.decode()
+    page = staff.get("/admin/dashboard/").content.decode()
+    assert "<svg" in page
+    assert "1 succeeded" in page
+    assert "1 failed" in page
+    assert "50%" in page
+    assert "avg 100 ms" in page
+    assert "Running now (1)" in page
+    assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", page)
+
+
+def test_the_beat_tables_are_not_offered_for_editing(staff):
+    assert staff.get("/admin/django_celery_beat/periodictask/").status_code == 404
