@@ -1,0 +1,100 @@
+"""The admin in a real headless Chromium (Playwright driving the system's Chromium).
+
+Logs in, creates a cron job with the form (watching the preview), runs it now, sees the run,
+pauses it; screenshots of the job form, the job list and the dashboard go to test-output/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from jobs.models import Job
+from runs.models import Run
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (.ci/run installs Debian's chromium)"),
+]
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(15000)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_staff_create_preview_run_and_pause_a_job_in_the_admin(live_server, browser_page, http_target, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # run-now executes in the web process: no worker here
+    from crontask.celery import app
+
+    app.conf.task_always_eager = True
+    get_user_model().objects.create_superuser("staff", "", "browser-Passw0rd")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser_page
+
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "browser-Passw0rd")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#ct-dashboard-link")
+
+    page.goto(f"{live_server.url}/admin/jobs/job/add/")
+    page.fill("#id_id", "browser-job")
+    page.select_option("#id_kind", "http")
+    page.select_option("#id_trigger", "cron")
+    assert page.is_hidden("fieldset.ct-kind-python")
+    assert page.is_visible("fieldset.ct-kind-http")
+    page.fill("#id_cron", "*/5 * * * *")
+    page.wait_for_function("document.getElementById('cron-preview').textContent.includes('Every 5 minutes')")
+    assert page.locator("#cron-preview div").count() == 6  # the description and five fire times
+    page.fill("#id_url", f"{http_target.url}/from-browser")
+    page.screenshot(path=str(SHOTS / "job_form.png"), full_page=True)
+    page.click("input[name=_save]")
+    page.wait_for_selector("#result_list")
+    assert "Every 5 minutes" in page.inner_text("#result_list")
+    job = Job.objects.get(pk="browser-job")
+    assert (job.trigger, job.cron, job.periodic_task is not None) == ("cron", "*/5 * * * *", True)
+
+    page.goto(f"{live_server.url}/admin/jobs/job/browser-job/change/")
+    page.click("#ct-run-now")
+    page.wait_for_selector(".messagelist")
+    page.wait_for_selector("table.ct-recent-runs a")
+    run = Run.objects.get(job_id="browser-job")
+    assert (run.trigger, run.status, run.status_code) == ("manual", "success", 200)
+    assert http_target.hits["/from-browser"] == 1
+    assert "success" in page.inner_text("table.ct-recent-runs")
+
+    page.click("#ct-pause")
+    page.wait_for_selector("#ct-resume")
+    assert Job.objects.get(pk="browser-job").status == "paused"
+
+    page.goto(f"{live_server.url}/admin/jobs/job/")
+    assert "paused" in page.inner_text("#result_list")
+    page.screenshot(path=str(SHOTS / "job_list.png"), full_page=True)
+    page.goto(f"{live_server.url}/admin/dashboard/")
+    page.wait_for_selector("#runs-per-hour svg")
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+    for name in ("job_form.png", "job_list.png", "dashboard.png"):
+        assert (SHOTS / name).stat().st_size > 10_000
