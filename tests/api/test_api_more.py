@@ -212,3 +212,9 @@ def test_api_paths_no_route_matches_answer_json_404(api):
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
     assert api.get("/api/nothing-here/").json() == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize("value", ["9913-06-28T17:33:11+17:34", "0001-01-01T00:00:00+05:00"])
+def test_odd_offsets_in_date_filters_are_handled_not_500(api, value):
+    response = api.get("/api/runs/", {"started_after": value})
+    assert response.status_code in (200, 400)
