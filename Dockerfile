@@ -1,10 +1,12 @@
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 CRONTASK_VAR_DIR=/app/var STATIC_ROOT=/app/static
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN useradd --create-home crontask && mkdir -p /app/var && chown crontask /app/var
+# Static files are collected into the image; whitenoise serves them. The key is for this step only.
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && useradd --create-home crontask && mkdir -p /app/var && chown crontask /app/var
 USER crontask
 EXPOSE 8000
-CMD ["gunicorn", "crontask.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn crontask.wsgi --bind 0.0.0.0:8000 --access-logfile -"]

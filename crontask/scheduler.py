@@ -88,4 +88,7 @@ class CrontaskScheduler(DatabaseScheduler):
             kwargs={"job_id": fire.job_id, "scheduled_for": fire.scheduled_for.isoformat()},
             producer=self.producer,
         )
-        logger.info("fired job_id=%s scheduled_for=%s", fire.job_id, fire.scheduled_for.isoformat())
+        logger.info(
+            "fired job_id=%s scheduled_for=%s", fire.job_id, fire.scheduled_for.isoformat(),
+            extra={"job_id": fire.job_id, "scheduled_for": fire.scheduled_for.isoformat()},
+        )  # fmt: skip

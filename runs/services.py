@@ -117,7 +117,10 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
                 run.save(update_fields=["duration_ms"])
             _record(run, run.job)
         reaped += 1
-        logger.warning("run lost run_id=%s job_id=%s was=%s", pk, run.job_id, was)
+        logger.warning(
+            "run lost run_id=%s job_id=%s was=%s", pk, run.job_id, was,
+            extra={"run_id": pk, "job_id": run.job_id, "status": Run.Status.LOST},
+        )  # fmt: skip
     return reaped
 
 
@@ -236,7 +239,10 @@ def _overlap(job: Job) -> str:
 
 
 def _skipped(run: Run, job: Job) -> None:
-    logger.info("run skipped run_id=%s job_id=%s reason=%s", run.pk, job.pk, run.error)
+    logger.info(
+        "run skipped run_id=%s job_id=%s reason=%s", run.pk, job.pk, run.error,
+        extra={"run_id": run.pk, "job_id": job.pk, "status": run.status, "reason": run.error},
+    )  # fmt: skip
     job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at, counted=False)
     if run.trigger == Run.Trigger.SCHEDULED:
         job_services.job_complete_if_fired(job_id=job.pk)
@@ -273,8 +279,9 @@ def _finish(run: Run, outcome: Outcome, *, job: Job) -> Run:
         )
         _record(run, job)
     logger.info(
-        "run finished run_id=%s job_id=%s status=%s duration_ms=%s", run.pk, run.job_id, run.status, run.duration_ms
-    )
+        "run finished run_id=%s job_id=%s status=%s duration_ms=%s", run.pk, run.job_id, run.status, run.duration_ms,
+        extra={"run_id": run.pk, "job_id": run.job_id, "status": run.status, "duration_ms": run.duration_ms},
+    )  # fmt: skip
     return run
 
 

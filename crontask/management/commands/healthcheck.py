@@ -1,0 +1,30 @@
+"""Container health checks: ``manage.py healthcheck beat`` (its heartbeat is fresh) or ``web``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from crontask.health import BEAT, BEAT_STALE_AFTER
+from crontask.models import Heartbeat
+
+
+class Command(BaseCommand):
+    help = "Exit 0 if the part is healthy: 'beat' (a heartbeat in the last minute) or 'database'."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("part", choices=["beat", "database"])
+
+    def handle(self, *args: Any, part: str, **options: Any) -> None:
+        if part == "database":
+            Heartbeat.objects.exists()
+            self.stdout.write("database ok")
+            return
+        beat = Heartbeat.objects.filter(name=BEAT).first()
+        if beat is None or timezone.now() - beat.seen_at > BEAT_STALE_AFTER:
+            self.stderr.write("beat: no recent heartbeat")
+            sys.exit(1)
+        self.stdout.write(f"beat ok, last seen {beat.seen_at.isoformat()}")
