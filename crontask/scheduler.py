@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from crontask.health import BEAT, record_heartbeat
+from crontask.leader import LeaderLock
 from jobs import services as job_services
 from jobs.services import Fire
 
@@ -61,9 +62,19 @@ class CrontaskScheduler(DatabaseScheduler):
             return
         self._heartbeat_at = time.monotonic()
 
+    _leader: LeaderLock | None = None
+
+    @property
+    def leader(self) -> LeaderLock:
+        if self._leader is None:
+            self._leader = LeaderLock()
+        return self._leader
+
     def fire_due_jobs(self) -> float:
         """Publish every job fire due now; return how long beat may sleep before the next one."""
         max_sleep = settings.CRONTASK_SCHEDULER_MAX_SLEEP
+        if not self.leader.hold():
+            return max_sleep  # another beat fires the jobs; look again at the next tick
         try:
             while True:
                 with transaction.atomic():
