@@ -178,3 +178,15 @@ def test_sync_schedules_rebuilds_the_periodic_tasks_and_creates_system_jobs():
     assert system.is_system
     assert system.next_run_at is not None
     assert "created 0 system jobs" in run("sync_schedules")[0]
+
+
+def test_a_large_import_shows_a_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys):
+    import sys
+
+    entries = [{"id": f"bulk-{i}", "interval_seconds": 60, "url": URL} for i in range(60)]
+    path = write(tmp_path, "many.json", json.dumps(entries))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    call_command("import_jobs", str(path))
+    err = capsys.readouterr().err
+    assert "[" + "#" * 40 + "] 60/60" in err
+    assert Job.objects.count() == 60
