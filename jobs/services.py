@@ -6,6 +6,7 @@ Each service runs in one transaction that also keeps the job's PeriodicTask in s
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from jobs.models import Job
 from jobs.secrets import keep_masked_headers
 from jobs.trigger_args import normalise_trigger_args
 from jobs.triggers import Schedule
+
+logger = logging.getLogger(__name__)
 
 # Fields a client may set. The rest are maintained by the system.
 EDITABLE_FIELDS = frozenset(
@@ -225,7 +228,11 @@ def claim_due_fires(*, now: datetime, limit: int) -> list[Fire]:
     fires = []
     for job_id, scheduled_for, trigger, cron, interval, run_at, tz in due:
         schedule = Schedule(trigger=trigger, cron=cron, interval_seconds=interval, run_at=run_at, timezone=tz)
-        following = schedule.next_fire(scheduled_for, now)
+        try:
+            following = schedule.next_fire(scheduled_for, now)
+        except Exception:  # a schedule written around the services (raw SQL) must not stop beat
+            logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
+            following = None
         claimed = Job.objects.filter(pk=job_id, status=Job.Status.ACTIVE, next_run_at=scheduled_for).update(
             next_run_at=following
         )

@@ -125,3 +125,14 @@ def test_next_run_at_follows_each_fire_of_a_seconds_cron():
         fires += claim_at(datetime(2026, 3, 2, 10, 0, 0, 1000, tzinfo=UTC) + timedelta(seconds=second))
     assert [f[1].strftime("%M:%S") for f in fires] == ["00:40", "00:50", "01:00", "01:10"]
     assert Job.objects.get(pk="s").next_run_at == datetime(2026, 3, 2, 10, 1, 20, tzinfo=UTC)
+
+
+def test_a_schedule_broken_outside_the_services_does_not_stop_the_others():
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "broken", "cron": "* * * * *", **HTTP})
+        services.job_create(data={"id": "fine", "cron": "* * * * *", **HTTP})
+    Job.objects.filter(pk="broken").update(cron="not a cron")  # raw edit, around the services
+    minute = datetime(2026, 3, 2, 10, 1, tzinfo=UTC)
+    assert sorted(claim_at(minute + timedelta(milliseconds=10))) == [("broken", minute), ("fine", minute)]
+    assert Job.objects.get(pk="broken").next_run_at is None
+    assert Job.objects.get(pk="fine").next_run_at == minute + timedelta(minutes=1)
