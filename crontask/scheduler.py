@@ -70,6 +70,10 @@ class CrontaskScheduler(DatabaseScheduler):
             self._leader = LeaderLock()
         return self._leader
 
+    def close(self) -> None:
+        self.leader.release()
+        super().close()
+
     def fire_due_jobs(self) -> float:
         """Publish every job fire due now; return how long beat may sleep before the next one."""
         max_sleep = settings.CRONTASK_SCHEDULER_MAX_SLEEP

@@ -38,3 +38,21 @@ def queued_tasks(monkeypatch) -> list[dict]:
     sent: list[dict] = []
     monkeypatch.setattr(execute_job, "apply_async", lambda kwargs=None, **options: sent.append(kwargs))
     return sent
+
+
+@pytest.fixture
+def make_beat():
+    """Beat schedulers for tests; their leader locks (a connection each on PostgreSQL) are released after."""
+    from crontask.celery import app
+    from crontask.scheduler import CrontaskScheduler
+
+    made = []
+
+    def make():
+        scheduler = CrontaskScheduler(app=app, lazy=True)
+        made.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in made:
+        scheduler.leader.release()

@@ -8,8 +8,6 @@ import pytest
 import time_machine
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from crontask.celery import app
-from crontask.scheduler import CrontaskScheduler
 from jobs import services
 from jobs.models import Job
 
@@ -72,20 +70,20 @@ def test_a_manual_job_never_fires_by_itself():
     assert claim_at(T0 + timedelta(days=400)) == []
 
 
-def test_the_parent_scheduler_only_loads_periodic_tasks_that_are_not_jobs():
+def test_the_parent_scheduler_only_loads_periodic_tasks_that_are_not_jobs(make_beat):
     services.job_create(data={"id": "job-owned", "interval_seconds": 5, **HTTP})
     every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.create(name="housekeeping", task="celery.ping", interval=every_minute)
-    scheduler = CrontaskScheduler(app=app, lazy=True)
+    scheduler = make_beat()
     names = {task.name for task in scheduler.enabled_models_qs()}
     assert names == {"housekeeping"}
 
 
-def test_the_scheduler_publishes_due_fires_with_their_nominal_time():
+def test_the_scheduler_publishes_due_fires_with_their_nominal_time(make_beat):
     with time_machine.travel(T0, tick=False):
         services.job_create(data={"id": "pub", "interval_seconds": 10, **HTTP})
     published = []
-    scheduler = CrontaskScheduler(app=app, lazy=True)
+    scheduler = make_beat()
     scheduler.publish = published.append
     with time_machine.travel(T0 + timedelta(seconds=10, milliseconds=3), tick=False):
         sleep = scheduler.fire_due_jobs()
@@ -93,19 +91,21 @@ def test_the_scheduler_publishes_due_fires_with_their_nominal_time():
     assert 0 < sleep <= 1.0
 
 
-def test_a_beat_restart_right_after_a_date_fire_does_not_fire_it_again():
+def test_a_beat_restart_right_after_a_date_fire_does_not_fire_it_again(make_beat):
     run_at = T0 + timedelta(minutes=1)
     with time_machine.travel(T0, tick=False):
         services.job_create(data={"id": "once", "run_at": run_at.isoformat(), **HTTP})
     first, restarted = [], []
-    beat = CrontaskScheduler(app=app, lazy=True)
+    beat = make_beat()
     beat.publish = first.append
     with time_machine.travel(run_at + timedelta(milliseconds=2), tick=False):
         beat.fire_due_jobs()
-    beat_after_restart = CrontaskScheduler(app=app, lazy=True)
+    beat.leader.release()  # the first beat's process ends
+    beat_after_restart = make_beat()
     beat_after_restart.publish = restarted.append
     with time_machine.travel(run_at + timedelta(seconds=1), tick=False):
         beat_after_restart.fire_due_jobs()
+    assert beat_after_restart.leader.is_leader or not beat_after_restart.leader.needed
     assert [f.job_id for f in first] == ["once"]
     assert restarted == []
 
