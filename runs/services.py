@@ -244,7 +244,7 @@ def _skipped(run: Run, job: Job) -> None:
         extra={"run_id": run.pk, "job_id": job.pk, "status": run.status, "reason": run.error},
     )  # fmt: skip
     job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at, counted=False)
-    if run.trigger == Run.Trigger.SCHEDULED:
+    if run.trigger == Run.Trigger.SCHEDULED and job.trigger == Job.Trigger.DATE:
         job_services.job_complete_if_fired(job_id=job.pk)
 
 
@@ -288,7 +288,7 @@ def _finish(run: Run, outcome: Outcome, *, job: Job) -> Run:
 def _record(run: Run, job: Job) -> None:
     """Counters, one-off completion and the retry chain. Call in the transaction that ended the run."""
     job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at)
-    if run.trigger != Run.Trigger.MANUAL:
+    if run.trigger != Run.Trigger.MANUAL and job.trigger == Job.Trigger.DATE:  # only one-offs complete
         job_services.job_complete_if_fired(job_id=job.pk)
     if run.status in (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST) and run.attempt <= job.max_retries:
         _queue_retry(run, job)
