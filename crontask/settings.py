@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     # JSON in; the browsable API still posts raw JSON.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crontask.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "crontask.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "crontask.exceptions.api_exception_handler",

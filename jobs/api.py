@@ -92,9 +92,10 @@ class JobViewSet(viewsets.ModelViewSet):
     @extend_schema(request=RunNowSerializer, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk: str | None = None) -> Response:
-        overrides = RunNowSerializer(data=request.data if request.data else {})
+        job = self.get_object()
+        overrides = RunNowSerializer(data=request.data if request.data else {}, context={"job": job})
         overrides.is_valid(raise_exception=True)
-        run = services.job_run_now(job=self.get_object(), overrides=overrides.validated_data)
+        run = services.job_run_now(job=job, overrides=overrides.validated_data)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=BulkActionSerializer, responses={200: BulkResponseSerializer})

@@ -648,12 +648,26 @@ def _guard_round(_none: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
         raise ExpressionError(f"round: ndigits must be from -{MAX_NDIGITS} to {MAX_NDIGITS}")
 
 
+def _guard_sum(_none: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+    # sum() adds left to right, copying the running total each time: over lists or tuples that is
+    # quadratic (sum([[]] * 9999, [0] * 9999) copies ~10**8 items), and each step stays under the
+    # size limit. Numbers and timedeltas add in constant time, so only they may be summed.
+    items = list(args[0]) if args and isinstance(args[0], list | tuple) else []
+    start = args[1] if len(args) > 1 else kwargs.get("start", 0)
+    for value in [start, *items]:
+        if type(value) not in _SUMMABLE:
+            raise ExpressionError(f"sum: only numbers and timedeltas can be summed, not {type(value).__name__}")
+
+
+_SUMMABLE = frozenset({int, float, bool, timedelta})
+
 _GUARDS: dict[Any, Callable[[Any, list[Any], dict[str, Any]], None]] = {
     (str, "replace"): _guard_replace,
     (str, "join"): _guard_join,
     (json, "dumps"): _guard_dumps,
     (json, "loads"): _guard_loads,
     "round": _guard_round,
+    "sum": _guard_sum,
 }
 
 _HANDLERS: dict[type, Callable[[Any], Any]] = {

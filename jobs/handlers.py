@@ -25,11 +25,11 @@ from typing import Any
 from django.conf import settings
 from django.utils.dateparse import parse_date, parse_datetime
 
-from jobs.expressions import ExpressionError, is_expression, validate_expression
+from jobs.expressions import EXPRESSION_KEY, ExpressionError, is_expression, validate_expression
 
 # Handlers of the project's own, always allowed (the system job cleanup-runs uses one).
 BUILTIN_MODULES = frozenset({"runs.retention"})
-SCRIPT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SCRIPT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch: "$" lets "x\n" by
 _log_sink: ContextVar[Callable[[str], None] | None] = ContextVar("crontask_task_log", default=None)
 
 
@@ -94,6 +94,11 @@ def resolve(handler: str) -> Callable[..., Any]:
         except ImportError as exc:
             raise HandlerError(f"Cannot import {module_name!r}: {exc}") from None
         target = getattr(module, function, None) if not function.startswith("_") else None
+        # Only a function written in that module: a module's namespace also holds what it
+        # imports (``subprocess.run``) and its classes (``runs.retention:Run``), and allowing a
+        # package must not allow everything its modules happen to import.
+        if callable(target) and not (inspect.isfunction(target) and target.__module__ == module_name):
+            raise HandlerError(f"{handler!r} is not a function defined in {module_name}.")
     if not callable(target):
         raise HandlerError(f"{handler!r} names no function.")
     return target
@@ -125,7 +130,7 @@ def list_handlers() -> list[HandlerInfo]:
     """Every script in the scripts folder that loads; the ones that do not are left out."""
     found = []
     for path in sorted(Path(settings.CRONTASK_SCRIPTS_DIR).glob("*.py")):
-        if path.stem.startswith("_") or not SCRIPT_NAME.match(path.stem):
+        if path.stem.startswith("_") or not SCRIPT_NAME.fullmatch(path.stem):
             continue
         try:
             found.append(describe(f"scripts:{path.stem}"))
@@ -144,24 +149,49 @@ def check_kwargs(handler: str, kwargs: dict[str, Any]) -> list[str]:
     problems = []
     for name, value in kwargs.items():
         param = known.get(name)
-        if param is None:
-            if not info.accepts_any_kwargs:
-                problems.append(f"Unknown argument {name!r}: {handler} takes {', '.join(known) or 'no arguments'}.")
-            continue
-        problems += _value_problems(param, value)
+        if param is None and not info.accepts_any_kwargs:
+            problems.append(f"Unknown argument {name!r}: {handler} takes {', '.join(known) or 'no arguments'}.")
+        elif param is None:
+            problems += _expression_problems(name, value)  # taken by **kwargs: any type, but expressions run
+        else:
+            problems += _value_problems(param, value)
     problems += [
         f"Missing required argument {p.name!r}." for p in info.parameters if p.required and p.name not in kwargs
     ]
     return problems
 
 
+def expression_problems(kwargs: dict[str, Any]) -> list[str]:
+    """Every ``{"$expr": …}`` in ``kwargs``, at any depth, that would be refused when it runs."""
+    return [problem for name, value in kwargs.items() for problem in _expression_problems(name, value)]
+
+
+def _expression_problems(name: str, value: Any) -> list[str]:
+    """Check each expression in ``value`` as ``resolve_kwargs`` will find it when the job runs:
+    nested in lists and objects too, so none reaches run time unchecked."""
+    problems = []
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:  # not recursive: kwargs from an import can be nested deeper than the stack
+        item, path = stack.pop()
+        if is_expression(item):
+            try:
+                validate_expression(item[EXPRESSION_KEY])
+            except ExpressionError as exc:
+                where = f" at {path.lstrip('.')}" if path else ""
+                problems.append(f"Argument {name!r}{where}: {exc}")
+        elif isinstance(item, dict):
+            stack.extend((child, f"{path}.{key}") for key, child in reversed(item.items()))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{path}[{index}]") for index, child in reversed(list(enumerate(item))))
+    return problems
+
+
 def _value_problems(param: Parameter, value: Any) -> list[str]:
+    problems = _expression_problems(param.name, value)
     if is_expression(value):
-        try:
-            validate_expression(value["$expr"])
-        except ExpressionError as exc:
-            return [f"Argument {param.name!r}: {exc}"]
-        return []
+        return problems  # its type is known only when it runs
+    if problems:
+        return problems
     if value is None and (param.nullable or param.type is None):
         return []
     if param.type is None or _fits(param.type, value):
@@ -265,7 +295,7 @@ _script_cache: dict[str, tuple[float, types.ModuleType]] = {}
 
 def _load_script(name: str) -> types.ModuleType:
     """Load ``scripts/<name>.py`` by path (not from sys.path), reloading it when the file changes."""
-    if not SCRIPT_NAME.match(name):
+    if not SCRIPT_NAME.fullmatch(name):
         raise HandlerError(f"{name!r} is not a valid script name.")
     path = Path(settings.CRONTASK_SCRIPTS_DIR) / f"{name}.py"
     try:

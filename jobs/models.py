@@ -11,7 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from jobs.triggers import Schedule
 
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
-JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+# \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}\Z"
 
 
 def default_timezone() -> str:

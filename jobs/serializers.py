@@ -11,6 +11,7 @@ from rest_framework import serializers
 from jobs.models import Job
 from jobs.secrets import mask_headers
 from jobs.triggers import get_zone, validate_cron
+from jobs.validators import run_override_errors
 
 READ_ONLY_FIELDS = (
     "next_run_at",
@@ -80,11 +81,33 @@ class JobWriteSerializer(serializers.Serializer):
 
 
 class RunNowSerializer(serializers.Serializer):
-    """One-off values for a manual run, recorded on the run; the job is not changed."""
+    """One-off values for a manual run, recorded on the run; the job is not changed.
 
+    They are checked by the rules the job's own values pass (``run_override_errors``). Give the
+    job as ``context={"job": job}`` for the checks that depend on it (its kind, its handler's
+    parameters); without it the rest are made.
+    """
+
+    # Values of any type: their rules are the job's, checked in validate() with the job's messages.
     handler_kwargs = serializers.DictField(required=False)
     body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    headers = serializers.DictField(child=serializers.CharField(trim_whitespace=False), required=False)
+    headers = serializers.DictField(required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name: [f"Unknown field: a run takes {', '.join(self.fields)}."] for name in unknown}
+            )
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors = run_override_errors(attrs, job=self.context.get("job"))
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class CronPreviewSerializer(serializers.Serializer):

@@ -1,16 +1,22 @@
 """The one validation path for a job: the API, the admin form and the import command all reach
-it through ``Job.full_clean()``, so every entry point gives the same field-keyed errors."""
+it through ``Job.full_clean()``, so every entry point gives the same field-keyed errors.
+
+The one-off overrides of a manual run are checked here too (``run_override_errors``), with the
+same header, body and handler-argument rules as the job they apply to.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django_celery_beat.models import CrontabSchedule
 
-from jobs.handlers import check_kwargs
+from jobs.handlers import check_kwargs, expression_problems
 from jobs.triggers import get_zone, validate_cron
 
 if TYPE_CHECKING:
@@ -18,19 +24,154 @@ if TYPE_CHECKING:
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_HEADERS = 100
-HANDLER_PATTERN = re.compile(r"^(scripts:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$")
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# fullmatch, not match with $: "$" also matches before a final "\n", so "os:system\n" would pass.
+HANDLER_PATTERN = re.compile(r"scripts:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# A cron's fields as django-celery-beat's CrontabSchedule columns name them (seconds have none).
+CRONTAB_COLUMNS = {
+    "minute": "minute",
+    "hour": "hour",
+    "day_of_month": "day-of-month",
+    "month_of_year": "month",
+    "day_of_week": "weekday",
+}
 
 _url_validator = URLValidator(schemes=["http", "https"])
 
 
 def validate_job(job: Job) -> None:
     errors: dict[str, list[str]] = {}
-    for check in (_check_trigger, _check_kind):
+    for check in (_check_text, _check_trigger, _check_kind):
         for field, message in check(job):
             errors.setdefault(field, []).append(message)
     if errors:
         raise ValidationError(errors)
+
+
+def text_problem(value: object) -> str | None:
+    """Why PostgreSQL cannot store ``value`` (text, or JSON data at any depth), or None.
+
+    It refuses NUL in text and ``\\u0000`` in jsonb, and text with an unpaired surrogate cannot
+    even be encoded to send it: each was a 500 at save time. SQLite takes both, so check here.
+    """
+    stack = [value]
+    while stack:  # not recursive: JSON from an import can be nested deeper than the stack
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "Must not contain NUL (\\u0000) characters."
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return "Must not contain unpaired surrogates (\\ud800-\\udfff)."
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
+def body_problems(body: object) -> list[str]:
+    if not isinstance(body, str):
+        return ["Must be text."]
+    if len(body.encode(errors="surrogatepass")) > MAX_BODY_BYTES:
+        return [f"At most {MAX_BODY_BYTES} bytes."]
+    return []
+
+
+def header_problems(headers: object) -> list[str]:
+    """What is wrong with ``headers``. The messages never quote a value: values hold secrets."""
+    if not isinstance(headers, dict):
+        return ["Must be a JSON object of header names to string values."]
+    if len(headers) > MAX_HEADERS:
+        return [f"At most {MAX_HEADERS} headers."]
+    problems = []
+    for name, value in headers.items():
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+            problems.append(f"{name!r:.80} is not a valid header name.")
+        elif not isinstance(value, str):
+            problems.append(f"The value of {name!r} must be a string.")
+        elif "\r" in value or "\n" in value or "\0" in value:
+            problems.append(f"The value of {name!r} must not contain line breaks.")
+        elif value != value.strip():
+            # requests refuses these at send time with InvalidHeader, whose message quotes the value.
+            problems.append(f"The value of {name!r} must not start or end with whitespace.")
+        elif not value.isascii() and not _is_latin1(value):
+            # http.client encodes header values as Latin-1; anything else fails every run.
+            problems.append(f"The value of {name!r} must be Latin-1 text (percent-encode other characters).")
+    return problems
+
+
+def run_override_errors(overrides: Mapping[str, Any], job: Job | None = None) -> dict[str, list[str]]:
+    """Field-keyed problems with the one-off values of a manual run of ``job``.
+
+    The executor merges them over the job's own (``{**job.headers, **headers}``, the same for
+    ``handler_kwargs``; ``body`` replaces), so the merged values must pass the job's rules.
+    Without a job only the checks that do not depend on it are made.
+    """
+    errors = {}
+    for field, value in overrides.items():
+        problems = _override_problems(field, value, job)
+        if problems:
+            errors[field] = problems
+    return errors
+
+
+# Which kind of job each override is for, as said in messages.
+_OVERRIDE_KINDS = {
+    "headers": ("http", "an http job"),
+    "body": ("http", "an http job"),
+    "handler_kwargs": ("python", "a python job"),
+}
+
+
+def _override_problems(field: str, value: object, job: Job | None) -> list[str]:
+    problem = text_problem(value)
+    if problem:
+        return [problem]
+    kind, label = _OVERRIDE_KINDS.get(field, (None, ""))
+    if job is not None and kind is not None and job.kind != kind:
+        return [f"Only for {label}; this one is {job.kind}."]
+    if field == "headers":
+        problems = header_problems(value)
+        if not problems and job is not None and len({**job.headers, **value}) > MAX_HEADERS:
+            problems = [f"At most {MAX_HEADERS} headers, with the job's own."]
+        return problems
+    if field == "body":
+        return body_problems(value)
+    if field == "handler_kwargs":
+        return _override_kwargs_problems(value, job)
+    return []
+
+
+def _override_kwargs_problems(kwargs: object, job: Job | None) -> list[str]:
+    if not isinstance(kwargs, dict):
+        return ["Must be a JSON object."]
+    if job is None:
+        return expression_problems(kwargs)
+    merged = {**job.handler_kwargs, **kwargs}
+    # A handler that no longer loads is the run's failure to record, not the request's.
+    return [
+        message for field, message in map(_handler_problem, check_kwargs(job.handler, merged)) if field != "handler"
+    ]
+
+
+def _is_latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(job: Job) -> list[tuple[str, str]]:
+    problems = []
+    for field in job._meta.concrete_fields:
+        problem = text_problem(getattr(job, field.attname))
+        if problem:
+            problems.append((field.name, problem))
+    return problems
 
 
 def _check_trigger(job: Job) -> list[tuple[str, str]]:
@@ -57,8 +198,27 @@ def _check_trigger(job: Job) -> list[tuple[str, str]]:
             validate_cron(job.cron)
         except ValidationError as exc:
             problems.append(("cron", exc.messages[0]))
-    if job.interval_seconds is not None and job.interval_seconds < 1:
+        else:
+            problems += [("cron", message) for message in _crontab_column_problems(job.cron)]
+    # An int unless the field's own check (clean_fields) refused the value; that error is reported.
+    if isinstance(job.interval_seconds, int) and job.interval_seconds < 1:
         problems.append(("interval_seconds", "Must be at least 1 second."))
+    return problems
+
+
+def _crontab_column_problems(expr: str) -> list[str]:
+    """Each cron field is stored in a CrontabSchedule column (``jobs.beat_sync``) of limited width:
+    a valid but longer field was a DataError (a 500) on PostgreSQL; SQLite stores it silently."""
+    fields = expr.split()
+    if len(fields) == 6:
+        fields = fields[1:]  # the seconds field has no column
+    problems = []
+    for (column, label), text in zip(CRONTAB_COLUMNS.items(), fields, strict=True):
+        limit = CrontabSchedule._meta.get_field(column).max_length
+        if limit is not None and len(text) > limit:
+            problems.append(
+                f"The {label} field is {len(text)} characters long; at most {limit} fit the schedule table."
+            )
     return problems
 
 
@@ -72,20 +232,20 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
                 _url_validator(job.url)
             except ValidationError:
                 problems.append(("url", "Enter a valid http:// or https:// URL."))
-        problems += [("headers", message) for message in _header_problems(job.headers)]
-        if len(job.body.encode()) > MAX_BODY_BYTES:
-            problems.append(("body", f"At most {MAX_BODY_BYTES} bytes."))
+        problems += [("headers", message) for message in header_problems(job.headers)]
+        problems += [("body", message) for message in body_problems(job.body or "")]
     elif job.kind == "python":
+        handler_ok = isinstance(job.handler, str) and HANDLER_PATTERN.fullmatch(job.handler) is not None
         if not job.handler:
             problems.append(("handler", "Required for a python job."))
-        elif not HANDLER_PATTERN.match(job.handler):
+        elif not handler_ok:
             problems.append(("handler", "Use 'scripts:<name>' or 'package.module:function'."))
         if not isinstance(job.handler_kwargs, dict):
             problems.append(("handler_kwargs", "Must be a JSON object."))
-        elif HANDLER_PATTERN.match(job.handler):
+        elif handler_ok:
             problems += [_handler_problem(message) for message in check_kwargs(job.handler, job.handler_kwargs)]
     elif job.kind == "shell":
-        if not job.command.strip():
+        if not (job.command or "").strip():
             problems.append(("command", "Required for a shell job."))
         if not settings.CRONTASK_ALLOW_SHELL:
             problems.append(("kind", "Shell jobs are disabled: set CRONTASK_ALLOW_SHELL=true to allow them."))
@@ -96,19 +256,3 @@ def _handler_problem(message: str) -> tuple[str, str]:
     """Problems with the handler itself go on ``handler``; with its arguments on ``handler_kwargs``."""
     field = "handler_kwargs" if message.startswith(("Argument", "Unknown argument", "Missing")) else "handler"
     return field, message
-
-
-def _header_problems(headers: object) -> list[str]:
-    if not isinstance(headers, dict):
-        return ["Must be a JSON object of header names to string values."]
-    if len(headers) > MAX_HEADERS:
-        return [f"At most {MAX_HEADERS} headers."]
-    problems = []
-    for name, value in headers.items():
-        if not HEADER_NAME.match(name):
-            problems.append(f"{name!r} is not a valid header name.")
-        elif not isinstance(value, str):
-            problems.append(f"The value of {name!r} must be a string.")
-        elif "\r" in value or "\n" in value or "\0" in value:
-            problems.append(f"The value of {name!r} must not contain line breaks.")
-    return problems

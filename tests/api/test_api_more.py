@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import services
 from jobs.models import Job
+from jobs.serializers import RunNowSerializer
 from runs.models import Run
 
 pytestmark = pytest.mark.django_db
 URL = "http://127.0.0.1:9/"
+TEST_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+PY = {"kind": "python", "handler": "scripts:echo_kwargs", "url": ""}
 
 
 def client_for(*perms: str) -> APIClient:
@@ -158,13 +165,195 @@ def test_a_page_costs_the_same_queries_whatever_its_size(api, path):
         ({"interval_seconds": 2**40}, "interval_seconds"),
         ({"run_at": "9999-12-31T23:59:59-12:00"}, "run_at"),
         ({"interval_seconds": 5, "kind": "python", "handler": "os:system", "url": ""}, "handler"),
+        # trigger_args that were a 500, a memory blowup, or silently replaced a canonical field
+        ({"trigger": "interval", "trigger_args": {"weeks": 1e308}}, "trigger_args"),
+        ({"trigger": "interval", "trigger_args": {"hours": "9" * 5000}}, "trigger_args"),
+        ({"trigger": "interval", "trigger_args": {"days": 3661}}, "trigger_args"),
+        ({"trigger": "cron", "trigger_args": {"day_of_week": "0-999999999"}}, "trigger_args"),
+        ({"trigger": "cron", "trigger_args": {"day_of_week": "7"}}, "trigger_args"),
+        ({"trigger": "cron", "trigger_args": {"minute": {"a": 1}}}, "trigger_args"),
+        ({"trigger": "cron", "cron": "0 8 * * *", "trigger_args": {"hour": "9"}}, "trigger_args"),
+        ({"trigger": "interval", "interval_seconds": 60, "trigger_args": {"hours": 1}}, "trigger_args"),
+        (
+            {"trigger": "date", "run_at": "2099-01-01T00:00:00Z", "trigger_args": {"run_date": "2099-02-01T00:00:00Z"}},
+            "trigger_args",
+        ),
+        ({"trigger": "date", "trigger_args": {"run_date": "2099-02-30T00:00:00"}}, "trigger_args"),
+        ({"trigger": "date", "trigger_args": {"run_date": "9999-12-31T23:59:59-12:00"}}, "trigger_args"),
+        ({"trigger": "date", "trigger_args": {"run_date": "2099-12-31T23:59:59"}, "timezone": "No/Where"}, "timezone"),
+        ({"trigger": "date", "trigger_args": {"run_date": "2001-01-01T00:00:00"}}, "run_at"),  # naive, past
+        # valid cron whose field is wider than django-celery-beat's CrontabSchedule column
+        ({"cron": "0 9 * 1,2,3,4,5,6,7,8,9,10,11,12,jan,feb,mar,apr,may,jun,jul,aug,sep,oct,nov,dec *"}, "cron"),
+        ({"cron": "0 9 * * mon,tue,wed,thu,fri,sat,sun,0,1,2,3,4,5,6,mon,tue,wed,thu,fri,sat"}, "cron"),
+        ({"cron": "0 " + ",".join([str(h) for h in range(24)] * 2) + " * * *"}, "cron"),
+        # header values requests would refuse at send time, quoting the secret in its error
+        ({"interval_seconds": 5, "headers": {"Authorization": " Bearer s3cr3t"}}, "headers"),
+        ({"interval_seconds": 5, "headers": {"Authorization": "Bearer s3cr3t\t"}}, "headers"),
+        ({"interval_seconds": 5, "headers": {"X-Price": "5 \u20ac"}}, "headers"),
+        ({"interval_seconds": 5, "headers": {"X-Name\n": "x"}}, "headers"),
+        # NUL and lone surrogates: PostgreSQL refuses them (a 500); DRF's CharFields do not see JSON
+        ({"interval_seconds": 5, **PY, "handler_kwargs": {"count": 1, "label": "a\u0000b"}}, "handler_kwargs"),
+        ({"interval_seconds": 5, **PY, "handler_kwargs": {"count": 1, "tags": ["\u0000"]}}, "handler_kwargs"),
+        ({"interval_seconds": 5, **PY, "handler_kwargs": {"count": 1, "tags": [{"k\u0000": 1}]}}, "handler_kwargs"),
+        # handlers: only functions defined in the module named; expressions checked at any depth
+        ({"interval_seconds": 5, "kind": "python", "handler": "runs.retention:Run", "url": ""}, "handler"),
+        ({"interval_seconds": 5, "kind": "python", "handler": "runs.retention:task_log", "url": ""}, "handler"),
+        (
+            {"interval_seconds": 5, **PY, "handler_kwargs": {"count": 1, "tags": [{"$expr": "__import__('os')"}]}},
+            "handler_kwargs",
+        ),
+        (
+            {"interval_seconds": 5, **PY, "handler_kwargs": {"count": 1, "tags": [{"a": {"$expr": "open('/x')"}}]}},
+            "handler_kwargs",
+        ),
     ],
 )
-def test_a_table_of_bad_payloads_gets_400_with_the_field(api, payload, field):
+def test_a_table_of_bad_payloads_gets_400_with_the_field(api, settings, payload, field):
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
     response = api.post("/api/jobs/", {"id": "bad", "url": URL, **payload}, format="json")
     assert response.status_code == 400, response.content[:300]
     assert field in response.json(), response.json()
     assert not Job.objects.exists()
+    assert not PeriodicTask.objects.exists()
+
+
+def test_the_bad_payload_table_rows_are_good_once_the_bad_part_is_fixed(api, settings):
+    # The rows above must be refused for their one bad part, not for anything else.
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    good = [
+        {"trigger": "cron", "trigger_args": {"day_of_week": "0-4"}},
+        {"cron": "0 9 * 1,2,3,4,5,6,7,8,9,10,11,12 *"},
+        {"interval_seconds": 5, "headers": {"Authorization": "Bearer s3cr3t", "X-Price": "5 \xa3"}},
+        {"interval_seconds": 5, **PY, "handler_kwargs": {"count": 1, "tags": [{"a": {"$expr": "1 + 1"}}]}},
+        {"trigger": "date", "trigger_args": {"run_date": "2099-12-31T23:59:59"}, "timezone": "Asia/Shanghai"},
+    ]
+    for index, payload in enumerate(good):
+        response = api.post("/api/jobs/", {"id": f"good{index}", "url": URL, **payload}, format="json")
+        assert response.status_code == 201, response.content[:300]
+    assert Job.objects.get(pk="good4").run_at == datetime(2099, 12, 31, 15, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text", ["\\u0000", "\\ud800"])
+def test_a_nul_or_lone_surrogate_in_json_fields_is_400(api, settings, text):
+    # Sent as raw JSON: the test client cannot encode a lone surrogate, a real client can.
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    body = (
+        '{"id": "bad", "kind": "python", "handler": "scripts:echo_kwargs", "interval_seconds": 5,'
+        f' "handler_kwargs": {{"count": 1, "tags": ["{text}"]}}}}'
+    )
+    response = api.post("/api/jobs/", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert "handler_kwargs" in response.json()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1e400", "9" * 5000 + ".5", "9" * 5000],
+    ids=["float-overflowing-to-inf", "5000-digit-float", "5000-digit-int"],
+)
+def test_an_interval_number_too_big_for_python_is_400(api, number):
+    # Raw JSON: 1e400 parses to inf, which int() refused with OverflowError (a 500).
+    body = '{"id": "bad", "url": "http://127.0.0.1:9/", "trigger": "interval", "trigger_args": {"hours": %s}}'
+    response = api.post("/api/jobs/", body % number, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert not Job.objects.exists()
+
+
+def test_run_if_past_accepts_a_past_run_at_and_fires_it_now(api):
+    past = {"url": URL, "run_at": "2001-01-01T00:00:00Z"}
+    refused = api.post("/api/jobs/", {"id": "late", **past}, format="json")
+    assert refused.status_code == 400
+    assert "run_if_past" in refused.json()["run_at"][0]
+    assert not Job.objects.exists()
+    before = timezone.now()
+    created = api.post("/api/jobs/", {"id": "late", **past, "run_if_past": True}, format="json")
+    assert created.status_code == 201, created.content
+    job = Job.objects.get(pk="late")
+    assert (job.trigger, job.status) == ("date", "active")
+    assert before - timedelta(seconds=1) <= job.next_run_at <= timezone.now()
+    assert "run_if_past" not in created.json()  # input only
+
+
+def test_run_if_past_works_with_a_naive_run_date_too(api):
+    payload = {"id": "late", "url": URL, "trigger": "date", "trigger_args": {"run_date": "2001-01-01T00:00:00"}}
+    response = api.post("/api/jobs/", {**payload, "run_if_past": True}, format="json")
+    assert response.status_code == 201, response.content
+    assert Job.objects.get(pk="late").run_at == datetime(2001, 1, 1, tzinfo=UTC)
+
+
+def test_an_id_or_header_name_ending_in_a_newline_is_refused_where_no_form_trims_it():
+    # The API's and admin's forms strip whitespace; the import command hands values over as they are.
+    with pytest.raises(ValidationError) as exc:
+        services.job_create(data={"id": "abc\n", "url": URL})
+    assert "id" in exc.value.message_dict
+    with pytest.raises(ValidationError) as exc:
+        services.job_create(data={"id": "abc", "url": URL, "headers": {"X-Name\n": "1"}})
+    assert "headers" in exc.value.message_dict
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"headers": {"X-Bad": "a\r\nSet-Cookie: x"}}, "headers"),
+        ({"headers": {"Bad Name": "x"}}, "headers"),
+        ({"headers": {"Authorization": " Bearer s3cr3t"}}, "headers"),
+        ({"headers": {"X": 1}}, "headers"),
+        ({"headers": "X: 1"}, "headers"),
+        ({"headers": {f"X-{i}": "1" for i in range(101)}}, "headers"),
+        ({"colour": "red"}, "colour"),
+        ({"body": "x" * (2 * 1024 * 1024)}, "body"),
+        ({"handler_kwargs": {"a": [{"$expr": "__import__('os')"}]}}, "handler_kwargs"),
+        ({"handler_kwargs": {"a": "\u0000"}}, "handler_kwargs"),
+        ({"handler_kwargs": [1]}, "handler_kwargs"),
+    ],
+)
+def test_bad_run_now_overrides_get_400_with_the_field_and_queue_nothing(api, queued_tasks, overrides, field):
+    services.job_create(data={"id": "j", "url": URL})
+    response = api.post("/api/jobs/j/run/", overrides, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert field in response.json(), response.json()
+    assert "s3cr3t" not in response.content.decode()
+    assert not Run.objects.exists()
+    assert queued_tasks == []
+
+
+def test_run_now_overrides_are_checked_against_the_jobs_kind_and_handler(settings):
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    job = services.job_create(data={"id": "py", **PY, "handler_kwargs": {"count": 1}})
+
+    def errors(data: dict) -> dict:
+        serializer = RunNowSerializer(data=data, context={"job": job})
+        serializer.is_valid()
+        return serializer.errors
+
+    assert errors({"handler_kwargs": {"label": "y"}}) == {}  # count comes from the job's own kwargs
+    assert "Unknown argument 'colour'" in errors({"handler_kwargs": {"colour": "red"}})["handler_kwargs"][0]
+    assert "must be an integer" in errors({"handler_kwargs": {"count": "one"}})["handler_kwargs"][0]
+    assert "Only for an http job" in errors({"body": "x"})["body"][0]
+    assert "Only for an http job" in errors({"headers": {"X": "1"}})["headers"][0]
+
+
+def test_run_now_through_the_api_refuses_an_argument_the_handler_does_not_take(api, queued_tasks, settings):
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    services.job_create(data={"id": "py", **PY, "handler_kwargs": {"count": 1}})
+    response = api.post("/api/jobs/py/run/", {"handler_kwargs": {"colour": "red"}}, format="json")
+    assert response.status_code == 400
+    assert "Unknown argument 'colour'" in response.json()["handler_kwargs"][0]
+    assert not Run.objects.exists()
+    assert queued_tasks == []
+
+
+@pytest.mark.parametrize("path", ["/api/jobs/", "/jobs", "/api/jobs/bulk/", "/api/jobs/j/run/"])
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_json_is_400_not_500(api, queued_tasks, path, depth):
+    services.job_create(data={"id": "j", "url": URL})
+    body = '{"id": "x", "url": "http://127.0.0.1:9/", "headers": ' + "[" * depth + "]" * depth + "}"
+    response = api.post(path, body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert Job.objects.count() == 1
+    assert not Run.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -218,3 +407,36 @@ def test_api_paths_no_route_matches_answer_json_404(api):
 def test_odd_offsets_in_date_filters_are_handled_not_500(api, value):
     response = api.get("/api/runs/", {"started_after": value})
     assert response.status_code in (200, 400)
+
+
+@pytest.mark.parametrize(
+    ("field", "data"),
+    [
+        ("name", {"name": "a\x00b"}),
+        ("description", {"description": "\x00"}),
+        ("url", {"url": "http://127.0.0.1:9/\x00"}),
+        ("body", {"body": "a\x00"}),
+        ("timezone", {"timezone": "UTC\x00"}),
+        ("cron", {"cron": "0 9 * * *\x00"}),
+        ("headers", {"headers": {"X": "\x00"}}),
+        ("command", {"kind": "shell", "url": "", "command": "echo \x00"}),
+        (
+            "handler_kwargs",
+            {
+                "kind": "python",
+                "url": "",
+                "handler": "scripts:echo_kwargs",
+                "handler_kwargs": {"count": 1, "tags": [{"\x00": 1}]},
+            },
+        ),
+    ],
+)
+def test_nul_is_refused_in_every_text_and_json_field_where_no_form_checks(settings, field, data):
+    # The import command calls the services with values as read from the file; on PostgreSQL a
+    # NUL reached the INSERT and was a DataError.
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    settings.CRONTASK_ALLOW_SHELL = True
+    with pytest.raises(ValidationError) as exc:
+        services.job_create(data={"id": "nul", "url": URL, **data})
+    assert field in exc.value.message_dict, exc.value.message_dict
+    assert not Job.objects.exists()

@@ -91,6 +91,8 @@ ACCEPTED: list[tuple[str, Any]] = [
     ("10 / 4", 2.5),
     ("abs(-3) + round(2.567, 2)", 5.57),
     ("min(3, 1, 2) + max([1, 5]) + sum([1, 2, 3])", 12),
+    ("sum([1.5, True], 1)", 3.5),
+    ("sum([timedelta(hours=1), timedelta(minutes=30)], timedelta(0))", timedelta(hours=1, minutes=30)),
     ('int("42") + float("1.5")', 43.5),
     ("str(12) + str(bool(0))", "12False"),
     ('list("ab")', ["a", "b"]),
@@ -193,6 +195,11 @@ REFUSED_AT_RUN_TIME: list[tuple[str, str]] = [
     ('("a" * 10000).replace("a", "bb")', "replace would make 20000 characters"),
     ('"a".replace("", "x" * 9999)', "replace would make"),
     ('("," * 10000).join("a" * 10000)', "join would make"),
+    # sum() copies its running total at each step: over lists that is quadratic (~0.5 s each)
+    ("sum([[]] * 9999, [0] * 9999)", "sum: only numbers and timedeltas can be summed, not list"),
+    ("sum([[1], [2]], [])", "sum: only numbers and timedeltas can be summed, not list"),
+    ("sum([(1,), (2,)], start=())", "sum: only numbers and timedeltas can be summed, not tuple"),
+    ('sum(["a"], "")', "sum: only numbers and timedeltas can be summed, not str"),
 ]
 
 

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 from jobs import handlers, services
+from jobs.expressions import NAMES
 
 TEST_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -103,3 +104,77 @@ def test_task_log_prints_outside_a_run(capsys):
     out = capsys.readouterr().out
     assert out.endswith("] hello 42\n")
     assert out.startswith("[")
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "runs.retention:Run",  # a class, not a function
+        "runs.retention:task_log",  # a function, but imported from jobs.handlers
+        "runs.retention:settings",  # not callable at all
+    ],
+)
+def test_it_resolves_only_functions_defined_in_the_module_named(handler):
+    with pytest.raises(handlers.HandlerError):
+        handlers.resolve(handler)
+    assert handlers.resolve("runs.retention:run_cleanup").__name__ == "run_cleanup"
+
+
+def test_it_refuses_what_a_module_of_an_allowed_package_imports(tmp_path, monkeypatch, settings):
+    package = tmp_path / "allowed_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text(
+        "import os\nfrom subprocess import run\nfrom functools import partial\n\n"
+        "def mine(x: int = 0) -> int:\n    return x\n\n"
+        "async def mine_async() -> None:\n    pass\n\n"
+        "also = partial(mine, 1)\n\n"
+        "class Task:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings.CRONTASK_HANDLER_PACKAGES = ["allowed_pkg"]
+    for name in ("run", "also", "Task"):
+        with pytest.raises(handlers.HandlerError, match=r"not a function defined in allowed_pkg\.jobs"):
+            handlers.resolve(f"allowed_pkg.jobs:{name}")
+    assert handlers.resolve("allowed_pkg.jobs:mine")(x=2) == 2
+    assert handlers.describe("allowed_pkg.jobs:mine_async").is_async
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"count": 1, "tags": [{"$expr": "__import__('os')"}]}, "Argument 'tags' at [0]: name '__import__'"),
+        (
+            {"count": 1, "tags": [1, {"a": {"b": [{"$expr": "open('/x')"}]}}]},
+            "Argument 'tags' at [1].a.b[0]: name 'open'",
+        ),
+        ({"count": 1, "when": {"$expr": "1 +"}}, "Argument 'when': invalid syntax"),
+    ],
+)
+def test_it_checks_expressions_nested_at_any_depth(kwargs, fragment):
+    problems = handlers.check_kwargs("scripts:echo_kwargs", kwargs)
+    assert any(fragment in p for p in problems), problems
+
+
+def test_it_checks_expressions_given_to_a_kwargs_handler(tmp_path, settings):
+    (tmp_path / "anything.py").write_text("def run(**kwargs):\n    return kwargs\n")
+    settings.CRONTASK_SCRIPTS_DIR = tmp_path
+    assert handlers.check_kwargs("scripts:anything", {"x": 1, "y": {"$expr": "1 + 1"}}) == []
+    problems = handlers.check_kwargs("scripts:anything", {"x": {"$expr": "__import__('os')"}})
+    assert problems == ["Argument 'x': name '__import__' not allowed; allowed names: " + ", ".join(NAMES)]
+    problems = handlers.check_kwargs("scripts:anything", {"x": {"deep": [{"$expr": "exec('1')"}]}})
+    assert [p.split(":")[0] for p in problems] == ["Argument 'x' at deep[0]"]
+
+
+@pytest.mark.django_db
+def test_saving_a_job_refuses_a_nested_expression_on_handler_kwargs():
+    with pytest.raises(ValidationError) as exc:
+        services.job_create(
+            data={
+                "id": "py",
+                "kind": "python",
+                "handler": "scripts:echo_kwargs",
+                "handler_kwargs": {"count": 1, "tags": [{"k": {"$expr": "__import__('os').system('id')"}}]},
+            }
+        )
+    assert "__import__" in exc.value.message_dict["handler_kwargs"][0]

@@ -72,3 +72,27 @@ def test_mask_text_hides_passwords_and_secret_parameters():
         mask_text("Max retries exceeded with url: /a?password=hunter2")
         == f"Max retries exceeded with url: /a?password={MASK}"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [" Bearer s3cr3t", "Bearer s3cr3t ", "\tBearer s3cr3t", "Bearer s3cr3t\u00a0", "Bearer s3cr3t\u20ac"],
+    ids=["leading-space", "trailing-space", "leading-tab", "trailing-nbsp", "not-latin-1"],
+)
+def test_a_header_value_requests_would_refuse_is_refused_at_save_without_quoting_it(api, value):
+    # requests raises InvalidHeader at send time, and its message quotes the value: the secret
+    # would land in every run's error. Refuse it when the job is saved, naming only the header.
+    payload = {"id": "s", "interval_seconds": 60, "url": "http://127.0.0.1:9/", "headers": {"Authorization": value}}
+    response = api.post("/api/jobs/", payload, format="json")
+    assert response.status_code == 400
+    assert "'Authorization'" in response.json()["headers"][0]
+    assert "s3cr3t" not in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_one_off_header_value_is_checked_the_same_way(api, queued_tasks):
+    api.post("/api/jobs/", {"id": "s", "url": "http://127.0.0.1:9/"}, format="json")
+    response = api.post("/api/jobs/s/run/", {"headers": {"Authorization": "Bearer s3cr3t "}}, format="json")
+    assert response.status_code == 400
+    assert "s3cr3t" not in response.content.decode()
+    assert not Run.objects.exists()

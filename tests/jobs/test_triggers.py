@@ -82,3 +82,32 @@ def test_it_refuses_bad_cron_with_the_reason(expr, reason):
     with pytest.raises(ValidationError) as exc:
         validate_cron(expr)
     assert reason in exc.value.messages[0]
+
+
+@pytest.mark.parametrize(
+    ("expr", "after", "fires"),
+    [
+        # L in day-of-month: the last day of each month, whatever its length
+        ("0 9 L * *", utc(2026, 1, 1, 12), [utc(2026, 1, 31, 9), utc(2026, 2, 28, 9), utc(2026, 3, 31, 9)]),
+        # 5L in day-of-week: the last Friday of each month
+        ("0 9 * * 5L", utc(2026, 1, 1, 12), [utc(2026, 1, 30, 9), utc(2026, 2, 27, 9), utc(2026, 3, 27, 9)]),
+        # mon#2: the second Monday of each month
+        ("0 9 * * mon#2", utc(2026, 1, 1, 12), [utc(2026, 1, 12, 9), utc(2026, 2, 9, 9), utc(2026, 3, 9, 9)]),
+        # weekdays of January to March only: from the end of March, the next is New Year 2027 (a Friday)
+        ("0 9 * jan-mar 1-5", utc(2026, 3, 31, 12), [utc(2027, 1, 1, 9), utc(2027, 1, 4, 9), utc(2027, 1, 5, 9)]),
+        # lists and stepped ranges: on the hour and half past, every other hour from 9 to 17
+        ("0,30 9-17/2 * * *", utc(2026, 1, 1, 12), [utc(2026, 1, 1, 13), utc(2026, 1, 1, 13, 30), utc(2026, 1, 1, 15)]),
+        (
+            "0,30 9-17/2 * * *",
+            utc(2026, 1, 1, 17, 30),
+            [utc(2026, 1, 2, 9), utc(2026, 1, 2, 9, 30), utc(2026, 1, 2, 11)],
+        ),
+    ],
+)
+def test_it_computes_the_next_fires_of_crons_extended_syntax(expr, after, fires):
+    validate_cron(expr)
+    schedule = Schedule(trigger="cron", cron=expr, timezone="UTC")
+    got = [schedule.first_fire(after)]
+    while len(got) < len(fires):
+        got.append(schedule.next_fire(got[-1], now=got[-1]))
+    assert got == fires
