@@ -8,12 +8,14 @@ from typing import Any
 
 MASK = "********"
 SENSITIVE_NAME = re.compile(r"authorization|cookie|x-api-key|api[-_]?key|token|secret|passw(or)?d|credential", re.I)
-# key=value pairs in URLs and messages whose key is sensitive (?token=abc, &password=x)
-_SENSITIVE_PAIR = re.compile(
-    r"(?P<key>[\w.-]*(?:token|secret|passw(?:or)?d|api[-_]?key|auth|credential)[\w.-]*)=(?P<value>[^&\s#'\"]+)",
-    re.I,
+# key=value pairs in URLs and messages (?token=abc, &password=x); masked when the key is sensitive.
+# Both patterns start only at a token boundary and the key's test is a second, separate search: the
+# naive one-pattern form backtracks quadratically on long runs of word characters (hours at 64 KB).
+_PAIR = re.compile(r"(?<![\w.-])(?P<key>[\w.-]+)=(?P<value>[^&\s#'\"]+)")
+_SENSITIVE_KEY = re.compile(r"token|secret|passw(?:or)?d|api[-_]?key|auth|credential", re.I)
+_URL_USERINFO = re.compile(
+    r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<password>[^/@\s]+)@", re.I
 )
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<password>[^/@\s]+)@", re.I)
 
 
 def is_sensitive(name: str) -> bool:
@@ -40,4 +42,4 @@ def keep_masked_headers(incoming: Mapping[str, Any], stored: Mapping[str, Any]) 
 def mask_text(text: str) -> str:
     """Mask secret query parameters and URL passwords in free text (targets, error messages)."""
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-    return _SENSITIVE_PAIR.sub(lambda m: f"{m['key']}={MASK}", text)
+    return _PAIR.sub(lambda m: f"{m['key']}={MASK}" if _SENSITIVE_KEY.search(m["key"]) else m[0], text)

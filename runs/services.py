@@ -3,7 +3,9 @@
 A scheduled fire is claimed by inserting its Run under the unique (job, scheduled_for,
 attempt) constraint, so a message delivered twice, or fired by two schedulers, makes one run.
 Manual runs and retries are created ``queued`` and claimed by a conditional update, so a
-redelivered message finds nothing left to claim.
+redelivered message finds nothing left to claim. A run is finished by a conditional update
+too: only a run still ``running`` takes its outcome, so a run the reaper marked ``lost``
+stays lost and is counted once.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, TextField, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from jobs import executors
 from jobs import services as job_services
-from jobs.executors.base import Outcome, Progress
+from jobs.executors.base import Outcome, Progress, json_safe, storable_text
 from jobs.models import Job
-from jobs.secrets import mask_text
+from jobs.secrets import MASK, is_sensitive, mask_text
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -82,10 +86,13 @@ def run_execute(
     progress = RunProgress(run.pk)
     try:
         outcome = executors.execute(job, overrides=run.overrides, progress=progress)
-    except Exception as exc:  # an executor bug must not leave the run "running"
-        logger.exception("executor crashed on run %s of job %s", run.pk, job.pk)
+    except Exception as exc:  # noqa: BLE001 - an executor bug must not leave the run "running"
+        # Masked before it is logged: an exception's message may quote a header's value.
+        secrets = _secret_values(job, run.overrides)
+        trace = _masked(traceback.format_exc(), secrets)
+        logger.error("executor crashed on run %s of job %s:\n%s", run.pk, job.pk, trace)
         outcome = Outcome(
-            status=Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+            status=Run.Status.FAILED, error=_masked(f"{type(exc).__name__}: {exc}", secrets), traceback=trace
         )
     run.log_output = progress.text()
     return _finish(run, outcome, job=job)
@@ -143,6 +150,7 @@ class RunProgress(Progress):
         self.flushed_at = time.monotonic()
 
     def log(self, line: str) -> None:
+        line = storable_text(line)
         encoded = len(line.encode()) + 1
         if self.size + encoded > self.max_bytes:
             self.dropped += encoded
@@ -154,7 +162,13 @@ class RunProgress(Progress):
 
     def tick(self) -> None:
         if self.dirty and time.monotonic() - self.flushed_at >= self.FLUSH_EVERY:
-            Run.objects.filter(pk=self.run_id).update(log_output=self.text())
+            # Best effort: a failed write must not break the executor (which would leave its
+            # child running); the whole log is stored with the outcome anyway.
+            try:
+                with transaction.atomic():
+                    Run.objects.filter(pk=self.run_id).update(log_output=self.text())
+            except DatabaseError as exc:
+                logger.warning("could not save the log of run %s so far: %s", self.run_id, _first_line(exc))
             self.dirty = False
             self.flushed_at = time.monotonic()
 
@@ -249,40 +263,97 @@ def _skipped(run: Run, job: Job) -> None:
 
 
 def _finish(run: Run, outcome: Outcome, *, job: Job) -> Run:
-    """Store the outcome on the run, fold it into the job's counters, and queue a retry if due."""
+    """Store the outcome on the run, fold it into the job's counters, and queue a retry if due.
+
+    Only a run still ``running`` is finished. If the reaper marked it ``lost`` meanwhile (the
+    worker was too slow to be believed alive), ``lost`` stands: it has been counted and may
+    have a retry queued already, so the late outcome is only logged and noted on the run.
+    An outcome the database refuses is recorded as ``failed`` with the reason, so the run
+    never stays ``running``.
+    """
     finished = timezone.now()
-    run.status = outcome.status
-    run.finished_at = finished
-    run.duration_ms = _ms(run.started_at, finished)
-    run.status_code = outcome.status_code
-    run.response_body = outcome.response_body
-    run.result = outcome.result
-    run.exit_code = outcome.exit_code
-    run.output = outcome.output
-    run.error = mask_text(outcome.error)
-    run.traceback = outcome.traceback
-    with transaction.atomic():
-        run.save(
-            update_fields=[
-                "status",
-                "finished_at",
-                "duration_ms",
-                "status_code",
-                "response_body",
-                "result",
-                "exit_code",
-                "output",
-                "error",
-                "traceback",
-                "log_output",
-            ]
-        )
-        _record(run, job)
+    secrets = _secret_values(job, run.overrides)
+    fields: dict[str, Any] = {
+        "status": outcome.status,
+        "finished_at": finished,
+        "duration_ms": _ms(run.started_at, finished),
+        "status_code": outcome.status_code,
+        "response_body": storable_text(outcome.response_body),
+        "result": json_safe(outcome.result),
+        "exit_code": outcome.exit_code,
+        "output": storable_text(outcome.output),
+        "error": _masked(outcome.error, secrets),
+        "traceback": _masked(outcome.traceback, secrets),
+        "log_output": storable_text(run.log_output),
+    }
+    try:
+        ended = _store_outcome(run, fields, job=job)
+    except DatabaseError as exc:
+        # Only the first line: PostgreSQL's detail quotes the row, secrets and all.
+        problem = _masked(f"{type(exc).__name__}: {_first_line(exc)}", secrets)
+        logger.error("could not store the outcome of run %s (%s): %s", run.pk, outcome.status, problem)
+        fields = {
+            "status": Run.Status.FAILED,
+            "finished_at": finished,
+            "duration_ms": fields["duration_ms"],
+            "error": f"The run ended {outcome.status}, but its outcome could not be stored ({problem}).",
+        }
+        ended = _store_outcome(run, fields, job=job)
+        run.refresh_from_db()
+    if not ended:
+        _late_outcome(run, outcome, finished)
+        run.refresh_from_db()
+        return run
     logger.info(
         "run finished run_id=%s job_id=%s status=%s duration_ms=%s", run.pk, run.job_id, run.status, run.duration_ms,
         extra={"run_id": run.pk, "job_id": run.job_id, "status": run.status, "duration_ms": run.duration_ms},
     )  # fmt: skip
     return run
+
+
+def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job) -> bool:
+    """End the run with ``fields`` if it is still running, and record it; False if it was not."""
+    with transaction.atomic():
+        if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(**fields):
+            return False
+        for name, value in fields.items():
+            setattr(run, name, value)
+        _record(run, job)
+    return True
+
+
+def _late_outcome(run: Run, outcome: Outcome, finished: datetime) -> None:
+    """The run was ended by someone else (the reaper) before its outcome came: keep theirs."""
+    seconds = (finished - run.started_at).total_seconds()
+    logger.warning(
+        "late outcome ignored run_id=%s job_id=%s outcome=%s after %.1f s: the run was already ended",
+        run.pk, run.job_id, outcome.status, seconds,
+        extra={"run_id": run.pk, "job_id": run.job_id, "status": outcome.status},
+    )  # fmt: skip
+    note = f" It did end later ({outcome.status}, after {seconds:.1f} s); that outcome was not recorded."
+    Run.objects.filter(pk=run.pk, status=Run.Status.LOST).update(
+        error=Concat(F("error"), Value(note), output_field=TextField())
+    )
+
+
+def _secret_values(job: Job, overrides: dict[str, Any] | None) -> list[str]:
+    """Values of the job's sensitive headers (and a manual run's), which no message may show."""
+    headers = {**(job.headers or {}), **((overrides or {}).get("headers") or {})}
+    values = [v.strip() for name, v in headers.items() if is_sensitive(str(name)) and isinstance(v, str)]
+    # "Bearer <token>": the token alone is as secret as the whole value.
+    parts = [part for value in values for part in value.split() if len(part) >= 8]
+    return sorted({v for v in values + parts if v}, key=len, reverse=True)
+
+
+def _masked(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return storable_text(mask_text(text))
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def _record(run: Run, job: Job) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DRIP = 0.5  # seconds between the bytes of /drip/ and /drip-headers/
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -27,18 +31,54 @@ class _Handler(BaseHTTPRequestHandler):
             # fails the first N requests to this path, then succeeds
             failures = int(self.path.rsplit("/", 1)[1])
             self._send(500 if self.server.hits[self.path] <= failures else 200, b"flaky")
+        elif self.path.startswith("/drip/"):
+            self._drip_body(int(self.path.rsplit("/", 1)[1]))
+        elif self.path.startswith("/drip-headers/"):
+            self._drip_headers(int(self.path.rsplit("/", 1)[1]))
+        elif self.path == "/gzip":
+            self._send(200, gzip.compress(b"unzipped " * 100), encoding="gzip")
+        elif self.path == "/nul":
+            self._send(200, b"a\x00b")
         elif self.path == "/echo":
             self._send(200, body)
         else:
             self._send(200, b"pong")
 
-    def _send(self, code: int, payload: bytes) -> None:
+    def _send(self, code: int, payload: bytes, encoding: str = "") -> None:
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def _drip_body(self, size: int) -> None:
+        """Headers at once, then a body of ``size`` bytes, one byte every DRIP seconds."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self._trickle(b"d" * size)
+
+    def _drip_headers(self, size: int) -> None:
+        """The status line, then ``size`` bytes of a header one every DRIP seconds: never a body."""
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        self._trickle(b"h" * size)
+        with contextlib.suppress(OSError):
+            self.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")
+        self.close_connection = True
+
+    def _trickle(self, data: bytes) -> None:
+        for i in range(len(data)):
+            try:
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+            except OSError:  # the client gave up, as it should
+                self.close_connection = True
+                return
+            time.sleep(DRIP)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _answer
 

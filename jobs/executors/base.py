@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import selectors
 import signal
@@ -27,13 +28,46 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def storable_text(text: str) -> str:
+    """``text`` as a database can store it.
+
+    PostgreSQL text and jsonb refuse NUL, so each NUL becomes U+FFFD (as undecodable bytes
+    do); lone surrogates, which cannot be encoded as UTF-8 at all, become "?".
+    """
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode(errors="replace").decode()
+    return text
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON that PostgreSQL's jsonb accepts.
+
+    NaN and ±Infinity become null (as JavaScript's JSON.stringify does); strings and keys
+    lose their NUL; anything that is not a JSON type becomes its ``str``.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(key)): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return storable_text(str(value))
+
+
 def clip(data: bytes | str, max_bytes: int) -> str:
     """Text cut at ``max_bytes`` (UTF-8), with a marker saying how much was left out."""
-    raw = data.encode() if isinstance(data, str) else data
+    raw = data.encode(errors="replace") if isinstance(data, str) else data
     if len(raw) <= max_bytes:
-        return raw.decode("utf-8", errors="replace")
+        return storable_text(raw.decode("utf-8", errors="replace"))
     kept = raw[:max_bytes].decode("utf-8", errors="ignore")
-    return f"{kept}\n[… truncated: {len(raw) - max_bytes} more bytes not kept]"
+    return storable_text(f"{kept}\n[… truncated: {len(raw) - max_bytes} more bytes not kept]")
 
 
 class Progress:
@@ -63,7 +97,7 @@ class OutputBuffer:
         text = self.kept.decode("utf-8", errors="replace")
         if self.dropped:
             text += f"\n[… truncated: {self.dropped} more bytes not kept]"
-        return text
+        return storable_text(text)
 
 
 def pump(streams: dict[int, Callable[[bytes], None]], *, deadline: float, progress: Progress | None = None) -> bool:

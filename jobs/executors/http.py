@@ -1,16 +1,33 @@
-"""Run an http job: one request with requests, the body read up to the output limit."""
+"""Run an http job: one request with requests, the body read up to the output limit.
+
+``timeout`` is a hard bound on the whole exchange. requests' own timeout is per socket read,
+so a server that trickles a byte every half second (headers or body) would never hit it.
+Here a watchdog timer shuts the request's sockets down at the deadline, which makes whatever
+read is blocked return at once, and the body is read in small pieces with the deadline
+checked between them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from requests.utils import check_header_validity
+from urllib3.connectionpool import HTTPConnectionPool
 
-from jobs.executors.base import Outcome, clip
+from jobs.executors.base import Outcome, OutputBuffer
+from jobs.secrets import MASK
 
 USER_AGENT = "crontask/1.0"
+READ_SIZE = 8192
 
 
 def execute_http(
@@ -22,54 +39,190 @@ def execute_http(
     timeout: float,
     max_bytes: int,
 ) -> Outcome:
-    """A 2xx or 3xx answer is a success; anything else, or no answer, is a failure.
-
-    ``timeout`` bounds the whole exchange, not only each socket read: the body is streamed and
-    reading stops at the deadline.
-    """
-    deadline = time.monotonic() + timeout
+    """A 2xx or 3xx answer is a success; anything else, or no answer, is a failure."""
     request_headers: dict[str, Any] = {"User-Agent": USER_AGENT, **headers}
+    refused = _refused_header(request_headers)
+    if refused:
+        return Outcome(status="failed", error=refused)
+    deadline = time.monotonic() + timeout
+    content = OutputBuffer(max_bytes)
+    response: requests.Response | None = None
+    watchdog = _Watchdog(timeout)
     try:
-        with requests.request(
-            method,
-            url,
-            headers=request_headers,
-            data=body.encode() if body else None,
-            timeout=timeout,
-            stream=True,
-        ) as response:
-            content, complete = _read_body(response, max_bytes=max_bytes, deadline=deadline)
-    except requests.Timeout:
-        return Outcome(status="timeout", error=f"No answer within {timeout:g} s.")
-    except requests.RequestException as exc:
-        return Outcome(status="failed", error=f"{type(exc).__name__}: {_short(exc)}")
-    if not complete:
+        with watchdog, requests.Session() as session:
+            adapter = _WatchedAdapter(watchdog)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            response = session.request(
+                method,
+                url,
+                headers=request_headers,
+                data=body.encode() if body else None,
+                timeout=timeout,
+                stream=True,
+            )
+            if watchdog.expired:
+                # Cut off mid-headers, http.client may still make a response of what came.
+                response.close()
+                response = None
+                return _timed_out(None, content, timeout)
+            with response:
+                complete = _read_body(response, content, deadline=deadline, watchdog=watchdog)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        if watchdog.expired or isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
+            return _timed_out(response, content, timeout)
         return Outcome(
-            status="timeout",
-            status_code=response.status_code,
-            response_body=clip(content, max_bytes),
-            error=f"The response body was still arriving after {timeout:g} s.",
+            status="failed",
+            status_code=response.status_code if response is not None else None,
+            response_body=content.text() if response is not None else "",
+            error=f"{type(exc).__name__}: {_short(_redact(str(exc), headers))}",
         )
+    if not complete:
+        return _timed_out(response, content, timeout)
     ok = 200 <= response.status_code < 400
     return Outcome(
         status="success" if ok else "failed",
         status_code=response.status_code,
-        response_body=clip(content, max_bytes),
+        response_body=content.text(),
         error="" if ok else f"HTTP {response.status_code} {response.reason or ''}".strip(),
     )
 
 
-def _read_body(response: requests.Response, *, max_bytes: int, deadline: float) -> tuple[bytes, bool]:
-    """Read the body, keeping max_bytes (+1 to know it was cut); False if the deadline passed."""
-    kept = bytearray()
-    for chunk in response.iter_content(chunk_size=16384):
-        if len(kept) <= max_bytes:
-            kept += chunk
-        if time.monotonic() > deadline:
-            return bytes(kept), False
-    return bytes(kept), True
+def _read_body(response: requests.Response, content: OutputBuffer, *, deadline: float, watchdog: _Watchdog) -> bool:
+    """Read the whole body into ``content`` (which keeps max_bytes); False if the deadline passed.
+
+    ``read1`` returns whatever has arrived (at most READ_SIZE), so the deadline is checked
+    between small reads; a read blocked on a silent server is ended by the watchdog.
+    """
+    while True:
+        if watchdog.expired or time.monotonic() >= deadline:
+            return False
+        chunk = response.raw.read1(READ_SIZE, decode_content=True)  # gzip etc. undone, as requests does
+        if not chunk:
+            # A connection shut by the watchdog looks like the end of a body without a length.
+            return not watchdog.expired
+        content.add(chunk)
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
+def _timed_out(response: requests.Response | None, content: OutputBuffer, timeout: float) -> Outcome:
+    if response is None:
+        return Outcome(status="timeout", error=f"No complete answer within {timeout:g} s.")
+    return Outcome(
+        status="timeout",
+        status_code=response.status_code,
+        response_body=content.text(),
+        error=f"The response body was still arriving after {timeout:g} s.",
+    )
+
+
+class _Watchdog:
+    """Shuts down every socket of one request when its time is up, so blocked reads return.
+
+    It keeps a duplicate of each socket: shutting a duplicate down ends the connection it
+    shares, before, during and after a TLS handshake (which detaches the original socket
+    object), and the duplicate is ours, so its descriptor cannot be reused by anyone else
+    until ``__exit__`` closes it.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock.dup())
+            if self.expired:  # connected after the deadline (a slow connect, a redirect)
+                _shut(self._sockets[-1])
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """Gives each connection pool a connection class that shows its sockets to the watchdog.
+
+    The session, and so its pools, live for one request only: nothing else uses them.
+    """
+
+    def __init__(self, watchdog: _Watchdog) -> None:
+        self.watchdog = watchdog
+        super().__init__()
+
+    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> HTTPConnectionPool:
+        pool = super().get_connection_with_tls_context(*args, **kwargs)
+        if not getattr(pool.ConnectionCls, "crontask_watched", False):
+            pool.ConnectionCls = _watched_connection(pool.ConnectionCls, self.watchdog.watch)
+        return pool
+
+
+def _watched_connection(base: type, watch: Callable[[socket.socket], None]) -> type:
+    class WatchedConnection(base):
+        crontask_watched = True
+
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            watch(sock)
+            return sock
+
+    return WatchedConnection
+
+
+def _refused_header(headers: Mapping[str, Any]) -> str:
+    """Why a header cannot be sent, naming the header but never showing its value.
+
+    requests' and http.client's own errors quote the value, which is often a secret.
+    """
+    for position, (name, value) in enumerate(headers.items(), start=1):
+        try:
+            check_header_validity((name, value))
+            name.encode("ascii")
+            if isinstance(value, str):
+                value.encode("latin-1")
+        except (requests.exceptions.InvalidHeader, UnicodeEncodeError, AttributeError):
+            if not (isinstance(name, str) and name.isascii() and _HEADER_NAME.fullmatch(name)):
+                # A broken name may be a whole "Name: value" line pasted in: not shown either.
+                return f"InvalidHeader: the name of header #{position} is not a valid header name."
+            return (
+                f"InvalidHeader: the value of header {name!r} cannot be sent (leading whitespace, "
+                "a line break, or a character outside Latin-1); the value is not shown."
+            )
+    return ""
+
+
+_HEADER_NAME = re.compile(r"[^:\s][^:\r\n]*")  # what requests and http.client accept
+
+
+def _redact(text: str, headers: Mapping[str, Any]) -> str:
+    """``text`` with every header value it quotes masked, in case an error message quotes one."""
+    for value in headers.values():
+        if not isinstance(value, str) or len(value.strip()) < 4:
+            continue
+        for form in {value, value.strip(), repr(value)[1:-1]}:
+            text = text.replace(form, MASK)
+    return text
+
+
+def _short(text: str) -> str:
     return text if len(text) <= 500 else text[:500] + "…"

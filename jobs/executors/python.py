@@ -2,9 +2,10 @@
 
 The child is what makes the timeout real: a thread running Python code cannot be stopped, a
 process can. The worker forks, the child runs the handler (``asyncio.run`` for ``async def``)
-and writes its result as JSON to a pipe; what it logs (``task_log``, print, logging) comes back
-line by line on another pipe and reaches the run while it is still going. At the deadline the
-child's process group is killed and the worker carries on.
+and writes its result as JSON to a pipe, cut to the output limit there so that the report
+always arrives whole; what it logs (``task_log``, print, logging) comes back line by line on
+another pipe and reaches the run while it is still going. At the deadline the child's process
+group is killed and the worker carries on.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ from typing import Any
 from django.db import connections
 
 from jobs import handlers
-from jobs.executors.base import Outcome, OutputBuffer, Progress, kill_group, pump
+from jobs.executors.base import Outcome, OutputBuffer, Progress, clip, json_safe, kill_group, pump, storable_text
 from jobs.expressions import ExpressionError, resolve_kwargs
+
+# The child cuts each text of its report (result or error and traceback) to max_bytes; JSON
+# escaping can make a text up to six times longer, so the parent reads up to this many times
+# max_bytes, a bound no report of ours reaches.
+REPORT_SLACK = 16
 
 
 def execute_python(
@@ -39,11 +45,11 @@ def execute_python(
     if pid == 0:  # pragma: no cover - runs in the child, which leaves through os._exit
         os.close(log_read)
         os.close(result_read)
-        _child(handler, kwargs, log_write, result_write)
+        _child(handler, kwargs, log_write, result_write, max_bytes)
     os.close(log_write)
     os.close(result_write)
     lines = _LineSplitter(progress)
-    result = OutputBuffer(max_bytes + 4096)
+    result = OutputBuffer(REPORT_SLACK * max_bytes)
     finished = pump({log_read: lines.feed, result_read: result.add}, deadline=deadline, progress=progress)
     lines.flush()
     if not finished:
@@ -52,10 +58,13 @@ def execute_python(
         return Outcome(status="timeout", error=f"Still running after {timeout:g} s: killed.")
     _, status = os.waitpid(pid, 0)
     kill_group(pid)  # anything the handler left running in the background
-    return _outcome(bytes(result.kept), status, max_bytes)
+    if result.dropped:
+        size = len(result.kept) + result.dropped
+        return Outcome(status="failed", error=f"The handler's report was too large ({size} bytes); it was not read.")
+    return _outcome(bytes(result.kept), status)
 
 
-def _outcome(raw: bytes, wait_status: int, max_bytes: int) -> Outcome:
+def _outcome(raw: bytes, wait_status: int) -> Outcome:
     try:
         report = json.loads(raw)
     except ValueError:
@@ -65,8 +74,9 @@ def _outcome(raw: bytes, wait_status: int, max_bytes: int) -> Outcome:
             reason = f"exited with code {os.waitstatus_to_exitcode(wait_status)}"
         return Outcome(status="failed", error=f"The handler's process {reason} before reporting a result.")
     if report["ok"]:
-        return Outcome(status="success", result=report["result"])
-    return Outcome(status="failed", error=report["error"][:max_bytes], traceback=report["traceback"][:max_bytes])
+        return Outcome(status="success", result=json_safe(report["result"]))
+    # The child cut these already; cutting again would cut into its marker.
+    return Outcome(status="failed", error=storable_text(report["error"]), traceback=storable_text(report["traceback"]))
 
 
 class _LineSplitter:
@@ -90,7 +100,9 @@ class _LineSplitter:
             self.progress.log(line.decode("utf-8", errors="replace").rstrip("\r"))
 
 
-def _child(handler: str, kwargs: dict[str, Any], log_fd: int, result_fd: int) -> None:  # pragma: no cover
+def _child(
+    handler: str, kwargs: dict[str, Any], log_fd: int, result_fd: int, max_bytes: int
+) -> None:  # pragma: no cover
     """Run the handler and report; never returns."""
     code = 0
     try:
@@ -105,9 +117,10 @@ def _child(handler: str, kwargs: dict[str, Any], log_fd: int, result_fd: int) ->
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         _log_to_run()
         report = _run_handler(handler, kwargs)
-        payload = json.dumps(report, default=str).encode()
+        payload = _encode_report(report, max_bytes)
     except BaseException as exc:  # noqa: BLE001 - whatever happens, report it
-        payload = json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": ""}).encode()
+        error = clip(f"{type(exc).__name__}: {exc}", max_bytes)
+        payload = json.dumps({"ok": False, "error": error, "traceback": ""}).encode()
         code = 1
     try:
         with os.fdopen(result_fd, "wb") as out:
@@ -115,6 +128,25 @@ def _child(handler: str, kwargs: dict[str, Any], log_fd: int, result_fd: int) ->
         connections.close_all()
     finally:
         os._exit(code)
+
+
+def _encode_report(report: dict[str, Any], max_bytes: int) -> bytes:  # pragma: no cover - in the child
+    """The report as JSON, each part within ``max_bytes``.
+
+    A result whose JSON is larger is sent as that JSON text cut at the limit with the usual
+    marker: the handler did its work, so the run is still a success, and it says what it kept.
+    """
+    if report["ok"]:
+        text = json.dumps(report["result"], ensure_ascii=False, allow_nan=False)
+        if len(text.encode()) > max_bytes:
+            report = {"ok": True, "result": clip(text, max_bytes)}
+    else:
+        report = {
+            **report,
+            "error": clip(report["error"], max_bytes),
+            "traceback": clip(report["traceback"], max_bytes),
+        }
+    return json.dumps(report).encode()
 
 
 def _log_to_run() -> None:  # pragma: no cover - in the child
@@ -176,7 +208,8 @@ def _run_handler(handler: str, kwargs: dict[str, Any]) -> dict[str, Any]:  # pra
             value = func(**values)
             if inspect.isawaitable(value):
                 value = asyncio.run(_await(value))
-        json.dumps(value, default=str)
+        # Plain JSON types that PostgreSQL's jsonb takes: str() of anything else, NaN → null.
+        value = json_safe(json.loads(json.dumps(value, default=str)))
     except (handlers.HandlerError, ExpressionError) as exc:
         return {"ok": False, "error": str(exc), "traceback": ""}
     except Exception as exc:  # noqa: BLE001 - the handler's own failure, reported with its traceback

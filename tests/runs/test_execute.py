@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import pytest
 from django.test import override_settings
 
@@ -76,6 +79,29 @@ def test_a_slow_answer_times_out(http_target):
     assert run.duration_ms < 2500
 
 
+def test_a_body_trickled_a_byte_at_a_time_times_out_at_the_limit(http_target):
+    # 20 bytes, one every 0.5 s: each read is quick, the whole body would take 10 s.
+    make_job(f"{http_target.url}/drip/20", timeout_seconds=1)
+    started = time.monotonic()
+    deliver()
+    assert time.monotonic() - started < 2.5
+    run = Run.objects.get()
+    assert (run.status, run.status_code) == ("timeout", 200)
+    assert run.duration_ms < 2500
+    assert "still arriving after 1 s" in run.error
+    assert set(run.response_body) <= {"d"}  # what came in time is kept
+
+
+def test_headers_trickled_a_byte_at_a_time_time_out_at_the_limit(http_target):
+    make_job(f"{http_target.url}/drip-headers/20", timeout_seconds=1)
+    started = time.monotonic()
+    deliver()
+    assert time.monotonic() - started < 2.5
+    run = Run.objects.get()
+    assert (run.status, run.status_code) == ("timeout", None)
+    assert run.error == "No complete answer within 1 s."
+
+
 @override_settings(CRONTASK_MAX_OUTPUT_BYTES=1024)
 def test_a_large_response_is_cut_at_the_limit_with_a_marker(http_target):
     make_job(f"{http_target.url}/big/5000")
@@ -84,6 +110,12 @@ def test_a_large_response_is_cut_at_the_limit_with_a_marker(http_target):
     assert body.startswith("x" * 1024)
     assert "x" * 1025 not in body
     assert "truncated" in body
+
+
+def test_a_compressed_answer_is_stored_decompressed(http_target):
+    make_job(f"{http_target.url}/gzip")
+    deliver()
+    assert Run.objects.get().response_body == "unzipped " * 100
 
 
 def test_run_now_queues_a_manual_run_after_commit_with_its_overrides(http_target, django_capture_on_commit_callbacks):
@@ -123,3 +155,72 @@ def test_a_fire_of_a_paused_job_is_skipped(http_target):
 def test_a_message_for_a_deleted_job_is_dropped():
     execute_job.apply(kwargs={"job_id": "nope", "scheduled_for": FIRE}, throw=True)
     assert not Run.objects.exists()
+
+
+def test_a_nul_byte_in_the_response_is_stored_as_a_replacement_character(http_target):
+    # PostgreSQL text refuses NUL: stored as it came, the run would stay "running".
+    make_job(f"{http_target.url}/nul")
+    deliver()
+    run = Run.objects.get()
+    assert (run.status, run.response_body) == ("success", "a\ufffdb")
+
+
+SECRET = "s3cr3t-token-0123456789"
+
+
+def test_a_header_value_requests_refuses_is_reported_by_name_without_its_value(http_target, caplog):
+    caplog.set_level(logging.DEBUG)
+    job = make_job(f"{http_target.url}/", headers={"Authorization": f"Bearer {SECRET}"})
+    # A line break in the value: refused by validation on save, so written behind its back.
+    Job.objects.filter(pk=job.pk).update(headers={"Authorization": f"Bearer {SECRET}\n"})
+    deliver()
+    run = Run.objects.get()
+    assert run.status == "failed"
+    assert "InvalidHeader" in run.error
+    assert "'Authorization'" in run.error
+    assert SECRET not in run.error + run.traceback
+    assert SECRET not in caplog.text
+    assert http_target.hits["/"] == 0
+
+
+def test_a_header_with_leading_whitespace_is_reported_by_name_whatever_its_name(http_target):
+    job = make_job(f"{http_target.url}/")
+    Job.objects.filter(pk=job.pk).update(headers={"X-Custom": f" {SECRET}"})
+    deliver()
+    run = Run.objects.get()
+    assert run.status == "failed"
+    assert "'X-Custom'" in run.error
+    assert SECRET not in run.error
+
+
+@pytest.mark.parametrize("path", ["/", "/status/401", "/slow/3"])
+def test_a_run_with_an_authorization_header_logs_no_secret(http_target, caplog, path):
+    caplog.set_level(logging.DEBUG)
+    make_job(f"{http_target.url}{path}", headers={"Authorization": f"Token {SECRET}"}, timeout_seconds=1)
+    deliver()
+    run = Run.objects.get()
+    assert http_target.requests[0][2]["Authorization"] == f"Token {SECRET}"  # it was sent
+    assert run.status in ("success", "failed", "timeout")
+    assert caplog.records
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+        assert SECRET not in repr(vars(record))  # extra fields too
+    assert SECRET not in run.error + run.traceback + run.target
+
+
+def test_an_executor_crash_quoting_a_header_value_is_masked_in_the_run_and_the_log(monkeypatch, caplog):
+    from runs import services as run_services
+
+    def crash(job, **kwargs):
+        raise ValueError(f"cannot send {job.headers['Authorization']!r}")
+
+    monkeypatch.setattr(run_services.executors, "execute", crash)
+    make_job("http://127.0.0.1:9/", headers={"Authorization": f"Bearer {SECRET}"})
+    deliver()
+    run = Run.objects.get()
+    assert run.status == "failed"
+    assert run.error == "ValueError: cannot send '********'"
+    assert "Traceback" in run.traceback
+    assert SECRET not in run.traceback
+    assert "executor crashed" in caplog.text
+    assert SECRET not in caplog.text

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.db import connection
 
 from jobs import services as job_services
 from jobs.models import Job
@@ -97,7 +98,14 @@ def test_a_handler_past_its_timeout_is_killed_and_the_run_ends_timeout():
 @pytest.mark.django_db(transaction=True)
 def test_log_lines_reach_the_run_while_it_is_still_going():
     python_job("scripts:chatty", handler_kwargs={"lines": 3, "pause": 1.5})
-    worker = threading.Thread(target=deliver)
+
+    def work() -> None:
+        try:
+            deliver()
+        finally:
+            connection.close()  # this thread's own: left open, it would block dropping the test database
+
+    worker = threading.Thread(target=work)
     worker.start()
     try:
         seen = ""
@@ -130,3 +138,67 @@ def test_the_shipped_cleanup_script_deletes_old_runs(settings):
     assert run.result == {"deleted": 1, "older_than_days": 30, "keep_per_job": 0}
     assert not Run.objects.filter(pk=old.pk).exists()
     assert Run.objects.filter(pk=recent.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_result_larger_than_the_limit_is_kept_cut_with_a_marker():
+    python_job("scripts:big_result", handler_kwargs={"size": 100_000})
+    run = deliver()
+    assert run.status == "success", run.error
+    # The result's JSON text, cut at CRONTASK_MAX_OUTPUT_BYTES (65536) like any captured text.
+    assert isinstance(run.result, str)
+    assert run.result.startswith('{"data": "xxx')
+    assert run.result.endswith("\n[… truncated: 34476 more bytes not kept]")  # 100012 - 65536
+    assert len(run.result.encode()) < 65536 + 100
+
+
+@pytest.mark.django_db
+def test_a_large_result_that_grows_when_escaped_is_still_reported():
+    python_job("scripts:big_result", handler_kwargs={"size": 100_000, "char": '"'})
+    run = deliver()
+    assert run.status == "success", run.error
+    assert run.result.startswith('{"data": "\\"\\"')
+    assert "truncated" in run.result
+
+
+@pytest.mark.django_db
+def test_a_result_within_the_limit_is_kept_whole():
+    python_job("scripts:big_result", handler_kwargs={"size": 60_000})
+    run = deliver()
+    assert run.result == {"data": "x" * 60_000}
+
+
+@pytest.mark.django_db
+def test_a_huge_error_message_is_cut_with_a_marker():
+    python_job("scripts:big_result", handler_kwargs={"size": 200_000, "fail": True})
+    run = deliver()
+    assert run.status == "failed"
+    assert run.error.startswith("ValueError: xxx")
+    assert "truncated" in run.error
+    assert "big_result.py" in run.traceback
+
+
+@pytest.mark.django_db
+def test_nan_infinity_and_nul_in_a_result_are_stored_as_json_can_hold_them():
+    # jsonb refuses NaN, Infinity and \u0000; text refuses NUL. Any of them used to leave the
+    # run "running" on PostgreSQL.
+    python_job("scripts:odd_values")
+    run = deliver()
+    assert run.status == "success", run.error
+    assert run.result == {
+        "nan": None,
+        "inf": None,
+        "minus_inf": None,
+        "text": "g\ufffdh",
+        "key\ufffd": [None, 1.5],
+    }
+    assert "logged a\ufffdb" in run.log_output
+    assert "printed c\ufffdd" in run.log_output
+
+
+@pytest.mark.django_db
+def test_nul_in_an_error_is_stored():
+    python_job("scripts:odd_values", handler_kwargs={"fail": True})
+    run = deliver()
+    assert (run.status, run.error) == ("failed", "ValueError: failed e\ufffdf")
+    assert "\x00" not in run.traceback

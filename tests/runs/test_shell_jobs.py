@@ -94,3 +94,8 @@ def test_quoted_shell_characters_do_not_need_a_shell():
     assert not needs_shell("""python3 -c 'print("a|b; (c)")'""")
     assert needs_shell('echo "$HOME"')
     assert not needs_shell(r"echo a\;b")
+
+
+def test_a_nul_byte_in_the_output_is_stored_as_a_replacement_character(shell_allowed):
+    run = run_command("printf 'a\\0b'")
+    assert (run.status, run.output) == ("success", "a\ufffdb")
