@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -13,11 +14,12 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django_celery_beat import models as beat_models
 
 from crontask.admin_utils import badge
 from jobs import services
+from jobs.api import SHELL_PERMISSION
 from jobs.errors import JobConflict
 from jobs.models import Job
 from jobs.secrets import keep_masked_headers, mask_headers
@@ -37,6 +39,11 @@ for _model in (
         admin.site.unregister(_model)
 
 RECENT_RUNS = 20
+# An action over many jobs names at most this many it left unchanged; the rest are counted.
+MAX_LISTED = 20
+SHELL_REFUSED = "Shell jobs need the 'Can create and change shell jobs' permission."
+# Where changeform_view leaves a refused save's errors for the form of the second pass.
+REFUSED_ATTR = "_crontask_refused"
 
 
 def schedule_text(job: Job) -> str:
@@ -58,8 +65,29 @@ def _every(seconds: int) -> str:
     return "every second" if seconds == 1 else f"every {seconds} seconds"
 
 
+class LastRunStatusFilter(admin.SimpleListFilter):
+    """The run statuses as options. The field has no choices, so the stock filter would read the
+    distinct values of the whole job table on every page of the list."""
+
+    title = "last run status"
+    parameter_name = "last_run_status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, str(label)) for value, label in Run.Status.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        return queryset.filter(last_run_status=self.value()) if self.value() else queryset
+
+
 class JobForm(forms.ModelForm):
-    """Secret header values are shown masked; sent back masked, they keep their stored value."""
+    """Secret header values are shown masked; sent back masked, they keep their stored value.
+
+    JobAdmin.get_form sets the class attributes per request, so the form refuses what the API
+    refuses: shell jobs without the permission, and whatever the services refused on a first try.
+    """
+
+    can_manage_shell: bool = False
+    service_error: ValidationError | None = None
 
     class Meta:
         model = Job
@@ -71,6 +99,8 @@ class JobForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Read before _post_clean copies the posted values onto the instance.
+        self.stored_kind = self.instance.kind if self.instance.pk else None
         if self.instance.pk and "headers" in self.initial:
             self.initial["headers"] = mask_headers(self.initial["headers"])
         if "status" in self.fields:
@@ -82,6 +112,36 @@ class JobForm(forms.ModelForm):
             return keep_masked_headers(headers, self.instance.headers or {})
         return headers
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Stricter than "the kind it ends up with": turning someone's shell job into an http job
+        # needs the permission too, since it throws their command away.
+        if not self.can_manage_shell and Job.Kind.SHELL in (cleaned.get("kind"), self.stored_kind):
+            self.add_error("kind" if "kind" in self.fields else None, SHELL_REFUSED)
+        if self.service_error is not None:
+            for field, field_messages in _by_field(self.service_error).items():
+                self.add_error(field if field in self.fields else None, field_messages)
+        return cleaned
+
+
+def _by_field(error: ValidationError) -> dict[str | None, list[str]]:
+    if hasattr(error, "error_dict"):
+        return {field: ValidationError(errors).messages for field, errors in error.error_dict.items()}
+    return {None: error.messages}
+
+
+# What an action does to one job: None when the job changed, else why it did not. The services
+# return a job untouched when there is nothing to do, so before and after are compared here.
+JobChange = Callable[[Job], str | None]
+
+
+class _Refused(Exception):
+    """A service refused a save the form had accepted (a past run_at, a duplicate id, …)."""
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(error.messages)
+        self.error = error
+
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
@@ -90,7 +150,7 @@ class JobAdmin(admin.ModelAdmin):
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",
     ]  # fmt: skip
     list_display_links = ["id", "name"]
-    list_filter = ["status", "kind", "trigger", "last_run_status", "is_system"]
+    list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system"]
     search_fields = ["id", "name", "url", "handler", "command"]
     readonly_fields = [
         "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
@@ -167,9 +227,30 @@ class JobAdmin(admin.ModelAdmin):
             '<table class="ct-recent-runs"><thead><tr><th>run</th><th>trigger</th><th>status</th><th>started</th>'
             "<th>duration</th><th>code</th><th>error</th></tr></thead><tbody>{}</tbody></table>"
             '<p><a href="{}">All runs of this job</a></p>',
-            rows or format_html('<tr><td colspan="7">No runs yet.</td></tr>'),
+            rows or mark_safe('<tr><td colspan="7">No runs yet.</td></tr>'),
             all_runs,
         )
+
+    def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        attrs = {
+            "can_manage_shell": request.user.has_perm(SHELL_PERMISSION),
+            "service_error": getattr(request, REFUSED_ATTR, None),
+        }
+        return type(form.__name__, (form,), attrs)
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _Refused as refused:
+            # The services are where a save is finally checked (past run_at, duplicate id, trigger
+            # rules), and they refused after the form passed; their transaction rolled back. Handle
+            # the same POST again with their errors put on the form: the admin's own code then
+            # renders the page (200, errors by field, as the API's 400 gives them) and saves nothing.
+            setattr(request, REFUSED_ATTR, refused.error)
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         context["cron_preview_config"] = {"url": reverse("cron-preview"), "handlers_url": reverse("handlers")}
@@ -177,7 +258,12 @@ class JobAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
         data = {name: form.cleaned_data[name] for name in form.cleaned_data if name in services.EDITABLE_FIELDS}
-        saved = services.job_update(job=obj, data=data) if change else services.job_create(data=data)
+        try:
+            saved = services.job_update(job=obj, data=data) if change else services.job_create(data=data)
+        except ValidationError as exc:
+            raise _Refused(exc) from exc
+        except JobConflict as exc:
+            raise _Refused(ValidationError({exc.field: exc.message})) from exc
         obj.pk = saved.pk
         obj.refresh_from_db()
 
@@ -185,7 +271,7 @@ class JobAdmin(admin.ModelAdmin):
         services.job_delete(job=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, services.job_delete, "deleted")
+        self._each(request, queryset, _delete, "deleted")
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -194,22 +280,22 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Delete selected jobs", permissions=["delete"])
     def delete_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, services.job_delete, "deleted")
+        self._each(request, queryset, _delete, "deleted")
 
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_system)
 
     @admin.action(description="Pause selected jobs", permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, services.job_pause, "paused")
+        self._each(request, queryset, _pause, "paused")
 
     @admin.action(description="Resume selected jobs", permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, services.job_resume, "resumed")
+        self._each(request, queryset, _resume, "resumed")
 
     @admin.action(description="Run selected jobs now", permissions=["change"])
     def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, services.job_run_now, "queued to run")
+        self._each(request, queryset, _run_now, "queued to run")
 
     def get_urls(self) -> list[URLPattern]:
         button = self.admin_site.admin_view
@@ -221,33 +307,62 @@ class JobAdmin(admin.ModelAdmin):
         ]
 
     def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return self._button(request, object_id, services.job_run_now, "queued to run")
+        return self._button(request, object_id, _run_now, "queued to run")
 
     def pause_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return self._button(request, object_id, services.job_pause, "paused")
+        return self._button(request, object_id, _pause, "paused")
 
     def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return self._button(request, object_id, services.job_resume, "resumed")
+        return self._button(request, object_id, _resume, "resumed")
 
-    def _button(self, request: HttpRequest, object_id: str, service: Any, verb: str) -> HttpResponse:
+    def _button(self, request: HttpRequest, object_id: str, change: JobChange, verb: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         job = get_object_or_404(Job, pk=object_id)
         if not self.has_change_permission(request, job):
             return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
-        self._each(request, Job.objects.filter(pk=job.pk), service, verb)
+        self._each(request, Job.objects.filter(pk=job.pk), change, verb)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[Job], service: Any, verb: str) -> None:
-        done, failed = 0, []
+    def _each(self, request: HttpRequest, queryset: QuerySet[Job], change: JobChange, verb: str) -> None:
+        """Apply ``change`` to each job; count those it changed and name the others with the reason."""
+        changed, unchanged = 0, []
         for job in queryset:
             try:
-                service(job=job)
-                done += 1
+                reason = change(job)
             except ValidationError as exc:
-                failed.append(f"{job.pk}: {' '.join(exc.messages)}")
+                reason = " ".join(exc.messages)
             except JobConflict as exc:
-                failed.append(f"{job.pk}: {exc.message}")
-        self.message_user(request, f"{done} job(s) {verb}.", messages.SUCCESS)
-        if failed:
-            self.message_user(request, "Not changed: " + " | ".join(failed), messages.WARNING)
+                reason = exc.message
+            if reason is None:
+                changed += 1
+            else:
+                unchanged.append(f"{job.pk}: {reason}")
+        self.message_user(request, f"{changed} job(s) {verb}.", messages.SUCCESS if changed else messages.INFO)
+        if unchanged:
+            more = len(unchanged) - MAX_LISTED
+            listed = " | ".join(unchanged[:MAX_LISTED]) + (f" | and {more} more" if more > 0 else "")
+            self.message_user(request, f"Not changed: {listed}", messages.WARNING)
+
+
+def _pause(job: Job) -> str | None:
+    return None if services.job_pause(job=job).status != job.status else "already paused"
+
+
+def _resume(job: Job) -> str | None:
+    after = services.job_resume(job=job)
+    if after.status == Job.Status.ACTIVE and job.status != Job.Status.ACTIVE:
+        return None
+    if after.status == Job.Status.COMPLETED:  # was already, or its one run happened before the pause
+        return "completed (its one run is done; give it a new date to run it again)"
+    return "already active"
+
+
+def _run_now(job: Job) -> str | None:
+    services.job_run_now(job=job)
+    return None
+
+
+def _delete(job: Job) -> str | None:
+    services.job_delete(job=job)
+    return None

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
+import psutil
 import pytest
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from crontask.bootstrap import ensure_admin_user
+from crontask.management.commands import runall
 from jobs import services
 from jobs.importer import export_job, parse_crontab
 from jobs.models import Job
 from runs.models import Run
+from runs.retention import delete_old_runs
 
 pytestmark = pytest.mark.django_db
 URL = "http://127.0.0.1:9/"
@@ -155,6 +168,40 @@ def test_cleanup_deletes_old_finished_runs_in_batches_keeping_the_newest(tmp_pat
         call_command("cleanup_runs", "--older-than", "soon")
 
 
+def test_cleanup_deletes_each_batch_with_one_statement_and_loads_no_captured_text():
+    job = services.job_create(data={"id": "j", "interval_seconds": 60, "url": URL})
+    other = services.job_create(data={"id": "k", "interval_seconds": 60, "url": URL})
+    old = timezone.now() - timedelta(days=40)
+    big = {"output": "o" * 2000, "response_body": "b" * 2000, "log_output": "l" * 2000, "traceback": "t" * 2000}
+    firsts = Run.objects.bulk_create(
+        [Run(job=job, trigger="scheduled", status="failed", queued_at=old, **big) for _ in range(12)]
+        + [Run(job=other, trigger="scheduled", status="failed", queued_at=old, **big) for _ in range(3)]
+    )
+    # A recent retry of an old run: kept, its link to the deleted run cleared (retry_of is SET_NULL).
+    retry = Run.objects.create(
+        job=job, trigger="retry", attempt=2, status="success", queued_at=timezone.now(), retry_of=firsts[0]
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        assert delete_old_runs(older_than=timedelta(days=30), batch_size=5) == 15
+    statements = [q["sql"] for q in ctx.captured_queries]
+    loaded = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    for column in ("output", "response_body", "log_output", "traceback"):
+        assert not [sql for sql in loaded if f'"{column}"' in sql], column
+    deletes = [sql for sql in statements if sql.lstrip().upper().startswith("DELETE")]
+    assert len(deletes) == math.ceil(12 / 5) + math.ceil(3 / 5)
+    updates = [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == len(deletes)  # one UPDATE of retry_of per batch
+    assert list(Run.objects.values_list("pk", flat=True)) == [retry.pk]
+    retry.refresh_from_db()
+    assert retry.retry_of_id is None
+
+
+def test_only_retries_reference_a_run():
+    """Retention deletes runs with a raw DELETE after clearing retry_of: a new reference to a run
+    must be handled there too."""
+    assert [(rel.related_model, rel.field.name) for rel in Run._meta.related_objects] == [(Run, "retry_of")]
+
+
 def test_run_job_runs_in_the_foreground_and_prints_the_run(http_target):
     services.job_create(data={"id": "fg", "url": f"{http_target.url}/hello"})
     out, _, code = run("run_job", "fg")
@@ -190,3 +237,78 @@ def test_a_large_import_shows_a_progress_bar_on_a_terminal(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "[" + "#" * 40 + "] 60/60" in err
     assert Job.objects.count() == 60
+
+
+@pytest.fixture
+def runall_without_processes(monkeypatch):
+    """runall up to the point where it would start web, worker and beat; returns what it would start."""
+    started: list[dict[str, list[str]]] = []
+    monkeypatch.delenv("CRONTASK_ADMIN_PASSWORD", raising=False)
+    # The test database is migrated already; collectstatic is not what is tested here.
+    monkeypatch.setattr(runall, "call_command", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runall.Command, "_supervise", lambda self, commands: started.append(commands) or 0)
+    return started
+
+
+def test_runall_prints_the_admin_url_and_the_generated_password_on_the_first_start_only(runall_without_processes):
+    first, _, code = run("runall", "--port", "8123")
+    assert code == 0
+    assert "Crontask admin: http://127.0.0.1:8123/admin/  (user: admin)" in first
+    (password,) = [line.split(": ", 1)[1] for line in first.splitlines() if line.startswith("Generated admin password")]
+    assert len(password) >= 12
+    assert authenticate(username="admin", password=password) is not None
+    second, _, _ = run("runall", "--port", "8123")
+    assert "Crontask admin: http://127.0.0.1:8123/admin/" in second
+    assert "password" not in second.lower()
+    assert password not in second
+    assert authenticate(username="admin", password=password) is not None  # not reset
+    commands = runall_without_processes[0]
+    assert commands["web"][-3:] == ["127.0.0.1:8123", "--noreload", "--skip-checks"]
+
+
+def test_runall_with_a_password_set_prints_none(runall_without_processes, monkeypatch):
+    monkeypatch.setenv("CRONTASK_ADMIN_PASSWORD", "chosen-Passw0rd")
+    out, _, _ = run("runall")
+    assert "password" not in out.lower()
+    assert authenticate(username="admin", password="chosen-Passw0rd") is not None
+
+
+def test_the_admin_user_is_made_once_and_never_reset():
+    generated = ensure_admin_user()
+    assert generated
+    assert ensure_admin_user() is None
+    assert ensure_admin_user(password="other-Passw0rd") is None
+    assert authenticate(username="admin", password=generated) is not None
+    assert get_user_model().objects.filter(is_superuser=True).count() == 1
+
+
+def test_runall_stops_its_processes_when_the_terminal_hangs_up():
+    """SIGHUP (the terminal closed) stops web, worker and beat, as Ctrl-C and SIGTERM do."""
+    placeholder_calls = []
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: placeholder_calls.append(signum))
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    me = psutil.Process()
+    before = {child.pid for child in me.children()}
+
+    def ours() -> list[psutil.Process]:
+        return [child for child in me.children() if child.pid not in before]
+
+    def hang_up() -> None:
+        deadline = time.monotonic() + 20
+        while len(ours()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    try:
+        threading.Thread(target=hang_up, daemon=True).start()
+        started = time.monotonic()
+        code = runall.Command()._supervise({"web": sleeper, "worker": sleeper})
+        elapsed = time.monotonic() - started
+        assert (code, placeholder_calls) == (0, [])
+        assert elapsed < 20
+        assert ours() == []
+        assert signal.getsignal(signal.SIGHUP) is not None
+        signal.raise_signal(signal.SIGHUP)  # the handler in place before runall is back
+        assert placeholder_calls == [signal.SIGHUP]
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -1,13 +1,28 @@
-"""Production settings and the compose file."""
+"""Production settings, the compose file, the image's build context, static files and logs."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import logging
 import os
+import secrets
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+import requests
 import yaml
+from django.core.management import call_command
+from django.test import Client
+
+from crontask.logs import JsonFormatter
+from jobs import services
+from runs.services import run_in_foreground
+from tests.e2e.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN_ENV = [
@@ -29,6 +44,55 @@ def env_example() -> dict[str, str]:
 
 def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def production_env(tmp_path: Path) -> dict[str, str]:
+    """What a container of the compose file sees: .env.example's values (a new SECRET_KEY), and
+    the paths the image sets (Dockerfile ENV, /app/...) mapped to this checkout and tmp_path.
+    DATABASE_URL and CELERY_BROKER_URL are left out (SQLite and the filesystem broker): callers
+    with services set them."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(env_example())
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL"):  # both commented out in .env.example
+        env.pop(name, None)
+    env.update({
+        "SECRET_KEY": "deploy-test-" + secrets.token_urlsafe(40),
+        "CRONTASK_VAR_DIR": str(tmp_path / "var"),
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "CRONTASK_SCRIPTS_DIR": str(ROOT / "scripts"),
+        "PYTHONUNBUFFERED": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    })  # fmt: skip
+    return env
+
+
+def compose_command(service: str, port: int) -> list[str]:
+    command = compose()["services"][service]["command"]
+    return [part.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for part in command]
+
+
+def healthcheck_argv(service: str, port: int) -> list[str]:
+    """The service's compose health check as docker runs it inside the container, aimed at the
+    port the test's web process listens on instead of 8000."""
+    kind, *args = compose()["services"][service]["healthcheck"]["test"]
+    # Compose turns $$ into $ (left for the container's shell to expand).
+    args = [arg.replace("$$", "$").replace("127.0.0.1:8000", f"127.0.0.1:{port}") for arg in args]
+    if kind == "CMD-SHELL":
+        return ["/bin/sh", "-c", *args]
+    assert kind == "CMD", kind
+    return args
+
+
+def wait_healthy(service: str, port: int, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """Run the health check until it passes, as docker retries it; the last attempt is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            healthcheck_argv(service, port), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        if done.returncode == 0 or time.monotonic() > deadline:
+            return done
+        time.sleep(1)
 
 
 def test_the_documented_production_environment_passes_the_deploy_check(tmp_path):
@@ -81,3 +145,77 @@ def test_json_logs_are_one_object_per_line_with_the_events_fields():
     assert "\n" not in line
     event = json.loads(line)
     assert (event["run_id"], event["job_id"], event["status"], event["duration_ms"]) == (7, "ping", "success", 12)
+
+
+@pytest.mark.e2e
+def test_the_web_health_check_passes_with_the_documented_environment(tmp_path):
+    """ALLOWED_HOSTS=crontask.example.com as documented: the check must still get its 200, or
+    web never turns healthy and compose never starts worker and beat."""
+    env = production_env(tmp_path)
+    assert env["ALLOWED_HOSTS"] == "crontask.example.com"
+    assert "127.0.0.1:8000" in " ".join(compose()["services"]["web"]["healthcheck"]["test"])
+    port = _free_port()
+    with (tmp_path / "web.log").open("wb") as log:
+        web = subprocess.Popen(
+            compose_command("web", port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        done = wait_healthy("web", port, env, timeout=90)
+        assert done.returncode == 0, done.stderr[-2000:] + (tmp_path / "web.log").read_text()[-3000:]
+        # ALLOWED_HOSTS still holds for everyone else.
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 400
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=30)
+
+
+def test_the_image_build_context_leaves_out_local_state_and_secrets():
+    entries = {
+        line.strip().removeprefix("**/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    wanted = {
+        ".venv",
+        "var",
+        ".git",
+        ".env",
+        "test-output",
+        "__pycache__",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+    }
+    assert wanted - entries == set()
+    assert ".env.example" not in entries
+
+
+def test_whitenoise_serves_the_collected_static_files_with_debug_off(settings, tmp_path):
+    settings.DEBUG = False
+    settings.STATIC_ROOT = str(tmp_path / "static")
+    call_command("collectstatic", interactive=False, verbosity=0)
+    client = Client()  # a new handler: its whitenoise reads the STATIC_ROOT just filled
+    response = client.get("/static/jobs/cron_preview.js")
+    assert response.status_code == 200
+    assert response["Content-Type"].split(";")[0] in ("text/javascript", "application/javascript")
+    source = (ROOT / "jobs" / "static" / "jobs" / "cron_preview.js").read_bytes()
+    assert b"".join(response.streaming_content) == source
+    compressed = client.get("/static/jobs/cron_preview.js", HTTP_ACCEPT_ENCODING="gzip")
+    assert compressed["Content-Encoding"] == "gzip"
+    assert gzip.decompress(b"".join(compressed.streaming_content)) == source
+    assert client.get("/static/jobs/no-such-file.js").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_finished_run_is_logged_with_its_fields(caplog, http_target):
+    job = services.job_create(data={"id": "logged", "url": f"{http_target.url}/hello"})
+    with caplog.at_level(logging.INFO, logger="runs.services"):
+        run = run_in_foreground(job=job)
+    (record,) = [r for r in caplog.records if r.name == "runs.services" and r.getMessage().startswith("run finished")]
+    event = json.loads(JsonFormatter().format(record))
+    assert event["level"] == "INFO"
+    assert event["logger"] == "runs.services"
+    assert (event["run_id"], event["job_id"], event["status"]) == (run.pk, "logged", "success")
+    assert event["duration_ms"] == run.duration_ms
+    assert isinstance(event["duration_ms"], int)

@@ -10,12 +10,6 @@ from runs.models import Run
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def form(**fields) -> dict:
     base = {
         "id": "from-admin",

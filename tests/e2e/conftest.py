@@ -1,4 +1,5 @@
-"""Start the whole system (``manage.py runall``: web, worker, beat) as real processes.
+"""Start the whole system as real processes with the README's command, ``bin/run`` (which runs
+``manage.py runall``: web, worker, beat).
 
 ``embedded``: the defaults, SQLite and the filesystem broker in a temporary var/ directory.
 ``services``: the PostgreSQL and Redis/RabbitMQ that DATABASE_URL and CELERY_BROKER_URL name (CI
@@ -155,8 +156,10 @@ def system(request, tmp_path_factory) -> Iterator[System]:
     port = _free_port()
     log = tmp_path / "runall.log"
     with log.open("wb") as out:
+        # bin/run bootstraps .venv (a no-op when its requirements are installed), then execs runall:
+        # the process is runall itself, so stop_system's SIGTERM reaches it as Ctrl-C would.
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "runall", "--port", str(port), "--concurrency", "4"],
+            [str(ROOT / "bin" / "run"), "--port", str(port), "--concurrency", "4"],
             env=env,
             cwd=ROOT,
             stdout=out,

@@ -1,13 +1,17 @@
 """The compose file's web, worker and beat commands, run as they are against the machine's
-PostgreSQL and Redis: migrate, serve with gunicorn, run a job, stop with SIGTERM.
+PostgreSQL and Redis with the documented .env.example: migrate, serve with gunicorn, pass each
+service's health check, run a job, stop with SIGTERM.
 
-SIGTERM (what ``docker compose stop`` sends) must let a running job finish, not lose it.
+The health checks are what compose waits on (worker and beat start once web is healthy), so
+each must pass with the documented settings (ALLOWED_HOSTS=crontask.example.com, HTTPS behind a
+proxy). SIGTERM (what ``docker compose stop`` sends) must let a running job finish, not lose it.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -18,9 +22,9 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 import requests
-import yaml
 
 from tests.e2e.conftest import _drop_database, _free_port, _postgres_database
+from tests.test_deploy import compose_command, env_example, production_env, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,30 +37,24 @@ pytestmark = [
 ]
 
 
-def compose_command(service: str, port: int) -> list[str]:
-    command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service]["command"]
-    return [part.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for part in command]
+HOST = env_example()["ALLOWED_HOSTS"].split(",")[0]
+# What the HTTPS proxy in front of web sends: the public host, and that the client spoke HTTPS.
+PROXY_HEADERS = {"Host": HOST, "X-Forwarded-Proto": "https"}
 
 
 @pytest.fixture
 def deployment(tmp_path):
     db_url, admin_dsn = _postgres_database(os.environ["DATABASE_URL"])
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    # .env.example as documented; the database, broker and secret are the test's own.
+    env = production_env(tmp_path)
     env.update({
         "DATABASE_URL": db_url,
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
-        "SECRET_KEY": "compose-test-" + uuid.uuid4().hex * 2,
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_FORMAT": "json",
+        # Test isolation: a queue of its own on the shared Redis, and the scripts:sleepy handler.
         "CRONTASK_QUEUE": f"compose-{uuid.uuid4().hex[:8]}",
-        "CRONTASK_VAR_DIR": str(tmp_path / "var"),
-        "STATIC_ROOT": str(tmp_path / "static"),
         "CRONTASK_SCRIPTS_DIR": str(ROOT / "tests" / "scripts"),
-        "CRONTASK_WORKER_CONCURRENCY": "2",
-        "WEB_CONCURRENCY": "2",
-        "PYTHONUNBUFFERED": "1",
-        "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}",
+        # Docker sets it in every container; the worker's health check names its node by it.
+        "HOSTNAME": socket.gethostname(),
     })  # fmt: skip
     port = _free_port()
     logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("web", "worker", "beat")}
@@ -69,7 +67,10 @@ def deployment(tmp_path):
         )  # fmt: skip
 
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "env": env, "procs": procs, "logs": tmp_path, "start": start}
+        yield {
+            "url": f"http://127.0.0.1:{port}", "port": port, "env": env, "procs": procs, "logs": tmp_path,
+            "start": start,
+        }  # fmt: skip
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -94,13 +95,22 @@ def wait_for(predicate, timeout: float):
 
 
 def test_the_compose_commands_run_a_job_and_stop_cleanly(deployment):
-    url, env = deployment["url"], deployment["env"]
+    url, env, port = deployment["url"], deployment["env"], deployment["port"]
+
+    def log(name: str) -> str:
+        return (deployment["logs"] / f"{name}.log").read_text()[-3000:]
+
     deployment["start"]("web")
-    assert wait_for(lambda: requests.get(f"{url}/health", timeout=2).status_code == 200, 90), (
-        deployment["logs"] / "web.log"
-    ).read_text()[-3000:]
+    web = wait_healthy("web", port, env, timeout=90)  # compose: 30 s start period, then 5 tries 15 s apart
+    assert web.returncode == 0, web.stderr[-2000:] + log("web")
+    # ALLOWED_HOSTS still holds for everyone else.
+    assert requests.get(f"{url}/health", timeout=5).status_code == 400
     deployment["start"]("worker")  # as compose does: once web (which migrates) is healthy
     deployment["start"]("beat")
+    worker = wait_healthy("worker", port, env, timeout=90)
+    assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:] + log("worker")
+    beat = wait_healthy("beat", port, env, timeout=90)
+    assert beat.returncode == 0, beat.stderr[-2000:] + log("beat")
     manage = [os.sys.executable, "manage.py"]
     subprocess.run(
         [*manage, "createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.com"],
@@ -112,7 +122,7 @@ def test_the_compose_commands_run_a_job_and_stop_cleanly(deployment):
     token = subprocess.run(
         [*manage, "drf_create_token", "ops"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
     ).stdout.split()[2]
-    headers = {"Authorization": f"Token {token}"}
+    headers = {"Authorization": f"Token {token}", **PROXY_HEADERS}
     run_at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0).isoformat()
     created = requests.post(f"{url}/api/jobs/", headers=headers, timeout=10, json={
         "id": "deploy-check", "kind": "python", "handler": "scripts:sleepy", "handler_kwargs": {"seconds": 4},

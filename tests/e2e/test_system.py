@@ -37,6 +37,13 @@ def create(system: System, **job) -> dict:
     return response.json()
 
 
+def test_the_readme_command_started_it_and_said_where_to_log_in(system: System):
+    assert system.proc.args[0].endswith("bin/run")
+    text = system.log.read_text()
+    assert f"Crontask admin: {system.base_url}/admin/  (user: admin)" in text
+    assert "Generated admin password" not in text  # CRONTASK_ADMIN_PASSWORD was given
+
+
 def test_an_interval_job_runs_and_pause_and_resume_stop_and_restart_it(system: System, target):
     created = time.monotonic()
     create(system, id="ping", interval_seconds=2, url=f"{target.url}/", method="GET")

@@ -1,8 +1,8 @@
 """Run the whole system in the foreground: web, Celery worker and Celery beat.
 
 Migrates, creates the admin user on first start, then supervises the three processes: when
-one dies or the command is stopped (Ctrl-C, SIGTERM), all three are stopped, their process
-groups included, so nothing is left behind.
+one dies or the command is stopped (Ctrl-C, SIGTERM, or SIGHUP when its terminal is closed),
+all three are stopped, their process groups included, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from crontask.bootstrap import ensure_admin_user
 
 STOP_GRACE_SECONDS = 30
+# The children lead sessions of their own, so the terminal's SIGINT and SIGHUP reach only this
+# process: each of these must stop them all, or closing the terminal leaves them running.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Command(BaseCommand):
@@ -63,25 +66,35 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
-        # Each child leads its own process group, so stopping it reaches its children too
-        # (the worker's pool processes).
-        procs = {
-            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True) for name, cmd in commands.items()
-        }
-        self.stdout.write("Started " + ", ".join(f"{name} (pid {p.pid})" for name, p in procs.items()))
-        self.stdout.flush()
-        exit_code = 0
-        while not stopping:
-            dead = [name for name, p in procs.items() if p.poll() is not None]
-            if dead:
-                self.stderr.write(f"{', '.join(dead)} exited; stopping the others.")
-                exit_code = 1
-                break
-            time.sleep(0.5)
-        _stop_all(list(procs.values()))
+        previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
+        try:
+            # Each child leads its own process group, so stopping it reaches its children too
+            # (the worker's pool processes).
+            procs = {
+                name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
+                for name, cmd in commands.items()
+            }
+            _say(self.stdout, "Started " + ", ".join(f"{name} (pid {p.pid})" for name, p in procs.items()))
+            exit_code = 0
+            while not stopping:
+                dead = [name for name, p in procs.items() if p.poll() is not None]
+                if dead:
+                    _say(self.stderr, f"{', '.join(dead)} exited; stopping the others.")
+                    exit_code = 1
+                    break
+                time.sleep(0.5)
+            _stop_all(list(procs.values()))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return exit_code
+
+
+def _say(stream: Any, text: str) -> None:
+    # After SIGHUP the terminal is gone and writing to it fails (EIO): stopping matters more.
+    with contextlib.suppress(OSError):
+        stream.write(text)
+        stream.flush()
 
 
 def _stop_all(procs: list[subprocess.Popen]) -> None:

@@ -1,0 +1,99 @@
+"""The job form refuses what the API refuses, with the same words, and never answers 500."""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from jobs import services
+from jobs.errors import JobAlreadyExists
+from jobs.models import Job
+from tests.admin.test_admin_basics import form
+
+pytestmark = pytest.mark.django_db
+URL = "http://127.0.0.1:9/"
+SHELL_REFUSED = "Shell jobs need the 'Can create and change shell jobs' permission."  # the API's words
+
+
+@pytest.fixture
+def clerk(client, django_user_model):
+    """Staff who may add and change jobs, but not shell jobs."""
+    user = django_user_model.objects.create_user("clerk", password="pw-for-tests", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["add_job", "change_job", "view_job"]))
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+def past_date() -> dict[str, str]:
+    past = timezone.now() - timedelta(days=1)
+    return {"trigger": "date", "cron": "", "run_at_0": f"{past:%Y-%m-%d}", "run_at_1": f"{past:%H:%M:%S}"}
+
+
+def test_a_past_run_at_is_a_form_error_with_the_apis_message(staff, api):
+    answer = api.post(
+        "/api/jobs/", {"id": "late", "run_at": (timezone.now() - timedelta(days=1)).isoformat(), "url": URL}, "json"
+    )
+    assert answer.status_code == 400
+    (message,) = answer.json()["run_at"]
+    response = staff.post("/admin/jobs/job/add/", form(id="late", **past_date()))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert html.escape(message) in page
+    assert "errornote" in page
+    assert not Job.objects.exists()
+    assert not PeriodicTask.objects.exists()
+
+
+def test_a_change_the_services_refuse_is_a_form_error_and_changes_nothing(staff):
+    services.job_create(data={"id": "later", "interval_seconds": 60, "url": URL})
+    response = staff.post("/admin/jobs/job/later/change/", form(id="later", **past_date()))
+    assert response.status_code == 200
+    assert "Is in the past" in response.content.decode()
+    job = Job.objects.get(pk="later")
+    assert (job.trigger, job.interval_seconds, job.run_at) == ("interval", 60, None)
+    assert PeriodicTask.objects.get(crontask_job=job).interval.every == 60
+
+
+def test_a_conflict_from_the_services_is_a_form_error(staff, monkeypatch):
+    def lost_the_race(*, data, is_system=False):
+        raise JobAlreadyExists(data["id"])
+
+    monkeypatch.setattr(services, "job_create", lost_the_race)
+    response = staff.post("/admin/jobs/job/add/", form(id="twin"))
+    assert response.status_code == 200
+    assert html.escape("A job with id 'twin' already exists.") in response.content.decode()
+
+
+def test_staff_without_the_shell_permission_cannot_add_a_shell_job(clerk, settings):
+    settings.CRONTASK_ALLOW_SHELL = True
+    response = clerk.post("/admin/jobs/job/add/", form(id="sh", kind="shell", url="", command="echo hi"))
+    assert response.status_code == 200
+    assert html.escape(SHELL_REFUSED) in response.content.decode()
+    assert not Job.objects.exists()
+
+    clerk.user.user_permissions.add(Permission.objects.get(codename="manage_shell_jobs"))
+    response = clerk.post("/admin/jobs/job/add/", form(id="sh", kind="shell", url="", command="echo hi"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Job.objects.get(pk="sh").command == "echo hi"
+
+
+def test_staff_without_the_shell_permission_cannot_change_a_shell_job(clerk, settings):
+    settings.CRONTASK_ALLOW_SHELL = True
+    services.job_create(data={"id": "sh", "kind": "shell", "command": "echo hi"})
+    for change in ({"command": "rm -rf /tmp/x"}, {"kind": "http", "url": URL, "command": ""}):
+        fields = form(id="sh", kind="shell", url="", command="echo hi", trigger="manual", cron="")
+        response = clerk.post("/admin/jobs/job/sh/change/", {**fields, **change})
+        assert response.status_code == 200
+        assert html.escape(SHELL_REFUSED) in response.content.decode()
+    job = Job.objects.get(pk="sh")
+    assert (job.kind, job.command) == ("shell", "echo hi")
+    # The rest of the admin is theirs as before: an http job is changed.
+    services.job_create(data={"id": "web", "interval_seconds": 60, "url": URL})
+    assert clerk.post("/admin/jobs/job/web/change/", form(id="web", cron="*/2 * * * *")).status_code == 302
+    assert Job.objects.get(pk="web").cron == "*/2 * * * *"
