@@ -156,7 +156,10 @@ CRONTASK_REAPER_INTERVAL = envint("CRONTASK_REAPER_INTERVAL", 30, minimum=1)
 CRONTASK_QUEUED_EXPIRY_SECONDS = envint("CRONTASK_QUEUED_EXPIRY_SECONDS", 86400, minimum=60)
 # How often the scheduler looks at the job table at the longest; it wakes sooner when a job
 # is due sooner. Bounds how long a change made by another process takes to be seen.
-CRONTASK_SCHEDULER_MAX_SLEEP = 1.0
+CRONTASK_SCHEDULER_MAX_SLEEP = 0.5
+# Beat re-checks every job's next fire once per this many seconds (in small steps), so a change
+# made around the services (queryset.update(), raw SQL) is picked up within it.
+CRONTASK_RECONCILE_SECONDS = envint("CRONTASK_RECONCILE_SECONDS", 300, minimum=10)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -102,7 +103,7 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False) -> Job:
     _check_run_at_future(job, now, run_if_past=run_if_past)
     if Job.objects.filter(pk=job.id).exists():
         raise JobAlreadyExists(job.id)
-    job.next_run_at = _first_fire(job, now)
+    job.next_run_at = _first_fire(job, now, run_if_past=run_if_past)
     try:
         with transaction.atomic():
             job.save(force_insert=True)
@@ -115,7 +116,7 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False) -> Job:
 @transaction.atomic
 def job_update(*, job: Job, data: Mapping[str, Any]) -> Job:
     """Apply a (partial) update. Changing the schedule or resuming recomputes the next fire."""
-    fields = _check_keys(data)
+    fields = _check_keys(data, job=job)
     run_if_past = bool(fields.pop("run_if_past", False))
     if fields.get("id", job.id) != job.id:
         raise ValidationError({"id": "The id of a job cannot be changed."})
@@ -138,8 +139,12 @@ def job_update(*, job: Job, data: Mapping[str, Any]) -> Job:
         _check_run_at_future(job, now, run_if_past=run_if_past)
     if schedule_changed and job.status == Job.Status.COMPLETED:
         job.status = Job.Status.ACTIVE  # a finished one-off given a new date runs again
+    if old_status == Job.Status.COMPLETED and job.status != Job.Status.COMPLETED and not schedule_changed:
+        raise ValidationError({"status": "A completed one-off job runs again only when given a new run_at."})
+    if old_status == Job.Status.PAUSED and job.status == Job.Status.ACTIVE and not schedule_changed:
+        job.status = _resumed_status(job, now)
     if schedule_changed or job.status != old_status:
-        job.next_run_at = _first_fire(job, now)
+        job.next_run_at = _first_fire(job, now, run_if_past=run_if_past and job.run_at != before.run_at)
     job.save()
     sync_periodic_task(job)
     return job
@@ -161,12 +166,13 @@ def job_pause(*, job: Job) -> Job:
 
 @transaction.atomic
 def job_resume(*, job: Job) -> Job:
-    """Resume from now on: fires missed while paused are not run."""
+    """Resume from now on: fires missed while paused are not run (see ``_resumed_status``)."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status != Job.Status.PAUSED:
         return job
-    job.status = Job.Status.ACTIVE
-    job.next_run_at = _first_fire(job, timezone.now())
+    now = timezone.now()
+    job.status = _resumed_status(job, now)
+    job.next_run_at = _first_fire(job, now)
     job.save(update_fields=["status", "next_run_at", "updated_at"])
     sync_periodic_task(job)
     return job
@@ -214,31 +220,105 @@ def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None) -> Any:
 
 
 def claim_due_fires(*, now: datetime, limit: int) -> list[Fire]:
-    """Claim the fires due at ``now`` by moving each job's ``next_run_at`` on.
+    """Claim up to ``limit`` fires due at ``now`` by moving each job's ``next_run_at`` on.
 
-    The move is a conditional update on the old ``next_run_at``, so when two schedulers look at
-    the same job only one claims the fire. Call inside a transaction that publishes the fires
-    before it commits: if publishing fails, the claim rolls back and the fire is retried.
+    The due rows are locked while they are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
+    SQLite's IMMEDIATE transactions let one writer in at a time), so two schedulers never claim
+    the same fire, and a job that a request is editing right now is left for the next tick.
+    Jobs that share a schedule and a due time (a burst) share one computation and one UPDATE.
+    Call inside a transaction that publishes the fires before it commits: if publishing fails,
+    the claim rolls back and the fire is retried.
     """
     due = (
-        Job.objects.filter(status=Job.Status.ACTIVE, next_run_at__lte=now)
+        Job.objects.select_for_update(skip_locked=True)
+        .filter(status=Job.Status.ACTIVE, next_run_at__lte=now)
         .order_by("next_run_at")
         .values_list("id", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
     )
-    fires = []
-    for job_id, scheduled_for, trigger, cron, interval, run_at, tz in due:
-        schedule = Schedule(trigger=trigger, cron=cron, interval_seconds=interval, run_at=run_at, timezone=tz)
-        try:
-            following = schedule.next_fire(scheduled_for, now)
-        except Exception:  # a schedule written around the services (raw SQL) must not stop beat
-            logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
-            following = None
-        claimed = Job.objects.filter(pk=job_id, status=Job.Status.ACTIVE, next_run_at=scheduled_for).update(
-            next_run_at=following
-        )
-        if claimed:
-            fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for))
+    fires: list[Fire] = []
+    following: dict[tuple[Any, ...], datetime | None] = {}
+    moved: dict[datetime | None, list[str]] = defaultdict(list)
+    for job_id, scheduled_for, *schedule in due:
+        key = (scheduled_for, *schedule)
+        if key not in following:
+            following[key] = _following_fire(job_id, Schedule(*schedule), scheduled_for, now)
+        moved[following[key]].append(job_id)
+        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for))
+    for next_run_at, ids in moved.items():
+        Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
     return fires
+
+
+def _following_fire(job_id: str, schedule: Schedule, scheduled_for: datetime, now: datetime) -> datetime | None:
+    try:
+        return schedule.next_fire(scheduled_for, now)
+    except Exception:  # a schedule written around the services (raw SQL) must not stop beat
+        logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
+        return None
+
+
+def reconcile_next_runs(
+    *, now: datetime, after: str, limit: int, memo: dict[tuple[str, str], datetime | None]
+) -> tuple[str, int]:
+    """Repair ``next_run_at`` of up to ``limit`` jobs with an id above ``after``; returns (the last
+    id looked at, or "" once past the last job; how many were repaired).
+
+    Beat fires from ``next_run_at``, which the services keep right. A change made around them (a
+    queryset ``update()``, raw SQL) can leave it wrong: a job set active with no next fire, a cron
+    edited without moving its next fire. Beat walks the whole table with this in small steps, so
+    such a change is picked up within one pass. ``memo`` keeps each cron's next fire between calls.
+    """
+    rows = list(
+        Job.objects.filter(pk__gt=after)
+        .order_by("pk")
+        .values_list("id", "status", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
+    )
+    repaired = 0
+    for job_id, status, next_run_at, *schedule in rows:
+        expected = _expected_next_run(job_id, status, next_run_at, Schedule(*schedule), now, memo)
+        if expected != next_run_at and Job.objects.filter(pk=job_id, status=status, next_run_at=next_run_at).update(
+            next_run_at=expected
+        ):
+            logger.warning(
+                "job %s: next run moved from %s to %s (its schedule was changed around the services)",
+                job_id, next_run_at, expected,
+            )  # fmt: skip
+            repaired += 1
+    last = rows[-1][0] if len(rows) == limit else ""
+    return last, repaired
+
+
+def _expected_next_run(
+    job_id: str,
+    status: str,
+    next_run_at: datetime | None,
+    schedule: Schedule,
+    now: datetime,
+    memo: dict[tuple[str, str], datetime | None],
+) -> datetime | None:
+    """What ``next_run_at`` should be, or the current value when it is right (or due: the claim
+    computes the following fire from the schedule as it is then)."""
+    if status != Job.Status.ACTIVE or schedule.trigger == Job.Trigger.MANUAL:
+        return None
+    if next_run_at is not None and next_run_at <= now:
+        return next_run_at
+    if schedule.trigger == Job.Trigger.CRON:
+        key = (schedule.cron, schedule.timezone)
+        if key not in memo or (memo[key] is not None and memo[key] <= now):
+            try:
+                memo[key] = schedule.first_fire(now)
+            except Exception:  # a schedule broken around the services fires no more
+                memo[key] = None
+                if next_run_at is not None:
+                    logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
+        return memo[key]
+    if schedule.trigger == Job.Trigger.INTERVAL:
+        latest = now.replace(microsecond=0) + timedelta(seconds=schedule.interval_seconds or 0)
+        return next_run_at if next_run_at is not None and next_run_at <= latest else latest
+    # date: a one-off that has not fired yet fires at its run_at; one that has stays as it is
+    if schedule.run_at is not None and schedule.run_at > now:
+        return schedule.run_at
+    return None
 
 
 def next_due_at() -> datetime | None:
@@ -280,11 +360,12 @@ def job_complete_if_fired(*, job_id: str) -> None:
         PeriodicTasks.update_changed()
 
 
-def _check_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+def _check_keys(data: Mapping[str, Any], *, job: Job | None = None) -> dict[str, Any]:
     unknown = sorted(set(data) - EDITABLE_FIELDS - INPUT_ONLY_FIELDS)
     if unknown:
         raise ValidationError({name: "Unknown field." for name in unknown})
-    return normalise_trigger_args(dict(data))
+    # on an update, a naive run_date is read in the job's own zone unless the data names one
+    return normalise_trigger_args(dict(data), default_timezone=job.timezone if job else None)
 
 
 def _resolve_trigger(fields: dict[str, Any], *, current: Job | None) -> dict[str, Any]:
@@ -320,12 +401,29 @@ def _infer_kind(fields: Mapping[str, Any]) -> str:
     return given[0] if given else Job.Kind.HTTP
 
 
-def _first_fire(job: Job, now: datetime) -> datetime | None:
+def _resumed_status(job: Job, now: datetime) -> str:
+    """The status a paused job takes when resumed at ``now``.
+
+    A one-off job whose ``run_at`` passed while it was paused is not run late: if it fired before
+    the pause it is completed, otherwise it needs a new ``run_at``.
+    """
+    from runs.models import Run
+
+    if job.trigger != Job.Trigger.DATE or job.run_at is None or job.run_at > now:
+        return Job.Status.ACTIVE
+    if job.runs.filter(trigger=Run.Trigger.SCHEDULED, scheduled_for__gte=job.run_at).exists():
+        return Job.Status.COMPLETED
+    raise ValidationError({"run_at": "Passed while the job was paused: give it a new run_at to run it."})
+
+
+def _first_fire(job: Job, now: datetime, *, run_if_past: bool = False) -> datetime | None:
+    """When an active job fires first from ``now``. A one-off whose ``run_at`` has passed fires
+    now only when the request said so (``run_if_past``); otherwise it has had its time."""
     if job.status != Job.Status.ACTIVE:
         return None
     first = job.schedule.first_fire(now)
-    if job.trigger == Job.Trigger.DATE and first is not None:
-        return max(first, now)  # a past run_at accepted with run_if_past fires now
+    if job.trigger == Job.Trigger.DATE and first is not None and first <= now:
+        return now if run_if_past else None
     return first
 
 

@@ -24,7 +24,12 @@ def simulate(make_beat, zone: str, start: datetime, days: int) -> dict[str, list
             services.job_create(data={"id": job_id, "cron": cron, "timezone": zone, "url": "http://127.0.0.1:9/"})
     scheduler = make_beat()
     fired: dict[str, list[str]] = {"night": [], "afternoon": []}
-    scheduler.publish = lambda fire: fired[fire.job_id].append(fire.scheduled_for.astimezone(tz).isoformat())
+
+    def publish(fires: list) -> None:
+        for fire in fires:
+            fired[fire.job_id].append(fire.scheduled_for.astimezone(tz).isoformat())
+
+    scheduler.publish = publish
     end = start + timedelta(days=days)
     for _ in range(days * 4):  # a bound, so a scheduler that stops firing fails instead of hanging
         due = services.next_due_at()

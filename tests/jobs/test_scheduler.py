@@ -84,7 +84,7 @@ def test_the_scheduler_publishes_due_fires_with_their_nominal_time(make_beat):
         services.job_create(data={"id": "pub", "interval_seconds": 10, **HTTP})
     published = []
     scheduler = make_beat()
-    scheduler.publish = published.append
+    scheduler.publish = published.extend
     with time_machine.travel(T0 + timedelta(seconds=10, milliseconds=3), tick=False):
         sleep = scheduler.fire_due_jobs()
     assert [(f.job_id, f.scheduled_for) for f in published] == [("pub", datetime(2026, 3, 2, 10, 0, 40, tzinfo=UTC))]
@@ -97,12 +97,12 @@ def test_a_beat_restart_right_after_a_date_fire_does_not_fire_it_again(make_beat
         services.job_create(data={"id": "once", "run_at": run_at.isoformat(), **HTTP})
     first, restarted = [], []
     beat = make_beat()
-    beat.publish = first.append
+    beat.publish = first.extend
     with time_machine.travel(run_at + timedelta(milliseconds=2), tick=False):
         beat.fire_due_jobs()
     beat.leader.release()  # the first beat's process ends
     beat_after_restart = make_beat()
-    beat_after_restart.publish = restarted.append
+    beat_after_restart.publish = restarted.extend
     with time_machine.travel(run_at + timedelta(seconds=1), tick=False):
         beat_after_restart.fire_due_jobs()
     assert beat_after_restart.leader.is_leader or not beat_after_restart.leader.needed
@@ -136,3 +136,49 @@ def test_a_schedule_broken_outside_the_services_does_not_stop_the_others():
     assert sorted(claim_at(minute + timedelta(milliseconds=10))) == [("broken", minute), ("fine", minute)]
     assert Job.objects.get(pk="broken").next_run_at is None
     assert Job.objects.get(pk="fine").next_run_at == minute + timedelta(minutes=1)
+
+
+def test_the_publisher_sends_the_message_the_worker_task_takes():
+    from kombu import Connection
+
+    from crontask.celery import app
+    from crontask.scheduler import FirePublisher
+    from jobs.services import Fire
+
+    fires = [Fire(job_id=f"j{i}", scheduled_for=T0.replace(microsecond=0) + timedelta(seconds=i)) for i in range(3)]
+    with Connection("memory://") as conn:
+        publisher = FirePublisher(app, conn.Producer())
+        publisher.publish(fires)
+        queue = publisher.queue(conn.default_channel)
+        received = [queue.get(no_ack=True) for _ in fires]
+        assert queue.get(no_ack=True) is None
+    assert {m.headers["task"] for m in received} == {"runs.tasks.execute_job"}
+    assert len({m.headers["id"] for m in received}) == 3
+    bodies = [m.decode() for m in received]
+    assert [kwargs for _args, kwargs, _embed in bodies] == [
+        {"job_id": f.job_id, "scheduled_for": f.scheduled_for.isoformat()} for f in fires
+    ]
+    assert all(args == [] for args, _kwargs, _embed in bodies)
+
+
+def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace_decides(make_beat, http_target):
+    from runs import services as run_services
+    from runs.models import Run
+
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "strict", "interval_seconds": 2, "misfire_grace_seconds": 3,
+                                  "url": f"{http_target.url}/"})  # fmt: skip
+        services.job_create(data={"id": "lenient", "interval_seconds": 2, "url": f"{http_target.url}/"})
+    # the leader died right after T0; the standby takes over 9 s later
+    standby, published = make_beat(), []
+    standby.publish = published.extend
+    takeover = T0 + timedelta(seconds=9)
+    with time_machine.travel(takeover, tick=False):
+        standby.fire_due_jobs()
+        for fire in published:
+            run_services.run_execute(job_id=fire.job_id, scheduled_for=fire.scheduled_for)
+    missed = T0.replace(microsecond=0) + timedelta(seconds=2)
+    assert sorted((f.job_id, f.scheduled_for) for f in published) == [("lenient", missed), ("strict", missed)]
+    assert Run.objects.get(job_id="strict").status == "skipped"  # 7 s late, grace 3 s
+    assert Run.objects.get(job_id="lenient").status == "success"
+    assert Job.objects.get(pk="strict").next_run_at == T0.replace(microsecond=0) + timedelta(seconds=10)

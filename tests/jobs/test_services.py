@@ -130,3 +130,60 @@ def test_an_id_is_generated_when_none_is_given():
     job = services.job_create(data={"interval_seconds": 5, **HTTP})
     assert len(job.id) == 12
     assert job.name == job.id
+
+
+def _fired_one_off(job_id: str, run_at: datetime) -> Job:
+    """A one-off whose fire beat has claimed at ``run_at``, with the run that fire made."""
+    from runs.models import Run
+
+    with time_machine.travel(run_at.replace(hour=9), tick=False):
+        job = services.job_create(data={"id": job_id, "run_at": run_at.isoformat(), **HTTP})
+    with time_machine.travel(run_at, tick=False):
+        services.claim_due_fires(now=run_at, limit=10)
+    Run.objects.create(job=job, trigger="scheduled", scheduled_for=run_at, status="running", started_at=run_at)
+    return Job.objects.get(pk=job_id)
+
+
+def test_a_completed_one_off_is_not_fired_again_by_reactivating_it():
+    job = _fired_one_off("once", NOW)
+    Job.objects.filter(pk="once").update(status=Job.Status.COMPLETED)  # as its run leaves it
+    with time_machine.travel(NOW.replace(hour=11), tick=False), pytest.raises(ValidationError) as refused:
+        services.job_update(job=job, data={"status": "active"})
+    assert "new run_at" in str(refused.value.message_dict["status"])
+    assert Job.objects.get(pk="once").next_run_at is None
+    later = NOW.replace(hour=12)
+    with time_machine.travel(NOW.replace(hour=11), tick=False):
+        job = services.job_update(job=job, data={"run_at": later.isoformat()})  # a new date runs again
+    assert (job.status, job.next_run_at) == ("active", later)
+
+
+def test_pausing_and_resuming_a_one_off_while_its_run_goes_on_does_not_fire_it_twice():
+    job = _fired_one_off("once", NOW)
+    with time_machine.travel(NOW.replace(second=40), tick=False):
+        services.job_pause(job=job)
+        job = services.job_resume(job=job)
+    assert job.next_run_at is None
+    assert job.status == Job.Status.COMPLETED  # it had fired: resuming it has nothing left to do
+    with time_machine.travel(NOW.replace(second=45), tick=False):
+        assert services.claim_due_fires(now=NOW.replace(second=45), limit=10) == []
+
+
+def test_a_one_off_whose_time_passed_while_paused_needs_a_new_date():
+    with time_machine.travel(NOW, tick=False):
+        job = services.job_pause(job=services.job_create(data={"id": "held", "run_at": "2026-03-02T11:00:00Z", **HTTP}))
+    with time_machine.travel(NOW.replace(hour=12), tick=False):
+        with pytest.raises(ValidationError) as refused:
+            services.job_resume(job=job)
+        assert "run_at" in refused.value.message_dict
+        with pytest.raises(ValidationError):
+            services.job_update(job=job, data={"status": "active"})
+    assert Job.objects.get(pk="held").status == Job.Status.PAUSED
+
+
+def test_a_naive_run_date_in_an_update_is_read_in_the_jobs_own_zone():
+    with time_machine.travel(NOW, tick=False):
+        job = services.job_create(data={"id": "sh", "cron": "0 9 * * *", "timezone": "Asia/Shanghai", **HTTP})
+        job = services.job_update(
+            job=job, data={"trigger": "date", "trigger_args": {"run_date": "2026-12-31T23:59:59"}}
+        )
+    assert job.run_at == datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC)
