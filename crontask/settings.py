@@ -194,6 +194,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Processes per worker container (default: one per CPU).
 CELERY_WORKER_CONCURRENCY = envint("CRONTASK_WORKER_CONCURRENCY", 0, minimum=0) or None
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes every database connection around every task unless this is set;
+# crontask/celery.py checks them the way Django does between requests instead (CONN_MAX_AGE).
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "crontask.scheduler:CrontaskScheduler"
 # Installed into django-celery-beat's table by the scheduler at start (not a job: housekeeping).

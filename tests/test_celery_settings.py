@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.core.validators import MaxValueValidator
 
 from crontask.celery import app
@@ -49,3 +50,45 @@ def test_redis_redelivers_a_message_only_after_the_longest_job_timeout(tmp_path)
     options = json.loads(done.stdout.strip().splitlines()[-1])
     assert longest_job_timeout() == 24 * 3600
     assert options["visibility_timeout"] > longest_job_timeout()
+
+
+class _Task:
+    """What Celery's task signals pass: a task with its request."""
+
+    def __init__(self, *, is_eager: bool) -> None:
+        self.request = type("Request", (), {"is_eager": is_eager})()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(monkeypatch):
+    from celery.fixups.django import DjangoWorkerFixup
+    from django.db import connection
+
+    from crontask.celery import close_old_database_connections
+
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)  # as with PostgreSQL
+    connection.close()
+    connection.ensure_connection()
+    connection.close_at = None
+    opened = connection.connection
+    fixup = DjangoWorkerFixup(app)
+    for _ in range(3):  # what a worker's child does around each task
+        fixup.on_task_prerun(sender=_Task(is_eager=False))
+        close_old_database_connections(task=_Task(is_eager=False))
+        Job.objects.exists()
+        fixup.on_task_postrun(sender=_Task(is_eager=False))
+        close_old_database_connections(task=_Task(is_eager=False))
+    assert connection.connection is opened  # reused, not a new connection per run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_past_its_age_is_replaced_between_tasks():
+    from django.db import connection
+
+    from crontask.celery import close_old_database_connections
+
+    connection.ensure_connection()
+    connection.close_at = 0  # older than CONN_MAX_AGE
+    close_old_database_connections(task=_Task(is_eager=False))
+    assert connection.connection is None
+    assert Job.objects.exists() is False  # and the next query opens a new one
