@@ -1,0 +1,1 @@
+"""Benchmarks: ``bench/run`` (see bench/beat.py)."""

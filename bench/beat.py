@@ -1,0 +1,163 @@
+"""Beat at scale: our scheduler and django-celery-beat's stock DatabaseScheduler, side by side.
+
+    bench/run                        N = 1,000 and 10,000, then 1,000 second-level jobs for 10 min
+                                     with beat alone and 10 min with workers
+    bench/run --full                 adds N = 100,000
+    bench/run --sizes 1000 --publish-minutes 2 --lateness-minutes 2
+
+For each N it builds two data sets (see bench.dataset), freezes each as a template database, and
+runs a real ``celery beat`` process on it once with each scheduler class, against PostgreSQL and
+Redis (``DATABASE_URL``'s server, ``CELERY_BROKER_URL``; defaults: this machine's). It prints one
+table per N with both columns, their ratio and the target from the issue, and writes every number
+to ``var/bench/``. The baseline is the stock scheduler measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EMPTY, TEMPLATE = "crontask_bench_empty", "crontask_bench_tpl"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    server = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+    broker = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
+    if not server.startswith("postgres") or not broker.startswith("redis"):
+        print("The benchmark needs PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL).", file=sys.stderr)
+        return 2
+    logs = Path(tempfile.mkdtemp(prefix="crontask-bench-"))
+    ctx = _configure(server, broker, logs, args)
+
+    from bench.db import Databases
+    from bench.report import print_report
+
+    dbs = Databases(server)
+    sizes = sorted({int(s) for s in args.sizes.split(",")} | ({100_000} if args.full else set()))
+    results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "logs": str(logs), "sizes": {}}
+    try:
+        _migrate_empty(dbs)
+        for n in sizes:
+            results["sizes"][n] = _one_size(ctx, dbs, n, args)
+            print_report({"sizes": {n: results["sizes"][n]}}, sizes_only=True)
+        if args.publish_minutes > 0:
+            results["publish"] = _publish(ctx, dbs, args)
+        if args.lateness_minutes > 0:
+            results["lateness"] = _lateness(ctx, dbs, args)
+    finally:
+        for name in ("crontask_bench", TEMPLATE, EMPTY):
+            dbs.drop(name)
+    out = ROOT / "var" / "bench" / f"beat-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print_report(results)
+    print(f"\nall numbers: {out}\nbeat logs: {logs}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated numbers of jobs")
+    parser.add_argument("--full", action="store_true", help="add N = 100,000")
+    parser.add_argument("--schedulers", default="crontask,vanilla", help="crontask, vanilla or both")
+    parser.add_argument("--repeat", type=int, default=3, help="times each kind of change is measured")
+    parser.add_argument("--idle-seconds", type=float, default=20)
+    parser.add_argument("--mix-seconds", type=float, default=120, help="how long the realistic mix runs")
+    parser.add_argument("--publish-minutes", type=float, default=10, help="second-level jobs, beat alone (0: skip)")
+    parser.add_argument("--lateness-minutes", type=float, default=10, help="the same with workers (0: skip)")
+    parser.add_argument("--concurrency", type=int, default=8, help="worker processes for the lateness run")
+    parser.add_argument("--same-second", action="store_true", help="all 1,000 second-level jobs on one second")
+    return parser
+
+
+def _configure(server: str, broker: str, logs: Path, args: argparse.Namespace) -> Any:
+    """Point this process (Django) and the beat processes at the benchmark's database and queue."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    work_url = urlunsplit(urlsplit(server)._replace(path="/crontask_bench"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": work_url,
+        "CELERY_BROKER_URL": broker,
+        "CRONTASK_QUEUE": queue,
+        "CRONTASK_VAR_DIR": str(logs / "var"),
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL", "CRONTASK_QUEUE", "CRONTASK_VAR_DIR")})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crontask.settings")
+    import django
+
+    django.setup()
+    from bench.scenarios import Context
+
+    return Context(env=env, broker_url=broker, queue=queue, logs=logs, repeat=args.repeat,
+                   idle_seconds=args.idle_seconds, mix_seconds=args.mix_seconds)  # fmt: skip
+
+
+def _migrate_empty(dbs: Any) -> None:
+    from django.core.management import call_command
+
+    dbs.recreate()
+    call_command("migrate", verbosity=0)
+    dbs.freeze(EMPTY)
+
+
+def _one_size(ctx: Any, dbs: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    from django.utils import timezone
+
+    from bench.dataset import insert, mix_specs, quiet_specs
+    from bench.probe import OURS, VANILLA
+    from bench.scenarios import extra_specs, run_mix, run_quiet
+    from jobs import services
+
+    wanted = {"crontask": OURS, "vanilla": VANILLA}
+    schedulers = [wanted[name] for name in ("crontask", "vanilla") if name in args.schedulers]
+    out: dict[str, Any] = {}
+    for kind, specs, runner in (("quiet", quiet_specs, run_quiet), ("mix", mix_specs, run_mix)):
+        dbs.recreate(EMPTY)
+        now = timezone.now()
+        count = insert(chain(specs(n, now, random.Random(n)), extra_specs(now, args.repeat)), now=now)
+        services.ensure_system_jobs()
+        dbs.freeze(TEMPLATE)
+        print(f"N={n:,} {kind}: {count:,} jobs", flush=True)
+        out[kind] = {}
+        for scheduler in schedulers:
+            dbs.recreate(TEMPLATE)
+            name = "crontask" if scheduler == OURS else "vanilla"
+            print(f"  {name} …", flush=True)
+            out[kind][name] = runner(ctx, scheduler, n)
+    return out
+
+
+def _publish(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.lateness import run_publish_lateness
+
+    dbs.recreate(EMPTY)
+    print(f"1,000 second-level jobs, beat alone, for {args.publish_minutes} min …", flush=True)
+    return run_publish_lateness(ctx, minutes=args.publish_minutes, same_second=args.same_second)
+
+
+def _lateness(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.lateness import run_lateness
+
+    dbs.recreate(EMPTY)
+    print(f"1,000 second-level jobs with workers for {args.lateness_minutes} min …", flush=True)
+    return run_lateness(ctx, minutes=args.lateness_minutes, concurrency=args.concurrency, same_second=args.same_second)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())

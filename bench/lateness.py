@@ -1,0 +1,141 @@
+"""Second-level jobs run by real workers: lateness from nominal fire to run start, misses, doubles.
+
+1,000 jobs every 10 seconds (``s/10 * * * * *``), all of them HTTP calls to a local target.
+``run_publish_lateness`` runs beat alone and reads the queue: when each fire was published.
+``run_lateness`` adds a worker pool: when each run started (``scheduled_for`` → ``started_at``),
+which on a small machine measures the workers' capacity as much as beat. By default the jobs are spread over the
+ten seconds (100 fires each second); ``same_second`` puts all 1,000 on the same second, which
+measures how fast the worker pool starts 1,000 runs more than it measures beat.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count
+
+from bench.dataset import Spec, insert
+from bench.db import anchor_schedules
+from bench.probe import OURS, ROOT, BeatProcess, QueueWatch
+from bench.scenarios import Context, _cron_between, percentiles
+from jobs.models import Job
+from runs.models import Run
+from tests.http_target import HttpTarget
+
+JOBS = 1_000
+WARMUP = 20  # seconds: the workers' pools fill and every job has fired once
+
+
+def insert_second_level_jobs(*, same_second: bool) -> None:
+    specs = (Spec(f"bench-{i:06d}", cron=f"{0 if same_second else i % 10}/10 * * * * *") for i in range(JOBS))
+    insert(specs, now=datetime.now(UTC))
+
+
+def run_publish_lateness(ctx: Context, *, minutes: float, same_second: bool) -> dict[str, Any]:
+    """The same jobs with beat alone: every fire must reach the queue once, on time."""
+    insert_second_level_jobs(same_second=same_second)
+    anchor_schedules(datetime.now(UTC))
+    watch = QueueWatch(ctx.broker_url, ctx.queue)
+    beat = BeatProcess(OURS, ctx.env, ctx.logs / "publish-beat.log")
+    try:
+        start = datetime.now(UTC) + timedelta(seconds=WARMUP)
+        time.sleep(WARMUP + 60 * minutes)
+        end = datetime.now(UTC) - timedelta(seconds=2)
+        beat_cores = beat.cpu() / (WARMUP + 60 * minutes)
+        published = watch.messages()
+    finally:
+        beat.stop()
+        watch.close()
+    asked = _asked(start, end)
+    ours = [m for m in published if (m.job_id, m.scheduled_for) in asked]
+    got = {(m.job_id, m.scheduled_for) for m in ours}
+    return {
+        "jobs": JOBS,
+        "seconds": (end - start).total_seconds(),
+        "asked": len(asked),
+        "published": len(got),
+        "missed": len(asked - got),
+        "doubled": len(ours) - len(got),
+        "lateness_ms": percentiles([1000 * (m.seen_at - m.scheduled_for.timestamp()) for m in ours]),
+        "beat_cpu_pct": 100 * beat_cores,
+    }
+
+
+def _asked(start: datetime, end: datetime) -> set[tuple[str, datetime]]:
+    return {
+        (job_id, fire)
+        for job_id, cron in Job.objects.values_list("id", "cron")
+        for fire in _cron_between(cron, "UTC", start, end)
+    }
+
+
+def run_lateness(ctx: Context, *, minutes: float, concurrency: int, same_second: bool) -> dict[str, Any]:
+    with HttpTarget() as target:
+        insert_second_level_jobs(same_second=same_second)
+        Job.objects.update(url=f"{target.url}/ping", timeout_seconds=5)
+        anchor_schedules(datetime.now(UTC))
+        worker = _start_worker(ctx, concurrency)
+        beat = BeatProcess(OURS, ctx.env, ctx.logs / "lateness-beat.log")
+        try:
+            start = datetime.now(UTC) + timedelta(seconds=WARMUP)
+            time.sleep(WARMUP + 60 * minutes)
+            end = datetime.now(UTC) - timedelta(seconds=5)
+            beat_cpu = beat.cpu()
+        finally:
+            beat.stop()
+            time.sleep(10)  # let the workers finish what is queued
+            _stop(worker)
+    return _judge(ctx, start, end, beat_cpu / (60 * minutes + WARMUP), target.hits["/ping"], concurrency)
+
+
+def _start_worker(ctx: Context, concurrency: int) -> subprocess.Popen:
+    log = (ctx.logs / "lateness-worker.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "crontask", "worker", "-l", "INFO", "--concurrency", str(concurrency),
+         "-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=ctx.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _judge(
+    ctx: Context, start: datetime, end: datetime, beat_cores: float, hits: int, concurrency: int
+) -> dict[str, Any]:
+    runs = Run.objects.filter(scheduled_for__gt=start, scheduled_for__lte=end)
+    rows = list(runs.values_list("job_id", "scheduled_for", "started_at", "status"))
+    asked = _asked(start, end)
+    got = {(job_id, fire) for job_id, fire, _, _ in rows}
+    late = [1000 * (started - fire).total_seconds() for _, fire, started, _ in rows if started]
+    doubled_runs = runs.values("job_id", "scheduled_for").annotate(n=Count("id")).filter(n__gt=1).count()
+    log = (ctx.logs / "lateness-worker.log").read_text(errors="replace")
+    return {
+        "jobs": JOBS,
+        "seconds": (end - start).total_seconds(),
+        "asked": len(asked),
+        "runs": len(rows),
+        "missed": len(asked - got),
+        "doubled_runs": doubled_runs,
+        "duplicate_deliveries": len(re.findall(r"duplicate delivery", log)),
+        "statuses": dict(Counter(status for *_, status in rows)),
+        "lateness_ms": percentiles(late),
+        "beat_cpu_pct": 100 * beat_cores,
+        "target_hits": hits,
+        "concurrency": concurrency,
+    }

@@ -1,0 +1,135 @@
+"""Measuring a real beat process: its CPU and memory (psutil) and what it publishes (Redis).
+
+Beat publishes to a Redis list that no worker reads during these measurements, so the list's
+length says how many messages are out and the new entries say which. ``QueueWatch`` polls it
+from a thread every few milliseconds and stamps each new message with the time it saw it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = "crontask.scheduler:CrontaskScheduler"
+VANILLA = "django_celery_beat.schedulers:DatabaseScheduler"
+
+
+@dataclass(frozen=True)
+class Message:
+    seen_at: float  # time.time() when the watcher first saw it
+    task: str
+    job_id: str | None
+    scheduled_for: datetime | None
+
+
+class BeatProcess:
+    """``celery -A crontask beat`` with the given scheduler class, started and stopped by PID."""
+
+    def __init__(self, scheduler: str, env: dict[str, str], log: Path) -> None:
+        self.scheduler = scheduler
+        self.started_at = time.time()
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "crontask", "beat", "-l", "INFO", "-S", scheduler,
+                 "--pidfile=", "-s", str(log.with_suffix(".schedule"))],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.ps = psutil.Process(self.proc.pid)
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) used so far."""
+        times = self.ps.cpu_times()
+        return times.user + times.system
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.peak_rss = max(self.peak_rss, self.ps.memory_info().rss)
+            except psutil.NoSuchProcess:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+class QueueWatch:
+    """Every message beat puts on the queue, with the time it appeared."""
+
+    def __init__(self, broker_url: str, queue: str, poll: float = 0.005) -> None:
+        self.redis = redis.Redis.from_url(broker_url)
+        self.queue = queue
+        self.poll = poll
+        self._raw: list[tuple[float, bytes]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.redis.delete(queue)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        seen = 0
+        while not self._stop.wait(self.poll):
+            length = self.redis.llen(self.queue)
+            if length > seen:
+                # Messages are pushed on the left and nothing pops them here, so a message's index
+                # counted from the right never changes: read exactly the ones not seen yet.
+                newest_first = self.redis.lrange(self.queue, -length, -(seen + 1))
+                now = time.time()
+                with self._lock:
+                    self._raw.extend((now, raw) for raw in reversed(newest_first))
+                seen = length
+            elif length < seen:  # cleared
+                seen = length
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._raw)
+
+    def messages(self, since: int = 0) -> list[Message]:
+        with self._lock:
+            raw = self._raw[since:]
+        return [_decode(seen_at, data) for seen_at, data in raw]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.redis.delete(self.queue)
+
+
+def _decode(seen_at: float, data: bytes) -> Message:
+    envelope = json.loads(data)
+    _args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    scheduled = kwargs.get("scheduled_for")
+    return Message(
+        seen_at=seen_at,
+        task=envelope["headers"].get("task", ""),
+        job_id=kwargs.get("job_id"),
+        scheduled_for=datetime.fromisoformat(scheduled) if scheduled else None,
+    )
