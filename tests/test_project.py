@@ -44,3 +44,27 @@ def test_the_admin_is_created_once_with_a_generated_password():
 def test_the_admin_password_can_come_from_the_environment():
     assert ensure_admin_user(password="chosen-Passw0rd") is None
     assert get_user_model().objects.get(username="admin").check_password("chosen-Passw0rd")
+
+
+def test_the_embedded_database_lets_web_worker_and_beat_write_at_once(tmp_path):
+    """With no DATABASE_URL: SQLite in WAL mode, writers waiting for the lock instead of failing."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import django, json; django.setup(); from django.db import connection; c = connection.cursor();"
+        "c.execute('PRAGMA journal_mode'); mode = c.fetchone()[0];"
+        "c.execute('PRAGMA busy_timeout'); wait = c.fetchone()[0];"
+        "print(json.dumps([connection.vendor, mode, wait, connection.settings_dict['NAME']]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env.update(CRONTASK_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="crontask.settings")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
+    vendor, mode, wait, name = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (vendor, mode) == ("sqlite", "wal")
+    assert wait >= 10_000  # milliseconds
+    assert Path(name).parent == tmp_path

@@ -109,6 +109,32 @@ def test_jobs_filter_search_order_and_paginate(api):
     assert api.get("/api/jobs/?status=bogus").status_code == 400
 
 
+def test_jobs_filter_by_kind_last_run_status_and_system(api, settings):
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    services.job_create(data={"id": "web", "interval_seconds": 5, "url": URL})
+    services.job_create(data={"id": "py", **PY, "handler_kwargs": {"count": 1}})
+    services.ensure_system_jobs()
+    services.job_record_run(job_id="web", status="failed", started_at=timezone.now())
+    ids = lambda query: sorted(j["id"] for j in api.get(f"/api/jobs/?{query}").json()["results"])  # noqa: E731
+    assert ids("kind=python") == ["cleanup-runs", "py"]
+    assert ids("kind=http") == ["web"]
+    assert ids("last_run_status=failed") == ["web"]
+    assert ids("is_system=true") == ["cleanup-runs"]
+    assert ids("is_system=false") == ["py", "web"]
+
+
+def test_deleting_a_job_over_the_api_takes_its_runs_and_periodic_task_but_a_system_job_is_409(api):
+    job = services.job_create(data={"id": "gone", "interval_seconds": 5, "url": URL})
+    Run.objects.create(job=job, trigger="manual", status="success")
+    services.ensure_system_jobs()
+    assert api.delete("/api/jobs/gone/").status_code == 204
+    assert not Run.objects.filter(job_id="gone").exists()
+    assert not PeriodicTask.objects.filter(name="crontask:gone").exists()
+    refused = api.delete("/api/jobs/cleanup-runs/")
+    assert refused.status_code == 409
+    assert Job.objects.filter(pk="cleanup-runs").exists()
+
+
 def test_runs_filter_by_job_status_trigger_and_start(api):
     job = services.job_create(data={"id": "j", "interval_seconds": 5, "url": URL})
     other = services.job_create(data={"id": "k", "interval_seconds": 5, "url": URL})
