@@ -82,7 +82,7 @@ def mix_specs(n: int, now: datetime, rng: random.Random) -> Iterator[Spec]:
             ),
         ),
         (0.20, lambda i: Spec(f"bench-{i:06d}", cron=f"{rng.randrange(60)} * * * *")),
-        (0.08, lambda i: Spec(f"bench-{i:06d}", cron=f"*/{rng.choice([5, 10, 15, 30])} * * * *")),
+        (0.08, lambda i: _every_few_minutes(i, rng)),
         (0.10, lambda i: Spec(f"bench-{i:06d}", interval_seconds=rng.choice([600, 1800, 3600, 7200]))),
         (0.0595, lambda i: Spec(f"bench-{i:06d}", run_at=now + timedelta(days=rng.randrange(1, 30)))),
         (0.0005, lambda i: Spec(f"bench-{i:06d}", cron=f"{rng.randrange(30)}/30 * * * * *")),
@@ -183,6 +183,13 @@ def _daily(i: int, now: datetime, rng: random.Random, *, weekdays: str) -> Spec:
     zone = rng.choice(ZONES)
     local_hour = _far_hour(now.astimezone(get_zone(zone)), rng)
     return Spec(f"bench-{i:06d}", cron=f"{rng.randrange(60)} {local_hour} * * {weekdays}", timezone=zone)
+
+
+def _every_few_minutes(i: int, rng: random.Random) -> Spec:
+    # "M/N": every N minutes from a random minute, so that each minute asks for about as many
+    # fires as the next, and two measurement windows of the same length ask for as many.
+    step = rng.choice([5, 10, 15, 30])
+    return Spec(f"bench-{i:06d}", cron=f"{rng.randrange(step)}/{step} * * * *")
 
 
 def _far_hour(now: datetime, rng: random.Random) -> int:

@@ -82,7 +82,7 @@ def run_mix(ctx: Context, scheduler: str, n: int) -> dict[str, Any]:
     beat = BeatProcess(scheduler, ctx.env, ctx.logs / f"mix-{n}-{_short(scheduler)}.log")
     try:
         cold = cold_start(beat, watch)
-        time.sleep(3)
+        time.sleep(60 - time.time() % 60 + 5)  # windows start 5 s past a minute: each sees the same minutes
         mark, w0, cpu0 = watch.count(), time.time(), beat.cpu()
         time.sleep(ctx.mix_seconds)
         w1, cpu1 = time.time(), beat.cpu()
