@@ -60,3 +60,17 @@ def test_the_benchmarks_bulk_jobs_are_the_rows_the_services_write():
             )  # fmt: skip
     assert _rows("bulk-") == _rows("svc-")
     assert PeriodicTask.objects.filter(name__startswith="crontask:bulk-").count() == len(SPECS)
+
+
+def test_the_stock_scheduler_can_read_every_schedule_the_benchmark_generates():
+    import random
+
+    from celery.schedules import crontab
+
+    from bench.dataset import mix_specs, quiet_specs
+
+    for make in (quiet_specs, mix_specs):
+        for spec in make(3000, NOW, random.Random(1)):  # noqa: S311 - a reproducible data set
+            if spec.cron:
+                minute, hour, day_of_month, month_of_year, day_of_week = spec.cron.split()[-5:]
+                crontab(minute, hour, day_of_week, day_of_month, month_of_year)  # raises if it cannot
