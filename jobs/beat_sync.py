@@ -68,7 +68,9 @@ def _crontab_for(expr: str, timezone: str) -> CrontabSchedule:
     # here. Our scheduler reads the job's own cron and fires at the exact seconds.
     if len(fields) == 6:
         fields = fields[1:]
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    minute, hour, day_of_month, month_of_year, day_of_week = (
+        _celery_steps(field, last) for field, last in zip(fields, _LAST_VALUES, strict=True)
+    )
     crontab, _ = CrontabSchedule.objects.get_or_create(
         minute=minute,
         hour=hour,
@@ -78,3 +80,17 @@ def _crontab_for(expr: str, timezone: str) -> CrontabSchedule:
         timezone=timezone,
     )
     return crontab
+
+
+# The largest value of each crontab field (minute, hour, day of month, month, day of week).
+_LAST_VALUES = (59, 23, 31, 12, 6)
+
+
+def _celery_steps(field: str, last: int) -> str:
+    """``3/5`` as ``3-59/5``: cron (and cronsim) read a start with a step as "from there to the
+    end", celery's crontab only the range form, and the stock scheduler drops what it cannot read."""
+    return ",".join(
+        f"{start}-{last}/{step}" if start.isdigit() and step.isdigit() else item
+        for item in field.split(",")
+        for start, _, step in [item.partition("/")]
+    )

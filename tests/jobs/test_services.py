@@ -187,3 +187,15 @@ def test_a_naive_run_date_in_an_update_is_read_in_the_jobs_own_zone():
             job=job, data={"trigger": "date", "trigger_args": {"run_date": "2026-12-31T23:59:59"}}
         )
     assert job.run_at == datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC)
+
+
+def test_a_step_from_a_start_is_written_so_the_stock_scheduler_can_read_it():
+    from celery.schedules import crontab as celery_crontab
+
+    with time_machine.travel(NOW, tick=False):
+        job = services.job_create(data={"id": "steps", "cron": "3/5 1/6 * * 1,2/2", **HTTP})
+    row = job.periodic_task.crontab
+    assert (row.minute, row.hour, row.day_of_week) == ("3-59/5", "1-23/6", "1,2-6/2")
+    schedule = celery_crontab(row.minute, row.hour, row.day_of_week, row.day_of_month, row.month_of_year)
+    assert sorted(schedule.minute)[:3] == [3, 8, 13]
+    assert job.cron == "3/5 1/6 * * 1,2/2"  # the job keeps what was given; cronsim reads it the same way
