@@ -46,21 +46,27 @@ def main(argv: list[str] | None = None) -> int:
     dbs = Databases(server)
     sizes = sorted({int(s) for s in args.sizes.split(",")} | ({100_000} if args.full else set()))
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "logs": str(logs), "sizes": {}}
+    out = ROOT / "var" / "bench" / f"beat-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every stage, so an interrupted run keeps what it measured
+        out.write_text(json.dumps(results, indent=2, default=str))
+
     try:
         _migrate_empty(dbs)
         for n in sizes:
             results["sizes"][n] = _one_size(ctx, dbs, n, args)
+            save()
             print_report({"sizes": {n: results["sizes"][n]}}, sizes_only=True)
         if args.publish_minutes > 0:
             results["publish"] = _publish(ctx, dbs, args)
+            save()
         if args.lateness_minutes > 0:
             results["lateness"] = _lateness(ctx, dbs, args)
+            save()
     finally:
         for name in ("crontask_bench", TEMPLATE, EMPTY):
             dbs.drop(name)
-    out = ROOT / "var" / "bench" / f"beat-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str))
     print_report(results)
     print(f"\nall numbers: {out}\nbeat logs: {logs}")
     return 0

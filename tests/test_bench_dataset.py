@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
 from bench.dataset import Spec, insert
@@ -74,3 +75,20 @@ def test_the_stock_scheduler_can_read_every_schedule_the_benchmark_generates():
             if spec.cron:
                 minute, hour, day_of_month, month_of_year, day_of_week = spec.cron.split()[-5:]
                 crontab(minute, hour, day_of_week, day_of_month, month_of_year)  # raises if it cannot
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the benchmark runs on PostgreSQL (COPY) only")
+def test_anchoring_starts_every_active_schedule_at_the_given_instant():
+    from bench.db import anchor_schedules
+
+    with time_machine.travel(NOW, tick=False):
+        insert(iter(SPECS), now=NOW)
+    later = NOW + timedelta(days=2, hours=5, seconds=7, microseconds=250)  # Wednesday 15:00:37 UTC
+    anchor_schedules(later)
+    next_runs = dict(Job.objects.values_list("id", "next_run_at"))
+    assert next_runs["c5"] == datetime(2026, 3, 4, 21, 47, tzinfo=UTC)  # 03:17 on Thursday in Kolkata
+    assert next_runs["c6"] == datetime(2026, 4, 2, tzinfo=UTC)  # every 10 s, on the 2nd of a month
+    assert next_runs["iv"] == datetime(2026, 3, 4, 16, 0, 37, tzinfo=UTC)
+    assert next_runs["dt"] == NOW + timedelta(days=3)  # a one-off keeps its date
+    assert next_runs["held"] is None
+    assert set(PeriodicTask.objects.filter(one_off=False).values_list("last_run_at", flat=True)) == {later}
