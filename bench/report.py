@@ -119,6 +119,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "n/a"
     if unit in ("s",):
         return f"{value:.2f} s"
+    if unit == "ms" and value < 0.05:  # a change's CPU is measured above beat's idle rate: noise
+        return "≈ 0 ms"
     if unit == "ms":
         return f"{value:,.0f} ms" if abs(value) >= 10 else f"{value:.1f} ms"
     if unit == "%":
