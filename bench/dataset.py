@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from jobs.beat_sync import EXECUTE_TASK, periodic_task_name
+from jobs.beat_sync import EXECUTE_TASK, crontab_for, periodic_task_name
 from jobs.models import Job
 from jobs.triggers import Schedule, get_zone
 
@@ -153,10 +153,7 @@ class _ScheduleRows:
     def crontab(self, expr: str, tz: str) -> CrontabSchedule:
         key = (expr, tz)
         if key not in self._crontabs:
-            minute, hour, dom, month, dow = expr.split()[-5:]  # a crontab row has no seconds
-            self._crontabs[key], _ = CrontabSchedule.objects.get_or_create(
-                minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow, timezone=tz
-            )
+            self._crontabs[key] = crontab_for(expr, tz)
         return self._crontabs[key]
 
     def interval(self, every: int) -> IntervalSchedule:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from django.db.models import Count
 
 from bench.dataset import Spec, insert
 from bench.db import anchor_schedules
-from bench.probe import OURS, ROOT, BeatProcess, QueueWatch
+from bench.probe import OURS, ROOT, BeatProcess, QueueWatch, stop_group
 from bench.scenarios import Context, _cron_between, percentiles
 from jobs.models import Job
 from runs.models import Run
@@ -92,7 +91,7 @@ def run_lateness(ctx: Context, *, minutes: float, concurrency: int, same_second:
         finally:
             beat.stop()
             time.sleep(10)  # let the workers finish what is queued
-            _stop(worker)
+            stop_group(worker, timeout=30)
     return _judge(ctx, start, end, beat_cpu / (60 * minutes + WARMUP), target.hits["/ping"], concurrency)
 
 
@@ -103,16 +102,6 @@ def _start_worker(ctx: Context, concurrency: int) -> subprocess.Popen:
          "-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=ctx.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _judge(

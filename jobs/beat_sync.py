@@ -41,7 +41,7 @@ def sync_periodic_task(job: Job) -> PeriodicTask | None:
     task.crontab = task.interval = task.clocked = None
     task.one_off = False
     if job.trigger == job.Trigger.CRON:
-        task.crontab = _crontab_for(job.cron, job.timezone)
+        task.crontab = crontab_for(job.cron, job.timezone)
     elif job.trigger == job.Trigger.INTERVAL:
         task.interval, _ = IntervalSchedule.objects.get_or_create(
             every=job.interval_seconds, period=IntervalSchedule.SECONDS
@@ -62,7 +62,8 @@ def remove_periodic_task(job: Job) -> None:
         job.periodic_task = None
 
 
-def _crontab_for(expr: str, timezone: str) -> CrontabSchedule:
+def crontab_for(expr: str, timezone: str) -> CrontabSchedule:
+    """The shared crontab row for a job's cron in its time zone, in the form celery's crontab reads."""
     fields = expr.split()
     # A crontab row has no seconds field: a 6-field expression is kept to minute precision
     # here. Our scheduler reads the job's own cron and fires at the exact seconds.

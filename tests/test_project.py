@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
@@ -48,12 +54,6 @@ def test_the_admin_password_can_come_from_the_environment():
 
 def test_the_embedded_database_lets_web_worker_and_beat_write_at_once(tmp_path):
     """With no DATABASE_URL: SQLite in WAL mode, writers waiting for the lock instead of failing."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = (
         "import django, json; django.setup(); from django.db import connection; c = connection.cursor();"
         "c.execute('PRAGMA journal_mode'); mode = c.fetchone()[0];"
