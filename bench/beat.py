@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--publish-minutes", type=float, default=10, help="second-level jobs, beat alone (0: skip)")
     parser.add_argument("--lateness-minutes", type=float, default=10, help="the same with workers (0: skip)")
     parser.add_argument("--concurrency", type=int, default=8, help="worker processes for the lateness run")
-    parser.add_argument("--same-second", action="store_true", help="all 1,000 second-level jobs on one second")
+    parser.add_argument("--second-level-jobs", type=int, default=1000, help="jobs for the two runs above")
+    parser.add_argument("--same-second", action="store_true", help="all second-level jobs on one second")
     return parser
 
 
@@ -152,16 +153,24 @@ def _publish(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
     from bench.lateness import run_publish_lateness
 
     dbs.recreate(EMPTY)
-    print(f"1,000 second-level jobs, beat alone, for {args.publish_minutes} min …", flush=True)
-    return run_publish_lateness(ctx, minutes=args.publish_minutes, same_second=args.same_second)
+    print(f"{args.second_level_jobs:,} second-level jobs, beat alone, for {args.publish_minutes} min …", flush=True)
+    return run_publish_lateness(
+        ctx, minutes=args.publish_minutes, same_second=args.same_second, jobs=args.second_level_jobs
+    )
 
 
 def _lateness(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
     from bench.lateness import run_lateness
 
     dbs.recreate(EMPTY)
-    print(f"1,000 second-level jobs with workers for {args.lateness_minutes} min …", flush=True)
-    return run_lateness(ctx, minutes=args.lateness_minutes, concurrency=args.concurrency, same_second=args.same_second)
+    print(f"{args.second_level_jobs:,} second-level jobs with workers for {args.lateness_minutes} min …", flush=True)
+    return run_lateness(
+        ctx,
+        minutes=args.lateness_minutes,
+        concurrency=args.concurrency,
+        same_second=args.same_second,
+        jobs=args.second_level_jobs,
+    )
 
 
 if __name__ == "__main__":

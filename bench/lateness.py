@@ -1,12 +1,13 @@
 """Second-level jobs run by real workers: lateness from nominal fire to run start, misses, doubles.
 
-1,000 jobs every 10 seconds (``s/10 * * * * *``), all of them HTTP calls to a local target.
-``run_publish_lateness`` runs beat alone and reads the queue: when each fire was published.
-``run_lateness`` adds a worker pool: when each run started (``scheduled_for`` → ``started_at``),
-which on a small machine measures the workers' capacity as much as beat. By default the jobs are spread over the
-ten seconds (100 fires each second); ``same_second`` puts all 1,000 on the same second, which
-measures how fast the worker pool starts 1,000 runs more than it measures beat.
-"""
+1,000 jobs (``--second-level-jobs``) every 10 seconds (``s/10 * * * * *``), all of them HTTP
+calls to a local target. ``run_publish_lateness`` runs beat alone and reads the queue: when each
+fire was published. ``run_lateness`` adds a worker pool: when each run started (``scheduled_for``
+→ ``started_at``), which on a small machine measures the workers' capacity as much as beat, so it
+also reports the CPU each run cost, by process: the worker's consumer and pool, PostgreSQL,
+Redis, beat and the HTTP target. By default the jobs are spread over the ten seconds (a tenth of
+them fire each second); ``same_second`` puts them all on the same second, which measures how fast
+the worker pool starts them all more than it measures beat."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count
+import psutil
+from django.db.models import Count, QuerySet
 
 from bench.dataset import Spec, insert
 from bench.db import anchor_schedules
-from bench.probe import OURS, ROOT, BeatProcess, QueueWatch, stop_group
+from bench.probe import OURS, ROOT, BeatProcess, CpuMeter, QueueWatch, processes_named, processes_of_user, stop_group
 from bench.scenarios import Context, _cron_between, percentiles
 from jobs.models import Job
 from runs.models import Run
@@ -33,14 +35,14 @@ JOBS = 1_000
 WARMUP = 20  # seconds: the workers' pools fill and every job has fired once
 
 
-def insert_second_level_jobs(*, same_second: bool) -> None:
-    specs = (Spec(f"bench-{i:06d}", cron=f"{0 if same_second else i % 10}/10 * * * * *") for i in range(JOBS))
+def insert_second_level_jobs(*, jobs: int, same_second: bool) -> None:
+    specs = (Spec(f"bench-{i:06d}", cron=f"{0 if same_second else i % 10}/10 * * * * *") for i in range(jobs))
     insert(specs, now=datetime.now(UTC))
 
 
-def run_publish_lateness(ctx: Context, *, minutes: float, same_second: bool) -> dict[str, Any]:
+def run_publish_lateness(ctx: Context, *, minutes: float, same_second: bool, jobs: int = JOBS) -> dict[str, Any]:
     """The same jobs with beat alone: every fire must reach the queue once, on time."""
-    insert_second_level_jobs(same_second=same_second)
+    insert_second_level_jobs(jobs=jobs, same_second=same_second)
     anchor_schedules(datetime.now(UTC))
     watch = QueueWatch(ctx.broker_url, ctx.queue)
     beat = BeatProcess(OURS, ctx.env, ctx.logs / "publish-beat.log")
@@ -57,7 +59,7 @@ def run_publish_lateness(ctx: Context, *, minutes: float, same_second: bool) -> 
     ours = [m for m in published if (m.job_id, m.scheduled_for) in asked]
     got = {(m.job_id, m.scheduled_for) for m in ours}
     return {
-        "jobs": JOBS,
+        "jobs": jobs,
         "seconds": (end - start).total_seconds(),
         "asked": len(asked),
         "published": len(got),
@@ -76,23 +78,58 @@ def _asked(start: datetime, end: datetime) -> set[tuple[str, datetime]]:
     }
 
 
-def run_lateness(ctx: Context, *, minutes: float, concurrency: int, same_second: bool) -> dict[str, Any]:
+def run_lateness(
+    ctx: Context, *, minutes: float, concurrency: int, same_second: bool, jobs: int = JOBS
+) -> dict[str, Any]:
     with HttpTarget() as target:
-        insert_second_level_jobs(same_second=same_second)
+        insert_second_level_jobs(jobs=jobs, same_second=same_second)
         Job.objects.update(url=f"{target.url}/ping", timeout_seconds=5)
         anchor_schedules(datetime.now(UTC))
         worker = _start_worker(ctx, concurrency)
         beat = BeatProcess(OURS, ctx.env, ctx.logs / "lateness-beat.log")
         try:
             start = datetime.now(UTC) + timedelta(seconds=WARMUP)
-            time.sleep(WARMUP + 60 * minutes)
-            end = datetime.now(UTC) - timedelta(seconds=5)
+            time.sleep(WARMUP)
+            meter = _cpu_meter(worker, beat)
+            time.sleep(60 * minutes)
+            cpu = meter.since_start()
+            cpu_end = datetime.now(UTC)
+            end = cpu_end - timedelta(seconds=5)
             beat_cpu = beat.cpu()
         finally:
             beat.stop()
             time.sleep(10)  # let the workers finish what is queued
             stop_group(worker, timeout=30)
-    return _judge(ctx, start, end, beat_cpu / (60 * minutes + WARMUP), target.hits["/ping"], concurrency)
+    result = _judge(ctx, start, end, beat_cpu / (60 * minutes + WARMUP), target.hits["/ping"], concurrency)
+    result["jobs"] = jobs
+    return {**result, "cpu": _cpu_per_run(cpu, Run.objects.filter(scheduled_for__gt=start, scheduled_for__lte=cpu_end))}
+
+
+def _cpu_meter(worker: subprocess.Popen, beat: BeatProcess) -> CpuMeter:
+    """Where the machine's CPU goes while the runs go on. PostgreSQL and Redis count only when
+    they run on this machine (their processes are found by user and by name)."""
+    consumer = psutil.Process(worker.pid)
+    return CpuMeter({
+        "worker_consumer": lambda: [consumer],
+        "worker_pool": lambda: consumer.children(recursive=True),
+        "postgres": lambda: processes_of_user("postgres"),
+        "redis": lambda: processes_named("redis-server"),
+        "beat": lambda: [beat.ps],
+        "target": lambda: [psutil.Process()],  # this process: the HTTP target's threads
+    })  # fmt: skip
+
+
+def _cpu_per_run(cpu: dict[str, float], runs: QuerySet[Run]) -> dict[str, Any]:
+    """Milliseconds of CPU per run, by kind of process and for the whole machine (all cores)."""
+    count = runs.exclude(started_at=None).count()
+    per_run = {name: 1000 * seconds / count for name, seconds in cpu.items() if name != "wall"} if count else {}
+    cores = psutil.cpu_count() or 1
+    return {
+        "runs": count,
+        "ms_per_run": per_run,
+        "machine_busy_pct": 100 * cpu["machine"] / cpu["wall"] / cores,
+        "cores": cores,
+    }
 
 
 def _start_worker(ctx: Context, concurrency: int) -> subprocess.Popen:
@@ -115,7 +152,6 @@ def _judge(
     doubled_runs = runs.values("job_id", "scheduled_for").annotate(n=Count("id")).filter(n__gt=1).count()
     log = (ctx.logs / "lateness-worker.log").read_text(errors="replace")
     return {
-        "jobs": JOBS,
         "seconds": (end - start).total_seconds(),
         "asked": len(asked),
         "runs": len(rows),

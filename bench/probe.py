@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,6 +83,50 @@ def stop_group(proc: subprocess.Popen, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+class CpuMeter:
+    """CPU seconds used between two readings, by kind of process, and by the whole machine.
+
+    ``kinds`` maps a name to a function listing that kind's processes now. A process that
+    appears between readings counts from zero; one that ends before the second reading is
+    not counted (PostgreSQL's backends and the pool's processes live as long as the test).
+    """
+
+    def __init__(self, kinds: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+        self.kinds = kinds
+        self._first = self._read()
+
+    def _read(self) -> tuple[float, float, dict[str, dict[int, float]]]:
+        machine = psutil.cpu_times()
+        busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+        per_kind: dict[str, dict[int, float]] = {}
+        for name, processes in self.kinds.items():
+            per_kind[name] = {}
+            for process in processes():
+                try:
+                    times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                per_kind[name][process.pid] = times.user + times.system
+        return time.monotonic(), busy, per_kind
+
+    def since_start(self) -> dict[str, float]:
+        """Seconds of CPU per kind, ``machine`` (all cores, everything) and ``wall``, since created."""
+        (t0, busy0, first), (t1, busy1, now) = self._first, self._read()
+        used = {
+            name: sum(cpu - first.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items())
+            for name, pids in now.items()
+        }
+        return {**used, "machine": busy1 - busy0, "wall": t1 - t0}
+
+
+def processes_named(name: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == name]
+
+
+def processes_of_user(user: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["username"]) if p.info["username"] == user]
 
 
 class QueueWatch:

@@ -100,6 +100,11 @@ def _print_lateness(lat: dict[str, Any]) -> None:
           f"{lat['doubled_runs']}, duplicate deliveries dropped {lat['duplicate_deliveries']}")  # fmt: skip
     print(f"  lateness (scheduled_for → started_at): {_percentiles(pct)} (targets: p50 < 50 ms, p99 < 250 ms)")
     print(f"  run statuses {lat['statuses']}, beat CPU {_fmt(lat['beat_cpu_pct'], '%')}")
+    cpu = lat.get("cpu")
+    if cpu and cpu.get("ms_per_run"):
+        parts = ", ".join(f"{name} {value:.2f}" for name, value in cpu["ms_per_run"].items() if name != "machine")
+        print(f"  CPU per run (ms): {parts}; the whole machine {cpu['ms_per_run']['machine']:.2f}, "
+              f"{cpu['machine_busy_pct']:.0f} % busy on average over {cpu['cores']} cores")  # fmt: skip
 
 
 def _percentiles(pct: dict[str, float]) -> str:

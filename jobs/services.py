@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
@@ -332,21 +331,37 @@ def next_due_at() -> datetime | None:
 
 
 def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: bool = True) -> None:
-    """Fold a finished run into the job's counters with one atomic UPDATE (exact under concurrency)."""
+    """Fold a finished run into the job's counters with one atomic UPDATE (exact under concurrency).
+
+    ``last_run_at`` and ``last_run_status`` move only forward: a run that started before the
+    one already recorded does not replace it. Every run ends here, so the statement is written
+    out rather than built by the ORM each time, which cost most of a millisecond per run.
+    """
     from runs.models import Run
 
-    newer = Q(last_run_at__isnull=True) | Q(last_run_at__lte=started_at)
-    updates: dict[str, Any] = {
-        "last_run_at": Case(When(newer, then=Value(started_at)), default=F("last_run_at")),
-        "last_run_status": Case(When(newer, then=Value(status)), default=F("last_run_status")),
+    succeeded = counted and status == Run.Status.SUCCESS
+    params = {
+        "at": connection.ops.adapt_datetimefield_value(started_at),
+        "status": status,
+        "runs": int(counted),
+        "successes": int(succeeded),
+        "failures": int(counted and not succeeded),
+        "id": job_id,
     }
-    if counted:
-        updates["run_count"] = F("run_count") + 1
-        if status == Run.Status.SUCCESS:
-            updates["success_count"] = F("success_count") + 1
-        else:
-            updates["failure_count"] = F("failure_count") + 1
-    Job.objects.filter(pk=job_id).update(**updates)
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_RUN, params)
+
+
+# Every expression in SET reads the row as it was before the UPDATE.
+_RECORD_RUN = """
+UPDATE jobs_job SET
+    last_run_at = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(at)s ELSE last_run_at END,
+    last_run_status = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(status)s ELSE last_run_status END,
+    run_count = run_count + %(runs)s,
+    success_count = success_count + %(successes)s,
+    failure_count = failure_count + %(failures)s
+WHERE id = %(id)s
+"""
 
 
 def job_complete_if_fired(*, job_id: str) -> None:

@@ -165,3 +165,21 @@ def test_job_counters_stay_exact_under_concurrent_runs():
         thread.join()
     job = Job.objects.get(pk="j")
     assert (job.run_count, job.success_count, job.failure_count) == (150, 75, 75)
+
+
+@pytest.mark.django_db
+def test_last_run_moves_only_forward_and_skipped_runs_are_not_counted():
+    make_job("http://127.0.0.1:9/")
+    earlier, later = timezone.now() - timedelta(minutes=5), timezone.now()
+    job_services.job_record_run(job_id="j", status="success", started_at=later)
+    # A run that started earlier but ended later (a slow one) does not become the last run.
+    job_services.job_record_run(job_id="j", status="failed", started_at=earlier)
+    job = Job.objects.get(pk="j")
+    assert (job.last_run_at, job.last_run_status) == (later, "success")
+    assert (job.run_count, job.success_count, job.failure_count) == (2, 1, 1)
+
+    skipped_at = later + timedelta(seconds=1)
+    job_services.job_record_run(job_id="j", status="skipped", started_at=skipped_at, counted=False)
+    job.refresh_from_db()
+    assert (job.last_run_at, job.last_run_status) == (skipped_at, "skipped")
+    assert (job.run_count, job.success_count, job.failure_count) == (2, 1, 1)
