@@ -86,39 +86,61 @@ def stop_group(proc: subprocess.Popen, timeout: float) -> None:
 
 
 class CpuMeter:
-    """CPU seconds used between two readings, by kind of process, and by the whole machine.
+    """CPU seconds used between creation and ``since_start``, by kind of process and machine-wide.
 
-    ``kinds`` maps a name to a function listing that kind's processes now. A process that
-    appears between readings counts from zero; one that ends before the second reading is
-    not counted (PostgreSQL's backends and the pool's processes live as long as the test).
+    ``kinds`` maps a name to a function listing that kind's processes now. A thread reads them
+    every ``every`` seconds and keeps each process's latest reading, so a process that ends
+    meanwhile (a PostgreSQL backend whose connection reached CONN_MAX_AGE) still counts, up to
+    its last reading. A process that appears after creation counts from zero.
     """
 
-    def __init__(self, kinds: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+    def __init__(self, kinds: dict[str, Callable[[], list[psutil.Process]]], every: float = 0.5) -> None:
         self.kinds = kinds
+        self._started = time.monotonic()
+        self._machine = self._machine_busy()
         self._first = self._read()
+        self._last = {name: dict(pids) for name, pids in self._first.items()}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
+        self._thread.start()
 
-    def _read(self) -> tuple[float, float, dict[str, dict[int, float]]]:
+    @staticmethod
+    def _machine_busy() -> float:
         machine = psutil.cpu_times()
-        busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
-        per_kind: dict[str, dict[int, float]] = {}
+        return machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        readings: dict[str, dict[int, float]] = {}
         for name, processes in self.kinds.items():
-            per_kind[name] = {}
+            readings[name] = {}
             for process in processes():
                 try:
                     times = process.cpu_times()
                 except psutil.Error:
                     continue
-                per_kind[name][process.pid] = times.user + times.system
-        return time.monotonic(), busy, per_kind
+                readings[name][process.pid] = times.user + times.system
+        return readings
+
+    def _sample(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self._merge(self._read())
+
+    def _merge(self, readings: dict[str, dict[int, float]]) -> None:
+        with self._lock:
+            for name, pids in readings.items():
+                self._last[name].update(pids)
 
     def since_start(self) -> dict[str, float]:
         """Seconds of CPU per kind, ``machine`` (all cores, everything) and ``wall``, since created."""
-        (t0, busy0, first), (t1, busy1, now) = self._first, self._read()
+        self._stop.set()
+        self._thread.join()
+        self._merge(self._read())
         used = {
-            name: sum(cpu - first.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items())
-            for name, pids in now.items()
+            name: sum(cpu - self._first[name].get(pid, 0.0) for pid, cpu in pids.items())
+            for name, pids in self._last.items()
         }
-        return {**used, "machine": busy1 - busy0, "wall": t1 - t0}
+        return {**used, "machine": self._machine_busy() - self._machine, "wall": time.monotonic() - self._started}
 
 
 def processes_named(name: str) -> list[psutil.Process]:
