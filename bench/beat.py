@@ -4,6 +4,8 @@
                                      with beat alone and 10 min with workers
     bench/run --full                 adds N = 100,000
     bench/run --sizes 1000 --publish-minutes 2 --lateness-minutes 2
+    bench/run --sizes '' --publish-minutes 0 --second-level-jobs 100
+                                     only the second-level jobs with workers, 100 of them
 
 For each N it builds two data sets (see bench.dataset), freezes each as a template database, and
 runs a real ``celery beat`` process on it once with each scheduler class, against PostgreSQL and
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.report import print_report
 
     dbs = Databases(server)
-    sizes = sorted({int(s) for s in args.sizes.split(",")} | ({100_000} if args.full else set()))
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | ({100_000} if args.full else set()))
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "logs": str(logs), "sizes": {}}
     out = ROOT / "var" / "bench" / f"beat-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,10000", help="comma-separated numbers of jobs")
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated numbers of jobs ('': none)")
     parser.add_argument("--full", action="store_true", help="add N = 100,000")
     parser.add_argument("--schedulers", default="crontask,vanilla", help="crontask, vanilla or both")
     parser.add_argument("--repeat", type=int, default=3, help="times each kind of change is measured")
