@@ -108,13 +108,18 @@ class CpuMeter:
     @staticmethod
     def _machine_busy() -> float:
         machine = psutil.cpu_times()
-        return machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+        busy = ("user", "nice", "system", "irq", "softirq")  # the last two on Linux only
+        return sum(getattr(machine, field, 0.0) for field in busy)
 
     def _read(self) -> dict[str, dict[int, float]]:
         readings: dict[str, dict[int, float]] = {}
         for name, processes in self.kinds.items():
             readings[name] = {}
-            for process in processes():
+            try:
+                listed = processes()
+            except psutil.Error:  # e.g. the worker's main process has gone: keep what was read
+                continue
+            for process in listed:
                 try:
                     times = process.cpu_times()
                 except psutil.Error:

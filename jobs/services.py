@@ -341,7 +341,7 @@ def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: b
 
     succeeded = counted and status == Run.Status.SUCCESS
     params = {
-        "at": connection.ops.adapt_datetimefield_value(started_at),
+        "at": Job._meta.get_field("last_run_at").get_db_prep_value(started_at, connection),
         "status": status,
         "runs": int(counted),
         "successes": int(succeeded),
@@ -352,11 +352,12 @@ def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: b
         cursor.execute(_RECORD_RUN, params)
 
 
-# Every expression in SET reads the row as it was before the UPDATE.
+# Every expression in SET reads the row as it was before the UPDATE (in PostgreSQL and SQLite;
+# MySQL would read last_run_at already set, hence the order).
 _RECORD_RUN = """
 UPDATE jobs_job SET
-    last_run_at = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(at)s ELSE last_run_at END,
     last_run_status = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(status)s ELSE last_run_status END,
+    last_run_at = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(at)s ELSE last_run_at END,
     run_count = run_count + %(runs)s,
     success_count = success_count + %(successes)s,
     failure_count = failure_count + %(failures)s
