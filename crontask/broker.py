@@ -6,7 +6,8 @@ take a file that is still empty or half written. It then fails to decode it and 
 message is written under a name the reader skips and renamed into place once complete: a rename
 within one folder is atomic, so a reader sees the whole message or none of it.
 
-Used when CELERY_BROKER_URL is ``filesystem://`` (the default); see settings.
+``register()`` (called by crontask.celery) makes ``filesystem://`` URLs, the default
+CELERY_BROKER_URL, use this transport; any other URL keeps its own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from time import monotonic
 from typing import Any
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -42,3 +43,8 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+def register() -> None:
+    """Make the ``filesystem`` URL scheme use this transport (kombu looks it up at each connect)."""
+    TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"

@@ -8,8 +8,11 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun
 
+from crontask import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crontask.settings")
 
+broker.register()  # filesystem:// (the embedded default) writes each message atomically
 app = Celery("crontask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -164,8 +164,6 @@ CRONTASK_RECONCILE_SECONDS = envint("CRONTASK_RECONCILE_SECONDS", 300, minimum=1
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's filesystem transport, writing each message atomically (crontask/broker.py).
-    CELERY_BROKER_TRANSPORT = "crontask.broker:Transport"
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
