@@ -100,9 +100,11 @@ def run_lateness(
             beat.stop()
             time.sleep(10)  # let the workers finish what is queued
             stop_group(worker, timeout=30)
-    result = _judge(ctx, start, end, beat_cpu / (60 * minutes + WARMUP), target.hits["/ping"], concurrency)
-    result["jobs"] = jobs
-    return {**result, "cpu": _cpu_per_run(cpu, Run.objects.filter(scheduled_for__gt=start, scheduled_for__lte=cpu_end))}
+    return {
+        **_judge(ctx, start, end, beat_cpu / (60 * minutes + WARMUP), target.hits["/ping"], concurrency),
+        "jobs": jobs,
+        "cpu": _cpu_per_run(cpu, Run.objects.filter(scheduled_for__gt=start, scheduled_for__lte=cpu_end)),
+    }
 
 
 def _cpu_meter(worker: subprocess.Popen, beat: BeatProcess) -> CpuMeter:

@@ -100,7 +100,6 @@ class CpuMeter:
         self._machine = self._machine_busy()
         self._first = self._read()
         self._last = {name: dict(pids) for name, pids in self._first.items()}
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(every,), daemon=True)
         self._thread.start()
@@ -132,9 +131,9 @@ class CpuMeter:
             self._merge(self._read())
 
     def _merge(self, readings: dict[str, dict[int, float]]) -> None:
-        with self._lock:
-            for name, pids in readings.items():
-                self._last[name].update(pids)
+        # Only the sampling thread merges until since_start has joined it: no lock needed.
+        for name, pids in readings.items():
+            self._last[name].update(pids)
 
     def since_start(self) -> dict[str, float]:
         """Seconds of CPU per kind, ``machine`` (all cores, everything) and ``wall``, since created."""
@@ -164,7 +163,6 @@ class QueueWatch:
         self.queue = queue
         self.poll = poll
         self._raw: list[tuple[float, bytes]] = []
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self.redis.delete(queue)
         self._thread = threading.Thread(target=self._run, daemon=True)
