@@ -69,6 +69,8 @@ class Fire:
 
     job_id: str
     scheduled_for: datetime
+    #: The job's kind when it was claimed: beat sends the HTTP fires of a burst together.
+    kind: str = ""
 
 
 # Jobs the system needs; created when beat starts (and by sync_schedules), never deletable.
@@ -232,17 +234,17 @@ def claim_due_fires(*, now: datetime, limit: int) -> list[Fire]:
         Job.objects.select_for_update(skip_locked=True)
         .filter(status=Job.Status.ACTIVE, next_run_at__lte=now)
         .order_by("next_run_at")
-        .values_list("id", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
+        .values_list("id", "kind", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
     )
     fires: list[Fire] = []
     following: dict[tuple[Any, ...], datetime | None] = {}
     moved: dict[datetime | None, list[str]] = defaultdict(list)
-    for job_id, scheduled_for, *schedule in due:
+    for job_id, kind, scheduled_for, *schedule in due:
         key = (scheduled_for, *schedule)
         if key not in following:
             following[key] = _following_fire(job_id, Schedule(*schedule), scheduled_for, now)
         moved[following[key]].append(job_id)
-        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for))
+        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind))
     for next_run_at, ids in moved.items():
         Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
     return fires

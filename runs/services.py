@@ -14,6 +14,8 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,18 +86,63 @@ def run_execute(
     if run is None or run.status != Run.Status.RUNNING:
         return run
     progress = RunProgress(run.pk)
+    outcome = _call(job, run, progress)
+    run.log_output = progress.text()
+    return _finish(run, outcome, job=job)
+
+
+def run_execute_fires(
+    *, fires: Sequence[tuple[str, datetime]], worker: str = "", celery_task_id: str = ""
+) -> list[Run]:
+    """Execute the fires of HTTP jobs that beat sent together: one claim for all of them, their
+    calls made at once (a thread each), each outcome stored as soon as its call ends.
+
+    Claims, policies and outcomes are those of ``run_execute``; only the cost is shared. A fire
+    whose job is gone is dropped; one whose job is no longer an HTTP job runs on its own after
+    the calls. Returns the runs this delivery claimed (running or skipped, then finished).
+    """
+    jobs = Job.objects.in_bulk({job_id for job_id, _ in fires})
+    for job_id in sorted({job_id for job_id, _ in fires} - jobs.keys()):
+        logger.warning("job %s no longer exists; its fire is dropped", job_id)
+    calls = [(jobs[job_id], at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind == Job.Kind.HTTP]
+    others = [(job_id, at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind != Job.Kind.HTTP]
+    claim = {"now": timezone.now(), "worker": f"{worker} pid={os.getpid()}", "celery_task_id": celery_task_id}
+    runs = _claim_fires(calls, **claim)
+    running = [run for run in runs if run.status == Run.Status.RUNNING]
+    if running:
+        with ThreadPoolExecutor(max_workers=len(running), thread_name_prefix="crontask-call") as pool:
+            # The calls touch no database; the outcomes are stored here, on this thread's connection.
+            ended = {pool.submit(_call_and_time, jobs[run.job_id], run): run for run in running}
+            for future in as_completed(ended):
+                run = ended[future]
+                # The run started when its call began: on a busy machine, a little after the claim.
+                run.started_at, outcome, finished = future.result()
+                _finish(run, outcome, job=jobs[run.job_id], finished=finished)
+    for job_id, at in others:
+        run = run_execute(job_id=job_id, scheduled_for=at, worker=worker, celery_task_id=celery_task_id)
+        runs += [run] if run is not None else []
+    return runs
+
+
+def _call(job: Job, run: Run, progress: Progress) -> Outcome:
+    """The executor's outcome for the run, or a ``failed`` one saying how the executor crashed."""
     try:
-        outcome = executors.execute(job, overrides=run.overrides, progress=progress)
+        return executors.execute(job, overrides=run.overrides, progress=progress)
     except Exception as exc:  # noqa: BLE001 - an executor bug must not leave the run "running"
         # Masked before it is logged: an exception's message may quote a header's value.
         secrets = _secret_values(job, run.overrides)
         trace = _masked(traceback.format_exc(), secrets)
         logger.error("executor crashed on run %s of job %s:\n%s", run.pk, job.pk, trace)
-        outcome = Outcome(
+        return Outcome(
             status=Run.Status.FAILED, error=_masked(f"{type(exc).__name__}: {exc}", secrets), traceback=trace
         )
-    run.log_output = progress.text()
-    return _finish(run, outcome, job=job)
+
+
+def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
+    """When the call began, its outcome, when it ended."""
+    began = timezone.now()
+    outcome = _call(job, run, Progress())  # an HTTP call logs no lines
+    return began, outcome, timezone.now()
 
 
 def reap_lost_runs(*, now: datetime | None = None) -> int:
@@ -182,16 +229,7 @@ class RunProgress(Progress):
 def _claim_fire(
     *, job: Job, scheduled_for: datetime, attempt: int, now: datetime, worker: str, celery_task_id: str
 ) -> Run | None:
-    fields = {
-        "job": job,
-        "trigger": Run.Trigger.SCHEDULED if attempt == 1 else Run.Trigger.RETRY,
-        "scheduled_for": scheduled_for,
-        "attempt": attempt,
-        "queued_at": scheduled_for,
-        "target": mask_text(job.target),
-        "worker": worker,
-        "celery_task_id": celery_task_id,
-    }
+    fields = _fire_fields(job, scheduled_for, attempt, worker=worker, celery_task_id=celery_task_id)
     try:
         with transaction.atomic():
             reason = _misfire(job, scheduled_for, now) or _paused(job) or _overlap(job)
@@ -202,6 +240,47 @@ def _claim_fire(
     if run.status == Run.Status.SKIPPED:
         _skipped(run, job)
     return run
+
+
+def _claim_fires(calls: list[tuple[Job, datetime]], *, now: datetime, worker: str, celery_task_id: str) -> list[Run]:
+    """Claim first fires (attempt 1) of several jobs with one INSERT, under the same rules as
+    ``_claim_fire``. If any of them was claimed already (the message came twice), each is claimed
+    on its own instead, so the others still run and the claimed one is not run again."""
+    if len({job.pk for job, _ in calls}) == len(calls):
+        try:
+            with transaction.atomic():
+                busy = _overlaps([job for job, _ in calls])
+                runs = Run.objects.bulk_create([
+                    Run(
+                        **_fire_fields(job, at, 1, worker=worker, celery_task_id=celery_task_id),
+                        **_start_or_skip(_misfire(job, at, now) or _paused(job) or busy.get(job.pk, ""), now),
+                    )
+                    for job, at in calls
+                ])  # fmt: skip
+        except IntegrityError:
+            pass
+        else:
+            for run in runs:
+                if run.status == Run.Status.SKIPPED:
+                    _skipped(run, run.job)
+            return runs
+    claim = {"attempt": 1, "now": now, "worker": worker, "celery_task_id": celery_task_id}
+    return [run for job, at in calls if (run := _claim_fire(job=job, scheduled_for=at, **claim)) is not None]
+
+
+def _fire_fields(
+    job: Job, scheduled_for: datetime, attempt: int, *, worker: str, celery_task_id: str
+) -> dict[str, Any]:
+    return {
+        "job": job,
+        "trigger": Run.Trigger.SCHEDULED if attempt == 1 else Run.Trigger.RETRY,
+        "scheduled_for": scheduled_for,
+        "attempt": attempt,
+        "queued_at": scheduled_for,
+        "target": mask_text(job.target),
+        "worker": worker,
+        "celery_task_id": celery_task_id,
+    }
 
 
 def _claim_queued(*, job: Job, run_id: int, now: datetime, worker: str, celery_task_id: str) -> Run | None:
@@ -239,17 +318,23 @@ def _paused(job: Job) -> str:
 
 
 def _overlap(job: Job) -> str:
-    """With ``forbid``, the reason to skip when a run of the job is going. Call in a transaction.
+    """With ``forbid``, the reason to skip when a run of the job is going. Call in a transaction."""
+    return _overlaps([job]).get(job.pk, "")
 
-    The job row is locked first, so two fires starting at once see each other's claim.
+
+def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
+    """The reason to skip of each ``forbid`` job that has a run going. Call in a transaction.
+
+    The job rows are locked first (in id order, so two claims cannot deadlock), so two fires
+    starting at once see each other's claim.
     """
-    if job.concurrency_policy != Job.ConcurrencyPolicy.FORBID:
-        return ""
-    Job.objects.select_for_update().filter(pk=job.pk).values_list("pk", flat=True).first()
-    going = Run.objects.filter(job=job, status=Run.Status.RUNNING).values_list("pk", flat=True).first()
-    if going is None:
-        return ""
-    return f"Concurrency policy 'forbid': run {going} of this job was still running."
+    ids = sorted(job.pk for job in jobs if job.concurrency_policy == Job.ConcurrencyPolicy.FORBID)
+    if not ids:
+        return {}
+    list(Job.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    going = Run.objects.filter(job_id__in=ids, status=Run.Status.RUNNING).order_by("-pk").values_list("job_id", "pk")
+    # Newest first, so the oldest run of each job is the one named.
+    return {job_id: f"Concurrency policy 'forbid': run {pk} of this job was still running." for job_id, pk in going}
 
 
 def _skipped(run: Run, job: Job) -> None:
@@ -262,7 +347,7 @@ def _skipped(run: Run, job: Job) -> None:
         job_services.job_complete_if_fired(job_id=job.pk)
 
 
-def _finish(run: Run, outcome: Outcome, *, job: Job) -> Run:
+def _finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None = None) -> Run:
     """Store the outcome on the run, fold it into the job's counters, and queue a retry if due.
 
     Only a run still ``running`` is finished. If the reaper marked it ``lost`` meanwhile (the
@@ -271,10 +356,11 @@ def _finish(run: Run, outcome: Outcome, *, job: Job) -> Run:
     An outcome the database refuses is recorded as ``failed`` with the reason, so the run
     never stays ``running``.
     """
-    finished = timezone.now()
+    finished = finished or timezone.now()
     secrets = _secret_values(job, run.overrides)
     fields: dict[str, Any] = {
         "status": outcome.status,
+        "started_at": run.started_at,
         "finished_at": finished,
         "duration_ms": _ms(run.started_at, finished),
         "status_code": outcome.status_code,
@@ -294,6 +380,7 @@ def _finish(run: Run, outcome: Outcome, *, job: Job) -> Run:
         logger.error("could not store the outcome of run %s (%s): %s", run.pk, outcome.status, problem)
         fields = {
             "status": Run.Status.FAILED,
+            "started_at": run.started_at,
             "finished_at": finished,
             "duration_ms": fields["duration_ms"],
             "error": f"The run ended {outcome.status}, but its outcome could not be stored ({problem}).",

@@ -26,6 +26,16 @@ def execute_job(
     )
 
 
+@shared_task(name="runs.tasks.execute_fires", bind=True, acks_late=True, ignore_result=True)
+def execute_fires(self, fires: list[list[str]]) -> None:  # noqa: ANN001 - Celery's bound task
+    """Several HTTP fires sent together by beat: ``[[job_id, scheduled_for], ...]``."""
+    services.run_execute_fires(
+        fires=[(job_id, parse_datetime(scheduled_for)) for job_id, scheduled_for in fires],
+        worker=self.request.hostname or "",
+        celery_task_id=self.request.id or "",
+    )
+
+
 @shared_task(name="runs.tasks.reap_lost_runs", ignore_result=True)
 def reap_lost_runs() -> int:
     return services.reap_lost_runs()

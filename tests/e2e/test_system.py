@@ -120,6 +120,23 @@ def test_cron_jobs_fire_at_their_seconds_and_a_date_job_once(system: System, tar
     assert (job["status"], job["next_run_at"]) == ("completed", None)
 
 
+def test_http_jobs_due_together_go_to_a_worker_in_one_message_and_each_fire_runs_once(system: System, target):
+    ids = [f"burst{i}" for i in range(6)]
+    for job_id in ids:
+        create(system, id=job_id, cron="*/5 * * * * *", url=f"{target.url}/{job_id}")
+    first = datetime.fromtimestamp(math.ceil((time.time() + 2) / 5) * 5, UTC)
+    fires = [first, first + timedelta(seconds=5)]
+    time.sleep(max(0.0, (fires[-1] - datetime.now(UTC)).total_seconds() + 4))
+
+    runs = [r for job_id in ids for r in system.runs(job_id) if datetime.fromisoformat(r["scheduled_for"]) in fires]
+    assert sorted((r["job"], datetime.fromisoformat(r["scheduled_for"])) for r in runs) == sorted(
+        (job_id, fire) for job_id in ids for fire in fires
+    ), system.log.read_text()[-3000:]
+    assert all(r["status"] == "success" and r["status_code"] == 200 for r in runs)
+    for fire in fires:  # one message (one Celery task) carried every call of a fire
+        assert len({r["celery_task_id"] for r in runs if datetime.fromisoformat(r["scheduled_for"]) == fire}) == 1
+
+
 def test_health_reports_every_part_up(system: System):
     response = wait_for(lambda: (r := system.api("GET", "/api/health/")).status_code == 200 and r, timeout=20)
     assert response, system.api("GET", "/api/health/").json()

@@ -161,6 +161,64 @@ def test_the_publisher_sends_the_message_the_worker_task_takes():
     assert all(args == [] for args, _kwargs, _embed in bodies)
 
 
+def published(fires, batch_size: int, settings) -> list[tuple[str, dict]]:
+    """(task, kwargs) of each message the publisher sends for ``fires``."""
+    from kombu import Connection
+
+    from crontask.celery import app
+    from crontask.scheduler import FirePublisher
+
+    settings.CRONTASK_FIRE_BATCH_SIZE = batch_size
+    with Connection("memory://") as conn:
+        publisher = FirePublisher(app, conn.Producer())
+        publisher.publish(fires)
+        queue = publisher.queue(conn.default_channel)
+        messages = []
+        while (message := queue.get(no_ack=True)) is not None:
+            _args, kwargs, _embed = message.decode()
+            messages.append((message.headers["task"], kwargs))
+    return messages
+
+
+def test_the_http_fires_of_a_burst_go_out_in_even_batches_and_the_others_alone(settings):
+    from jobs.services import Fire
+
+    at = T0.replace(microsecond=0)
+    calls = [Fire(job_id=f"h{i:02d}", scheduled_for=at, kind="http") for i in range(45)]
+    others = [Fire(job_id="py", scheduled_for=at, kind="python"), Fire(job_id="sh", scheduled_for=at, kind="shell")]
+    messages = published(calls[:20] + others + calls[20:], 20, settings)
+
+    singles = [kwargs for task, kwargs in messages if task == "runs.tasks.execute_job"]
+    assert singles == [{"job_id": f.job_id, "scheduled_for": at.isoformat()} for f in others]
+    batches = [kwargs["fires"] for task, kwargs in messages if task == "runs.tasks.execute_fires"]
+    assert [len(batch) for batch in batches] == [15, 15, 15]  # 45 in three, evenly
+    assert sorted(job_id for batch in batches for job_id, _ in batch) == [f.job_id for f in calls]
+    assert {when for batch in batches for _, when in batch} == {at.isoformat()}
+
+
+def test_a_lone_http_fire_and_a_batch_size_of_one_send_each_fire_on_its_own(settings):
+    from jobs.services import Fire
+
+    at = T0.replace(microsecond=0)
+    calls = [Fire(job_id=f"h{i}", scheduled_for=at, kind="http") for i in range(3)]
+    assert published(calls[:1], 20, settings) == [
+        ("runs.tasks.execute_job", {"job_id": "h0", "scheduled_for": at.isoformat()})
+    ]
+    assert published(calls, 1, settings) == [
+        ("runs.tasks.execute_job", {"job_id": f.job_id, "scheduled_for": at.isoformat()}) for f in calls
+    ]
+
+
+def test_a_claimed_fire_carries_its_jobs_kind(settings):
+    settings.CRONTASK_ALLOW_SHELL = True
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "call", "interval_seconds": 10, **HTTP})
+        services.job_create(data={"id": "sh", "interval_seconds": 10, "kind": "shell", "command": "true"})
+    with time_machine.travel(T0 + timedelta(seconds=10), tick=False):
+        fires = services.claim_due_fires(now=T0 + timedelta(seconds=10), limit=10)
+    assert sorted((f.job_id, f.kind) for f in fires) == [("call", "http"), ("sh", "shell")]
+
+
 def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace_decides(make_beat, http_target):
     from runs import services as run_services
     from runs.models import Run
