@@ -83,7 +83,9 @@ def run_lateness(
 ) -> dict[str, Any]:
     with HttpTarget() as target:
         insert_second_level_jobs(jobs=jobs, same_second=same_second)
-        Job.objects.update(url=f"{target.url}/ping", timeout_seconds=5)
+        for second in range(10):  # the path says which second of ten the job fires at
+            url = f"{target.url}/ping/{second}"
+            Job.objects.filter(cron__startswith=f"{second}/").update(url=url, timeout_seconds=5)
         anchor_schedules(datetime.now(UTC))
         worker = _start_worker(ctx, concurrency)
         beat = BeatProcess(OURS, ctx.env, ctx.logs / "lateness-beat.log")
@@ -101,10 +103,23 @@ def run_lateness(
             time.sleep(10)  # let the workers finish what is queued
             stop_group(worker, timeout=30)
     return {
-        **_judge(ctx, start, end, beat_cpu / (60 * minutes + WARMUP), target.hits["/ping"], concurrency),
+        **_judge(ctx, start, end, beat_cpu / (60 * minutes + WARMUP), concurrency),
+        "target_hits": sum(n for path, n in target.hits.items() if path.startswith("/ping/")),
+        "arrival_lateness_ms": _arrival_lateness(target.arrivals, start, end),
         "jobs": jobs,
         "cpu": _cpu_per_run(cpu, Run.objects.filter(scheduled_for__gt=start, scheduled_for__lte=cpu_end)),
     }
+
+
+def _arrival_lateness(arrivals: list[tuple[float, str]], start: datetime, end: datetime) -> dict[str, float]:
+    """Percentiles of how late each call reached the target after its fire (the job fires at the
+    second its path names, every ten seconds; a call is taken as less than ten seconds late)."""
+    late = []
+    for at, path in arrivals:
+        if path.startswith("/ping/") and start.timestamp() < at <= end.timestamp():
+            second = int(path.rsplit("/", 1)[1])
+            late.append(1000 * ((at - second) % 10))
+    return percentiles(late)
 
 
 def _cpu_meter(worker: subprocess.Popen, beat: BeatProcess) -> CpuMeter:
@@ -145,9 +160,7 @@ def _start_worker(ctx: Context, concurrency: int) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _judge(
-    ctx: Context, start: datetime, end: datetime, beat_cores: float, hits: int, concurrency: int
-) -> dict[str, Any]:
+def _judge(ctx: Context, start: datetime, end: datetime, beat_cores: float, concurrency: int) -> dict[str, Any]:
     runs = Run.objects.filter(scheduled_for__gt=start, scheduled_for__lte=end)
     rows = list(runs.values_list("job_id", "scheduled_for", "started_at", "status"))
     asked = _asked(start, end)
@@ -165,6 +178,5 @@ def _judge(
         "statuses": dict(Counter(status for *_, status in rows)),
         "lateness_ms": percentiles(late),
         "beat_cpu_pct": 100 * beat_cores,
-        "target_hits": hits,
         "concurrency": concurrency,
     }

@@ -190,7 +190,7 @@ class QueueWatch:
     def messages(self, since: int = 0) -> list[Message]:
         with self._lock:
             raw = self._raw[since:]
-        return [_decode(seen_at, data) for seen_at, data in raw]
+        return [message for seen_at, data in raw for message in _decode(seen_at, data)]
 
     def close(self) -> None:
         self._stop.set()
@@ -198,13 +198,18 @@ class QueueWatch:
         self.redis.delete(self.queue)
 
 
-def _decode(seen_at: float, data: bytes) -> Message:
+def _decode(seen_at: float, data: bytes) -> list[Message]:
+    """The fires in one message: one for ``execute_job``, each of a batch for ``execute_fires``."""
     envelope = json.loads(data)
     _args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-    scheduled = kwargs.get("scheduled_for")
-    return Message(
-        seen_at=seen_at,
-        task=envelope["headers"].get("task", ""),
-        job_id=kwargs.get("job_id"),
-        scheduled_for=datetime.fromisoformat(scheduled) if scheduled else None,
-    )
+    task = envelope["headers"].get("task", "")
+    fires = kwargs.get("fires") or [[kwargs.get("job_id"), kwargs.get("scheduled_for")]]
+    return [
+        Message(
+            seen_at=seen_at,
+            task=task,
+            job_id=job_id,
+            scheduled_for=datetime.fromisoformat(scheduled) if scheduled else None,
+        )
+        for job_id, scheduled in fires
+    ]

@@ -99,6 +99,9 @@ def _print_lateness(lat: dict[str, Any]) -> None:
     print(f"  fires asked {lat['asked']:,}, runs {lat['runs']:,}, missed {lat['missed']}, doubled runs "
           f"{lat['doubled_runs']}, duplicate deliveries dropped {lat['duplicate_deliveries']}")  # fmt: skip
     print(f"  lateness (scheduled_for → started_at): {_percentiles(pct)} (targets: p50 < 50 ms, p99 < 250 ms)")
+    if lat.get("arrival_lateness_ms"):
+        print(f"  the call reached the target (scheduled_for → request arrived): "
+              f"{_percentiles(lat['arrival_lateness_ms'])}")  # fmt: skip
     print(f"  run statuses {lat['statuses']}, beat CPU {_fmt(lat['beat_cpu_pct'], '%')}")
     cpu = lat.get("cpu")
     if cpu and cpu.get("ms_per_run"):

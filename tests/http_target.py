@@ -88,11 +88,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 class HttpTarget(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections when many calls arrive at once, and
+    # each dropped one is retried by TCP a second later: a real server listens with 128 or more.
+    request_queue_size = 128
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, str, dict, bytes]] = []
+        self.arrivals: list[tuple[float, str]] = []  # (time.time(), path) of each request
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -104,6 +108,7 @@ class HttpTarget(ThreadingHTTPServer):
         with self._lock:
             self.hits[path] += 1
             self.requests.append((method, path, headers, body))
+            self.arrivals.append((time.time(), path))
 
     def __enter__(self) -> HttpTarget:
         self._thread.start()
