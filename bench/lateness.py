@@ -112,13 +112,15 @@ def run_lateness(
 
 
 def _arrival_lateness(arrivals: list[tuple[float, str]], start: datetime, end: datetime) -> dict[str, float]:
-    """Percentiles of how late each call reached the target after its fire (the job fires at the
-    second its path names, every ten seconds; a call is taken as less than ten seconds late)."""
+    """Percentiles of how late each call reached the target after its fire, for the fires in
+    (start, end] like the runs'. The job fires at the second its path names, every ten seconds,
+    so a call is taken as less than ten seconds late: beyond that the runs' lateness shows it."""
     late = []
     for at, path in arrivals:
-        if path.startswith("/ping/") and start.timestamp() < at <= end.timestamp():
-            second = int(path.rsplit("/", 1)[1])
-            late.append(1000 * ((at - second) % 10))
+        if path.startswith("/ping/"):
+            seconds_late = (at - int(path.rsplit("/", 1)[1])) % 10
+            if start.timestamp() < at - seconds_late <= end.timestamp():
+                late.append(1000 * seconds_late)
     return percentiles(late)
 
 

@@ -161,8 +161,8 @@ CRONTASK_SCHEDULER_MAX_SLEEP = 0.5
 # made around the services (queryset.update(), raw SQL) is picked up within it.
 CRONTASK_RECONCILE_SECONDS = envint("CRONTASK_RECONCILE_SECONDS", 300, minimum=10)
 # HTTP jobs due at the same time go to the workers this many to a message, and a worker makes
-# their calls at once; 1 sends each fire on its own.
-CRONTASK_FIRE_BATCH_SIZE = envint("CRONTASK_FIRE_BATCH_SIZE", 20, minimum=1)
+# their calls at once, a thread each; 1 sends each fire on its own.
+CRONTASK_FIRE_BATCH_SIZE = envint("CRONTASK_FIRE_BATCH_SIZE", 20, minimum=1, maximum=100)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")

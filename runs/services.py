@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -109,18 +109,31 @@ def run_execute_fires(
     claim = {"now": timezone.now(), "worker": f"{worker} pid={os.getpid()}", "celery_task_id": celery_task_id}
     runs = _claim_fires(calls, **claim)
     running = [run for run in runs if run.status == Run.Status.RUNNING]
+    failure: Exception | None = None
     if running:
         with ThreadPoolExecutor(max_workers=len(running), thread_name_prefix="crontask-call") as pool:
             # The calls touch no database; the outcomes are stored here, on this thread's connection.
             ended = {pool.submit(_call_and_time, jobs[run.job_id], run): run for run in running}
             for future in as_completed(ended):
                 run = ended[future]
-                # The run started when its call began: on a busy machine, a little after the claim.
-                run.started_at, outcome, finished = future.result()
-                _finish(run, outcome, job=jobs[run.job_id], finished=finished)
+                try:
+                    # The run started when its call began: on a busy machine, a little after the claim.
+                    run.started_at, outcome, finished = future.result()
+                    _finish(run, outcome, job=jobs[run.job_id], finished=finished)
+                except Exception as exc:  # one outcome that cannot be stored must not lose the others
+                    logger.exception("could not finish run %s of job %s", run.pk, run.job_id)
+                    failure = failure or exc
+    # Jobs that changed kind since beat sent the fire: rare, so simply after the calls.
     for job_id, at in others:
-        run = run_execute(job_id=job_id, scheduled_for=at, worker=worker, celery_task_id=celery_task_id)
+        try:
+            run = run_execute(job_id=job_id, scheduled_for=at, worker=worker, celery_task_id=celery_task_id)
+        except Exception as exc:  # the same
+            logger.exception("could not run job %s fire %s", job_id, at.isoformat())
+            failure = failure or exc
+            continue
         runs += [run] if run is not None else []
+    if failure is not None:
+        raise failure  # the task fails visibly; every other fire of the batch has been dealt with
     return runs
 
 
@@ -246,7 +259,9 @@ def _claim_fires(calls: list[tuple[Job, datetime]], *, now: datetime, worker: st
     """Claim first fires (attempt 1) of several jobs with one INSERT, under the same rules as
     ``_claim_fire``. If any of them was claimed already (the message came twice), each is claimed
     on its own instead, so the others still run and the claimed one is not run again."""
-    if len({job.pk for job, _ in calls}) == len(calls):
+    calls = sorted(calls, key=lambda call: (call[0].pk, call[1]))  # rows locked in one order: no deadlock
+    one_each = len({job.pk for job, _ in calls}) == len(calls)
+    if one_each and connection.features.can_return_rows_from_bulk_insert:
         try:
             with transaction.atomic():
                 busy = _overlaps([job for job, _ in calls])
@@ -258,7 +273,7 @@ def _claim_fires(calls: list[tuple[Job, datetime]], *, now: datetime, worker: st
                     for job, at in calls
                 ])  # fmt: skip
         except IntegrityError:
-            pass
+            pass  # claimed already, in part: below, one by one
         else:
             for run in runs:
                 if run.status == Run.Status.SKIPPED:
@@ -332,8 +347,8 @@ def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
     if not ids:
         return {}
     list(Job.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-    going = Run.objects.filter(job_id__in=ids, status=Run.Status.RUNNING).order_by("-pk").values_list("job_id", "pk")
-    # Newest first, so the oldest run of each job is the one named.
+    going = Run.objects.filter(job_id__in=ids, status=Run.Status.RUNNING).order_by("pk").values_list("job_id", "pk")
+    # Oldest first, so the newest run of each job is the one named.
     return {job_id: f"Concurrency policy 'forbid': run {pk} of this job was still running." for job_id, pk in going}
 
 

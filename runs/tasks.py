@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
@@ -30,7 +32,7 @@ def execute_job(
 def execute_fires(self, fires: list[list[str]]) -> None:  # noqa: ANN001 - Celery's bound task
     """Several HTTP fires sent together by beat: ``[[job_id, scheduled_for], ...]``."""
     services.run_execute_fires(
-        fires=[(job_id, parse_datetime(scheduled_for)) for job_id, scheduled_for in fires],
+        fires=[(job_id, _when(scheduled_for)) for job_id, scheduled_for in fires],
         worker=self.request.hostname or "",
         celery_task_id=self.request.id or "",
     )
@@ -39,3 +41,10 @@ def execute_fires(self, fires: list[list[str]]) -> None:  # noqa: ANN001 - Celer
 @shared_task(name="runs.tasks.reap_lost_runs", ignore_result=True)
 def reap_lost_runs() -> int:
     return services.reap_lost_runs()
+
+
+def _when(text: str) -> datetime:
+    when = parse_datetime(text)
+    if when is None:
+        raise ValueError(f"not a date and time: {text!r}")
+    return when

@@ -32,6 +32,9 @@ def test_bad_environment_values_stop_the_start(monkeypatch):
     monkeypatch.setenv("X_INT", "0")
     with pytest.raises(ImproperlyConfigured, match="at least 1"):
         envint("X_INT", 5, minimum=1)
+    monkeypatch.setenv("X_INT", "101")
+    with pytest.raises(ImproperlyConfigured, match="at most 100"):
+        envint("X_INT", 5, minimum=1, maximum=100)
     monkeypatch.setenv("X_BOOL", "True")
     assert envbool("X_BOOL", False) is True
 

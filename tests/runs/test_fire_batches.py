@@ -64,25 +64,32 @@ def test_a_fire_of_the_batch_claimed_already_does_not_stop_the_others(http_targe
 
 def test_each_fire_of_a_batch_keeps_its_jobs_policies(http_target):
     url = f"{http_target.url}/ok"
-    make_job("busy", url, concurrency_policy="forbid")
-    going = Run.objects.create(
-        job_id="busy", trigger="manual", status="running", started_at=timezone.now(), queued_at=timezone.now()
-    )
+    going = {}
+    for job_id in ("busy", "busy2"):
+        make_job(job_id, url, concurrency_policy="forbid")
+        going[job_id] = Run.objects.create(
+            job_id=job_id, trigger="manual", status="running", started_at=timezone.now(), queued_at=timezone.now()
+        )
+    make_job("free", url, concurrency_policy="forbid")
     make_job("paused", url)
     job_services.job_pause(job=Job.objects.get(pk="paused"))
     make_job("late", url, misfire_grace_seconds=5)
     make_job("fine", url)
-    deliver("busy", "paused", "late", "gone", "fine")
+    deliver("busy", "paused", "late", "gone", "busy2", "free", "fine")
 
     runs = {r.job_id: r for r in Run.objects.filter(scheduled_for=FIRE)}
-    assert sorted(runs) == ["busy", "fine", "late", "paused"]  # the deleted job's fire is dropped
-    assert runs["busy"].status == "skipped"
-    assert runs["busy"].error == f"Concurrency policy 'forbid': run {going.pk} of this job was still running."
+    assert sorted(runs) == ["busy", "busy2", "fine", "free", "late", "paused"]  # the deleted job's fire is dropped
+    for job_id in ("busy", "busy2"):
+        assert (runs[job_id].status, runs[job_id].error) == (
+            "skipped",
+            f"Concurrency policy 'forbid': run {going[job_id].pk} of this job was still running.",
+        )
+    assert runs["free"].status == "success"
     assert (runs["paused"].status, runs["paused"].error) == ("skipped", "The job was paused before this fire started.")
     assert runs["late"].status == "skipped"
     assert runs["late"].error.startswith("Misfire: started")
     assert runs["fine"].status == "success"
-    assert http_target.hits == {"/ok": 1}
+    assert http_target.hits == {"/ok": 2}
     assert Job.objects.get(pk="busy").run_count == 0  # a skipped fire is not counted as a run
 
 
@@ -125,3 +132,30 @@ def test_a_failed_call_in_a_batch_is_retried_like_any_other(
     ]
     assert Run.objects.get(job_id="bad", attempt=1).error == "HTTP 500 Internal Server Error"
     assert queued_tasks == [{"job_id": "bad", "run_id": Run.objects.get(job_id="bad", attempt=2).pk}]
+
+
+def test_an_outcome_that_cannot_be_stored_does_not_stop_the_rest_of_the_batch(http_target, settings, monkeypatch):
+    from runs import services as run_services
+
+    settings.CRONTASK_SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
+    make_job("a", f"{http_target.url}/a")
+    make_job("b", f"{http_target.url}/b")
+    job_services.job_create(
+        data={"id": "py", "interval_seconds": 60, "kind": "python", "handler": "scripts:async_value"}
+    )
+    finish = run_services._finish
+
+    def finish_but_not_a(run, outcome, **kwargs):
+        if run.job_id == "a":
+            raise RuntimeError("the database went away")
+        return finish(run, outcome, **kwargs)
+
+    monkeypatch.setattr(run_services, "_finish", finish_but_not_a)
+    with pytest.raises(RuntimeError, match="went away"):
+        deliver("a", "b", "py")  # the task fails, so the failure shows, but only after the others
+    assert sorted(Run.objects.values_list("job_id", "status")) == [
+        ("a", "running"),
+        ("b", "success"),
+        ("py", "success"),
+    ]
+    assert http_target.hits == {"/a": 1, "/b": 1}
