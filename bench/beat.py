@@ -23,6 +23,7 @@ import random
 import sys
 import tempfile
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -87,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=8, help="worker processes for the lateness run")
     parser.add_argument("--second-level-jobs", type=int, default=1000, help="jobs for the two runs above")
     parser.add_argument("--same-second", action="store_true", help="all second-level jobs on one second")
+    parser.add_argument(
+        "--fire-batch-sizes",
+        default="20,1",
+        help="CRONTASK_FIRE_BATCH_SIZE for each lateness run: the default, then 1 (each fire on its own, the baseline)",
+    )
     return parser
 
 
@@ -162,17 +168,22 @@ def _publish(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _lateness(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """One run per batch size, each on a fresh database; keyed by the batch size."""
     from bench.lateness import run_lateness
 
-    dbs.recreate(EMPTY)
-    print(f"{args.second_level_jobs:,} second-level jobs with workers for {args.lateness_minutes} min …", flush=True)
-    return run_lateness(
-        ctx,
-        minutes=args.lateness_minutes,
-        concurrency=args.concurrency,
-        same_second=args.same_second,
-        jobs=args.second_level_jobs,
-    )
+    out = {}
+    for size in [int(s) for s in args.fire_batch_sizes.split(",") if s.strip()]:
+        dbs.recreate(EMPTY)
+        print(f"{args.second_level_jobs:,} second-level jobs with workers for {args.lateness_minutes} min, "
+              f"fire batches of {size} …", flush=True)  # fmt: skip
+        out[str(size)] = run_lateness(
+            replace(ctx, env={**ctx.env, "CRONTASK_FIRE_BATCH_SIZE": str(size)}),
+            minutes=args.lateness_minutes,
+            concurrency=args.concurrency,
+            same_second=args.same_second,
+            jobs=args.second_level_jobs,
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def print_report(results: dict[str, Any], *, sizes_only: bool = False) -> None:
     if not sizes_only and results.get("publish"):
         _print_publish(results["publish"])
     if not sizes_only and results.get("lateness"):
-        _print_lateness(results["lateness"])
+        _print_lateness_runs(results["lateness"])
 
 
 def _print_publish(pub: dict[str, Any]) -> None:
@@ -92,10 +92,33 @@ def _print_publish(pub: dict[str, Any]) -> None:
     print(f"  lateness (scheduled_for → on the queue): {_percentiles(pct)}")
 
 
-def _print_lateness(lat: dict[str, Any]) -> None:
+def _print_lateness_runs(by_size: dict[str, dict[str, Any]]) -> None:
+    """Each run, then the ratios of the first (the default batch size) to the last (the baseline)."""
+    for size, lat in by_size.items():
+        _print_lateness(lat, size)
+    if len(by_size) < 2:
+        return
+    (first, ours), (last, base) = next(iter(by_size.items())), list(by_size.items())[-1]
+    rows = [
+        ("lateness p50", ours["lateness_ms"].get("p50"), base["lateness_ms"].get("p50")),
+        ("lateness p99", ours["lateness_ms"].get("p99"), base["lateness_ms"].get("p99")),
+        ("call reached the target p50", _safe(lambda r: r["arrival_lateness_ms"]["p50"], ours),
+         _safe(lambda r: r["arrival_lateness_ms"]["p50"], base)),
+        ("call reached the target p99", _safe(lambda r: r["arrival_lateness_ms"]["p99"], ours),
+         _safe(lambda r: r["arrival_lateness_ms"]["p99"], base)),
+        ("machine CPU per run", _safe(lambda r: r["cpu"]["ms_per_run"]["machine"], ours),
+         _safe(lambda r: r["cpu"]["ms_per_run"]["machine"], base)),
+    ]  # fmt: skip
+    print(f"\n  batches of {first} against batches of {last} (the baseline), lower is better:")
+    for label, a, b in rows:
+        print(f"  {label:30} {_fmt(a, 'ms'):>9} {_fmt(b, 'ms'):>9} {_ratio(a, b, False):>9}")
+
+
+def _print_lateness(lat: dict[str, Any], size: str = "") -> None:
     pct = lat.get("lateness_ms") or {}
+    batches = f", fire batches of {size}" if size else ""
     print(f"\n{lat['jobs']:,} second-level jobs with {lat.get('concurrency', '?')} worker processes, "
-          f"{lat['seconds'] / 60:.1f} min (crontask)")  # fmt: skip
+          f"{lat['seconds'] / 60:.1f} min (crontask{batches})")  # fmt: skip
     print(f"  fires asked {lat['asked']:,}, runs {lat['runs']:,}, missed {lat['missed']}, doubled runs "
           f"{lat['doubled_runs']}, duplicate deliveries dropped {lat['duplicate_deliveries']}")  # fmt: skip
     print(f"  lateness (scheduled_for → started_at): {_percentiles(pct)} (targets: p50 < 50 ms, p99 < 250 ms)")
