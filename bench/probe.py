@@ -163,6 +163,7 @@ class QueueWatch:
         self.queue = queue
         self.poll = poll
         self._raw: list[tuple[float, bytes]] = []
+        self._lock = threading.Lock()  # the watching thread appends while the caller reads
         self._stop = threading.Event()
         self.redis.delete(queue)
         self._thread = threading.Thread(target=self._run, daemon=True)
