@@ -83,13 +83,13 @@ class FirePublisher:
             calls = []
         for fire in fires:
             if not calls or fire.kind != Job.Kind.HTTP:
-                yield EXECUTE_TASK, {"job_id": fire.job_id, "scheduled_for": fire.scheduled_for.isoformat()}
+                yield EXECUTE_TASK, _alone(fire)
         # Spread evenly: 11 calls go as 6 + 5, not 10 + 1.
         count = math.ceil(len(calls) / self.batch_size)
         for i in range(count):
             batch = calls[i::count]
             if len(batch) == 1:
-                yield EXECUTE_TASK, {"job_id": batch[0].job_id, "scheduled_for": batch[0].scheduled_for.isoformat()}
+                yield EXECUTE_TASK, _alone(batch[0])
             else:
                 yield EXECUTE_FIRES_TASK, {"fires": [[f.job_id, f.scheduled_for.isoformat()] for f in batch]}
 
@@ -107,6 +107,11 @@ class FirePublisher:
             **message.properties,
         )
         logger.debug("published %s %s", task, kwargs)
+
+
+def _alone(fire: Fire) -> dict[str, Any]:
+    """The kwargs of ``execute_job`` for one fire."""
+    return {"job_id": fire.job_id, "scheduled_for": fire.scheduled_for.isoformat()}
 
 
 class CrontaskScheduler(DatabaseScheduler):
