@@ -6,6 +6,9 @@
     bench/run --sizes 1000 --publish-minutes 2 --lateness-minutes 2
     bench/run --sizes '' --publish-minutes 0 --second-level-jobs 100
                                      only the second-level jobs with workers, 100 of them
+    bench/run --sizes '' --publish-minutes 0 --fire-settings 20:250,20:0,1:0
+                                     with workers, fires sent 250 ms ahead in batches of 20 (the
+                                     defaults), then at their time, then each alone at its time
 
 For each N it builds two data sets (see bench.dataset), freezes each as a template database, and
 runs a real ``celery beat`` process on it once with each scheduler class, against PostgreSQL and
@@ -89,9 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--second-level-jobs", type=int, default=1000, help="jobs for the two runs above")
     parser.add_argument("--same-second", action="store_true", help="all second-level jobs on one second")
     parser.add_argument(
-        "--fire-batch-sizes",
-        default="20,1",
-        help="CRONTASK_FIRE_BATCH_SIZE for each lateness run: the default, then 1 (each fire on its own, the baseline)",
+        "--fire-settings",
+        default="20:250,20:0",
+        help="one lateness run per BATCH:LEAD_MS (CRONTASK_FIRE_BATCH_SIZE and CRONTASK_FIRE_LEAD_MS): "
+        "the defaults, then the last one is the baseline (20:0, fires sent at their time; 1:0, each alone too)",
     )
     return parser
 
@@ -110,6 +114,9 @@ def _configure(server: str, broker: str, logs: Path, args: argparse.Namespace) -
         "CRONTASK_VAR_DIR": str(logs / "var"),
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        # The beat-at-N stages measure ours like the stock scheduler: each fire sent at its time.
+        # The second-level stages set the lead they measure (--fire-settings).
+        "CRONTASK_FIRE_LEAD_MS": "0",
     }
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL", "CRONTASK_QUEUE", "CRONTASK_VAR_DIR")})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crontask.settings")
@@ -161,29 +168,46 @@ def _publish(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
     from bench.lateness import run_publish_lateness
 
     dbs.recreate(EMPTY)
-    print(f"{args.second_level_jobs:,} second-level jobs, beat alone, for {args.publish_minutes} min …", flush=True)
-    return run_publish_lateness(
-        ctx, minutes=args.publish_minutes, same_second=args.same_second, jobs=args.second_level_jobs
+    size, lead = _fire_settings(args)[0]
+    print(f"{args.second_level_jobs:,} second-level jobs, beat alone, for {args.publish_minutes} min, "
+          f"lead {lead} ms …", flush=True)  # fmt: skip
+    result = run_publish_lateness(
+        _with_fire_settings(ctx, size, lead),
+        minutes=args.publish_minutes,
+        same_second=args.same_second,
+        jobs=args.second_level_jobs,
     )
+    return {**result, "lead_ms": lead}
 
 
 def _lateness(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """One run per batch size, each on a fresh database; keyed by the batch size."""
+    """One run per fire setting, each on a fresh database; keyed by "batches of B, lead L ms"."""
     from bench.lateness import run_lateness
 
     out = {}
-    for size in [int(s) for s in args.fire_batch_sizes.split(",") if s.strip()]:
+    for size, lead in _fire_settings(args):
         dbs.recreate(EMPTY)
+        label = f"batches of {size}, lead {lead} ms"
         print(f"{args.second_level_jobs:,} second-level jobs with workers for {args.lateness_minutes} min, "
-              f"fire batches of {size} …", flush=True)  # fmt: skip
-        out[str(size)] = run_lateness(
-            replace(ctx, env={**ctx.env, "CRONTASK_FIRE_BATCH_SIZE": str(size)}),
+              f"{label} …", flush=True)  # fmt: skip
+        out[label] = run_lateness(
+            _with_fire_settings(ctx, size, lead),
             minutes=args.lateness_minutes,
             concurrency=args.concurrency,
             same_second=args.same_second,
             jobs=args.second_level_jobs,
         )
     return out
+
+
+def _fire_settings(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """(batch size, lead in ms) of each lateness run, from ``--fire-settings``."""
+    pairs = [item.split(":") for item in args.fire_settings.split(",") if item.strip()]
+    return [(int(size), int(lead)) for size, lead in pairs]
+
+
+def _with_fire_settings(ctx: Any, size: int, lead: int) -> Any:
+    return replace(ctx, env={**ctx.env, "CRONTASK_FIRE_BATCH_SIZE": str(size), "CRONTASK_FIRE_LEAD_MS": str(lead)})
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ are fired from ``Job.next_run_at`` instead: each tick asks the database for the 
 ``execute_job(job_id, scheduled_for)`` in the same transaction. So beat holds no job in memory,
 a change to a job is seen at the next tick at no cost proportional to the number of jobs, fires
 are exact to the second, and two beats never claim the same fire.
+
+"Due now" reaches CRONTASK_FIRE_LEAD_MS ahead: a fire is published that much before its time,
+and the worker that takes it holds it until then (``runs.services``), so the message's trip and
+the run's claim are paid before the fire is due rather than after.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import math
 import os
 import socket
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -77,21 +83,23 @@ class FirePublisher:
         )  # fmt: skip
 
     def messages(self, fires: Sequence[Fire]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(task, kwargs) of each message for ``fires``: HTTP fires in batches, the others alone."""
-        calls = [fire for fire in fires if fire.kind == Job.Kind.HTTP]
-        if self.batch_size == 1 or len(calls) < 2:
-            calls = []
+        """(task, kwargs) of each message for ``fires``: the HTTP fires due at the same time in
+        batches (a worker starts a batch's calls together, at their time), the others alone."""
+        due_together: dict[datetime, list[Fire]] = defaultdict(list)
         for fire in fires:
-            if not calls or fire.kind != Job.Kind.HTTP:
-                yield EXECUTE_TASK, _alone(fire)
-        # Spread evenly: 11 calls go as 6 + 5, not 10 + 1.
-        count = math.ceil(len(calls) / self.batch_size)
-        for i in range(count):
-            batch = calls[i::count]
-            if len(batch) == 1:
-                yield EXECUTE_TASK, _alone(batch[0])
+            if fire.kind == Job.Kind.HTTP and self.batch_size > 1:
+                due_together[fire.scheduled_for].append(fire)
             else:
-                yield EXECUTE_FIRES_TASK, {"fires": [[f.job_id, f.scheduled_for.isoformat()] for f in batch]}
+                yield EXECUTE_TASK, _alone(fire)
+        for calls in due_together.values():
+            # Spread evenly: 11 calls go as 6 + 5, not 10 + 1.
+            count = math.ceil(len(calls) / self.batch_size)
+            for i in range(count):
+                batch = calls[i::count]
+                if len(batch) == 1:
+                    yield EXECUTE_TASK, _alone(batch[0])
+                else:
+                    yield EXECUTE_FIRES_TASK, {"fires": [[f.job_id, f.scheduled_for.isoformat()] for f in batch]}
 
     def send(self, task: str, kwargs: dict[str, Any]) -> None:
         task_id = uuid()
@@ -173,14 +181,17 @@ class CrontaskScheduler(DatabaseScheduler):
         super().close()
 
     def fire_due_jobs(self) -> float:
-        """Publish every job fire due now; return how long beat may sleep before the next one."""
+        """Publish every job fire due now or within CRONTASK_FIRE_LEAD_MS (the worker holds such a
+        fire until its time); return how long beat may sleep before the next one."""
         max_sleep = settings.CRONTASK_SCHEDULER_MAX_SLEEP
+        lead = timedelta(milliseconds=settings.CRONTASK_FIRE_LEAD_MS)
         if not self.leader.hold():
             return max_sleep  # another beat fires the jobs; look again at the next tick
         try:
             while True:
                 with transaction.atomic():
-                    fires = job_services.claim_due_fires(now=timezone.now(), limit=self.batch_size)
+                    now = timezone.now()
+                    fires = job_services.claim_due_fires(now=now, until=now + lead, limit=self.batch_size)
                     self.publish(fires)
                 if len(fires) < self.batch_size:
                     break
@@ -192,7 +203,7 @@ class CrontaskScheduler(DatabaseScheduler):
             return max_sleep
         if upcoming is None:
             return max_sleep
-        return min(max_sleep, max(0.0, (upcoming - timezone.now()).total_seconds()))
+        return min(max_sleep, max(0.0, (upcoming - lead - timezone.now()).total_seconds()))
 
     def publish(self, fires: Sequence[Fire]) -> None:
         if self._publisher is None or self._publisher.producer is not self.producer:

@@ -163,6 +163,10 @@ CRONTASK_RECONCILE_SECONDS = envint("CRONTASK_RECONCILE_SECONDS", 300, minimum=1
 # HTTP jobs due at the same time go to the workers this many to a message, and a worker makes
 # their calls at once, a thread each; 1 sends each fire on its own.
 CRONTASK_FIRE_BATCH_SIZE = envint("CRONTASK_FIRE_BATCH_SIZE", 20, minimum=1, maximum=100)
+# Beat sends a fire this many milliseconds before its time, and the worker that takes it claims
+# the run at once and makes the call (or runs the job) at the fire's time: the message's trip and
+# the claim are paid before the fire is due, not after. 0 sends each fire when it is due.
+CRONTASK_FIRE_LEAD_MS = envint("CRONTASK_FIRE_LEAD_MS", 250, minimum=0, maximum=1000)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")

@@ -220,8 +220,10 @@ def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None) -> Any:
     return run_enqueue_manual(job=job, overrides=dict(overrides or {}))
 
 
-def claim_due_fires(*, now: datetime, limit: int) -> list[Fire]:
-    """Claim up to ``limit`` fires due at ``now`` by moving each job's ``next_run_at`` on.
+def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None) -> list[Fire]:
+    """Claim up to ``limit`` fires due by ``until`` (default: ``now``, the current time) by moving
+    each job's ``next_run_at`` on. Beat claims a little ahead (CRONTASK_FIRE_LEAD_MS); each
+    job's following fire is still the first after ``now``, so no fire in the lead is skipped.
 
     The due rows are locked while they are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
     SQLite's IMMEDIATE transactions let one writer in at a time), so two schedulers never claim
@@ -232,7 +234,7 @@ def claim_due_fires(*, now: datetime, limit: int) -> list[Fire]:
     """
     due = (
         Job.objects.select_for_update(skip_locked=True)
-        .filter(status=Job.Status.ACTIVE, next_run_at__lte=now)
+        .filter(status=Job.Status.ACTIVE, next_run_at__lte=until or now)
         .order_by("next_run_at")
         .values_list("id", "kind", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
     )

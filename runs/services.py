@@ -6,6 +6,10 @@ Manual runs and retries are created ``queued`` and claimed by a conditional upda
 redelivered message finds nothing left to claim. A run is finished by a conditional update
 too: only a run still ``running`` takes its outcome, so a run the reaper marked ``lost``
 stays lost and is counted once.
+
+Beat sends a fire a little before its time (CRONTASK_FIRE_LEAD_MS). A worker holds a lone fire
+until its time and then claims it; it claims a batch's fires at once, as ``queued`` runs, and
+each turns ``running`` when its call begins, at the fire's time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import os
 import time
 import traceback
+from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
@@ -21,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, TextField, Value
+from django.db.models import F, Q, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -71,6 +76,8 @@ def run_execute(
     celery_task_id: str = "",
 ) -> Run | None:
     """Execute one delivery of a fire, or of a queued run. None if there was nothing ours to run."""
+    if run_id is None:
+        _hold_until(scheduled_for)  # sent ahead of its time: the job is read and claimed at it
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         logger.warning("job %s no longer exists; message dropped", job_id)
@@ -97,7 +104,9 @@ def run_execute_fires(
     """Execute the fires of HTTP jobs that beat sent together: one claim for all of them, their
     calls made at once (a thread each), each outcome stored as soon as its call ends.
 
-    Claims, policies and outcomes are those of ``run_execute``; only the cost is shared. A fire
+    Claims, policies and outcomes are those of ``run_execute``; only the cost is shared. Fires
+    that arrive before their time are claimed at once as ``queued`` runs, and their threads are
+    started and waiting, so at the fire's time nothing is left to do but the calls. A fire
     whose job is gone is dropped; one whose job is no longer an HTTP job runs on its own after
     the calls. Returns the runs this delivery claimed (running or skipped, then finished).
     """
@@ -108,12 +117,13 @@ def run_execute_fires(
     others = [(job_id, at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind != Job.Kind.HTTP]
     claim = {"now": timezone.now(), "worker": f"{worker} pid={os.getpid()}", "celery_task_id": celery_task_id}
     runs = _claim_fires(calls, **claim)
-    running = [run for run in runs if run.status == Run.Status.RUNNING]
+    to_run = [run for run in runs if run.status in (Run.Status.RUNNING, Run.Status.QUEUED)]
     failure: Exception | None = None
-    if running:
-        with ThreadPoolExecutor(max_workers=len(running), thread_name_prefix="crontask-call") as pool:
+    if to_run:
+        with ThreadPoolExecutor(max_workers=len(to_run), thread_name_prefix="crontask-call") as pool:
             # The calls touch no database; the outcomes are stored here, on this thread's connection.
-            ended = {pool.submit(_call_and_time, jobs[run.job_id], run): run for run in running}
+            ended = {pool.submit(_call_and_time, jobs[run.job_id], run): run for run in to_run}
+            _start_queued(to_run)
             for future in as_completed(ended):
                 run = ended[future]
                 try:
@@ -152,10 +162,41 @@ def _call(job: Job, run: Run, progress: Progress) -> Outcome:
 
 
 def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
-    """When the call began, its outcome, when it ended."""
+    """At the fire's time: when the call began, its outcome, when it ended."""
+    _hold_until(run.scheduled_for)
     began = timezone.now()
     outcome = _call(job, run, Progress())  # an HTTP call logs no lines
     return began, outcome, timezone.now()
+
+
+def _start_queued(runs: Sequence[Run]) -> None:
+    """Mark ``running`` the runs claimed ahead of their fire, each group at its fire's time
+    (when their calls begin, in their own threads). The time stored is corrected to when each
+    call began once its outcome is stored."""
+    waiting: dict[datetime, list[Run]] = defaultdict(list)
+    for run in runs:
+        if run.status == Run.Status.QUEUED:
+            waiting[run.scheduled_for].append(run)
+    for at in sorted(waiting):
+        _hold_until(at)
+        now = timezone.now()
+        Run.objects.filter(pk__in=[run.pk for run in waiting[at]], status=Run.Status.QUEUED).update(
+            status=Run.Status.RUNNING, started_at=now
+        )
+        for run in waiting[at]:
+            run.status, run.started_at = Run.Status.RUNNING, now
+
+
+def _hold_until(when: datetime | None) -> None:
+    """Wait for the time of a fire that beat sent ahead (CRONTASK_FIRE_LEAD_MS).
+
+    One sleep, at most the lead and a second: a clock behind beat's cannot hold a worker long.
+    """
+    if when is None:
+        return
+    ahead = (when - timezone.now()).total_seconds()
+    if ahead > 0:
+        time.sleep(min(ahead, settings.CRONTASK_FIRE_LEAD_MS / 1000 + 1.0))
 
 
 def reap_lost_runs(*, now: datetime | None = None) -> int:
@@ -163,18 +204,24 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
 
     Every executor ends its run by the job's timeout, so a run still ``running`` well after it
     was started by a worker that is gone. Runs queued for longer than
-    CRONTASK_QUEUED_EXPIRY_SECONDS never reached a worker and are marked lost too.
+    CRONTASK_QUEUED_EXPIRY_SECONDS never reached a worker and are marked lost too, and so is a
+    fire claimed ahead of its time still ``queued`` a grace after that time: its worker died
+    before the time came (a redelivery of the message finds the fire claimed).
     """
     now = now or timezone.now()
     grace = timedelta(seconds=settings.CRONTASK_LOST_GRACE_SECONDS)
     running = Run.objects.filter(status=Run.Status.RUNNING).values_list("pk", "started_at", "job__timeout_seconds")
     overdue = [pk for pk, started, limit in running if started + timedelta(seconds=limit) + grace < now]
+    queued = Run.objects.filter(status=Run.Status.QUEUED)
     stale_before = now - timedelta(seconds=settings.CRONTASK_QUEUED_EXPIRY_SECONDS)
-    stale = list(Run.objects.filter(status=Run.Status.QUEUED, queued_at__lt=stale_before).values_list("pk", flat=True))
+    stale = list(queued.filter(queued_at__lt=stale_before).values_list("pk", flat=True))
+    held = queued.filter(trigger=Run.Trigger.SCHEDULED, scheduled_for__lt=now - grace).exclude(pk__in=stale)
     reaped = 0
-    for pk, was, reason in [(pk, Run.Status.RUNNING, _LOST_RUNNING) for pk in overdue] + [
-        (pk, Run.Status.QUEUED, _LOST_QUEUED) for pk in stale
-    ]:
+    for pk, was, reason in (
+        [(pk, Run.Status.RUNNING, _LOST_RUNNING) for pk in overdue]
+        + [(pk, Run.Status.QUEUED, _LOST_QUEUED) for pk in stale]
+        + [(pk, Run.Status.QUEUED, _LOST_HELD) for pk in held.values_list("pk", flat=True)]
+    ):
         with transaction.atomic():
             if not Run.objects.filter(pk=pk, status=was).update(status=Run.Status.LOST, finished_at=now, error=reason):
                 continue  # it finished meanwhile
@@ -193,6 +240,7 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
 
 _LOST_RUNNING = "The worker running it stopped (killed or crashed) before it finished."
 _LOST_QUEUED = "No worker picked it up in time."
+_LOST_HELD = "The worker that took it ahead of its time stopped (killed or crashed) before that time came."
 
 
 class RunProgress(Progress):
@@ -240,13 +288,21 @@ class RunProgress(Progress):
 
 
 def _claim_fire(
-    *, job: Job, scheduled_for: datetime, attempt: int, now: datetime, worker: str, celery_task_id: str
+    *,
+    job: Job,
+    scheduled_for: datetime,
+    attempt: int,
+    now: datetime,
+    worker: str,
+    celery_task_id: str,
+    ahead: bool = False,
 ) -> Run | None:
+    """Claim one fire; with ``ahead``, a fire not yet due is claimed ``queued`` (see ``_start_queued``)."""
     fields = _fire_fields(job, scheduled_for, attempt, worker=worker, celery_task_id=celery_task_id)
     try:
         with transaction.atomic():
             reason = _misfire(job, scheduled_for, now) or _paused(job) or _overlap(job)
-            run = Run.objects.create(**fields, **_start_or_skip(reason, now))
+            run = Run.objects.create(**fields, **_start_or_skip(reason, now, scheduled_for if ahead else None))
     except IntegrityError:
         logger.info("duplicate delivery of job %s fire %s attempt %s ignored", job.pk, scheduled_for, attempt)
         return None
@@ -268,7 +324,7 @@ def _claim_fires(calls: list[tuple[Job, datetime]], *, now: datetime, worker: st
                 runs = Run.objects.bulk_create([
                     Run(
                         **_fire_fields(job, at, 1, worker=worker, celery_task_id=celery_task_id),
-                        **_start_or_skip(_misfire(job, at, now) or _paused(job) or busy.get(job.pk, ""), now),
+                        **_start_or_skip(_misfire(job, at, now) or _paused(job) or busy.get(job.pk, ""), now, at),
                     )
                     for job, at in calls
                 ])  # fmt: skip
@@ -279,7 +335,7 @@ def _claim_fires(calls: list[tuple[Job, datetime]], *, now: datetime, worker: st
                 if run.status == Run.Status.SKIPPED:
                     _skipped(run, run.job)
             return runs
-    claim = {"attempt": 1, "now": now, "worker": worker, "celery_task_id": celery_task_id}
+    claim = {"attempt": 1, "now": now, "worker": worker, "celery_task_id": celery_task_id, "ahead": True}
     return [run for job, at in calls if (run := _claim_fire(job=job, scheduled_for=at, **claim)) is not None]
 
 
@@ -313,9 +369,13 @@ def _claim_queued(*, job: Job, run_id: int, now: datetime, worker: str, celery_t
     return run
 
 
-def _start_or_skip(reason: str, now: datetime) -> dict[str, Any]:
+def _start_or_skip(reason: str, now: datetime, ahead_of: datetime | None = None) -> dict[str, Any]:
+    """The claimed run's fields: skipped for ``reason``, else running, or still ``queued`` when
+    claimed before its fire's time ``ahead_of`` (``_start_queued`` starts it then)."""
     if reason:
         return {"status": Run.Status.SKIPPED, "started_at": now, "finished_at": now, "duration_ms": 0, "error": reason}
+    if ahead_of is not None and ahead_of > now:
+        return {"status": Run.Status.QUEUED}
     return {"status": Run.Status.RUNNING, "started_at": now}
 
 
@@ -338,7 +398,8 @@ def _overlap(job: Job) -> str:
 
 
 def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
-    """The reason to skip of each ``forbid`` job that has a run going. Call in a transaction.
+    """The reason to skip of each ``forbid`` job that has a run going, or claimed ahead of its
+    fire and about to. Call in a transaction.
 
     The job rows are locked first (in id order, so two claims cannot deadlock), so two fires
     starting at once see each other's claim.
@@ -347,7 +408,12 @@ def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
     if not ids:
         return {}
     list(Job.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-    going = Run.objects.filter(job_id__in=ids, status=Run.Status.RUNNING).order_by("pk").values_list("job_id", "pk")
+    going = (
+        Run.objects.filter(job_id__in=ids)
+        .filter(Q(status=Run.Status.RUNNING) | Q(status=Run.Status.QUEUED, trigger=Run.Trigger.SCHEDULED))
+        .order_by("pk")
+        .values_list("job_id", "pk")
+    )
     # Oldest first, so the newest run of each job is the one named.
     return {job_id: f"Concurrency policy 'forbid': run {pk} of this job was still running." for job_id, pk in going}
 

@@ -135,6 +135,11 @@ def test_http_jobs_due_together_go_to_a_worker_in_one_message_and_each_fire_runs
     assert all(r["status"] == "success" and r["status_code"] == 200 for r in runs)
     for fire in fires:  # one message (one Celery task) carried every call of a fire
         assert len({r["celery_task_id"] for r in runs if datetime.fromisoformat(r["scheduled_for"]) == fire}) == 1
+    # Beat sends the fires ahead of their time (CRONTASK_FIRE_LEAD_MS); no call went out before it.
+    calls = [at for at, path in target.arrivals if path.lstrip("/") in ids]
+    assert len(calls) >= len(runs)
+    assert all((at - first.timestamp()) % 5 < 1 for at in calls), calls
+    assert all(datetime.fromisoformat(r["started_at"]) >= datetime.fromisoformat(r["scheduled_for"]) for r in runs)
 
 
 def test_health_reports_every_part_up(system: System):

@@ -240,3 +240,47 @@ def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace
     assert Run.objects.get(job_id="strict").status == "skipped"  # 7 s late, grace 3 s
     assert Run.objects.get(job_id="lenient").status == "success"
     assert Job.objects.get(pk="strict").next_run_at == T0.replace(microsecond=0) + timedelta(seconds=10)
+
+
+def test_beat_sends_a_fire_its_lead_ahead_and_wakes_a_lead_before_the_next(make_beat, settings):
+    settings.CRONTASK_FIRE_LEAD_MS = 250
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "sec", "cron": "* * * * * *", **HTTP})
+    published = []
+    beat = make_beat()
+    beat.publish = published.extend
+    with time_machine.travel(T0 + timedelta(milliseconds=700), tick=False):
+        assert beat.fire_due_jobs() == pytest.approx(0.05)  # wakes 0.25 s before 10:00:31
+    assert published == []
+    with time_machine.travel(T0 + timedelta(milliseconds=800), tick=False):
+        beat.fire_due_jobs()
+    assert [(f.job_id, f.scheduled_for) for f in published] == [("sec", T0 + timedelta(seconds=1))]
+    assert Job.objects.get(pk="sec").next_run_at == T0 + timedelta(seconds=2)
+
+
+def test_a_late_beat_claiming_with_a_lead_skips_no_fire_still_to_come(make_beat, settings):
+    """At 10:00:31.9 with a lead of 0.25 s, the 10:00:31 fire is due and 10:00:32 is in the lead:
+    both go out, one after the other; 10:00:32 is not taken as missed."""
+    settings.CRONTASK_FIRE_LEAD_MS = 250
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "sec", "cron": "* * * * * *", **HTTP})
+    published = []
+    beat = make_beat()
+    beat.publish = published.extend
+    with time_machine.travel(T0 + timedelta(milliseconds=1900), tick=False):
+        assert beat.fire_due_jobs() == 0.0
+        beat.fire_due_jobs()
+    assert [f.scheduled_for for f in published] == [T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)]
+    assert Job.objects.get(pk="sec").next_run_at == T0 + timedelta(seconds=3)
+
+
+def test_http_fires_due_at_different_times_go_in_different_batches(settings):
+    from jobs.services import Fire
+
+    at = T0.replace(microsecond=0)
+    fires = [Fire(job_id=f"h{i:02d}", scheduled_for=at + timedelta(seconds=i % 2), kind="http") for i in range(8)]
+    messages = published(fires, 20, settings)
+    assert [task for task, _ in messages] == ["runs.tasks.execute_fires"] * 2
+    for _, kwargs in messages:
+        assert len(kwargs["fires"]) == 4
+        assert len({when for _, when in kwargs["fires"]}) == 1
