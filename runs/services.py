@@ -19,10 +19,11 @@ import os
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -38,6 +39,7 @@ from jobs.secrets import MASK, is_sensitive, mask_text
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:
@@ -93,7 +95,7 @@ def run_execute(
     if run is None or run.status != Run.Status.RUNNING:
         return run
     progress = RunProgress(run.pk)
-    outcome = _call(job, run, progress)
+    outcome = _guarded(job, run, partial(executors.execute, job, overrides=run.overrides, progress=progress))
     run.log_output = progress.text()
     return _finish(run, outcome, job=job)
 
@@ -147,10 +149,11 @@ def run_execute_fires(
     return runs
 
 
-def _call(job: Job, run: Run, progress: Progress) -> Outcome:
-    """The executor's outcome for the run, or a ``failed`` one saying how the executor crashed."""
+def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
+    """``step``'s result (the executor's outcome, or a call made ready), or a ``failed`` outcome
+    saying how the executor crashed."""
     try:
-        return executors.execute(job, overrides=run.overrides, progress=progress)
+        return step()
     except Exception as exc:  # noqa: BLE001 - an executor bug must not leave the run "running"
         # Masked before it is logged: an exception's message may quote a header's value.
         secrets = _secret_values(job, run.overrides)
@@ -162,10 +165,11 @@ def _call(job: Job, run: Run, progress: Progress) -> Outcome:
 
 
 def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
-    """At the fire's time: when the call began, its outcome, when it ended."""
+    """The call made ready, then, at the fire's time, made: when it began, its outcome, when it ended."""
+    call = _guarded(job, run, partial(executors.prepare, job, overrides=run.overrides, progress=Progress()))
     _hold_until(run.scheduled_for)
     began = timezone.now()
-    outcome = _call(job, run, Progress())  # an HTTP call logs no lines
+    outcome = call if isinstance(call, Outcome) else _guarded(job, run, call)
     return began, outcome, timezone.now()
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from jobs.executors.base import Outcome, Progress
-from jobs.executors.http import execute_http
+from jobs.executors.http import HttpCall
 from jobs.executors.python import execute_python
 from jobs.executors.shell import execute_shell
 
@@ -15,18 +17,28 @@ if TYPE_CHECKING:
     from jobs.models import Job
 
 
-def execute(job: Job, *, overrides: dict[str, Any], progress: Progress | None = None) -> Outcome:
-    """Run ``job`` once, with the one-off ``overrides`` of a manual run applied."""
-    limit = settings.CRONTASK_MAX_OUTPUT_BYTES
+def prepare(job: Job, *, overrides: dict[str, Any], progress: Progress | None = None) -> Callable[[], Outcome]:
+    """``job``'s run made ready ahead of its time; calling the result runs it, as ``execute``.
+
+    An HTTP call is built beforehand (see ``HttpCall``); the other kinds do everything when called.
+    """
     if job.kind == job.Kind.HTTP:
-        return execute_http(
+        return HttpCall(
             method=job.method,
             url=job.url,
             headers={**job.headers, **overrides.get("headers", {})},
             body=overrides.get("body", job.body),
             timeout=job.timeout_seconds,
-            max_bytes=limit,
-        )
+            max_bytes=settings.CRONTASK_MAX_OUTPUT_BYTES,
+        ).send
+    return partial(execute, job, overrides=overrides, progress=progress)
+
+
+def execute(job: Job, *, overrides: dict[str, Any], progress: Progress | None = None) -> Outcome:
+    """Run ``job`` once, with the one-off ``overrides`` of a manual run applied."""
+    limit = settings.CRONTASK_MAX_OUTPUT_BYTES
+    if job.kind == job.Kind.HTTP:
+        return prepare(job, overrides=overrides)()
     if job.kind == job.Kind.PYTHON:
         return execute_python(
             handler=job.handler,
