@@ -229,8 +229,11 @@ class CrontaskScheduler(DatabaseScheduler):
             self._reconcile_pass_at = clock
             steps = max(1.0, 0.8 * period / self.reconcile_step)
             self._reconcile_limit = max(200, math.ceil(Job.objects.count() / steps))
+        # Read at beat's horizon: a fire claimed ahead (within the lead) already has its following
+        # fire as next_run_at, which the current time alone would take for a fire skipped.
+        horizon = timezone.now() + timedelta(milliseconds=settings.CRONTASK_FIRE_LEAD_MS)
         self._reconcile_after, repaired = job_services.reconcile_next_runs(
-            now=timezone.now(), after=self._reconcile_after, limit=self._reconcile_limit, memo=self._reconcile_memo
+            now=horizon, after=self._reconcile_after, limit=self._reconcile_limit, memo=self._reconcile_memo
         )
         self._reconcile_next = clock + self.reconcile_step
         if repaired:

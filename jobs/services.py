@@ -270,6 +270,8 @@ def reconcile_next_runs(
     queryset ``update()``, raw SQL) can leave it wrong: a job set active with no next fire, a cron
     edited without moving its next fire. Beat walks the whole table with this in small steps, so
     such a change is picked up within one pass. ``memo`` keeps each cron's next fire between calls.
+    ``now`` is beat's horizon: the fires due by then are claimed or being claimed (see
+    ``claim_due_fires``' ``until``).
     """
     rows = list(
         Job.objects.filter(pk__gt=after)

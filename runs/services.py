@@ -166,7 +166,10 @@ def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
 
 def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
     """The call made ready, then, at the fire's time, made: when it began, its outcome, when it ended."""
-    call = _guarded(job, run, partial(executors.prepare, job, overrides=run.overrides, progress=Progress()))
+    ahead = _time_until(run.scheduled_for)
+    call = _guarded(
+        job, run, partial(executors.prepare, job, overrides=run.overrides, progress=Progress(), ahead=ahead)
+    )
     _hold_until(run.scheduled_for)
     began = timezone.now()
     outcome = call if isinstance(call, Outcome) else _guarded(job, run, call)
@@ -196,11 +199,16 @@ def _hold_until(when: datetime | None) -> None:
 
     One sleep, at most the lead and a second: a clock behind beat's cannot hold a worker long.
     """
-    if when is None:
-        return
-    ahead = (when - timezone.now()).total_seconds()
+    ahead = _time_until(when)
     if ahead > 0:
-        time.sleep(min(ahead, settings.CRONTASK_FIRE_LEAD_MS / 1000 + 1.0))
+        time.sleep(ahead)
+
+
+def _time_until(when: datetime | None) -> float:
+    """Seconds a fire sent ahead is held: until ``when``, at most the lead and a second."""
+    if when is None:
+        return 0.0
+    return max(0.0, min((when - timezone.now()).total_seconds(), settings.CRONTASK_FIRE_LEAD_MS / 1000 + 1.0))
 
 
 def reap_lost_runs(*, now: datetime | None = None) -> int:

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
     from jobs.models import Job
 
 
-def prepare(job: Job, *, overrides: dict[str, Any], progress: Progress | None = None) -> Callable[[], Outcome]:
-    """``job``'s run made ready ahead of its time; calling the result runs it, as ``execute``.
-
-    An HTTP call is built beforehand (see ``HttpCall``); the other kinds do everything when called.
+def prepare(
+    job: Job, *, overrides: dict[str, Any], progress: Progress | None = None, ahead: float = 0.0
+) -> Callable[[], Outcome]:
+    """``job``'s run made ready ``ahead`` seconds before its time; calling the result runs it, as
+    ``execute``. An HTTP call is built beforehand, and its connection opened if there is time
+    (see ``HttpCall``); the other kinds do everything when called.
     """
     if job.kind == job.Kind.HTTP:
         return HttpCall(
@@ -30,6 +32,7 @@ def prepare(job: Job, *, overrides: dict[str, Any], progress: Progress | None = 
             body=overrides.get("body", job.body),
             timeout=job.timeout_seconds,
             max_bytes=settings.CRONTASK_MAX_OUTPUT_BYTES,
+            connect_within=ahead,
         ).send
     return partial(execute, job, overrides=overrides, progress=progress)
 

@@ -284,3 +284,28 @@ def test_http_fires_due_at_different_times_go_in_different_batches(settings):
     for _, kwargs in messages:
         assert len(kwargs["fires"]) == 4
         assert len({when for _, when in kwargs["fires"]}) == 1
+
+
+def test_beats_walk_right_after_fires_claimed_ahead_repairs_nothing(make_beat, settings, caplog):
+    """The walk reads next_run_at at beat's horizon: a fire claimed within the lead is not taken
+    for a fire skipped, which would move it back and send it twice."""
+    settings.CRONTASK_FIRE_LEAD_MS = 250
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "cron", "cron": "*/10 * * * * *", **HTTP})
+        services.job_create(data={"id": "every", "interval_seconds": 10, **HTTP})
+        services.job_create(data={"id": "once", "run_at": (T0 + timedelta(seconds=10)).isoformat(), **HTTP})
+    published = []
+    beat = make_beat()
+    beat.publish = published.extend
+    with time_machine.travel(T0 + timedelta(milliseconds=9800), tick=False):
+        beat.fire_due_jobs()  # claims 10:00:40 ahead, then takes the first step of a walk (every job)
+    with time_machine.travel(T0 + timedelta(milliseconds=9900), tick=False):
+        beat.fire_due_jobs()
+    fire = T0 + timedelta(seconds=10)
+    assert sorted((f.job_id, f.scheduled_for) for f in published) == [("cron", fire), ("every", fire), ("once", fire)]
+    assert dict(Job.objects.values_list("id", "next_run_at")) == {
+        "cron": fire + timedelta(seconds=10),
+        "every": fire + timedelta(seconds=10),
+        "once": None,
+    }
+    assert "changed around the services" not in caplog.text

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
+import requests
 from django.utils import timezone
 
 from jobs import services as job_services
@@ -50,6 +54,26 @@ def test_a_batch_sent_ahead_is_claimed_at_once_queued_and_called_at_its_time(htt
     assert min(at for at, _ in http_target.arrivals) >= fire.timestamp()
     for job in Job.objects.all():
         assert (job.run_count, job.success_count) == (1, 1)
+
+
+def test_a_batch_sent_ahead_makes_its_calls_ready_before_the_fires_time(http_target, settings, monkeypatch):
+    """The request is built and the environment read for proxies ahead; only the exchange is left."""
+    settings.CRONTASK_FIRE_LEAD_MS = 1000
+    for job_id in ("a", "b"):
+        make_job(job_id, f"{http_target.url}/{job_id}")
+    fire = soon(0.6)
+    ready = []
+    merge = requests.Session.merge_environment_settings
+
+    def note_when(self, *args, **kwargs):
+        ready.append(time.time())
+        return merge(self, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", note_when)
+    execute_fires.apply(kwargs={"fires": [[job_id, fire.isoformat()] for job_id in ("a", "b")]}, throw=True)
+    assert len(ready) == 2
+    assert max(ready) < fire.timestamp() <= min(at for at, _ in http_target.arrivals)
+    assert sorted(Run.objects.values_list("status", flat=True)) == ["success", "success"]
 
 
 def test_a_lone_fire_sent_ahead_is_run_at_its_time(http_target, settings):
@@ -107,3 +131,72 @@ def test_a_forbid_job_claimed_ahead_counts_as_going(http_target, settings):
         "skipped",
         f"Concurrency policy 'forbid': run {held.pk} of this job was still running.",
     )
+
+
+def test_a_request_that_cannot_be_built_fails_when_sent_with_requests_own_reason():
+    from jobs.executors.http import HttpCall
+
+    call = HttpCall(method="GET", url="http://", headers={}, body="", timeout=5, max_bytes=1024)  # made ready: no error
+    with pytest.raises(requests.RequestException) as raised:
+        requests.get("http://", timeout=5)
+    outcome = call.send()
+    assert (outcome.status, outcome.error) == ("failed", f"{type(raised.value).__name__}: {raised.value}")
+
+
+def test_a_crash_while_a_call_is_made_ready_fails_its_run_with_secrets_masked(http_target, monkeypatch):
+    secret = "Bearer s3cr3t-t0ken-never-shown"
+
+    def crash(job, **kwargs):
+        raise ValueError(f"cannot build {job.headers['Authorization']!r}")
+
+    monkeypatch.setattr(run_services.executors, "prepare", crash)
+    make_job("a", f"{http_target.url}/a", headers={"Authorization": secret})
+    make_job("b", f"{http_target.url}/b", headers={"Authorization": secret})
+    fire = timezone.now()
+    execute_fires.apply(kwargs={"fires": [["a", fire.isoformat()], ["b", fire.isoformat()]]}, throw=True)
+    assert sorted(Run.objects.values_list("job_id", "status", "error")) == [
+        (job_id, "failed", "ValueError: cannot build '********'") for job_id in ("a", "b")
+    ]
+    assert http_target.hits == {}
+
+
+def test_a_call_made_ready_ahead_opens_its_connection_then_sends_on_it_at_its_time():
+    from jobs.executors.http import HttpCall
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(2)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+        call = HttpCall(method="GET", url=url, headers={}, body="", timeout=5, max_bytes=1024, connect_within=1.0)
+        conn, _ = listener.accept()  # connected while being made ready
+        with conn:
+            conn.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                conn.recv(1)  # and nothing sent yet
+            conn.settimeout(5)
+
+            def answer() -> None:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+            server = threading.Thread(target=answer)
+            server.start()
+            outcome = call.send()
+            server.join()
+        assert (outcome.status, outcome.status_code, outcome.response_body) == ("success", 200, "ok")
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            listener.accept()  # the call went out on the connection opened ahead: no second one
+
+
+def test_a_connection_that_cannot_be_opened_ahead_is_reported_when_the_call_is_sent():
+    from jobs.executors.http import HttpCall
+
+    call = HttpCall(
+        method="GET", url="http://127.0.0.1:9/", headers={}, body="", timeout=5, max_bytes=1024, connect_within=0.5
+    )
+    outcome = call.send()
+    assert outcome.status == "failed"
+    assert outcome.error.startswith("ConnectionError: ")
+    assert "Connection refused" in outcome.error
