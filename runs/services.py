@@ -77,9 +77,11 @@ def run_execute(
     worker: str = "",
     celery_task_id: str = "",
 ) -> Run | None:
-    """Execute one delivery of a fire, or of a queued run. None if there was nothing ours to run."""
-    if run_id is None:
-        _hold_until(scheduled_for)  # sent ahead of its time: the job is read and claimed at it
+    """Execute one delivery of a fire, or of a queued run. None if there was nothing ours to run.
+
+    A fire sent ahead of its time (CRONTASK_FIRE_LEAD_MS) is claimed at once, as a ``queued``
+    run, and started at its time: if this worker dies meanwhile, the reaper finds the run.
+    """
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         logger.warning("job %s no longer exists; message dropped", job_id)
@@ -91,9 +93,11 @@ def run_execute(
         # A message without a nominal time (e.g. from the stock DatabaseScheduler) is taken as
         # a fire at the current second.
         fire = scheduled_for or claim["now"].replace(microsecond=0)
-        run = _claim_fire(job=job, scheduled_for=fire, attempt=attempt, **claim)
-    if run is None or run.status != Run.Status.RUNNING:
-        return run
+        run = _claim_fire(job=job, scheduled_for=fire, attempt=attempt, ahead=True, **claim)
+        if run is not None and run.status == Run.Status.QUEUED:
+            _start_queued([run])
+    if run is None or run.status not in (Run.Status.RUNNING, Run.Status.QUEUED):
+        return run  # skipped, or taken from us (queued only if the database failed to mark it running)
     progress = RunProgress(run.pk)
     outcome = _guarded(job, run, partial(executors.execute, job, overrides=run.overrides, progress=progress))
     run.log_output = progress.text()
@@ -177,9 +181,13 @@ def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
 
 
 def _start_queued(runs: Sequence[Run]) -> None:
-    """Mark ``running`` the runs claimed ahead of their fire, each group at its fire's time
-    (when their calls begin, in their own threads). The time stored is corrected to when each
-    call began once its outcome is stored."""
+    """Mark ``running`` the runs claimed ahead of their fire, each group at its fire's time (when
+    their calls begin, in their own threads). A batch's stored time is corrected to when each
+    call began once its outcome is stored.
+
+    A run changed meanwhile by someone else (the reaper) takes that status here and is not
+    ours to run. If the database fails, the runs go on all the same, still ``queued``: their
+    outcomes are stored as those of running runs, and the calls are not made twice."""
     waiting: dict[datetime, list[Run]] = defaultdict(list)
     for run in runs:
         if run.status == Run.Status.QUEUED:
@@ -187,11 +195,23 @@ def _start_queued(runs: Sequence[Run]) -> None:
     for at in sorted(waiting):
         _hold_until(at)
         now = timezone.now()
-        Run.objects.filter(pk__in=[run.pk for run in waiting[at]], status=Run.Status.QUEUED).update(
-            status=Run.Status.RUNNING, started_at=now
-        )
         for run in waiting[at]:
-            run.status, run.started_at = Run.Status.RUNNING, now
+            run.started_at = now
+        try:
+            statuses = _mark_running([run.pk for run in waiting[at]], now)
+        except DatabaseError as exc:
+            logger.warning("could not mark %d run(s) running: %s", len(waiting[at]), _first_line(exc))
+            continue
+        for run in waiting[at]:
+            run.status = statuses.get(run.pk, run.status)
+
+
+def _mark_running(pks: list[int], now: datetime) -> dict[int, str]:
+    """Queued runs ``pks`` turn running; returns each run's status (one query more if any did not)."""
+    marked = Run.objects.filter(pk__in=pks, status=Run.Status.QUEUED).update(status=Run.Status.RUNNING, started_at=now)
+    if marked == len(pks):
+        return dict.fromkeys(pks, Run.Status.RUNNING)
+    return dict(Run.objects.filter(pk__in=pks).values_list("pk", "status"))
 
 
 def _hold_until(when: datetime | None) -> None:
@@ -492,9 +512,10 @@ def _finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None =
 
 
 def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job) -> bool:
-    """End the run with ``fields`` if it is still running, and record it; False if it was not."""
+    """End the run with ``fields`` if it is still running (or still ``queued``: claimed ahead, its
+    start could not be stored), and record it; False if it was not."""
     with transaction.atomic():
-        if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(**fields):
+        if not Run.objects.filter(pk=run.pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED)).update(**fields):
             return False
         for name, value in fields.items():
             setattr(run, name, value)

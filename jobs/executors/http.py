@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import check_header_validity
+from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
 from jobs.executors.base import Outcome, OutputBuffer
@@ -82,6 +84,7 @@ class HttpCall:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.problem: Exception | None = None
+        self.ahead: HTTPConnection | None = None  # the connection opened ahead, if any
         if self.refused:
             return
         try:
@@ -101,7 +104,7 @@ class HttpCall:
                 self.request, self.send_kwargs["verify"], self.send_kwargs["proxies"], self.send_kwargs["cert"]
             )
             if connect_within > 0:
-                _connect_ahead(pool, min(connect_within, timeout))
+                self.ahead = _connect_ahead(pool, min(connect_within, timeout))
 
     def send(self) -> Outcome:
         if self.refused:
@@ -115,6 +118,8 @@ class HttpCall:
             with watchdog, self.session as session:
                 if self.problem is not None:
                     raise self.problem
+                if self.ahead is not None:
+                    _settle(self.ahead)
                 response = session.send(self.request, **self.send_kwargs)
                 if watchdog.expired:
                     # Cut off mid-headers, http.client may still make a response of what came.
@@ -143,18 +148,40 @@ class HttpCall:
         )
 
 
-def _connect_ahead(pool: HTTPConnectionPool, within: float) -> None:
-    """Open one connection of ``pool`` now, bounded by ``within`` seconds, and leave it in the
-    pool, where the call finds it (urllib3 drops it there if the server closed it meanwhile).
-    Whatever happens, the pool gets its slot back."""
+def _connect_ahead(pool: HTTPConnectionPool, within: float) -> HTTPConnection | None:
+    """Open one connection of ``pool`` now, each step (connect, TLS handshake) bounded by
+    ``within`` seconds, and leave it in the pool, where the call finds it (urllib3 drops it
+    there if the server closed it meanwhile). Whatever happens, the pool gets its slot back.
+    Uses urllib3's ``_get_conn``/``_put_conn`` (urllib3 is pinned for that)."""
     conn = pool._get_conn()
     try:
         conn.timeout = within  # urllib3 sets the call's own timeout when it sends on it
         conn.connect()
     except Exception:  # noqa: BLE001 - send() connects again and reports what fails
         conn.close()
+        return None
     finally:
         pool._put_conn(conn)
+    return conn
+
+
+def _settle(conn: HTTPConnection) -> None:
+    """Take in what a TLS 1.3 server sent after the handshake (its session tickets) on a
+    connection opened ahead. urllib3 would take those waiting bytes for a closed connection and
+    open another; bytes of any other kind, or a closed connection, do make it one to drop."""
+    sock = conn.sock
+    if not isinstance(sock, ssl.SSLSocket):
+        return
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0)
+        sock.recv(1)  # application data before a request, or b"" (closed): not to be used
+    except ssl.SSLWantReadError:
+        sock.settimeout(timeout)  # only tickets: the connection is as good as new
+        return
+    except OSError:
+        pass
+    conn.close()
 
 
 def _read_body(response: requests.Response, content: OutputBuffer, *, deadline: float, watchdog: _Watchdog) -> bool:

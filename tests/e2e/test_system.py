@@ -138,7 +138,7 @@ def test_http_jobs_due_together_go_to_a_worker_in_one_message_and_each_fire_runs
     # Beat sends the fires ahead of their time (CRONTASK_FIRE_LEAD_MS); no call went out before it.
     calls = [at for at, path in target.arrivals if path.lstrip("/") in ids]
     assert len(calls) >= len(runs)
-    assert all((at - first.timestamp()) % 5 < 1 for at in calls), calls
+    assert all((at - first.timestamp()) % 5 < 2.5 for at in calls), calls  # none 2.5 s or less early
     assert all(datetime.fromisoformat(r["started_at"]) >= datetime.fromisoformat(r["scheduled_for"]) for r in runs)
 
 

@@ -32,7 +32,7 @@ def test_a_batch_sent_ahead_is_claimed_at_once_queued_and_called_at_its_time(htt
     settings.CRONTASK_FIRE_LEAD_MS = 1000
     for job_id in ("a", "b", "c"):
         make_job(job_id, f"{http_target.url}/{job_id}")
-    fire = soon(0.6)
+    fire = soon(1.5)
     seen = []
     start_queued = run_services._start_queued
 
@@ -61,7 +61,7 @@ def test_a_batch_sent_ahead_makes_its_calls_ready_before_the_fires_time(http_tar
     settings.CRONTASK_FIRE_LEAD_MS = 1000
     for job_id in ("a", "b"):
         make_job(job_id, f"{http_target.url}/{job_id}")
-    fire = soon(0.6)
+    fire = soon(1.5)
     ready = []
     merge = requests.Session.merge_environment_settings
 
@@ -76,11 +76,22 @@ def test_a_batch_sent_ahead_makes_its_calls_ready_before_the_fires_time(http_tar
     assert sorted(Run.objects.values_list("status", flat=True)) == ["success", "success"]
 
 
-def test_a_lone_fire_sent_ahead_is_run_at_its_time(http_target, settings):
+def test_a_lone_fire_sent_ahead_is_claimed_at_once_queued_and_run_at_its_time(http_target, settings, monkeypatch):
     settings.CRONTASK_FIRE_LEAD_MS = 1000
     make_job("one", f"{http_target.url}/one")
-    fire = soon(0.5)
+    fire = soon(1.5)
+    seen = []
+    start_queued = run_services._start_queued
+
+    def look_then_start(runs):
+        seen.append((timezone.now(), list(Run.objects.values_list("status", "started_at"))))
+        start_queued(runs)
+
+    monkeypatch.setattr(run_services, "_start_queued", look_then_start)
     execute_job.apply(kwargs={"job_id": "one", "scheduled_for": fire.isoformat()}, throw=True)
+    [(looked_at, before)] = seen
+    assert looked_at < fire
+    assert before == [("queued", None)]  # a worker dying now leaves a run for the reaper
     run = Run.objects.get()
     assert (run.status, run.scheduled_for) == ("success", fire)
     assert run.started_at >= fire
@@ -200,3 +211,80 @@ def test_a_connection_that_cannot_be_opened_ahead_is_reported_when_the_call_is_s
     assert outcome.status == "failed"
     assert outcome.error.startswith("ConnectionError: ")
     assert "Connection refused" in outcome.error
+
+
+def test_runs_claimed_ahead_whose_start_cannot_be_stored_still_end_once_with_their_outcome(
+    http_target, settings, monkeypatch
+):
+    from django.db import DatabaseError
+
+    settings.CRONTASK_FIRE_LEAD_MS = 1000
+
+    def down(pks, now):
+        raise DatabaseError("the connection went away")
+
+    monkeypatch.setattr(run_services, "_mark_running", down)
+    for job_id in ("a", "b"):
+        make_job(job_id, f"{http_target.url}/{job_id}")
+    fire = soon(1.0)
+    execute_fires.apply(kwargs={"fires": [["a", fire.isoformat()], ["b", fire.isoformat()]]}, throw=True)
+    assert sorted(Run.objects.values_list("job_id", "status")) == [("a", "success"), ("b", "success")]
+    assert all(run.started_at >= fire for run in Run.objects.all())
+    assert http_target.hits == {"/a": 1, "/b": 1}
+    assert run_services.reap_lost_runs(now=fire + timedelta(days=2)) == 0  # nothing left to reap, nor to retry
+
+
+def test_a_tls_connection_opened_ahead_is_the_one_the_call_uses(tmp_path, monkeypatch):
+    """A TLS 1.3 server sends session tickets after the handshake; the call must not take them
+    for a closed connection and open a second one."""
+    import ssl
+    import subprocess
+
+    from jobs.executors.http import HttpCall
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # requests' own way to trust it
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(cert, key)
+    accepted = []
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(5)
+
+        def serve() -> None:
+            for _ in range(2):  # the one expected, and a second one if the call opened another
+                try:
+                    raw, _ = listener.accept()
+                except TimeoutError:
+                    return
+                accepted.append(raw)
+                conn = context.wrap_socket(raw, server_side=True)
+                conn.settimeout(5)
+                try:
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        request += chunk
+                    if request:
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                        listener.settimeout(0.5)
+                except (OSError, ssl.SSLError):
+                    continue
+
+        server = threading.Thread(target=serve)
+        server.start()
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/x"
+        call = HttpCall(method="GET", url=url, headers={}, body="", timeout=5, max_bytes=1024, connect_within=1.0)
+        time.sleep(0.2)  # the tickets have arrived
+        outcome = call.send()
+        server.join()
+    assert (outcome.status, outcome.response_body) == ("success", "ok"), outcome.error
+    assert len(accepted) == 1
