@@ -32,19 +32,6 @@ USER_AGENT = "crontask/1.0"
 READ_SIZE = 8192
 
 
-def execute_http(
-    *,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: str,
-    timeout: float,
-    max_bytes: int,
-) -> Outcome:
-    """A 2xx or 3xx answer is a success; anything else, or no answer, is a failure."""
-    return HttpCall(method=method, url=url, headers=headers, body=body, timeout=timeout, max_bytes=max_bytes).send()
-
-
 class HttpCall:
     """One call, made ready ahead of its time, then sent by ``send``.
 
@@ -107,6 +94,7 @@ class HttpCall:
                 self.ahead = _connect_ahead(pool, min(connect_within, timeout))
 
     def send(self) -> Outcome:
+        """Make the call: a 2xx or 3xx answer is a success; anything else, or no answer, a failure."""
         if self.refused:
             self.session.close()
             return Outcome(status="failed", error=self.refused)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -242,13 +243,19 @@ def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace
     assert Job.objects.get(pk="strict").next_run_at == T0.replace(microsecond=0) + timedelta(seconds=10)
 
 
-def test_beat_sends_a_fire_its_lead_ahead_and_wakes_a_lead_before_the_next(make_beat, settings):
+def every_second_with_a_lead(make_beat, settings) -> tuple[Any, list]:
+    """A job firing every second from T0, and a beat with a lead of 250 ms; (beat, what it publishes)."""
     settings.CRONTASK_FIRE_LEAD_MS = 250
     with time_machine.travel(T0, tick=False):
         services.job_create(data={"id": "sec", "cron": "* * * * * *", **HTTP})
-    published = []
+    published: list = []
     beat = make_beat()
     beat.publish = published.extend
+    return beat, published
+
+
+def test_beat_sends_a_fire_its_lead_ahead_and_wakes_a_lead_before_the_next(make_beat, settings):
+    beat, published = every_second_with_a_lead(make_beat, settings)
     with time_machine.travel(T0 + timedelta(milliseconds=700), tick=False):
         assert beat.fire_due_jobs() == pytest.approx(0.05)  # wakes 0.25 s before 10:00:31
     assert published == []
@@ -261,12 +268,7 @@ def test_beat_sends_a_fire_its_lead_ahead_and_wakes_a_lead_before_the_next(make_
 def test_a_late_beat_claiming_with_a_lead_skips_no_fire_still_to_come(make_beat, settings):
     """At 10:00:31.9 with a lead of 0.25 s, the 10:00:31 fire is due and 10:00:32 is in the lead:
     both go out, one after the other; 10:00:32 is not taken as missed."""
-    settings.CRONTASK_FIRE_LEAD_MS = 250
-    with time_machine.travel(T0, tick=False):
-        services.job_create(data={"id": "sec", "cron": "* * * * * *", **HTTP})
-    published = []
-    beat = make_beat()
-    beat.publish = published.extend
+    beat, published = every_second_with_a_lead(make_beat, settings)
     with time_machine.travel(T0 + timedelta(milliseconds=1900), tick=False):
         assert beat.fire_due_jobs() == 0.0
         beat.fire_due_jobs()
