@@ -4,12 +4,12 @@ A scheduled fire is claimed by inserting its Run under the unique (job, schedule
 attempt) constraint, so a message delivered twice, or fired by two schedulers, makes one run.
 Manual runs and retries are created ``queued`` and claimed by a conditional update, so a
 redelivered message finds nothing left to claim. A run is finished by a conditional update
-too: only a run still ``running`` takes its outcome, so a run the reaper marked ``lost``
-stays lost and is counted once.
+too: only a run still ``running`` (or claimed ahead and still ``queued``) takes its outcome, so
+a run the reaper marked ``lost`` stays lost and is counted once.
 
-Beat sends a fire a little before its time (CRONTASK_FIRE_LEAD_MS). A worker holds a lone fire
-until its time and then claims it; it claims a batch's fires at once, as ``queued`` runs, and
-each turns ``running`` when its call begins, at the fire's time.
+Beat sends a fire a little before its time (CRONTASK_FIRE_LEAD_MS). The worker claims it at
+once, as a ``queued`` run, and the run turns ``running`` at the fire's time, when its job (or,
+in a batch, its call) begins.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def run_execute(
         # A message without a nominal time (e.g. from the stock DatabaseScheduler) is taken as
         # a fire at the current second.
         fire = scheduled_for or claim["now"].replace(microsecond=0)
-        run = _claim_fire(job=job, scheduled_for=fire, attempt=attempt, ahead=True, **claim)
+        run = _claim_fire(job=job, scheduled_for=fire, attempt=attempt, **claim)
         if run is not None and run.status == Run.Status.QUEUED:
             _start_queued([run])
     if run is None or run.status not in (Run.Status.RUNNING, Run.Status.QUEUED):
@@ -320,21 +320,14 @@ class RunProgress(Progress):
 
 
 def _claim_fire(
-    *,
-    job: Job,
-    scheduled_for: datetime,
-    attempt: int,
-    now: datetime,
-    worker: str,
-    celery_task_id: str,
-    ahead: bool = False,
+    *, job: Job, scheduled_for: datetime, attempt: int, now: datetime, worker: str, celery_task_id: str
 ) -> Run | None:
-    """Claim one fire; with ``ahead``, a fire not yet due is claimed ``queued`` (see ``_start_queued``)."""
+    """Claim one fire; one not yet due is claimed ``queued`` (see ``_start_queued``)."""
     fields = _fire_fields(job, scheduled_for, attempt, worker=worker, celery_task_id=celery_task_id)
     try:
         with transaction.atomic():
             reason = _misfire(job, scheduled_for, now) or _paused(job) or _overlap(job)
-            run = Run.objects.create(**fields, **_start_or_skip(reason, now, scheduled_for if ahead else None))
+            run = Run.objects.create(**fields, **_start_or_skip(reason, now, scheduled_for))
     except IntegrityError:
         logger.info("duplicate delivery of job %s fire %s attempt %s ignored", job.pk, scheduled_for, attempt)
         return None
@@ -367,7 +360,7 @@ def _claim_fires(calls: list[tuple[Job, datetime]], *, now: datetime, worker: st
                 if run.status == Run.Status.SKIPPED:
                     _skipped(run, run.job)
             return runs
-    claim = {"attempt": 1, "now": now, "worker": worker, "celery_task_id": celery_task_id, "ahead": True}
+    claim = {"attempt": 1, "now": now, "worker": worker, "celery_task_id": celery_task_id}
     return [run for job, at in calls if (run := _claim_fire(job=job, scheduled_for=at, **claim)) is not None]
 
 
