@@ -41,18 +41,18 @@ class HealthView(APIView):
         return Response(report, status=200 if healthy else 503)
 
 
-def _is_api(request: HttpRequest) -> bool:
+def is_api(request: HttpRequest) -> bool:
     return request.path.startswith(("/api/", "/jobs", "/health", "/demo/"))
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """JSON 404 for API paths no route matched (e.g. an id with a slash); the HTML page elsewhere."""
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "Internal server error."}, status=500)
     return defaults.server_error(request)
