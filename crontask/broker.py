@@ -1,4 +1,6 @@
-"""The embedded broker: kombu's filesystem transport, with each message written atomically.
+"""kombu's transports for the embedded broker and for Redis, each mended where it fails.
+
+**The embedded broker**: kombu's filesystem transport, with each message written atomically.
 
 kombu writes a message straight into the queue folder, so a worker polling at that moment can
 take a file that is still empty or half written. It then fails to decode it and the worker stops
@@ -6,8 +8,18 @@ take a file that is still empty or half written. It then fails to decode it and 
 message is written under a name the reader skips and renamed into place once complete: a rename
 within one folder is atomic, so a reader sees the whole message or none of it.
 
+**Redis**: when a worker loses its connection, Celery first "collects" the connection, which
+clears the transport's ``client``, and then closes it. Closing the Redis channel restores the
+unacknowledged messages (a task running with ``acks_late`` has one), and a task that ends later
+acknowledges its message, both through that transport: kombu 5.7 then fails with
+"'NoneType' object has no attribute 'hostname'", an error no caller expects, and the worker stops
+("Unrecoverable error"). Here a channel whose connection is gone raises a connection error
+instead, which Celery and kombu handle as the lost connection it is: the running task goes on,
+its acknowledgement is dropped, and an unacknowledged message is delivered again after the
+visibility timeout, where the run's claim refuses it.
+
 ``register()`` (called by crontask.celery) makes ``filesystem://`` URLs, the default
-CELERY_BROKER_URL, use this transport; any other URL keeps its own.
+CELERY_BROKER_URL, and ``redis://``/``rediss://`` use these transports; any other URL keeps its own.
 """
 
 from __future__ import annotations
@@ -19,9 +31,10 @@ from time import monotonic
 from typing import Any
 
 from kombu.exceptions import ChannelError
-from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem, redis
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 PARTIAL = ".partial"  # the reader takes only names ending in ".<queue>.msg"
 
@@ -45,6 +58,19 @@ class Transport(filesystem.Transport):
     Channel = Channel
 
 
+class RedisChannel(redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:  # the connection was collected: it is gone
+            raise RedisConnectionError("the connection to Redis was closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(redis.Transport):
+    Channel = RedisChannel
+
+
 def register() -> None:
-    """Make the ``filesystem`` URL scheme use this transport (kombu looks it up at each connect)."""
+    """Make the ``filesystem`` and ``redis`` URL schemes use these transports (kombu looks them
+    up at each connect)."""
     TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"
+    TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = f"{__name__}:RedisTransport"

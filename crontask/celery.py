@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun
+from celery.worker.consumer import Consumer as CeleryConsumer
+from kombu import Connection
 
 from crontask import broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crontask.settings")
 
-broker.register()  # filesystem:// (the embedded default) writes each message atomically
+broker.register()  # filesystem:// writes each message atomically; redis:// survives a lost connection
 app = Celery("crontask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
@@ -33,3 +36,27 @@ def close_old_database_connections(task: Task | None = None, **kwargs: Any) -> N
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+class Consumer(CeleryConsumer):
+    """The worker's consumer (CELERY_WORKER_CONSUMER), made to ride out broker outages.
+
+    - It reconnects every 1 to 5 s for as long as the broker is away (Celery's own waits grow to
+      30 s, and its default gives up after 100 attempts, which stops the worker): the worker
+      takes messages again within 5 s of the broker's return.
+    - Mingle and gossip are off (as ``--without-mingle --without-gossip``): they only share state
+      between workers, which Crontask does not use, and on Redis they fail on reconnection
+      (kombu issue #582). Remote control (``celery inspect ping``, the health check) stays.
+    - Losing a Redis connection while a task is running no longer stops the worker
+      (``crontask.broker.RedisChannel``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        options = {**(kwargs.pop("worker_options", None) or {}), "without_mingle": True, "without_gossip": True}
+        super().__init__(*args, worker_options=options, **kwargs)
+
+    def ensure_connected(self, conn: Connection) -> Connection:
+        conn.ensure_connection = partial(  # type: ignore[method-assign]
+            conn.ensure_connection, interval_start=1, interval_step=1, interval_max=5
+        )
+        return super().ensure_connected(conn)

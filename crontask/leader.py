@@ -45,8 +45,12 @@ class LeaderLock:
                 self.is_leader = bool(row and row[0])
                 if self.is_leader:
                     logger.info("this beat is now the leader: it fires the jobs")
-        except psycopg.Error:
-            logger.exception("lost the leader lock's connection; standing by")
+        except psycopg.Error as exc:
+            # Logged once, when the lock is lost: while the database stays down, every tick fails here.
+            if self.is_leader:
+                logger.error("lost the leader lock's connection (%s); standing by until it is back", exc)
+            else:
+                logger.debug("cannot take the leader lock: %s", exc)
             self.release()
         return self.is_leader
 
@@ -64,4 +68,5 @@ def _conninfo() -> dict[str, Any]:
     params.pop("context", None)
     params.pop("prepare_threshold", None)
     params.pop("server_side_binding", None)
+    params.setdefault("connect_timeout", 5)  # a database host that does not answer must not hold beat
     return params

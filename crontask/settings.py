@@ -112,6 +112,10 @@ if DATABASE_URL:
     _db = dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 else:
     _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "crontask.sqlite3")}
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that does not answer must fail a connection attempt, not hang it: every
+    # process retries, and one stuck on a dead host would never see the database return.
+    _db["OPTIONS"] = {"connect_timeout": 5, **_db.get("OPTIONS", {})}
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {**_SQLITE_OPTIONS, **_db.get("OPTIONS", {})}
     _db["CONN_MAX_AGE"] = 0
@@ -190,6 +194,11 @@ else:
         # delivery would be refused by the run claim anyway, but would cost a message).
         "visibility_timeout": envint("CRONTASK_VISIBILITY_TIMEOUT", 25 * 3600, minimum=60),
     }
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # A Redis that stops answering (a network partition, a host gone) fails a connection
+        # attempt or a command within seconds instead of hanging beat or a request. (RabbitMQ:
+        # the connection timeout and AMQP heartbeats do this.)
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {"socket_connect_timeout": 3, "socket_timeout": 10, "socket_keepalive": True}
 CELERY_TASK_DEFAULT_QUEUE = envstr("CRONTASK_QUEUE", "crontask")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
@@ -206,6 +215,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # crontask/celery.py checks them the way Django does between requests instead (CONN_MAX_AGE).
 CELERY_DB_REUSE_MAX = 2**62
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers wait for a broker outage to end, however long it lasts (Celery's default gives up after
+# 100 attempts and stops the worker); crontask.celery.Consumer retries every 1 to 5 s.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CONSUMER = "crontask.celery:Consumer"
 CELERY_BEAT_SCHEDULER = "crontask.scheduler:CrontaskScheduler"
 # Installed into django-celery-beat's table by the scheduler at start (not a job: housekeeping).
 CELERY_BEAT_SCHEDULE = {
