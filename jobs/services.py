@@ -61,6 +61,8 @@ INPUT_ONLY_FIELDS = frozenset({"trigger_args", "run_if_past"})
 TRIGGER_FIELDS = {"cron": Job.Trigger.CRON, "interval_seconds": Job.Trigger.INTERVAL, "run_at": Job.Trigger.DATE}
 SCHEDULE_FIELDS = frozenset({"trigger", "cron", "interval_seconds", "run_at", "timezone"})
 KIND_FIELDS = {"url": Job.Kind.HTTP, "handler": Job.Kind.PYTHON, "command": Job.Kind.SHELL}
+#: Fires a beat that fell behind records as skipped, per job and claim: the latest ones.
+MISSED_FIRES_RECORDED = 100
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class Fire:
     scheduled_for: datetime
     #: The job's kind when it was claimed: beat sends the HTTP fires of a burst together.
     kind: str = ""
+    #: The job's later fires that fell due before beat could claim this one (it was stopped, or
+    #: cut off from the database): this fire stands for them, and they are recorded as skipped.
+    missed: tuple[datetime, ...] = ()
 
 
 # Jobs the system needs; created when beat starts (and by sync_schedules), never deletable.
@@ -239,25 +244,39 @@ def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None)
         .values_list("id", "kind", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
     )
     fires: list[Fire] = []
-    following: dict[tuple[Any, ...], datetime | None] = {}
+    following: dict[tuple[Any, ...], tuple[datetime | None, tuple[datetime, ...]]] = {}
     moved: dict[datetime | None, list[str]] = defaultdict(list)
     for job_id, kind, scheduled_for, *schedule in due:
         key = (scheduled_for, *schedule)
         if key not in following:
             following[key] = _following_fire(job_id, Schedule(*schedule), scheduled_for, now)
-        moved[following[key]].append(job_id)
-        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind))
+        next_run_at, missed = following[key]
+        moved[next_run_at].append(job_id)
+        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed))
     for next_run_at, ids in moved.items():
         Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
     return fires
 
 
-def _following_fire(job_id: str, schedule: Schedule, scheduled_for: datetime, now: datetime) -> datetime | None:
+def _following_fire(
+    job_id: str, schedule: Schedule, scheduled_for: datetime, now: datetime
+) -> tuple[datetime | None, tuple[datetime, ...]]:
+    """The job's next fire after ``scheduled_for`` (never at or before ``now``), and the fires
+    between them that beat missed (at most MISSED_FIRES_RECORDED, the latest)."""
+    missed: tuple[datetime, ...] = ()
     try:
-        return schedule.next_fire(scheduled_for, now)
+        following = schedule.next_fire(scheduled_for, now)
+        if now - scheduled_for >= timedelta(seconds=1):  # no schedule fires twice within a second
+            missed = tuple(schedule.missed(scheduled_for, now, limit=MISSED_FIRES_RECORDED))
     except Exception:  # a schedule written around the services (raw SQL) must not stop beat
         logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
-        return None
+        return None, ()
+    if missed:
+        logger.warning(
+            "job %s: %d fire(s) from %s to %s fell due before beat could fire them; the fire at %s stands for them",
+            job_id, len(missed), missed[0].isoformat(), missed[-1].isoformat(), scheduled_for.isoformat(),
+        )  # fmt: skip
+    return following, missed
 
 
 def reconcile_next_runs(

@@ -106,6 +106,24 @@ class Schedule:
             return self.run_at
         return None
 
+    def missed(self, previous: datetime, now: datetime, *, limit: int) -> list[datetime]:
+        """The fires after ``previous`` up to ``now`` that ``next_fire`` passes over (beat fell
+        behind), the latest ``limit`` of them, oldest first."""
+        if self.trigger == Trigger.CRON:
+            zone = get_zone(self.timezone)
+            fires: list[datetime] = []
+            for fire in CronSim(self.cron, previous.astimezone(zone).replace(microsecond=0)):
+                if fire.astimezone(UTC) > now:
+                    break
+                fires.append(fire.astimezone(UTC))
+                del fires[:-limit]
+            return fires
+        if self.trigger == Trigger.INTERVAL and self.interval_seconds:
+            step = timedelta(seconds=self.interval_seconds)
+            count = math.floor((now - previous) / step)
+            return [previous + step * n for n in range(max(1, count - limit + 1), count + 1)]
+        return []
+
     def next_fire(self, previous: datetime, now: datetime) -> datetime | None:
         """The fire after the nominal fire ``previous``, never at or before ``now``.
 

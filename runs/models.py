@@ -44,6 +44,15 @@ class Run(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED)
 
     queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
+    sent_at = models.DateTimeField(
+        _("sent at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When its message was last handed to the broker; empty while it could not be (beat sends it when "
+            "the broker is back)."
+        ),
+    )
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
@@ -84,6 +93,9 @@ class Run(models.Model):
             models.Index(fields=["status", "-id"], name="run_status_idx"),
             # Retention (runs.retention): a job's runs queued before the cutoff.
             models.Index(fields=["job", "queued_at"], name="run_job_queued_idx"),
+            # Beat's outbox sweep (runs.outbox.unsent_runs): queued runs no worker has taken, oldest
+            # first. Few rows, except while the broker is down.
+            models.Index(fields=["queued_at"], name="run_waiting_idx", condition=Q(status="queued")),
         ]
 
     def __str__(self) -> str:

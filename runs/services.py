@@ -1,11 +1,15 @@
-"""Running a job: claim the Run for a fire, apply the policies, execute, record how it ended.
+"""Running a job: claim the Run (``runs.claims``), execute, record how it ended.
 
-A scheduled fire is claimed by inserting its Run under the unique (job, scheduled_for,
-attempt) constraint, so a message delivered twice, or fired by two schedulers, makes one run.
-Manual runs and retries are created ``queued`` and claimed by a conditional update, so a
-redelivered message finds nothing left to claim. A run is finished by a conditional update
-too: only a run still ``running`` (or claimed ahead and still ``queued``) takes its outcome, so
-a run the reaper marked ``lost`` stays lost and is counted once.
+Every run exists as a ``queued`` row before its message is sent (``runs.outbox``), and one
+delivery claims it, so a message delivered twice, or fired by two schedulers, makes one run. A
+run is finished by a conditional update too: only a run still ``running`` (or claimed ahead and
+still ``queued``) takes its outcome, so a run the reaper marked ``lost`` stays lost and is
+counted once.
+
+The database may go away under a worker. The claim and the outcome are retried on a new
+connection for a bounded time (``crontask.outage.retrying``): a call that was made is recorded
+as it ended, never as failed or lost because its outcome could not be written at first, and a
+retry is queued only when the call itself failed or never happened.
 
 Beat sends a fire a little before its time (CRONTASK_FIRE_LEAD_MS). The worker claims it at
 once, as a ``queued`` run, and the run turns ``running`` at the fire's time, when its job (or,
@@ -14,6 +18,7 @@ in a batch, its call) begins.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -26,20 +31,31 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q, TextField, Value
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from crontask.outage import DATABASE_DISCONNECTS, describe, retrying
 from jobs import executors
 from jobs import services as job_services
 from jobs.executors.base import Outcome, Progress, json_safe, storable_text
 from jobs.models import Job
 from jobs.secrets import MASK, is_sensitive, mask_text
+from runs import claims, outbox
+from runs.claims import Claimant
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Seconds a worker keeps trying to claim a run while the database is unreachable. After that the
+#: message is dropped: the run beat recorded stays queued, and beat sends it again (runs.outbox).
+CLAIM_RETRY_SECONDS = 10.0
+#: Seconds a worker keeps trying to mark runs claimed ahead ``running`` (they run regardless).
+START_RETRY_SECONDS = 2.0
+#: How hard a request or a worker tries the broker before leaving a run for beat to send.
+SEND_RETRY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0, "interval_max": 0.2}
 
 
 def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:
@@ -52,17 +68,19 @@ def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:
 
 def run_in_foreground(*, job: Job, overrides: dict[str, Any] | None = None) -> Run:
     """Run the job now in this process (``manage.py run_job``), recorded like any manual run."""
-    run = _create_manual(job, overrides or {})
+    run = _create_manual(job, overrides or {}, sent=True)  # nothing to send: it runs here
     result = run_execute(job_id=job.pk, run_id=run.pk, worker="manage.py run_job")
     return result or Run.objects.get(pk=run.pk)
 
 
-def _create_manual(job: Job, overrides: dict[str, Any]) -> Run:
+def _create_manual(job: Job, overrides: dict[str, Any], *, sent: bool = False) -> Run:
+    now = timezone.now()
     return Run.objects.create(
         job=job,
         trigger=Run.Trigger.MANUAL,
         status=Run.Status.QUEUED,
-        queued_at=timezone.now(),
+        queued_at=now,
+        sent_at=now if sent else None,
         target=mask_text(job.target),
         overrides=overrides,
     )
@@ -82,24 +100,30 @@ def run_execute(
     A fire sent ahead of its time (CRONTASK_FIRE_LEAD_MS) is claimed at once, as a ``queued``
     run, and started at its time: if this worker dies meanwhile, the reaper finds the run.
     """
-    job = Job.objects.filter(pk=job_id).first()
+    worker = f"{worker} pid={os.getpid()}"
+    # A message without a nominal time (e.g. from the stock DatabaseScheduler) is taken as a fire
+    # at the current second.
+    fire = scheduled_for or timezone.now().replace(microsecond=0)
+
+    def claim(by: Claimant) -> tuple[Job | None, Run | None]:
+        job = Job.objects.filter(pk=job_id).first()
+        if job is None:
+            return None, None
+        if run_id is not None:
+            return job, claims.claim_queued(job=job, run_id=run_id, by=by)
+        return job, claims.claim_fire(job=job, scheduled_for=fire, attempt=attempt, by=by)
+
+    job, run = _claiming(claim, worker=worker, celery_task_id=celery_task_id, what=f"a run of job {job_id}")
     if job is None:
         logger.warning("job %s no longer exists; message dropped", job_id)
         return None
-    claim = {"now": timezone.now(), "worker": f"{worker} pid={os.getpid()}", "celery_task_id": celery_task_id}
-    if run_id is not None:
-        run = _claim_queued(job=job, run_id=run_id, **claim)
-    else:
-        # A message without a nominal time (e.g. from the stock DatabaseScheduler) is taken as
-        # a fire at the current second.
-        fire = scheduled_for or claim["now"].replace(microsecond=0)
-        run = _claim_fire(job=job, scheduled_for=fire, attempt=attempt, **claim)
-        if run is not None and run.status == Run.Status.QUEUED:
-            _start_queued([run])
+    if run is not None and run.status == Run.Status.QUEUED:
+        _start_queued([run])
     if run is None or run.status not in (Run.Status.RUNNING, Run.Status.QUEUED):
         return run  # skipped, or taken from us (queued only if the database failed to mark it running)
     progress = RunProgress(run.pk)
-    outcome = _guarded(job, run, partial(executors.execute, job, overrides=run.overrides, progress=progress))
+    execute = partial(executors.execute, job, overrides=run.overrides, progress=progress, identity=_identity(run))
+    outcome = _guarded(job, run, execute)
     run.log_output = progress.text()
     return _finish(run, outcome, job=job)
 
@@ -116,13 +140,18 @@ def run_execute_fires(
     whose job is gone is dropped; one whose job is no longer an HTTP job runs on its own after
     the calls. Returns the runs this delivery claimed (running or skipped, then finished).
     """
-    jobs = Job.objects.in_bulk({job_id for job_id, _ in fires})
+    claimant = f"{worker} pid={os.getpid()}"
+
+    def claim(by: Claimant) -> tuple[dict[str, Job], list[Run]]:
+        jobs = Job.objects.in_bulk({job_id for job_id, _ in fires})
+        calls = [(jobs[job_id], at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind == Job.Kind.HTTP]
+        return jobs, claims.claim_fires(calls, by=by)
+
+    what = f"a batch of {len(fires)} fires"
+    jobs, runs = _claiming(claim, worker=claimant, celery_task_id=celery_task_id, what=what)
     for job_id in sorted({job_id for job_id, _ in fires} - jobs.keys()):
         logger.warning("job %s no longer exists; its fire is dropped", job_id)
-    calls = [(jobs[job_id], at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind == Job.Kind.HTTP]
     others = [(job_id, at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind != Job.Kind.HTTP]
-    claim = {"now": timezone.now(), "worker": f"{worker} pid={os.getpid()}", "celery_task_id": celery_task_id}
-    runs = _claim_fires(calls, **claim)
     to_run = [run for run in runs if run.status in (Run.Status.RUNNING, Run.Status.QUEUED)]
     failure: Exception | None = None
     if to_run:
@@ -153,6 +182,39 @@ def run_execute_fires(
     return runs
 
 
+def _identity(run: Run) -> dict[str, str]:
+    """The headers that tell an HTTP target which run is calling: with them a target can tell a
+    call it already had (the same run id) from a new one, and which fire a call stands for."""
+    headers = {
+        "X-Crontask-Job-Id": run.job_id,
+        "X-Crontask-Run-Id": str(run.pk),
+        "X-Crontask-Attempt": str(run.attempt),
+    }
+    if run.scheduled_for is not None:
+        headers["X-Crontask-Scheduled-For"] = run.scheduled_for.isoformat()
+    return headers
+
+
+class ClaimFailed(Exception):
+    """The database stayed unreachable for CLAIM_RETRY_SECONDS while a delivery claimed its run:
+    nothing was run, and the message should be delivered again (``runs.tasks`` retries it)."""
+
+
+def _claiming(step: Callable[[Claimant], T], *, worker: str, celery_task_id: str, what: str) -> T:
+    """``step(claimant)``: a claim, made again on a new connection if the database connection is
+    lost, where a later attempt recognises the run an earlier one claimed (``Claimant.owns``)."""
+    attempts = itertools.count()
+
+    def attempt() -> T:
+        by = Claimant(worker=worker, celery_task_id=celery_task_id, now=timezone.now(), again=next(attempts) > 0)
+        return step(by)
+
+    try:
+        return retrying(attempt, within=CLAIM_RETRY_SECONDS, what=f"claiming {what}")
+    except DATABASE_DISCONNECTS as exc:
+        raise ClaimFailed(f"could not claim {what}: {describe(exc)}") from exc
+
+
 def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
     """``step``'s result (the executor's outcome, or a call made ready), or a ``failed`` outcome
     saying how the executor crashed."""
@@ -171,9 +233,10 @@ def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
 def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
     """The call made ready, then, at the fire's time, made: when it began, its outcome, when it ended."""
     ahead = _time_until(run.scheduled_for)
-    call = _guarded(
-        job, run, partial(executors.prepare, job, overrides=run.overrides, progress=Progress(), ahead=ahead)
+    prepare = partial(
+        executors.prepare, job, overrides=run.overrides, progress=Progress(), ahead=ahead, identity=_identity(run)
     )
+    call = _guarded(job, run, prepare)
     _hold_until(run.scheduled_for)
     began = timezone.now()
     outcome = call if isinstance(call, Outcome) else _guarded(job, run, call)
@@ -197,10 +260,13 @@ def _start_queued(runs: Sequence[Run]) -> None:
         now = timezone.now()
         for run in waiting[at]:
             run.started_at = now
+        pks = [run.pk for run in waiting[at]]
         try:
-            statuses = _mark_running([run.pk for run in waiting[at]], now)
+            statuses = retrying(
+                partial(_mark_running, pks, now), within=START_RETRY_SECONDS, what=f"starting {len(pks)} run(s)"
+            )
         except DatabaseError as exc:
-            logger.warning("could not mark %d run(s) running: %s", len(waiting[at]), _first_line(exc))
+            logger.warning("could not mark %d run(s) running: %s", len(pks), describe(exc))
             continue
         for run in waiting[at]:
             run.status = statuses.get(run.pk, run.status)
@@ -247,7 +313,13 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
     queued = Run.objects.filter(status=Run.Status.QUEUED)
     stale_before = now - timedelta(seconds=settings.CRONTASK_QUEUED_EXPIRY_SECONDS)
     stale = list(queued.filter(queued_at__lt=stale_before).values_list("pk", flat=True))
-    held = queued.filter(trigger=Run.Trigger.SCHEDULED, scheduled_for__lt=now - grace).exclude(pk__in=stale)
+    # Claimed ahead of its fire (a worker holds it) and still queued a grace after the fire's time.
+    # A queued run no worker has claimed is waiting for its message: beat sends it again.
+    held = (
+        queued.filter(trigger=Run.Trigger.SCHEDULED, scheduled_for__lt=now - grace)
+        .exclude(worker="")
+        .exclude(pk__in=stale)
+    )
     reaped = 0
     for pk, was, reason in (
         [(pk, Run.Status.RUNNING, _LOST_RUNNING) for pk in overdue]
@@ -308,7 +380,7 @@ class RunProgress(Progress):
                 with transaction.atomic():
                     Run.objects.filter(pk=self.run_id).update(log_output=self.text())
             except DatabaseError as exc:
-                logger.warning("could not save the log of run %s so far: %s", self.run_id, _first_line(exc))
+                logger.warning("could not save the log of run %s so far: %s", self.run_id, describe(exc))
             self.dirty = False
             self.flushed_at = time.monotonic()
 
@@ -319,148 +391,18 @@ class RunProgress(Progress):
         return text
 
 
-def _claim_fire(
-    *, job: Job, scheduled_for: datetime, attempt: int, now: datetime, worker: str, celery_task_id: str
-) -> Run | None:
-    """Claim one fire; one not yet due is claimed ``queued`` (see ``_start_queued``)."""
-    fields = _fire_fields(job, scheduled_for, attempt, worker=worker, celery_task_id=celery_task_id)
-    try:
-        with transaction.atomic():
-            reason = _misfire(job, scheduled_for, now) or _paused(job) or _overlap(job)
-            run = Run.objects.create(**fields, **_start_or_skip(reason, now, scheduled_for))
-    except IntegrityError:
-        logger.info("duplicate delivery of job %s fire %s attempt %s ignored", job.pk, scheduled_for, attempt)
-        return None
-    if run.status == Run.Status.SKIPPED:
-        _skipped(run, job)
-    return run
-
-
-def _claim_fires(calls: list[tuple[Job, datetime]], *, now: datetime, worker: str, celery_task_id: str) -> list[Run]:
-    """Claim first fires (attempt 1) of several jobs with one INSERT, under the same rules as
-    ``_claim_fire``. If any of them was claimed already (the message came twice), each is claimed
-    on its own instead, so the others still run and the claimed one is not run again."""
-    calls = sorted(calls, key=lambda call: (call[0].pk, call[1]))  # rows locked in one order: no deadlock
-    one_each = len({job.pk for job, _ in calls}) == len(calls)
-    if one_each and connection.features.can_return_rows_from_bulk_insert:
-        try:
-            with transaction.atomic():
-                busy = _overlaps([job for job, _ in calls])
-                runs = Run.objects.bulk_create([
-                    Run(
-                        **_fire_fields(job, at, 1, worker=worker, celery_task_id=celery_task_id),
-                        **_start_or_skip(_misfire(job, at, now) or _paused(job) or busy.get(job.pk, ""), now, at),
-                    )
-                    for job, at in calls
-                ])  # fmt: skip
-        except IntegrityError:
-            pass  # claimed already, in part: below, one by one
-        else:
-            for run in runs:
-                if run.status == Run.Status.SKIPPED:
-                    _skipped(run, run.job)
-            return runs
-    claim = {"attempt": 1, "now": now, "worker": worker, "celery_task_id": celery_task_id}
-    return [run for job, at in calls if (run := _claim_fire(job=job, scheduled_for=at, **claim)) is not None]
-
-
-def _fire_fields(
-    job: Job, scheduled_for: datetime, attempt: int, *, worker: str, celery_task_id: str
-) -> dict[str, Any]:
-    return {
-        "job": job,
-        "trigger": Run.Trigger.SCHEDULED if attempt == 1 else Run.Trigger.RETRY,
-        "scheduled_for": scheduled_for,
-        "attempt": attempt,
-        "queued_at": scheduled_for,
-        "target": mask_text(job.target),
-        "worker": worker,
-        "celery_task_id": celery_task_id,
-    }
-
-
-def _claim_queued(*, job: Job, run_id: int, now: datetime, worker: str, celery_task_id: str) -> Run | None:
-    with transaction.atomic():
-        reason = _overlap(job)
-        claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
-            worker=worker, celery_task_id=celery_task_id, **_start_or_skip(reason, now)
-        )
-    if not claimed:
-        logger.info("run %s was already claimed; duplicate delivery ignored", run_id)
-        return None
-    run = Run.objects.get(pk=run_id)
-    if run.status == Run.Status.SKIPPED:
-        _skipped(run, job)
-    return run
-
-
-def _start_or_skip(reason: str, now: datetime, ahead_of: datetime | None = None) -> dict[str, Any]:
-    """The claimed run's fields: skipped for ``reason``, else running, or still ``queued`` when
-    claimed before its fire's time ``ahead_of`` (``_start_queued`` starts it then)."""
-    if reason:
-        return {"status": Run.Status.SKIPPED, "started_at": now, "finished_at": now, "duration_ms": 0, "error": reason}
-    if ahead_of is not None and ahead_of > now:
-        return {"status": Run.Status.QUEUED}
-    return {"status": Run.Status.RUNNING, "started_at": now}
-
-
-def _misfire(job: Job, scheduled_for: datetime, now: datetime) -> str:
-    if job.misfire_grace_seconds is None:
-        return ""
-    late = (now - scheduled_for).total_seconds()
-    if late <= job.misfire_grace_seconds:
-        return ""
-    return f"Misfire: started {late:.1f} s after its scheduled time; the grace is {job.misfire_grace_seconds} s."
-
-
-def _paused(job: Job) -> str:
-    return "The job was paused before this fire started." if job.status == Job.Status.PAUSED else ""
-
-
-def _overlap(job: Job) -> str:
-    """With ``forbid``, the reason to skip when a run of the job is going. Call in a transaction."""
-    return _overlaps([job]).get(job.pk, "")
-
-
-def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
-    """The reason to skip of each ``forbid`` job that has a run going, or claimed ahead of its
-    fire and about to. Call in a transaction.
-
-    The job rows are locked first (in id order, so two claims cannot deadlock), so two fires
-    starting at once see each other's claim.
-    """
-    ids = sorted(job.pk for job in jobs if job.concurrency_policy == Job.ConcurrencyPolicy.FORBID)
-    if not ids:
-        return {}
-    list(Job.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-    going = (
-        Run.objects.filter(job_id__in=ids)
-        .filter(Q(status=Run.Status.RUNNING) | Q(status=Run.Status.QUEUED, trigger=Run.Trigger.SCHEDULED))
-        .order_by("pk")
-        .values_list("job_id", "pk")
-    )
-    # Oldest first, so the newest run of each job is the one named.
-    return {job_id: f"Concurrency policy 'forbid': run {pk} of this job was still running." for job_id, pk in going}
-
-
-def _skipped(run: Run, job: Job) -> None:
-    logger.info(
-        "run skipped run_id=%s job_id=%s reason=%s", run.pk, job.pk, run.error,
-        extra={"run_id": run.pk, "job_id": job.pk, "status": run.status, "reason": run.error},
-    )  # fmt: skip
-    job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at, counted=False)
-    if run.trigger == Run.Trigger.SCHEDULED and job.trigger == Job.Trigger.DATE:
-        job_services.job_complete_if_fired(job_id=job.pk)
-
-
 def _finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None = None) -> Run:
     """Store the outcome on the run, fold it into the job's counters, and queue a retry if due.
 
     Only a run still ``running`` is finished. If the reaper marked it ``lost`` meanwhile (the
     worker was too slow to be believed alive), ``lost`` stands: it has been counted and may
     have a retry queued already, so the late outcome is only logged and noted on the run.
-    An outcome the database refuses is recorded as ``failed`` with the reason, so the run
-    never stays ``running``.
+
+    A lost database connection does not change the outcome: it is stored again on a new one
+    until the reaper's deadline for the run is near (``_store_deadline``); past that the error is
+    raised and the run, still ``running``, is the reaper's. An outcome the database refuses as it
+    is (a value it cannot hold) is recorded ``failed`` with the reason, so the run never stays
+    ``running``, and is not retried: its call was made.
     """
     finished = finished or timezone.now()
     secrets = _secret_values(job, run.overrides)
@@ -478,11 +420,14 @@ def _finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None =
         "traceback": _masked(outcome.traceback, secrets),
         "log_output": storable_text(run.log_output),
     }
+    what = f"storing the outcome of run {run.pk}"
     try:
-        ended = _store_outcome(run, fields, job=job)
+        ended = retrying(partial(_store_outcome, run, fields, job=job), within=_store_deadline(run, job), what=what)
+    except DATABASE_DISCONNECTS:
+        raise
     except DatabaseError as exc:
         # Only the first line: PostgreSQL's detail quotes the row, secrets and all.
-        problem = _masked(f"{type(exc).__name__}: {_first_line(exc)}", secrets)
+        problem = _masked(describe(exc), secrets)
         logger.error("could not store the outcome of run %s (%s): %s", run.pk, outcome.status, problem)
         fields = {
             "status": Run.Status.FAILED,
@@ -491,7 +436,8 @@ def _finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None =
             "duration_ms": fields["duration_ms"],
             "error": f"The run ended {outcome.status}, but its outcome could not be stored ({problem}).",
         }
-        ended = _store_outcome(run, fields, job=job)
+        store = partial(_store_outcome, run, fields, job=job, retry=False)
+        ended = retrying(store, within=_store_deadline(run, job), what=what)
         run.refresh_from_db()
     if not ended:
         _late_outcome(run, outcome, finished)
@@ -504,15 +450,29 @@ def _finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None =
     return run
 
 
-def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job) -> bool:
+def _store_deadline(run: Run, job: Job) -> float:
+    """Seconds left to store ``run``'s outcome before the reaper may take it for lost: it waits
+    until the job's timeout and CRONTASK_LOST_GRACE_SECONDS have passed since the run started.
+    A few seconds are kept in hand, since the reaper and this worker may not share a clock."""
+    started = run.started_at or timezone.now()
+    deadline = started + timedelta(seconds=job.timeout_seconds + settings.CRONTASK_LOST_GRACE_SECONDS)
+    return max(0.0, (deadline - timezone.now()).total_seconds() - 5)
+
+
+def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = True) -> bool:
     """End the run with ``fields`` if it is still running (or still ``queued``: claimed ahead, its
-    start could not be stored), and record it; False if it was not."""
+    start could not be stored), and record it; False if someone else ended it (the reaper).
+
+    Safe to run again after a lost connection: if the first commit did happen, the run already
+    holds this very outcome, and that counts as stored (once)."""
     with transaction.atomic():
-        if not Run.objects.filter(pk=run.pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED)).update(**fields):
-            return False
+        ending = Run.objects.filter(pk=run.pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
+        if not ending.update(**fields):
+            stored = Run.objects.filter(pk=run.pk, status=fields["status"], finished_at=fields["finished_at"])
+            return stored.exists()
         for name, value in fields.items():
             setattr(run, name, value)
-        _record(run, job)
+        _record(run, job, retry=retry)
     return True
 
 
@@ -545,17 +505,14 @@ def _masked(text: str, secrets: list[str]) -> str:
     return storable_text(mask_text(text))
 
 
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else ""
-
-
-def _record(run: Run, job: Job) -> None:
-    """Counters, one-off completion and the retry chain. Call in the transaction that ended the run."""
+def _record(run: Run, job: Job, *, retry: bool = True) -> None:
+    """Counters, one-off completion and the retry chain (unless ``retry`` is False: the call was
+    made). Call in the transaction that ended the run."""
     job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at)
     if run.trigger != Run.Trigger.MANUAL and job.trigger == Job.Trigger.DATE:  # only one-offs complete
         job_services.job_complete_if_fired(job_id=job.pk)
-    if run.status in (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST) and run.attempt <= job.max_retries:
+    failed = run.status in (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST)
+    if retry and failed and run.attempt <= job.max_retries:
         _queue_retry(run, job)
 
 
@@ -581,10 +538,26 @@ def _queue_retry(run: Run, job: Job) -> None:
 
 
 def _queue(*, job_id: str, run_id: int, countdown: float = 0) -> None:
+    """Send the queued run's message once the transaction that created it commits.
+
+    If the broker cannot take it, the run stays queued and unsent, and beat sends it when the
+    broker is back (``runs.outbox``): the caller (a request, a finishing run) goes on unharmed.
+    """
     from runs.tasks import execute_job
 
     def send() -> None:
-        execute_job.apply_async(kwargs={"job_id": job_id, "run_id": run_id}, countdown=countdown or None)
+        try:
+            execute_job.apply_async(
+                kwargs={"job_id": job_id, "run_id": run_id}, countdown=countdown or None, retry_policy=SEND_RETRY
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the run is safe
+            logger.warning("run %s of job %s is queued; its message will be sent when the broker is back (%s)",
+                           run_id, job_id, describe(exc))  # fmt: skip
+            return
+        try:
+            outbox.mark_runs_sent([run_id], at=timezone.now())
+        except DatabaseError as exc:  # beat then sends it once more; its claim takes it once
+            logger.warning("could not note that run %s was sent: %s", run_id, describe(exc))
 
     transaction.on_commit(send)
 

@@ -9,6 +9,10 @@ from django.utils.dateparse import parse_datetime
 
 from runs import services
 
+# A delivery whose claim the database refused (it was unreachable for a while) is sent again this
+# many times, this many seconds apart, rather than acknowledged and dropped.
+CLAIM_RETRIES = {"max_retries": 20, "countdown": 5}
+
 
 @shared_task(name="runs.tasks.execute_job", bind=True, acks_late=True, ignore_result=True)
 def execute_job(
@@ -18,24 +22,30 @@ def execute_job(
     attempt: int = 1,
     run_id: int | None = None,
 ) -> None:
-    services.run_execute(
-        job_id=job_id,
-        scheduled_for=parse_datetime(scheduled_for) if scheduled_for else None,
-        attempt=attempt,
-        run_id=run_id,
-        worker=self.request.hostname or "",
-        celery_task_id=self.request.id or "",
-    )
+    try:
+        services.run_execute(
+            job_id=job_id,
+            scheduled_for=parse_datetime(scheduled_for) if scheduled_for else None,
+            attempt=attempt,
+            run_id=run_id,
+            worker=self.request.hostname or "",
+            celery_task_id=self.request.id or "",
+        )
+    except services.ClaimFailed as exc:
+        raise self.retry(exc=exc, **CLAIM_RETRIES) from exc
 
 
 @shared_task(name="runs.tasks.execute_fires", bind=True, acks_late=True, ignore_result=True)
 def execute_fires(self, fires: list[list[str]]) -> None:  # noqa: ANN001 - Celery's bound task
     """Several HTTP fires sent together by beat: ``[[job_id, scheduled_for], ...]``."""
-    services.run_execute_fires(
-        fires=[(job_id, _when(scheduled_for)) for job_id, scheduled_for in fires],
-        worker=self.request.hostname or "",
-        celery_task_id=self.request.id or "",
-    )
+    try:
+        services.run_execute_fires(
+            fires=[(job_id, _when(scheduled_for)) for job_id, scheduled_for in fires],
+            worker=self.request.hostname or "",
+            celery_task_id=self.request.id or "",
+        )
+    except services.ClaimFailed as exc:
+        raise self.retry(exc=exc, **CLAIM_RETRIES) from exc
 
 
 @shared_task(name="runs.tasks.reap_lost_runs", ignore_result=True)

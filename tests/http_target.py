@@ -27,6 +27,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path.startswith("/slow/"):
             time.sleep(float(self.path.rsplit("/", 1)[1]))
             self._send(200, b"slow")
+        elif self.path.startswith("/slowfail/"):
+            time.sleep(float(self.path.rsplit("/", 1)[1]))
+            self._send(500, b"slow failure")
         elif self.path.startswith("/flaky/"):
             # fails the first N requests to this path, then succeeds
             failures = int(self.path.rsplit("/", 1)[1])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -18,17 +18,23 @@ if TYPE_CHECKING:
 
 
 def prepare(
-    job: Job, *, overrides: dict[str, Any], progress: Progress | None = None, ahead: float = 0.0
+    job: Job,
+    *,
+    overrides: dict[str, Any],
+    progress: Progress | None = None,
+    ahead: float = 0.0,
+    identity: Mapping[str, str] | None = None,
 ) -> Callable[[], Outcome]:
     """``job``'s run made ready ``ahead`` seconds before its time; calling the result runs it, as
     ``execute``. An HTTP call is built beforehand, and its connection opened if there is time
-    (see ``HttpCall``); the other kinds do everything when called.
+    (see ``HttpCall``); the other kinds do everything when called. ``identity``: the headers that
+    name the run to an HTTP target (``X-Crontask-Run-Id``…), sent after the job's own.
     """
     if job.kind == job.Kind.HTTP:
         return HttpCall(
             method=job.method,
             url=job.url,
-            headers={**job.headers, **overrides.get("headers", {})},
+            headers={**job.headers, **overrides.get("headers", {}), **(identity or {})},
             body=overrides.get("body", job.body),
             timeout=job.timeout_seconds,
             max_bytes=settings.CRONTASK_MAX_OUTPUT_BYTES,
@@ -37,11 +43,17 @@ def prepare(
     return partial(execute, job, overrides=overrides, progress=progress)
 
 
-def execute(job: Job, *, overrides: dict[str, Any], progress: Progress | None = None) -> Outcome:
+def execute(
+    job: Job,
+    *,
+    overrides: dict[str, Any],
+    progress: Progress | None = None,
+    identity: Mapping[str, str] | None = None,
+) -> Outcome:
     """Run ``job`` once, with the one-off ``overrides`` of a manual run applied."""
     limit = settings.CRONTASK_MAX_OUTPUT_BYTES
     if job.kind == job.Kind.HTTP:
-        return prepare(job, overrides=overrides)()
+        return prepare(job, overrides=overrides, identity=identity)()
     if job.kind == job.Kind.PYTHON:
         return execute_python(
             handler=job.handler,

@@ -238,9 +238,16 @@ def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace
             run_services.run_execute(job_id=fire.job_id, scheduled_for=fire.scheduled_for)
     missed = T0.replace(microsecond=0) + timedelta(seconds=2)
     assert sorted((f.job_id, f.scheduled_for) for f in published) == [("lenient", missed), ("strict", missed)]
-    assert Run.objects.get(job_id="strict").status == "skipped"  # 7 s late, grace 3 s
-    assert Run.objects.get(job_id="lenient").status == "success"
+    assert Run.objects.get(job_id="strict", scheduled_for=missed).status == "skipped"  # 7 s late, grace 3 s
+    assert Run.objects.get(job_id="lenient", scheduled_for=missed).status == "success"
     assert Job.objects.get(pk="strict").next_run_at == T0.replace(microsecond=0) + timedelta(seconds=10)
+    # The fires it stood for (10:00:34, :36, :38) are recorded, skipped with the reason.
+    stood_for = [missed + timedelta(seconds=s) for s in (2, 4, 6)]
+    for job_id in ("strict", "lenient"):
+        runs = Run.objects.filter(job_id=job_id).exclude(scheduled_for=missed).order_by("scheduled_for")
+        assert [(r.scheduled_for, r.status, r.error[:7]) for r in runs] == [
+            (at, "skipped", "Missed:") for at in stood_for
+        ]
 
 
 def every_second_with_a_lead(make_beat, settings) -> tuple[Any, list]:

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from jobs import services as job_services
 from jobs.models import Job
+from runs import claims
 from runs import services as run_services
+from runs.claims import Claimant
 from runs.models import Run
 from runs.tasks import execute_fires, execute_job
 
@@ -113,9 +115,7 @@ def test_a_worker_holds_an_early_fire_no_longer_than_the_lead_and_a_second(setti
 def test_a_fire_claimed_ahead_whose_worker_died_is_reaped_lost_and_retried(http_target, settings):
     job = make_job("held", f"{http_target.url}/held", max_retries=1, retry_backoff_seconds=5)
     fire = soon(0.5).replace(microsecond=0) + timedelta(seconds=1)
-    [run] = run_services._claim_fires(
-        [(job, fire)], now=fire - timedelta(milliseconds=200), worker="w", celery_task_id="t"
-    )
+    [run] = claims.claim_fires([(job, fire)], by=Claimant("w", "t", now=fire - timedelta(milliseconds=200)))
     assert (run.status, run.started_at) == ("queued", None)
     # the message comes again (the worker died holding it): the fire is claimed, nothing runs twice
     execute_fires.apply(kwargs={"fires": [["held", fire.isoformat()]]}, throw=True)
@@ -134,10 +134,10 @@ def test_a_forbid_job_claimed_ahead_counts_as_going(http_target, settings):
     settings.CRONTASK_FIRE_LEAD_MS = 1000
     job = make_job("solo", f"{http_target.url}/solo", concurrency_policy="forbid")
     fire = soon(0.5)
-    [held] = run_services._claim_fires([(job, fire)], now=timezone.now(), worker="w", celery_task_id="t")
+    [held] = claims.claim_fires([(job, fire)], by=Claimant("w", "t", now=timezone.now()))
     assert held.status == "queued"
     later = fire + timedelta(seconds=1)
-    [run] = run_services._claim_fires([(job, later)], now=timezone.now(), worker="w", celery_task_id="t")
+    [run] = claims.claim_fires([(job, later)], by=Claimant("w", "t", now=timezone.now()))
     assert (run.status, run.error) == (
         "skipped",
         f"Concurrency policy 'forbid': run {held.pk} of this job was still running.",

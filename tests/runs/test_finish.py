@@ -97,7 +97,7 @@ def test_nul_nan_and_infinity_from_any_executor_are_stored(monkeypatch):
 def test_a_log_line_with_nul_is_stored(monkeypatch):
     make_job()
 
-    def execute(job, *, overrides, progress):
+    def execute(job, *, overrides, progress, **kwargs):
         progress.log("a\x00b")
         return Outcome(status="success")
 

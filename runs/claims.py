@@ -1,0 +1,262 @@
+"""Claiming a run: the one delivery that runs a fire, a manual run or a retry, and whether it runs.
+
+A run is claimed once, however often its message is delivered. Where the run is:
+- a fire that beat recorded as a ``queued`` run (``runs.outbox``): the row with no ``worker`` yet
+  is locked and taken;
+- a fire from a message beat did not record (the stock DatabaseScheduler, an older beat): the
+  run is inserted under the unique (job, scheduled_for, attempt), and a second delivery fails;
+- a manual run, a retry, or a fire beat sent again by its id: the queued row with no worker.
+
+The job's rules are applied as it is claimed: a scheduled fire that starts
+later than ``misfire_grace_seconds`` after its time, or whose job is paused, and with ``forbid``
+any run that finds one of its job's runs going, is recorded ``skipped`` with the reason. A fire
+not yet due (beat sends fires ahead) is claimed but stays ``queued``, held by its worker, until
+``runs.services`` starts it at its time.
+
+A claim is one transaction, and a worker runs it again after a lost database connection
+(``crontask.outage.retrying``). If the first commit did happen, the second attempt finds the run
+claimed by this very delivery (the same worker process and message id) and takes it as its own,
+so a lost acknowledgement neither drops the fire nor runs it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+
+from jobs import services as job_services
+from jobs.models import Job
+from jobs.secrets import mask_text
+from runs.models import Run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims: the worker process and the message being handled, at ``now``. ``again``: this
+    is another attempt at the same claim, after a lost database connection."""
+
+    worker: str
+    celery_task_id: str
+    now: datetime
+    again: bool = False
+
+    def owns(self, run: Run) -> bool:
+        """Whether ``run`` was claimed by an earlier attempt of this very claim (its commit was lost
+        in transit). Only then: a new delivery of the same message, even to this same process, is
+        a duplicate like any other."""
+        mine = (run.worker, run.celery_task_id) == (self.worker, self.celery_task_id)
+        return self.again and bool(self.worker) and mine
+
+
+def claim_fire(*, job: Job, scheduled_for: datetime, attempt: int, by: Claimant) -> Run | None:
+    """Claim one fire of ``job``; None if another delivery has it."""
+    with transaction.atomic():
+        reason = _misfire(job, scheduled_for, by.now) or _paused(job) or _overlap(job)
+        recorded = Run.objects.select_for_update().filter(job=job, scheduled_for=scheduled_for, attempt=attempt).first()
+        if recorded is None:
+            return _insert_fire(job, scheduled_for, attempt, reason, by)
+        if not _unclaimed(recorded):
+            return _taken(recorded, by)
+        _take(recorded, job, reason, by, ahead_of=scheduled_for)
+    return recorded
+
+
+def claim_fires(calls: Sequence[tuple[Job, datetime]], *, by: Claimant) -> list[Run]:
+    """Claim first fires (attempt 1) of several jobs at once, under the rules of ``claim_fire``:
+    one query locks the runs beat recorded, one UPDATE takes them, one INSERT makes the others.
+    Returns the runs this delivery claimed (held, running or skipped), in job order."""
+    calls = sorted(calls, key=lambda call: (call[0].pk, call[1]))  # rows locked in one order: no deadlock
+    if len({job.pk for job, _ in calls}) < len(calls) or not connection.features.can_return_rows_from_bulk_insert:
+        return [run for job, at in calls if (run := claim_fire(job=job, scheduled_for=at, attempt=1, by=by))]
+    by_time: dict[datetime, list[str]] = defaultdict(list)
+    for job, at in calls:
+        by_time[at].append(job.pk)
+    either = Q()
+    for at, job_ids in by_time.items():
+        either |= Q(scheduled_for=at, job_id__in=job_ids)
+    with transaction.atomic():
+        busy = _overlaps([job for job, _ in calls])
+        recorded = {
+            (run.job_id, run.scheduled_for): run
+            for run in Run.objects.select_for_update().filter(either, attempt=1).order_by("job_id", "scheduled_for")
+        }
+        claimed, taken, new = [], [], []
+        for job, at in calls:
+            reason = _misfire(job, at, by.now) or _paused(job) or busy.get(job.pk, "")
+            run = recorded.get((job.pk, at))
+            if run is None:
+                new.append(Run(**_new_fire(job, at, 1, by), **_start_or_skip(reason, by.now, at)))
+            elif _unclaimed(run):
+                run.job = job
+                _set(run, job, reason, by, ahead_of=at)
+                taken.append(run)
+            elif by.owns(run):
+                claimed.append(run)
+            else:
+                _taken(run, by)
+        if taken:
+            Run.objects.bulk_update(taken, fields=_CLAIM_FIELDS)
+        if new:
+            Run.objects.bulk_create(new)
+        for run in taken + new:
+            if run.status == Run.Status.SKIPPED:
+                _count_skipped(run, run.job)
+    return sorted(claimed + taken + new, key=lambda run: (run.job_id, run.scheduled_for))
+
+
+def claim_queued(*, job: Job, run_id: int, by: Claimant) -> Run | None:
+    """Claim a queued run by its id (a manual run, a retry, a fire beat sent again)."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id, job=job).first()
+        if run is None:
+            logger.info("run %s of job %s no longer exists; message dropped", run_id, job.pk)
+            return None
+        if not _unclaimed(run):
+            return _taken(run, by)
+        if run.trigger == Run.Trigger.SCHEDULED and run.scheduled_for is not None:  # a fire sent again
+            reason = _misfire(job, run.scheduled_for, by.now) or _paused(job) or _overlap(job)
+            _take(run, job, reason, by, ahead_of=run.scheduled_for)
+        else:
+            _take(run, job, _overlap(job), by)
+    return run
+
+
+# The fields a claim writes.
+_CLAIM_FIELDS = ["worker", "celery_task_id", "target", "status", "started_at", "finished_at", "duration_ms", "error"]
+
+
+def _unclaimed(run: Run) -> bool:
+    return run.status == Run.Status.QUEUED and not run.worker
+
+
+def _taken(run: Run, by: Claimant) -> Run | None:
+    if by.owns(run):
+        return run  # this delivery's own claim, whose commit reached the database after all
+    if run.trigger == Run.Trigger.SCHEDULED and run.scheduled_for is not None:
+        logger.info("duplicate delivery of job %s fire %s ignored", run.job_id, run.scheduled_for.isoformat())
+    else:
+        logger.info("run %s of job %s was already claimed; duplicate delivery ignored", run.pk, run.job_id)
+    return None
+
+
+def _take(run: Run, job: Job, reason: str, by: Claimant, *, ahead_of: datetime | None = None) -> None:
+    _set(run, job, reason, by, ahead_of=ahead_of)
+    run.save(update_fields=_CLAIM_FIELDS)
+    if run.status == Run.Status.SKIPPED:
+        _count_skipped(run, job)
+
+
+def _set(run: Run, job: Job, reason: str, by: Claimant, *, ahead_of: datetime | None) -> None:
+    fields = {
+        "worker": by.worker,
+        "celery_task_id": by.celery_task_id,
+        "target": mask_text(job.target),
+        "started_at": None,
+        "finished_at": None,
+        "duration_ms": None,
+        "error": "",
+        **_start_or_skip(reason, by.now, ahead_of),
+    }
+    for name, value in fields.items():
+        setattr(run, name, value)
+
+
+def _insert_fire(job: Job, scheduled_for: datetime, attempt: int, reason: str, by: Claimant) -> Run | None:
+    """A fire no scheduler recorded: its run is made here. Call in the claim's transaction."""
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                **_new_fire(job, scheduled_for, attempt, by), **_start_or_skip(reason, by.now, scheduled_for)
+            )
+    except IntegrityError:
+        logger.info("duplicate delivery of job %s fire %s attempt %s ignored", job.pk, scheduled_for, attempt)
+        return None
+    if run.status == Run.Status.SKIPPED:
+        _count_skipped(run, job)
+    return run
+
+
+def _new_fire(job: Job, scheduled_for: datetime, attempt: int, by: Claimant) -> dict[str, Any]:
+    return {
+        "job": job,
+        "trigger": Run.Trigger.SCHEDULED if attempt == 1 else Run.Trigger.RETRY,
+        "scheduled_for": scheduled_for,
+        "attempt": attempt,
+        "queued_at": scheduled_for,
+        "sent_at": scheduled_for,
+        "target": mask_text(job.target),
+        "worker": by.worker,
+        "celery_task_id": by.celery_task_id,
+    }
+
+
+def _start_or_skip(reason: str, now: datetime, ahead_of: datetime | None = None) -> dict[str, Any]:
+    """The claimed run's fields: skipped for ``reason``, else running, or still ``queued`` when
+    claimed before its fire's time ``ahead_of`` (``runs.services`` starts it then)."""
+    if reason:
+        return {"status": Run.Status.SKIPPED, "started_at": now, "finished_at": now, "duration_ms": 0, "error": reason}
+    if ahead_of is not None and ahead_of > now:
+        return {"status": Run.Status.QUEUED}
+    return {"status": Run.Status.RUNNING, "started_at": now}
+
+
+def _misfire(job: Job, scheduled_for: datetime, now: datetime) -> str:
+    if job.misfire_grace_seconds is None:
+        return ""
+    late = (now - scheduled_for).total_seconds()
+    if late <= job.misfire_grace_seconds:
+        return ""
+    return f"Misfire: started {late:.1f} s after its scheduled time; the grace is {job.misfire_grace_seconds} s."
+
+
+def _paused(job: Job) -> str:
+    return "The job was paused before this fire started." if job.status == Job.Status.PAUSED else ""
+
+
+def _overlap(job: Job) -> str:
+    """With ``forbid``, the reason to skip when a run of the job is going. Call in a transaction."""
+    return _overlaps([job]).get(job.pk, "")
+
+
+def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
+    """The reason to skip of each ``forbid`` job that has a run going, or claimed ahead of its
+    fire and about to. Call in a transaction.
+
+    The job rows are locked first (in id order, so two claims cannot deadlock), so two fires
+    starting at once see each other's claim. A queued run no worker has claimed (beat recorded
+    it and its message is on its way) is not going.
+    """
+    ids = sorted(job.pk for job in jobs if job.concurrency_policy == Job.ConcurrencyPolicy.FORBID)
+    if not ids:
+        return {}
+    list(Job.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    going = (
+        Run.objects.filter(job_id__in=ids)
+        .filter(
+            Q(status=Run.Status.RUNNING) | (Q(status=Run.Status.QUEUED, trigger=Run.Trigger.SCHEDULED) & ~Q(worker=""))
+        )
+        .order_by("pk")
+        .values_list("job_id", "pk")
+    )
+    # Oldest first, so the newest run of each job is the one named.
+    return {job_id: f"Concurrency policy 'forbid': run {pk} of this job was still running." for job_id, pk in going}
+
+
+def _count_skipped(run: Run, job: Job) -> None:
+    """A skipped run in the job's ``last_run_*`` (not counted as a run). In the claim's transaction."""
+    logger.info(
+        "run skipped run_id=%s job_id=%s reason=%s", run.pk, job.pk, run.error,
+        extra={"run_id": run.pk, "job_id": job.pk, "status": run.status, "reason": run.error},
+    )  # fmt: skip
+    job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at, counted=False)
+    if run.trigger == Run.Trigger.SCHEDULED and job.trigger == Job.Trigger.DATE:
+        job_services.job_complete_if_fired(job_id=job.pk)
