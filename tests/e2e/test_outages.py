@@ -1,0 +1,157 @@
+"""Outages, for real: the broker stopped for 30 s (Redis, and RabbitMQ), the database's connections
+terminated for 20 s, under web, worker and beat processes firing jobs every 5 s.
+
+Each test counts, per (job, scheduled_for): the fires due, the runs in the database and the calls
+the target received, and asserts that no process exited, that every fire came to exactly one of
+a run executed once, a run skipped by its misfire grace, or a run lost with the reason, that no
+call was made twice, and that no call the target answered 200 was recorded as failed or lost.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+
+from tests.e2e.faults import Ledger, RabbitVhost, RedisServer, Terminator, cluster, fires_due, now, wait_for
+from tests.http_target import HttpTarget
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="terminates PostgreSQL connections (set DATABASE_URL, CELERY_BROKER_URL)",
+    ),
+    pytest.mark.timeout(240),
+]
+
+# job -> (period, offset): fires at the seconds where second % period == offset.
+SCHEDULES = {
+    **{f"burst-{i}": (5, 0) for i in range(4)},  # due together: one execute_fires batch
+    "alone": (5, 2),  # a lone execute_job
+    "graced": (5, 3),  # misfire_grace_seconds 8: what the outage delays longer is skipped
+    "failing": (5, 4),  # 1.5 s, then 500; retried once
+}
+SUCCEEDING = {job_id for job_id in SCHEDULES if job_id != "failing"}
+OUTAGE = 30.0
+# Settle the runs an outage leaves behind within the test: a queued run without a message is sent
+# again after half of this, a run whose worker died is lost after it.
+LOST_GRACE = "20"
+
+
+def jobs(target: HttpTarget) -> dict[str, dict]:
+    made = {}
+    for job_id, (period, offset) in SCHEDULES.items():
+        made[job_id] = {"cron": f"{offset}/{period} * * * * *", "url": f"{target.url}/ok/{job_id}"}
+    made["graced"]["misfire_grace_seconds"] = 8
+    made["failing"] |= {"url": f"{target.url}/slowfail/1.5", "max_retries": 1, "retry_backoff_seconds": 1}
+    return made
+
+
+def wait_until_fire(offset: float, period: int = 5) -> None:
+    """Sleep until ``offset`` seconds past the next multiple of ``period`` seconds."""
+    t = time.time()
+    time.sleep((offset - t) % period)
+
+
+def settle(system, target: HttpTarget, due, timeout: float = 90) -> Ledger:
+    """The ledger once every due fire has a finished run and nothing is left queued or running."""
+    ledger = Ledger.read(system, target)
+
+    def settled() -> bool:
+        nonlocal ledger
+        ledger = Ledger.read(system, target)
+        return not ledger.unfinished() and all((job_id, at, 1) in ledger.runs for job_id, at in due)
+
+    wait_for(settled, timeout, every=1)
+    return ledger
+
+
+def run_through_outage(system, target: HttpTarget, stop, start, *, manual: bool) -> None:
+    system.create_jobs(jobs(target))
+    system.start()
+    assert wait_for(lambda: target.hits["/ok/alone"] >= 1, 30), system.log("worker")[-3000:]
+    first = now().replace(microsecond=0) + timedelta(seconds=1)
+
+    wait_until_fire(offset=4.5)  # the failing job's call is under way: its retry is queued in the outage
+    stop()
+    stopped = now()
+    time.sleep(3)
+    if manual:  # accepted while the broker is down, and sent when it is back
+        answer = requests.post(f"{system.base_url}/api/jobs/alone/run/", timeout=30, headers=system.auth)
+        assert answer.status_code == 202, answer.text
+        manual_run = answer.json()["id"]
+    time.sleep(OUTAGE - 3)
+    start()
+    back = now()
+
+    last = back + timedelta(seconds=20)
+    due = fires_due(SCHEDULES, first, last)
+    time.sleep(max(0.0, (last - now()).total_seconds()))
+    ledger = settle(system, target, due)
+
+    assert system.exited() == {}, {name: system.log(name)[-3000:] for name in system.exited()}
+    assert ledger.problems(due, succeeding=SUCCEEDING) == []
+    # Every fire due during the outage was recorded; the graced job's late ones were skipped.
+    during = [(job_id, at) for job_id, at in due if stopped <= at <= back]
+    assert len(during) >= 5 * len(SCHEDULES)
+    skipped = {key: error for key, (status, error) in ledger.runs.items() if status == "skipped"}
+    assert skipped, ledger.runs
+    assert all(job_id == "graced" and error.startswith("Misfire:") for (job_id, _, _), error in skipped.items())
+    # Retried once each, the retry queued while the broker was down included.
+    assert {attempt for (job_id, _, attempt) in ledger.runs if job_id == "failing"} == {1, 2}
+    # Both resumed within 10 s of the broker's return: beat sent again, the worker ran again.
+    [(sent, started)] = system.query(
+        "SELECT min(sent_at), min(started_at) FILTER (WHERE status <> 'skipped') FROM runs_run "
+        "WHERE sent_at > %s OR started_at > %s",
+        (back, back),
+    )
+    assert (sent - back).total_seconds() < 10, system.log("beat")[-3000:]
+    assert (started - back).total_seconds() < 10, system.log("worker")[-3000:]
+    if manual:
+        [(status,)] = system.query("SELECT status FROM runs_run WHERE id = %s", (manual_run,))
+        assert (status, ledger.manual_calls[manual_run]) == ("success", 1)
+
+
+def test_a_redis_outage_kills_no_process_and_loses_no_fire(tmp_path):
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        with HttpTarget() as target, cluster(tmp_path, redis.url, CRONTASK_LOST_GRACE_SECONDS=LOST_GRACE) as system:
+            run_through_outage(system, target, redis.kill, redis.start, manual=True)
+    finally:
+        redis.kill()
+
+
+def test_a_rabbitmq_outage_kills_no_process_and_loses_no_fire(tmp_path):
+    vhost = RabbitVhost()
+    vhost.create()
+    try:
+        with HttpTarget() as target, cluster(tmp_path, vhost.url, CRONTASK_LOST_GRACE_SECONDS=LOST_GRACE) as system:
+            run_through_outage(system, target, vhost.proxy.cut, vhost.proxy.restore, manual=True)
+    finally:
+        vhost.delete()
+
+
+def test_terminated_database_connections_lose_no_fire_and_misrecord_no_outcome(tmp_path):
+    broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    with HttpTarget() as target, cluster(tmp_path, broker, CRONTASK_LOST_GRACE_SECONDS=LOST_GRACE) as system:
+        system.create_jobs(jobs(target))
+        system.start()
+        assert wait_for(lambda: target.hits["/ok/alone"] >= 1, 30), system.log("worker")[-3000:]
+        first = now().replace(microsecond=0) + timedelta(seconds=1)
+        with Terminator(system.admin_dsn, system.database, every=0.2) as cut:
+            time.sleep(20)
+        assert cut.killed > 60  # the app's connections were cut again and again
+        last = now() + timedelta(seconds=10)
+        due = fires_due(SCHEDULES, first, last)
+        time.sleep(max(0.0, (last - now()).total_seconds()))
+        ledger = settle(system, target, due)
+
+        assert system.exited() == {}, {name: system.log(name)[-3000:] for name in system.exited()}
+        assert ledger.problems(due, succeeding=SUCCEEDING) == []
+        lost = [key for key, (status, _) in ledger.runs.items() if status == "lost"]
+        assert lost == []  # no worker died: nothing is lost
