@@ -55,6 +55,14 @@ def wait_for(check, timeout: float, every: float = 0.2) -> bool:
     return bool(check())
 
 
+# Runs a module (``python -c SKEWED celery …``) with the process's clock moved by ``offset`` seconds.
+SKEWED = (
+    "import sys, runpy, datetime, time_machine; "
+    "time_machine.travel(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds={offset})).start(); "
+    "sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
 class RedisServer:
     """A redis-server of the test's own, without persistence: a restart loses every message."""
 
@@ -210,15 +218,21 @@ class Cluster:
     broker_url: str
     env_extra: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    #: The port the processes reach PostgreSQL on (a TcpProxy's), if not its own.
+    database_port: int | None = None
 
     def __post_init__(self) -> None:
         self.db_url, self.admin_dsn = _postgres_database(os.environ["DATABASE_URL"])
         self.database = urlsplit(self.db_url).path.lstrip("/")
         self.dsn = urlunsplit(urlsplit(self.db_url)._replace(scheme="postgresql"))
         self.port = free_port()
+        app_db_url = self.db_url
+        if self.database_port is not None:
+            parts = urlsplit(self.db_url)
+            app_db_url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{self.database_port}"))
         self.env = {
             **os.environ,
-            "DATABASE_URL": self.db_url,
+            "DATABASE_URL": app_db_url,
             "CELERY_BROKER_URL": self.broker_url,
             "CRONTASK_QUEUE": f"faults-{uuid.uuid4().hex[:8]}",
             "CRONTASK_VAR_DIR": str(self.tmp / "var"),
@@ -250,20 +264,35 @@ class Cluster:
         self.manage("shell", "-c", code)
 
     def start(self, worker_concurrency: int = 3) -> None:
-        celery = [sys.executable, "-m", "celery", "-A", "crontask"]
-        commands = {
-            "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload", "--skip-checks"],
-            "worker": [*celery, "worker", "-l", "INFO", "--concurrency", str(worker_concurrency), "-n", "faults@%h"],
-            "beat": [*celery, "beat", "-l", "INFO"],
-        }
-        for name, command in commands.items():
-            log = (self.tmp / f"{name}.log").open("wb")
-            self.procs[name] = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        for name in ("web", "worker", "beat"):
+            self.start_one(name, worker_concurrency=worker_concurrency)
         assert wait_for(self._web_answers, 60), self.log("web")
 
-    def exited(self) -> dict[str, int]:
+    def start_one(self, name: str, *, worker_concurrency: int = 3, clock_offset: float = 0.0) -> subprocess.Popen:
+        """Start web, worker or beat (``beat-2``: a second one); ``clock_offset`` seconds sets its
+        clock ahead (or behind), as a machine whose clock is not in step would."""
+        celery = ["-m", "celery", "-A", "crontask"]
+        command = {
+            "web": ["manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload", "--skip-checks"],
+            "worker": [*celery, "worker", "-l", "INFO", "--concurrency", str(worker_concurrency), "-n", f"{name}@%h"],
+            "beat": [*celery, "beat", "-l", "INFO"],
+        }[name.split("-")[0]]
+        if clock_offset:  # celery only: ["-m", "celery", ...]
+            command = ["-c", SKEWED.format(offset=clock_offset), *command[1:]]
+        log = (self.tmp / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, *command], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        return self.procs[name]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and everything it started (a worker's pool)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.procs[name].pid, signal.SIGKILL)
+        self.procs.pop(name).wait()
+
+    def exited(self) -> dict[str, int | None]:
         return {name: proc.returncode for name, proc in self.procs.items() if proc.poll() is not None}
 
     def log(self, name: str) -> str:

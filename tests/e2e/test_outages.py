@@ -10,8 +10,11 @@ call was made twice, and that no call the target answered 200 was recorded as fa
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,7 +28,7 @@ pytestmark = [
         not os.environ.get("DATABASE_URL", "").startswith("postgres"),
         reason="terminates PostgreSQL connections (set DATABASE_URL, CELERY_BROKER_URL)",
     ),
-    pytest.mark.timeout(240),
+    pytest.mark.timeout(360),
 ]
 
 # job -> (period, offset): fires at the seconds where second % period == offset.
@@ -98,9 +101,11 @@ def run_through_outage(system, target: HttpTarget, stop, start, *, manual: bool)
     # Every fire due during the outage was recorded; the graced job's late ones were skipped.
     during = [(job_id, at) for job_id, at in due if stopped <= at <= back]
     assert len(during) >= 5 * len(SCHEDULES)
-    skipped = {key: error for key, (status, error) in ledger.runs.items() if status == "skipped"}
+    counted = set(due)  # (fires before the window may have fallen due before beat had started)
+    skipped = {key: error for key, (status, error) in ledger.runs.items() if status == "skipped" and key[:2] in counted}
     assert skipped, ledger.runs
-    assert all(job_id == "graced" and error.startswith("Misfire:") for (job_id, _, _), error in skipped.items())
+    unexpected = {key: error for key, error in skipped.items() if key[0] != "graced" or error[:8] != "Misfire:"}
+    assert unexpected == {}
     # Retried once each, the retry queued while the broker was down included.
     assert {attempt for (job_id, _, attempt) in ledger.runs if job_id == "failing"} == {1, 2}
     # Both resumed within 10 s of the broker's return: beat sent again, the worker ran again.
@@ -116,7 +121,7 @@ def run_through_outage(system, target: HttpTarget, stop, start, *, manual: bool)
         assert (status, ledger.manual_calls[manual_run]) == ("success", 1)
 
 
-def test_a_redis_outage_kills_no_process_and_loses_no_fire(tmp_path):
+def redis_outage(tmp_path: Path) -> None:
     redis = RedisServer(tmp_path)
     redis.start()
     try:
@@ -126,7 +131,7 @@ def test_a_redis_outage_kills_no_process_and_loses_no_fire(tmp_path):
         redis.kill()
 
 
-def test_a_rabbitmq_outage_kills_no_process_and_loses_no_fire(tmp_path):
+def rabbitmq_outage(tmp_path: Path) -> None:
     vhost = RabbitVhost()
     vhost.create()
     try:
@@ -136,7 +141,7 @@ def test_a_rabbitmq_outage_kills_no_process_and_loses_no_fire(tmp_path):
         vhost.delete()
 
 
-def test_terminated_database_connections_lose_no_fire_and_misrecord_no_outcome(tmp_path):
+def database_cuts(tmp_path: Path) -> None:
     broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
     with HttpTarget() as target, cluster(tmp_path, broker, CRONTASK_LOST_GRACE_SECONDS=LOST_GRACE) as system:
         system.create_jobs(jobs(target))
@@ -155,3 +160,46 @@ def test_terminated_database_connections_lose_no_fire_and_misrecord_no_outcome(t
         assert ledger.problems(due, succeeding=SUCCEEDING) == []
         lost = [key for key, (status, _) in ledger.runs.items() if status == "lost"]
         assert lost == []  # no worker died: nothing is lost
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> dict[str, BaseException | None]:
+    """Each scenario's failure, or None: the three run at once, each with its own database,
+    broker, processes and target. They wait on clocks, not on the CPU: one after another they
+    took three and a half minutes of CI."""
+    results: dict[str, BaseException | None] = {}
+
+    def run(name: str, scenario: Callable[[Path], None], tmp: Path) -> None:
+        try:
+            scenario(tmp)
+            results[name] = None
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the scenario's own test
+            results[name] = exc
+
+    scenarios = {"redis": redis_outage, "rabbitmq": rabbitmq_outage, "database": database_cuts}
+    threads = [
+        threading.Thread(target=run, args=(name, scenario, tmp_path_factory.mktemp(name)), name=name)
+        for name, scenario in scenarios.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    return {name: results.get(name, TimeoutError(f"{name} did not finish")) for name in scenarios}
+
+
+def raise_if_failed(outcome: BaseException | None) -> None:
+    if outcome is not None:
+        raise outcome
+
+
+def test_a_redis_outage_kills_no_process_and_loses_no_fire(outcomes):
+    raise_if_failed(outcomes["redis"])
+
+
+def test_a_rabbitmq_outage_kills_no_process_and_loses_no_fire(outcomes):
+    raise_if_failed(outcomes["rabbitmq"])
+
+
+def test_terminated_database_connections_lose_no_fire_and_misrecord_no_outcome(outcomes):
+    raise_if_failed(outcomes["database"])
