@@ -74,6 +74,8 @@ def claim_fires(calls: Sequence[tuple[Job, datetime]], *, by: Claimant) -> list[
     """Claim first fires (attempt 1) of several jobs at once, under the rules of ``claim_fire``:
     one query locks the runs beat recorded, one UPDATE takes them, one INSERT makes the others.
     Returns the runs this delivery claimed (held, running or skipped), in job order."""
+    if not calls:
+        return []
     calls = sorted(calls, key=lambda call: (call[0].pk, call[1]))  # rows locked in one order: no deadlock
     if len({job.pk for job, _ in calls}) < len(calls) or not connection.features.can_return_rows_from_bulk_insert:
         return [run for job, at in calls if (run := claim_fire(job=job, scheduled_for=at, attempt=1, by=by))]

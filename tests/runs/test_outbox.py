@@ -250,3 +250,14 @@ def test_a_long_absence_records_the_latest_missed_fires_only():
     ]
     assert interval.missed(T0, T0 + timedelta(seconds=35), limit=2) == [T0 + timedelta(seconds=s) for s in (20, 30)]
     assert interval.missed(T0, T0 + timedelta(seconds=9), limit=2) == []
+
+
+def test_a_batch_left_with_no_http_fire_locks_no_run(django_assert_max_num_queries):
+    from runs import claims
+    from runs.claims import Claimant
+
+    make_job()
+    outbox.record_fires([Fire("j", FIRE, "http")], now=FIRE)
+    with django_assert_max_num_queries(0):
+        assert claims.claim_fires([], by=Claimant("w", "t", now=FIRE)) == []
+    assert Run.objects.get().worker == ""
