@@ -77,12 +77,12 @@ class RunAdmin(admin.ModelAdmin):
         ("Python", {"fields": ["result_block", "log_output_block"]}),
         ("Shell", {"fields": ["exit_code", "output_block"]}),
         ("Failure", {"fields": ["traceback_block"]}),
-        ("Delivery", {"fields": ["overrides_masked", "worker", "celery_task_id"]}),
+        ("Delivery", {"fields": ["overrides_masked", "sent_at", "worker", "celery_task_id"]}),
     ]
     readonly_fields = [
         "job_link", "status_badge", "trigger", "attempt", "retry_of_link", "target", "error", "scheduled_for",
         "queued_at", "started_at", "finished_at", "duration", "status_code", "response_body_block", "result_block",
-        "log_output_block", "exit_code", "output_block", "traceback_block", "overrides_masked", "worker",
+        "log_output_block", "exit_code", "output_block", "traceback_block", "overrides_masked", "sent_at", "worker",
         "celery_task_id",
     ]  # fmt: skip
 
