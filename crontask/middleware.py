@@ -1,12 +1,16 @@
-"""Requests that carry what no database can hold, answered before any view sees them."""
+"""Answers for what a view cannot help: input no database can hold, a database that is away."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
+from crontask.outage import DATABASE_DISCONNECTS, describe
 from crontask.views import is_api
+
+logger = logging.getLogger(__name__)
 
 
 class RejectNulMiddleware:
@@ -29,3 +33,30 @@ class RejectNulMiddleware:
                 return JsonResponse({"detail": reason}, status=400)
             return HttpResponseBadRequest(reason)
         return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """A request that meets a database that is down or restarting gets 503 with the reason and a
+    Retry-After, not a 500: nothing is wrong with the request, and it will work again shortly.
+    (Workers and beat wait for the database themselves: see crontask.outage.)"""
+
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_DISCONNECTS):
+            return None
+        logger.warning("database unavailable for %s %s: %s", request.method, request.path, describe(exception))
+        reason = "The database is unavailable; try again shortly."
+        response: HttpResponse
+        if is_api(request):
+            response = JsonResponse({"detail": reason}, status=503)
+        else:
+            response = HttpResponse(reason, status=503, content_type="text/plain")
+        response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
+        return response
