@@ -317,8 +317,8 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(tmp: Path, broker_url: str, **env: str) -> Iterator[Cluster]:
-    made = Cluster(tmp=tmp, broker_url=broker_url, env_extra=env)
+def cluster(tmp: Path, broker_url: str, *, database_port: int | None = None, **env: str) -> Iterator[Cluster]:
+    made = Cluster(tmp=tmp, broker_url=broker_url, env_extra=env, database_port=database_port)
     try:
         yield made
     finally:
