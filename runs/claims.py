@@ -108,7 +108,7 @@ def claim_fires(calls: Sequence[tuple[Job, datetime]], *, by: Claimant) -> list[
         if taken:
             Run.objects.bulk_update(taken, fields=_CLAIM_FIELDS)
         if new:
-            Run.objects.bulk_create(new)
+            new = _insert_new(new)
         for run in taken + new:
             if run.status == Run.Status.SKIPPED:
                 _count_skipped(run, run.job)
@@ -185,6 +185,27 @@ def _insert_fire(job: Job, scheduled_for: datetime, attempt: int, reason: str, b
     if run.status == Run.Status.SKIPPED:
         _count_skipped(run, job)
     return run
+
+
+def _insert_new(runs: list[Run]) -> list[Run]:
+    """Insert fires no scheduler recorded, with one INSERT; if another delivery made some of them
+    meanwhile (two copies of a message from an older beat), one by one, keeping those it did
+    not. Call in the claim's transaction."""
+    try:
+        with transaction.atomic():
+            return Run.objects.bulk_create(runs)
+    except IntegrityError:
+        pass
+    inserted = []
+    for run in runs:
+        try:
+            with transaction.atomic():
+                run.save(force_insert=True)
+        except IntegrityError:
+            logger.info("duplicate delivery of job %s fire %s ignored", run.job_id, run.scheduled_for.isoformat())
+            continue
+        inserted.append(run)
+    return inserted
 
 
 def _new_fire(job: Job, scheduled_for: datetime, attempt: int, by: Claimant) -> dict[str, Any]:

@@ -261,3 +261,18 @@ def test_a_batch_left_with_no_http_fire_locks_no_run(django_assert_max_num_queri
     with django_assert_max_num_queries(0):
         assert claims.claim_fires([], by=Claimant("w", "t", now=FIRE)) == []
     assert Run.objects.get().worker == ""
+
+
+def test_fires_another_delivery_made_meanwhile_are_left_to_it_and_the_others_inserted():
+    from runs import claims
+
+    make_job("a")
+    make_job("b")
+    Run.objects.create(job_id="b", trigger="scheduled", scheduled_for=FIRE, status="running", worker="other pid=1")
+    fresh = [
+        Run(job_id=job_id, trigger="scheduled", scheduled_for=FIRE, attempt=1, status="running", worker="w pid=2")
+        for job_id in ("a", "b")
+    ]
+    inserted = claims._insert_new(fresh)
+    assert [run.job_id for run in inserted] == ["a"]
+    assert dict(Run.objects.values_list("job_id", "worker")) == {"a": "w pid=2", "b": "other pid=1"}
