@@ -5,7 +5,7 @@ A run is claimed once, however often its message is delivered. Where the run is:
   is locked and taken;
 - a fire from a message beat did not record (the stock DatabaseScheduler, an older beat): the
   run is inserted under the unique (job, scheduled_for, attempt), and a second delivery fails;
-- a manual run, a retry, or a fire beat sent again by its id: the queued row with no worker.
+- a manual run or a retry (sent by its id): the queued row with no worker.
 
 The job's rules are applied as it is claimed: a scheduled fire that starts
 later than ``misfire_grace_seconds`` after its time, or whose job is paused, and with ``forbid``
@@ -41,13 +41,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Claimant:
-    """Who claims: the worker process and the message being handled, at ``now``. ``again``: this
-    is another attempt at the same claim, after a lost database connection."""
+    """Who claims: the worker process and the message being handled, at ``now``.
+
+    ``again``: this is another attempt at the same claim, after a lost database connection.
+    ``retrying``: the workers of earlier deliveries of this message that gave up claiming while
+    the database was away (Celery delivers it again, ``runs.tasks``); one of them may have
+    claimed the run after all.
+    """
 
     worker: str
     celery_task_id: str
     now: datetime
     again: bool = False
+    retrying: tuple[str, ...] = ()
 
     def owns(self, run: Run) -> bool:
         """Whether ``run`` was claimed by an earlier attempt of this very claim (its commit was lost
@@ -56,24 +62,33 @@ class Claimant:
         mine = (run.worker, run.celery_task_id) == (self.worker, self.celery_task_id)
         return self.again and bool(self.worker) and mine
 
+    def takes_over(self, run: Run) -> bool:
+        """Whether ``run`` was claimed, and left unrun, by a delivery of this message that gave up."""
+        return (
+            run.worker in self.retrying
+            and run.celery_task_id == self.celery_task_id
+            and run.status in (Run.Status.QUEUED, Run.Status.RUNNING)
+        )
+
 
 def claim_fire(*, job: Job, scheduled_for: datetime, attempt: int, by: Claimant) -> Run | None:
     """Claim one fire of ``job``; None if another delivery has it."""
     with transaction.atomic():
-        reason = _misfire(job, scheduled_for, by.now) or _paused(job) or _overlap(job)
         recorded = Run.objects.select_for_update().filter(job=job, scheduled_for=scheduled_for, attempt=attempt).first()
+        if recorded is not None and not _unclaimed(recorded):
+            return _taken(recorded, by)
+        reason = _misfire(job, scheduled_for, by.now) or _paused(job) or _overlap(job)
         if recorded is None:
             return _insert_fire(job, scheduled_for, attempt, reason, by)
-        if not _unclaimed(recorded):
-            return _taken(recorded, by)
         _take(recorded, job, reason, by, ahead_of=scheduled_for)
     return recorded
 
 
 def claim_fires(calls: Sequence[tuple[Job, datetime]], *, by: Claimant) -> list[Run]:
     """Claim first fires (attempt 1) of several jobs at once, under the rules of ``claim_fire``:
-    one query locks the runs beat recorded, one UPDATE takes them, one INSERT makes the others.
-    Returns the runs this delivery claimed (held, running or skipped), in job order."""
+    one query locks the runs beat recorded, one UPDATE takes those that start alike (all of them,
+    as a rule), one INSERT makes any nobody recorded. Returns the runs this delivery claimed
+    (held, running or skipped), in job order."""
     if not calls:
         return []
     calls = sorted(calls, key=lambda call: (call[0].pk, call[1]))  # rows locked in one order: no deadlock
@@ -86,33 +101,39 @@ def claim_fires(calls: Sequence[tuple[Job, datetime]], *, by: Claimant) -> list[
     for at, job_ids in by_time.items():
         either |= Q(scheduled_for=at, job_id__in=job_ids)
     with transaction.atomic():
-        busy = _overlaps([job for job, _ in calls])
-        recorded = {
-            (run.job_id, run.scheduled_for): run
-            for run in Run.objects.select_for_update().filter(either, attempt=1).order_by("job_id", "scheduled_for")
-        }
-        claimed, taken, new = [], [], []
+        rows = Run.objects.select_for_update().filter(either, attempt=1).order_by("job_id", "scheduled_for")
+        recorded = {(row[1], row[2]): row for row in rows.values_list(*_RECORDED)}
+        busy = _overlaps([job for job, _ in calls])  # after the runs: locks are taken run, then job
+        claimed, new = [], []
+        alike: dict[tuple[tuple[str, Any], ...], list[Run]] = defaultdict(list)
         for job, at in calls:
-            reason = _misfire(job, at, by.now) or _paused(job) or busy.get(job.pk, "")
-            run = recorded.get((job.pk, at))
-            if run is None:
-                new.append(Run(**_new_fire(job, at, 1, by), **_start_or_skip(reason, by.now, at)))
-            elif _unclaimed(run):
-                run.job = job
-                _set(run, job, reason, by, ahead_of=at)
-                taken.append(run)
-            elif by.owns(run):
-                claimed.append(run)
-            else:
-                _taken(run, by)
-        if taken:
-            Run.objects.bulk_update(taken, fields=_CLAIM_FIELDS)
+            start = _start_or_skip(_misfire(job, at, by.now) or _paused(job) or busy.get(job.pk, ""), by.now, at)
+            row = recorded.get((job.pk, at))
+            if row is None:
+                new.append(Run(**_new_fire(job, at, 1, by), **start))
+            elif row[3] == Run.Status.QUEUED and not row[4]:
+                pk, _, _, _, _, queued_at, sent_at, target = row
+                run = Run(pk=pk, job=job, trigger=Run.Trigger.SCHEDULED, scheduled_for=at, attempt=1,
+                          queued_at=queued_at, sent_at=sent_at, target=target or mask_text(job.target),
+                          worker=by.worker, celery_task_id=by.celery_task_id, **start)  # fmt: skip
+                alike[tuple(start.items())].append(run)
+            elif (mine := _taken(Run.objects.get(pk=row[0]), by)) is not None:
+                claimed.append(mine)
+        for start_fields, runs in alike.items():
+            Run.objects.filter(pk__in=[run.pk for run in runs]).update(
+                worker=by.worker, celery_task_id=by.celery_task_id, **dict(start_fields)
+            )
+        taken = [run for runs in alike.values() for run in runs]
         if new:
             new = _insert_new(new)
         for run in taken + new:
             if run.status == Run.Status.SKIPPED:
                 _count_skipped(run, run.job)
     return sorted(claimed + taken + new, key=lambda run: (run.job_id, run.scheduled_for))
+
+
+# What the batch claim reads of each run it locks.
+_RECORDED = ("pk", "job_id", "scheduled_for", "status", "worker", "queued_at", "sent_at", "target")
 
 
 def claim_queued(*, job: Job, run_id: int, by: Claimant) -> Run | None:
@@ -141,8 +162,15 @@ def _unclaimed(run: Run) -> bool:
 
 
 def _taken(run: Run, by: Claimant) -> Run | None:
+    """``run`` if it is this delivery's own (see ``Claimant``), else None: a duplicate. The run is
+    locked: of two copies of a message that take a run over, the second finds it taken."""
     if by.owns(run):
         return run  # this delivery's own claim, whose commit reached the database after all
+    if by.takes_over(run):
+        logger.warning("run %s of job %s: taking over the claim an earlier delivery gave up", run.pk, run.job_id)
+        run.worker = by.worker
+        run.save(update_fields=["worker"])
+        return run
     if run.trigger == Run.Trigger.SCHEDULED and run.scheduled_for is not None:
         logger.info("duplicate delivery of job %s fire %s ignored", run.job_id, run.scheduled_for.isoformat())
     else:
@@ -254,9 +282,10 @@ def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
     """The reason to skip of each ``forbid`` job that has a run going, or claimed ahead of its
     fire and about to. Call in a transaction.
 
-    The job rows are locked first (in id order, so two claims cannot deadlock), so two fires
-    starting at once see each other's claim. A queued run no worker has claimed (beat recorded
-    it and its message is on its way) is not going.
+    The job rows are locked (in id order), so two fires starting at once see each other's claim.
+    Every claim locks its run first and the job then, as the reaper and a finishing run do, so
+    that no two of them wait on each other. A queued run no worker has claimed (beat recorded it
+    and its message is on its way) is not going.
     """
     ids = sorted(job.pk for job in jobs if job.concurrency_policy == Job.ConcurrencyPolicy.FORBID)
     if not ids:

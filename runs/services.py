@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Seconds a worker keeps trying to claim a run while the database is unreachable. After that the
-#: message is dropped: the run beat recorded stays queued, and beat sends it again (runs.outbox).
+#: message is given back to Celery, which delivers it again (runs.tasks); beat would too.
 CLAIM_RETRY_SECONDS = 10.0
 #: Seconds a worker keeps trying to mark runs claimed ahead ``running`` (they run regardless).
 START_RETRY_SECONDS = 2.0
@@ -94,11 +94,13 @@ def run_execute(
     run_id: int | None = None,
     worker: str = "",
     celery_task_id: str = "",
+    retrying_for: Sequence[str] = (),
 ) -> Run | None:
     """Execute one delivery of a fire, or of a queued run. None if there was nothing ours to run.
 
     A fire sent ahead of its time (CRONTASK_FIRE_LEAD_MS) is claimed at once, as a ``queued``
     run, and started at its time: if this worker dies meanwhile, the reaper finds the run.
+    ``retrying_for``: see ``ClaimFailed``.
     """
     worker = f"{worker} pid={os.getpid()}"
     # A message without a nominal time (e.g. from the stock DatabaseScheduler) is taken as a fire
@@ -113,7 +115,8 @@ def run_execute(
             return job, claims.claim_queued(job=job, run_id=run_id, by=by)
         return job, claims.claim_fire(job=job, scheduled_for=fire, attempt=attempt, by=by)
 
-    job, run = _claiming(claim, worker=worker, celery_task_id=celery_task_id, what=f"a run of job {job_id}")
+    what = f"a run of job {job_id}"
+    job, run = _claiming(claim, worker=worker, celery_task_id=celery_task_id, retrying_for=retrying_for, what=what)
     if job is None:
         logger.warning("job %s no longer exists; message dropped", job_id)
         return None
@@ -129,7 +132,11 @@ def run_execute(
 
 
 def run_execute_fires(
-    *, fires: Sequence[tuple[str, datetime]], worker: str = "", celery_task_id: str = ""
+    *,
+    fires: Sequence[tuple[str, datetime]],
+    worker: str = "",
+    celery_task_id: str = "",
+    retrying_for: Sequence[str] = (),
 ) -> list[Run]:
     """Execute the fires of HTTP jobs that beat sent together: one claim for all of them, their
     calls made at once (a thread each), each outcome stored as soon as its call ends.
@@ -148,7 +155,7 @@ def run_execute_fires(
         return jobs, claims.claim_fires(calls, by=by)
 
     what = f"a batch of {len(fires)} fires"
-    jobs, runs = _claiming(claim, worker=claimant, celery_task_id=celery_task_id, what=what)
+    jobs, runs = _claiming(claim, worker=claimant, celery_task_id=celery_task_id, retrying_for=retrying_for, what=what)
     for job_id in sorted({job_id for job_id, _ in fires} - jobs.keys()):
         logger.warning("job %s no longer exists; its fire is dropped", job_id)
     others = [(job_id, at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind != Job.Kind.HTTP]
@@ -171,7 +178,9 @@ def run_execute_fires(
     # Jobs that changed kind since beat sent the fire: rare, so simply after the calls.
     for job_id, at in others:
         try:
-            run = run_execute(job_id=job_id, scheduled_for=at, worker=worker, celery_task_id=celery_task_id)
+            run = run_execute(
+                job_id=job_id, scheduled_for=at, worker=worker, celery_task_id=celery_task_id, retrying_for=retrying_for
+            )
         except Exception as exc:  # the same
             logger.exception("could not run job %s fire %s", job_id, at.isoformat())
             failure = failure or exc
@@ -197,22 +206,34 @@ def _identity(run: Run) -> dict[str, str]:
 
 class ClaimFailed(Exception):
     """The database stayed unreachable for CLAIM_RETRY_SECONDS while a delivery claimed its run:
-    nothing was run, and the message should be delivered again (``runs.tasks`` retries it)."""
+    nothing was run, and the message should be delivered again (``runs.tasks`` retries it),
+    telling the next delivery who ``claimant`` was, in case its claim did reach the database."""
+
+    def __init__(self, message: str, claimant: str) -> None:
+        super().__init__(message, claimant)  # both in args: Celery pickles the exception
+        self.claimant = claimant
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
-def _claiming(step: Callable[[Claimant], T], *, worker: str, celery_task_id: str, what: str) -> T:
+def _claiming(
+    step: Callable[[Claimant], T], *, worker: str, celery_task_id: str, retrying_for: Sequence[str], what: str
+) -> T:
     """``step(claimant)``: a claim, made again on a new connection if the database connection is
-    lost, where a later attempt recognises the run an earlier one claimed (``Claimant.owns``)."""
+    lost, where a later attempt recognises the run an earlier one claimed (``Claimant.owns``), and
+    a delivery retrying ``retrying_for`` takes over a run one of them claimed (``takes_over``)."""
     attempts = itertools.count()
 
     def attempt() -> T:
-        by = Claimant(worker=worker, celery_task_id=celery_task_id, now=timezone.now(), again=next(attempts) > 0)
+        again = next(attempts) > 0
+        by = Claimant(worker, celery_task_id, timezone.now(), again=again, retrying=tuple(retrying_for))
         return step(by)
 
     try:
         return retrying(attempt, within=CLAIM_RETRY_SECONDS, what=f"claiming {what}")
     except DATABASE_DISCONNECTS as exc:
-        raise ClaimFailed(f"could not claim {what}: {describe(exc)}") from exc
+        raise ClaimFailed(f"could not claim {what}: {describe(exc)}", worker) from exc
 
 
 def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
@@ -303,8 +324,9 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
     Every executor ends its run by the job's timeout, so a run still ``running`` well after it
     was started by a worker that is gone. Runs queued for longer than
     CRONTASK_QUEUED_EXPIRY_SECONDS never reached a worker and are marked lost too, and so is a
-    fire claimed ahead of its time still ``queued`` a grace after that time: its worker died
-    before the time came (a redelivery of the message finds the fire claimed).
+    fire claimed ahead of its time still ``queued`` its timeout and a grace after that time: its
+    worker died before the time came (a redelivery of the message finds the fire claimed). (Not
+    sooner: a run whose start could not be stored runs on while ``queued``.)
     """
     now = now or timezone.now()
     grace = timedelta(seconds=settings.CRONTASK_LOST_GRACE_SECONDS)
@@ -313,18 +335,20 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
     queued = Run.objects.filter(status=Run.Status.QUEUED)
     stale_before = now - timedelta(seconds=settings.CRONTASK_QUEUED_EXPIRY_SECONDS)
     stale = list(queued.filter(queued_at__lt=stale_before).values_list("pk", flat=True))
-    # Claimed ahead of its fire (a worker holds it) and still queued a grace after the fire's time.
-    # A queued run no worker has claimed is waiting for its message: beat sends it again.
+    # Claimed ahead of its fire (a worker holds it) and still queued past the fire's time plus its
+    # timeout and the grace. A queued run no worker has claimed waits for its message: beat sends it.
     held = (
         queued.filter(trigger=Run.Trigger.SCHEDULED, scheduled_for__lt=now - grace)
         .exclude(worker="")
         .exclude(pk__in=stale)
+        .values_list("pk", "scheduled_for", "job__timeout_seconds")
     )
+    unstarted = [pk for pk, fire, limit in held if fire + timedelta(seconds=limit) + grace < now]
     reaped = 0
     for pk, was, reason in (
         [(pk, Run.Status.RUNNING, _LOST_RUNNING) for pk in overdue]
         + [(pk, Run.Status.QUEUED, _LOST_QUEUED) for pk in stale]
-        + [(pk, Run.Status.QUEUED, _LOST_HELD) for pk in held.values_list("pk", flat=True)]
+        + [(pk, Run.Status.QUEUED, _LOST_HELD) for pk in unstarted]
     ):
         with transaction.atomic():
             if not Run.objects.filter(pk=pk, status=was).update(status=Run.Status.LOST, finished_at=now, error=reason):
@@ -469,10 +493,15 @@ def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = 
         ending = Run.objects.filter(pk=run.pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
         if not ending.update(**fields):
             stored = Run.objects.filter(pk=run.pk, status=fields["status"], finished_at=fields["finished_at"])
-            return stored.exists()
+            if not stored.exists():
+                return False
+            mine = True  # this very outcome, stored by an attempt whose answer was lost
+        else:
+            mine = False
         for name, value in fields.items():
             setattr(run, name, value)
-        _record(run, job, retry=retry)
+        if not mine:
+            _record(run, job, retry=retry)
     return True
 
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import Retry
 from django.utils.dateparse import parse_datetime
 
 from runs import services
 
 # A delivery whose claim the database refused (it was unreachable for a while) is sent again this
-# many times, this many seconds apart, rather than acknowledged and dropped.
+# many times, this many seconds apart, rather than acknowledged and dropped. Each copy names the
+# workers that gave up before it (``claimed_by``): one of their claims may have reached the
+# database, and the copy takes that run over rather than leave it claimed and never run.
 CLAIM_RETRIES = {"max_retries": 20, "countdown": 5}
+
+
+def _retry_claim(task: Task, exc: services.ClaimFailed, claimed_by: list[str]) -> Retry:
+    kwargs = {**task.request.kwargs, "claimed_by": [*claimed_by, exc.claimant]}
+    return task.retry(exc=exc, kwargs=kwargs, **CLAIM_RETRIES)
 
 
 @shared_task(name="runs.tasks.execute_job", bind=True, acks_late=True, ignore_result=True)
@@ -21,6 +29,7 @@ def execute_job(
     scheduled_for: str | None = None,
     attempt: int = 1,
     run_id: int | None = None,
+    claimed_by: list[str] | None = None,
 ) -> None:
     try:
         services.run_execute(
@@ -30,22 +39,24 @@ def execute_job(
             run_id=run_id,
             worker=self.request.hostname or "",
             celery_task_id=self.request.id or "",
+            retrying_for=claimed_by or [],
         )
     except services.ClaimFailed as exc:
-        raise self.retry(exc=exc, **CLAIM_RETRIES) from exc
+        raise _retry_claim(self, exc, claimed_by or []) from exc
 
 
 @shared_task(name="runs.tasks.execute_fires", bind=True, acks_late=True, ignore_result=True)
-def execute_fires(self, fires: list[list[str]]) -> None:  # noqa: ANN001 - Celery's bound task
+def execute_fires(self, fires: list[list[str]], claimed_by: list[str] | None = None) -> None:  # noqa: ANN001
     """Several HTTP fires sent together by beat: ``[[job_id, scheduled_for], ...]``."""
     try:
         services.run_execute_fires(
             fires=[(job_id, _when(scheduled_for)) for job_id, scheduled_for in fires],
             worker=self.request.hostname or "",
             celery_task_id=self.request.id or "",
+            retrying_for=claimed_by or [],
         )
     except services.ClaimFailed as exc:
-        raise self.retry(exc=exc, **CLAIM_RETRIES) from exc
+        raise _retry_claim(self, exc, claimed_by or []) from exc
 
 
 @shared_task(name="runs.tasks.reap_lost_runs", ignore_result=True)

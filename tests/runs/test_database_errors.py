@@ -5,6 +5,7 @@ call is made once, and its outcome is recorded as it was, never as failed, lost 
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 from django.db import OperationalError, connection
@@ -147,7 +148,7 @@ def test_a_claim_the_database_keeps_refusing_is_given_back_to_the_broker(monkeyp
 
 
 def real_claim_failed():
-    raise run_services.ClaimFailed("could not claim a run of job j: OperationalError: terminated")
+    raise run_services.ClaimFailed("could not claim a run of job j: OperationalError: terminated", "w pid=1")
 
 
 def execute_job_retries() -> int:
@@ -170,3 +171,35 @@ def test_an_outcome_the_database_refuses_as_it_is_is_not_retried(monkeypatch, qu
     assert run.status == "failed"
     assert run.error.startswith("The run ended success, but its outcome could not be stored (IntegrityError: ")
     assert queued_tasks == []  # the call was made: it is not made again
+
+
+def test_a_delivery_retried_after_an_unknown_claim_takes_its_run_over_and_runs_it_once(http_target, monkeypatch):
+    """The claim reached the database but its answer did not, and the database stayed away until
+    the worker gave up: the run is claimed, by nobody running it. Celery delivers the message
+    again (here to another worker process), naming the worker that gave up; that copy takes the
+    run over, and runs it once."""
+    make_job(f"{http_target.url}/ok")
+    monkeypatch.setattr(run_services, "CLAIM_RETRY_SECONDS", 0.3)
+    pids = iter([1001, 1002])  # the first delivery's worker process, then the retry's
+    monkeypatch.setattr(run_services, "os", SimpleNamespace(getpid=lambda: next(pids)))
+    real = claims.claim_fire
+    calls = []
+
+    def unknown_then_unreachable(**kwargs):
+        calls.append(kwargs["by"].retrying)
+        if len(calls) == 1:  # committed, but the answer never came
+            real(**kwargs)
+            connection.close()
+            raise OperationalError("server closed the connection unexpectedly")
+        if not kwargs["by"].retrying:  # then the database is away until this delivery gives up
+            terminate_own_connection()
+        return real(**kwargs)
+
+    monkeypatch.setattr(claims, "claim_fire", unknown_then_unreachable)
+    result = execute_job.apply(kwargs={"job_id": "j", "scheduled_for": FIRE}, task_id="task-1")
+    assert result.successful(), result.result  # after one retry of its own (eager here: at once)
+    assert [worker.split()[-1] for worker in calls[-1]] == ["pid=1001"]  # it named the worker that gave up
+    connection.close()
+    run = Run.objects.get()
+    assert (run.status, run.worker.split()[-1], http_target.hits["/ok"]) == ("success", "pid=1002", 1)
+    assert Job.objects.get().run_count == 1

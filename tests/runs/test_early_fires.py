@@ -121,7 +121,9 @@ def test_a_fire_claimed_ahead_whose_worker_died_is_reaped_lost_and_retried(http_
     execute_fires.apply(kwargs={"fires": [["held", fire.isoformat()]]}, throw=True)
     assert Run.objects.get().status == "queued"
 
-    grace = timedelta(seconds=settings.CRONTASK_LOST_GRACE_SECONDS)
+    # Reaped at its fire's time plus its timeout and the grace, as a running run is (it may be
+    # running while still queued, if the database refused to mark it running).
+    grace = timedelta(seconds=settings.CRONTASK_LOST_GRACE_SECONDS + job.timeout_seconds)
     assert run_services.reap_lost_runs(now=fire + grace - timedelta(seconds=1)) == 0
     assert run_services.reap_lost_runs(now=fire + grace + timedelta(seconds=1)) == 1
     run.refresh_from_db()
