@@ -83,14 +83,6 @@ class FirePublisher:
         self.queue = app.amqp.router.route({}, EXECUTE_TASK)["queue"]
         self.origin = f"beat{os.getpid()}@{socket.gethostname()}"
         self.batch_size = settings.CRONTASK_FIRE_BATCH_SIZE
-        conn = producer.channel.connection.client
-        #: What a broker that is down, restarting or unreachable raises, on this transport.
-        self.errors: tuple[type[BaseException], ...] = (
-            KombuError,
-            OSError,
-            *conn.connection_errors,
-            *conn.channel_errors,
-        )
         # Declared once here, not per message: kombu's declaration cache misses for this queue,
         # and on Redis each declaration is two round trips.
         maybe_declare(self.queue, producer.channel)
@@ -170,6 +162,12 @@ def _alone(fire: Fire) -> dict[str, Any]:
     return {"job_id": fire.job_id, "scheduled_for": fire.scheduled_for.isoformat()}
 
 
+def broker_errors(app: Celery) -> tuple[type[BaseException], ...]:
+    """What a broker that is down, restarting or unreachable raises, on the app's transport."""
+    conn = app.connection_for_write()  # not connected: only its transport's error classes are read
+    return (KombuError, OSError, *conn.connection_errors, *conn.channel_errors)
+
+
 def _release(conn: Connection) -> None:
     with contextlib.suppress(Exception):  # a connection to a broker that is gone may fail to close
         conn.release()
@@ -199,6 +197,7 @@ class CrontaskScheduler(DatabaseScheduler):
         self._reconcile_memo: dict[tuple[str, str], Any] = {}
         self._waiting_next = 0.0
         self.broker = Outage("broker", log=logger)
+        self._broker_errors: tuple[type[BaseException], ...] = ()
         # Beat looks for the database again every second at most: fires it could not claim meanwhile
         # are claimed late (and recorded), so it should not wait long.
         self.database = Outage("database", log=logger, first_delay=0.2, max_delay=1.0)
@@ -319,44 +318,62 @@ class CrontaskScheduler(DatabaseScheduler):
     def send_fires(self, fires: Sequence[Fire]) -> None:
         """Publish recorded fires. If the broker cannot take them they stay queued and unsent, and
         ``send_waiting`` sends them once it is back (beat goes on claiming fires meanwhile)."""
-        if not fires or not self.broker.due():
+        if not fires:
             return
-        try:
-            self.publish(fires)
-        except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the fires are safe
-            self._broker_failed(exc)
-            return
-        self._broker_ok()
-        outbox.mark_fires_sent(fires, at=timezone.now())
+        if self.broker.due():
+            try:
+                self.publish(fires)
+            except Exception as first:  # noqa: BLE001 - whatever the transport raises, the fires are safe
+                self._reconnect(first)
+                try:  # once more on a new connection: an idle one may just have been closed
+                    self.publish(fires)
+                except Exception as exc:  # noqa: BLE001 - as above
+                    self._broker_failed(exc)
+                else:
+                    self._broker_ok()
+                    return
+            else:
+                self._broker_ok()
+                return
+        outbox.mark_fires_unsent(fires)
 
     def send_waiting(self) -> None:
         """Send the queued runs no worker has taken whose message is missing or may have been lost
-        (see ``runs.outbox``): every ``waiting_every`` seconds, and as soon as the broker is back."""
+        (see ``runs.outbox``): every ``waiting_every`` seconds, and as soon as the broker is back.
+        A job with several fires waiting runs once, for the latest (``outbox.coalesce_waiting``)."""
         clock = time.monotonic()
         if clock < self._waiting_next or not self.broker.due():
             return
         self._waiting_next = clock + self.waiting_every
+        if self.broker.down:  # back yet? (then what was sent before the outage counts as lost)
+            try:
+                self.publish([])
+            except Exception as exc:  # noqa: BLE001 - as in send_fires
+                self._broker_failed(exc)
+                return
+            self._broker_ok()
+        recovered = self.broker.recovered_at
+        waiting = {
+            "resend_after": settings.CRONTASK_LOST_GRACE_SECONDS / 2,
+            "lost_before": datetime.fromtimestamp(recovered, tz=UTC) if recovered is not None else None,
+        }
+        skipped = outbox.coalesce_waiting(now=timezone.now(), **waiting)
+        if skipped:
+            logger.warning("skipped %d fire(s) whose message could not reach a worker in time: a later fire of "
+                           "each job stands for them", skipped)  # fmt: skip
         for _ in range(4):  # at most 4 batches a tick: fires due meanwhile are not held up
-            recovered = self.broker.recovered_at
-            runs = outbox.waiting_runs(
-                now=timezone.now(),
-                resend_after=settings.CRONTASK_LOST_GRACE_SECONDS / 2,
-                lost_before=datetime.fromtimestamp(recovered, tz=UTC) if recovered is not None else None,
-                limit=self.waiting_batch,
-            )
+            runs = outbox.waiting_runs(now=timezone.now(), limit=self.waiting_batch, **waiting)
             if not runs:
                 return
-            was_down = self.broker.down
             try:
                 self.publish([run.fire for run in runs if run.fire is not None])
                 self.publisher().publish_runs([run for run in runs if run.fire is None])
             except Exception as exc:  # noqa: BLE001 - as in send_fires
                 self._broker_failed(exc)
                 return
-            self._broker_ok()
             outbox.mark_runs_sent([run.pk for run in runs], at=timezone.now())
             logger.warning("sent %d queued run(s) whose message was missing or may have been lost", len(runs))
-            if len(runs) < self.waiting_batch and not was_down:  # (if it was, look again: see lost_before)
+            if len(runs) < self.waiting_batch:
                 return
         self._waiting_next = 0.0  # more are waiting: go on at the next tick
 
@@ -370,7 +387,15 @@ class CrontaskScheduler(DatabaseScheduler):
         return self._publisher
 
     def _broker_failed(self, exc: BaseException) -> None:
+        self._broker_errors = self._broker_errors or broker_errors(self.app)
+        if not isinstance(exc, self._broker_errors):  # not the broker's doing: say what it was
+            logger.error("publishing failed: %r", exc, exc_info=exc)
         self.broker.failed(exc, consequence="fires are recorded as queued runs and sent when it is back")
+        self._reconnect(exc)
+
+    def _reconnect(self, exc: BaseException) -> None:
+        """Drop beat's broker connection after ``exc``: the next publish makes a new one."""
+        logger.debug("publishing failed (%s): dropping the broker connection", exc)
         if self._publisher is not None:
             self._publisher.close()
             self._publisher = None

@@ -192,11 +192,17 @@ class Job(models.Model):
     @property
     def target(self) -> str:
         """What a run of this job runs, in one line: ``POST http://…``, ``scripts:sync``, the command."""
-        if self.kind == self.Kind.HTTP:
-            return f"{self.method} {self.url}"
-        if self.kind == self.Kind.PYTHON:
-            return self.handler
-        return self.command
+        fields = {"method": self.method, "url": self.url, "handler": self.handler, "command": self.command}
+        return self.target_of(kind=self.kind, **fields)
+
+    @classmethod
+    def target_of(cls, *, kind: str, method: str, url: str, handler: str, command: str) -> str:
+        """``target`` from the fields alone (beat reads them without loading the job)."""
+        if kind == cls.Kind.HTTP:
+            return f"{method} {url}"
+        if kind == cls.Kind.PYTHON:
+            return handler
+        return command
 
     def clean(self) -> None:
         from jobs.validators import validate_job

@@ -22,7 +22,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import Job
-from jobs.secrets import keep_masked_headers
+from jobs.secrets import keep_masked_headers, mask_text
 from jobs.trigger_args import normalise_trigger_args
 from jobs.triggers import Schedule
 
@@ -76,6 +76,8 @@ class Fire:
     #: The job's later fires that fell due before beat could claim this one (it was stopped, or
     #: cut off from the database): this fire stands for them, and they are recorded as skipped.
     missed: tuple[datetime, ...] = ()
+    #: What its run runs (``Job.target``, secrets masked), recorded with the run.
+    target: str = ""
 
 
 # Jobs the system needs; created when beat starts (and by sync_schedules), never deletable.
@@ -234,25 +236,29 @@ def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None)
     SQLite's IMMEDIATE transactions let one writer in at a time), so two schedulers never claim
     the same fire, and a job that a request is editing right now is left for the next tick.
     Jobs that share a schedule and a due time (a burst) share one computation and one UPDATE.
-    Call inside a transaction that publishes the fires before it commits: if publishing fails,
-    the claim rolls back and the fire is retried.
+    Beat records the fires as runs in the same transaction and publishes them once it commits
+    (``runs.outbox``): a fire it could not publish stays recorded, and is sent later.
     """
     due = (
         Job.objects.select_for_update(skip_locked=True)
         .filter(status=Job.Status.ACTIVE, next_run_at__lte=until or now)
         .order_by("next_run_at")
-        .values_list("id", "kind", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
-    )
+        .values_list(
+            "id", "kind", "method", "url", "handler", "command",
+            "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone",
+        )[:limit]
+    )  # fmt: skip
     fires: list[Fire] = []
     following: dict[tuple[Any, ...], tuple[datetime | None, tuple[datetime, ...]]] = {}
     moved: dict[datetime | None, list[str]] = defaultdict(list)
-    for job_id, kind, scheduled_for, *schedule in due:
+    for job_id, kind, method, url, handler, command, scheduled_for, *schedule in due:
         key = (scheduled_for, *schedule)
         if key not in following:
             following[key] = _following_fire(job_id, Schedule(*schedule), scheduled_for, now)
         next_run_at, missed = following[key]
         moved[next_run_at].append(job_id)
-        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed))
+        target = mask_text(Job.target_of(kind=kind, method=method, url=url, handler=handler, command=command))
+        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed, target=target))
     for next_run_at, ids in moved.items():
         Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
     return fires
@@ -263,14 +269,17 @@ def _following_fire(
 ) -> tuple[datetime | None, tuple[datetime, ...]]:
     """The job's next fire after ``scheduled_for`` (never at or before ``now``), and the fires
     between them that beat missed (at most MISSED_FIRES_RECORDED, the latest)."""
-    missed: tuple[datetime, ...] = ()
     try:
         following = schedule.next_fire(scheduled_for, now)
-        if now - scheduled_for >= timedelta(seconds=1):  # no schedule fires twice within a second
-            missed = tuple(schedule.missed(scheduled_for, now, limit=MISSED_FIRES_RECORDED))
     except Exception:  # a schedule written around the services (raw SQL) must not stop beat
         logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
         return None, ()
+    missed: tuple[datetime, ...] = ()
+    if now - scheduled_for >= timedelta(seconds=1):  # no schedule fires twice within a second
+        try:
+            missed = tuple(schedule.missed(scheduled_for, now, limit=MISSED_FIRES_RECORDED))
+        except Exception:  # only bookkeeping: the job fires on all the same
+            logger.exception("job %s: could not list the fires it missed", job_id)
     if missed:
         logger.warning(
             "job %s: %d fire(s) from %s to %s fell due before beat could fire them; the fire at %s stands for them",

@@ -110,14 +110,17 @@ class Schedule:
         """The fires after ``previous`` up to ``now`` that ``next_fire`` passes over (beat fell
         behind), the latest ``limit`` of them, oldest first."""
         if self.trigger == Trigger.CRON:
+            # Walked back from ``now``: after a day away, a once-a-second cron costs ``limit`` steps.
             zone = get_zone(self.timezone)
             fires: list[datetime] = []
-            for fire in CronSim(self.cron, previous.astimezone(zone).replace(microsecond=0)):
-                if fire.astimezone(UTC) > now:
+            start = (now + timedelta(seconds=1)).astimezone(zone).replace(microsecond=0)
+            for fire in CronSim(self.cron, start, reverse=True):
+                at = fire.astimezone(UTC)
+                if at <= previous or len(fires) == limit:
                     break
-                fires.append(fire.astimezone(UTC))
-                del fires[:-limit]
-            return fires
+                if at <= now:
+                    fires.append(at)
+            return fires[::-1]
         if self.trigger == Trigger.INTERVAL and self.interval_seconds:
             step = timedelta(seconds=self.interval_seconds)
             count = math.floor((now - previous) / step)

@@ -10,8 +10,8 @@ sends it again (``waiting_runs``) when
 - it was never sent: the broker was down, or the process that created it could not reach it;
 - it was sent before the last broker outage beat saw: a broker restarted without persistence
   (Redis by default) has lost it;
-- it was sent over ``resend_after`` seconds ago, whatever happened to it (its worker's claim
-  failed on a database error, and the message was acknowledged).
+- it was sent over ``resend_after`` seconds ago, whatever happened to it (a broker restart beat
+  did not see, a message Celery dropped), and again after twice as long each time.
 A message that arrives twice is harmless: the worker's claim takes a queued run once.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 
 from jobs.services import Fire
 from runs.models import Run
@@ -30,8 +30,12 @@ from runs.models import Run
 #: Seconds a run created by another process is left to that process to send, before beat does.
 SETTLE_SECONDS = 2.0
 MISSED = (
-    "Missed: beat could not fire it on time (it was stopped, or could not reach the database); "
-    "the fire at {at} stands for it."
+    "Missed: it fell due while beat could not fire jobs (it was stopped, or cut off from the database or "
+    "held up); the fire at {at} stands for it."
+)
+SUPERSEDED = (
+    "Missed: its message could not reach a worker in time (the broker was unreachable, or lost it); "
+    "a later fire of the job stands for it."
 )
 
 
@@ -56,9 +60,12 @@ class WaitingRun:
 
 
 def record_fires(fires: Sequence[Fire], *, now: datetime) -> None:
-    """Record claimed fires as queued runs, not yet sent, and the fires each one stands for
-    (``Fire.missed``) as skipped runs. Call in the transaction that claims them.
+    """Record claimed fires as queued runs, and the fires each one stands for (``Fire.missed``) as
+    skipped runs. Call in the transaction that claims them.
 
+    ``sent_at`` is set to ``now``: beat sends them once this commits, and clears it for those it
+    could not send (``mark_fires_unsent``), which saves an UPDATE per batch when all goes well. If
+    beat dies in between, they count as sent, and are sent again after ``resend_after``.
     A fire recorded already (a message from another scheduler made its run) is left as it is.
     """
     if not fires:
@@ -73,6 +80,8 @@ def record_fires(fires: Sequence[Fire], *, now: datetime) -> None:
                 attempt=1,
                 status=Run.Status.QUEUED,
                 queued_at=fire.scheduled_for,
+                sent_at=now,
+                target=fire.target,
             )
         )
         reason = MISSED.format(at=fire.scheduled_for.isoformat())
@@ -88,19 +97,20 @@ def record_fires(fires: Sequence[Fire], *, now: datetime) -> None:
                 finished_at=now,
                 duration_ms=0,
                 error=reason,
+                target=fire.target,
             )
             for at in fire.missed
         ]
     Run.objects.bulk_create(runs, ignore_conflicts=True)
 
 
-def mark_fires_sent(fires: Sequence[Fire], *, at: datetime) -> None:
-    """Note that the messages of ``fires`` were handed to the broker (one UPDATE per fire time)."""
+def mark_fires_unsent(fires: Sequence[Fire]) -> None:
+    """Note that the messages of recorded ``fires`` could not be sent (one UPDATE per fire time)."""
     by_time: dict[datetime, list[str]] = defaultdict(list)
     for fire in fires:
         by_time[fire.scheduled_for].append(fire.job_id)
     for scheduled_for, job_ids in by_time.items():
-        Run.objects.filter(scheduled_for=scheduled_for, attempt=1, job_id__in=job_ids).update(sent_at=at)
+        Run.objects.filter(scheduled_for=scheduled_for, attempt=1, job_id__in=job_ids, worker="").update(sent_at=None)
 
 
 def mark_runs_sent(pks: Sequence[int], *, at: datetime) -> None:
@@ -114,16 +124,48 @@ def waiting_runs(
     """Queued runs no worker has taken that need their message (again), oldest first.
 
     ``lost_before``: messages sent before this time may have been lost (the end of the last
-    broker outage beat saw). ``resend_after``: seconds after which any message is presumed lost.
+    broker outage beat saw). ``resend_after``: seconds after which a message is presumed lost;
+    after each sending the wait doubles (a run is sent again once it has waited since its last
+    sending as long as it had waited before it), so a backlog that workers are slow to drain is
+    not flooded with copies.
     """
-    stale = now - timedelta(seconds=resend_after)
-    if lost_before is not None:
-        stale = max(stale, lost_before)
-    due = now - timedelta(seconds=SETTLE_SECONDS)
     rows = (
-        Run.objects.filter(status=Run.Status.QUEUED, worker="", queued_at__lte=due)
-        .filter(Q(sent_at__isnull=True) | Q(sent_at__lt=stale))
+        _waiting(now, resend_after, lost_before)
         .order_by("queued_at")
         .values_list("pk", "job_id", "trigger", "scheduled_for", "attempt", "job__kind")[:limit]
     )
     return [WaitingRun(*row) for row in rows]
+
+
+def coalesce_waiting(*, now: datetime, resend_after: float, lost_before: datetime | None = None) -> int:
+    """Skip, with the reason, each waiting fire (see ``waiting_runs``) of a job whose later fire is
+    due too: after a broker outage a job runs once, for its latest fire, not once per fire it
+    missed (as after beat or the database was down, ``jobs.services.claim_due_fires``). Returns
+    how many were skipped."""
+    later = Run.objects.filter(
+        job_id=OuterRef("job_id"),
+        trigger=Run.Trigger.SCHEDULED,
+        attempt=1,
+        scheduled_for__gt=OuterRef("scheduled_for"),
+        scheduled_for__lte=now,
+    )
+    superseded = _waiting(now, resend_after, lost_before).filter(
+        Exists(later), trigger=Run.Trigger.SCHEDULED, attempt=1
+    )
+    return Run.objects.filter(pk__in=superseded.values("pk")).update(
+        status=Run.Status.SKIPPED, started_at=now, finished_at=now, duration_ms=0, error=SUPERSEDED
+    )
+
+
+def _waiting(now: datetime, resend_after: float, lost_before: datetime | None) -> QuerySet[Run]:
+    due = now - timedelta(seconds=SETTLE_SECONDS)
+    stale = Q(sent_at__lt=now - timedelta(seconds=resend_after), since_queued__lt=F("since_sent"))
+    lost = Q(sent_at__lt=lost_before) if lost_before is not None else Q(pk__in=[])
+    return (
+        Run.objects.filter(status=Run.Status.QUEUED, worker="", queued_at__lte=due)
+        .alias(
+            since_queued=ExpressionWrapper(F("sent_at") - F("queued_at"), output_field=DurationField()),
+            since_sent=ExpressionWrapper(Value(now) - F("sent_at"), output_field=DurationField()),
+        )
+        .filter(Q(sent_at__isnull=True) | lost | stale)
+    )

@@ -70,10 +70,11 @@ def test_beat_records_each_fire_as_a_queued_run_before_it_sends_it(beat):
     make_job()
     tick(beat, FIRE + timedelta(milliseconds=5))
     assert [(f.job_id, f.scheduled_for) for f in beat.broker_stub.sent] == [("j", FIRE)]
-    assert beat.broker_stub.queued_when_sent == [("j", "queued", None)]  # committed, not yet sent
+    # committed before it was sent, with the time it is sent at (cleared if it cannot be) and its target
+    assert beat.broker_stub.queued_when_sent == [("j", "queued", FIRE + timedelta(milliseconds=5))]
     run = Run.objects.get()
     assert (run.trigger, run.scheduled_for, run.attempt, run.status, run.worker) == ("scheduled", FIRE, 1, "queued", "")
-    assert run.sent_at == FIRE + timedelta(milliseconds=5)
+    assert run.target == "GET http://127.0.0.1:9/"
 
 
 def test_the_worker_takes_the_run_beat_recorded_and_makes_no_other(beat, http_target):
@@ -103,11 +104,24 @@ def test_fires_beat_cannot_send_wait_as_queued_runs_and_go_once_the_broker_is_ba
     beat.broker_stub.down = False
     back = FIRE + timedelta(seconds=40, milliseconds=5)
     tick(beat, back)
-    assert sorted(f.scheduled_for for f in beat.broker_stub.sent) == [
-        FIRE + timedelta(seconds=10 * n) for n in range(5)
-    ]
-    assert set(Run.objects.values_list("sent_at", flat=True)) == {back}
+    # The job runs once, for its latest fire; the four it stands for are skipped with the reason.
+    assert [f.scheduled_for for f in beat.broker_stub.sent] == [FIRE + timedelta(seconds=40)]
+    runs = list(Run.objects.order_by("scheduled_for").values_list("status", "error", "sent_at"))
+    assert [status for status, _, _ in runs] == ["skipped"] * 4 + ["queued"]
+    assert all(error.startswith("Missed: its message could not reach a worker in time") for _, error, _ in runs[:4])
+    assert runs[-1][2] == back
     assert "broker is back after" in caplog.text
+    assert "skipped 4 fire(s) whose message could not reach a worker in time" in caplog.text
+
+
+def test_a_fire_that_waited_out_an_outage_alone_is_sent_when_the_broker_is_back(beat):
+    make_job(every=3600)
+    beat.broker_stub.down = True
+    tick(beat, T0 + timedelta(hours=1))
+    beat.broker_stub.down = False
+    tick(beat, T0 + timedelta(hours=1, seconds=30))
+    assert [f.scheduled_for for f in beat.broker_stub.sent] == [T0.replace(microsecond=0) + timedelta(hours=1)]
+    assert Run.objects.get().status == "queued"  # sent, for a worker to take (and its misfire grace to judge)
 
 
 def test_a_fire_the_broker_lost_is_sent_again(beat):
@@ -124,14 +138,17 @@ def test_a_fire_the_broker_lost_is_sent_again(beat):
 
 
 def test_beat_sends_again_what_it_sent_before_an_outage_at_once(beat):
-    make_job()
-    tick(beat, FIRE)
+    make_job("a", every=60)
+    first = T0.replace(microsecond=0) + timedelta(seconds=60)
+    tick(beat, first)  # sent
+    with time_machine.travel(T0 + timedelta(seconds=5), tick=False):
+        job_services.job_create(data={"id": "b", "interval_seconds": 60, **HTTP})
     beat.broker_stub.down = True
-    tick(beat, FIRE + timedelta(seconds=10))  # the next fire cannot be sent
+    tick(beat, first + timedelta(seconds=5))  # b's fire cannot be sent: beat sees the outage
     beat.broker_stub.down = False
-    tick(beat, FIRE + timedelta(seconds=13))  # the broker is back: the queue it had may be lost
-    sent = sorted(f.scheduled_for for f in beat.broker_stub.sent)
-    assert sent == [FIRE, FIRE, FIRE + timedelta(seconds=10)]
+    tick(beat, first + timedelta(seconds=8))  # back: the queue it had may be lost, a's message with it
+    sent = sorted((f.job_id, f.scheduled_for) for f in beat.broker_stub.sent)
+    assert sent == [("a", first), ("a", first), ("b", first + timedelta(seconds=5))]
 
 
 def test_which_runs_wait_for_a_message():
@@ -149,14 +166,19 @@ def test_which_runs_wait_for_a_message():
     sent_before_outage = run(queued_at=now - timedelta(seconds=20), sent_at=now - timedelta(seconds=20))
     run(queued_at=now - timedelta(seconds=20), sent_at=now - timedelta(seconds=8))  # sent after it
     run(queued_at=now - timedelta(minutes=1), worker="w pid=1")  # claimed: its worker holds it
+    # sent again 1 min ago after waiting 9: the next time is once it has waited 9 more (a backlog)
+    resent_recently = run(queued_at=now - timedelta(minutes=10), sent_at=now - timedelta(minutes=1))
+    resent_long_ago = run(queued_at=now - timedelta(minutes=20), sent_at=now - timedelta(minutes=11))
     run(queued_at=now + timedelta(seconds=30))  # a retry, not due yet
     Run.objects.create(job=job, trigger="manual", status="success", queued_at=now - timedelta(minutes=1))
 
     def waiting(lost_before=None):
         return {r.pk for r in outbox.waiting_runs(now=now, resend_after=30, lost_before=lost_before)}
 
-    assert waiting() == {unsent, sent_long_ago}
-    assert waiting(lost_before=now - timedelta(seconds=10)) == {unsent, sent_long_ago, sent_before_outage}
+    assert waiting() == {unsent, sent_long_ago, resent_long_ago}
+    assert resent_recently not in waiting()
+    everything_sent_before_an_outage = {unsent, sent_long_ago, resent_long_ago, resent_recently, sent_before_outage}
+    assert waiting(lost_before=now - timedelta(seconds=10)) == everything_sent_before_an_outage
     assert just_made not in waiting(lost_before=now)
 
 
@@ -208,7 +230,7 @@ def test_the_reaper_leaves_a_recorded_fire_to_be_sent_again_and_reaps_one_a_dead
     waiting_fire, held_fire = FIRE, FIRE + timedelta(seconds=10)
     outbox.record_fires([Fire("j", waiting_fire, "http"), Fire("j", held_fire, "http")], now=FIRE)
     Run.objects.filter(scheduled_for=held_fire).update(worker="w pid=1", celery_task_id="t")
-    later = held_fire + timedelta(seconds=settings.CRONTASK_LOST_GRACE_SECONDS + 1)
+    later = held_fire + timedelta(seconds=job.timeout_seconds + settings.CRONTASK_LOST_GRACE_SECONDS + 1)
     assert run_services.reap_lost_runs(now=later) == 1
     assert dict(Run.objects.filter(job=job).values_list("scheduled_for", "status")) == {
         waiting_fire: "queued",
@@ -230,9 +252,8 @@ def test_fires_a_beat_missed_while_it_could_not_fire_are_recorded_as_skipped(bea
         (FIRE + timedelta(seconds=20), "skipped"),
         (FIRE + timedelta(seconds=30), "skipped"),
     ]
-    assert all(
-        error.startswith("Missed: beat could not fire it on time") and error.endswith(reason) for *_, error in runs[1:]
-    )
+    assert all(error.startswith("Missed: it fell due while beat could not fire jobs") for *_, error in runs[1:])
+    assert all(error.endswith(reason) for *_, error in runs[1:])
     assert job_services.Job.objects.get().next_run_at == FIRE + timedelta(seconds=40)
     assert "3 fire(s) from" in caplog.text
 
