@@ -87,12 +87,21 @@ def test_forbid_skips_fires_while_a_run_is_going(system: System):
         timeout_seconds=10,
     )
     assert wait_for(lambda: len([r for r in system.runs("overlap") if r["status"] == "success"]) >= 2, timeout=20)
+    paused_at = datetime.now(UTC)
     system.api("POST", "/api/jobs/overlap/pause/")
     time.sleep(3)
     runs = finished(system, "overlap")
     skipped = [r for r in runs if r["status"] == "skipped"]
-    assert skipped
-    assert all("forbid" in r["error"] for r in skipped)
+    # A fire claimed by beat just before the pause (up to the lead, 250 ms, ahead of its time) is
+    # skipped by the worker's claim as paused: the test's own pause, not an overlap.
+    by_the_pause = [
+        r for r in skipped
+        if r["error"].startswith("The job was paused")
+        and datetime.fromisoformat(r["scheduled_for"]) >= paused_at - timedelta(seconds=1)
+    ]  # fmt: skip
+    overlapping = [r for r in skipped if r not in by_the_pause]
+    assert overlapping
+    assert all("forbid" in r["error"] for r in overlapping)
     spans = sorted(
         (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
         for r in runs
