@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -18,6 +19,8 @@ CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 720, 160, 4
 
 @staff_member_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perms(["jobs.view_job", "runs.view_run"]):  # it shows both
+        raise PermissionDenied
     bars = selectors.runs_per_hour()
     healthy, health = health_report(ping_timeout=0.5)
     context = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
 from rest_framework.response import Response
@@ -19,6 +19,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, SuspiciousOperation):  # a request too big or with too many fields
         return Response({"detail": str(exc) or "Bad request."}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, PermissionDenied) and str(exc):  # a service's refusal, with its reason
+        return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, JobConflict):
         return Response({exc.field: [exc.message]}, status=status.HTTP_409_CONFLICT)
     return exception_handler(exc, context)

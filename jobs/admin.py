@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -19,8 +19,7 @@ from django_celery_beat import models as beat_models
 
 from crontask.admin_utils import badge
 from jobs import services
-from jobs.api import SHELL_PERMISSION
-from jobs.errors import JobConflict
+from jobs.errors import SHELL_PERMISSION, SHELL_REFUSED, JobConflict
 from jobs.models import Job
 from jobs.secrets import keep_masked_headers, mask_headers
 from jobs.triggers import describe_cron
@@ -41,7 +40,6 @@ for _model in (
 RECENT_RUNS = 20
 # An action over many jobs names at most this many it left unchanged; the rest are counted.
 MAX_LISTED = 20
-SHELL_REFUSED = "Shell jobs need the 'Can create and change shell jobs' permission."
 # Where changeform_view leaves a refused save's errors for the form of the second pass.
 REFUSED_ATTR = "_crontask_refused"
 
@@ -130,9 +128,9 @@ def _by_field(error: ValidationError) -> dict[str | None, list[str]]:
     return {None: error.messages}
 
 
-# What an action does to one job: None when the job changed, else why it did not. The services
-# return a job untouched when there is nothing to do, so before and after are compared here.
-JobChange = Callable[[Job], str | None]
+# What an action does to one job for a user: None when the job changed, else why it did not. The
+# services return a job untouched when there is nothing to do, so before and after are compared here.
+JobChange = Callable[[Job, Any], str | None]
 
 
 class _Refused(Exception):
@@ -259,7 +257,12 @@ class JobAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
         data = {name: form.cleaned_data[name] for name in form.cleaned_data if name in services.EDITABLE_FIELDS}
         try:
-            saved = services.job_update(job=obj, data=data) if change else services.job_create(data=data)
+            if change:
+                saved = services.job_update(job=obj, data=data, actor=request.user)
+            else:
+                saved = services.job_create(data=data, actor=request.user)
+        except PermissionDenied as exc:  # the form checks the kind; the services have the last word
+            raise _Refused(ValidationError({"kind": str(exc)})) from exc
         except ValidationError as exc:
             raise _Refused(exc) from exc
         except JobConflict as exc:
@@ -329,9 +332,11 @@ class JobAdmin(admin.ModelAdmin):
         changed, unchanged = 0, []
         for job in queryset:
             try:
-                reason = change(job)
+                reason = change(job, request.user)
             except ValidationError as exc:
                 reason = " ".join(exc.messages)
+            except PermissionDenied as exc:
+                reason = str(exc)
             except JobConflict as exc:
                 reason = exc.message
             if reason is None:
@@ -345,12 +350,12 @@ class JobAdmin(admin.ModelAdmin):
             self.message_user(request, f"Not changed: {listed}", messages.WARNING)
 
 
-def _pause(job: Job) -> str | None:
+def _pause(job: Job, actor: Any) -> str | None:
     return None if services.job_pause(job=job).status != job.status else "already paused"
 
 
-def _resume(job: Job) -> str | None:
-    after = services.job_resume(job=job)
+def _resume(job: Job, actor: Any) -> str | None:
+    after = services.job_resume(job=job, actor=actor)
     if after.status == Job.Status.ACTIVE and job.status != Job.Status.ACTIVE:
         return None
     if after.status == Job.Status.COMPLETED:  # was already, or its one run happened before the pause
@@ -358,11 +363,11 @@ def _resume(job: Job) -> str | None:
     return "already active"
 
 
-def _run_now(job: Job) -> str | None:
-    services.job_run_now(job=job)
+def _run_now(job: Job, actor: Any) -> str | None:
+    services.job_run_now(job=job, actor=actor)
     return None
 
 
-def _delete(job: Job) -> str | None:
+def _delete(job: Job, actor: Any) -> str | None:
     services.job_delete(job=job)
     return None

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -20,11 +20,18 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
-from jobs.errors import JobAlreadyExists, JobProtected
+from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, JobProtected, ShellNotPermitted
 from jobs.models import Job
 from jobs.secrets import keep_masked_headers, mask_text
 from jobs.trigger_args import normalise_trigger_args
 from jobs.triggers import Schedule
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    #: Who asks for a write: a user (the API, the admin), or None for the system and operators
+    #: (manage.py commands, beat), who are not checked.
+    Actor = AbstractBaseUser | AnonymousUser | None
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +100,25 @@ SYSTEM_JOBS: dict[str, dict[str, Any]] = {
 }
 
 
+def check_shell_permission(actor: Actor, *kinds: str) -> None:
+    """Refuse a user without the shell permission anything that makes a shell job run or
+    changes one: creating, changing (to or from shell), resuming or running it. Checked on the
+    kind a job ends up with, after inference (``command`` alone makes a shell job), so what a
+    client sends cannot dodge it. Pausing and deleting stop a job and need no more than the
+    job permissions."""
+    if actor is not None and Job.Kind.SHELL in kinds and not actor.has_perm(SHELL_PERMISSION):
+        raise ShellNotPermitted()
+
+
 @transaction.atomic
-def job_create(*, data: Mapping[str, Any], is_system: bool = False) -> Job:
+def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor = None) -> Job:
     fields = _check_keys(data)
     run_if_past = bool(fields.pop("run_if_past", False))
     if "id" in fields and not fields["id"]:
         del fields["id"]
     fields = _resolve_trigger(fields, current=None)
     fields.setdefault("kind", _infer_kind(fields))
+    check_shell_permission(actor, fields["kind"])
     job = Job(**fields, is_system=is_system)
     job.id = job.id or uuid.uuid4().hex[:12]
     job.name = job.name or job.id
@@ -122,7 +140,7 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False) -> Job:
 
 
 @transaction.atomic
-def job_update(*, job: Job, data: Mapping[str, Any]) -> Job:
+def job_update(*, job: Job, data: Mapping[str, Any], actor: Actor = None) -> Job:
     """Apply a (partial) update. Changing the schedule or resuming recomputes the next fire."""
     fields = _check_keys(data, job=job)
     run_if_past = bool(fields.pop("run_if_past", False))
@@ -131,6 +149,7 @@ def job_update(*, job: Job, data: Mapping[str, Any]) -> Job:
     fields.pop("id", None)
     fields = _resolve_trigger(fields, current=job)
     job = Job.objects.select_for_update().get(pk=job.pk)
+    check_shell_permission(actor, job.kind, fields.get("kind", job.kind))
     if isinstance(fields.get("headers"), dict):
         fields["headers"] = keep_masked_headers(fields["headers"], job.headers)
     before = job.schedule
@@ -173,9 +192,10 @@ def job_pause(*, job: Job) -> Job:
 
 
 @transaction.atomic
-def job_resume(*, job: Job) -> Job:
+def job_resume(*, job: Job, actor: Actor = None) -> Job:
     """Resume from now on: fires missed while paused are not run (see ``_resumed_status``)."""
     job = Job.objects.select_for_update().get(pk=job.pk)
+    check_shell_permission(actor, job.kind)
     if job.status != Job.Status.PAUSED:
         return job
     now = timezone.now()
@@ -220,9 +240,11 @@ def sync_all_schedules() -> tuple[int, int]:
     return synced, removed
 
 
-def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None) -> Any:
+def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None, actor: Actor = None) -> Any:
     """Queue a manual run of the job, whatever its status; returns the queued Run."""
     from runs.services import run_enqueue_manual
+
+    check_shell_permission(actor, job.kind)
 
     return run_enqueue_manual(job=job, overrides=dict(overrides or {}))
 

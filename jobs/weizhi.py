@@ -2,7 +2,8 @@
 
 ``POST /jobs``, ``GET /jobs/{id}``, ``DELETE /jobs/{id}``, ``GET /jobs/{id}/runs``,
 ``GET /demo/target``. Same services, same validation, same auth as /api/; only the shapes are
-Weizhi's. Errors are 400 with field-keyed messages (Weizhi answered 422) and 409 on a duplicate id.
+Weizhi's. With CRONTASK_ALLOW_ANONYMOUS_API their reads need no login (Weizhi's clients never
+sent one); writes always do. Errors are 400 with field-keyed messages (Weizhi answered 422) and 409 on a duplicate id.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class WeizhiJobsView(APIView):
 @extend_schema(exclude=True)
 class WeizhiJobView(APIView):
     permission_model = Job
+    anonymous_reads = True  # with CRONTASK_ALLOW_ANONYMOUS_API, as the Weizhi service had it
 
     def get(self, request: Request, job_id: str) -> Response:
         job = get_object_or_404(Job, pk=job_id)
@@ -85,6 +87,9 @@ class WeizhiJobView(APIView):
 
 @extend_schema(exclude=True)
 class WeizhiRunsView(APIView):
+    permission_model = Run
+    anonymous_reads = True
+
     def get(self, request: Request, job_id: str) -> Response:
         job = get_object_or_404(Job, pk=job_id)
         limit = _bounded("limit", request.query_params.get("limit", "20"), low=1, high=1000)

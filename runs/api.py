@@ -12,6 +12,7 @@ from runs.serializers import RunListSerializer, RunSerializer
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Run.objects.all()
+    permission_model = Run
     filterset_class = RunFilter
     search_fields: list[str] = []
     ordering_fields = ["id", "started_at", "scheduled_for", "duration_ms"]
@@ -25,6 +26,7 @@ class JobRunsView(generics.ListAPIView):
     """GET /api/jobs/{id}/runs/: one job's runs, newest first, with the run filters."""
 
     serializer_class = RunListSerializer
+    permission_model = Run
     filterset_class = RunFilter
     search_fields: list[str] = []
     ordering_fields = RunViewSet.ordering_fields

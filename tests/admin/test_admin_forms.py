@@ -61,7 +61,7 @@ def test_a_change_the_services_refuse_is_a_form_error_and_changes_nothing(staff)
 
 
 def test_a_conflict_from_the_services_is_a_form_error(staff, monkeypatch):
-    def lost_the_race(*, data, is_system=False):
+    def lost_the_race(*, data, is_system=False, actor=None):
         raise JobAlreadyExists(data["id"])
 
     monkeypatch.setattr(services, "job_create", lost_the_race)

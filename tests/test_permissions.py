@@ -1,0 +1,196 @@
+"""Who may do what: every endpoint (API, Weizhi-compatible paths, admin) against every role.
+
+The roles, from nothing to everything:
+
+- ``anonymous``: no credentials;
+- ``nobody``: a signed-in staff user without a single permission (staff opens the admin's door only);
+- ``viewer``: may view jobs and runs;
+- ``editor``: may view, add, change and delete jobs, but not shell jobs;
+- ``sheller``: an editor who may also manage shell jobs;
+- ``superuser``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from jobs import services
+from jobs.models import Job
+from runs.models import Run
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("anonymous", "nobody", "viewer", "editor", "sheller", "superuser")
+PERMISSIONS = {
+    "nobody": [],
+    "viewer": ["view_job", "view_run"],
+    "editor": ["view_job", "view_run", "add_job", "change_job", "delete_job"],
+    "sheller": ["view_job", "view_run", "add_job", "change_job", "delete_job", "manage_shell_jobs"],
+}
+URL = "http://127.0.0.1:9/"
+NEW_HTTP = {"id": "new-http", "interval_seconds": 60, "url": URL}
+# No kind: a command makes a shell job (the services infer it), and the permission follows.
+NEW_SHELL = {"id": "new-shell", "interval_seconds": 60, "command": "echo hi"}
+WEIZHI_JOB = {"id": "wz", "cron": "*/10 * * * * *", "url": URL}
+
+DENIED = 403  # SessionAuthentication comes first, so a missing login is 403 too, not 401
+READ = (DENIED, DENIED, 200, 200, 200, 200)
+EDIT = (DENIED, DENIED, DENIED)
+# (method, path, body, the status for each role in the order of ROLES). "{run}" is a run's id.
+API_MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
+    ("get", "/api/jobs/", None, READ),
+    ("get", "/api/jobs/web/", None, READ),
+    ("get", "/api/jobs/web/runs/", None, READ),
+    ("get", "/api/runs/", None, READ),
+    ("get", "/api/runs/{run}/", None, READ),
+    ("get", "/api/handlers/", None, READ),
+    ("get", "/api/cron/preview/?expr=*/5+*+*+*+*", None, (DENIED, 200, 200, 200, 200, 200)),
+    ("post", "/api/jobs/", NEW_HTTP, (*EDIT, 201, 201, 201)),
+    ("post", "/api/jobs/", NEW_SHELL, (*EDIT, DENIED, 201, 201)),
+    ("patch", "/api/jobs/web/", {"name": "renamed"}, (*EDIT, 200, 200, 200)),
+    ("patch", "/api/jobs/sh/", {"name": "renamed"}, (*EDIT, DENIED, 200, 200)),
+    ("patch", "/api/jobs/web/", {"kind": "shell", "url": "", "command": "id"}, (*EDIT, DENIED, 200, 200)),
+    ("post", "/api/jobs/web/pause/", None, (*EDIT, 200, 200, 200)),
+    ("post", "/api/jobs/sh/resume/", None, (*EDIT, DENIED, 200, 200)),
+    ("post", "/api/jobs/web/run/", None, (*EDIT, 202, 202, 202)),
+    ("post", "/api/jobs/sh/run/", None, (*EDIT, DENIED, 202, 202)),
+    ("delete", "/api/jobs/web/", None, (*EDIT, 204, 204, 204)),
+    # The Weizhi-compatible paths: the same permissions.
+    ("get", "/jobs/web", None, READ),
+    ("get", "/jobs/web/runs", None, READ),
+    ("post", "/jobs", WEIZHI_JOB, (*EDIT, 200, 200, 200)),
+    ("delete", "/jobs/web", None, (*EDIT, 200, 200, 200)),
+]
+ADMIN_READ = (302, DENIED, 200, 200, 200, 200)  # anonymous: to the login page
+ADMIN_MATRIX: dict[str, tuple[int, ...]] = {
+    "/admin/jobs/job/": ADMIN_READ,
+    "/admin/jobs/job/web/change/": ADMIN_READ,
+    "/admin/jobs/job/sh/change/": ADMIN_READ,
+    "/admin/runs/run/": ADMIN_READ,
+    "/admin/runs/run/{run}/change/": ADMIN_READ,
+    "/admin/dashboard/": ADMIN_READ,
+    "/admin/jobs/job/add/": (302, DENIED, DENIED, 200, 200, 200),
+}
+
+
+@pytest.fixture
+def world(settings) -> dict[str, Any]:
+    settings.CRONTASK_ALLOW_SHELL = True
+    web = services.job_create(data={"id": "web", "interval_seconds": 60, "url": URL})
+    services.job_create(data={"id": "sh", "interval_seconds": 60, "command": "echo hi", "status": "paused"})
+    run = Run.objects.create(job=web, trigger=Run.Trigger.MANUAL, status=Run.Status.SUCCESS)
+    return {"run": run.pk}
+
+
+def user_for(role: str) -> Any:
+    users = get_user_model().objects
+    if role == "anonymous":
+        return None
+    if role == "superuser":
+        return users.create_superuser(role, "", None)  # no password: nothing to hash
+    user = users.create_user(role, password=None, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=PERMISSIONS[role]))
+    return user
+
+
+def api_client(role: str) -> APIClient:
+    client = APIClient()
+    user = user_for(role)
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def admin_client(role: str) -> Client:
+    client = Client()
+    user = user_for(role)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"), API_MATRIX, ids=[f"{m} {p}" for m, p, *_ in API_MATRIX]
+)
+def test_the_api_answers_each_role_as_the_matrix_says(world, role, method, path, body, expected):
+    expected = expected[ROLES.index(role)]
+    response = getattr(api_client(role), method)(path.format(**world), body, format="json")
+    assert response.status_code == expected, response.content
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("path", list(ADMIN_MATRIX))
+def test_the_admin_answers_each_role_as_the_matrix_says(world, role, path):
+    response = admin_client(role).get(path.format(**world))
+    assert response.status_code == ADMIN_MATRIX[path][ROLES.index(role)]
+
+
+def test_a_refused_write_changes_nothing(world):
+    client = api_client("editor")
+    client.post("/api/jobs/", NEW_SHELL, format="json")
+    client.patch("/api/jobs/web/", {"kind": "shell", "url": "", "command": "id"}, format="json")
+    client.post("/api/jobs/sh/run/")
+    client.post("/api/jobs/sh/resume/")
+    assert list(Job.objects.order_by("id").values_list("id", "kind", "status")) == [
+        ("sh", "shell", "paused"),
+        ("web", "http", "active"),
+    ]
+    assert not Run.objects.filter(job_id="sh").exists()
+
+
+def test_the_refusal_says_which_permission_is_missing(world):
+    response = api_client("editor").post("/api/jobs/", NEW_SHELL, format="json")
+    assert response.json() == {"detail": "Shell jobs need the 'Can create and change shell jobs' permission."}
+
+
+@pytest.mark.parametrize(("role", "ran"), [("editor", False), ("sheller", True)])
+def test_bulk_run_and_resume_of_a_shell_job_need_the_shell_permission(world, role, ran):
+    client = api_client(role)
+    for action in ("run", "resume"):
+        response = client.post("/api/jobs/bulk/", {"action": action, "ids": ["sh", "web"]}, format="json")
+        assert response.status_code == 200
+        results = {r["id"]: r["ok"] for r in response.json()["results"]}
+        assert results == {"sh": ran, "web": True}
+    assert Run.objects.filter(job_id="sh").exists() is ran
+    assert Job.objects.get(pk="sh").status == ("active" if ran else "paused")
+
+
+@pytest.mark.parametrize(("role", "ran"), [("editor", False), ("sheller", True)])
+def test_the_admins_run_now_and_resume_of_a_shell_job_need_the_shell_permission(world, role, ran):
+    client = admin_client(role)
+    client.post("/admin/jobs/job/sh/run-now/")
+    client.post("/admin/jobs/job/", {"action": "run_jobs_now", "_selected_action": ["sh"]})
+    client.post("/admin/jobs/job/", {"action": "resume_jobs", "_selected_action": ["sh"]})
+    assert Run.objects.filter(job_id="sh").count() == (2 if ran else 0)
+    assert Job.objects.get(pk="sh").status == ("active" if ran else "paused")
+
+
+def test_the_admin_shows_the_refusal(world):
+    response = admin_client("editor").post(
+        "/admin/jobs/job/", {"action": "run_jobs_now", "_selected_action": ["sh"]}, follow=True
+    )
+    assert "Shell jobs need the" in response.content.decode()
+
+
+@pytest.mark.parametrize("open_api", [False, True])
+def test_anonymous_api_access_opens_the_weizhi_reads_and_nothing_else(world, settings, open_api):
+    settings.CRONTASK_ALLOW_ANONYMOUS_API = open_api
+    client = APIClient()
+    weizhi_reads = 200 if open_api else DENIED
+    assert client.get("/jobs/web").status_code == weizhi_reads
+    assert client.get("/jobs/web/runs").status_code == weizhi_reads
+    assert client.post("/jobs", WEIZHI_JOB, format="json").status_code == DENIED
+    assert client.delete("/jobs/web").status_code == DENIED
+    assert client.get("/api/jobs/").status_code == DENIED
+    assert client.get("/api/runs/").status_code == DENIED
+    assert client.post("/api/jobs/", NEW_HTTP, format="json").status_code == DENIED
+    assert client.post("/api/jobs/web/run/").status_code == DENIED
+    assert list(Job.objects.order_by("id").values_list("id", flat=True)) == ["sh", "web"]
