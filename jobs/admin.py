@@ -175,7 +175,10 @@ class JobAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list:
         fieldsets = super().get_fieldsets(request, obj)
-        return fieldsets if obj is not None else [f for f in fieldsets if f[0] not in ("State", "Recent runs")]
+        hidden = {"State", "Recent runs"} if obj is None else set()
+        if not request.user.has_perm("runs.view_run"):  # the runs' errors are theirs to see
+            hidden.add("Recent runs")
+        return [f for f in fieldsets if f[0] not in hidden]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))

@@ -194,3 +194,14 @@ def test_anonymous_api_access_opens_the_weizhi_reads_and_nothing_else(world, set
     assert client.post("/api/jobs/", NEW_HTTP, format="json").status_code == DENIED
     assert client.post("/api/jobs/web/run/").status_code == DENIED
     assert list(Job.objects.order_by("id").values_list("id", flat=True)) == ["sh", "web"]
+
+
+def test_a_job_page_shows_its_runs_only_to_those_who_may_view_runs(world):
+    user = get_user_model().objects.create_user("jobs-only", password=None, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_job"))
+    client = Client()
+    client.force_login(user)
+    page = client.get("/admin/jobs/job/web/change/").content.decode()
+    assert '<table class="ct-recent-runs">' not in page
+    viewer_page = admin_client("viewer").get("/admin/jobs/job/web/change/").content.decode()
+    assert '<table class="ct-recent-runs">' in viewer_page
