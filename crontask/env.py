@@ -6,7 +6,9 @@ stops the process at start instead of being silently replaced by a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -50,3 +52,37 @@ def envlist(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# A DNS name: labels of letters, digits, "-" and "_", the last not all digits (that is an address).
+_HOST_NAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def host_entry(item: str) -> Network | str:
+    """One entry of a host list: a network (``10.0.0.0/8``, a bare address, ``[fd00::1]``) or a
+    host name, lower-cased, without a trailing dot or a leading ``*.``/``.`` (a name stands for
+    itself and every name under it). ValueError if it is neither."""
+    text = item.strip().lower()
+    if text.startswith("[") and "]" in text:
+        text = text[1:].replace("]", "", 1)  # "[fd00::1]/128" as well as "[fd00::1]"
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        pass
+    name = text.removeprefix("*.").removeprefix(".").removesuffix(".")
+    if len(name) > 253 or not _HOST_NAME.fullmatch(name) or name.rsplit(".", 1)[-1].isdigit():
+        raise ValueError(f"{item!r} is neither a CIDR, an address nor a host name")
+    return name
+
+
+def envhosts(name: str) -> list[str]:
+    """A comma-separated list of CIDRs, addresses and host names, each normalised (see ``host_entry``)."""
+    entries = []
+    for item in envlist(name, []):
+        try:
+            entries.append(str(host_entry(item)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
+    return entries

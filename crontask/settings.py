@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from crontask.env import envbool, envint, envlist, envstr
+from crontask.env import envbool, envhosts, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their files; tests point it at a temporary directory.
@@ -156,6 +156,11 @@ CRONTASK_RUN_RETENTION_DAYS = envint("CRONTASK_RUN_RETENTION_DAYS", 30, minimum=
 CRONTASK_MAX_OUTPUT_BYTES = envint("CRONTASK_MAX_OUTPUT_BYTES", 65536, minimum=1024)
 CRONTASK_ALLOW_ANONYMOUS_API = envbool("CRONTASK_ALLOW_ANONYMOUS_API", False)
 CRONTASK_HANDLER_PACKAGES = envlist("CRONTASK_HANDLER_PACKAGES", [])
+# Egress policy of HTTP jobs (jobs.egress): CIDRs and host names no job may reach, on top of the
+# built-in list (link-local, cloud metadata services), which always applies; and, when set, the
+# only ones a job may reach. Loopback and private ranges are allowed unless denied here.
+CRONTASK_EGRESS_DENY = envhosts("CRONTASK_EGRESS_DENY")
+CRONTASK_EGRESS_ALLOW = envhosts("CRONTASK_EGRESS_ALLOW")
 # A run still "running" this long after its timeout lost its worker: the reaper marks it lost.
 CRONTASK_LOST_GRACE_SECONDS = envint("CRONTASK_LOST_GRACE_SECONDS", 60, minimum=1)
 CRONTASK_REAPER_INTERVAL = envint("CRONTASK_REAPER_INTERVAL", 30, minimum=1)

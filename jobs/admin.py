@@ -91,8 +91,9 @@ class JobForm(forms.ModelForm):
         model = Job
         fields = [
             "id", "name", "description", "status", "kind", "trigger", "cron", "interval_seconds", "run_at",
-            "timezone", "url", "method", "headers", "body", "handler", "handler_kwargs", "command",
-            "timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy", "misfire_grace_seconds",
+            "timezone", "url", "method", "headers", "body", "follow_redirects", "handler", "handler_kwargs",
+            "command", "timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy",
+            "misfire_grace_seconds",
         ]  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -157,7 +158,8 @@ class JobAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["id", "name", "description", "status", "kind"]}),
         ("Schedule", {"fields": ["trigger", "cron", "interval_seconds", "run_at", "timezone"]}),
-        ("HTTP request", {"fields": ["url", "method", "headers", "body"], "classes": ["ct-kind-http"]}),
+        ("HTTP request", {"fields": ["url", "method", "headers", "body", "follow_redirects"],
+                          "classes": ["ct-kind-http"]}),
         ("Python handler", {"fields": ["handler", "handler_kwargs"], "classes": ["ct-kind-python"]}),
         ("Shell command", {"fields": ["command"], "classes": ["ct-kind-shell"]}),
         ("Policies", {"fields": ["timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy",

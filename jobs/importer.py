@@ -25,8 +25,8 @@ from jobs.models import Job
 
 EXPORT_FIELDS = (
     "id", "name", "description", "kind", "trigger", "cron", "interval_seconds", "run_at", "timezone",
-    "url", "method", "headers", "body", "handler", "handler_kwargs", "command", "timeout_seconds",
-    "max_retries", "retry_backoff_seconds", "concurrency_policy", "misfire_grace_seconds", "status",
+    "url", "method", "headers", "body", "follow_redirects", "handler", "handler_kwargs", "command",
+    "timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy", "misfire_grace_seconds", "status",
 )  # fmt: skip
 CRONTAB_MACROS = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",

@@ -90,6 +90,11 @@ class Job(models.Model):
     method = models.CharField(_("method"), max_length=6, choices=Method.choices, default=Method.GET)
     headers = models.JSONField(_("headers"), default=dict, blank=True, help_text=_("A JSON object of strings."))
     body = models.TextField(_("body"), blank=True)
+    follow_redirects = models.BooleanField(
+        _("follow redirects"),
+        default=True,
+        help_text=_("Follow 3xx answers (each hop checked by the egress policy). Off: the 3xx is the outcome."),
+    )
 
     handler = models.CharField(
         _("handler"), max_length=200, blank=True, help_text=_("'scripts:<name>' or 'package.module:function'.")

@@ -55,6 +55,7 @@ class JobWriteSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=Job.Method.choices, required=False)
     headers = serializers.JSONField(required=False)
     body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    follow_redirects = serializers.BooleanField(required=False)
     handler = serializers.CharField(required=False, allow_blank=True, max_length=200)
     handler_kwargs = serializers.JSONField(required=False)
     command = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)

@@ -51,6 +51,7 @@ EDITABLE_FIELDS = frozenset(
         "method",
         "headers",
         "body",
+        "follow_redirects",
         "handler",
         "handler_kwargs",
         "command",

@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django_celery_beat.models import CrontabSchedule
 
+from jobs.egress import EgressDenied, check_host
 from jobs.handlers import check_kwargs, expression_problems
 from jobs.triggers import get_zone, validate_cron
 
@@ -232,6 +234,8 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
                 _url_validator(job.url)
             except ValidationError:
                 problems.append(("url", "Enter a valid http:// or https:// URL."))
+            else:
+                problems += [("url", message) for message in _egress_problems(job.url)]
         problems += [("headers", message) for message in header_problems(job.headers)]
         problems += [("body", message) for message in body_problems(job.body or "")]
     elif job.kind == "python":
@@ -250,6 +254,16 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
         if not settings.CRONTASK_ALLOW_SHELL:
             problems.append(("kind", "Shell jobs are disabled: set CRONTASK_ALLOW_SHELL=true to allow them."))
     return problems
+
+
+def _egress_problems(url: str) -> list[str]:
+    """The egress policy on the URL's host as written: a denied address or name is refused now;
+    a name is not resolved (its addresses are checked when a run connects)."""
+    try:
+        check_host(urlsplit(url).hostname)
+    except EgressDenied as exc:
+        return [str(exc)]
+    return []
 
 
 def _handler_problem(message: str) -> tuple[str, str]:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 DRIP = 0.5  # seconds between the bytes of /drip/ and /drip-headers/
 
@@ -44,12 +45,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"a\x00b")
         elif self.path == "/echo":
             self._send(200, body)
+        elif self.path.startswith("/redirect/"):
+            # /redirect/<code>?to=<url>: answers <code> with Location <url>
+            parts = urlsplit(self.path)
+            self._send(int(parts.path.rsplit("/", 1)[1]), b"moved", location=parse_qs(parts.query)["to"][0])
         else:
             self._send(200, b"pong")
 
-    def _send(self, code: int, payload: bytes, encoding: str = "") -> None:
+    def _send(self, code: int, payload: bytes, encoding: str = "", location: str = "") -> None:
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
+        if location:
+            self.send_header("Location", location)
         if encoding:
             self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(payload)))
@@ -95,8 +102,8 @@ class HttpTarget(ThreadingHTTPServer):
     # each dropped one is retried by TCP a second later: a real server listens with 128 or more.
     request_queue_size = 128
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__((host, 0), _Handler)
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, str, dict, bytes]] = []
         self.arrivals: list[tuple[float, str]] = []  # (time.time(), path) of each request
@@ -105,7 +112,7 @@ class HttpTarget(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"http://{self.server_address[0]}:{self.server_address[1]}"
 
     def record(self, method: str, path: str, headers: dict, body: bytes) -> None:
         with self._lock:

@@ -70,6 +70,13 @@ def test_import_upserts_by_id_and_reports_each_invalid_entry(tmp_path):
     assert PeriodicTask.objects.filter(crontask_job__pk="new").exists()
 
 
+def test_an_entry_with_a_denied_host_is_invalid_on_url(tmp_path):
+    entries = [{"id": "ssrf", "cron": "* * * * *", "url": "http://metadata.google.internal/"}]
+    out, err, code = run("import_jobs", str(write(tmp_path, "jobs.json", json.dumps(entries))))
+    assert (out.strip(), code) == ("created 0, updated 0, unchanged 0, invalid 1", 1)
+    assert "invalid ssrf: url: Egress denied: metadata.google.internal is a cloud metadata host name" in err
+
+
 def test_a_dry_run_changes_nothing(tmp_path):
     path = write(tmp_path, "jobs.yaml", "- id: a\n  cron: '*/5 * * * *'\n  url: http://127.0.0.1:9/\n")
     out, _, code = run("import_jobs", str(path), "--dry-run")
@@ -90,6 +97,7 @@ def test_an_export_imports_back_to_the_same_jobs(tmp_path):
             "body": "{}",
             "max_retries": 2,
             "concurrency_policy": "forbid",
+            "follow_redirects": False,
         }
     )
     services.job_create(data={"id": "i", "interval_seconds": 90, "url": URL, "status": "paused"})

@@ -39,6 +39,7 @@ def prepare(
             timeout=job.timeout_seconds,
             max_bytes=settings.CRONTASK_MAX_OUTPUT_BYTES,
             connect_within=ahead,
+            follow_redirects=job.follow_redirects,
         ).send
     return partial(execute, job, overrides=overrides, progress=progress)
 

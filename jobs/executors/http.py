@@ -5,6 +5,12 @@ so a server that trickles a byte every half second (headers or body) would never
 Here a watchdog timer shuts the request's sockets down at the deadline, which makes whatever
 read is blocked return at once, and the body is read in small pieces with the deadline
 checked between them.
+
+The egress policy (``jobs.egress``) is applied where connections are made, so it holds for
+every request of a call, redirects included: each request's host before its connection is
+found (``_WatchedAdapter``), and each new connection's peer address right after the connect,
+before a byte is sent (``_watched_connection``). A redirect to another origin drops every
+header the call was given (``_CallSession``).
 """
 
 from __future__ import annotations
@@ -15,16 +21,17 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.utils import check_header_validity
+from requests.utils import check_header_validity, select_proxy
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
+from jobs import egress
 from jobs.executors.base import Outcome, OutputBuffer
 from jobs.secrets import MASK
 
@@ -59,6 +66,7 @@ class HttpCall:
         timeout: float,
         max_bytes: int,
         connect_within: float = 0.0,
+        follow_redirects: bool = True,
     ) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -66,7 +74,7 @@ class HttpCall:
         self.job_headers = headers  # the values an error message must not show
         self.refused = _refused_header(self.headers)
         self.watchdog = _Watchdog(timeout)
-        self.session = requests.Session()
+        self.session = _CallSession(dropped_on_redirect=self.headers)
         adapter = _WatchedAdapter(self.watchdog)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -80,7 +88,7 @@ class HttpCall:
             )
             self.send_kwargs = {
                 "timeout": timeout,
-                "allow_redirects": True,
+                "allow_redirects": follow_redirects,
                 **self.session.merge_environment_settings(self.request.url, {}, True, None, None),
             }
         except Exception as exc:  # noqa: BLE001 - raised again by send(), as session.request would
@@ -116,6 +124,8 @@ class HttpCall:
                     return _timed_out(None, content, self.timeout)
                 with response:
                     complete = _read_body(response, content, deadline=deadline, watchdog=watchdog)
+        except egress.EgressDenied as exc:
+            return Outcome(status="failed", error=str(exc))
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if watchdog.expired or isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
                 return _timed_out(response, content, self.timeout)
@@ -244,29 +254,89 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+class _CallSession(requests.Session):
+    """A session whose redirects to another origin drop every header the call was given.
+
+    requests drops only ``Authorization`` there: a job's ``X-Api-Key`` would reach the
+    redirect's host. Dropped: the job's headers, a manual run's override headers and the run's
+    ``X-Crontask-*`` identity headers (not secret, but the new host is a stranger). The
+    origin test is requests' own for ``Authorization`` (another host, port or scheme, but
+    http→https on the default ports is the same origin). Once dropped, they stay dropped for
+    the later hops. Only our User-Agent is sent on.
+    """
+
+    def __init__(self, *, dropped_on_redirect: Mapping[str, str]) -> None:
+        super().__init__()
+        self.dropped_on_redirect = tuple(dropped_on_redirect)
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in self.dropped_on_redirect:
+                prepared_request.headers.pop(name, None)
+            prepared_request.headers["User-Agent"] = USER_AGENT
+
+    def resolve_redirects(
+        self,
+        resp: requests.Response,
+        req: requests.PreparedRequest,
+        *args: Any,
+        yield_requests: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        if yield_requests:
+            # requests asks this, when not following, only to fill Response.next, and reads the
+            # whole 3xx body to do so: the body is the outcome's, read by _read_body (bounded).
+            return iter(())
+        return super().resolve_redirects(resp, req, *args, **kwargs)
+
+
 class _WatchedAdapter(HTTPAdapter):
-    """Gives each connection pool a connection class that shows its sockets to the watchdog.
+    """Checks each request's host against the egress policy, and gives each connection pool a
+    connection class that checks the address it reached and shows its sockets to the watchdog.
 
     The session, and so its pools, live for one request only: nothing else uses them.
+
+    Through a proxy (HTTP_PROXY/HTTPS_PROXY in the environment) the proxy resolves the target's
+    name and makes the connection: the host is checked as written, and the proxy connection,
+    which the operator configured, is not (the proxy must filter the addresses it connects to).
     """
 
     def __init__(self, watchdog: _Watchdog) -> None:
         self.watchdog = watchdog
         super().__init__()
 
-    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> HTTPConnectionPool:
-        pool = super().get_connection_with_tls_context(*args, **kwargs)
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> HTTPConnectionPool:
+        # Here, not in send(): a connection opened ahead (_connect_ahead) is found here too.
+        egress.check_host(urllib3.util.parse_url(request.url).host)
+        pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
         if not getattr(pool.ConnectionCls, "crontask_watched", False):
-            pool.ConnectionCls = _watched_connection(pool.ConnectionCls, self.watchdog.watch)
+            direct = not select_proxy(request.url, proxies)
+            check = egress.check_address if direct else None
+            pool.ConnectionCls = _watched_connection(pool.ConnectionCls, self.watchdog.watch, check)
         return pool
 
 
-def _watched_connection(base: type, watch: Callable[[socket.socket], None]) -> type:
+def _watched_connection(base: type, watch: Callable[[socket.socket], None], check: Callable[..., None] | None) -> type:
     class WatchedConnection(base):
         crontask_watched = True
 
         def _new_conn(self) -> socket.socket:
             sock = super()._new_conn()
+            if check is not None:
+                # The address actually connected, whatever the name resolved to: after the TCP
+                # handshake, before the TLS one or the request. Fails closed if it cannot be read.
+                try:
+                    check(sock.getpeername()[0], host=self.host)
+                except BaseException:
+                    sock.close()
+                    raise
             watch(sock)
             return sock
 

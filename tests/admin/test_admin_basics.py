@@ -26,6 +26,7 @@ def form(**fields) -> dict:
         "method": "GET",
         "headers": "{}",
         "body": "",
+        "follow_redirects": "on",
         "handler": "",
         "handler_kwargs": "{}",
         "command": "",

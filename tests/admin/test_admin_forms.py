@@ -97,3 +97,20 @@ def test_staff_without_the_shell_permission_cannot_change_a_shell_job(clerk, set
     services.job_create(data={"id": "web", "interval_seconds": 60, "url": URL})
     assert clerk.post("/admin/jobs/job/web/change/", form(id="web", cron="*/2 * * * *")).status_code == 302
     assert Job.objects.get(pk="web").cron == "*/2 * * * *"
+
+
+def test_a_denied_host_is_a_form_error_on_url(staff):
+    response = staff.post("/admin/jobs/job/add/", form(id="ssrf", url="http://[::ffff:169.254.169.254]/"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["url"] == [
+        "Egress denied: ::ffff:169.254.169.254 (= 169.254.169.254) is a cloud metadata address "
+        "(CRONTASK_EGRESS_DENY, built in)."
+    ]
+    assert not Job.objects.filter(pk="ssrf").exists()
+
+
+def test_follow_redirects_is_set_in_the_form(staff):
+    fields = form(id="nofollow")
+    del fields["follow_redirects"]  # an unticked box is not sent
+    assert staff.post("/admin/jobs/job/add/", fields).status_code == 302
+    assert Job.objects.get(pk="nofollow").follow_redirects is False
