@@ -240,7 +240,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["crontask.permissions.ApiPermission"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
+        "crontask.search.BoundedSearchFilter",  # at most 10 terms of 100 characters
         "rest_framework.filters.OrderingFilter",
     ],
     # JSON in; the browsable API still posts raw JSON.
