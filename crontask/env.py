@@ -7,6 +7,7 @@ stops the process at start instead of being silently replaced by a default.
 from __future__ import annotations
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -50,3 +51,18 @@ def envlist(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+_RATE = re.compile(r"(?P<count>[0-9]+)/(?P<period>s|sec|second|m|min|minute|h|hour|d|day)s?", re.IGNORECASE)
+
+
+def envrate(name: str) -> str:
+    """A DRF throttle rate such as ``1000/hour`` (periods: second, minute, hour, day; abbreviated
+    to their first letter or to sec, min), normalised to lower case; "" (unset or empty) means off."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    match = _RATE.fullmatch(raw.replace(" ", ""))
+    if match is None or int(match["count"]) < 1:
+        raise ImproperlyConfigured(f"{name} must be a rate such as 100/minute or 1000/hour, not {raw!r}")
+    return f"{int(match['count'])}/{match['period'].lower()}"
