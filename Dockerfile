@@ -9,4 +9,5 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && useradd --create-home crontask && mkdir -p /app/var && chown crontask /app/var
 USER crontask
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn crontask.wsgi --bind 0.0.0.0:8000 --access-logfile -"]
+# gunicorn.conf.py: processes and threads sized from the CPUs (WEB_CONCURRENCY, WEB_THREADS), port 8000.
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn -c gunicorn.conf.py crontask.wsgi"]

@@ -1,11 +1,19 @@
-"""Small pieces the admin pages share: status badges and a paginator that never counts a huge table."""
+"""Small pieces the admin pages share: status badges, a paginator that never counts a huge table,
+a search box with bounds."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+
+from crontask import search
 
 STATUS_COLOURS = {
     "active": "#2e7d32", "success": "#2e7d32",
@@ -32,3 +40,26 @@ class CappedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         return self.object_list.order_by().values("pk")[: self.CAP + 1].count()
+
+
+class BoundedSearchMixin:
+    """A ModelAdmin whose search uses at most ``search.MAX_TERMS`` terms of at most
+    ``search.MAX_TERM_LENGTH`` characters (the API's bounds).
+
+    Unlike the API, which refuses such a search, the admin searches with the terms within the
+    bounds and says which it left out: dropping a term from an AND can only widen the results,
+    so no row that matches the whole search is hidden, and the page still answers.
+    """
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        kept, left_out = search.admin_search_terms(search_term)
+        if left_out:
+            shown = ", ".join(repr(term[:30] + ("…" if len(term) > 30 else "")) for term in left_out[:3])
+            more = f" and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+            messages.warning(
+                request,
+                f"Search uses at most {search.MAX_TERMS} terms of at most {search.MAX_TERM_LENGTH} characters; "
+                f"left out: {shown}{more}.",
+            )
+        parent: Any = super()
+        return parent.get_search_results(request, queryset, " ".join(kept))

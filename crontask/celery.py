@@ -12,6 +12,7 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Connection
 
 from crontask import broker
+from crontask.heartbeat import WorkerHeartbeatStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crontask.settings")
 
@@ -19,6 +20,8 @@ broker.register()  # filesystem:// writes each message atomically; redis:// surv
 app = Celery("crontask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker records its heartbeat while it takes messages, for /api/health/ (crontask.heartbeat).
+app.steps["consumer"].add(WorkerHeartbeatStep)
 
 
 @task_prerun.connect
@@ -46,7 +49,8 @@ class Consumer(CeleryConsumer):
       takes messages again within 5 s of the broker's return.
     - Mingle and gossip are off (as ``--without-mingle --without-gossip``): they only share state
       between workers, which Crontask does not use, and on Redis they fail on reconnection
-      (kombu issue #582). Remote control (``celery inspect ping``, the health check) stays.
+      (kombu issue #582). Remote control (``celery inspect ping``, the worker container's health check)
+      stays; /api/health/ reads heartbeats instead (``crontask.heartbeat``).
     - Losing a Redis connection while a task is running no longer stops the worker
       (``crontask.broker.RedisChannel``).
     """

@@ -86,3 +86,18 @@ def envhosts(name: str) -> list[str]:
         except ValueError as exc:
             raise ImproperlyConfigured(f"{name}: {exc}") from None
     return entries
+
+
+_RATE = re.compile(r"(?P<count>[0-9]+)/(?P<period>s|sec|second|m|min|minute|h|hour|d|day)s?", re.IGNORECASE)
+
+
+def envrate(name: str) -> str:
+    """A DRF throttle rate such as ``1000/hour`` (periods: second, minute, hour, day; abbreviated
+    to their first letter or to sec, min), normalised to lower case; "" (unset or empty) means off."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    match = _RATE.fullmatch(raw.replace(" ", ""))
+    if match is None or int(match["count"]) < 1:
+        raise ImproperlyConfigured(f"{name} must be a rate such as 100/minute or 1000/hour, not {raw!r}")
+    return f"{int(match['count'])}/{match['period'].lower()}"

@@ -1,80 +1,172 @@
-"""Health of the parts: database, broker, beat (its heartbeat), workers (a control ping)."""
+"""Health of the parts: database, broker, beat and workers, from recorded heartbeats.
+
+Beat records its heartbeat every few seconds (``CrontaskScheduler.heartbeat``), and each worker
+every ``WORKER_HEARTBEAT_SECONDS`` while it is connected to the broker and taking messages
+(``crontask.heartbeat``). A report reads them in one query and makes no broadcast: asking the
+workers (``app.control.ping``) took a second per request, so one client could hold a web
+process. The broker is probed with one bounded connection attempt, at most once per
+``BROKER_CHECK_SECONDS`` per web process (``BrokerProbe``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crontask.celery import app
 from crontask.models import Heartbeat
 
 BEAT = "beat"
-# Beat writes its heartbeat every few seconds; this much silence means it is down.
-BEAT_STALE_AFTER = timedelta(seconds=60)
+WORKER_PREFIX = "worker:"
+# A process that has not written its heartbeat for this long is counted as down.
+STALE_AFTER = timedelta(seconds=60)
+BEAT_STALE_AFTER = STALE_AFTER
+WORKER_HEARTBEAT_SECONDS = 10.0
+# A worker that stopped without saying so (killed, its host lost) leaves its row; workers delete
+# rows this old when they start, so the table does not grow with every container ever run.
+WORKER_FORGET_AFTER = timedelta(days=1)
+BROKER_CHECK_SECONDS = 5.0
+BROKER_TIMEOUT_SECONDS = 1.0
 
 
-def record_heartbeat(name: str, *, now: datetime | None = None) -> None:
-    Heartbeat.objects.update_or_create(
-        name=name,
-        defaults={"hostname": socket.gethostname(), "pid": os.getpid(), "seen_at": now or timezone.now()},
-    )
+def record_heartbeat(name: str, *, hostname: str | None = None, now: datetime | None = None) -> None:
+    """Write a process's sign of life: one UPDATE (an INSERT the first time)."""
+    values = {"hostname": hostname or socket.gethostname(), "pid": os.getpid(), "seen_at": now or timezone.now()}
+    if Heartbeat.objects.filter(name=name).update(**values):
+        return
+    try:
+        with transaction.atomic():
+            Heartbeat.objects.create(name=name, **values)
+    except IntegrityError:  # a process of the same name (a restart) inserted it meanwhile
+        Heartbeat.objects.filter(name=name).update(**values)
 
 
-def health_report(*, ping_timeout: float = 1.0) -> tuple[bool, dict[str, Any]]:
-    """(all parts up, a report naming each part's state)."""
-    parts = {
-        "database": _database(),
-        "broker": _broker(),
-        "beat": _beat(),
-        "workers": _workers(ping_timeout),
-    }
+def forget_heartbeat(name: str) -> None:
+    Heartbeat.objects.filter(name=name).delete()
+
+
+def forget_stale_workers(*, now: datetime | None = None) -> int:
+    cutoff = (now or timezone.now()) - WORKER_FORGET_AFTER
+    deleted, _ = Heartbeat.objects.filter(name__startswith=WORKER_PREFIX, seen_at__lt=cutoff).delete()
+    return deleted
+
+
+def worker_heartbeat_name(nodename: str) -> str:
+    """``worker:<nodename>``, or a digest of the node name when that is too long for the key (the
+    node name itself is kept in ``hostname``)."""
+    name = WORKER_PREFIX + nodename
+    max_length = Heartbeat._meta.get_field("name").max_length or 50
+    if len(name) <= max_length:
+        return name
+    return WORKER_PREFIX + hashlib.sha256(nodename.encode()).hexdigest()[: max_length - len(WORKER_PREFIX)]
+
+
+def health_report(*, show_hostnames: bool = False) -> tuple[bool, dict[str, Any]]:
+    """(all parts up, a report naming each part's state). Host and worker names only with
+    ``show_hostnames`` (staff): the endpoint answers anyone, a load balancer included."""
+    database, beat, workers = _from_heartbeats(show_hostnames=show_hostnames)
+    parts = {"database": database, "broker": broker_probe.status(), "beat": beat, "workers": workers}
     healthy = all(part["status"] == "ok" for part in parts.values())
     return healthy, {"status": "ok" if healthy else "error", **parts}
 
 
-def _database() -> dict[str, Any]:
+def _from_heartbeats(*, show_hostnames: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The database, beat and workers entries, from one query (which is the database's check)."""
+    now = timezone.now()
+    fresh = now - STALE_AFTER
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        rows = list(
+            Heartbeat.objects.filter(Q(name=BEAT) | Q(name__startswith=WORKER_PREFIX, seen_at__gte=fresh))
+            .order_by("hostname")
+            .values_list("name", "hostname", "seen_at")
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure means the database is down
+        unknown = {"status": "error", "error": "database unavailable"}
+        return {"status": "error", "error": type(exc).__name__}, unknown, {**unknown, "count": 0}
+    beat_row = next((row for row in rows if row[0] == BEAT), None)
+    workers = [hostname for name, hostname, _ in rows if name != BEAT]
+    return {"status": "ok"}, _beat(beat_row, fresh, show_hostnames), _workers(workers, show_hostnames)
+
+
+def _beat(row: tuple[str, str, datetime] | None, fresh: datetime, show_hostnames: bool) -> dict[str, Any]:
+    if row is None:
+        return {"status": "error", "error": "beat has never run", "last_seen": None}
+    _, hostname, seen_at = row
+    report: dict[str, Any] = {"status": "ok" if seen_at >= fresh else "error", "last_seen": seen_at.isoformat()}
+    if show_hostnames:
+        report["hostname"] = hostname
+    if report["status"] != "ok":
+        report["error"] = "no heartbeat for over a minute"
+    return report
+
+
+def _workers(names: list[str], show_hostnames: bool) -> dict[str, Any]:
+    report: dict[str, Any] = {"status": "ok" if names else "error", "count": len(names)}
+    if not names:
+        report["error"] = "no worker heartbeat in the last minute"
+    if show_hostnames:
+        report["names"] = names
+    return report
+
+
+class BrokerProbe:
+    """Whether this process reaches the broker: one connection attempt bounded by
+    ``BROKER_TIMEOUT_SECONDS``, at most once per ``BROKER_CHECK_SECONDS`` per broker URL.
+
+    A request meanwhile gets the last answer, and while one thread probes the others do not wait
+    for it (unless there is no answer yet): a flood of health requests opens no flood of broker
+    connections, and a broker that does not answer holds up one request per interval, not each.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def status(self) -> dict[str, Any]:
+        url = str(app.conf.broker_url)
+        last = self._answers.get(url)
+        if last is not None and time.monotonic() - last[0] < BROKER_CHECK_SECONDS:
+            return last[1]
+        if last is not None:
+            acquired = self._lock.acquire(blocking=False)
+        else:
+            acquired = self._lock.acquire(timeout=2 * BROKER_TIMEOUT_SECONDS)
+        if not acquired:
+            return last[1] if last is not None else {"status": "error", "error": "TimeoutError"}
+        try:
+            last = self._answers.get(url)
+            if last is not None and time.monotonic() - last[0] < BROKER_CHECK_SECONDS:
+                return last[1]  # another thread probed while this one waited
+            answer = _probe_broker(url)
+            self._answers[url] = (time.monotonic(), answer)
+            return answer
+        finally:
+            self._lock.release()
+
+    def forget(self) -> None:
+        """Probe again at the next request (tests)."""
+        self._answers.clear()
+
+
+def _probe_broker(url: str) -> dict[str, Any]:
+    options = dict(app.conf.broker_transport_options or {})
+    if url.startswith(("redis://", "rediss://")):
+        options |= {"socket_connect_timeout": BROKER_TIMEOUT_SECONDS, "socket_timeout": BROKER_TIMEOUT_SECONDS}
+    try:
+        with app.connection_for_write(url, connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=options) as conn:
+            conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)  # one attempt, no retry
     except Exception as exc:  # noqa: BLE001 - any failure is "down"
         return {"status": "error", "error": type(exc).__name__}
     return {"status": "ok"}
 
 
-def _broker() -> dict[str, Any]:
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # noqa: BLE001
-        return {"status": "error", "error": type(exc).__name__}
-    return {"status": "ok"}
-
-
-def _beat() -> dict[str, Any]:
-    try:
-        beat = Heartbeat.objects.filter(name=BEAT).first()
-    except Exception as exc:  # noqa: BLE001
-        return {"status": "error", "error": type(exc).__name__}
-    if beat is None:
-        return {"status": "error", "error": "beat has never run", "last_seen": None}
-    state = "ok" if timezone.now() - beat.seen_at <= BEAT_STALE_AFTER else "error"
-    report = {"status": state, "last_seen": beat.seen_at.isoformat(), "hostname": beat.hostname}
-    if state != "ok":
-        report["error"] = "no heartbeat for over a minute"
-    return report
-
-
-def _workers(timeout: float) -> dict[str, Any]:
-    try:
-        replies = app.control.ping(timeout=timeout) or []
-    except Exception as exc:  # noqa: BLE001
-        return {"status": "error", "error": type(exc).__name__, "count": 0, "names": []}
-    names = sorted(name for reply in replies for name in reply)
-    if not names:
-        return {"status": "error", "error": "no worker answered", "count": 0, "names": []}
-    return {"status": "ok", "count": len(names), "names": names}
+broker_probe = BrokerProbe()

@@ -11,8 +11,9 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from crontask.env import envbool, envhosts, envint, envlist, envstr
+from crontask.env import envbool, envhosts, envint, envlist, envrate, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their files; tests point it at a temporary directory.
@@ -237,6 +238,19 @@ CELERY_BEAT_SCHEDULE = {
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- REST framework -----------------------------------------------------------------------
+# Rate limits of the API, as DRF rates ("100/minute", "1000/hour"); empty (the default) is no limit.
+# Counted in the default cache: per web process unless CRONTASK_CACHE_URL names a shared one.
+CRONTASK_API_THROTTLE_USER = envrate("CRONTASK_API_THROTTLE_USER")
+CRONTASK_API_THROTTLE_ANON = envrate("CRONTASK_API_THROTTLE_ANON")
+# Proxies in front of web that append the client's address to X-Forwarded-For (one behind HTTPS).
+CRONTASK_NUM_PROXIES = envint("CRONTASK_NUM_PROXIES", 1 if CRONTASK_HTTPS else 0, minimum=0)
+# The cache (only the API rate limits use it): process memory, or a Redis shared by web processes.
+CRONTASK_CACHE_URL = envstr("CRONTASK_CACHE_URL", "")
+if CRONTASK_CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CRONTASK_CACHE_URL}}
+elif CRONTASK_CACHE_URL:
+    raise ImproperlyConfigured(f"CRONTASK_CACHE_URL must be a redis:// URL or empty, not {CRONTASK_CACHE_URL!r}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -245,7 +259,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["crontask.permissions.ApiPermission"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
+        "crontask.search.BoundedSearchFilter",  # at most 10 terms of 100 characters
         "rest_framework.filters.OrderingFilter",
     ],
     # JSON in; the browsable API still posts raw JSON.
@@ -254,6 +268,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "crontask.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "crontask.schema.AutoSchema",
+    # Each reads its rate from CRONTASK_API_THROTTLE_USER / _ANON and is off while that is empty.
+    "DEFAULT_THROTTLE_CLASSES": ["crontask.throttling.UserThrottle", "crontask.throttling.AnonThrottle"],
+    # Anonymous requests are counted per client address: the last of X-Forwarded-For's addresses that
+    # this many proxies added (0: the connection's address). Never the whole header, which a client writes.
+    "NUM_PROXIES": CRONTASK_NUM_PROXIES,
 }
 
 SPECTACULAR_SETTINGS = {

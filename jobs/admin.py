@@ -17,7 +17,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django_celery_beat import models as beat_models
 
-from crontask.admin_utils import badge
+from crontask.admin_utils import BoundedSearchMixin, badge
 from jobs import services
 from jobs.errors import SHELL_PERMISSION, SHELL_REFUSED, JobConflict
 from jobs.models import Job
@@ -143,7 +143,7 @@ class _Refused(Exception):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
     form = JobForm
     list_display = [
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",

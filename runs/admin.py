@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from crontask.admin_utils import CappedCountPaginator, badge
+from crontask.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from jobs.secrets import mask_overrides
 from runs.models import Run
 
@@ -48,7 +48,7 @@ class RunChangeList(ChangeList):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "job_link",

@@ -25,6 +25,7 @@ from runs.services import run_in_foreground
 from tests.e2e.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+GUNICORN = "gunicorn -c gunicorn.conf.py crontask.wsgi"
 DESIGN_ENV = [
     "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "TIME_ZONE",
     "CRONTASK_DEFAULT_TIMEOUT", "CRONTASK_ALLOW_SHELL", "CRONTASK_SCRIPTS_DIR", "CRONTASK_RUN_RETENTION_DAYS",
@@ -67,8 +68,11 @@ def production_env(tmp_path: Path) -> dict[str, str]:
 
 
 def compose_command(service: str, port: int) -> list[str]:
+    """The service's compose command; web's gunicorn listens on 127.0.0.1:port instead of 0.0.0.0:8000
+    (an option on the command line overrides gunicorn.conf.py's bind)."""
     command = compose()["services"][service]["command"]
-    return [part.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for part in command]
+    config = "gunicorn -c gunicorn.conf.py"
+    return [part.replace(config, f"{config} --bind 127.0.0.1:{port}") for part in command]
 
 
 def healthcheck_argv(service: str, port: int) -> list[str]:
@@ -124,13 +128,66 @@ def test_the_compose_file_has_the_services_with_health_checks_and_restart_polici
         assert environment["DATABASE_URL"].startswith("postgres://")
         assert environment["CELERY_BROKER_URL"].startswith("redis://")
         assert services[name]["env_file"] == ".env"
-    assert "gunicorn crontask.wsgi" in " ".join(services["web"]["command"])
+    assert GUNICORN in " ".join(services["web"]["command"])
     assert "migrate" in " ".join(services["web"]["command"])
     assert services["worker"]["command"] == ["celery", "-A", "crontask", "worker", "-l", "INFO"]
     assert services["beat"]["command"] == ["celery", "-A", "crontask", "beat", "-l", "INFO"]
     assert services["beat"]["deploy"]["replicas"] == 1
     for name in ("worker", "beat"):  # web migrates first
         assert services[name]["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def test_the_image_and_compose_serve_with_the_gunicorn_configuration():
+    image = json.loads((ROOT / "Dockerfile").read_text().split("\nCMD ", 1)[1].splitlines()[0])
+    for command in (" ".join(image), " ".join(compose()["services"]["web"]["command"])):
+        assert f"exec {GUNICORN}" in command
+        # Nothing on the command line overrides the configuration's sizing.
+        assert not any(option in command for option in ("--workers", "-w ", "--threads", "--worker-class", "-k "))
+    # The tests that run the compose command make it listen where they look.
+    assert "exec gunicorn -c gunicorn.conf.py --bind 127.0.0.1:5555 crontask.wsgi" in compose_command("web", 5555)[2]
+
+
+def gunicorn_settings(monkeypatch, *, cpus: int, **env: str) -> dict:
+    """gunicorn.conf.py's values on a machine with this many CPUs."""
+    import runpy
+
+    for name in ("WEB_CONCURRENCY", "WEB_THREADS", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 3), (2, 5), (3, 7), (64, 8)])
+def test_gunicorn_runs_threaded_workers_sized_from_the_cpus(monkeypatch, cpus, workers):
+    conf = gunicorn_settings(monkeypatch, cpus=cpus)
+    assert (conf["workers"], conf["threads"], conf["worker_class"]) == (workers, 4, "gthread")
+    assert conf["bind"] == ["0.0.0.0:8000"]
+    assert conf["accesslog"] == "-"
+
+
+def test_gunicorn_sizes_can_be_set_and_bad_ones_stop_the_start(monkeypatch):
+    conf = gunicorn_settings(monkeypatch, cpus=2, WEB_CONCURRENCY="3", WEB_THREADS="8", PORT="9000")
+    assert (conf["workers"], conf["threads"], conf["bind"]) == (3, 8, ["0.0.0.0:9000"])
+    with pytest.raises(SystemExit, match="WEB_THREADS"):
+        gunicorn_settings(monkeypatch, cpus=2, WEB_THREADS="many")
+
+
+def test_gunicorn_itself_reads_the_configuration():
+    env = {**os.environ, "WEB_CONCURRENCY": "3", "WEB_THREADS": "6"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "gunicorn"), "--print-config", "-c", "gunicorn.conf.py", "crontask.wsgi"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = {
+        key.strip(): value.strip()
+        for key, value in (line.split(" = ", 1) for line in done.stdout.splitlines() if " = " in line)
+    }
+    assert {name: printed[name] for name in ("workers", "threads", "worker_class")} == {
+        "workers": "3", "threads": "6", "worker_class": "gthread",
+    }  # fmt: skip
 
 
 def test_json_logs_are_one_object_per_line_with_the_events_fields():

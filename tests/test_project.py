@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
 from crontask.bootstrap import ensure_admin_user
-from crontask.env import envbool, envint
+from crontask.env import envbool, envint, envrate
 
 
 @pytest.mark.django_db
@@ -71,3 +71,43 @@ def test_the_embedded_database_lets_web_worker_and_beat_write_at_once(tmp_path):
     assert (vendor, mode) == ("sqlite", "wal")
     assert wait >= 10_000  # milliseconds
     assert Path(name).parent == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("raw", "rate"), [("", ""), ("1000/hour", "1000/hour"), (" 3/Min ", "3/min"), ("10/s", "10/s"), ("5/days", "5/day")]
+)
+def test_a_throttle_rate_is_read_as_drf_reads_it(monkeypatch, raw, rate):
+    monkeypatch.setenv("X_RATE", raw)
+    assert envrate("X_RATE") == rate
+
+
+@pytest.mark.parametrize("raw", ["1000", "often", "0/hour", "10/fortnight", "-1/s", "1.5/min"])
+def test_a_bad_throttle_rate_stops_the_start(monkeypatch, raw):
+    monkeypatch.setenv("X_RATE", raw)
+    with pytest.raises(ImproperlyConfigured, match="X_RATE"):
+        envrate("X_RATE")
+
+
+def settings_in_a_new_process(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CRONTASK_API_THROTTLE")}
+    environ.update(CRONTASK_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="crontask.settings", **env)
+    code = f"import django, json; django.setup(); from django.conf import settings; print(json.dumps({code}))"
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=environ, capture_output=True, text=True)
+
+
+def test_the_rate_limits_and_their_cache_come_from_the_environment(tmp_path):
+    done = settings_in_a_new_process(
+        tmp_path,
+        "[settings.CRONTASK_API_THROTTLE_USER, settings.CRONTASK_API_THROTTLE_ANON, settings.CACHES['default']]",
+        CRONTASK_API_THROTTLE_USER="1000/hour",
+        CRONTASK_API_THROTTLE_ANON="60/min",
+        CRONTASK_CACHE_URL="redis://127.0.0.1:6379/14",
+    )
+    assert done.returncode == 0, done.stderr
+    user, anon, cache = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (user, anon) == ("1000/hour", "60/min")
+    assert cache == {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/14"}
+    bad = settings_in_a_new_process(tmp_path, "1", CRONTASK_API_THROTTLE_ANON="lots")
+    assert bad.returncode != 0
+    assert "ImproperlyConfigured: CRONTASK_API_THROTTLE_ANON must be a rate" in bad.stderr
