@@ -156,6 +156,9 @@ CRONTASK_RUN_RETENTION_DAYS = envint("CRONTASK_RUN_RETENTION_DAYS", 30, minimum=
 CRONTASK_MAX_OUTPUT_BYTES = envint("CRONTASK_MAX_OUTPUT_BYTES", 65536, minimum=1024)
 CRONTASK_ALLOW_ANONYMOUS_API = envbool("CRONTASK_ALLOW_ANONYMOUS_API", False)
 CRONTASK_HANDLER_PACKAGES = envlist("CRONTASK_HANDLER_PACKAGES", [])
+# Extra names (comma-separated, case-insensitive substrings) of headers, handler kwargs and URL or
+# body parameters whose values are secrets, on top of jobs.secrets.SECRET_NAMES: masked when shown.
+CRONTASK_SECRET_NAMES = [name.lower() for name in envlist("CRONTASK_SECRET_NAMES", [])]
 # A run still "running" this long after its timeout lost its worker: the reaper marks it lost.
 CRONTASK_LOST_GRACE_SECONDS = envint("CRONTASK_LOST_GRACE_SECONDS", 60, minimum=1)
 CRONTASK_REAPER_INTERVAL = envint("CRONTASK_REAPER_INTERVAL", 30, minimum=1)

@@ -22,7 +22,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import Job
-from jobs.secrets import keep_masked_headers, mask_text
+from jobs.secrets import mask_text, restore_masked
 from jobs.trigger_args import normalise_trigger_args
 from jobs.triggers import Schedule
 
@@ -100,6 +100,7 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False) -> Job:
     if "id" in fields and not fields["id"]:
         del fields["id"]
     fields = _resolve_trigger(fields, current=None)
+    fields = restore_masked(fields, None)  # a new job has no secret for a mask to stand for
     fields.setdefault("kind", _infer_kind(fields))
     job = Job(**fields, is_system=is_system)
     job.id = job.id or uuid.uuid4().hex[:12]
@@ -131,8 +132,8 @@ def job_update(*, job: Job, data: Mapping[str, Any]) -> Job:
     fields.pop("id", None)
     fields = _resolve_trigger(fields, current=job)
     job = Job.objects.select_for_update().get(pk=job.pk)
-    if isinstance(fields.get("headers"), dict):
-        fields["headers"] = keep_masked_headers(fields["headers"], job.headers)
+    # Masked values sent back (a GET's output, the admin form, an export) keep the stored secrets.
+    fields = restore_masked(fields, job)
     before = job.schedule
     old_status = job.status
     for name, value in fields.items():

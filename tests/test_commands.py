@@ -97,14 +97,14 @@ def test_an_export_imports_back_to_the_same_jobs(tmp_path):
     services.job_create(
         data={"id": "m", "kind": "python", "handler": "scripts:http_check", "handler_kwargs": {"url": URL}}
     )
-    before = {job.pk: export_job(job) for job in Job.objects.all()}
+    before = {job.pk: export_job(job, include_secrets=True) for job in Job.objects.all()}
     for export_format in ("json", "yaml"):
         path = tmp_path / f"export.{export_format}"
-        run("export_jobs", "--format", export_format, "--output", str(path))
+        run("export_jobs", "--format", export_format, "--output", str(path), "--include-secrets")
         Job.objects.all().delete()
         out, err, code = run("import_jobs", str(path))
         assert (out.strip(), err, code) == ("created 4, updated 0, unchanged 0, invalid 0", "", 0)
-        assert {job.pk: export_job(job) for job in Job.objects.all()} == before
+        assert {job.pk: export_job(job, include_secrets=True) for job in Job.objects.all()} == before
         assert run("import_jobs", str(path))[0].strip() == "created 0, updated 0, unchanged 4, invalid 0"
 
 
