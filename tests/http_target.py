@@ -44,6 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"a\x00b")
         elif self.path == "/echo":
             self._send(200, body)
+        elif self.path == "/echo-headers":
+            self._send(200, "".join(f"{name}: {value}\n" for name, value in self.headers.items()).encode())
         else:
             self._send(200, b"pong")
 

@@ -108,6 +108,24 @@ def test_an_export_imports_back_to_the_same_jobs(tmp_path):
         assert run("import_jobs", str(path))[0].strip() == "created 0, updated 0, unchanged 4, invalid 0"
 
 
+def test_an_export_masks_secrets_unless_asked_to_include_them(tmp_path):
+    url = "https://bot:url-pass-1234@example.com/hook?token=query-token-5678"
+    services.job_create(data={"id": "c", "url": url, "headers": {"X-Auth-Key": "auth-key-0002"}})
+    services.job_create(
+        data={"id": "m", "kind": "python", "handler": "scripts:http_check", "handler_kwargs": {"url": URL}}
+    )
+    masked, _, code = run("export_jobs")
+    assert code == 0
+    assert "********" in masked
+    for secret in ("url-pass-1234", "query-token-5678", "auth-key-0002"):
+        assert secret not in masked
+    full = run("export_jobs", "--include-secrets")[0]
+    assert all(secret in full for secret in ("url-pass-1234", "query-token-5678", "auth-key-0002"))
+    path = write(tmp_path, "masked.json", masked)
+    assert run("import_jobs", str(path))[0].strip() == "created 0, updated 0, unchanged 2, invalid 0"
+    assert Job.objects.get(pk="c").url == url
+
+
 def test_a_crontab_file_becomes_shell_jobs(tmp_path, settings):
     settings.CRONTASK_ALLOW_SHELL = True
     crontab = """
