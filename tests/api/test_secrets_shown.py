@@ -77,6 +77,8 @@ def test_a_put_of_a_gets_output_keeps_every_stored_secret(api):
     for job_id in ("h", "p"):
         before = Job.objects.get(pk=job_id)
         shown = api.get(f"/api/jobs/{job_id}/").json()
+        sent_back = f"{shown['url']} {shown['body']}" if job_id == "h" else str(shown["handler_kwargs"])
+        assert MASK in sent_back
         shown["description"] = "edited"
         assert api.put(f"/api/jobs/{job_id}/", shown, format="json").status_code == 200
         after = Job.objects.get(pk=job_id)

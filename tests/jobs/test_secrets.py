@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from jobs import services
 from jobs.importer import export_job, import_entries
 from jobs.models import Job
-from jobs.secrets import MASK, mask_text, mask_values, secret_values
+from jobs.secrets import MASK, mask_text
 from runs.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -157,6 +157,8 @@ def test_an_export_imported_back_onto_its_jobs_keeps_the_stored_secrets():
 
 
 def test_only_values_of_at_least_four_characters_are_masked_in_a_runs_output():
+    from jobs.secrets import mask_values, secret_values
+
     job = Job(headers={"X-Api-Key": "abc", "Authorization": "Bearer tok-12345678"}, handler_kwargs={}, url="", body="")
     values = secret_values(job)
     assert "abc" not in values
