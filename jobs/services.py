@@ -225,7 +225,10 @@ def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None) -> Any:
     """Queue a manual run of the job, whatever its status; returns the queued Run."""
     from runs.services import run_enqueue_manual
 
-    return run_enqueue_manual(job=job, overrides=dict(overrides or {}))
+    # A mask among one-off values (copied from a run's masked overrides) stands for no value the
+    # job keeps: refused, rather than sent as the header or kwarg.
+    overrides = restore_masked(dict(overrides or {}), None)
+    return run_enqueue_manual(job=job, overrides=overrides)
 
 
 def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None) -> list[Fire]:

@@ -163,3 +163,11 @@ def test_only_values_of_at_least_four_characters_are_masked_in_a_runs_output():
     values = secret_values(job)
     assert "abc" not in values
     assert mask_values("abc Bearer tok-12345678 / tok-12345678", values) == f"abc {MASK} / {MASK}"
+
+
+def test_a_mask_among_a_runs_one_off_values_is_refused(api, queued_tasks):
+    api.post("/api/jobs/", {"id": "s", "url": "http://127.0.0.1:9/", "headers": HEADERS}, format="json")
+    response = api.post("/api/jobs/s/run/", {"headers": {"Authorization": MASK}}, format="json")
+    assert response.status_code == 400
+    assert "'Authorization'" in response.json()["headers"][0]
+    assert not Run.objects.exists()
