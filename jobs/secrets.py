@@ -53,7 +53,7 @@ MIN_PART_LENGTH = 8
 # runs of word characters (hours at 64 KB). A JSON value ends at the first unescaped quote, so no
 # start is scanned past the next one.
 _PAIR = re.compile(r"(?<![\w.-])(?P<key>[\w.-]+)=(?P<value>[^&\s#'\"]+)")
-_JSON_PAIR = re.compile(r'(?<!\\)"(?P<key>[^"\\\s]{1,100})"\s*:\s*"(?P<value>(?:[^"\\]|\\.)*)"')
+_JSON_PAIR = re.compile(r'(?<!\\)"(?P<key>[^"\\\s]{1,100})"\s*:\s*"(?P<value>(?:[^"\\]|\\.)+)"')
 _URL_USERINFO = re.compile(
     r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<value>[^/@\s]+)@", re.I
 )
