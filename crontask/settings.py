@@ -162,6 +162,9 @@ CRONTASK_HANDLER_PACKAGES = envlist("CRONTASK_HANDLER_PACKAGES", [])
 # only ones a job may reach. Loopback and private ranges are allowed unless denied here.
 CRONTASK_EGRESS_DENY = envhosts("CRONTASK_EGRESS_DENY")
 CRONTASK_EGRESS_ALLOW = envhosts("CRONTASK_EGRESS_ALLOW")
+# Extra names (comma-separated, case-insensitive substrings) of headers, handler kwargs and URL or
+# body parameters whose values are secrets, on top of jobs.secrets.SECRET_NAMES: masked when shown.
+CRONTASK_SECRET_NAMES = [name.lower() for name in envlist("CRONTASK_SECRET_NAMES", [])]
 # A run still "running" this long after its timeout lost its worker: the reaper marks it lost.
 CRONTASK_LOST_GRACE_SECONDS = envint("CRONTASK_LOST_GRACE_SECONDS", 60, minimum=1)
 CRONTASK_REAPER_INTERVAL = envint("CRONTASK_REAPER_INTERVAL", 30, minimum=1)

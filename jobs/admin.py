@@ -21,7 +21,7 @@ from crontask.admin_utils import BoundedSearchMixin, badge
 from jobs import services
 from jobs.errors import SHELL_PERMISSION, SHELL_REFUSED, JobConflict
 from jobs.models import Job
-from jobs.secrets import keep_masked_headers, mask_headers
+from jobs.secrets import mask_job_data, masked_job, restore_masked
 from jobs.triggers import describe_cron
 from runs.models import Run
 
@@ -78,7 +78,7 @@ class LastRunStatusFilter(admin.SimpleListFilter):
 
 
 class JobForm(forms.ModelForm):
-    """Secret header values are shown masked; sent back masked, they keep their stored value.
+    """Secrets (jobs.secrets) are shown masked; sent back masked, they keep their stored value.
 
     JobAdmin.get_form sets the class attributes per request, so the form refuses what the API
     refuses: shell jobs without the permission, and whatever the services refused on a first try.
@@ -86,6 +86,9 @@ class JobForm(forms.ModelForm):
 
     can_manage_shell: bool = False
     service_error: ValidationError | None = None
+    #: The page only shows the job (the user may not change it): its fields are rendered from the
+    #: instance, not from the form's initial values, so the instance itself is masked.
+    read_only: bool = False
 
     class Meta:
         model = Job
@@ -100,19 +103,25 @@ class JobForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # Read before _post_clean copies the posted values onto the instance.
         self.stored_kind = self.instance.kind if self.instance.pk else None
-        if self.instance.pk and "headers" in self.initial:
-            self.initial["headers"] = mask_headers(self.initial["headers"])
+        if self.instance.pk:
+            self.initial.update(mask_job_data(self.initial))
+        if self.instance.pk and self.read_only:
+            # Never saved: Django refuses a POST from a user who may not change the job before
+            # it builds a form, and job_update reads the stored job afresh anyway.
+            for name, value in masked_job(self.instance).items():
+                setattr(self.instance, name, value)
         if "status" in self.fields:
             self.fields["status"].choices = [(s.value, s.label) for s in (Job.Status.ACTIVE, Job.Status.PAUSED)]
 
-    def clean_headers(self) -> Any:
-        headers = self.cleaned_data.get("headers")
-        if isinstance(headers, dict) and self.instance.pk:
-            return keep_masked_headers(headers, self.instance.headers or {})
-        return headers
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        # Here, before the model's own checks see a mask in place of a kwarg's value of another
+        # type; jobs.services does the same for the API and imports.
+        try:
+            cleaned.update(restore_masked(cleaned, self.instance if self.instance.pk else None))
+        except ValidationError as exc:
+            for field, field_messages in _by_field(exc).items():
+                self.add_error(field, field_messages)
         # Stricter than "the kind it ends up with": turning someone's shell job into an http job
         # needs the permission too, since it throws their command away.
         if not self.can_manage_shell and Job.Kind.SHELL in (cleaned.get("kind"), self.stored_kind):
@@ -239,6 +248,8 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
         attrs = {
             "can_manage_shell": request.user.has_perm(SHELL_PERMISSION),
             "service_error": getattr(request, REFUSED_ATTR, None),
+            # As Django decides whether a change page is read-only (ModelAdmin._changeform_view).
+            "read_only": obj is not None and not self.has_change_permission(request, obj),
         }
         return type(form.__name__, (form,), attrs)
 

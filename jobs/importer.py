@@ -22,6 +22,7 @@ from django.db import transaction
 from jobs import services
 from jobs.errors import JobConflict
 from jobs.models import Job
+from jobs.secrets import mask_job_data
 
 EXPORT_FIELDS = (
     "id", "name", "description", "kind", "trigger", "cron", "interval_seconds", "run_at", "timezone",
@@ -60,12 +61,14 @@ class ImportSummary:
         )
 
 
-def export_job(job: Job) -> dict[str, Any]:
+def export_job(job: Job, *, include_secrets: bool = False) -> dict[str, Any]:
+    """The job in the API's shape, its secrets masked unless ``include_secrets``. Imported back onto
+    the same jobs, masked values keep the stored ones; onto no job, they are refused."""
     data = {name: getattr(job, name) for name in EXPORT_FIELDS}
     data["run_at"] = job.run_at.isoformat() if job.run_at else None
     if data["status"] == Job.Status.COMPLETED:
         data["status"] = Job.Status.PAUSED  # a finished one-off comes back paused, not re-armed
-    return data
+    return data if include_secrets else mask_job_data(data)
 
 
 def load_entries(path: Path) -> list[dict[str, Any] | Invalid]:
@@ -135,9 +138,9 @@ def _import_one(entry: dict[str, Any] | Invalid, summary: ImportSummary) -> None
                 services.job_create(data=_without_status_completed(entry))
                 summary.created += 1
                 return
-            before = export_job(job)
+            before = export_job(job, include_secrets=True)
             updated = services.job_update(job=job, data=_without_status_completed(entry))
-            if export_job(updated) == before:
+            if export_job(updated, include_secrets=True) == before:
                 raise _Unchanged
             summary.updated += 1
     except _Unchanged:

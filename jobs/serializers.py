@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from jobs.models import Job
-from jobs.secrets import mask_headers
+from jobs.secrets import mask_job_data
 from jobs.triggers import get_zone, validate_cron
 from jobs.validators import run_override_errors
 
@@ -33,9 +33,7 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = [f.name for f in Job._meta.fields]
 
     def to_representation(self, instance: Job) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        data["headers"] = mask_headers(data["headers"])
-        return data
+        return mask_job_data(super().to_representation(instance))
 
 
 class JobWriteSerializer(serializers.Serializer):

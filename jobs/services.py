@@ -22,7 +22,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, JobProtected, ShellNotPermitted
 from jobs.models import Job
-from jobs.secrets import keep_masked_headers, mask_text
+from jobs.secrets import mask_text, restore_masked
 from jobs.trigger_args import normalise_trigger_args
 from jobs.triggers import Schedule
 
@@ -118,6 +118,7 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor
     if "id" in fields and not fields["id"]:
         del fields["id"]
     fields = _resolve_trigger(fields, current=None)
+    fields = restore_masked(fields, None)  # a new job has no secret for a mask to stand for
     fields.setdefault("kind", _infer_kind(fields))
     check_shell_permission(actor, fields["kind"])
     job = Job(**fields, is_system=is_system)
@@ -151,8 +152,8 @@ def job_update(*, job: Job, data: Mapping[str, Any], actor: Actor = None) -> Job
     fields = _resolve_trigger(fields, current=job)
     job = Job.objects.select_for_update().get(pk=job.pk)
     check_shell_permission(actor, job.kind, fields.get("kind", job.kind))
-    if isinstance(fields.get("headers"), dict):
-        fields["headers"] = keep_masked_headers(fields["headers"], job.headers)
+    # Masked values sent back (a GET's output, the admin form, an export) keep the stored secrets.
+    fields = restore_masked(fields, job)
     before = job.schedule
     old_status = job.status
     for name, value in fields.items():
@@ -246,8 +247,10 @@ def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None, actor: 
     from runs.services import run_enqueue_manual
 
     check_shell_permission(actor, job.kind)
-
-    return run_enqueue_manual(job=job, overrides=dict(overrides or {}))
+    # A mask among one-off values (copied from a run's masked overrides) stands for no value the
+    # job keeps: refused, rather than sent as the header or kwarg.
+    overrides = restore_masked(dict(overrides or {}), None)
+    return run_enqueue_manual(job=job, overrides=overrides)
 
 
 def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None) -> list[Fire]:

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from crontask.pagination import _bounded
 from jobs import services
 from jobs.models import Job
-from jobs.secrets import mask_headers
+from jobs.secrets import mask_text, masked_job
 from jobs.triggers import get_zone
 from runs.models import Run
 
@@ -67,14 +67,15 @@ class WeizhiJobView(APIView):
     def get(self, request: Request, job_id: str) -> Response:
         job = get_object_or_404(Job, pk=job_id)
         next_run = job.next_run_at.astimezone(get_zone(job.timezone)).isoformat() if job.next_run_at else None
+        shown = masked_job(job)
         return Response(
             {
                 "id": job.id,
                 "cron": job.cron or None,
-                "url": job.url or None,
+                "url": shown["url"] or None,
                 "method": job.method,
-                "headers": mask_headers(job.headers) or None,
-                "body": job.body or None,
+                "headers": shown["headers"] or None,
+                "body": shown["body"] or None,
                 "next_run_time": next_run,
                 "status": "scheduled" if job.status == Job.Status.ACTIVE else job.status,
             }
@@ -95,18 +96,20 @@ class WeizhiRunsView(APIView):
         limit = _bounded("limit", request.query_params.get("limit", "20"), low=1, high=1000)
         offset = _bounded("offset", request.query_params.get("offset", "0"), low=0, high=10**9)
         runs = Run.objects.filter(job=job).order_by("-id")
+        url = mask_text(job.url)
         page = runs.only("status", "status_code", "response_body", "duration_ms", "error", "started_at", "queued_at")[
             offset : offset + limit
         ]
         return Response(
-            {"total": runs.count(), "limit": limit, "offset": offset, "items": [_item(job, r) for r in page]}
+            {"total": runs.count(), "limit": limit, "offset": offset, "items": [_item(job, url, r) for r in page]}
         )
 
 
-def _item(job: Job, run: Run) -> dict[str, Any]:
+def _item(job: Job, url: str, run: Run) -> dict[str, Any]:
+    # response_text and error were masked when the run was stored (runs.services).
     return {
         "job_id": job.id,
-        "url": job.url,
+        "url": url,
         "cron": job.cron,
         "method": job.method,
         "status_code": run.status_code,

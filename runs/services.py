@@ -41,7 +41,7 @@ from jobs import executors
 from jobs import services as job_services
 from jobs.executors.base import Outcome, Progress, json_safe, storable_text
 from jobs.models import Job
-from jobs.secrets import MASK, is_sensitive, mask_text
+from jobs.secrets import mask_json_values, mask_text, mask_values, secret_values
 from runs import claims, outbox
 from runs.claims import Claimant
 from runs.models import Run
@@ -124,7 +124,7 @@ def run_execute(
         _start_queued([run])
     if run is None or run.status not in (Run.Status.RUNNING, Run.Status.QUEUED):
         return run  # skipped, or taken from us (queued only if the database failed to mark it running)
-    progress = RunProgress(run.pk)
+    progress = RunProgress(run.pk, secrets=secret_values(job, run.overrides))
     execute = partial(executors.execute, job, overrides=run.overrides, progress=progress, identity=_identity(run))
     outcome = _guarded(job, run, execute)
     run.log_output = progress.text()
@@ -243,7 +243,7 @@ def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
         return step()
     except Exception as exc:  # noqa: BLE001 - an executor bug must not leave the run "running"
         # Masked before it is logged: an exception's message may quote a header's value.
-        secrets = _secret_values(job, run.overrides)
+        secrets = secret_values(job, run.overrides)
         trace = _masked(traceback.format_exc(), secrets)
         logger.error("executor crashed on run %s of job %s:\n%s", run.pk, job.pk, trace)
         return Outcome(
@@ -376,8 +376,9 @@ class RunProgress(Progress):
 
     FLUSH_EVERY = 1.0
 
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, run_id: int, *, secrets: Sequence[str] = ()) -> None:
         self.run_id = run_id
+        self.secrets = secrets  # masked in each line, since the log is stored while the run goes on
         self.max_bytes = settings.CRONTASK_MAX_OUTPUT_BYTES
         self.lines: list[str] = []
         self.size = 0
@@ -386,7 +387,7 @@ class RunProgress(Progress):
         self.flushed_at = time.monotonic()
 
     def log(self, line: str) -> None:
-        line = storable_text(line)
+        line = storable_text(mask_values(line, self.secrets))
         encoded = len(line.encode()) + 1
         if self.size + encoded > self.max_bytes:
             self.dropped += encoded
@@ -429,20 +430,22 @@ def _finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None =
     ``running``, and is not retried: its call was made.
     """
     finished = finished or timezone.now()
-    secrets = _secret_values(job, run.overrides)
+    # The job's secret values are masked wherever the outcome quotes them, once, here: the API, the
+    # admin, the Weizhi paths and the logs then only ever see masked text.
+    secrets = secret_values(job, run.overrides)
     fields: dict[str, Any] = {
         "status": outcome.status,
         "started_at": run.started_at,
         "finished_at": finished,
         "duration_ms": _ms(run.started_at, finished),
         "status_code": outcome.status_code,
-        "response_body": storable_text(outcome.response_body),
-        "result": json_safe(outcome.result),
+        "response_body": storable_text(mask_values(outcome.response_body, secrets)),
+        "result": mask_json_values(json_safe(outcome.result), secrets),
         "exit_code": outcome.exit_code,
-        "output": storable_text(outcome.output),
+        "output": storable_text(mask_values(outcome.output, secrets)),
         "error": _masked(outcome.error, secrets),
         "traceback": _masked(outcome.traceback, secrets),
-        "log_output": storable_text(run.log_output),
+        "log_output": storable_text(mask_values(run.log_output, secrets)),
     }
     what = f"storing the outcome of run {run.pk}"
     try:
@@ -519,19 +522,10 @@ def _late_outcome(run: Run, outcome: Outcome, finished: datetime) -> None:
     )
 
 
-def _secret_values(job: Job, overrides: dict[str, Any] | None) -> list[str]:
-    """Values of the job's sensitive headers (and a manual run's), which no message may show."""
-    headers = {**(job.headers or {}), **((overrides or {}).get("headers") or {})}
-    values = [v.strip() for name, v in headers.items() if is_sensitive(str(name)) and isinstance(v, str)]
-    # "Bearer <token>": the token alone is as secret as the whole value.
-    parts = [part for value in values for part in value.split() if len(part) >= 8]
-    return sorted({v for v in values + parts if v}, key=len, reverse=True)
-
-
-def _masked(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return storable_text(mask_text(text))
+def _masked(text: str, secrets: Sequence[str]) -> str:
+    """A message (an error, a traceback): the job's secret values masked, and whatever else looks
+    like a secret (a URL's password, ``token=…``), since a message is not data."""
+    return storable_text(mask_text(mask_values(text, secrets)))
 
 
 def _record(run: Run, job: Job, *, retry: bool = True) -> None:

@@ -49,6 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
             # /redirect/<code>?to=<url>: answers <code> with Location <url>
             parts = urlsplit(self.path)
             self._send(int(parts.path.rsplit("/", 1)[1]), b"moved", location=parse_qs(parts.query)["to"][0])
+        elif self.path == "/echo-headers":
+            self._send(200, "".join(f"{name}: {value}\n" for name, value in self.headers.items()).encode())
         else:
             self._send(200, b"pong")
 

@@ -105,15 +105,33 @@ def test_an_export_imports_back_to_the_same_jobs(tmp_path):
     services.job_create(
         data={"id": "m", "kind": "python", "handler": "scripts:http_check", "handler_kwargs": {"url": URL}}
     )
-    before = {job.pk: export_job(job) for job in Job.objects.all()}
+    before = {job.pk: export_job(job, include_secrets=True) for job in Job.objects.all()}
     for export_format in ("json", "yaml"):
         path = tmp_path / f"export.{export_format}"
-        run("export_jobs", "--format", export_format, "--output", str(path))
+        run("export_jobs", "--format", export_format, "--output", str(path), "--include-secrets")
         Job.objects.all().delete()
         out, err, code = run("import_jobs", str(path))
         assert (out.strip(), err, code) == ("created 4, updated 0, unchanged 0, invalid 0", "", 0)
-        assert {job.pk: export_job(job) for job in Job.objects.all()} == before
+        assert {job.pk: export_job(job, include_secrets=True) for job in Job.objects.all()} == before
         assert run("import_jobs", str(path))[0].strip() == "created 0, updated 0, unchanged 4, invalid 0"
+
+
+def test_an_export_masks_secrets_unless_asked_to_include_them(tmp_path):
+    url = "https://bot:url-pass-1234@example.com/hook?token=query-token-5678"
+    services.job_create(data={"id": "c", "url": url, "headers": {"X-Auth-Key": "auth-key-0002"}})
+    services.job_create(
+        data={"id": "m", "kind": "python", "handler": "scripts:http_check", "handler_kwargs": {"url": URL}}
+    )
+    masked, _, code = run("export_jobs")
+    assert code == 0
+    assert "********" in masked
+    for secret in ("url-pass-1234", "query-token-5678", "auth-key-0002"):
+        assert secret not in masked
+    full = run("export_jobs", "--include-secrets")[0]
+    assert all(secret in full for secret in ("url-pass-1234", "query-token-5678", "auth-key-0002"))
+    path = write(tmp_path, "masked.json", masked)
+    assert run("import_jobs", str(path))[0].strip() == "created 0, updated 0, unchanged 2, invalid 0"
+    assert Job.objects.get(pk="c").url == url
 
 
 def test_a_crontab_file_becomes_shell_jobs(tmp_path, settings):

@@ -33,7 +33,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 
 from jobs import egress
 from jobs.executors.base import Outcome, OutputBuffer
-from jobs.secrets import MASK
+from jobs.secrets import mask_values, value_forms
 
 USER_AGENT = "crontask/1.0"
 READ_SIZE = 8192
@@ -369,13 +369,11 @@ _HEADER_NAME = re.compile(r"[^:\s][^:\r\n]*")  # what requests and http.client a
 
 
 def _redact(text: str, headers: Mapping[str, Any]) -> str:
-    """``text`` with every header value it quotes masked, in case an error message quotes one."""
-    for value in headers.values():
-        if not isinstance(value, str) or len(value.strip()) < 4:
-            continue
-        for form in {value, value.strip(), repr(value)[1:-1]}:
-            text = text.replace(form, MASK)
-    return text
+    """``text`` with every header value it quotes masked, in case an error message quotes one.
+
+    Every value, not only the secret ones: this runs before the message is cut short, which could
+    cut a value in two, and the secret ones are masked again when the outcome is stored."""
+    return mask_values(text, value_forms(headers.values()))
 
 
 def _short(text: str) -> str:

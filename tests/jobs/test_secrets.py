@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from jobs import services
+from jobs.importer import export_job, import_entries
 from jobs.models import Job
 from jobs.secrets import MASK, mask_text
 from runs.models import Run
@@ -95,4 +97,77 @@ def test_a_one_off_header_value_is_checked_the_same_way(api, queued_tasks):
     response = api.post("/api/jobs/s/run/", {"headers": {"Authorization": "Bearer s3cr3t "}}, format="json")
     assert response.status_code == 400
     assert "s3cr3t" not in response.content.decode()
+    assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["X-Auth-Key", "Ocp-Apim-Subscription-Key", "X-Access-Key", "X-Signature"])
+def test_the_header_names_the_old_rule_missed_are_secret(api, name):
+    headers = {name: "value-1234", "Accept": "text/plain"}
+    api.post("/api/jobs/", {"id": "s", "url": "http://127.0.0.1:9/", "headers": headers}, format="json")
+    assert api.get("/api/jobs/s/").json()["headers"] == {name: MASK, "Accept": "text/plain"}
+
+
+def test_crontask_secret_names_adds_to_the_names(api, settings):
+    settings.CRONTASK_SECRET_NAMES = ["tenant-pin"]
+    headers = {"X-Tenant-PIN": "4321-9876", "Accept": "text/plain"}
+    url = "http://127.0.0.1:9/?tenant-pin=4321-9876&page=1"
+    api.post("/api/jobs/", {"id": "s", "url": url, "headers": headers}, format="json")
+    shown = api.get("/api/jobs/s/").json()
+    assert shown["headers"] == {"X-Tenant-PIN": MASK, "Accept": "text/plain"}
+    assert shown["url"] == f"http://127.0.0.1:9/?tenant-pin={MASK}&page=1"
+
+
+def test_mask_text_uses_the_same_names_and_reads_json_pairs():
+    assert mask_text("GET http://h/x?key=k1&session=s1&sig=3") == f"GET http://h/x?key={MASK}&session={MASK}&sig=3"
+    assert mask_text('{"refresh_token": "a\\"b", "n": "1"}') == f'{{"refresh_token": "{MASK}", "n": "1"}}'
+    assert mask_text("PGPASSWORD=pw1 pg_dump --password=pw2 db") == f"PGPASSWORD={MASK} pg_dump --password={MASK} db"
+
+
+def test_a_mask_for_a_new_job_is_refused_naming_what_it_stands_for():
+    with pytest.raises(ValidationError) as refused:
+        services.job_create(
+            data={"id": "s", "url": f"https://u:{MASK}@h/", "headers": {"Authorization": MASK}, "body": "a=1"}
+        )
+    assert set(refused.value.message_dict) == {"url", "headers"}
+    assert "the URL's password" in refused.value.message_dict["url"][0]
+    assert not Job.objects.exists()
+
+
+def test_an_export_imported_back_onto_its_jobs_keeps_the_stored_secrets():
+    job = services.job_create(
+        data={
+            "id": "s",
+            "url": "https://u:pw-1234@example.com/?token=t-5678",
+            "headers": HEADERS,
+            "body": '{"secret": "b-9"}',
+        }
+    )
+    exported = export_job(job)
+    assert "s3cr3t" not in str(exported)
+    assert "pw-1234" not in exported["url"]
+    summary = import_entries([{**exported, "description": "from the export"}])
+    assert (summary.updated, summary.invalid) == (1, [])
+    after = Job.objects.get(pk="s")
+    assert (after.url, after.headers, after.body) == (job.url, job.headers, job.body)
+    Job.objects.all().delete()
+    summary = import_entries([exported])
+    assert summary.created == 0
+    assert "headers" in summary.invalid[0].reason
+    assert "give the value itself" in summary.invalid[0].reason
+
+
+def test_only_values_of_at_least_four_characters_are_masked_in_a_runs_output():
+    from jobs.secrets import mask_values, secret_values
+
+    job = Job(headers={"X-Api-Key": "abc", "Authorization": "Bearer tok-12345678"}, handler_kwargs={}, url="", body="")
+    values = secret_values(job)
+    assert "abc" not in values
+    assert mask_values("abc Bearer tok-12345678 / tok-12345678", values) == f"abc {MASK} / {MASK}"
+
+
+def test_a_mask_among_a_runs_one_off_values_is_refused(api, queued_tasks):
+    api.post("/api/jobs/", {"id": "s", "url": "http://127.0.0.1:9/", "headers": HEADERS}, format="json")
+    response = api.post("/api/jobs/s/run/", {"headers": {"Authorization": MASK}}, format="json")
+    assert response.status_code == 400
+    assert "'Authorization'" in response.json()["headers"][0]
     assert not Run.objects.exists()

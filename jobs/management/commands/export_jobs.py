@@ -12,14 +12,23 @@ from jobs.models import Job
 
 
 class Command(BaseCommand):
-    help = "Write every job as a JSON (or YAML) list that import_jobs reads back. Header values are exported as stored."
+    help = (
+        "Write every job as a JSON (or YAML) list that import_jobs reads back. Secrets (secret headers, "
+        "kwargs, URL passwords and parameters) are masked unless --include-secrets."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--format", choices=["json", "yaml"], default="json")
         parser.add_argument("--output", "-o", type=Path, help="A file to write (default: standard output).")
+        parser.add_argument(
+            "--include-secrets",
+            action="store_true",
+            help="Export secret values as stored (a backup to restore from). Masked otherwise: imported "
+            "back onto the same jobs, a masked value keeps the stored one; a new job refuses it.",
+        )
 
-    def handle(self, *args: Any, format: str, output: Path | None, **options: Any) -> None:
-        jobs = [export_job(job) for job in Job.objects.order_by("id").iterator()]
+    def handle(self, *args: Any, format: str, output: Path | None, include_secrets: bool, **options: Any) -> None:
+        jobs = [export_job(job, include_secrets=include_secrets) for job in Job.objects.order_by("id").iterator()]
         if format == "yaml":
             text = yaml.safe_dump(jobs, sort_keys=False, allow_unicode=True)
         else:
