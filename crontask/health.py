@@ -132,7 +132,7 @@ class BrokerProbe:
         self._answers: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def status(self) -> dict[str, Any]:
-        url = str(app.conf.broker_url)
+        url = broker_url()
         last = self._answers.get(url)
         if last is not None and time.monotonic() - last[0] < BROKER_CHECK_SECONDS:
             return last[1]
@@ -155,6 +155,10 @@ class BrokerProbe:
     def forget(self) -> None:
         """Probe again at the next request (tests)."""
         self._answers.clear()
+
+
+def broker_url() -> str:
+    return str(app.conf.broker_url)
 
 
 def _probe_broker(url: str) -> dict[str, Any]:

@@ -98,8 +98,9 @@ def test_host_and_worker_names_are_shown_to_staff_only(admin_user):
 
 
 def use_broker(monkeypatch, url: str) -> None:
-    monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery reads it before its configuration
-    monkeypatch.setattr(app.conf, "broker_url", url)
+    # Not app.conf.broker_url: Celery prefers the environment's CELERY_BROKER_URL to it, and
+    # undoing a patch of both left the bad URL behind for the next test.
+    monkeypatch.setattr("crontask.health.broker_url", lambda: url)
 
 
 def test_an_unreachable_broker_is_reported(monkeypatch):
