@@ -30,6 +30,9 @@ MAX_VALUE_DEPTH = 32  # nesting of lists, tuples and dicts in any one value
 MAX_INT = 10**18  # integers must stay strictly below this in absolute value
 MAX_INDENT = 8  # json.dumps indent: the output grows with indent * depth * size
 MAX_NDIGITS = 30  # round(5, -10**9) computes 10**(10**9) inside CPython
+# Per job, all expressions together: each one is bounded, but 5,977 of them took 8 s to save.
+MAX_EXPRESSIONS = 100  # what a run evaluates
+MAX_EXPRESSION_CHARS = 10_000  # what a save parses and checks: ~1 µs a character at worst
 
 EXPRESSION_KEY = "$expr"
 
@@ -224,8 +227,40 @@ def evaluate(text: str) -> Any:
         raise ExpressionError(f"{type(exc).__name__}: {exc}") from exc
 
 
+def budget_problem(value: Any) -> str | None:
+    """Why the expressions in ``value``, at any depth, are more than one job may hold, or None.
+
+    Counted before any of them is parsed, and the count stops at the first one over the budget,
+    so kwargs with thousands of expressions are refused in the time it takes to reach it.
+    """
+    count = chars = 0
+    stack = [value]
+    while stack:  # not recursive: kwargs from an import can be nested deeper than the stack
+        item = stack.pop()
+        if is_expression(item):
+            count += 1
+            chars += len(item[EXPRESSION_KEY])
+            if count > MAX_EXPRESSIONS:
+                return f'At most {MAX_EXPRESSIONS} expressions ({{"$expr": …}}) per job, at any depth.'
+            if chars > MAX_EXPRESSION_CHARS:
+                return f"At most {MAX_EXPRESSION_CHARS} characters of expressions per job, all of them together."
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
 def resolve_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``kwargs`` with every ``{"$expr": …}``, at any depth, replaced by its value."""
+    """A copy of ``kwargs`` with every ``{"$expr": …}``, at any depth, replaced by its value.
+
+    More than a job's budget of expressions is refused before any runs: saving refuses them too,
+    but kwargs saved before that rule, or written to the database directly, must not cost a worker
+    minutes.
+    """
+    problem = budget_problem(kwargs)
+    if problem is not None:
+        raise ExpressionError(problem)
     return {key: _resolve(value, key) for key, value in kwargs.items()}
 
 
@@ -258,9 +293,7 @@ def _compile(text: str) -> ast.Expression:
     except (ValueError, RecursionError, MemoryError) as exc:
         # Null bytes, or nesting the parser itself cannot take.
         raise ExpressionError(f"invalid expression: {exc}") from exc
-    _check_shape(tree)
-    tree = _ModuleStyle().visit(tree)
-    nodes = list(ast.walk(tree))
+    nodes = _checked_nodes(tree)
     # Kinds first, so `lambda x: x` is refused as a lambda rather than for its unknown name `x`;
     # then names, so `os.system()` is refused for `os` rather than for `system`.
     for node in nodes:
@@ -275,8 +308,17 @@ def _compile(text: str) -> ast.Expression:
     return tree
 
 
-def _check_shape(tree: ast.AST) -> None:
-    # Before the (recursive) rewrite: a deep tree must be refused, not overflow the stack.
+def _checked_nodes(tree: ast.Expression) -> list[ast.AST]:
+    """Every node of ``tree`` in reading order, refusing a tree too large or too deep, with
+    ``datetime.datetime`` rewritten to ``datetime`` (``datetime.timedelta`` to ``timedelta``, …).
+
+    One pass over the tree, without recursion (a deep tree is refused, not a stack overflow) and
+    without ``ast.walk`` or a ``NodeTransformer``: this is most of what saving a job with 100
+    expressions costs, and it stays a small part of it this way.
+    """
+    nodes: list[ast.AST] = []
+    # The slots that hold a candidate for the rewrite: (parent, field, index in a list or -1, node).
+    rewrites: list[tuple[ast.AST, str, int, ast.Attribute]] = []
     count = 0
     stack: list[tuple[ast.AST, int]] = [(tree, 0)]
     while stack:
@@ -285,19 +327,60 @@ def _check_shape(tree: ast.AST) -> None:
             raise ExpressionError(f"expression nested too deeply (at most {MAX_AST_DEPTH} levels)")
         if not isinstance(node, _MARKERS):
             count += 1
-        if count > MAX_NODES:
-            raise ExpressionError(f"expression too complex: more than {MAX_NODES} parts")
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+            if count > MAX_NODES:
+                raise ExpressionError(f"expression too complex: more than {MAX_NODES} parts")
+        nodes.append(node)
+        children: list[ast.AST] = []
+        for field in _child_fields(type(node)):
+            value = getattr(node, field, None)
+            if isinstance(value, ast.AST):
+                children.append(value)
+                if type(value) is ast.Attribute and value.attr in _MODULE_STYLE:
+                    rewrites.append((node, field, -1, value))
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, ast.AST):
+                        children.append(item)
+                        if type(item) is ast.Attribute and item.attr in _MODULE_STYLE:
+                            rewrites.append((node, field, index, item))
+        depth += 1
+        stack.extend([(child, depth) for child in reversed(children)])
+    return _module_style(nodes, rewrites) if rewrites else nodes
 
 
-class _ModuleStyle(ast.NodeTransformer):
-    """Rewrites ``datetime.datetime`` to ``datetime``, ``datetime.timedelta`` to ``timedelta``, …"""
+# Fields that never hold a node to check: names, literal values, and the expression context
+# (always Load in an expression; Store only appears under a construct refused for itself).
+_LEAF_FIELDS = frozenset(
+    {(ast.Constant, "value"), (ast.Constant, "kind"), (ast.Name, "id"), (ast.Attribute, "attr"), (ast.keyword, "arg")}
+)
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
-    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        self.generic_visit(node)
-        if isinstance(node.value, ast.Name) and node.value.id == "datetime" and node.attr in _MODULE_STYLE:
-            return ast.copy_location(ast.Name(id=node.attr, ctx=ast.Load()), node)
-        return node
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None:
+        fields = tuple(f for f in kind._fields if f != "ctx" and (kind, f) not in _LEAF_FIELDS)
+        _CHILD_FIELDS[kind] = fields
+    return fields
+
+
+def _module_style(nodes: list[ast.AST], rewrites: list[tuple[ast.AST, str, int, ast.Attribute]]) -> list[ast.AST]:
+    """Rewrite ``datetime.<name>`` to ``<name>`` in place, innermost first (the slots were found
+    parents first), so ``datetime.datetime.date`` is ``datetime.date`` and then ``date``, as
+    users' code written after ``import datetime`` means. Returns the nodes of the new tree."""
+    gone: set[int] = set()
+    added: list[ast.AST] = []
+    for parent, field, index, node in reversed(rewrites):
+        if not (type(node.value) is ast.Name and node.value.id == "datetime"):
+            continue
+        name = ast.copy_location(ast.Name(id=node.attr, ctx=ast.Load()), node)
+        if index < 0:
+            setattr(parent, field, name)
+        else:
+            getattr(parent, field)[index] = name
+        gone.update((id(node), id(node.value)))
+        added.append(name)
+    return [node for node in (*nodes, *added) if id(node) not in gone]
 
 
 def _check_kind(node: ast.AST) -> None:
@@ -323,9 +406,13 @@ def _check_attribute(node: ast.Attribute) -> None:
 
 
 def _check_constant(node: ast.Constant) -> None:
-    if type(node.value) not in PLAIN_TYPES:
-        raise ExpressionError(f"{type(node.value).__name__} literals not allowed")
-    _measure(node.value)  # a 1000-digit literal is refused at save time, not only when run
+    value = node.value
+    kind = type(value)
+    if kind not in PLAIN_TYPES:
+        raise ExpressionError(f"{kind.__name__} literals not allowed")
+    if kind in (bool, float, type(None)) or (kind is int and abs(value) < MAX_INT):
+        return  # most literals: nothing to measure
+    _measure(value)  # a 1000-digit literal is refused at save time, not only when run
 
 
 def _check_call(node: ast.Call) -> None:

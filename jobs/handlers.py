@@ -1,8 +1,11 @@
 """The handler registry: find a python job's handler, describe its parameters, check kwargs.
 
 ``scripts:<name>`` is ``run`` in ``CRONTASK_SCRIPTS_DIR/<name>.py``. ``package.module:function``
-must live under one of ``CRONTASK_HANDLER_PACKAGES``, so that no API client can name
-``os:system``. Handlers log into their run with ``task_log``.
+must be a function marked with :func:`handler` in a module under one of
+``CRONTASK_HANDLER_PACKAGES`` (or of the project's own, ``BUILTIN_MODULES``): allowing a package
+allows what it declares, not every function it happens to define, so that no API client can name
+``os:system`` or a helper such as ``runs.retention:delete_old_runs``. Handlers log into their run
+with ``task_log``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from django.conf import settings
 from django.utils.dateparse import parse_date, parse_datetime
@@ -30,6 +33,10 @@ from jobs.expressions import EXPRESSION_KEY, ExpressionError, is_expression, val
 # Handlers of the project's own, always allowed (the system job cleanup-runs uses one).
 BUILTIN_MODULES = frozenset({"runs.retention"})
 SCRIPT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch: "$" lets "x\n" by
+#: Set to True on a function by :func:`handler`; only such functions of a package are runnable.
+HANDLER_ATTRIBUTE = "crontask_handler"
+#: Set by ``handler(validate=…)``: the handler's own check of its arguments.
+VALIDATE_ATTRIBUTE = "crontask_validate"
 _log_sink: ContextVar[Callable[[str], None] | None] = ContextVar("crontask_task_log", default=None)
 
 
@@ -46,6 +53,13 @@ class Parameter:
     nullable: bool = False
 
 
+#: A handler's own check of its arguments: given the arguments that have plain values (the ones
+#: given as ``{"$expr": …}`` are known only when the job runs, and are left out), already of the
+#: annotated types; returns ``{argument name: what is wrong with it}``, empty when all is well.
+KwargsValidator = Callable[[dict[str, Any]], Mapping[str, str]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 @dataclass(frozen=True)
 class HandlerInfo:
     handler: str
@@ -54,6 +68,29 @@ class HandlerInfo:
     is_async: bool
     parameters: tuple[Parameter, ...]
     accepts_any_kwargs: bool
+    validate: KwargsValidator | None = field(default=None, compare=False, repr=False)
+
+
+@overload
+def handler(func: F, /) -> F: ...
+@overload
+def handler(*, validate: KwargsValidator | None = None) -> Callable[[F], F]: ...
+def handler(func: F | None = None, /, *, validate: KwargsValidator | None = None) -> F | Callable[[F], F]:
+    """Declare ``func`` runnable by python jobs: ``@handler`` or ``@handler(validate=check)``.
+
+    Only marked functions of the packages in ``CRONTASK_HANDLER_PACKAGES`` can be named by a job;
+    a package's other functions stay out of reach. The function itself is returned, only marked
+    (no wrapper), so its signature, its docstring and whether it is ``async`` are what they were.
+    ``validate`` (see :data:`KwargsValidator`) is called when a job is saved and before a manual
+    run; the function should still refuse bad values itself, for kwargs that reach it otherwise.
+    """
+
+    def mark(target: F) -> F:
+        setattr(target, HANDLER_ATTRIBUTE, True)
+        setattr(target, VALIDATE_ATTRIBUTE, validate)
+        return target
+
+    return mark(func) if func is not None else mark
 
 
 def task_log(*args: object) -> None:
@@ -99,6 +136,8 @@ def resolve(handler: str) -> Callable[..., Any]:
         # package must not allow everything its modules happen to import.
         if callable(target) and not (inspect.isfunction(target) and target.__module__ == module_name):
             raise HandlerError(f"{handler!r} is not a function defined in {module_name}.")
+        if callable(target) and getattr(target, HANDLER_ATTRIBUTE, False) is not True:
+            raise HandlerError(f"{handler!r} is not marked as a handler (@jobs.handlers.handler).")
     if not callable(target):
         raise HandlerError(f"{handler!r} names no function.")
     return target
@@ -123,6 +162,7 @@ def describe(handler: str) -> HandlerInfo:
         is_async=inspect.iscoroutinefunction(func),
         parameters=params,
         accepts_any_kwargs=any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()),
+        validate=getattr(func, VALIDATE_ATTRIBUTE, None),
     )
 
 
@@ -158,7 +198,20 @@ def check_kwargs(handler: str, kwargs: dict[str, Any]) -> list[str]:
     problems += [
         f"Missing required argument {p.name!r}." for p in info.parameters if p.required and p.name not in kwargs
     ]
+    if not problems and info.validate is not None:
+        problems = _validator_problems(handler, info.validate, kwargs)
     return problems
+
+
+def _validator_problems(handler: str, validate: KwargsValidator, kwargs: dict[str, Any]) -> list[str]:
+    """The handler's own check (``handler(validate=…)``), on the arguments known before it runs."""
+    plain = {name: value for name, value in kwargs.items() if not is_expression(value)}
+    try:
+        found = validate(plain)
+    except Exception as exc:  # noqa: BLE001 - a broken check is the handler's problem, not a 500
+        # "Argument…": reported on handler_kwargs, and not passed over as a handler that fails to load.
+        return [f"Arguments could not be checked by {handler}: {type(exc).__name__}: {exc}"]
+    return [f"Argument {name!r}: {message}" for name, message in found.items()]
 
 
 def expression_problems(kwargs: dict[str, Any]) -> list[str]:

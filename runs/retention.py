@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.handlers import task_log
+from jobs.handlers import handler, task_log
 from runs.models import Run
 
 BATCH_SIZE = 5000
@@ -73,9 +73,30 @@ def _delete_batch(ids: list[int]) -> int:
         return Run.objects.filter(id__in=ids)._raw_delete(Run.objects.db)
 
 
-def run_cleanup(older_than_days: int = 0, keep_per_job: int = 0) -> dict:
-    """The system job ``cleanup-runs``: delete runs older than the retention (CRONTASK_RUN_RETENTION_DAYS)."""
-    days = older_than_days or settings.CRONTASK_RUN_RETENTION_DAYS
+def cleanup_kwargs_problems(kwargs: Mapping[str, object]) -> dict[str, str]:
+    """What is wrong with the arguments of ``run_cleanup``: an age of zero or less would delete
+    every run of every job (a bare ``older_than_days: 0`` once meant "the setting")."""
+    problems = {}
+    days = kwargs.get("older_than_days")
+    if isinstance(days, int) and days < 1:
+        problems["older_than_days"] = "must be at least 1 day; leave it out for CRONTASK_RUN_RETENTION_DAYS."
+    keep = kwargs.get("keep_per_job")
+    if isinstance(keep, int) and keep < 0:
+        problems["keep_per_job"] = "must be 0 or more."
+    return problems
+
+
+@handler(validate=cleanup_kwargs_problems)
+def run_cleanup(older_than_days: int | None = None, keep_per_job: int = 0) -> dict:
+    """The system job ``cleanup-runs``: delete runs older than the retention (CRONTASK_RUN_RETENTION_DAYS).
+
+    Its arguments are checked when a job is saved or run by hand, and again here, for kwargs that
+    reached a run some other way (a job saved before the check, a row edited in the database).
+    """
+    days = settings.CRONTASK_RUN_RETENTION_DAYS if older_than_days is None else older_than_days
+    problems = cleanup_kwargs_problems({"older_than_days": days, "keep_per_job": keep_per_job})
+    if problems:
+        raise ValueError(" ".join(f"{name} {message}" for name, message in problems.items()))
     deleted = delete_old_runs(
         older_than=timedelta(days=days),
         keep_per_job=keep_per_job,

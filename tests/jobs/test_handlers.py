@@ -120,14 +120,121 @@ def test_it_resolves_only_functions_defined_in_the_module_named(handler):
     assert handlers.resolve("runs.retention:run_cleanup").__name__ == "run_cleanup"
 
 
+@pytest.mark.parametrize("handler", ["runs.retention:delete_old_runs", "runs.retention:parse_age"])
+def test_it_refuses_a_builtin_function_not_marked_as_a_handler(handler):
+    with pytest.raises(handlers.HandlerError, match=r"is not marked as a handler \(@jobs\.handlers\.handler\)"):
+        handlers.resolve(handler)
+
+
+@override_settings(CRONTASK_HANDLER_PACKAGES=["tests.handler_package"])
+def test_an_allowed_packages_function_runs_only_if_marked():
+    with pytest.raises(handlers.HandlerError) as exc:
+        handlers.resolve("tests.handler_package.tasks:not_marked")
+    assert str(exc.value) == (
+        "'tests.handler_package.tasks:not_marked' is not marked as a handler (@jobs.handlers.handler)."
+    )
+    assert handlers.check_kwargs("tests.handler_package.tasks:not_marked", {}) == [str(exc.value)]
+    assert handlers.check_kwargs("tests.handler_package.tasks:add", {"a": 1}) == []
+
+
+def test_the_handler_decorator_keeps_the_function_and_its_signature():
+    def plain(a: int, b: str = "x") -> None:
+        """Doc."""
+
+    async def coroutine(when: str | None = None) -> None:
+        pass
+
+    assert handlers.handler(plain) is plain
+    assert handlers.handler(validate=lambda kwargs: {})(coroutine) is coroutine
+    assert plain.crontask_handler is True
+    assert coroutine.crontask_handler is True
+
+
+@pytest.mark.django_db
+@override_settings(CRONTASK_HANDLER_PACKAGES=["tests.handler_package"])
+def test_the_api_refuses_a_function_not_marked_as_a_handler(api):
+    for handler in ("runs.retention:delete_old_runs", "tests.handler_package.tasks:not_marked"):
+        data = {"id": "wipe", "kind": "python", "handler": handler, "interval_seconds": 60}
+        response = api.post("/api/jobs/", data, format="json")
+        assert response.status_code == 400, response.content
+        assert "not marked as a handler" in response.json()["handler"][0]
+    data = {"id": "add", "handler": "tests.handler_package.tasks:add", "handler_kwargs": {"a": 1}}
+    assert api.post("/api/jobs/", {**data, "interval_seconds": 60}, format="json").status_code == 201
+
+
+def test_a_handlers_own_check_of_its_kwargs_names_the_argument(tmp_path, settings):
+    (tmp_path / "checked.py").write_text(
+        "from jobs.handlers import handler\n\n"
+        "def positive(kwargs):\n"
+        "    return {'n': 'must be positive.'} if kwargs.get('n', 1) <= 0 else {}\n\n"
+        "@handler(validate=positive)\ndef run(n: int = 1) -> int:\n    return n\n"
+    )
+    settings.CRONTASK_SCRIPTS_DIR = tmp_path
+    assert handlers.check_kwargs("scripts:checked", {"n": 0}) == ["Argument 'n': must be positive."]
+    assert handlers.check_kwargs("scripts:checked", {"n": 2}) == []
+    assert handlers.check_kwargs("scripts:checked", {"n": {"$expr": "0"}}) == []  # known only when it runs
+    assert handlers.check_kwargs("scripts:checked", {"n": "0"})[0].startswith("Argument 'n' must be an integer")
+
+
+def test_a_handlers_own_check_that_fails_is_reported_on_its_kwargs(tmp_path, settings):
+    (tmp_path / "broken.py").write_text(
+        "from jobs.handlers import handler\n\n"
+        "@handler(validate=lambda kwargs: 1 / 0)\ndef run(n: int = 1) -> int:\n    return n\n"
+    )
+    settings.CRONTASK_SCRIPTS_DIR = tmp_path
+    assert handlers.check_kwargs("scripts:broken", {"n": 1}) == [
+        "Arguments could not be checked by scripts:broken: ZeroDivisionError: division by zero"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"older_than_days": 0}, "Argument 'older_than_days': must be at least 1 day"),
+        ({"older_than_days": -36500}, "Argument 'older_than_days': must be at least 1 day"),
+        ({"keep_per_job": -1}, "Argument 'keep_per_job': must be 0 or more"),
+    ],
+)
+def test_the_cleanup_handlers_refuse_ages_of_zero_or_less(kwargs, fragment, settings):
+    settings.CRONTASK_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+    for handler in ("runs.retention:run_cleanup", "scripts:cleanup_runs"):
+        problems = handlers.check_kwargs(handler, kwargs)
+        assert any(fragment in p for p in problems), (handler, problems)
+        assert handlers.check_kwargs(handler, {"older_than_days": 1, "keep_per_job": 0}) == []
+
+
+@pytest.mark.parametrize("kwargs", [{"older_than_days": 0}, {"older_than_days": -36500}, {"keep_per_job": -1}])
+def test_run_cleanup_refuses_ages_of_zero_or_less_when_it_runs(kwargs):
+    from runs.retention import run_cleanup
+
+    with pytest.raises(ValueError, match="must be"):
+        run_cleanup(**kwargs)
+
+
+@pytest.mark.django_db
+def test_run_now_of_cleanup_runs_refuses_a_negative_age(api, queued_tasks):
+    from runs.models import Run
+
+    services.ensure_system_jobs()
+    response = api.post("/api/jobs/cleanup-runs/run/", {"handler_kwargs": {"older_than_days": -36500}}, format="json")
+    assert response.status_code == 400, response.content
+    assert "older_than_days" in response.json()["handler_kwargs"][0]
+    assert not Run.objects.exists()
+    assert queued_tasks == []
+    response = api.patch("/api/jobs/cleanup-runs/", {"handler_kwargs": {"older_than_days": 0}}, format="json")
+    assert response.status_code == 400, response.content
+    assert "older_than_days" in response.json()["handler_kwargs"][0]
+
+
 def test_it_refuses_what_a_module_of_an_allowed_package_imports(tmp_path, monkeypatch, settings):
     package = tmp_path / "allowed_pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "jobs.py").write_text(
         "import os\nfrom subprocess import run\nfrom functools import partial\n\n"
-        "def mine(x: int = 0) -> int:\n    return x\n\n"
-        "async def mine_async() -> None:\n    pass\n\n"
+        "from jobs.handlers import handler\n\n"
+        "@handler\ndef mine(x: int = 0) -> int:\n    return x\n\n"
+        "@handler\nasync def mine_async() -> None:\n    pass\n\n"
         "also = partial(mine, 1)\n\n"
         "class Task:\n    pass\n"
     )
