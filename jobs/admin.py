@@ -159,7 +159,7 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
     ]  # fmt: skip
     list_display_links = ["id", "name"]
     list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system"]
-    search_fields = ["id", "name", "url", "handler", "command"]
+    search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
     readonly_fields = [
         "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
         "is_system", "created_at", "updated_at", "recent_runs",

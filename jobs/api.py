@@ -46,7 +46,7 @@ class JobViewSet(viewsets.ModelViewSet):
     serializer_class = JobSerializer
     permission_model = Job
     filterset_class = JobFilter
-    search_fields = ["id", "name", "url", "handler", "command"]
+    search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
     ordering_fields = ["id", "name", "created_at", "updated_at", "next_run_at", "last_run_at", "run_count"]
     ordering = ["id"]
     lookup_value_regex = r"[^/]+"

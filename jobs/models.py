@@ -123,6 +123,14 @@ class Job(models.Model):
         help_text=_("A fire starting later than this after its time is skipped. Empty: always run."),
     )
 
+    # Derived by the services from the fields above: what search looks in. Search over the raw url
+    # or command would let anyone who may read jobs find a masked secret one guessed character at
+    # a time, so it sees only what is shown.
+    shown_target = models.TextField(
+        _("target, secrets masked"), blank=True, default="", editable=False,
+        help_text=_("What a run runs, as shown: secrets masked. Searched by the API and the admin."),
+    )  # fmt: skip
+
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
     is_system = models.BooleanField(_("system job"), default=False, help_text=_("System jobs cannot be deleted."))
 

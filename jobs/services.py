@@ -132,6 +132,7 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor
     if Job.objects.filter(pk=job.id).exists():
         raise JobAlreadyExists(job.id)
     job.next_run_at = _first_fire(job, now, run_if_past=run_if_past)
+    job.shown_target = mask_text(job.target)
     try:
         with transaction.atomic():
             job.save(force_insert=True)
@@ -174,6 +175,7 @@ def job_update(*, job: Job, data: Mapping[str, Any], actor: Actor = None) -> Job
         job.status = _resumed_status(job, now)
     if schedule_changed or job.status != old_status:
         job.next_run_at = _first_fire(job, now, run_if_past=run_if_past and job.run_at != before.run_at)
+    job.shown_target = mask_text(job.target)
     job.save()
     sync_periodic_task(job)
     return job

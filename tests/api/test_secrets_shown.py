@@ -160,3 +160,18 @@ def test_a_handler_that_echoes_its_secret_kwargs_has_them_masked_in_its_run(api)
     assert f"logging in as bob with {MASK}" in run.log_output
     assert f"api key {MASK}" in run.log_output
     assert_no_secret(api.get(f"/api/runs/{run.pk}/").content.decode())
+
+
+def test_search_finds_what_is_shown_and_never_a_secret(api, admin_user, client, settings):
+    settings.CRONTASK_ALLOW_SHELL = True
+    http_job()
+    services.job_create(data={"id": "sh", "interval_seconds": 60, "command": "backup --password=shell-pass-0005 /srv"})
+    found = lambda query: [job["id"] for job in api.get("/api/jobs/", {"search": query}).json()["results"]]  # noqa: E731
+    assert found("example.com/hook") == ["h"]
+    assert found("backup") == ["sh"]
+    client.force_login(admin_user)
+    for secret in (*SECRETS[:2], "shell-pass-0005", "query-tok", "url-pa"):
+        # A secret would be found one guessed character at a time: search never looks at it.
+        assert found(secret) == [], secret
+        assert "0 jobs" in client.get("/admin/jobs/job/", {"q": secret}).content.decode()
+    assert "1 job" in client.get("/admin/jobs/job/", {"q": "example.com"}).content.decode()
