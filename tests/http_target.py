@@ -110,7 +110,7 @@ class HttpTarget(ThreadingHTTPServer):
         self.requests: list[tuple[str, str, dict, bytes]] = []
         self.arrivals: list[tuple[float, str]] = []  # (time.time(), path) of each request
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:

@@ -205,3 +205,11 @@ def test_a_job_page_shows_its_runs_only_to_those_who_may_view_runs(world):
     assert '<table class="ct-recent-runs">' not in page
     viewer_page = admin_client("viewer").get("/admin/jobs/job/web/change/").content.decode()
     assert '<table class="ct-recent-runs">' in viewer_page
+
+
+def test_the_job_page_offers_its_buttons_only_to_those_who_may_use_them(world):
+    viewer_page = admin_client("viewer").get("/admin/jobs/job/web/change/").content.decode()
+    editor_page = admin_client("editor").get("/admin/jobs/job/web/change/").content.decode()
+    for button in ('id="ct-run-now"', 'id="ct-pause"'):
+        assert button not in viewer_page
+        assert button in editor_page
