@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core import checks
 
 
 class CrontaskConfig(AppConfig):
-    """The project package as an app, so that it can carry the ``runall`` command."""
+    """The project package as an app, so that it can carry the ``runall`` and ``init_var`` commands."""
 
     name = "crontask"
     verbose_name = "Crontask"
+
+    def ready(self) -> None:
+        from crontask.bootstrap import check_var_dir
+
+        checks.register(check_var_dir)

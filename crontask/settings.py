@@ -1,13 +1,16 @@
-"""Crontask settings, read from the environment (see DESIGN.md, "Configuration").
+"""Crontask settings, read from the environment (every variable: docs/contract.md, "Settings").
 
 With nothing set, everything lives under ``var/``: a SQLite database in WAL mode and a
 filesystem Celery broker, so web, worker and beat run on one machine with nothing to install.
 ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis/RabbitMQ.
+
+Importing this module writes nothing: the directories of the embedded defaults and the
+generated secret key are made by ``manage.py init_var`` (``crontask.bootstrap.prepare_var_dir``),
+which ``bin/run`` (``manage.py runall``) runs before it starts web, worker and beat.
 """
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -18,19 +21,25 @@ from crontask.env import envbool, envhosts, envint, envlist, envrate, envstr
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their files; tests point it at a temporary directory.
 VAR_DIR = Path(envstr("CRONTASK_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Without SECRET_KEY, the key ``manage.py init_var`` generated once for this install, so that web,
+# worker and beat share it and sessions survive restarts.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
 
 
 def _secret_key() -> str:
-    """Use SECRET_KEY, else one generated once and kept under var/ so sessions survive restarts."""
+    """SECRET_KEY, else the install's generated key, else empty.
+
+    Empty (neither is there: ``init_var`` has not run) is safe: Django refuses to sign anything
+    with it, and the web entry points (``crontask.wsgi``, ``crontask.asgi``) refuse to start,
+    saying what to do. Worker, beat and the other commands need no key.
+    """
     key = envstr("SECRET_KEY", "")
     if key:
         return key
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        return SECRET_KEY_FILE.read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 SECRET_KEY = _secret_key()
@@ -141,7 +150,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # whitenoise serves the collected files, compressed; no CDN, no separate web server needed
@@ -186,9 +194,7 @@ CRONTASK_FIRE_LEAD_MS = envint("CRONTASK_FIRE_LEAD_MS", 250, minimum=0, maximum=
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    _broker_dir = VAR_DIR / "broker"  # its folders are made by init_var, like var/ itself
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

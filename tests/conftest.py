@@ -3,11 +3,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from crontask.bootstrap import prepare_var_dir
 from tests.http_target import HttpTarget
+
+# Importing the settings makes nothing, so this process makes var/ (the SQLite test database,
+# static files) and the key, as bin/run does. A key made just now is newer than the settings,
+# which pytest-django imported before this file.
+if settings.SECRET_KEY_FILE in prepare_var_dir():
+    settings.SECRET_KEY = settings.SECRET_KEY_FILE.read_text().strip()
 
 
 @pytest.fixture

@@ -239,6 +239,7 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",
             **self.env_extra,
         }
+        self.manage("init_var")  # the key web reads, as bin/run makes it
         self.manage("migrate", "-v0")
         token = self.manage(
             "shell", "-c",

@@ -1,8 +1,9 @@
 """Run the whole system in the foreground: web, Celery worker and Celery beat.
 
-Migrates, creates the admin user on first start, then supervises the three processes: when
-one dies or the command is stopped (Ctrl-C, SIGTERM, or SIGHUP when its terminal is closed),
-all three are stopped, their process groups included, so nothing is left behind.
+Makes the embedded defaults' files first (``var/``, the broker's folders, the secret key: what
+``init_var`` makes), migrates, creates the admin user on first start, then supervises the three
+processes: when one dies or the command is stopped (Ctrl-C, SIGTERM, or SIGHUP when its terminal
+is closed), all three are stopped, their process groups included, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from crontask.bootstrap import ensure_admin_user
+from crontask.bootstrap import ensure_admin_user, prepare_var_dir
 
 STOP_GRACE_SECONDS = 30
 # The children lead sessions of their own, so the terminal's SIGINT and SIGHUP reach only this
@@ -35,6 +36,12 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("CRONTASK_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("CRONTASK_PORT", "8000")))
         parser.add_argument("--concurrency", type=int, default=None, help="Worker processes (default: CPUs).")
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        # Before the system checks (which warn about a missing var/) and before any process that
+        # reads the key starts: web, worker and beat all read the one this makes.
+        prepare_var_dir()
+        return super().execute(*args, **options)
 
     def handle(self, *args: Any, host: str, port: int, concurrency: int | None, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
