@@ -8,7 +8,7 @@ database of its own, with HTTP jobs firing every 5 s (four due together, one alo
 misfire grace of 8 s) at a local target. It lets them run, breaks one part for real, lets it
 recover, and counts per (job, scheduled_for) the fires due, the runs and how they ended, and the
 calls the target received. During the fault it asks the API for a manual run and for
-``/api/health/``, as a user would. The README's "Failure modes" table comes from this output.
+``/api/health/``, as a user would. The "Failure modes" table of docs/operations.md comes from this output.
 Needs PostgreSQL (DATABASE_URL's server) and Redis (CELERY_BROKER_URL), and RabbitMQ for
 ``broker-rabbitmq``.
 """

@@ -1,6 +1,6 @@
 """API access: every request needs a user with the model's Django permission, reads included.
 
-Who may do what (the README's "Security" section draws the whole matrix):
+Who may do what (docs/operations.md, "Security", draws the whole matrix):
 
 - reads need the view permission of what they read (``jobs.view_job``, ``runs.view_run``);
 - writes need add/change/delete on the model, or what a view's custom action names
