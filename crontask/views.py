@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -45,20 +44,3 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         healthy, report = health_report(show_hostnames=bool(request.user and request.user.is_staff))
         return Response(report, status=200 if healthy else 503)
-
-
-def is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(("/api/", "/jobs", "/health", "/demo/"))
-
-
-def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """JSON 404 for API paths no route matched (e.g. an id with a slash); the HTML page elsewhere."""
-    if is_api(request):
-        return JsonResponse({"detail": "Not found."}, status=404)
-    return defaults.page_not_found(request, exception)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    if is_api(request):
-        return JsonResponse({"detail": "Internal server error."}, status=500)
-    return defaults.server_error(request)

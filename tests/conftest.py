@@ -32,11 +32,19 @@ def api(admin_user) -> APIClient:
 
 @pytest.fixture
 def queued_tasks(monkeypatch) -> list[dict]:
-    """Celery messages the code under test queues, captured instead of sent."""
-    from runs.tasks import execute_job
+    """The execute_job messages the code under test queues (their kwargs), captured instead of sent."""
+    from crontask.celery import app
 
     sent: list[dict] = []
-    monkeypatch.setattr(execute_job, "apply_async", lambda kwargs=None, **options: sent.append(kwargs))
+    send_task = app.send_task
+
+    def capture(name, args=None, kwargs=None, **options):
+        if name != "runs.tasks.execute_job":
+            return send_task(name, args, kwargs, **options)
+        sent.append(kwargs)
+        return None
+
+    monkeypatch.setattr(app, "send_task", capture)
     return sent
 
 

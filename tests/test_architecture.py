@@ -61,3 +61,19 @@ def test_it_fails_when_jobs_imports_the_project(tree):
     done = lint_imports(tree)
     assert done.returncode != 0
     assert "jobs.filters -> crontask.settings" in done.stdout
+
+
+def test_it_fails_on_an_import_cycle_within_a_package(tree):
+    with (tree / "runs" / "models.py").open("a") as module:
+        module.write("\nfrom runs import services  # noqa\n")  # runs.services imports runs.models
+    done = lint_imports(tree)
+    assert done.returncode != 0
+    assert "No cycles are allowed in runs" in done.stdout
+
+
+def test_jobs_names_the_scheduled_run_trigger_as_runs_does():
+    """jobs.services reads whether beat fired a one-off through ``job.runs`` (runs sit above jobs)."""
+    from jobs.services import SCHEDULED_RUN
+    from runs.models import Run
+
+    assert Run.Trigger.SCHEDULED == SCHEDULED_RUN

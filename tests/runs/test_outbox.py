@@ -1,5 +1,5 @@
 """The database is the record, the broker only the carrier: every run is a row before its message
-is sent, and beat sends again what the broker could not take or may have lost (runs.outbox)."""
+is sent, and beat sends again what the broker could not take or may have lost (scheduling.outbox)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import time_machine
 from kombu.exceptions import OperationalError as BrokerDown
 
 from jobs import services as job_services
-from jobs.services import Fire
-from runs import outbox
 from runs import services as run_services
 from runs.models import Run
 from runs.tasks import execute_job
+from scheduling import outbox
+from scheduling.fires import Fire
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +89,7 @@ def test_the_worker_takes_the_run_beat_recorded_and_makes_no_other(beat, http_ta
 
 
 def test_fires_beat_cannot_send_wait_as_queued_runs_and_go_once_the_broker_is_back(beat, caplog):
-    caplog.set_level(logging.INFO, logger="crontask.scheduler")
+    caplog.set_level(logging.INFO, logger="scheduling.scheduler")
     make_job()
     beat.broker_stub.down = True
     for n in range(4):  # four fires while the broker is down: beat claims each one on time
@@ -183,13 +183,13 @@ def test_which_runs_wait_for_a_message():
 
 
 def test_a_manual_run_asked_for_while_the_broker_is_down_is_accepted_and_sent_later(api, monkeypatch, beat):
-    from runs.tasks import execute_job as task
+    from crontask.celery import app
 
     def refuse(*args, **kwargs):
         raise BrokerDown("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     make_job()
-    monkeypatch.setattr(task, "apply_async", refuse)
+    monkeypatch.setattr(app, "send_task", refuse)
     response = api.post("/api/jobs/j/run/", {}, format="json")
     assert response.status_code == 202, response.content
     run = Run.objects.get(pk=response.json()["id"])

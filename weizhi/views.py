@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crontask.pagination import _bounded
+from core.pagination import _bounded
 from jobs import services
 from jobs.models import Job
 from jobs.secrets import mask_text, masked_job
