@@ -27,7 +27,7 @@ urlpatterns = [
     path("api/", include(router.urls)),
     path("api-auth/", include("rest_framework.urls")),
     # The Weizhi Crontask service's paths, for its existing clients.
-    path("health", views.health, name="health"),
+    path("health", weizhi.health, name="health"),
     path("jobs", weizhi.WeizhiJobsView.as_view(), name="weizhi-jobs"),
     path("jobs/<str:job_id>", weizhi.WeizhiJobView.as_view(), name="weizhi-job"),
     path("jobs/<str:job_id>/runs", weizhi.WeizhiRunsView.as_view(), name="weizhi-job-runs"),

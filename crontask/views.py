@@ -1,9 +1,7 @@
-"""Views of the project's own: health checks."""
+"""The project's own view: /api/health/, from the heartbeats of its processes (crontask.health)."""
 
 from __future__ import annotations
 
-from django.db import connection
-from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -11,16 +9,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crontask.health import health_report
-
-
-def health(request: HttpRequest) -> JsonResponse:
-    """Liveness of the web process and its database: the Weizhi-compatible ``GET /health``."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception:  # noqa: BLE001 - any failure means unhealthy
-        return JsonResponse({"status": "error"}, status=503)
-    return JsonResponse({"status": "ok"})
 
 
 class HealthView(APIView):
