@@ -19,9 +19,9 @@ from runs.models import Run
 from runs.serializers import RunListSerializer, RunSerializer
 
 
+# /api/jobs/: the jobs' viewset with the actions that queue a run (``run``, bulk ``run``). (A
+# comment, not a docstring: drf-spectacular would make a docstring every operation's description.)
 class JobViewSet(jobs_api.JobViewSet):
-    """/api/jobs/: the jobs' viewset with the actions that queue a run (``run``, bulk ``run``)."""
-
     bulk_services = {**jobs_api.JobViewSet.bulk_services, "run": services.job_run_now}
 
     @extend_schema(request=RunNowSerializer, responses={202: RunSerializer})
