@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from celery import current_app
+from celery import Task, current_app
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, TextField, Value
@@ -578,18 +578,12 @@ def _queue(*, job_id: str, run_id: int, countdown: float = 0) -> None:
 
     If the broker cannot take it, the run stays queued and unsent, and beat sends it when the
     broker is back (``scheduling.outbox``): the caller (a request, a finishing run) goes on unharmed.
-    The message is sent by the task's name, as beat sends it: runs.tasks calls this module, not
-    the reverse.
     """
 
     def send() -> None:
         try:
-            current_app.send_task(
-                EXECUTE_TASK,
-                kwargs={"job_id": job_id, "run_id": run_id},
-                countdown=countdown or None,
-                retry_policy=SEND_RETRY,
-                ignore_result=True,
+            execute_job().apply_async(
+                kwargs={"job_id": job_id, "run_id": run_id}, countdown=countdown or None, retry_policy=SEND_RETRY
             )
         except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the run is safe
             logger.warning("run %s of job %s is queued; its message will be sent when the broker is back (%s)",
@@ -601,6 +595,13 @@ def _queue(*, job_id: str, run_id: int, countdown: float = 0) -> None:
             logger.warning("could not note that run %s was sent: %s", run_id, describe(exc))
 
     transaction.on_commit(send)
+
+
+def execute_job() -> Task:
+    """The ``execute_job`` task, from the Celery app's registry by its name (``RunsConfig.ready``
+    registers runs.tasks): runs.tasks calls this module, so this module does not import it. The
+    task itself, not a message sent by name: its options and the app's (eager mode) apply."""
+    return current_app.tasks[EXECUTE_TASK]
 
 
 def mark_runs_sent(pks: Sequence[int], *, at: datetime) -> None:

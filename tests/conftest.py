@@ -32,19 +32,11 @@ def api(admin_user) -> APIClient:
 
 @pytest.fixture
 def queued_tasks(monkeypatch) -> list[dict]:
-    """The execute_job messages the code under test queues (their kwargs), captured instead of sent."""
-    from crontask.celery import app
+    """Celery messages the code under test queues, captured instead of sent."""
+    from runs.tasks import execute_job
 
     sent: list[dict] = []
-    send_task = app.send_task
-
-    def capture(name, args=None, kwargs=None, **options):
-        if name != "runs.tasks.execute_job":
-            return send_task(name, args, kwargs, **options)
-        sent.append(kwargs)
-        return None
-
-    monkeypatch.setattr(app, "send_task", capture)
+    monkeypatch.setattr(execute_job, "apply_async", lambda kwargs=None, **options: sent.append(kwargs))
     return sent
 
 

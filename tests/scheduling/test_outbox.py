@@ -183,13 +183,13 @@ def test_which_runs_wait_for_a_message():
 
 
 def test_a_manual_run_asked_for_while_the_broker_is_down_is_accepted_and_sent_later(api, monkeypatch, beat):
-    from crontask.celery import app
+    from runs.tasks import execute_job as task
 
     def refuse(*args, **kwargs):
         raise BrokerDown("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     make_job()
-    monkeypatch.setattr(app, "send_task", refuse)
+    monkeypatch.setattr(task, "apply_async", refuse)
     response = api.post("/api/jobs/j/run/", {}, format="json")
     assert response.status_code == 202, response.content
     run = Run.objects.get(pk=response.json()["id"])
