@@ -18,11 +18,11 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from crontask.celery import app
 from crontask.models import Heartbeat
 
 BEAT = "beat"
@@ -158,10 +158,13 @@ class BrokerProbe:
 
 
 def broker_url() -> str:
-    return str(app.conf.broker_url)
+    return str(current_app.conf.broker_url)
 
 
 def _probe_broker(url: str) -> dict[str, Any]:
+    # The process's Celery app, crontask.celery's: not imported, since it imports the worker
+    # heartbeat (crontask.heartbeat), which uses this module.
+    app = current_app
     options = dict(app.conf.broker_transport_options or {})
     if url.startswith(("redis://", "rediss://")):
         options |= {"socket_connect_timeout": BROKER_TIMEOUT_SECONDS, "socket_timeout": BROKER_TIMEOUT_SECONDS}

@@ -18,6 +18,10 @@ from celery import bootsteps
 
 logger = logging.getLogger(__name__)
 
+# crontask.health (the Heartbeat model's functions) and Django's database are imported where they
+# are used: this module is imported with the Celery app (crontask.celery), before Django's apps
+# are ready, and importing a model then fails.
+
 
 class WorkerHeartbeat:
     """Records one worker's heartbeat every ``every`` seconds from a daemon thread."""

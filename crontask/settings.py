@@ -16,7 +16,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from crontask.env import envbool, envhosts, envint, envlist, envrate, envstr
+from core.env import envbool, envhosts, envint, envlist, envrate, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their files; tests point it at a temporary directory.
@@ -79,7 +79,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "crontask.middleware.RejectNulMiddleware",
+    "core.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,7 +87,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "crontask.middleware.DatabaseUnavailableMiddleware",
+    "core.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "crontask.urls"
@@ -265,20 +265,20 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["crontask.permissions.ApiPermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.ApiPermission"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "crontask.search.BoundedSearchFilter",  # at most 10 terms of 100 characters
+        "core.search.BoundedSearchFilter",  # at most 10 terms of 100 characters
         "rest_framework.filters.OrderingFilter",
     ],
     # JSON in; the browsable API still posts raw JSON.
-    "DEFAULT_PARSER_CLASSES": ["crontask.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "crontask.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "crontask.exceptions.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "crontask.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     # Each reads its rate from CRONTASK_API_THROTTLE_USER / _ANON and is off while that is empty.
-    "DEFAULT_THROTTLE_CLASSES": ["crontask.throttling.UserThrottle", "crontask.throttling.AnonThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.UserThrottle", "core.throttling.AnonThrottle"],
     # Anonymous requests are counted per client address: the last of X-Forwarded-For's addresses that
     # this many proxies added (0: the connection's address). Never the whole header, which a client writes.
     "NUM_PROXIES": CRONTASK_NUM_PROXIES,
@@ -310,7 +310,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "crontask.logs.JsonFormatter"},
+        "json": {"()": "core.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {

@@ -7,9 +7,9 @@ from rest_framework.routers import DefaultRouter
 
 from crontask import views
 from crontask.dashboard import dashboard
-from jobs import weizhi
-from jobs.api import CronPreviewView, HandlerListView, JobViewSet
-from runs.api import JobRunsView, RunViewSet
+from jobs.api import CronPreviewView, HandlerListView
+from runs.api import JobRunsView, JobViewSet, RunViewSet
+from weizhi import views as weizhi
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
@@ -27,12 +27,12 @@ urlpatterns = [
     path("api/", include(router.urls)),
     path("api-auth/", include("rest_framework.urls")),
     # The Weizhi Crontask service's paths, for its existing clients.
-    path("health", views.health, name="health"),
+    path("health", weizhi.health, name="health"),
     path("jobs", weizhi.WeizhiJobsView.as_view(), name="weizhi-jobs"),
     path("jobs/<str:job_id>", weizhi.WeizhiJobView.as_view(), name="weizhi-job"),
     path("jobs/<str:job_id>/runs", weizhi.WeizhiRunsView.as_view(), name="weizhi-job-runs"),
     path("demo/target", weizhi.demo_target, name="demo-target"),
 ]
 
-handler404 = "crontask.views.not_found"
-handler500 = "crontask.views.server_error"
+handler404 = "core.views.not_found"
+handler500 = "core.views.server_error"

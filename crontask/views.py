@@ -1,10 +1,7 @@
-"""Views of the project's own: health checks."""
+"""The project's own view: /api/health/, from the heartbeats of its processes (crontask.health)."""
 
 from __future__ import annotations
 
-from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -12,16 +9,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crontask.health import health_report
-
-
-def health(request: HttpRequest) -> JsonResponse:
-    """Liveness of the web process and its database: the Weizhi-compatible ``GET /health``."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception:  # noqa: BLE001 - any failure means unhealthy
-        return JsonResponse({"status": "error"}, status=503)
-    return JsonResponse({"status": "ok"})
 
 
 class HealthView(APIView):
@@ -45,20 +32,3 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         healthy, report = health_report(show_hostnames=bool(request.user and request.user.is_staff))
         return Response(report, status=200 if healthy else 503)
-
-
-def is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(("/api/", "/jobs", "/health", "/demo/"))
-
-
-def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """JSON 404 for API paths no route matched (e.g. an id with a slash); the HTML page elsewhere."""
-    if is_api(request):
-        return JsonResponse({"detail": "Not found."}, status=404)
-    return defaults.page_not_found(request, exception)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    if is_api(request):
-        return JsonResponse({"detail": "Internal server error."}, status=500)
-    return defaults.server_error(request)

@@ -1,4 +1,8 @@
-"""Jobs in the Django admin. Saving, the actions and the buttons all go through jobs.services."""
+"""Jobs in the Django admin. Saving, the actions and the buttons all go through jobs.services.
+
+What shows or makes runs (the last run, the recent runs, run now) is added by ``runs.admin``,
+whose ``JobAdmin`` extends this one and is the one registered.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,19 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 from django_celery_beat import models as beat_models
 
-from crontask.admin_utils import BoundedSearchMixin, badge
+from core.admin_utils import BoundedSearchMixin, badge
 from jobs import services
 from jobs.errors import SHELL_PERMISSION, SHELL_REFUSED, JobConflict
 from jobs.models import Job
 from jobs.secrets import mask_job_data, masked_job, restore_masked
 from jobs.triggers import describe_cron
-from runs.models import Run
 
 # django-celery-beat's rows are derived from jobs (``manage.py sync_schedules`` rebuilds them):
 # editing them by hand would be overwritten, so they are not offered.
@@ -37,7 +38,6 @@ for _model in (
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
 
-RECENT_RUNS = 20
 # An action over many jobs names at most this many it left unchanged; the rest are counted.
 MAX_LISTED = 20
 # Where changeform_view leaves a refused save's errors for the form of the second pass.
@@ -61,20 +61,6 @@ def _every(seconds: int) -> str:
             count = seconds // size
             return f"every {unit}" if count == 1 else f"every {count} {unit}s"
     return "every second" if seconds == 1 else f"every {seconds} seconds"
-
-
-class LastRunStatusFilter(admin.SimpleListFilter):
-    """The run statuses as options. The field has no choices, so the stock filter would read the
-    distinct values of the whole job table on every page of the list."""
-
-    title = "last run status"
-    parameter_name = "last_run_status"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(value, str(label)) for value, label in Run.Status.choices]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
-        return queryset.filter(last_run_status=self.value()) if self.value() else queryset
 
 
 class JobForm(forms.ModelForm):
@@ -151,18 +137,18 @@ class _Refused(Exception):
         self.error = error
 
 
-@admin.register(Job)
 class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
     form = JobForm
     list_display = [
-        "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",
+        "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run_at",
+        "success_count", "failure_count",
     ]  # fmt: skip
     list_display_links = ["id", "name"]
-    list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system"]
+    list_filter = ["status", "kind", "trigger", "is_system"]
     search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
     readonly_fields = [
         "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
-        "is_system", "created_at", "updated_at", "recent_runs",
+        "is_system", "created_at", "updated_at",
     ]  # fmt: skip
     fieldsets = [
         (None, {"fields": ["id", "name", "description", "status", "kind"]}),
@@ -175,21 +161,13 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
                                  "misfire_grace_seconds"]}),
         ("State", {"fields": ["next_run_at", "last_run_at", "last_run_status", "run_count", "success_count",
                               "failure_count", "is_system", "created_at", "updated_at"]}),
-        ("Recent runs", {"fields": ["recent_runs"]}),
     ]  # fmt: skip
-    actions = ["pause_jobs", "resume_jobs", "run_jobs_now", "delete_jobs"]
+    actions = ["pause_jobs", "resume_jobs", "delete_jobs"]
     list_per_page = 50
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
-        latest = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("id")[:1]
-        return super().get_queryset(request).annotate(last_run_id=Subquery(latest))
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list:
         fieldsets = super().get_fieldsets(request, obj)
-        hidden = {"State", "Recent runs"} if obj is None else set()
-        if not request.user.has_perm("runs.view_run"):  # the runs' errors are theirs to see
-            hidden.add("Recent runs")
-        return [f for f in fieldsets if f[0] not in hidden]
+        return [f for f in fieldsets if f[0] != "State"] if obj is None else fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
@@ -202,46 +180,6 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> SafeString:
         return badge(job.status)
-
-    @admin.display(description="last run", ordering="last_run_at")
-    def last_run(self, job: Job) -> SafeString | str:
-        if not job.last_run_at:
-            return "—"
-        url = reverse("admin:runs_run_change", args=[job.last_run_id]) if job.last_run_id else "#"
-        return format_html(
-            '<a href="{}">{}</a> {}', url, badge(job.last_run_status), f"{job.last_run_at:%Y-%m-%d %H:%M:%S}"
-        )
-
-    @admin.display(description="last 20 runs")
-    def recent_runs(self, job: Job) -> SafeString:
-        runs = list(
-            Run.objects.filter(job=job)
-            .order_by("-id")
-            .only("id", "trigger", "status", "scheduled_for", "started_at", "duration_ms", "status_code", "error")[
-                :RECENT_RUNS
-            ]
-        )
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-            (
-                (
-                    reverse("admin:runs_run_change", args=[r.pk]), r.pk, r.trigger, badge(r.status),
-                    f"{r.started_at:%Y-%m-%d %H:%M:%S}" if r.started_at else "—",
-                    f"{r.duration_ms} ms" if r.duration_ms is not None else "—",
-                    r.status_code or "", r.error[:120],
-                )
-                for r in runs
-            ),
-        )  # fmt: skip
-        all_runs = reverse("admin:runs_run_changelist") + "?" + urlencode({"job": job.pk})
-        return format_html(
-            '<table class="ct-recent-runs"><thead><tr><th>run</th><th>trigger</th><th>status</th><th>started</th>'
-            "<th>duration</th><th>code</th><th>error</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a href="{}">All runs of this job</a></p>',
-            rows or mark_safe('<tr><td colspan="7">No runs yet.</td></tr>'),
-            all_runs,
-        )
 
     def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
@@ -312,21 +250,13 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, _resume, "resumed")
 
-    @admin.action(description="Run selected jobs now", permissions=["change"])
-    def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, _run_now, "queued to run")
-
     def get_urls(self) -> list[URLPattern]:
         button = self.admin_site.admin_view
         return [
-            path("<path:object_id>/run-now/", button(self.run_now_view), name="jobs_job_run_now"),
             path("<path:object_id>/pause/", button(self.pause_view), name="jobs_job_pause"),
             path("<path:object_id>/resume/", button(self.resume_view), name="jobs_job_resume"),
             *super().get_urls(),
         ]
-
-    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return self._button(request, object_id, _run_now, "queued to run")
 
     def pause_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._button(request, object_id, _pause, "paused")
@@ -377,11 +307,6 @@ def _resume(job: Job, actor: Any) -> str | None:
     if after.status == Job.Status.COMPLETED:  # was already, or its one run happened before the pause
         return "completed (its one run is done; give it a new date to run it again)"
     return "already active"
-
-
-def _run_now(job: Job, actor: Any) -> str | None:
-    services.job_run_now(job=job, actor=actor)
-    return None
 
 
 def _delete(job: Job, actor: Any) -> str | None:

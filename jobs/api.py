@@ -1,7 +1,12 @@
-"""The jobs API: thin views that check the shape of a request and call jobs.services."""
+"""The jobs API: thin views that check the shape of a request and call jobs.services.
+
+Running a job makes a run, which jobs do not know: ``runs.api.JobViewSet`` adds the ``run``
+action (and ``run`` in ``bulk``) to this viewset, and the URLs route /api/jobs/ to it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -26,19 +31,11 @@ from jobs.serializers import (
     HandlerSerializer,
     JobSerializer,
     JobWriteSerializer,
-    RunNowSerializer,
 )
-from runs.serializers import RunSerializer
 
 ACTION_PERMISSIONS = {"pause": "jobs.change_job", "resume": "jobs.change_job", "run": "jobs.change_job"}
 BULK_PERMISSIONS = {**ACTION_PERMISSIONS, "delete": "jobs.delete_job"}
 ACTOR_CHECKED = frozenset({"resume", "run"})
-BULK_SERVICES = {
-    "pause": services.job_pause,
-    "resume": services.job_resume,
-    "run": services.job_run_now,
-    "delete": services.job_delete,
-}
 
 
 class JobViewSet(viewsets.ModelViewSet):
@@ -50,6 +47,12 @@ class JobViewSet(viewsets.ModelViewSet):
     ordering_fields = ["id", "name", "created_at", "updated_at", "next_run_at", "last_run_at", "run_count"]
     ordering = ["id"]
     lookup_value_regex = r"[^/]+"
+    #: The services ``bulk`` applies, by action (``runs.api.JobViewSet`` adds ``run``).
+    bulk_services: dict[str, Callable[..., Any]] = {
+        "pause": services.job_pause,
+        "resume": services.job_resume,
+        "delete": services.job_delete,
+    }
 
     def required_permission(self, request: Request) -> str | None:
         if getattr(self, "action", None) == "bulk":
@@ -86,15 +89,6 @@ class JobViewSet(viewsets.ModelViewSet):
     def resume(self, request: Request, pk: str | None = None) -> Response:
         return Response(JobSerializer(services.job_resume(job=self.get_object(), actor=request.user)).data)
 
-    @extend_schema(request=RunNowSerializer, responses={202: RunSerializer})
-    @action(detail=True, methods=["post"])
-    def run(self, request: Request, pk: str | None = None) -> Response:
-        job = self.get_object()
-        overrides = RunNowSerializer(data=request.data if request.data else {}, context={"job": job})
-        overrides.is_valid(raise_exception=True)
-        run = services.job_run_now(job=job, overrides=overrides.validated_data, actor=request.user)
-        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
-
     @extend_schema(request=BulkActionSerializer, responses={200: BulkResponseSerializer})
     @action(detail=False, methods=["post"])
     def bulk(self, request: Request) -> Response:
@@ -103,7 +97,7 @@ class JobViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         name, ids = serializer.validated_data["action"], serializer.validated_data["ids"]
         jobs = Job.objects.in_bulk(ids)
-        service = BULK_SERVICES[name]
+        service = self.bulk_services[name]
         if name in ACTOR_CHECKED:  # the services that refuse a user without the shell permission
             service = partial(service, actor=request.user)
         results = [_bulk_one(service, jobs.get(job_id), job_id) for job_id in dict.fromkeys(ids)]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from crontask.env import Network, host_entry
+from core.env import Network, host_entry
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 

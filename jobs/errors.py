@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 
+from core.exceptions import Conflict
+
 #: The permission that shell jobs need, beyond the job model's own.
 SHELL_PERMISSION = "jobs.manage_shell_jobs"
 SHELL_REFUSED = "Shell jobs need the 'Can create and change shell jobs' permission."
 
 
-class JobConflict(Exception):
+class JobConflict(Conflict):
     """The request conflicts with the job's state (HTTP 409)."""
-
-    def __init__(self, message: str, *, field: str = "id") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 class JobAlreadyExists(JobConflict):

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from jobs.triggers import Schedule
+from jobs.validators import validate_job
 
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
@@ -218,6 +219,4 @@ class Job(models.Model):
         return command
 
     def clean(self) -> None:
-        from jobs.validators import validate_job
-
         validate_job(self)

@@ -1,21 +1,21 @@
-"""Every write to a Job goes through here: views, admin actions and commands call these.
+"""Every write to a Job's definition goes through here: views, admin actions and commands call these.
 
 Each service runs in one transaction that also keeps the job's PeriodicTask in step
-(``jobs.beat_sync``) and recomputes ``next_run_at``, which is what beat fires from.
+(``jobs.beat_sync``) and recomputes ``next_run_at``, which is what beat fires from. The layers
+above write the rest of a job's row: beat moves ``next_run_at`` on as it claims fires
+(``scheduling.fires``), and a finished run updates the counters (``runs.accounting``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
@@ -24,7 +24,6 @@ from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, JobProtected, ShellN
 from jobs.models import Job
 from jobs.secrets import mask_text, restore_masked
 from jobs.trigger_args import normalise_trigger_args
-from jobs.triggers import Schedule
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -65,27 +64,12 @@ EDITABLE_FIELDS = frozenset(
 )
 # Input-only: APScheduler-style trigger_args (normalised away), and consent to run a date job
 # whose run_at has already passed right away.
+#: ``runs.models.Run.Trigger.SCHEDULED``: a run that beat fired (see ``_resumed_status``).
+SCHEDULED_RUN = "scheduled"
 INPUT_ONLY_FIELDS = frozenset({"trigger_args", "run_if_past"})
 TRIGGER_FIELDS = {"cron": Job.Trigger.CRON, "interval_seconds": Job.Trigger.INTERVAL, "run_at": Job.Trigger.DATE}
 SCHEDULE_FIELDS = frozenset({"trigger", "cron", "interval_seconds", "run_at", "timezone"})
 KIND_FIELDS = {"url": Job.Kind.HTTP, "handler": Job.Kind.PYTHON, "command": Job.Kind.SHELL}
-#: Fires a beat that fell behind records as skipped, per job and claim: the latest ones.
-MISSED_FIRES_RECORDED = 100
-
-
-@dataclass(frozen=True)
-class Fire:
-    """One nominal fire of a job, claimed by the scheduler."""
-
-    job_id: str
-    scheduled_for: datetime
-    #: The job's kind when it was claimed: beat sends the HTTP fires of a burst together.
-    kind: str = ""
-    #: The job's later fires that fell due before beat could claim this one (it was stopped, or
-    #: cut off from the database): this fire stands for them, and they are recorded as skipped.
-    missed: tuple[datetime, ...] = ()
-    #: What its run runs (``Job.target``, secrets masked), recorded with the run.
-    target: str = ""
 
 
 # Jobs the system needs; created when beat starts (and by sync_schedules), never deletable.
@@ -244,200 +228,6 @@ def sync_all_schedules() -> tuple[int, int]:
     return synced, removed
 
 
-def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None, actor: Actor = None) -> Any:
-    """Queue a manual run of the job, whatever its status; returns the queued Run."""
-    from runs.services import run_enqueue_manual
-
-    check_shell_permission(actor, job.kind)
-    # A mask among one-off values (copied from a run's masked overrides) stands for no value the
-    # job keeps: refused, rather than sent as the header or kwarg.
-    overrides = restore_masked(dict(overrides or {}), None)
-    return run_enqueue_manual(job=job, overrides=overrides)
-
-
-def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None) -> list[Fire]:
-    """Claim up to ``limit`` fires due by ``until`` (default: ``now``, the current time) by moving
-    each job's ``next_run_at`` on. Beat claims a little ahead (CRONTASK_FIRE_LEAD_MS); each
-    job's following fire is still the first after ``now``, so no fire in the lead is skipped.
-
-    The due rows are locked while they are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
-    SQLite's IMMEDIATE transactions let one writer in at a time), so two schedulers never claim
-    the same fire, and a job that a request is editing right now is left for the next tick.
-    Jobs that share a schedule and a due time (a burst) share one computation and one UPDATE.
-    Beat records the fires as runs in the same transaction and publishes them once it commits
-    (``runs.outbox``): a fire it could not publish stays recorded, and is sent later.
-    """
-    due = (
-        Job.objects.select_for_update(skip_locked=True)
-        .filter(status=Job.Status.ACTIVE, next_run_at__lte=until or now)
-        .order_by("next_run_at")
-        .values_list(
-            "id", "kind", "method", "url", "handler", "command",
-            "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone",
-        )[:limit]
-    )  # fmt: skip
-    fires: list[Fire] = []
-    following: dict[tuple[Any, ...], tuple[datetime | None, tuple[datetime, ...]]] = {}
-    moved: dict[datetime | None, list[str]] = defaultdict(list)
-    for job_id, kind, method, url, handler, command, scheduled_for, *schedule in due:
-        key = (scheduled_for, *schedule)
-        if key not in following:
-            following[key] = _following_fire(job_id, Schedule(*schedule), scheduled_for, now)
-        next_run_at, missed = following[key]
-        moved[next_run_at].append(job_id)
-        target = mask_text(Job.target_of(kind=kind, method=method, url=url, handler=handler, command=command))
-        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed, target=target))
-    for next_run_at, ids in moved.items():
-        Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
-    return fires
-
-
-def _following_fire(
-    job_id: str, schedule: Schedule, scheduled_for: datetime, now: datetime
-) -> tuple[datetime | None, tuple[datetime, ...]]:
-    """The job's next fire after ``scheduled_for`` (never at or before ``now``), and the fires
-    between them that beat missed (at most MISSED_FIRES_RECORDED, the latest)."""
-    try:
-        following = schedule.next_fire(scheduled_for, now)
-    except Exception:  # a schedule written around the services (raw SQL) must not stop beat
-        logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
-        return None, ()
-    missed: tuple[datetime, ...] = ()
-    if now - scheduled_for >= timedelta(seconds=1):  # no schedule fires twice within a second
-        try:
-            missed = tuple(schedule.missed(scheduled_for, now, limit=MISSED_FIRES_RECORDED))
-        except Exception:  # only bookkeeping: the job fires on all the same
-            logger.exception("job %s: could not list the fires it missed", job_id)
-    if missed:
-        logger.warning(
-            "job %s: %d fire(s) from %s to %s fell due before beat could fire them; the fire at %s stands for them",
-            job_id, len(missed), missed[0].isoformat(), missed[-1].isoformat(), scheduled_for.isoformat(),
-        )  # fmt: skip
-    return following, missed
-
-
-def reconcile_next_runs(
-    *, now: datetime, after: str, limit: int, memo: dict[tuple[str, str], datetime | None]
-) -> tuple[str, int]:
-    """Repair ``next_run_at`` of up to ``limit`` jobs with an id above ``after``; returns (the last
-    id looked at, or "" once past the last job; how many were repaired).
-
-    Beat fires from ``next_run_at``, which the services keep right. A change made around them (a
-    queryset ``update()``, raw SQL) can leave it wrong: a job set active with no next fire, a cron
-    edited without moving its next fire. Beat walks the whole table with this in small steps, so
-    such a change is picked up within one pass. ``memo`` keeps each cron's next fire between calls.
-    ``now`` is beat's horizon: the fires due by then are claimed or being claimed (see
-    ``claim_due_fires``' ``until``).
-    """
-    rows = list(
-        Job.objects.filter(pk__gt=after)
-        .order_by("pk")
-        .values_list("id", "status", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
-    )
-    repaired = 0
-    for job_id, status, next_run_at, *schedule in rows:
-        expected = _expected_next_run(job_id, status, next_run_at, Schedule(*schedule), now, memo)
-        if expected != next_run_at and Job.objects.filter(pk=job_id, status=status, next_run_at=next_run_at).update(
-            next_run_at=expected
-        ):
-            logger.warning(
-                "job %s: next run moved from %s to %s (its schedule was changed around the services)",
-                job_id, next_run_at, expected,
-            )  # fmt: skip
-            repaired += 1
-    last = rows[-1][0] if len(rows) == limit else ""
-    return last, repaired
-
-
-def _expected_next_run(
-    job_id: str,
-    status: str,
-    next_run_at: datetime | None,
-    schedule: Schedule,
-    now: datetime,
-    memo: dict[tuple[str, str], datetime | None],
-) -> datetime | None:
-    """What ``next_run_at`` should be, or the current value when it is right (or due: the claim
-    computes the following fire from the schedule as it is then)."""
-    if status != Job.Status.ACTIVE or schedule.trigger == Job.Trigger.MANUAL:
-        return None
-    if next_run_at is not None and next_run_at <= now:
-        return next_run_at
-    if schedule.trigger == Job.Trigger.CRON:
-        key = (schedule.cron, schedule.timezone)
-        if key not in memo or (memo[key] is not None and memo[key] <= now):
-            try:
-                memo[key] = schedule.first_fire(now)
-            except Exception:  # a schedule broken around the services fires no more
-                memo[key] = None
-                if next_run_at is not None:
-                    logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
-        return memo[key]
-    if schedule.trigger == Job.Trigger.INTERVAL:
-        latest = now.replace(microsecond=0) + timedelta(seconds=schedule.interval_seconds or 0)
-        return next_run_at if next_run_at is not None and next_run_at <= latest else latest
-    # date: a one-off that has not fired yet fires at its run_at; one that has stays as it is
-    if schedule.run_at is not None and schedule.run_at > now:
-        return schedule.run_at
-    return None
-
-
-def next_due_at() -> datetime | None:
-    """When the earliest active job is due (index ``job_due_idx``)."""
-    return (
-        Job.objects.filter(status=Job.Status.ACTIVE, next_run_at__isnull=False)
-        .order_by("next_run_at")
-        .values_list("next_run_at", flat=True)
-        .first()
-    )
-
-
-def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: bool = True) -> None:
-    """Fold a finished run into the job's counters with one atomic UPDATE (exact under concurrency).
-
-    ``last_run_at`` and ``last_run_status`` move only forward: a run that started before the
-    one already recorded does not replace it. Every run ends here, so the statement is written
-    out rather than built by the ORM each time, which cost most of a millisecond per run.
-    """
-    from runs.models import Run
-
-    succeeded = counted and status == Run.Status.SUCCESS
-    params = {
-        "at": Job._meta.get_field("last_run_at").get_db_prep_value(started_at, connection),
-        "status": status,
-        "runs": int(counted),
-        "successes": int(succeeded),
-        "failures": int(counted and not succeeded),
-        "id": job_id,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_RECORD_RUN, params)
-
-
-# Every expression in SET reads the row as it was before the UPDATE (in PostgreSQL and SQLite;
-# MySQL would read last_run_at already set, hence the order).
-_RECORD_RUN = """
-UPDATE jobs_job SET
-    last_run_status = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(status)s ELSE last_run_status END,
-    last_run_at = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(at)s ELSE last_run_at END,
-    run_count = run_count + %(runs)s,
-    success_count = success_count + %(successes)s,
-    failure_count = failure_count + %(failures)s
-WHERE id = %(id)s
-"""
-
-
-def job_complete_if_fired(*, job_id: str) -> None:
-    """A one-off job whose fire has been claimed (next_run_at cleared) is completed by its run."""
-    done = Job.objects.filter(
-        pk=job_id, trigger=Job.Trigger.DATE, status=Job.Status.ACTIVE, next_run_at__isnull=True
-    ).update(status=Job.Status.COMPLETED)
-    if done:
-        # A queryset update skips django-celery-beat's change signal: bump it by hand.
-        PeriodicTask.objects.filter(crontask_job__pk=job_id).update(enabled=False)
-        PeriodicTasks.update_changed()
-
-
 def _check_keys(data: Mapping[str, Any], *, job: Job | None = None) -> dict[str, Any]:
     unknown = sorted(set(data) - EDITABLE_FIELDS - INPUT_ONLY_FIELDS)
     if unknown:
@@ -485,11 +275,12 @@ def _resumed_status(job: Job, now: datetime) -> str:
     A one-off job whose ``run_at`` passed while it was paused is not run late: if it fired before
     the pause it is completed, otherwise it needs a new ``run_at``.
     """
-    from runs.models import Run
-
     if job.trigger != Job.Trigger.DATE or job.run_at is None or job.run_at > now:
         return Job.Status.ACTIVE
-    if job.runs.filter(trigger=Run.Trigger.SCHEDULED, scheduled_for__gte=job.run_at).exists():
+    # Whether beat fired it is recorded by its scheduled run. Read through the reverse relation
+    # (runs sit above jobs and are not imported here); "scheduled" is Run.Trigger.SCHEDULED, a
+    # value of the public API that does not change.
+    if job.runs.filter(trigger=SCHEDULED_RUN, scheduled_for__gte=job.run_at).exists():
         return Job.Status.COMPLETED
     raise ValidationError({"run_at": "Passed while the job was paused: give it a new run_at to run it."})
 

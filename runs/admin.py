@@ -1,4 +1,8 @@
-"""Runs in the admin: a read-only record, cheap to list on a large table."""
+"""Runs in the admin: a read-only record, cheap to list on a large table.
+
+And the job admin as users see it: ``jobs.admin.JobAdmin`` with what shows or makes runs (the
+last run's link, the recent runs, the last run status filter, run now), registered here.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,21 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString, mark_safe
 
-from crontask.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
+from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
+from jobs import admin as jobs_admin
+from jobs.models import Job
 from jobs.secrets import mask_overrides
+from runs import services
 from runs.models import Run
+
+RECENT_RUNS = 20
 
 # The columns the list shows. The captured text (output, response body, log, traceback: up to
 # CRONTASK_MAX_OUTPUT_BYTES each) is only read on a run's own page.
@@ -138,3 +148,97 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
     @admin.display(description="overrides")
     def overrides_masked(self, run: Run) -> SafeString:
         return format_html(TEXT_BLOCK, json.dumps(mask_overrides(run.overrides), indent=2))
+
+
+class LastRunStatusFilter(admin.SimpleListFilter):
+    """The run statuses as options. The field has no choices, so the stock filter would read the
+    distinct values of the whole job table on every page of the list."""
+
+    title = "last run status"
+    parameter_name = "last_run_status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, str(label)) for value, label in Run.Status.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        return queryset.filter(last_run_status=self.value()) if self.value() else queryset
+
+
+@admin.register(Job)
+class JobAdmin(jobs_admin.JobAdmin):
+    list_display = [
+        "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",
+    ]  # fmt: skip
+    list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system"]
+    readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "recent_runs"]
+    fieldsets = [*jobs_admin.JobAdmin.fieldsets, ("Recent runs", {"fields": ["recent_runs"]})]
+    actions = ["pause_jobs", "resume_jobs", "run_jobs_now", "delete_jobs"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        latest = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("id")[:1]
+        return super().get_queryset(request).annotate(last_run_id=Subquery(latest))
+
+    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not request.user.has_perm("runs.view_run"):  # the runs' errors are theirs to see
+            fieldsets = [f for f in fieldsets if f[0] != "Recent runs"]
+        return fieldsets
+
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, job: Job) -> SafeString | str:
+        if not job.last_run_at:
+            return "—"
+        url = reverse("admin:runs_run_change", args=[job.last_run_id]) if job.last_run_id else "#"
+        return format_html(
+            '<a href="{}">{}</a> {}', url, badge(job.last_run_status), f"{job.last_run_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+    @admin.display(description="last 20 runs")
+    def recent_runs(self, job: Job) -> SafeString:
+        runs = list(
+            Run.objects.filter(job=job)
+            .order_by("-id")
+            .only("id", "trigger", "status", "scheduled_for", "started_at", "duration_ms", "status_code", "error")[
+                :RECENT_RUNS
+            ]
+        )
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:runs_run_change", args=[r.pk]), r.pk, r.trigger, badge(r.status),
+                    f"{r.started_at:%Y-%m-%d %H:%M:%S}" if r.started_at else "—",
+                    f"{r.duration_ms} ms" if r.duration_ms is not None else "—",
+                    r.status_code or "", r.error[:120],
+                )
+                for r in runs
+            ),
+        )  # fmt: skip
+        all_runs = reverse("admin:runs_run_changelist") + "?" + urlencode({"job": job.pk})
+        return format_html(
+            '<table class="ct-recent-runs"><thead><tr><th>run</th><th>trigger</th><th>status</th><th>started</th>'
+            "<th>duration</th><th>code</th><th>error</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All runs of this job</a></p>',
+            rows or mark_safe('<tr><td colspan="7">No runs yet.</td></tr>'),
+            all_runs,
+        )
+
+    @admin.action(description="Run selected jobs now", permissions=["change"])
+    def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._each(request, queryset, _run_now, "queued to run")
+
+    def get_urls(self) -> list[URLPattern]:
+        button = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/run-now/", button(self.run_now_view), name="jobs_job_run_now"),
+            *super().get_urls(),
+        ]
+
+    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._button(request, object_id, _run_now, "queued to run")
+
+
+def _run_now(job: Job, actor: Any) -> str | None:
+    services.job_run_now(job=job, actor=actor)
+    return None

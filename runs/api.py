@@ -1,13 +1,37 @@
+"""The runs API, and the jobs API's actions that make a run (run now, bulk run)."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from rest_framework import generics, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
+from jobs import api as jobs_api
 from jobs.models import Job
+from jobs.serializers import RunNowSerializer
+from runs import services
 from runs.filters import RunFilter
 from runs.models import Run
 from runs.serializers import RunListSerializer, RunSerializer
+
+
+# /api/jobs/: the jobs' viewset with the actions that queue a run (``run``, bulk ``run``). (A
+# comment, not a docstring: drf-spectacular would make a docstring every operation's description.)
+class JobViewSet(jobs_api.JobViewSet):
+    bulk_services = {**jobs_api.JobViewSet.bulk_services, "run": services.job_run_now}
+
+    @extend_schema(request=RunNowSerializer, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def run(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        overrides = RunNowSerializer(data=request.data if request.data else {}, context={"job": job})
+        overrides.is_valid(raise_exception=True)
+        run = services.job_run_now(job=job, overrides=overrides.validated_data, actor=request.user)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet):

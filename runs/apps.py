@@ -6,3 +6,9 @@ from django.apps import AppConfig
 class RunsConfig(AppConfig):
     name = "runs"
     verbose_name = "Runs"
+
+    def ready(self) -> None:
+        # Register the tasks in every process (web, commands, worker): runs.services sends
+        # execute_job through the app's registry by its name, since runs.tasks imports
+        # runs.services and not the reverse.
+        from runs import tasks  # noqa: F401

@@ -1,7 +1,7 @@
 """Claiming a run: the one delivery that runs a fire, a manual run or a retry, and whether it runs.
 
 A run is claimed once, however often its message is delivered. Where the run is:
-- a fire that beat recorded as a ``queued`` run (``runs.outbox``): the row with no ``worker`` yet
+- a fire that beat recorded as a ``queued`` run (``scheduling.outbox``): the row with no ``worker`` yet
   is locked and taken;
 - a fire from a message beat did not record (the stock DatabaseScheduler, an older beat): the
   run is inserted under the unique (job, scheduled_for, attempt), and a second delivery fails;
@@ -14,7 +14,7 @@ not yet due (beat sends fires ahead) is claimed but stays ``queued``, held by it
 ``runs.services`` starts it at its time.
 
 A claim is one transaction, and a worker runs it again after a lost database connection
-(``crontask.outage.retrying``). If the first commit did happen, the second attempt finds the run
+(``core.outage.retrying``). If the first commit did happen, the second attempt finds the run
 claimed by this very delivery (the same worker process and message id) and takes it as its own,
 so a lost acknowledgement neither drops the fire nor runs it twice.
 """
@@ -31,9 +31,9 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from jobs import services as job_services
 from jobs.models import Job
 from jobs.secrets import mask_text
+from runs.accounting import job_complete_if_fired, job_record_run
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -309,6 +309,6 @@ def _count_skipped(run: Run, job: Job) -> None:
         "run skipped run_id=%s job_id=%s reason=%s", run.pk, job.pk, run.error,
         extra={"run_id": run.pk, "job_id": job.pk, "status": run.status, "reason": run.error},
     )  # fmt: skip
-    job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at, counted=False)
+    job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at, counted=False)
     if run.trigger == Run.Trigger.SCHEDULED and job.trigger == Job.Trigger.DATE:
-        job_services.job_complete_if_fired(job_id=job.pk)
+        job_complete_if_fired(job_id=job.pk)

@@ -93,7 +93,7 @@ class Run(models.Model):
             models.Index(fields=["status", "-id"], name="run_status_idx"),
             # Retention (runs.retention): a job's runs queued before the cutoff.
             models.Index(fields=["job", "queued_at"], name="run_job_queued_idx"),
-            # Beat's outbox sweep (runs.outbox.waiting_runs): queued runs no worker has taken, oldest
+            # Beat's outbox sweep (scheduling.outbox.waiting_runs): queued runs no worker has taken, oldest
             # first. Few rows, except while the broker is down.
             models.Index(fields=["queued_at"], name="run_waiting_idx", condition=Q(status="queued")),
         ]

@@ -1,13 +1,13 @@
 """Running a job: claim the Run (``runs.claims``), execute, record how it ended.
 
-Every run exists as a ``queued`` row before its message is sent (``runs.outbox``), and one
+Every run exists as a ``queued`` row before its message is sent (``scheduling.outbox``), and one
 delivery claims it, so a message delivered twice, or fired by two schedulers, makes one run. A
 run is finished by a conditional update too: only a run still ``running`` (or claimed ahead and
 still ``queued``) takes its outcome, so a run the reaper marked ``lost`` stays lost and is
 counted once.
 
 The database may go away under a worker. The claim and the outcome are retried on a new
-connection for a bounded time (``crontask.outage.retrying``): a call that was made is recorded
+connection for a bounded time (``core.outage.retrying``): a call that was made is recorded
 as it ended, never as failed or lost because its outcome could not be written at first, and a
 retry is queued only when the call itself failed or never happened.
 
@@ -24,27 +24,32 @@ import os
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from celery import Task, current_app
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from crontask.outage import DATABASE_DISCONNECTS, describe, retrying
-from jobs import executors
-from jobs import services as job_services
-from jobs.executors.base import Outcome, Progress, json_safe, storable_text
+from core.outage import DATABASE_DISCONNECTS, describe, retrying
+from jobs.beat_sync import EXECUTE_TASK
 from jobs.models import Job
-from jobs.secrets import mask_json_values, mask_text, mask_values, secret_values
-from runs import claims, outbox
+from jobs.secrets import mask_json_values, mask_text, mask_values, restore_masked, secret_values
+from jobs.services import check_shell_permission
+from runs import claims, executors
+from runs.accounting import job_complete_if_fired, job_record_run
 from runs.claims import Claimant
+from runs.executors.base import Outcome, Progress, json_safe, storable_text
 from runs.models import Run
+
+if TYPE_CHECKING:
+    from jobs.services import Actor
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,6 +61,14 @@ CLAIM_RETRY_SECONDS = 10.0
 START_RETRY_SECONDS = 2.0
 #: How hard a request or a worker tries the broker before leaving a run for beat to send.
 SEND_RETRY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0, "interval_max": 0.2}
+
+
+def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None, actor: Actor = None) -> Run:
+    """Queue a manual run of the job, whatever its status, for a user (the API, the admin)."""
+    check_shell_permission(actor, job.kind)
+    # A mask among one-off values (copied from a run's masked overrides) stands for no value the
+    # job keeps: refused, rather than sent as the header or kwarg.
+    return run_enqueue_manual(job=job, overrides=restore_masked(dict(overrides or {}), None))
 
 
 def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:
@@ -531,9 +544,9 @@ def _masked(text: str, secrets: Sequence[str]) -> str:
 def _record(run: Run, job: Job, *, retry: bool = True) -> None:
     """Counters, one-off completion and the retry chain (unless ``retry`` is False: the call was
     made). Call in the transaction that ended the run."""
-    job_services.job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at)
+    job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at)
     if run.trigger != Run.Trigger.MANUAL and job.trigger == Job.Trigger.DATE:  # only one-offs complete
-        job_services.job_complete_if_fired(job_id=job.pk)
+        job_complete_if_fired(job_id=job.pk)
     failed = run.status in (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST)
     if retry and failed and run.attempt <= job.max_retries:
         _queue_retry(run, job)
@@ -564,13 +577,12 @@ def _queue(*, job_id: str, run_id: int, countdown: float = 0) -> None:
     """Send the queued run's message once the transaction that created it commits.
 
     If the broker cannot take it, the run stays queued and unsent, and beat sends it when the
-    broker is back (``runs.outbox``): the caller (a request, a finishing run) goes on unharmed.
+    broker is back (``scheduling.outbox``): the caller (a request, a finishing run) goes on unharmed.
     """
-    from runs.tasks import execute_job
 
     def send() -> None:
         try:
-            execute_job.apply_async(
+            execute_job().apply_async(
                 kwargs={"job_id": job_id, "run_id": run_id}, countdown=countdown or None, retry_policy=SEND_RETRY
             )
         except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the run is safe
@@ -578,11 +590,24 @@ def _queue(*, job_id: str, run_id: int, countdown: float = 0) -> None:
                            run_id, job_id, describe(exc))  # fmt: skip
             return
         try:
-            outbox.mark_runs_sent([run_id], at=timezone.now())
+            mark_runs_sent([run_id], at=timezone.now())
         except DatabaseError as exc:  # beat then sends it once more; its claim takes it once
             logger.warning("could not note that run %s was sent: %s", run_id, describe(exc))
 
     transaction.on_commit(send)
+
+
+def execute_job() -> Task:
+    """The ``execute_job`` task, from the Celery app's registry by its name (``RunsConfig.ready``
+    registers runs.tasks): runs.tasks calls this module, so this module does not import it. The
+    task itself, not a message sent by name: its options and the app's (eager mode) apply."""
+    return current_app.tasks[EXECUTE_TASK]
+
+
+def mark_runs_sent(pks: Sequence[int], *, at: datetime) -> None:
+    """Note that the runs' messages were handed to the broker (beat's outbox sends the others)."""
+    if pks:
+        Run.objects.filter(pk__in=pks).update(sent_at=at)
 
 
 def _ms(start: datetime, end: datetime) -> int:

@@ -63,8 +63,8 @@ def test_the_queue_watcher_reads_each_fire_of_every_message_beat_publishes():
     from kombu import Connection, Queue
 
     from crontask.celery import app
-    from crontask.scheduler import FirePublisher
-    from jobs.services import Fire
+    from scheduling.fires import Fire
+    from scheduling.scheduler import FirePublisher
 
     url, name = "redis://127.0.0.1:6379/14", f"bench-watch-{uuid.uuid4().hex[:8]}"
     at = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ import yaml
 from django.core.management import call_command
 from django.test import Client
 
-from crontask.logs import JsonFormatter
+from core.logs import JsonFormatter
 from jobs import services
 from runs.services import run_in_foreground
 from tests.e2e.conftest import _free_port
@@ -194,7 +194,7 @@ def test_json_logs_are_one_object_per_line_with_the_events_fields():
     import json
     import logging
 
-    from crontask.logs import JsonFormatter
+    from core.logs import JsonFormatter
 
     record = logging.LogRecord("runs.services", logging.INFO, __file__, 1, "run finished", None, None)
     record.run_id, record.job_id, record.status, record.duration_ms = 7, "ping", "success", 12

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
+from core.env import envbool, envint, envrate
 from crontask.bootstrap import ensure_admin_user
-from crontask.env import envbool, envint, envrate
 
 
 @pytest.mark.django_db

@@ -13,6 +13,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.admin import schedule_text
 from jobs.models import Job
+from runs.accounting import job_record_run
 from runs.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,7 @@ def test_the_job_list_shows_status_schedule_and_last_run_with_constant_queries(s
 
     job = services.job_create(data={"id": "ping", "interval_seconds": 10, "url": URL})
     run = Run.objects.create(job=job, trigger="scheduled", status="failed", started_at=timezone.now())
-    services.job_record_run(job_id="ping", status="failed", started_at=run.started_at)
+    job_record_run(job_id="ping", status="failed", started_at=run.started_at)
     few, page = page_queries()
     assert "every 10 seconds" in page
     assert "ct-badge" in page
@@ -63,7 +64,7 @@ def test_the_job_list_shows_status_schedule_and_last_run_with_constant_queries(s
         for n, status in enumerate(["success", "failed", "timeout"][: 1 + i % 3]):
             started = timezone.now() - timedelta(minutes=10 - n)
             latest = Run.objects.create(job=other, trigger="manual", status=status, started_at=started)
-            services.job_record_run(job_id=other.pk, status=status, started_at=started)
+            job_record_run(job_id=other.pk, status=status, started_at=started)
         last_runs.append(latest)
     assert set(Job.objects.values_list("kind", flat=True)) == {"http", "python", "shell"}
     assert set(Job.objects.values_list("trigger", flat=True)) == {"cron", "interval", "date", "manual"}
@@ -189,8 +190,8 @@ def assorted_jobs(settings):
               "handler_kwargs": {"url": URL}, "status": "paused"}
     )  # fmt: skip
     services.job_create(data={"id": "backup", "kind": "shell", "command": "pg_dump shop"})
-    services.job_record_run(job_id="web-ping", status="failed", started_at=now)
-    services.job_record_run(job_id="nightly", status="success", started_at=now)
+    job_record_run(job_id="web-ping", status="failed", started_at=now)
+    job_record_run(job_id="nightly", status="success", started_at=now)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crontask.search import MAX_TERM_LENGTH, MAX_TERMS
+from core.search import MAX_TERM_LENGTH, MAX_TERMS
 from jobs import services
 from runs.models import Run
 

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from jobs import services
 from jobs.models import Job
 from jobs.serializers import RunNowSerializer
+from runs.accounting import job_record_run
 from runs.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +115,7 @@ def test_jobs_filter_by_kind_last_run_status_and_system(api, settings):
     services.job_create(data={"id": "web", "interval_seconds": 5, "url": URL})
     services.job_create(data={"id": "py", **PY, "handler_kwargs": {"count": 1}})
     services.ensure_system_jobs()
-    services.job_record_run(job_id="web", status="failed", started_at=timezone.now())
+    job_record_run(job_id="web", status="failed", started_at=timezone.now())
     ids = lambda query: sorted(j["id"] for j in api.get(f"/api/jobs/?{query}").json()["results"])  # noqa: E731
     assert ids("kind=python") == ["cleanup-runs", "py"]
     assert ids("kind=http") == ["web"]

@@ -13,6 +13,7 @@ import pytest
 import time_machine
 
 from jobs import services
+from scheduling import fires
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def simulate(make_beat, zone: str, start: datetime, days: int) -> dict[str, list
     scheduler.publish = publish
     end = start + timedelta(days=days)
     for _ in range(days * 4):  # a bound, so a scheduler that stops firing fails instead of hanging
-        due = services.next_due_at()
+        due = fires.next_due_at()
         if due is None or due >= end:
             break
         with time_machine.travel(due + timedelta(milliseconds=3), tick=False):

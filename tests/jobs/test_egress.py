@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from crontask.env import envhosts
+from core.env import envhosts
 from jobs.egress import EgressDenied, Policy, check_host, policy
 
 DEFAULT = Policy.build([], [])

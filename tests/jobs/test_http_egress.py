@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from jobs import services as job_services
-from jobs.executors.http import USER_AGENT, HttpCall
+from runs.executors.http import USER_AGENT, HttpCall
 from runs.models import Run
 from runs.tasks import execute_job
 from tests.http_target import HttpTarget

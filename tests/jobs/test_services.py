@@ -11,6 +11,7 @@ from django_celery_beat.models import PeriodicTask
 from jobs import services
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import Job
+from scheduling import fires
 
 pytestmark = pytest.mark.django_db
 
@@ -139,7 +140,7 @@ def _fired_one_off(job_id: str, run_at: datetime) -> Job:
     with time_machine.travel(run_at.replace(hour=9), tick=False):
         job = services.job_create(data={"id": job_id, "run_at": run_at.isoformat(), **HTTP})
     with time_machine.travel(run_at, tick=False):
-        services.claim_due_fires(now=run_at, limit=10)
+        fires.claim_due_fires(now=run_at, limit=10)
     Run.objects.create(job=job, trigger="scheduled", scheduled_for=run_at, status="running", started_at=run_at)
     return Job.objects.get(pk=job_id)
 
@@ -165,7 +166,7 @@ def test_pausing_and_resuming_a_one_off_while_its_run_goes_on_does_not_fire_it_t
     assert job.next_run_at is None
     assert job.status == Job.Status.COMPLETED  # it had fired: resuming it has nothing left to do
     with time_machine.travel(NOW.replace(second=45), tick=False):
-        assert services.claim_due_fires(now=NOW.replace(second=45), limit=10) == []
+        assert fires.claim_due_fires(now=NOW.replace(second=45), limit=10) == []
 
 
 def test_a_one_off_whose_time_passed_while_paused_needs_a_new_date():

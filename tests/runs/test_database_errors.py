@@ -12,11 +12,12 @@ from django.db import OperationalError, connection
 
 from jobs import services as job_services
 from jobs.models import Job
-from jobs.services import Fire
-from runs import claims, outbox
+from runs import claims
 from runs import services as run_services
 from runs.models import Run
 from runs.tasks import execute_job
+from scheduling import outbox
+from scheduling.fires import Fire
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -158,7 +159,7 @@ def execute_job_retries() -> int:
 
 
 def test_an_outcome_the_database_refuses_as_it_is_is_not_retried(monkeypatch, queued_tasks):
-    from jobs.executors.base import Outcome
+    from runs.executors.base import Outcome
 
     make_job("http://127.0.0.1:9/", max_retries=1)
     # A negative status code breaks a CHECK constraint: the call was made, its outcome cannot be stored.

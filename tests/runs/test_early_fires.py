@@ -147,7 +147,7 @@ def test_a_forbid_job_claimed_ahead_counts_as_going(http_target, settings):
 
 
 def test_a_request_that_cannot_be_built_fails_when_sent_with_requests_own_reason():
-    from jobs.executors.http import HttpCall
+    from runs.executors.http import HttpCall
 
     call = HttpCall(method="GET", url="http://", headers={}, body="", timeout=5, max_bytes=1024)  # made ready: no error
     with pytest.raises(requests.RequestException) as raised:
@@ -174,7 +174,7 @@ def test_a_crash_while_a_call_is_made_ready_fails_its_run_with_secrets_masked(ht
 
 
 def test_a_call_made_ready_ahead_opens_its_connection_then_sends_on_it_at_its_time():
-    from jobs.executors.http import HttpCall
+    from runs.executors.http import HttpCall
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(2)
@@ -204,7 +204,7 @@ def test_a_call_made_ready_ahead_opens_its_connection_then_sends_on_it_at_its_ti
 
 
 def test_a_connection_that_cannot_be_opened_ahead_is_reported_when_the_call_is_sent():
-    from jobs.executors.http import HttpCall
+    from runs.executors.http import HttpCall
 
     call = HttpCall(
         method="GET", url="http://127.0.0.1:9/", headers={}, body="", timeout=5, max_bytes=1024, connect_within=0.5
@@ -242,7 +242,7 @@ def test_a_tls_connection_opened_ahead_is_the_one_the_call_uses(tmp_path, monkey
     import ssl
     import subprocess
 
-    from jobs.executors.http import HttpCall
+    from runs.executors.http import HttpCall
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(

@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from jobs import services as job_services
 from jobs.models import Job
+from runs import services as run_services
 from runs.models import Run
 from runs.tasks import execute_job
 
@@ -121,7 +122,7 @@ def test_a_compressed_answer_is_stored_decompressed(http_target):
 def test_run_now_queues_a_manual_run_after_commit_with_its_overrides(http_target, django_capture_on_commit_callbacks):
     job = make_job(f"{http_target.url}/echo", method="POST", body="from the job")
     with django_capture_on_commit_callbacks() as callbacks:
-        run = job_services.job_run_now(job=job, overrides={"body": "one-off"})
+        run = run_services.job_run_now(job=job, overrides={"body": "one-off"})
         assert run.status == "queued"
     assert len(callbacks) == 1  # queued only once the transaction commits
     execute_job.apply(kwargs={"job_id": "t", "run_id": run.pk}, throw=True)

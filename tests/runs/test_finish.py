@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from jobs import services as job_services
-from jobs.executors.base import Outcome
 from jobs.models import Job
 from runs import services as run_services
+from runs.executors.base import Outcome
 from runs.models import Run
 from runs.tasks import execute_job
 

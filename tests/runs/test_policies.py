@@ -13,6 +13,7 @@ from django.utils import timezone
 from jobs import services as job_services
 from jobs.models import Job
 from runs import services as run_services
+from runs.accounting import job_record_run
 from runs.models import Run
 from runs.tasks import execute_job
 
@@ -154,7 +155,7 @@ def test_job_counters_stay_exact_under_concurrent_runs():
     def record(status: str) -> None:
         try:
             for _ in range(25):
-                job_services.job_record_run(job_id="j", status=status, started_at=started)
+                job_record_run(job_id="j", status=status, started_at=started)
         finally:
             connection.close()
 
@@ -171,15 +172,15 @@ def test_job_counters_stay_exact_under_concurrent_runs():
 def test_last_run_moves_only_forward_and_skipped_runs_are_not_counted():
     make_job("http://127.0.0.1:9/")
     earlier, later = timezone.now() - timedelta(minutes=5), timezone.now()
-    job_services.job_record_run(job_id="j", status="success", started_at=later)
+    job_record_run(job_id="j", status="success", started_at=later)
     # A run that started earlier but ended later (a slow one) does not become the last run.
-    job_services.job_record_run(job_id="j", status="failed", started_at=earlier)
+    job_record_run(job_id="j", status="failed", started_at=earlier)
     job = Job.objects.get(pk="j")
     assert (job.last_run_at, job.last_run_status) == (later, "success")
     assert (job.run_count, job.success_count, job.failure_count) == (2, 1, 1)
 
     skipped_at = later + timedelta(seconds=1)
-    job_services.job_record_run(job_id="j", status="skipped", started_at=skipped_at, counted=False)
+    job_record_run(job_id="j", status="skipped", started_at=skipped_at, counted=False)
     job.refresh_from_db()
     assert (job.last_run_at, job.last_run_status) == (skipped_at, "skipped")
     assert (job.run_count, job.success_count, job.failure_count) == (2, 1, 1)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from jobs import services as job_services
-from jobs.executors.base import Outcome
 from jobs.secrets import MASK
 from runs import services as run_services
+from runs.executors.base import Outcome
 from runs.models import Run
 from runs.tasks import execute_job
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from jobs import services as job_services
-from jobs.executors.shell import command_argv, execute_shell, needs_shell
+from runs.executors.shell import command_argv, execute_shell, needs_shell
 from runs.models import Run
 from runs.tasks import execute_job
 

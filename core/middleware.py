@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-from crontask.outage import DATABASE_DISCONNECTS, describe
-from crontask.views import is_api
+from core.outage import DATABASE_DISCONNECTS, describe
+from core.views import is_api
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class RejectNulMiddleware:
 class DatabaseUnavailableMiddleware:
     """A request that meets a database that is down or restarting gets 503 with the reason and a
     Retry-After, not a 500: nothing is wrong with the request, and it will work again shortly.
-    (Workers and beat wait for the database themselves: see crontask.outage.)"""
+    (Workers and beat wait for the database themselves: see core.outage.)"""
 
     RETRY_AFTER_SECONDS = 5
 

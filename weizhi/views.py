@@ -1,6 +1,6 @@
 """Drop-in paths for clients of the Weizhi Crontask service (its README's API, unchanged).
 
-``POST /jobs``, ``GET /jobs/{id}``, ``DELETE /jobs/{id}``, ``GET /jobs/{id}/runs``,
+``GET /health``, ``POST /jobs``, ``GET /jobs/{id}``, ``DELETE /jobs/{id}``, ``GET /jobs/{id}/runs``,
 ``GET /demo/target``. Same services, same validation, same auth as /api/; only the shapes are
 Weizhi's. With CRONTASK_ALLOW_ANONYMOUS_API their reads need no login (Weizhi's clients never
 sent one); writes always do. Errors are 400 with field-keyed messages (Weizhi answered 422) and 409 on a duplicate id.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -20,12 +21,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crontask.pagination import _bounded
+from core.pagination import _bounded
 from jobs import services
 from jobs.models import Job
 from jobs.secrets import mask_text, masked_job
 from jobs.triggers import get_zone
 from runs.models import Run
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    """Liveness of the web process and its database: the Weizhi-compatible ``GET /health``."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure means unhealthy
+        return JsonResponse({"status": "error"}, status=503)
+    return JsonResponse({"status": "ok"})
 
 
 class WeizhiJobSerializer(serializers.Serializer):

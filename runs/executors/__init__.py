@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from jobs.executors.base import Outcome, Progress
-from jobs.executors.http import HttpCall
-from jobs.executors.python import execute_python
-from jobs.executors.shell import execute_shell
+from runs.executors.base import Outcome, Progress
+from runs.executors.http import HttpCall
+from runs.executors.python import execute_python
+from runs.executors.shell import execute_shell
 
 if TYPE_CHECKING:
     from jobs.models import Job

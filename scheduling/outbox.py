@@ -3,7 +3,7 @@
 Every run exists as a row before any message for it is sent. Beat records each fire it claims
 as a ``queued`` run in the same transaction that claims it (``record_fires``) and sends the
 message after that commits; a manual run or a retry is created ``queued`` by the request or the
-worker and sent once that commits. ``sent_at`` says when its message was handed to the broker.
+worker and sent once that commits (``runs.services``). ``sent_at`` says when its message was handed to the broker.
 
 A queued run no worker has taken (``worker`` is empty) is waiting for its message, and beat
 sends it again (``waiting_runs``) when
@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 
-from jobs.services import Fire
 from runs.models import Run
+from scheduling.fires import Fire
 
 #: Seconds a run created by another process is left to that process to send, before beat does.
 SETTLE_SECONDS = 2.0
@@ -113,11 +113,6 @@ def mark_fires_unsent(fires: Sequence[Fire]) -> None:
         Run.objects.filter(scheduled_for=scheduled_for, attempt=1, job_id__in=job_ids, worker="").update(sent_at=None)
 
 
-def mark_runs_sent(pks: Sequence[int], *, at: datetime) -> None:
-    if pks:
-        Run.objects.filter(pk__in=pks).update(sent_at=at)
-
-
 def waiting_runs(
     *, now: datetime, resend_after: float, lost_before: datetime | None = None, limit: int = 1000
 ) -> list[WaitingRun]:
@@ -140,7 +135,7 @@ def waiting_runs(
 def coalesce_waiting(*, now: datetime, resend_after: float, lost_before: datetime | None = None) -> int:
     """Skip, with the reason, each waiting fire (see ``waiting_runs``) of a job whose later fire is
     due too: after a broker outage a job runs once, for its latest fire, not once per fire it
-    missed (as after beat or the database was down, ``jobs.services.claim_due_fires``). Returns
+    missed (as after beat or the database was down, ``scheduling.fires.claim_due_fires``). Returns
     how many were skipped."""
     later = Run.objects.filter(
         job_id=OuterRef("job_id"),

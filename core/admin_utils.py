@@ -13,7 +13,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from crontask import search
+from core import search
 
 STATUS_COLOURS = {
     "active": "#2e7d32", "success": "#2e7d32",

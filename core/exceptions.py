@@ -10,7 +10,17 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from jobs.errors import JobConflict
+
+class Conflict(Exception):
+    """The request conflicts with the state of what it names (HTTP 409, keyed by ``field``).
+
+    The apps' own conflicts (``jobs.errors.JobConflict``) derive from it, so that this handler,
+    below them, maps them without knowing them."""
+
+    def __init__(self, message: str, *, field: str = "id") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -21,6 +31,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response({"detail": str(exc) or "Bad request."}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, PermissionDenied) and str(exc):  # a service's refusal, with its reason
         return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
-    if isinstance(exc, JobConflict):
+    if isinstance(exc, Conflict):
         return Response({exc.field: [exc.message]}, status=status.HTTP_409_CONFLICT)
     return exception_handler(exc, context)

@@ -7,7 +7,7 @@ import shlex
 import subprocess
 import time
 
-from jobs.executors.base import Outcome, OutputBuffer, Progress, kill_group, pump
+from runs.executors.base import Outcome, OutputBuffer, Progress, kill_group, pump
 
 # Characters that only a shell gives meaning to: pipes, redirections, variables, globs, lists.
 SHELL_SYNTAX = set("|&;<>()$`*?[]{}~!#\n")

@@ -4,7 +4,7 @@ Each search term becomes an OR of one ``ILIKE`` per search field, and the terms 
 query grows with the number of terms (1,000 terms made SQLite refuse it, "Expression tree is
 too large", and cost PostgreSQL 5,000 ILIKEs) and each ILIKE's cost with the term's length.
 The API refuses a search past the bounds (400 naming ``search``); the admin searches with the
-terms within them and says which it left out (see ``crontask.admin_utils.BoundedSearchMixin``).
+terms within them and says which it left out (see ``core.admin_utils.BoundedSearchMixin``).
 """
 
 from __future__ import annotations

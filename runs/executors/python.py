@@ -26,8 +26,8 @@ from typing import Any
 from django.db import connections
 
 from jobs import handlers
-from jobs.executors.base import Outcome, OutputBuffer, Progress, clip, json_safe, kill_group, pump, storable_text
 from jobs.expressions import ExpressionError, resolve_kwargs
+from runs.executors.base import Outcome, OutputBuffer, Progress, clip, json_safe, kill_group, pump, storable_text
 
 # The child cuts each text of its report (result or error and traceback) to max_bytes; JSON
 # escaping can make a text up to six times longer, so the parent reads up to this many times

@@ -10,6 +10,7 @@ from django.db import connection
 
 from jobs import services
 from jobs.models import Job
+from scheduling import fires
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +20,7 @@ T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
 
 def reconcile(at: datetime, limit: int = 100) -> int:
     with time_machine.travel(at, tick=False):
-        last, repaired = services.reconcile_next_runs(now=at, after="", limit=limit, memo={})
+        last, repaired = fires.reconcile_next_runs(now=at, after="", limit=limit, memo={})
     assert last == ""  # one call walked every job
     return repaired
 
@@ -37,7 +38,7 @@ def test_jobs_written_by_the_services_are_never_repaired():
     for seconds in (7, 95, 301, 3601):  # after fires claimed at various times
         at = T0 + timedelta(seconds=seconds, milliseconds=5)
         with time_machine.travel(at, tick=False):
-            services.claim_due_fires(now=at, limit=100)
+            fires.claim_due_fires(now=at, limit=100)
         assert reconcile(at + timedelta(milliseconds=10)) == 0
 
 
@@ -89,7 +90,7 @@ def test_the_walk_goes_through_the_table_in_steps():
     Job.objects.update(status=Job.Status.ACTIVE)
     at, after, steps, repaired = T0 + timedelta(seconds=1), "", 0, 0
     while True:
-        after, fixed = services.reconcile_next_runs(now=at, after=after, limit=2, memo={})
+        after, fixed = fires.reconcile_next_runs(now=at, after=after, limit=2, memo={})
         steps, repaired = steps + 1, repaired + fixed
         if not after:
             break

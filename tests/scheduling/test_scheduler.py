@@ -11,6 +11,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from jobs import services
 from jobs.models import Job
+from scheduling import fires as job_fires
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
 
 def claim_at(when: datetime) -> list[tuple[str, datetime]]:
     with time_machine.travel(when, tick=False):
-        return [(f.job_id, f.scheduled_for) for f in services.claim_due_fires(now=when, limit=100)]
+        return [(f.job_id, f.scheduled_for) for f in job_fires.claim_due_fires(now=when, limit=100)]
 
 
 def test_a_minute_cron_fires_at_the_boundary_and_pause_and_resume_stop_and_restart_it():
@@ -143,8 +144,8 @@ def test_the_publisher_sends_the_message_the_worker_task_takes():
     from kombu import Connection
 
     from crontask.celery import app
-    from crontask.scheduler import FirePublisher
-    from jobs.services import Fire
+    from scheduling.fires import Fire
+    from scheduling.scheduler import FirePublisher
 
     fires = [Fire(job_id=f"j{i}", scheduled_for=T0.replace(microsecond=0) + timedelta(seconds=i)) for i in range(3)]
     with Connection("memory://") as conn:
@@ -167,7 +168,7 @@ def published(fires, batch_size: int, settings) -> list[tuple[str, dict]]:
     from kombu import Connection
 
     from crontask.celery import app
-    from crontask.scheduler import FirePublisher
+    from scheduling.scheduler import FirePublisher
 
     settings.CRONTASK_FIRE_BATCH_SIZE = batch_size
     with Connection("memory://") as conn:
@@ -182,7 +183,7 @@ def published(fires, batch_size: int, settings) -> list[tuple[str, dict]]:
 
 
 def test_the_http_fires_of_a_burst_go_out_in_even_batches_and_the_others_alone(settings):
-    from jobs.services import Fire
+    from scheduling.fires import Fire
 
     at = T0.replace(microsecond=0)
     calls = [Fire(job_id=f"h{i:02d}", scheduled_for=at, kind="http") for i in range(45)]
@@ -198,7 +199,7 @@ def test_the_http_fires_of_a_burst_go_out_in_even_batches_and_the_others_alone(s
 
 
 def test_a_lone_http_fire_and_a_batch_size_of_one_send_each_fire_on_its_own(settings):
-    from jobs.services import Fire
+    from scheduling.fires import Fire
 
     at = T0.replace(microsecond=0)
     calls = [Fire(job_id=f"h{i}", scheduled_for=at, kind="http") for i in range(3)]
@@ -216,7 +217,7 @@ def test_a_claimed_fire_carries_its_jobs_kind(settings):
         services.job_create(data={"id": "call", "interval_seconds": 10, **HTTP})
         services.job_create(data={"id": "sh", "interval_seconds": 10, "kind": "shell", "command": "true"})
     with time_machine.travel(T0 + timedelta(seconds=10), tick=False):
-        fires = services.claim_due_fires(now=T0 + timedelta(seconds=10), limit=10)
+        fires = job_fires.claim_due_fires(now=T0 + timedelta(seconds=10), limit=10)
     assert sorted((f.job_id, f.kind) for f in fires) == [("call", "http"), ("sh", "shell")]
 
 
@@ -284,7 +285,7 @@ def test_a_late_beat_claiming_with_a_lead_skips_no_fire_still_to_come(make_beat,
 
 
 def test_http_fires_due_at_different_times_go_in_different_batches(settings):
-    from jobs.services import Fire
+    from scheduling.fires import Fire
 
     at = T0.replace(microsecond=0)
     fires = [Fire(job_id=f"h{i:02d}", scheduled_for=at + timedelta(seconds=i % 2), kind="http") for i in range(8)]

@@ -32,8 +32,8 @@ from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
 from jobs import egress
-from jobs.executors.base import Outcome, OutputBuffer
 from jobs.secrets import mask_values, value_forms
+from runs.executors.base import Outcome, OutputBuffer
 
 USER_AGENT = "crontask/1.0"
 READ_SIZE = 8192

@@ -1,5 +1,5 @@
 """The database is the record, the broker only the carrier: every run is a row before its message
-is sent, and beat sends again what the broker could not take or may have lost (runs.outbox)."""
+is sent, and beat sends again what the broker could not take or may have lost (scheduling.outbox)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import time_machine
 from kombu.exceptions import OperationalError as BrokerDown
 
 from jobs import services as job_services
-from jobs.services import Fire
-from runs import outbox
 from runs import services as run_services
 from runs.models import Run
 from runs.tasks import execute_job
+from scheduling import outbox
+from scheduling.fires import Fire
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +89,7 @@ def test_the_worker_takes_the_run_beat_recorded_and_makes_no_other(beat, http_ta
 
 
 def test_fires_beat_cannot_send_wait_as_queued_runs_and_go_once_the_broker_is_back(beat, caplog):
-    caplog.set_level(logging.INFO, logger="crontask.scheduler")
+    caplog.set_level(logging.INFO, logger="scheduling.scheduler")
     make_job()
     beat.broker_stub.down = True
     for n in range(4):  # four fires while the broker is down: beat claims each one on time

@@ -1,0 +1,1 @@
+"""Shared plumbing, below every app: settings helpers, DRF classes, logging, middleware, admin helpers."""

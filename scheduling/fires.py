@@ -1,0 +1,177 @@
+"""Beat's side of the job table: claiming the fires due, and repairing ``next_run_at``.
+
+Beat fires from ``Job.next_run_at``. ``claim_due_fires`` moves it on for the jobs due now and
+returns one ``Fire`` per job; beat records them as runs (``scheduling.outbox``) in the same
+transaction and then publishes them (``scheduling.scheduler``). ``reconcile_next_runs`` walks
+the table in small steps and repairs a ``next_run_at`` that a change made around the services
+left wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobs.models import Job
+from jobs.secrets import mask_text
+from jobs.triggers import Schedule
+
+logger = logging.getLogger(__name__)
+
+#: Fires a beat that fell behind records as skipped, per job and claim: the latest ones.
+MISSED_FIRES_RECORDED = 100
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One nominal fire of a job, claimed by the scheduler."""
+
+    job_id: str
+    scheduled_for: datetime
+    #: The job's kind when it was claimed: beat sends the HTTP fires of a burst together.
+    kind: str = ""
+    #: The job's later fires that fell due before beat could claim this one (it was stopped, or
+    #: cut off from the database): this fire stands for them, and they are recorded as skipped.
+    missed: tuple[datetime, ...] = ()
+    #: What its run runs (``Job.target``, secrets masked), recorded with the run.
+    target: str = ""
+
+
+def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None) -> list[Fire]:
+    """Claim up to ``limit`` fires due by ``until`` (default: ``now``, the current time) by moving
+    each job's ``next_run_at`` on. Beat claims a little ahead (CRONTASK_FIRE_LEAD_MS); each
+    job's following fire is still the first after ``now``, so no fire in the lead is skipped.
+
+    The due rows are locked while they are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
+    SQLite's IMMEDIATE transactions let one writer in at a time), so two schedulers never claim
+    the same fire, and a job that a request is editing right now is left for the next tick.
+    Jobs that share a schedule and a due time (a burst) share one computation and one UPDATE.
+    Beat records the fires as runs in the same transaction and publishes them once it commits
+    (``scheduling.outbox``): a fire it could not publish stays recorded, and is sent later.
+    """
+    due = (
+        Job.objects.select_for_update(skip_locked=True)
+        .filter(status=Job.Status.ACTIVE, next_run_at__lte=until or now)
+        .order_by("next_run_at")
+        .values_list(
+            "id", "kind", "method", "url", "handler", "command",
+            "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone",
+        )[:limit]
+    )  # fmt: skip
+    fires: list[Fire] = []
+    following: dict[tuple[Any, ...], tuple[datetime | None, tuple[datetime, ...]]] = {}
+    moved: dict[datetime | None, list[str]] = defaultdict(list)
+    for job_id, kind, method, url, handler, command, scheduled_for, *schedule in due:
+        key = (scheduled_for, *schedule)
+        if key not in following:
+            following[key] = _following_fire(job_id, Schedule(*schedule), scheduled_for, now)
+        next_run_at, missed = following[key]
+        moved[next_run_at].append(job_id)
+        target = mask_text(Job.target_of(kind=kind, method=method, url=url, handler=handler, command=command))
+        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed, target=target))
+    for next_run_at, ids in moved.items():
+        Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
+    return fires
+
+
+def _following_fire(
+    job_id: str, schedule: Schedule, scheduled_for: datetime, now: datetime
+) -> tuple[datetime | None, tuple[datetime, ...]]:
+    """The job's next fire after ``scheduled_for`` (never at or before ``now``), and the fires
+    between them that beat missed (at most MISSED_FIRES_RECORDED, the latest)."""
+    try:
+        following = schedule.next_fire(scheduled_for, now)
+    except Exception:  # a schedule written around the services (raw SQL) must not stop beat
+        logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
+        return None, ()
+    missed: tuple[datetime, ...] = ()
+    if now - scheduled_for >= timedelta(seconds=1):  # no schedule fires twice within a second
+        try:
+            missed = tuple(schedule.missed(scheduled_for, now, limit=MISSED_FIRES_RECORDED))
+        except Exception:  # only bookkeeping: the job fires on all the same
+            logger.exception("job %s: could not list the fires it missed", job_id)
+    if missed:
+        logger.warning(
+            "job %s: %d fire(s) from %s to %s fell due before beat could fire them; the fire at %s stands for them",
+            job_id, len(missed), missed[0].isoformat(), missed[-1].isoformat(), scheduled_for.isoformat(),
+        )  # fmt: skip
+    return following, missed
+
+
+def reconcile_next_runs(
+    *, now: datetime, after: str, limit: int, memo: dict[tuple[str, str], datetime | None]
+) -> tuple[str, int]:
+    """Repair ``next_run_at`` of up to ``limit`` jobs with an id above ``after``; returns (the last
+    id looked at, or "" once past the last job; how many were repaired).
+
+    Beat fires from ``next_run_at``, which the services keep right. A change made around them (a
+    queryset ``update()``, raw SQL) can leave it wrong: a job set active with no next fire, a cron
+    edited without moving its next fire. Beat walks the whole table with this in small steps, so
+    such a change is picked up within one pass. ``memo`` keeps each cron's next fire between calls.
+    ``now`` is beat's horizon: the fires due by then are claimed or being claimed (see
+    ``claim_due_fires``' ``until``).
+    """
+    rows = list(
+        Job.objects.filter(pk__gt=after)
+        .order_by("pk")
+        .values_list("id", "status", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
+    )
+    repaired = 0
+    for job_id, status, next_run_at, *schedule in rows:
+        expected = _expected_next_run(job_id, status, next_run_at, Schedule(*schedule), now, memo)
+        if expected != next_run_at and Job.objects.filter(pk=job_id, status=status, next_run_at=next_run_at).update(
+            next_run_at=expected
+        ):
+            logger.warning(
+                "job %s: next run moved from %s to %s (its schedule was changed around the services)",
+                job_id, next_run_at, expected,
+            )  # fmt: skip
+            repaired += 1
+    last = rows[-1][0] if len(rows) == limit else ""
+    return last, repaired
+
+
+def _expected_next_run(
+    job_id: str,
+    status: str,
+    next_run_at: datetime | None,
+    schedule: Schedule,
+    now: datetime,
+    memo: dict[tuple[str, str], datetime | None],
+) -> datetime | None:
+    """What ``next_run_at`` should be, or the current value when it is right (or due: the claim
+    computes the following fire from the schedule as it is then)."""
+    if status != Job.Status.ACTIVE or schedule.trigger == Job.Trigger.MANUAL:
+        return None
+    if next_run_at is not None and next_run_at <= now:
+        return next_run_at
+    if schedule.trigger == Job.Trigger.CRON:
+        key = (schedule.cron, schedule.timezone)
+        if key not in memo or (memo[key] is not None and memo[key] <= now):
+            try:
+                memo[key] = schedule.first_fire(now)
+            except Exception:  # a schedule broken around the services fires no more
+                memo[key] = None
+                if next_run_at is not None:
+                    logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
+        return memo[key]
+    if schedule.trigger == Job.Trigger.INTERVAL:
+        latest = now.replace(microsecond=0) + timedelta(seconds=schedule.interval_seconds or 0)
+        return next_run_at if next_run_at is not None and next_run_at <= latest else latest
+    # date: a one-off that has not fired yet fires at its run_at; one that has stays as it is
+    if schedule.run_at is not None and schedule.run_at > now:
+        return schedule.run_at
+    return None
+
+
+def next_due_at() -> datetime | None:
+    """When the earliest active job is due (index ``job_due_idx``)."""
+    return (
+        Job.objects.filter(status=Job.Status.ACTIVE, next_run_at__isnull=False)
+        .order_by("next_run_at")
+        .values_list("next_run_at", flat=True)
+        .first()
+    )

@@ -1,0 +1,443 @@
+"""The beat scheduler: django-celery-beat's DatabaseScheduler, with jobs fired from the job table.
+
+The parent keeps every enabled PeriodicTask in memory and reloads all of them whenever any
+changes. Here it only handles the PeriodicTasks that do not belong to a job (a handful). Jobs
+are fired from ``Job.next_run_at`` instead: each tick asks the database for the jobs due now
+(an indexed range scan), claims them by moving ``next_run_at`` on and records each fire as a
+``queued`` run, in one transaction, then publishes ``execute_job(job_id, scheduled_for)``. So
+beat holds no job in memory, a change to a job is seen at the next tick at no cost
+proportional to the number of jobs, fires are exact to the second, and two beats never claim
+the same fire.
+
+"Due now" reaches CRONTASK_FIRE_LEAD_MS ahead: a fire is published that much before its time,
+and the worker that takes it holds it until then (``runs.services``), so the message's trip and
+the run's claim are paid before the fire is due rather than after.
+
+The database is the record and the broker only the carrier (``scheduling.outbox``): a fire is
+recorded before its message is sent, so a broker outage loses nothing. While the broker is
+down beat goes on claiming and recording fires on time, tries the broker again every few
+seconds (``core.outage.Outage``), and sends what waited once it is back; it also sends again
+any queued run whose message may have been lost. Neither a broker nor a database error stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django_celery_beat.schedulers import DatabaseScheduler
+from kombu import Connection, Producer
+from kombu.common import maybe_declare
+from kombu.exceptions import KombuError
+from kombu.utils.uuid import uuid
+
+from core.outage import Outage
+from jobs import services as job_services
+from jobs.beat_sync import EXECUTE_FIRES_TASK, EXECUTE_TASK
+from jobs.models import Job
+from runs.services import mark_runs_sent
+from scheduling import fires as job_fires
+from scheduling import outbox
+from scheduling.fires import Fire
+from scheduling.leader import LeaderLock
+from scheduling.outbox import WaitingRun
+
+logger = logging.getLogger(__name__)
+
+DATABASE_ERRORS = (DatabaseError, InterfaceError)
+
+
+class FirePublisher:
+    """Publishes the messages for claimed fires, a batch at a time.
+
+    A fire goes out as ``execute_job(job_id, scheduled_for)``. The HTTP fires of a burst go out
+    up to CRONTASK_FIRE_BATCH_SIZE to a message, ``execute_fires(fires=[[job_id,
+    scheduled_for], ...])``, and a worker makes their calls at once: a run costs a few ms of
+    worker CPU on its own, mostly Celery's and the database's, and a batch pays that once.
+
+    ``Task.apply_async`` looks up a dozen configuration values per call, through Django's lazy
+    settings: about 1 ms of CPU per message, 10 s for a burst of 10,000. Here the route is
+    resolved once, each message is built by Celery's own ``as_task_v2`` (the same protocol-2
+    message a worker expects), and a batch goes out through kombu's publish batch (one Redis
+    pipeline; transports without batching publish one by one). Measured by ``bench/run``.
+
+    Nothing here retries: a publish that fails raises, and beat (which recorded the fires as
+    runs first) sends them again later on a new connection (``connect``).
+    """
+
+    def __init__(self, app: Celery, producer: Producer) -> None:
+        self.app = app
+        self.producer = producer
+        self.queue = app.amqp.router.route({}, EXECUTE_TASK)["queue"]
+        self.origin = f"beat{os.getpid()}@{socket.gethostname()}"
+        self.batch_size = settings.CRONTASK_FIRE_BATCH_SIZE
+        # Declared once here, not per message: kombu's declaration cache misses for this queue,
+        # and on Redis each declaration is two round trips.
+        maybe_declare(self.queue, producer.channel)
+
+    @classmethod
+    def connect(cls, app: Celery) -> FirePublisher:
+        """A publisher on a new broker connection, made with one attempt: it raises at once (after
+        the transport's connect timeout) if the broker cannot be reached, rather than waiting."""
+        conn = app.connection_for_write()
+        try:
+            conn.ensure_connection(max_retries=0)
+            return cls(app, conn.Producer(auto_declare=False))
+        except BaseException:
+            _release(conn)
+            raise
+
+    def close(self) -> None:
+        _release(self.producer.channel.connection.client)
+
+    def publish(self, fires: Sequence[Fire]) -> None:
+        if not fires:
+            return
+        with self.producer.batch(max_size=len(fires)):
+            for task, kwargs in self.messages(fires):
+                self.send(task, kwargs)
+        logger.info(
+            "fired %d job(s), due %s to %s",
+            len(fires), fires[0].scheduled_for.isoformat(), fires[-1].scheduled_for.isoformat(),
+            extra={"fires": len(fires)},
+        )  # fmt: skip
+
+    def publish_runs(self, runs: Sequence[WaitingRun]) -> None:
+        """Send queued runs by their id (manual runs, retries): ``execute_job(job_id, run_id)``."""
+        if not runs:
+            return
+        with self.producer.batch(max_size=len(runs)):
+            for run in runs:
+                self.send(EXECUTE_TASK, {"job_id": run.job_id, "run_id": run.pk})
+
+    def messages(self, fires: Sequence[Fire]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(task, kwargs) of each message for ``fires``: the HTTP fires due at the same time in
+        batches (a worker starts a batch's calls together, at their time), the others alone."""
+        due_together: dict[datetime, list[Fire]] = defaultdict(list)
+        for fire in fires:
+            if fire.kind == Job.Kind.HTTP and self.batch_size > 1:
+                due_together[fire.scheduled_for].append(fire)
+            else:
+                yield EXECUTE_TASK, _alone(fire)
+        for calls in due_together.values():
+            # Spread evenly: 11 calls go as 6 + 5, not 10 + 1.
+            count = math.ceil(len(calls) / self.batch_size)
+            for i in range(count):
+                batch = calls[i::count]
+                if len(batch) == 1:
+                    yield EXECUTE_TASK, _alone(batch[0])
+                else:
+                    yield EXECUTE_FIRES_TASK, {"fires": [[f.job_id, f.scheduled_for.isoformat()] for f in batch]}
+
+    def send(self, task: str, kwargs: dict[str, Any]) -> None:
+        task_id = uuid()
+        message = self.app.amqp.as_task_v2(
+            task_id, task, (), kwargs, origin=self.origin, argsrepr="()", kwargsrepr=repr(kwargs)
+        )
+        self.producer.publish(
+            message.body,
+            exchange="",  # straight to the queue: a named exchange costs a lookup per message on Redis
+            routing_key=self.queue.name,
+            serializer="json",
+            headers=message.headers,
+            **message.properties,
+        )
+        logger.debug("published %s %s", task, kwargs)
+
+
+def _alone(fire: Fire) -> dict[str, Any]:
+    """The kwargs of ``execute_job`` for one fire."""
+    return {"job_id": fire.job_id, "scheduled_for": fire.scheduled_for.isoformat()}
+
+
+def broker_errors(app: Celery) -> tuple[type[BaseException], ...]:
+    """What a broker that is down, restarting or unreachable raises, on the app's transport."""
+    conn = app.connection_for_write()  # not connected: only its transport's error classes are read
+    return (KombuError, OSError, *conn.connection_errors, *conn.channel_errors)
+
+
+def _release(conn: Connection) -> None:
+    with contextlib.suppress(Exception):  # a connection to a broker that is gone may fail to close
+        conn.release()
+
+
+class JobScheduler(DatabaseScheduler):
+    #: Fires claimed and published per transaction.
+    batch_size = 500
+    #: Seconds between two heartbeats written for /api/health/.
+    heartbeat_every = 5.0
+    #: Seconds between two steps of the reconciliation (see ``reconcile``).
+    reconcile_step = 1.0
+    #: Seconds between two looks for queued runs whose message is missing (see ``send_waiting``).
+    waiting_every = 2.0
+    #: Queued runs sent again per message batch.
+    waiting_batch = 500
+
+    _heartbeat_at = 0.0
+    _leader: LeaderLock | None = None
+    _publisher: FirePublisher | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._reconcile_after = ""  # the last job id the current reconciliation pass looked at
+        self._reconcile_pass_at = -math.inf  # when the current pass started (monotonic)
+        self._reconcile_next = 0.0
+        self._reconcile_limit = 500
+        self._reconcile_memo: dict[tuple[str, str], Any] = {}
+        self._waiting_next = 0.0
+        self.broker = Outage("broker", log=logger)
+        self._broker_errors: tuple[type[BaseException], ...] = ()
+        # Beat looks for the database again every second at most: fires it could not claim meanwhile
+        # are claimed late (and recorded), so it should not wait long.
+        self.database = Outage("database", log=logger, first_delay=0.2, max_delay=1.0)
+        super().__init__(*args, **kwargs)
+
+    def enabled_models_qs(self) -> QuerySet:
+        """The periodic tasks the parent schedules: housekeeping (the reaper), not the jobs', which
+        fire from ``Job.next_run_at``. The parent's own query also prunes crontabs by hour, which
+        takes most of a second of CPU per reload at 1,000 jobs: useless for a handful of tasks."""
+        return self.Model.objects.enabled().exclude(task=EXECUTE_TASK)
+
+    def setup_schedule(self) -> None:
+        """The parent's entries and the system jobs; beat waits here for a database that is down."""
+        while True:
+            try:
+                super().setup_schedule()
+                created = job_services.ensure_system_jobs()
+            except DATABASE_ERRORS as exc:
+                self._database_failed(exc, consequence="beat waits for it to start")
+                time.sleep(self.database.delay)
+                continue
+            self.database.ok()
+            break
+        if created:
+            logger.info("created system jobs: %s", ", ".join(created))
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        try:
+            until_parent = super().tick(*args, **kwargs)
+        except DATABASE_ERRORS as exc:  # the parent's bookkeeping: its tasks wait for the database
+            self._database_failed(exc)
+            until_parent = self.database.delay
+        self.heartbeat()
+        return min(until_parent, self.fire_due_jobs())
+
+    def schedule_changed(self) -> bool:
+        """The parent's check, skipped while the database is down (it would log an error every
+        tick; ``fire_due_jobs`` finds out when it is back)."""
+        return False if self.database.down else super().schedule_changed()
+
+    def sync(self) -> None:
+        if not self.database.down:  # else the entries stay dirty and are written once it is back
+            super().sync()
+
+    @property
+    def producer(self) -> Producer | None:  # type: ignore[override]
+        """What the parent's tick hands to ``apply_entry``: beat's own connection, never a new one
+        made there (the parent's would wait for a broker that is down, and stop firing jobs)."""
+        return self._publisher.producer if self._publisher is not None else None
+
+    def apply_entry(self, entry: Any, producer: Producer | None = None) -> None:
+        """Send a housekeeping task (the reaper) on beat's broker connection. While the broker is
+        down it is skipped, not waited for: it is due again at its next interval."""
+        if not self.broker.due():
+            return
+        try:
+            publisher = self.publisher()
+            logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
+            self.apply_async(entry, producer=publisher.producer, advance=False)
+        except Exception as exc:  # noqa: BLE001 - the parent's apply_entry logs any failure too
+            self._broker_failed(exc)
+            return
+        self._broker_ok()
+
+    def heartbeat(self) -> None:
+        if time.monotonic() - self._heartbeat_at < self.heartbeat_every or not self.database.due():
+            return
+        try:
+            self.record_heartbeat()
+        except DATABASE_ERRORS as exc:
+            self._database_failed(exc)
+            return
+        self._heartbeat_at = time.monotonic()
+
+    def record_heartbeat(self) -> None:
+        """Write beat's sign of life. The project's scheduler (``crontask.scheduler``) writes its
+        Heartbeat row, a model of the project; on its own this scheduler records none."""
+
+    @property
+    def leader(self) -> LeaderLock:
+        if self._leader is None:
+            self._leader = LeaderLock()
+        return self._leader
+
+    def close(self) -> None:
+        self.leader.release()
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+        super().close()
+
+    def fire_due_jobs(self) -> float:
+        """Claim every job fire due now or within CRONTASK_FIRE_LEAD_MS (the worker holds such a
+        fire until its time), record it as a queued run and publish it; send what is waiting for
+        its message. Return how long beat may sleep before the next fire."""
+        max_sleep = settings.CRONTASK_SCHEDULER_MAX_SLEEP
+        lead = timedelta(milliseconds=settings.CRONTASK_FIRE_LEAD_MS)
+        if not self.database.due():
+            return min(max_sleep, self.database.delay)
+        if not self.leader.hold():
+            return max_sleep  # another beat fires the jobs; look again at the next tick
+        try:
+            while True:
+                with transaction.atomic():
+                    now = timezone.now()
+                    fires = job_fires.claim_due_fires(now=now, until=now + lead, limit=self.batch_size)
+                    outbox.record_fires(fires, now=now)
+                self.send_fires(fires)  # after the commit: the worker's claim finds the run recorded
+                if len(fires) < self.batch_size:
+                    break
+            self.send_waiting()
+            self.reconcile()
+            upcoming = job_fires.next_due_at()
+        except DATABASE_ERRORS as exc:
+            self._database_failed(exc, consequence="fires due meanwhile are claimed when it is back")
+            return min(max_sleep, self.database.delay)
+        self.database.ok()
+        if upcoming is None:
+            return max_sleep
+        return min(max_sleep, max(0.0, (upcoming - lead - timezone.now()).total_seconds()))
+
+    def send_fires(self, fires: Sequence[Fire]) -> None:
+        """Publish recorded fires. If the broker cannot take them they stay queued and unsent, and
+        ``send_waiting`` sends them once it is back (beat goes on claiming fires meanwhile)."""
+        if not fires:
+            return
+        if self.broker.due():
+            try:
+                self.publish(fires)
+            except Exception as first:  # noqa: BLE001 - whatever the transport raises, the fires are safe
+                self._reconnect(first)
+                try:  # once more on a new connection: an idle one may just have been closed
+                    self.publish(fires)
+                except Exception as exc:  # noqa: BLE001 - as above
+                    self._broker_failed(exc)
+                else:
+                    self._broker_ok()
+                    return
+            else:
+                self._broker_ok()
+                return
+        outbox.mark_fires_unsent(fires)
+
+    def send_waiting(self) -> None:
+        """Send the queued runs no worker has taken whose message is missing or may have been lost
+        (see ``scheduling.outbox``): every ``waiting_every`` seconds, and as soon as the broker is back.
+        A job with several fires waiting runs once, for the latest (``outbox.coalesce_waiting``)."""
+        clock = time.monotonic()
+        if clock < self._waiting_next or not self.broker.due():
+            return
+        self._waiting_next = clock + self.waiting_every
+        if self.broker.down:  # back yet? (then what was sent before the outage counts as lost)
+            try:
+                self.publish([])
+            except Exception as exc:  # noqa: BLE001 - as in send_fires
+                self._broker_failed(exc)
+                return
+            self._broker_ok()
+        recovered = self.broker.recovered_at
+        waiting = {
+            "resend_after": settings.CRONTASK_LOST_GRACE_SECONDS / 2,
+            "lost_before": datetime.fromtimestamp(recovered, tz=UTC) if recovered is not None else None,
+        }
+        skipped = outbox.coalesce_waiting(now=timezone.now(), **waiting)
+        if skipped:
+            logger.warning("skipped %d fire(s) whose message could not reach a worker in time: a later fire of "
+                           "each job stands for them", skipped)  # fmt: skip
+        for _ in range(4):  # at most 4 batches a tick: fires due meanwhile are not held up
+            runs = outbox.waiting_runs(now=timezone.now(), limit=self.waiting_batch, **waiting)
+            if not runs:
+                return
+            try:
+                self.publish([run.fire for run in runs if run.fire is not None])
+                self.publisher().publish_runs([run for run in runs if run.fire is None])
+            except Exception as exc:  # noqa: BLE001 - as in send_fires
+                self._broker_failed(exc)
+                return
+            mark_runs_sent([run.pk for run in runs], at=timezone.now())
+            logger.warning("sent %d queued run(s) whose message was missing or may have been lost", len(runs))
+            if len(runs) < self.waiting_batch:
+                return
+        self._waiting_next = 0.0  # more are waiting: go on at the next tick
+
+    def publish(self, fires: Sequence[Fire]) -> None:
+        """Hand ``fires`` to the broker (raises what the transport raises if it cannot)."""
+        self.publisher().publish(fires)
+
+    def publisher(self) -> FirePublisher:
+        if self._publisher is None:
+            self._publisher = FirePublisher.connect(self.app)
+        return self._publisher
+
+    def _broker_failed(self, exc: BaseException) -> None:
+        self._broker_errors = self._broker_errors or broker_errors(self.app)
+        if not isinstance(exc, self._broker_errors):  # not the broker's doing: say what it was
+            logger.error("publishing failed: %r", exc, exc_info=exc)
+        self.broker.failed(exc, consequence="fires are recorded as queued runs and sent when it is back")
+        self._reconnect(exc)
+
+    def _reconnect(self, exc: BaseException) -> None:
+        """Drop beat's broker connection after ``exc``: the next publish makes a new one."""
+        logger.debug("publishing failed (%s): dropping the broker connection", exc)
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+
+    def _broker_ok(self) -> None:
+        if self.broker.ok():
+            self._waiting_next = 0.0  # send what waited at once
+
+    def _database_failed(self, exc: BaseException, consequence: str = "") -> None:
+        self.database.failed(exc, consequence=consequence)
+        close_old_connections()
+
+    def reconcile(self) -> None:
+        """One small step of the walk over every job that repairs ``next_run_at`` left wrong by a
+        change made around the services (see ``scheduling.fires.reconcile_next_runs``).
+
+        A pass starts at most every CRONTASK_RECONCILE_SECONDS and is spread over that time (a
+        step a second, sized from the number of jobs), so such a change is picked up within
+        about two periods at a cost of a few rows a second.
+        """
+        clock = time.monotonic()
+        if clock < self._reconcile_next:
+            return
+        period = settings.CRONTASK_RECONCILE_SECONDS
+        if not self._reconcile_after:
+            if clock - self._reconcile_pass_at < period:
+                self._reconcile_next = self._reconcile_pass_at + period
+                return
+            self._reconcile_pass_at = clock
+            steps = max(1.0, 0.8 * period / self.reconcile_step)
+            self._reconcile_limit = max(200, math.ceil(Job.objects.count() / steps))
+        # Read at beat's horizon: a fire claimed ahead (within the lead) already has its following
+        # fire as next_run_at, which the current time alone would take for a fire skipped.
+        horizon = timezone.now() + timedelta(milliseconds=settings.CRONTASK_FIRE_LEAD_MS)
+        self._reconcile_after, repaired = job_fires.reconcile_next_runs(
+            now=horizon, after=self._reconcile_after, limit=self._reconcile_limit, memo=self._reconcile_memo
+        )
+        self._reconcile_next = clock + self.reconcile_step
+        if repaired:
+            logger.warning("repaired the next run of %d job(s) changed around the services", repaired)
