@@ -64,6 +64,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     })  # fmt: skip
+    (tmp_path / "var").mkdir(exist_ok=True)  # the image makes /app/var (Dockerfile)
     return env
 
 
