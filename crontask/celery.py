@@ -11,7 +11,7 @@ from celery.signals import task_postrun, task_prerun
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Connection
 
-from crontask import broker
+from core import broker
 from crontask.heartbeat import WorkerHeartbeatStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crontask.settings")
@@ -52,7 +52,7 @@ class Consumer(CeleryConsumer):
       (kombu issue #582). Remote control (``celery inspect ping``, the worker container's health check)
       stays; /api/health/ reads heartbeats instead (``crontask.heartbeat``).
     - Losing a Redis connection while a task is running no longer stops the worker
-      (``crontask.broker.RedisChannel``).
+      (``core.broker.RedisChannel``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

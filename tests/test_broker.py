@@ -26,7 +26,7 @@ def _channel(folder: Path):
         "control_folder": str(folder / "control"),
         "store_processed": False,
     }
-    return Connection("filesystem://", transport="crontask.broker:Transport", transport_options=options).default_channel
+    return Connection("filesystem://", transport="core.broker:Transport", transport_options=options).default_channel
 
 
 def _write(folder: Path) -> None:  # in a child process, as beat or the web app would
@@ -70,4 +70,4 @@ def test_the_default_broker_uses_the_atomic_filesystem_transport(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update(CRONTASK_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="crontask.settings")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["crontask.broker", "Transport"]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["core.broker", "Transport"]
