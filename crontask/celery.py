@@ -12,7 +12,7 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Connection
 
 from core import broker
-from crontask.heartbeat import WorkerHeartbeatStep
+from heartbeats.worker import WorkerHeartbeatStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crontask.settings")
 
@@ -20,7 +20,7 @@ broker.register()  # filesystem:// writes each message atomically; redis:// surv
 app = Celery("crontask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# Each worker records its heartbeat while it takes messages, for /api/health/ (crontask.heartbeat).
+# Each worker records its heartbeat while it takes messages, for /api/health/ (heartbeats.worker).
 app.steps["consumer"].add(WorkerHeartbeatStep)
 
 
@@ -50,7 +50,7 @@ class Consumer(CeleryConsumer):
     - Mingle and gossip are off (as ``--without-mingle --without-gossip``): they only share state
       between workers, which Crontask does not use, and on Redis they fail on reconnection
       (kombu issue #582). Remote control (``celery inspect ping``, the worker container's health check)
-      stays; /api/health/ reads heartbeats instead (``crontask.heartbeat``).
+      stays; /api/health/ reads heartbeats instead (``heartbeats.worker``).
     - Losing a Redis connection while a task is running no longer stops the worker
       (``core.broker.RedisChannel``).
     """

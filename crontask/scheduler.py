@@ -1,13 +1,13 @@
 """``crontask.scheduler:CrontaskScheduler``: beat's ``--scheduler`` (CELERY_BEAT_SCHEDULER), a
 dotted path operators type, so it stays here while the scheduler lives in ``scheduling``.
 
-The project adds one thing to it: beat's heartbeat, a row of the project's Heartbeat model
-(read by /api/health/ and ``manage.py healthcheck``), which ``scheduling`` sits below.
+The project adds one thing to it: beat's heartbeat, its row of ``heartbeats.Heartbeat`` (read by
+/api/health/ and ``manage.py healthcheck``), wired here, where the project puts its parts together.
 """
 
 from __future__ import annotations
 
-from crontask.health import BEAT, record_heartbeat
+from heartbeats.services import BEAT, record_heartbeat
 from scheduling.scheduler import JobScheduler
 
 

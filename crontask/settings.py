@@ -73,8 +73,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "crontask.apps.CrontaskConfig",
+    "heartbeats.apps.HeartbeatsConfig",
     "jobs.apps.JobsConfig",
     "runs.apps.RunsConfig",
+    "monitoring.apps.MonitoringConfig",
 ]
 
 MIDDLEWARE = [

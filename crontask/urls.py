@@ -5,9 +5,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from crontask import views
-from crontask.dashboard import dashboard
 from jobs.api import CronPreviewView, HandlerListView
+from monitoring.dashboard import dashboard
+from monitoring.views import HealthView
 from runs.api import JobRunsView, JobViewSet, RunViewSet
 from weizhi import views as weizhi
 
@@ -18,7 +18,7 @@ router.register("runs", RunViewSet, basename="run")
 urlpatterns = [
     path("admin/dashboard/", dashboard, name="dashboard"),
     path("admin/", admin.site.urls),
-    path("api/health/", views.HealthView.as_view(), name="api-health"),
+    path("api/health/", HealthView.as_view(), name="api-health"),
     path("api/handlers/", HandlerListView.as_view(), name="handlers"),
     path("api/cron/preview/", CronPreviewView.as_view(), name="cron-preview"),
     path("api/jobs/<str:job_id>/runs/", JobRunsView.as_view(), name="job-runs"),

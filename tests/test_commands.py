@@ -1,4 +1,4 @@
-"""manage.py import_jobs, export_jobs, cleanup_runs, run_job, sync_schedules."""
+"""manage.py import_jobs, export_jobs, cleanup_runs, run_job, sync_schedules, runall, healthcheck."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from django_celery_beat.models import PeriodicTask
 
 from crontask.bootstrap import ensure_admin_user
 from crontask.management.commands import runall
+from heartbeats.services import BEAT, record_heartbeat
 from jobs import services
 from jobs.importer import export_job, parse_crontab
 from jobs.models import Job
@@ -338,3 +339,14 @@ def test_runall_stops_its_processes_when_the_terminal_hangs_up():
         assert placeholder_calls == [signal.SIGHUP]
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_healthcheck_passes_while_beats_heartbeat_is_fresh_and_fails_after():
+    out, err, code = run("healthcheck", "beat")
+    assert (out, err, code) == ("", "beat: no recent heartbeat\n", 1)
+    seen_at = timezone.now() - timedelta(seconds=5)
+    record_heartbeat(BEAT, now=seen_at)
+    assert run("healthcheck", "beat") == (f"beat ok, last seen {seen_at.isoformat()}\n", "", 0)
+    record_heartbeat(BEAT, now=timezone.now() - timedelta(minutes=2))
+    assert run("healthcheck", "beat")[1:] == ("beat: no recent heartbeat\n", 1)
+    assert run("healthcheck", "database") == ("database ok\n", "", 0)

@@ -1,4 +1,4 @@
-"""Each worker records its heartbeat while its consumer takes messages (crontask.heartbeat)."""
+"""Each worker records its heartbeat while its consumer takes messages (heartbeats.worker)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crontask.celery import app
-from crontask.health import WORKER_FORGET_AFTER, health_report, record_heartbeat, worker_heartbeat_name
-from crontask.heartbeat import WorkerHeartbeat, WorkerHeartbeatStep
-from crontask.models import Heartbeat
+from heartbeats.models import Heartbeat
+from heartbeats.services import WORKER_FORGET_AFTER, record_heartbeat, worker_heartbeat_name
+from heartbeats.worker import WorkerHeartbeat, WorkerHeartbeatStep
+from monitoring.health import health_report
 
 
 def wait_for(predicate, timeout: float = 10):
@@ -64,7 +65,7 @@ def test_a_database_error_is_logged_once_and_never_raised(monkeypatch, caplog):
     def down(*args, **kwargs):
         raise OperationalError("the database is away")
 
-    monkeypatch.setattr("crontask.health.record_heartbeat", down)
+    monkeypatch.setattr("heartbeats.services.record_heartbeat", down)
     heartbeat = WorkerHeartbeat("celery@host-b", every=10)
     with caplog.at_level(logging.INFO, logger="crontask.heartbeat"):
         heartbeat.beat()

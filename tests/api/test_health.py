@@ -10,8 +10,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from crontask.celery import app
-from crontask.health import BEAT, broker_probe, record_heartbeat, worker_heartbeat_name
-from crontask.models import Heartbeat
+from heartbeats.models import Heartbeat
+from heartbeats.services import BEAT, record_heartbeat, worker_heartbeat_name
+from monitoring.health import broker_probe
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +101,7 @@ def test_host_and_worker_names_are_shown_to_staff_only(admin_user):
 def use_broker(monkeypatch, url: str) -> None:
     # Not app.conf.broker_url: Celery prefers the environment's CELERY_BROKER_URL to it, and
     # undoing a patch of both left the bad URL behind for the next test.
-    monkeypatch.setattr("crontask.health.broker_url", lambda: url)
+    monkeypatch.setattr("monitoring.health.broker_url", lambda: url)
 
 
 def test_an_unreachable_broker_is_reported(monkeypatch):
@@ -120,7 +121,7 @@ def test_a_broker_that_accepts_and_never_answers_is_reported_without_hanging(mon
 
 def test_the_broker_is_probed_once_per_interval_not_per_request(monkeypatch):
     probes = []
-    monkeypatch.setattr("crontask.health._probe_broker", lambda url: probes.append(url) or {"status": "ok"})
+    monkeypatch.setattr("monitoring.health._probe_broker", lambda url: probes.append(url) or {"status": "ok"})
     for _ in range(5):
         assert APIClient().get("/api/health/").json()["broker"] == {"status": "ok"}
     assert len(probes) == 1

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from crontask.health import health_report
+from monitoring.health import health_report
 from runs import selectors
 from runs.selectors import HourBar
 

@@ -1,4 +1,4 @@
-"""The project's own view: /api/health/, from the heartbeats of its processes (crontask.health)."""
+"""/api/health/, from the heartbeats of the processes (monitoring.health)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from crontask.health import health_report
+from monitoring.health import health_report
 
 
 class HealthView(APIView):

@@ -2,7 +2,7 @@
 
 Beat records its heartbeat every few seconds (``CrontaskScheduler.heartbeat``), and each worker
 every ``WORKER_HEARTBEAT_SECONDS`` while it is connected to the broker and taking messages
-(``crontask.heartbeat``). A report reads them in one query and makes no broadcast: asking the
+(``heartbeats.worker``). A report reads them in one query and makes no broadcast: asking the
 workers (``app.control.ping``) took a second per request, so one client could hold a web
 process. The broker is probed with one bounded connection attempt, at most once per
 ``BROKER_CHECK_SECONDS`` per web process (``BrokerProbe``).
@@ -10,64 +10,23 @@ process. The broker is probed with one bounded connection attempt, at most once 
 
 from __future__ import annotations
 
-import hashlib
-import os
-import socket
 import threading
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
-from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from crontask.models import Heartbeat
+from heartbeats.models import Heartbeat
+from heartbeats.services import BEAT, WORKER_PREFIX
 
-BEAT = "beat"
-WORKER_PREFIX = "worker:"
 # A process that has not written its heartbeat for this long is counted as down.
 STALE_AFTER = timedelta(seconds=60)
 BEAT_STALE_AFTER = STALE_AFTER
-WORKER_HEARTBEAT_SECONDS = 10.0
-# A worker that stopped without saying so (killed, its host lost) leaves its row; workers delete
-# rows this old when they start, so the table does not grow with every container ever run.
-WORKER_FORGET_AFTER = timedelta(days=1)
 BROKER_CHECK_SECONDS = 5.0
 BROKER_TIMEOUT_SECONDS = 1.0
-
-
-def record_heartbeat(name: str, *, hostname: str | None = None, now: datetime | None = None) -> None:
-    """Write a process's sign of life: one UPDATE (an INSERT the first time)."""
-    values = {"hostname": hostname or socket.gethostname(), "pid": os.getpid(), "seen_at": now or timezone.now()}
-    if Heartbeat.objects.filter(name=name).update(**values):
-        return
-    try:
-        with transaction.atomic():
-            Heartbeat.objects.create(name=name, **values)
-    except IntegrityError:  # a process of the same name (a restart) inserted it meanwhile
-        Heartbeat.objects.filter(name=name).update(**values)
-
-
-def forget_heartbeat(name: str) -> None:
-    Heartbeat.objects.filter(name=name).delete()
-
-
-def forget_stale_workers(*, now: datetime | None = None) -> int:
-    cutoff = (now or timezone.now()) - WORKER_FORGET_AFTER
-    deleted, _ = Heartbeat.objects.filter(name__startswith=WORKER_PREFIX, seen_at__lt=cutoff).delete()
-    return deleted
-
-
-def worker_heartbeat_name(nodename: str) -> str:
-    """``worker:<nodename>``, or a digest of the node name when that is too long for the key (the
-    node name itself is kept in ``hostname``)."""
-    name = WORKER_PREFIX + nodename
-    max_length = Heartbeat._meta.get_field("name").max_length or 50
-    if len(name) <= max_length:
-        return name
-    return WORKER_PREFIX + hashlib.sha256(nodename.encode()).hexdigest()[: max_length - len(WORKER_PREFIX)]
 
 
 def health_report(*, show_hostnames: bool = False) -> tuple[bool, dict[str, Any]]:
@@ -162,8 +121,8 @@ def broker_url() -> str:
 
 
 def _probe_broker(url: str) -> dict[str, Any]:
-    # The process's Celery app, crontask.celery's: not imported, since it imports the worker
-    # heartbeat (crontask.heartbeat), which uses this module.
+    # The process's Celery app (crontask.celery's), as current_app: an app never imports the
+    # project package, which sits above it.
     app = current_app
     options = dict(app.conf.broker_transport_options or {})
     if url.startswith(("redis://", "rediss://")):

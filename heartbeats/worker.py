@@ -16,18 +16,19 @@ from typing import Any
 
 from celery import bootsteps
 
-logger = logging.getLogger(__name__)
+# The name its lines have always had in the logs (the module was crontask.heartbeat).
+logger = logging.getLogger("crontask.heartbeat")
 
-# crontask.health (the Heartbeat model's functions) and Django's database are imported where they
-# are used: this module is imported with the Celery app (crontask.celery), before Django's apps
-# are ready, and importing a model then fails.
+# heartbeats.services (the Heartbeat model's functions) and Django's database are imported where
+# they are used: this module is imported with the Celery app (crontask.celery), before Django's
+# apps are ready, and importing a model then fails.
 
 
 class WorkerHeartbeat:
     """Records one worker's heartbeat every ``every`` seconds from a daemon thread."""
 
     def __init__(self, nodename: str, *, every: float) -> None:
-        from crontask.health import worker_heartbeat_name
+        from heartbeats.services import worker_heartbeat_name
 
         self.nodename = nodename
         self.name = worker_heartbeat_name(nodename)
@@ -53,7 +54,7 @@ class WorkerHeartbeat:
     def _run(self, stop: threading.Event) -> None:
         from django.db import connections
 
-        from crontask.health import forget_stale_workers
+        from heartbeats.services import forget_stale_workers
 
         try:
             self._quietly(forget_stale_workers, "forget stale worker heartbeats")
@@ -66,12 +67,12 @@ class WorkerHeartbeat:
 
     def beat(self) -> None:
         """Record the heartbeat now; a database error is logged (once per outage), never raised."""
-        from crontask.health import record_heartbeat
+        from heartbeats.services import record_heartbeat
 
         self._quietly(lambda: record_heartbeat(self.name, hostname=self.nodename), "record the worker heartbeat")
 
     def _forget(self) -> None:
-        from crontask.health import forget_heartbeat
+        from heartbeats.services import forget_heartbeat
 
         self._quietly(lambda: forget_heartbeat(self.name), "delete the worker heartbeat")
 
@@ -103,7 +104,7 @@ class WorkerHeartbeatStep(bootsteps.StartStopStep):
         self.heartbeat: WorkerHeartbeat | None = None
 
     def start(self, c: Any) -> None:
-        from crontask.health import WORKER_HEARTBEAT_SECONDS
+        from heartbeats.services import WORKER_HEARTBEAT_SECONDS
 
         if self.heartbeat is None:
             self.heartbeat = WorkerHeartbeat(c.hostname, every=WORKER_HEARTBEAT_SECONDS)

@@ -8,8 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from crontask.health import BEAT, BEAT_STALE_AFTER
-from crontask.models import Heartbeat
+from heartbeats.models import Heartbeat
+from heartbeats.services import BEAT
+from monitoring.health import BEAT_STALE_AFTER
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Project-wide state that belongs to no one app: process heartbeats."""
+"""The heartbeat of each long-running process: beat's and each worker's."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Heartbeat(models.Model):
-    """The last sign of life of a long-running process (beat), for /api/health/ and the dashboard."""
+    """The last sign of life of a long-running process (beat, a worker), for /api/health/ and the dashboard."""
 
     name = models.CharField(_("name"), max_length=50, primary_key=True)
     hostname = models.CharField(_("host"), max_length=255, blank=True)
@@ -15,6 +15,9 @@ class Heartbeat(models.Model):
     seen_at = models.DateTimeField(_("last seen at"))
 
     class Meta:
+        # The table the model had in the project package (crontask), before it moved here: the
+        # move changed no table (heartbeats/migrations/0001_initial.py).
+        db_table = "crontask_heartbeat"
         verbose_name = _("heartbeat")
         verbose_name_plural = _("heartbeats")
 
