@@ -77,3 +77,26 @@ def test_jobs_names_the_scheduled_run_trigger_as_runs_does():
     from runs.models import Run
 
     assert Run.Trigger.SCHEDULED == SCHEDULED_RUN
+
+
+def test_it_fails_when_heartbeats_imports_a_domain_app(tree):
+    """beat and the workers record heartbeats, and monitoring reads them: heartbeats sits below them all."""
+    with (tree / "heartbeats" / "services.py").open("a") as module:
+        module.write("\nfrom jobs import models  # noqa\n")
+    done = lint_imports(tree)
+    assert done.returncode != 0
+    assert "heartbeats.services -> jobs.models" in done.stdout
+
+
+def test_it_fails_when_weizhi_and_monitoring_import_each_other(tree):
+    with (tree / "weizhi" / "__init__.py").open("a") as module:
+        module.write("\nfrom monitoring import health  # noqa\n")
+    done = lint_imports(tree)
+    assert done.returncode != 0
+    assert "weizhi -> monitoring.health" in done.stdout
+
+
+def test_the_project_package_holds_no_model():
+    from django.apps import apps
+
+    assert list(apps.get_app_config("crontask").get_models()) == []
