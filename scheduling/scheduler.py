@@ -10,7 +10,7 @@ proportional to the number of jobs, fires are exact to the second, and two beats
 the same fire.
 
 "Due now" reaches CRONTASK_FIRE_LEAD_MS ahead: a fire is published that much before its time,
-and the worker that takes it holds it until then (``runs.services``), so the message's trip and
+and the worker that takes it holds it until then (``runs.execution``), so the message's trip and
 the run's claim are paid before the fire is due rather than after.
 
 The database is the record and the broker only the carrier (``scheduling.outbox``): a fire is
@@ -48,7 +48,7 @@ from core.outage import Outage
 from jobs import services as job_services
 from jobs.beat_sync import EXECUTE_FIRES_TASK, EXECUTE_TASK
 from jobs.models import Job
-from runs.services import mark_runs_sent
+from runs.enqueue import mark_runs_sent
 from scheduling import fires as job_fires
 from scheduling import outbox
 from scheduling.fires import Fire
