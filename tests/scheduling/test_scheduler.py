@@ -145,7 +145,7 @@ def test_the_publisher_sends_the_message_the_worker_task_takes():
 
     from crontask.celery import app
     from scheduling.fires import Fire
-    from scheduling.scheduler import FirePublisher
+    from scheduling.publisher import FirePublisher
 
     fires = [Fire(job_id=f"j{i}", scheduled_for=T0.replace(microsecond=0) + timedelta(seconds=i)) for i in range(3)]
     with Connection("memory://") as conn:
@@ -168,7 +168,7 @@ def published(fires, batch_size: int, settings) -> list[tuple[str, dict]]:
     from kombu import Connection
 
     from crontask.celery import app
-    from scheduling.scheduler import FirePublisher
+    from scheduling.publisher import FirePublisher
 
     settings.CRONTASK_FIRE_BATCH_SIZE = batch_size
     with Connection("memory://") as conn:
