@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from jobs.models import Job
 
 EXECUTE_TASK = "runs.tasks.execute_job"
-EXECUTE_FIRES_TASK = "runs.tasks.execute_fires"  # several HTTP fires due together (scheduling.scheduler)
+EXECUTE_FIRES_TASK = "runs.tasks.execute_fires"  # several HTTP fires due together (scheduling.publisher)
 
 
 def periodic_task_name(job_id: str) -> str:

@@ -22,7 +22,7 @@ from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from jobs import admin as jobs_admin
 from jobs.models import Job
 from jobs.secrets import mask_overrides
-from runs import services
+from runs import enqueue
 from runs.models import Run
 
 RECENT_RUNS = 20
@@ -240,5 +240,5 @@ class JobAdmin(jobs_admin.JobAdmin):
 
 
 def _run_now(job: Job, actor: Any) -> str | None:
-    services.job_run_now(job=job, actor=actor)
+    enqueue.job_run_now(job=job, actor=actor)
     return None

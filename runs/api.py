@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from jobs import api as jobs_api
 from jobs.models import Job
 from jobs.serializers import RunNowSerializer
-from runs import services
+from runs import enqueue
 from runs.filters import RunFilter
 from runs.models import Run
 from runs.serializers import RunListSerializer, RunSerializer
@@ -22,7 +22,7 @@ from runs.serializers import RunListSerializer, RunSerializer
 # /api/jobs/: the jobs' viewset with the actions that queue a run (``run``, bulk ``run``). (A
 # comment, not a docstring: drf-spectacular would make a docstring every operation's description.)
 class JobViewSet(jobs_api.JobViewSet):
-    bulk_services = {**jobs_api.JobViewSet.bulk_services, "run": services.job_run_now}
+    bulk_services = {**jobs_api.JobViewSet.bulk_services, "run": enqueue.job_run_now}
 
     @extend_schema(request=RunNowSerializer, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
@@ -30,7 +30,7 @@ class JobViewSet(jobs_api.JobViewSet):
         job = self.get_object()
         overrides = RunNowSerializer(data=request.data if request.data else {}, context={"job": job})
         overrides.is_valid(raise_exception=True)
-        run = services.job_run_now(job=job, overrides=overrides.validated_data, actor=request.user)
+        run = enqueue.job_run_now(job=job, overrides=overrides.validated_data, actor=request.user)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

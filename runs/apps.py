@@ -8,7 +8,7 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        # Register the tasks in every process (web, commands, worker): runs.services sends
-        # execute_job through the app's registry by its name, since runs.tasks imports
-        # runs.services and not the reverse.
+        # Register the tasks in every process (web, commands, worker): runs.enqueue sends
+        # execute_job through the app's registry by its name, since runs.tasks imports the
+        # run modules (runs.execution, runs.reaper, and through them runs.enqueue), not the reverse.
         from runs import tasks  # noqa: F401

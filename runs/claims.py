@@ -11,7 +11,7 @@ The job's rules are applied as it is claimed: a scheduled fire that starts
 later than ``misfire_grace_seconds`` after its time, or whose job is paused, and with ``forbid``
 any run that finds one of its job's runs going, is recorded ``skipped`` with the reason. A fire
 not yet due (beat sends fires ahead) is claimed but stays ``queued``, held by its worker, until
-``runs.services`` starts it at its time.
+``runs.execution`` starts it at its time. The rules themselves are ``runs.policies``.
 
 A claim is one transaction, and a worker runs it again after a lost database connection
 (``core.outage.retrying``). If the first commit did happen, the second attempt finds the run
@@ -33,6 +33,7 @@ from django.db.models import Q
 
 from jobs.models import Job
 from jobs.secrets import mask_text
+from runs import policies
 from runs.accounting import job_complete_if_fired, job_record_run
 from runs.models import Run
 
@@ -107,7 +108,8 @@ def claim_fires(calls: Sequence[tuple[Job, datetime]], *, by: Claimant) -> list[
         claimed, new = [], []
         alike: dict[tuple[tuple[str, Any], ...], list[Run]] = defaultdict(list)
         for job, at in calls:
-            start = _start_or_skip(_misfire(job, at, by.now) or _paused(job) or busy.get(job.pk, ""), by.now, at)
+            reason = _misfire(job, at, by.now) or _paused(job) or busy.get(job.pk, "")
+            start = policies.claim_start(reason, now=by.now, fire=at)
             row = recorded.get((job.pk, at))
             if row is None:
                 new.append(Run(**_new_fire(job, at, 1, by), **start))
@@ -194,7 +196,7 @@ def _set(run: Run, job: Job, reason: str, by: Claimant, *, ahead_of: datetime | 
         "finished_at": None,
         "duration_ms": None,
         "error": "",
-        **_start_or_skip(reason, by.now, ahead_of),
+        **policies.claim_start(reason, now=by.now, fire=ahead_of),
     }
     for name, value in fields.items():
         setattr(run, name, value)
@@ -204,9 +206,8 @@ def _insert_fire(job: Job, scheduled_for: datetime, attempt: int, reason: str, b
     """A fire no scheduler recorded: its run is made here. Call in the claim's transaction."""
     try:
         with transaction.atomic():
-            run = Run.objects.create(
-                **_new_fire(job, scheduled_for, attempt, by), **_start_or_skip(reason, by.now, scheduled_for)
-            )
+            start = policies.claim_start(reason, now=by.now, fire=scheduled_for)
+            run = Run.objects.create(**_new_fire(job, scheduled_for, attempt, by), **start)
     except IntegrityError:
         logger.info("duplicate delivery of job %s fire %s attempt %s ignored", job.pk, scheduled_for, attempt)
         return None
@@ -250,27 +251,13 @@ def _new_fire(job: Job, scheduled_for: datetime, attempt: int, by: Claimant) -> 
     }
 
 
-def _start_or_skip(reason: str, now: datetime, ahead_of: datetime | None = None) -> dict[str, Any]:
-    """The claimed run's fields: skipped for ``reason``, else running, or still ``queued`` when
-    claimed before its fire's time ``ahead_of`` (``runs.services`` starts it then)."""
-    if reason:
-        return {"status": Run.Status.SKIPPED, "started_at": now, "finished_at": now, "duration_ms": 0, "error": reason}
-    if ahead_of is not None and ahead_of > now:
-        return {"status": Run.Status.QUEUED}
-    return {"status": Run.Status.RUNNING, "started_at": now}
-
-
+# The job's values the policies take.
 def _misfire(job: Job, scheduled_for: datetime, now: datetime) -> str:
-    if job.misfire_grace_seconds is None:
-        return ""
-    late = (now - scheduled_for).total_seconds()
-    if late <= job.misfire_grace_seconds:
-        return ""
-    return f"Misfire: started {late:.1f} s after its scheduled time; the grace is {job.misfire_grace_seconds} s."
+    return policies.misfire_reason(scheduled_for, now=now, grace_seconds=job.misfire_grace_seconds)
 
 
 def _paused(job: Job) -> str:
-    return "The job was paused before this fire started." if job.status == Job.Status.PAUSED else ""
+    return policies.paused_reason(job.status)
 
 
 def _overlap(job: Job) -> str:
@@ -300,7 +287,7 @@ def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
         .values_list("job_id", "pk")
     )
     # Oldest first, so the newest run of each job is the one named.
-    return {job_id: f"Concurrency policy 'forbid': run {pk} of this job was still running." for job_id, pk in going}
+    return {job_id: policies.overlap_reason(pk) for job_id, pk in going}
 
 
 def _count_skipped(run: Run, job: Job) -> None:

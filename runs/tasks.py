@@ -8,7 +8,7 @@ from celery import Task, shared_task
 from celery.exceptions import Retry
 from django.utils.dateparse import parse_datetime
 
-from runs import services
+from runs import execution, reaper
 
 # A delivery whose claim the database refused (it was unreachable for a while) is sent again this
 # many times, this many seconds apart, rather than acknowledged and dropped. Each copy names the
@@ -17,7 +17,7 @@ from runs import services
 CLAIM_RETRIES = {"max_retries": 20, "countdown": 5}
 
 
-def _retry_claim(task: Task, exc: services.ClaimFailed, claimed_by: list[str]) -> Retry:
+def _retry_claim(task: Task, exc: execution.ClaimFailed, claimed_by: list[str]) -> Retry:
     kwargs = {**task.request.kwargs, "claimed_by": [*claimed_by, exc.claimant]}
     return task.retry(exc=exc, kwargs=kwargs, **CLAIM_RETRIES)
 
@@ -32,7 +32,7 @@ def execute_job(
     claimed_by: list[str] | None = None,
 ) -> None:
     try:
-        services.run_execute(
+        execution.run_execute(
             job_id=job_id,
             scheduled_for=parse_datetime(scheduled_for) if scheduled_for else None,
             attempt=attempt,
@@ -41,7 +41,7 @@ def execute_job(
             celery_task_id=self.request.id or "",
             retrying_for=claimed_by or [],
         )
-    except services.ClaimFailed as exc:
+    except execution.ClaimFailed as exc:
         raise _retry_claim(self, exc, claimed_by or []) from exc
 
 
@@ -49,19 +49,19 @@ def execute_job(
 def execute_fires(self, fires: list[list[str]], claimed_by: list[str] | None = None) -> None:  # noqa: ANN001
     """Several HTTP fires sent together by beat: ``[[job_id, scheduled_for], ...]``."""
     try:
-        services.run_execute_fires(
+        execution.run_execute_fires(
             fires=[(job_id, _when(scheduled_for)) for job_id, scheduled_for in fires],
             worker=self.request.hostname or "",
             celery_task_id=self.request.id or "",
             retrying_for=claimed_by or [],
         )
-    except services.ClaimFailed as exc:
+    except execution.ClaimFailed as exc:
         raise _retry_claim(self, exc, claimed_by or []) from exc
 
 
 @shared_task(name="runs.tasks.reap_lost_runs", ignore_result=True)
 def reap_lost_runs() -> int:
-    return services.reap_lost_runs()
+    return reaper.reap_lost_runs()
 
 
 def _when(text: str) -> datetime:

@@ -3,7 +3,7 @@
 Every run exists as a row before any message for it is sent. Beat records each fire it claims
 as a ``queued`` run in the same transaction that claims it (``record_fires``) and sends the
 message after that commits; a manual run or a retry is created ``queued`` by the request or the
-worker and sent once that commits (``runs.services``). ``sent_at`` says when its message was handed to the broker.
+worker and sent once that commits (``runs.enqueue``). ``sent_at`` says when its message was handed to the broker.
 
 A queued run no worker has taken (``worker`` is empty) is waiting for its message, and beat
 sends it again (``waiting_runs``) when

@@ -64,7 +64,7 @@ def test_the_queue_watcher_reads_each_fire_of_every_message_beat_publishes():
 
     from crontask.celery import app
     from scheduling.fires import Fire
-    from scheduling.scheduler import FirePublisher
+    from scheduling.publisher import FirePublisher
 
     url, name = "redis://127.0.0.1:6379/14", f"bench-watch-{uuid.uuid4().hex[:8]}"
     at = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

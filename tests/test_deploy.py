@@ -21,7 +21,7 @@ from django.test import Client
 
 from core.logs import JsonFormatter
 from jobs import services
-from runs.services import run_in_foreground
+from runs.execution import run_in_foreground
 from tests.e2e.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ def test_json_logs_are_one_object_per_line_with_the_events_fields():
 
     from core.logs import JsonFormatter
 
-    record = logging.LogRecord("runs.services", logging.INFO, __file__, 1, "run finished", None, None)
+    record = logging.LogRecord("runs.outcomes", logging.INFO, __file__, 1, "run finished", None, None)
     record.run_id, record.job_id, record.status, record.duration_ms = 7, "ping", "success", 12
     line = JsonFormatter().format(record)
     assert "\n" not in line
@@ -268,12 +268,12 @@ def test_whitenoise_serves_the_collected_static_files_with_debug_off(settings, t
 @pytest.mark.django_db
 def test_a_finished_run_is_logged_with_its_fields(caplog, http_target):
     job = services.job_create(data={"id": "logged", "url": f"{http_target.url}/hello"})
-    with caplog.at_level(logging.INFO, logger="runs.services"):
+    with caplog.at_level(logging.INFO, logger="runs.outcomes"):
         run = run_in_foreground(job=job)
-    (record,) = [r for r in caplog.records if r.name == "runs.services" and r.getMessage().startswith("run finished")]
+    (record,) = [r for r in caplog.records if r.name == "runs.outcomes" and r.getMessage().startswith("run finished")]
     event = json.loads(JsonFormatter().format(record))
     assert event["level"] == "INFO"
-    assert event["logger"] == "runs.services"
+    assert event["logger"] == "runs.outcomes"
     assert (event["run_id"], event["job_id"], event["status"]) == (run.pk, "logged", "success")
     assert event["duration_ms"] == run.duration_ms
     assert isinstance(event["duration_ms"], int)

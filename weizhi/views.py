@@ -117,7 +117,7 @@ class WeizhiRunsView(APIView):
 
 
 def _item(job: Job, url: str, run: Run) -> dict[str, Any]:
-    # response_text and error were masked when the run was stored (runs.services).
+    # response_text and error were masked when the run was stored (runs.outcomes).
     return {
         "job_id": job.id,
         "url": url,

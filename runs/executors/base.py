@@ -9,7 +9,7 @@ import selectors
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -25,7 +25,6 @@ class Outcome:
     output: str = ""
     error: str = ""
     traceback: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def storable_text(text: str) -> str:

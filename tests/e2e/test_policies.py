@@ -135,7 +135,7 @@ def test_a_worker_killed_mid_run_leaves_a_lost_run_and_no_second_run(system: Sys
     time.sleep(3)
     assert len(system.runs("victim")) == 1
     # It was delivered again: acks late and reject-on-worker-lost gave the message back when
-    # its worker died, and the run claim refused the copy (runs.services logs it).
+    # its worker died, and the run claim refused the copy (runs.claims logs it).
     assert wait_for(lambda: "duplicate delivery of job victim fire" in system.log.read_text(), timeout=10), (
         system.log.read_text()[-3000:]
     )

@@ -12,8 +12,7 @@ from django.db import OperationalError, connection
 
 from jobs import services as job_services
 from jobs.models import Job
-from runs import claims
-from runs import services as run_services
+from runs import claims, execution, outcomes, policies
 from runs.models import Run
 from runs.tasks import execute_job
 from scheduling import outbox
@@ -86,7 +85,7 @@ def test_the_same_message_delivered_again_to_the_same_process_is_not_run_again(h
 @pytest.mark.parametrize("after", [False, True], ids=["lost-before-commit", "lost-after-commit"])
 def test_an_outcome_cut_off_from_the_database_is_stored_as_it_was_and_not_retried(http_target, monkeypatch, after):
     make_job(f"{http_target.url}/ok", max_retries=1)
-    attempts = cut_once(monkeypatch, run_services, "_store_outcome", after=after)
+    attempts = cut_once(monkeypatch, outcomes, "_store_outcome", after=after)
     deliver()
     assert len(attempts) == 2
     run = Run.objects.get()
@@ -98,7 +97,7 @@ def test_an_outcome_cut_off_from_the_database_is_stored_as_it_was_and_not_retrie
 
 def test_a_failed_call_whose_outcome_was_cut_off_is_retried_once(http_target, monkeypatch, queued_tasks):
     make_job(f"{http_target.url}/status/500", max_retries=1)
-    cut_once(monkeypatch, run_services, "_store_outcome", after=True)
+    cut_once(monkeypatch, outcomes, "_store_outcome", after=True)
     deliver()
     assert sorted(Run.objects.values_list("attempt", "status")) == [(1, "failed"), (2, "queued")]
     assert Job.objects.get().failure_count == 1
@@ -109,13 +108,13 @@ def test_an_outcome_the_database_never_takes_leaves_the_run_to_the_reaper_and_qu
 ):
     settings.CRONTASK_LOST_GRACE_SECONDS = 1
     make_job(f"{http_target.url}/ok", max_retries=1, timeout_seconds=1)
-    real = run_services._store_outcome
+    real = outcomes._store_outcome
 
     def unreachable(*args, **kwargs):
         terminate_own_connection()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_services, "_store_outcome", unreachable)
+    monkeypatch.setattr(outcomes, "_store_outcome", unreachable)
     with pytest.raises(OperationalError):
         deliver()
     connection.close()  # what the worker does after a task (close_old_database_connections)
@@ -125,7 +124,7 @@ def test_an_outcome_the_database_never_takes_leaves_the_run_to_the_reaper_and_qu
 
 def test_a_claim_the_database_keeps_refusing_is_given_back_to_the_broker(monkeypatch):
     make_job("http://127.0.0.1:9/")
-    monkeypatch.setattr(run_services, "CLAIM_RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(policies, "CLAIM_RETRY_SECONDS", 0.3)
     real = claims.claim_fire
     tries = []
 
@@ -135,21 +134,21 @@ def test_a_claim_the_database_keeps_refusing_is_given_back_to_the_broker(monkeyp
         return real(**kwargs)
 
     monkeypatch.setattr(claims, "claim_fire", unreachable)
-    with pytest.raises(run_services.ClaimFailed):
-        run_services.run_execute(job_id="j", scheduled_for=datetime.fromisoformat(FIRE))
+    with pytest.raises(execution.ClaimFailed):
+        execution.run_execute(job_id="j", scheduled_for=datetime.fromisoformat(FIRE))
     connection.close()
     assert len(tries) >= 2  # tried again on new connections first
     # The task asks Celery to deliver it again (here, eagerly: each retry runs at once).
     sent = []
-    monkeypatch.setattr(run_services, "run_execute", lambda **kwargs: sent.append(1) or real_claim_failed())
+    monkeypatch.setattr(execution, "run_execute", lambda **kwargs: sent.append(1) or real_claim_failed())
     result = execute_job.apply(kwargs={"job_id": "j", "scheduled_for": FIRE})
     assert len(sent) == 1 + execute_job_retries()
-    assert isinstance(result.result, run_services.ClaimFailed)
+    assert isinstance(result.result, execution.ClaimFailed)
     assert Run.objects.get().status == "queued"  # untouched: beat sends it again as well
 
 
 def real_claim_failed():
-    raise run_services.ClaimFailed("could not claim a run of job j: OperationalError: terminated", "w pid=1")
+    raise execution.ClaimFailed("could not claim a run of job j: OperationalError: terminated", "w pid=1")
 
 
 def execute_job_retries() -> int:
@@ -163,9 +162,9 @@ def test_an_outcome_the_database_refuses_as_it_is_is_not_retried(monkeypatch, qu
 
     make_job("http://127.0.0.1:9/", max_retries=1)
     # A negative status code breaks a CHECK constraint: the call was made, its outcome cannot be stored.
-    monkeypatch.setattr(run_services.executors, "execute", lambda *a, **k: Outcome(status="success", status_code=-1))
+    monkeypatch.setattr(execution.executors, "execute", lambda *a, **k: Outcome(status="success", status_code=-1))
     monkeypatch.setattr(
-        run_services.executors, "prepare", lambda *a, **k: lambda: Outcome(status="success", status_code=-1)
+        execution.executors, "prepare", lambda *a, **k: lambda: Outcome(status="success", status_code=-1)
     )
     deliver()
     run = Run.objects.get()
@@ -180,9 +179,9 @@ def test_a_delivery_retried_after_an_unknown_claim_takes_its_run_over_and_runs_i
     again (here to another worker process), naming the worker that gave up; that copy takes the
     run over, and runs it once."""
     make_job(f"{http_target.url}/ok")
-    monkeypatch.setattr(run_services, "CLAIM_RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(policies, "CLAIM_RETRY_SECONDS", 0.3)
     pids = iter([1001, 1002])  # the first delivery's worker process, then the retry's
-    monkeypatch.setattr(run_services, "os", SimpleNamespace(getpid=lambda: next(pids)))
+    monkeypatch.setattr(execution, "os", SimpleNamespace(getpid=lambda: next(pids)))
     real = claims.claim_fire
     calls = []
 

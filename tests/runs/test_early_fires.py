@@ -13,8 +13,7 @@ from django.utils import timezone
 
 from jobs import services as job_services
 from jobs.models import Job
-from runs import claims
-from runs import services as run_services
+from runs import claims, execution, reaper
 from runs.claims import Claimant
 from runs.models import Run
 from runs.tasks import execute_fires, execute_job
@@ -36,13 +35,13 @@ def test_a_batch_sent_ahead_is_claimed_at_once_queued_and_called_at_its_time(htt
         make_job(job_id, f"{http_target.url}/{job_id}")
     fire = soon(1.5)
     seen = []
-    start_queued = run_services._start_queued
+    start_queued = execution._start_queued
 
     def look_then_start(runs):  # what the runs were between the claim and the fire's time
         seen.append((timezone.now(), sorted(Run.objects.values_list("job_id", "status", "started_at"))))
         start_queued(runs)
 
-    monkeypatch.setattr(run_services, "_start_queued", look_then_start)
+    monkeypatch.setattr(execution, "_start_queued", look_then_start)
     execute_fires.apply(kwargs={"fires": [[job_id, fire.isoformat()] for job_id in ("a", "b", "c")]}, throw=True)
 
     [(looked_at, before)] = seen
@@ -83,13 +82,13 @@ def test_a_lone_fire_sent_ahead_is_claimed_at_once_queued_and_run_at_its_time(ht
     make_job("one", f"{http_target.url}/one")
     fire = soon(1.5)
     seen = []
-    start_queued = run_services._start_queued
+    start_queued = execution._start_queued
 
     def look_then_start(runs):
         seen.append((timezone.now(), list(Run.objects.values_list("status", "started_at"))))
         start_queued(runs)
 
-    monkeypatch.setattr(run_services, "_start_queued", look_then_start)
+    monkeypatch.setattr(execution, "_start_queued", look_then_start)
     execute_job.apply(kwargs={"job_id": "one", "scheduled_for": fire.isoformat()}, throw=True)
     [(looked_at, before)] = seen
     assert looked_at < fire
@@ -105,10 +104,10 @@ def test_a_worker_holds_an_early_fire_no_longer_than_the_lead_and_a_second(setti
     """A worker whose clock is behind beat's (or a forged message) cannot be held for long."""
     settings.CRONTASK_FIRE_LEAD_MS = 250
     slept = []
-    monkeypatch.setattr(run_services.time, "sleep", slept.append)
-    run_services._hold_until(soon(3600))
-    run_services._hold_until(soon(-1))
-    run_services._hold_until(None)
+    monkeypatch.setattr(execution.time, "sleep", slept.append)
+    execution._hold_until(soon(3600))
+    execution._hold_until(soon(-1))
+    execution._hold_until(None)
     assert slept == [1.25]
 
 
@@ -124,10 +123,10 @@ def test_a_fire_claimed_ahead_whose_worker_died_is_reaped_lost_and_retried(http_
     # Reaped at its fire's time plus its timeout and the grace, as a running run is (it may be
     # running while still queued, if the database refused to mark it running).
     grace = timedelta(seconds=settings.CRONTASK_LOST_GRACE_SECONDS + job.timeout_seconds)
-    assert run_services.reap_lost_runs(now=fire + grace - timedelta(seconds=1)) == 0
-    assert run_services.reap_lost_runs(now=fire + grace + timedelta(seconds=1)) == 1
+    assert reaper.reap_lost_runs(now=fire + grace - timedelta(seconds=1)) == 0
+    assert reaper.reap_lost_runs(now=fire + grace + timedelta(seconds=1)) == 1
     run.refresh_from_db()
-    assert (run.status, run.error) == ("lost", run_services._LOST_HELD)
+    assert (run.status, run.error) == ("lost", reaper._LOST_HELD)
     assert list(Run.objects.filter(attempt=2).values_list("status", "trigger")) == [("queued", "retry")]
     assert http_target.hits == {}
 
@@ -162,7 +161,7 @@ def test_a_crash_while_a_call_is_made_ready_fails_its_run_with_secrets_masked(ht
     def crash(job, **kwargs):
         raise ValueError(f"cannot build {job.headers['Authorization']!r}")
 
-    monkeypatch.setattr(run_services.executors, "prepare", crash)
+    monkeypatch.setattr(execution.executors, "prepare", crash)
     make_job("a", f"{http_target.url}/a", headers={"Authorization": secret})
     make_job("b", f"{http_target.url}/b", headers={"Authorization": secret})
     fire = timezone.now()
@@ -225,7 +224,7 @@ def test_runs_claimed_ahead_whose_start_cannot_be_stored_still_end_once_with_the
     def down(pks, now):
         raise DatabaseError("the connection went away")
 
-    monkeypatch.setattr(run_services, "_mark_running", down)
+    monkeypatch.setattr(execution, "_mark_running", down)
     for job_id in ("a", "b"):
         make_job(job_id, f"{http_target.url}/{job_id}")
     fire = soon(1.0)
@@ -233,7 +232,7 @@ def test_runs_claimed_ahead_whose_start_cannot_be_stored_still_end_once_with_the
     assert sorted(Run.objects.values_list("job_id", "status")) == [("a", "success"), ("b", "success")]
     assert all(run.started_at >= fire for run in Run.objects.all())
     assert http_target.hits == {"/a": 1, "/b": 1}
-    assert run_services.reap_lost_runs(now=fire + timedelta(days=2)) == 0  # nothing left to reap, nor to retry
+    assert reaper.reap_lost_runs(now=fire + timedelta(days=2)) == 0  # nothing left to reap, nor to retry
 
 
 def test_a_tls_connection_opened_ahead_is_the_one_the_call_uses(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from jobs import services as job_services
 from jobs.models import Job
-from runs import services as run_services
+from runs import enqueue
 from runs.models import Run
 from runs.tasks import execute_job
 
@@ -122,7 +122,7 @@ def test_a_compressed_answer_is_stored_decompressed(http_target):
 def test_run_now_queues_a_manual_run_after_commit_with_its_overrides(http_target, django_capture_on_commit_callbacks):
     job = make_job(f"{http_target.url}/echo", method="POST", body="from the job")
     with django_capture_on_commit_callbacks() as callbacks:
-        run = run_services.job_run_now(job=job, overrides={"body": "one-off"})
+        run = enqueue.job_run_now(job=job, overrides={"body": "one-off"})
         assert run.status == "queued"
     assert len(callbacks) == 1  # queued only once the transaction commits
     execute_job.apply(kwargs={"job_id": "t", "run_id": run.pk}, throw=True)
@@ -210,12 +210,12 @@ def test_a_run_with_an_authorization_header_logs_no_secret(http_target, caplog, 
 
 
 def test_an_executor_crash_quoting_a_header_value_is_masked_in_the_run_and_the_log(monkeypatch, caplog):
-    from runs import services as run_services
+    from runs import execution
 
     def crash(job, **kwargs):
         raise ValueError(f"cannot send {job.headers['Authorization']!r}")
 
-    monkeypatch.setattr(run_services.executors, "execute", crash)
+    monkeypatch.setattr(execution.executors, "execute", crash)
     make_job("http://127.0.0.1:9/", headers={"Authorization": f"Bearer {SECRET}"})
     deliver()
     run = Run.objects.get()

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from jobs import services as job_services
 from jobs.models import Job
-from runs import services as run_services
+from runs import execution, reaper
 from runs.executors.base import Outcome
 from runs.models import Run
 from runs.tasks import execute_job
@@ -34,7 +34,7 @@ def executor_returning(monkeypatch, outcome: Outcome, before=None) -> None:
             before()
         return outcome
 
-    monkeypatch.setattr(run_services.executors, "execute", execute)
+    monkeypatch.setattr(execution.executors, "execute", execute)
 
 
 def test_a_run_the_reaper_marked_lost_stays_lost_when_its_outcome_comes_late(
@@ -43,7 +43,7 @@ def test_a_run_the_reaper_marked_lost_stays_lost_when_its_outcome_comes_late(
     make_job(max_retries=1)
 
     def reaper_runs_meanwhile():  # the run seemed to have lost its worker
-        assert run_services.reap_lost_runs(now=timezone.now() + timedelta(hours=1)) == 1
+        assert reaper.reap_lost_runs(now=timezone.now() + timedelta(hours=1)) == 1
 
     executor_returning(
         monkeypatch, Outcome(status="success", status_code=200, response_body="late"), reaper_runs_meanwhile
@@ -101,7 +101,7 @@ def test_a_log_line_with_nul_is_stored(monkeypatch):
         progress.log("a\x00b")
         return Outcome(status="success")
 
-    monkeypatch.setattr(run_services.executors, "execute", execute)
+    monkeypatch.setattr(execution.executors, "execute", execute)
     assert deliver().log_output == "a\ufffdb"
 
 

@@ -135,7 +135,7 @@ def test_a_failed_call_in_a_batch_is_retried_like_any_other(
 
 
 def test_an_outcome_that_cannot_be_stored_does_not_stop_the_rest_of_the_batch(http_target, settings, monkeypatch):
-    from runs import services as run_services
+    from runs import execution
 
     settings.CRONTASK_SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
     make_job("a", f"{http_target.url}/a")
@@ -143,14 +143,14 @@ def test_an_outcome_that_cannot_be_stored_does_not_stop_the_rest_of_the_batch(ht
     job_services.job_create(
         data={"id": "py", "interval_seconds": 60, "kind": "python", "handler": "scripts:async_value"}
     )
-    finish = run_services._finish
+    finish = execution.finish
 
     def finish_but_not_a(run, outcome, **kwargs):
         if run.job_id == "a":
             raise RuntimeError("the database went away")
         return finish(run, outcome, **kwargs)
 
-    monkeypatch.setattr(run_services, "_finish", finish_but_not_a)
+    monkeypatch.setattr(execution, "finish", finish_but_not_a)
     with pytest.raises(RuntimeError, match="went away"):
         deliver("a", "b", "py")  # the task fails, so the failure shows, but only after the others
     assert sorted(Run.objects.values_list("job_id", "status")) == [

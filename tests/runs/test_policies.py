@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from jobs import services as job_services
 from jobs.models import Job
-from runs import services as run_services
+from runs import reaper
 from runs.accounting import job_record_run
 from runs.models import Run
 from runs.tasks import execute_job
@@ -131,7 +131,7 @@ def test_the_reaper_marks_runs_of_dead_workers_lost_and_retries_them(queued_task
         started_at=now - timedelta(seconds=30),
     )
     never = Run.objects.create(job=job, trigger="manual", status="queued", queued_at=now - timedelta(days=2))
-    assert run_services.reap_lost_runs(now=now) == 2
+    assert reaper.reap_lost_runs(now=now) == 2
     dead.refresh_from_db()
     assert dead.status == "lost"
     assert "stopped" in dead.error
@@ -144,7 +144,7 @@ def test_the_reaper_marks_runs_of_dead_workers_lost_and_retries_them(queued_task
     assert (retry.attempt, retry.status, retry.scheduled_for) == (2, "queued", FIRE)
     job.refresh_from_db()
     assert (job.failure_count, job.run_count) == (2, 2)
-    assert run_services.reap_lost_runs(now=now) == 0
+    assert reaper.reap_lost_runs(now=now) == 0
 
 
 @pytest.mark.django_db(transaction=True)

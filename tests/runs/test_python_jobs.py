@@ -14,7 +14,7 @@ from django.db import connection
 
 from jobs import services as job_services
 from jobs.models import Job
-from runs import services as run_services
+from runs import enqueue
 from runs.models import Run
 from runs.tasks import execute_job
 
@@ -79,7 +79,7 @@ def test_expressions_are_evaluated_at_run_time():
 def test_a_manual_runs_kwargs_override_the_jobs_for_that_run_only(django_capture_on_commit_callbacks):
     job = python_job("scripts:echo_kwargs", handler_kwargs={"count": 1})
     with django_capture_on_commit_callbacks():
-        run = run_services.job_run_now(job=job, overrides={"handler_kwargs": {"count": 7}})
+        run = enqueue.job_run_now(job=job, overrides={"handler_kwargs": {"count": 7}})
     execute_job.apply(kwargs={"job_id": "py", "run_id": run.pk}, throw=True)
     run.refresh_from_db()
     assert run.result["count"] == 7

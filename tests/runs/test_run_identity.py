@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobs import services as job_services
-from runs import services as run_services
+from runs import enqueue
 from runs.models import Run
 from runs.tasks import execute_fires, execute_job
 
@@ -24,7 +24,7 @@ def test_a_fire_a_batch_and_a_manual_run_name_themselves_to_the_target(http_targ
         job_services.job_create(data={"id": job_id, "interval_seconds": 60, "url": f"{http_target.url}/{job_id}"})
     execute_job.apply(kwargs={"job_id": "a", "scheduled_for": FIRE}, throw=True)
     execute_fires.apply(kwargs={"fires": [["a", "2026-03-02T10:02:00+00:00"], ["b", FIRE]]}, throw=True)
-    manual = run_services.job_run_now(job=job_services.Job.objects.get(pk="b"))
+    manual = enqueue.job_run_now(job=job_services.Job.objects.get(pk="b"))
     execute_job.apply(kwargs={"job_id": "b", "run_id": manual.pk}, throw=True)
 
     runs = {

@@ -7,7 +7,7 @@ import pytest
 
 from jobs import services as job_services
 from jobs.secrets import MASK
-from runs import services as run_services
+from runs import execution
 from runs.executors.base import Outcome
 from runs.models import Run
 from runs.tasks import execute_job
@@ -45,7 +45,7 @@ def test_every_output_field_is_stored_with_the_jobs_secrets_masked(monkeypatch, 
         error=quoted,
         traceback=quoted,
     )
-    monkeypatch.setattr(run_services.executors, "execute", lambda job, **kwargs: outcome)
+    monkeypatch.setattr(execution.executors, "execute", lambda job, **kwargs: outcome)
     run = deliver()
     masked = f"user bot, password {MASK}, session {MASK}"
     assert (run.response_body, run.output, run.error, run.traceback) == (masked,) * 4
@@ -53,7 +53,7 @@ def test_every_output_field_is_stored_with_the_jobs_secrets_masked(monkeypatch, 
 
 
 def test_a_log_line_is_masked_before_it_is_stored_while_the_run_goes_on(monkeypatch, job):
-    monkeypatch.setattr(run_services.RunProgress, "FLUSH_EVERY", 0)
+    monkeypatch.setattr(execution.RunProgress, "FLUSH_EVERY", 0)
     seen = []
 
     def execute(job, *, progress, **kwargs):
@@ -61,7 +61,7 @@ def test_a_log_line_is_masked_before_it_is_stored_while_the_run_goes_on(monkeypa
         seen.append(Run.objects.get(job_id="j").log_output)  # what a reader sees meanwhile
         return Outcome(status="success")
 
-    monkeypatch.setattr(run_services.executors, "execute", execute)
+    monkeypatch.setattr(execution.executors, "execute", execute)
     run = deliver()
     assert seen == [f"trying {MASK} and {MASK}"]
     assert run.log_output == f"trying {MASK} and {MASK}"

@@ -11,7 +11,7 @@ import time_machine
 from kombu.exceptions import OperationalError as BrokerDown
 
 from jobs import services as job_services
-from runs import services as run_services
+from runs import reaper
 from runs.models import Run
 from runs.tasks import execute_job
 from scheduling import outbox
@@ -132,7 +132,7 @@ def test_a_fire_the_broker_lost_is_sent_again(beat):
     job_services.Job.objects.update(status="paused")  # no later fire: only this one is looked at
     tick(beat, FIRE + timedelta(seconds=5))
     assert len(beat.broker_stub.sent) == 1  # not yet: it may still be on its way
-    resend_after = timedelta(seconds=run_services.settings.CRONTASK_LOST_GRACE_SECONDS / 2)
+    resend_after = timedelta(seconds=reaper.settings.CRONTASK_LOST_GRACE_SECONDS / 2)
     tick(beat, FIRE + resend_after + timedelta(seconds=3))
     assert [f.scheduled_for for f in beat.broker_stub.sent] == [FIRE, FIRE]
 
@@ -231,7 +231,7 @@ def test_the_reaper_leaves_a_recorded_fire_to_be_sent_again_and_reaps_one_a_dead
     outbox.record_fires([Fire("j", waiting_fire, "http"), Fire("j", held_fire, "http")], now=FIRE)
     Run.objects.filter(scheduled_for=held_fire).update(worker="w pid=1", celery_task_id="t")
     later = held_fire + timedelta(seconds=job.timeout_seconds + settings.CRONTASK_LOST_GRACE_SECONDS + 1)
-    assert run_services.reap_lost_runs(now=later) == 1
+    assert reaper.reap_lost_runs(now=later) == 1
     assert dict(Run.objects.filter(job=job).values_list("scheduled_for", "status")) == {
         waiting_fire: "queued",
         held_fire: "lost",

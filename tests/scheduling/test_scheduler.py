@@ -145,7 +145,7 @@ def test_the_publisher_sends_the_message_the_worker_task_takes():
 
     from crontask.celery import app
     from scheduling.fires import Fire
-    from scheduling.scheduler import FirePublisher
+    from scheduling.publisher import FirePublisher
 
     fires = [Fire(job_id=f"j{i}", scheduled_for=T0.replace(microsecond=0) + timedelta(seconds=i)) for i in range(3)]
     with Connection("memory://") as conn:
@@ -168,7 +168,7 @@ def published(fires, batch_size: int, settings) -> list[tuple[str, dict]]:
     from kombu import Connection
 
     from crontask.celery import app
-    from scheduling.scheduler import FirePublisher
+    from scheduling.publisher import FirePublisher
 
     settings.CRONTASK_FIRE_BATCH_SIZE = batch_size
     with Connection("memory://") as conn:
@@ -222,7 +222,7 @@ def test_a_claimed_fire_carries_its_jobs_kind(settings):
 
 
 def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace_decides(make_beat, http_target):
-    from runs import services as run_services
+    from runs import execution
     from runs.models import Run
 
     with time_machine.travel(T0, tick=False):
@@ -236,7 +236,7 @@ def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace
     with time_machine.travel(takeover, tick=False):
         standby.fire_due_jobs()
         for fire in published:
-            run_services.run_execute(job_id=fire.job_id, scheduled_for=fire.scheduled_for)
+            execution.run_execute(job_id=fire.job_id, scheduled_for=fire.scheduled_for)
     missed = T0.replace(microsecond=0) + timedelta(seconds=2)
     assert sorted((f.job_id, f.scheduled_for) for f in published) == [("lenient", missed), ("strict", missed)]
     assert Run.objects.get(job_id="strict", scheduled_for=missed).status == "skipped"  # 7 s late, grace 3 s

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.models import Job
-from runs.services import run_in_foreground
+from runs.execution import run_in_foreground
 
 
 class Command(BaseCommand):

@@ -1,0 +1,321 @@
+"""Running a job: claim the Run (``runs.claims``), execute it, hand its outcome to ``runs.outcomes``.
+
+Every run exists as a ``queued`` row before its message is sent (``scheduling.outbox``), and one
+delivery claims it, so a message delivered twice, or fired by two schedulers, makes one run.
+
+The database may go away under a worker. The claim is made again on a new connection for a
+bounded time (``core.outage.retrying``, ``policies.CLAIM_RETRY_SECONDS``); past that the message
+is given back to Celery (``ClaimFailed``), and nothing has run.
+
+Beat sends a fire a little before its time (CRONTASK_FIRE_LEAD_MS). The worker claims it at
+once, as a ``queued`` run, and the run turns ``running`` at the fire's time, when its job (or,
+in a batch, its call) begins.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from core.outage import DATABASE_DISCONNECTS, describe, retrying
+from jobs.models import Job
+from jobs.secrets import mask_values, secret_values
+from runs import claims, executors, policies
+from runs.claims import Claimant
+from runs.enqueue import create_manual
+from runs.executors.base import Outcome, Progress, storable_text
+from runs.models import Run
+from runs.outcomes import finish, masked
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def run_in_foreground(*, job: Job, overrides: dict[str, Any] | None = None) -> Run:
+    """Run the job now in this process (``manage.py run_job``), recorded like any manual run."""
+    run = create_manual(job, overrides or {}, sent=True)  # nothing to send: it runs here
+    result = run_execute(job_id=job.pk, run_id=run.pk, worker="manage.py run_job")
+    return result or Run.objects.get(pk=run.pk)
+
+
+def run_execute(
+    *,
+    job_id: str,
+    scheduled_for: datetime | None = None,
+    attempt: int = 1,
+    run_id: int | None = None,
+    worker: str = "",
+    celery_task_id: str = "",
+    retrying_for: Sequence[str] = (),
+) -> Run | None:
+    """Execute one delivery of a fire, or of a queued run. None if there was nothing ours to run.
+
+    A fire sent ahead of its time (CRONTASK_FIRE_LEAD_MS) is claimed at once, as a ``queued``
+    run, and started at its time: if this worker dies meanwhile, the reaper finds the run.
+    ``retrying_for``: see ``ClaimFailed``.
+    """
+    worker = f"{worker} pid={os.getpid()}"
+    fire = policies.fire_time(scheduled_for, now=timezone.now())
+
+    def claim(by: Claimant) -> tuple[Job | None, Run | None]:
+        job = Job.objects.filter(pk=job_id).first()
+        if job is None:
+            return None, None
+        if run_id is not None:
+            return job, claims.claim_queued(job=job, run_id=run_id, by=by)
+        return job, claims.claim_fire(job=job, scheduled_for=fire, attempt=attempt, by=by)
+
+    what = f"a run of job {job_id}"
+    job, run = _claiming(claim, worker=worker, celery_task_id=celery_task_id, retrying_for=retrying_for, what=what)
+    if job is None:
+        logger.warning("job %s no longer exists; message dropped", job_id)
+        return None
+    if run is not None and run.status == Run.Status.QUEUED:
+        _start_queued([run])
+    if run is None or run.status not in (Run.Status.RUNNING, Run.Status.QUEUED):
+        return run  # skipped, or taken from us (queued only if the database failed to mark it running)
+    progress = RunProgress(run.pk, secrets=secret_values(job, run.overrides))
+    execute = partial(executors.execute, job, overrides=run.overrides, progress=progress, identity=_identity(run))
+    outcome = _guarded(job, run, execute)
+    run.log_output = progress.text()
+    return finish(run, outcome, job=job)
+
+
+def run_execute_fires(
+    *,
+    fires: Sequence[tuple[str, datetime]],
+    worker: str = "",
+    celery_task_id: str = "",
+    retrying_for: Sequence[str] = (),
+) -> list[Run]:
+    """Execute the fires of HTTP jobs that beat sent together: one claim for all of them, their
+    calls made at once (a thread each), each outcome stored as soon as its call ends.
+
+    Claims, policies and outcomes are those of ``run_execute``; only the cost is shared. Fires
+    that arrive before their time are claimed at once as ``queued`` runs, and their threads are
+    started and waiting, so at the fire's time nothing is left to do but the calls. A fire
+    whose job is gone is dropped; one whose job is no longer an HTTP job runs on its own after
+    the calls. Returns the runs this delivery claimed (running or skipped, then finished).
+    """
+    claimant = f"{worker} pid={os.getpid()}"
+
+    def claim(by: Claimant) -> tuple[dict[str, Job], list[Run]]:
+        jobs = Job.objects.in_bulk({job_id for job_id, _ in fires})
+        calls = [(jobs[job_id], at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind == Job.Kind.HTTP]
+        return jobs, claims.claim_fires(calls, by=by)
+
+    what = f"a batch of {len(fires)} fires"
+    jobs, runs = _claiming(claim, worker=claimant, celery_task_id=celery_task_id, retrying_for=retrying_for, what=what)
+    for job_id in sorted({job_id for job_id, _ in fires} - jobs.keys()):
+        logger.warning("job %s no longer exists; its fire is dropped", job_id)
+    others = [(job_id, at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind != Job.Kind.HTTP]
+    to_run = [run for run in runs if run.status in (Run.Status.RUNNING, Run.Status.QUEUED)]
+    failure: Exception | None = None
+    if to_run:
+        with ThreadPoolExecutor(max_workers=len(to_run), thread_name_prefix="crontask-call") as pool:
+            # The calls touch no database; the outcomes are stored here, on this thread's connection.
+            ended = {pool.submit(_call_and_time, jobs[run.job_id], run): run for run in to_run}
+            _start_queued(to_run)
+            for future in as_completed(ended):
+                run = ended[future]
+                try:
+                    # The run started when its call began: on a busy machine, a little after the claim.
+                    run.started_at, outcome, finished = future.result()
+                    finish(run, outcome, job=jobs[run.job_id], finished=finished)
+                except Exception as exc:  # one outcome that cannot be stored must not lose the others
+                    logger.exception("could not finish run %s of job %s", run.pk, run.job_id)
+                    failure = failure or exc
+    # Jobs that changed kind since beat sent the fire: rare, so simply after the calls.
+    for job_id, at in others:
+        try:
+            run = run_execute(
+                job_id=job_id, scheduled_for=at, worker=worker, celery_task_id=celery_task_id, retrying_for=retrying_for
+            )
+        except Exception as exc:  # the same
+            logger.exception("could not run job %s fire %s", job_id, at.isoformat())
+            failure = failure or exc
+            continue
+        runs += [run] if run is not None else []
+    if failure is not None:
+        raise failure  # the task fails visibly; every other fire of the batch has been dealt with
+    return runs
+
+
+def _identity(run: Run) -> dict[str, str]:
+    """The headers that tell an HTTP target which run is calling: with them a target can tell a
+    call it already had (the same run id) from a new one, and which fire a call stands for."""
+    headers = {
+        "X-Crontask-Job-Id": run.job_id,
+        "X-Crontask-Run-Id": str(run.pk),
+        "X-Crontask-Attempt": str(run.attempt),
+    }
+    if run.scheduled_for is not None:
+        headers["X-Crontask-Scheduled-For"] = run.scheduled_for.isoformat()
+    return headers
+
+
+class ClaimFailed(Exception):
+    """The database stayed unreachable for CLAIM_RETRY_SECONDS while a delivery claimed its run:
+    nothing was run, and the message should be delivered again (``runs.tasks`` retries it),
+    telling the next delivery who ``claimant`` was, in case its claim did reach the database."""
+
+    def __init__(self, message: str, claimant: str) -> None:
+        super().__init__(message, claimant)  # both in args: Celery pickles the exception
+        self.claimant = claimant
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _claiming(
+    step: Callable[[Claimant], T], *, worker: str, celery_task_id: str, retrying_for: Sequence[str], what: str
+) -> T:
+    """``step(claimant)``: a claim, made again on a new connection if the database connection is
+    lost, where a later attempt recognises the run an earlier one claimed (``Claimant.owns``), and
+    a delivery retrying ``retrying_for`` takes over a run one of them claimed (``takes_over``)."""
+    attempts = itertools.count()
+
+    def attempt() -> T:
+        again = next(attempts) > 0
+        by = Claimant(worker, celery_task_id, timezone.now(), again=again, retrying=tuple(retrying_for))
+        return step(by)
+
+    try:
+        return retrying(attempt, within=policies.CLAIM_RETRY_SECONDS, what=f"claiming {what}")
+    except DATABASE_DISCONNECTS as exc:
+        raise ClaimFailed(f"could not claim {what}: {describe(exc)}", worker) from exc
+
+
+def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
+    """``step``'s result (the executor's outcome, or a call made ready), or a ``failed`` outcome
+    saying how the executor crashed."""
+    try:
+        return step()
+    except Exception as exc:  # noqa: BLE001 - an executor bug must not leave the run "running"
+        # Masked before it is logged: an exception's message may quote a header's value.
+        secrets = secret_values(job, run.overrides)
+        trace = masked(traceback.format_exc(), secrets)
+        logger.error("executor crashed on run %s of job %s:\n%s", run.pk, job.pk, trace)
+        return Outcome(status=Run.Status.FAILED, error=masked(f"{type(exc).__name__}: {exc}", secrets), traceback=trace)
+
+
+def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
+    """The call made ready, then, at the fire's time, made: when it began, its outcome, when it ended."""
+    ahead = _hold_seconds(run.scheduled_for)
+    prepare = partial(
+        executors.prepare, job, overrides=run.overrides, progress=Progress(), ahead=ahead, identity=_identity(run)
+    )
+    call = _guarded(job, run, prepare)
+    _hold_until(run.scheduled_for)
+    began = timezone.now()
+    outcome = call if isinstance(call, Outcome) else _guarded(job, run, call)
+    return began, outcome, timezone.now()
+
+
+def _start_queued(runs: Sequence[Run]) -> None:
+    """Mark ``running`` the runs claimed ahead of their fire, each group at its fire's time (when
+    their calls begin, in their own threads). A batch's stored time is corrected to when each
+    call began once its outcome is stored.
+
+    A run changed meanwhile by someone else (the reaper) takes that status here and is not
+    ours to run. If the database fails, the runs go on all the same, still ``queued``: their
+    outcomes are stored as those of running runs, and the calls are not made twice."""
+    waiting: dict[datetime, list[Run]] = defaultdict(list)
+    for run in runs:
+        if run.status == Run.Status.QUEUED:
+            waiting[run.scheduled_for].append(run)
+    for at in sorted(waiting):
+        _hold_until(at)
+        now = timezone.now()
+        for run in waiting[at]:
+            run.started_at = now
+        pks = [run.pk for run in waiting[at]]
+        try:
+            statuses = retrying(
+                partial(_mark_running, pks, now),
+                within=policies.START_RETRY_SECONDS,
+                what=f"starting {len(pks)} run(s)",
+            )
+        except DatabaseError as exc:
+            logger.warning("could not mark %d run(s) running: %s", len(pks), describe(exc))
+            continue
+        for run in waiting[at]:
+            run.status = statuses.get(run.pk, run.status)
+
+
+def _mark_running(pks: list[int], now: datetime) -> dict[int, str]:
+    """Queued runs ``pks`` turn running; returns each run's status (one query more if any did not)."""
+    marked = Run.objects.filter(pk__in=pks, status=Run.Status.QUEUED).update(status=Run.Status.RUNNING, started_at=now)
+    if marked == len(pks):
+        return dict.fromkeys(pks, Run.Status.RUNNING)
+    return dict(Run.objects.filter(pk__in=pks).values_list("pk", "status"))
+
+
+def _hold_until(when: datetime | None) -> None:
+    """Wait for the time of a fire that beat sent ahead (CRONTASK_FIRE_LEAD_MS): one sleep, of
+    ``policies.hold_seconds``."""
+    ahead = _hold_seconds(when)
+    if ahead > 0:
+        time.sleep(ahead)
+
+
+def _hold_seconds(when: datetime | None) -> float:
+    return policies.hold_seconds(when, now=timezone.now(), lead_ms=settings.CRONTASK_FIRE_LEAD_MS)
+
+
+class RunProgress(Progress):
+    """Collects the lines a job logs and writes them to the run about once a second."""
+
+    FLUSH_EVERY = 1.0
+
+    def __init__(self, run_id: int, *, secrets: Sequence[str] = ()) -> None:
+        self.run_id = run_id
+        self.secrets = secrets  # masked in each line, since the log is stored while the run goes on
+        self.max_bytes = settings.CRONTASK_MAX_OUTPUT_BYTES
+        self.lines: list[str] = []
+        self.size = 0
+        self.dropped = 0
+        self.dirty = False
+        self.flushed_at = time.monotonic()
+
+    def log(self, line: str) -> None:
+        line = storable_text(mask_values(line, self.secrets))
+        encoded = len(line.encode()) + 1
+        if self.size + encoded > self.max_bytes:
+            self.dropped += encoded
+        else:
+            self.lines.append(line)
+            self.size += encoded
+        self.dirty = True
+        self.tick()
+
+    def tick(self) -> None:
+        if self.dirty and time.monotonic() - self.flushed_at >= self.FLUSH_EVERY:
+            # Best effort: a failed write must not break the executor (which would leave its
+            # child running); the whole log is stored with the outcome anyway.
+            try:
+                with transaction.atomic():
+                    Run.objects.filter(pk=self.run_id).update(log_output=self.text())
+            except DatabaseError as exc:
+                logger.warning("could not save the log of run %s so far: %s", self.run_id, describe(exc))
+            self.dirty = False
+            self.flushed_at = time.monotonic()
+
+    def text(self) -> str:
+        text = "\n".join(self.lines)
+        if self.dropped:
+            text += f"\n[… truncated: {self.dropped} more bytes not kept]"
+        return text

@@ -1,0 +1,165 @@
+"""How a run ended: its outcome stored on the run, folded into the job's counters, a retry queued.
+
+A run is finished by a conditional update: only a run still ``running`` (or claimed ahead and
+still ``queued``) takes its outcome, so a run the reaper marked ``lost`` (``runs.reaper``) stays
+lost and is counted once.
+
+The database may go away under a worker. The outcome is stored again on a new connection for a
+bounded time (``core.outage.retrying``, until the reaper's deadline is near): a call that was
+made is recorded as it ended, never as failed or lost because its outcome could not be written
+at first, and a retry is queued only when the call itself failed.
+
+The job's secret values are masked wherever an outcome quotes them, once, here: the API, the
+admin, the Weizhi paths and the logs then only ever see masked text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import F, TextField, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from core.outage import DATABASE_DISCONNECTS, describe, retrying
+from jobs.models import Job
+from jobs.secrets import mask_json_values, mask_text, mask_values, secret_values
+from runs import policies
+from runs.accounting import job_complete_if_fired, job_record_run
+from runs.enqueue import queue_retry
+from runs.executors.base import Outcome, json_safe, storable_text
+from runs.models import Run
+
+logger = logging.getLogger(__name__)
+
+
+def finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None = None) -> Run:
+    """Store the outcome on the run, fold it into the job's counters, and queue a retry if due.
+
+    Only a run still ``running`` is finished. If the reaper marked it ``lost`` meanwhile (the
+    worker was too slow to be believed alive), ``lost`` stands: it has been counted and may
+    have a retry queued already, so the late outcome is only logged and noted on the run.
+
+    A lost database connection does not change the outcome: it is stored again on a new one
+    until the reaper's deadline for the run is near (``policies.store_window``); past that the
+    error is raised and the run, still ``running``, is the reaper's. An outcome the database
+    refuses as it is (a value it cannot hold) is recorded ``failed`` with the reason, so the run
+    never stays ``running``, and is not retried: its call was made.
+    """
+    finished = finished or timezone.now()
+    secrets = secret_values(job, run.overrides)
+    fields: dict[str, Any] = {
+        "status": outcome.status,
+        "started_at": run.started_at,
+        "finished_at": finished,
+        "duration_ms": elapsed_ms(run.started_at, finished),
+        "status_code": outcome.status_code,
+        "response_body": storable_text(mask_values(outcome.response_body, secrets)),
+        "result": mask_json_values(json_safe(outcome.result), secrets),
+        "exit_code": outcome.exit_code,
+        "output": storable_text(mask_values(outcome.output, secrets)),
+        "error": masked(outcome.error, secrets),
+        "traceback": masked(outcome.traceback, secrets),
+        "log_output": storable_text(mask_values(run.log_output, secrets)),
+    }
+    what = f"storing the outcome of run {run.pk}"
+    try:
+        ended = retrying(partial(_store_outcome, run, fields, job=job), within=_store_window(run, job), what=what)
+    except DATABASE_DISCONNECTS:
+        raise
+    except DatabaseError as exc:
+        # Only the first line: PostgreSQL's detail quotes the row, secrets and all.
+        problem = masked(describe(exc), secrets)
+        logger.error("could not store the outcome of run %s (%s): %s", run.pk, outcome.status, problem)
+        fields = {
+            "status": Run.Status.FAILED,
+            "started_at": run.started_at,
+            "finished_at": finished,
+            "duration_ms": fields["duration_ms"],
+            "error": f"The run ended {outcome.status}, but its outcome could not be stored ({problem}).",
+        }
+        store = partial(_store_outcome, run, fields, job=job, retry=False)
+        ended = retrying(store, within=_store_window(run, job), what=what)
+        run.refresh_from_db()
+    if not ended:
+        _late_outcome(run, outcome, finished)
+        run.refresh_from_db()
+        return run
+    logger.info(
+        "run finished run_id=%s job_id=%s status=%s duration_ms=%s", run.pk, run.job_id, run.status, run.duration_ms,
+        extra={"run_id": run.pk, "job_id": run.job_id, "status": run.status, "duration_ms": run.duration_ms},
+    )  # fmt: skip
+    return run
+
+
+def _store_window(run: Run, job: Job) -> float:
+    """Seconds left now to store ``run``'s outcome before the reaper may take it for lost."""
+    return policies.store_window(
+        run.started_at,
+        now=timezone.now(),
+        timeout_seconds=job.timeout_seconds,
+        grace_seconds=settings.CRONTASK_LOST_GRACE_SECONDS,
+    )
+
+
+def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = True) -> bool:
+    """End the run with ``fields`` if it is still running (or still ``queued``: claimed ahead, its
+    start could not be stored), and record it; False if someone else ended it (the reaper).
+
+    Safe to run again after a lost connection: if the first commit did happen, the run already
+    holds this very outcome, and that counts as stored (once)."""
+    with transaction.atomic():
+        ending = Run.objects.filter(pk=run.pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
+        if not ending.update(**fields):
+            stored = Run.objects.filter(pk=run.pk, status=fields["status"], finished_at=fields["finished_at"])
+            if not stored.exists():
+                return False
+            mine = True  # this very outcome, stored by an attempt whose answer was lost
+        else:
+            mine = False
+        for name, value in fields.items():
+            setattr(run, name, value)
+        if not mine:
+            record(run, job, retry=retry)
+    return True
+
+
+def _late_outcome(run: Run, outcome: Outcome, finished: datetime) -> None:
+    """The run was ended by someone else (the reaper) before its outcome came: keep theirs."""
+    seconds = (finished - run.started_at).total_seconds()
+    logger.warning(
+        "late outcome ignored run_id=%s job_id=%s outcome=%s after %.1f s: the run was already ended",
+        run.pk, run.job_id, outcome.status, seconds,
+        extra={"run_id": run.pk, "job_id": run.job_id, "status": outcome.status},
+    )  # fmt: skip
+    note = f" It did end later ({outcome.status}, after {seconds:.1f} s); that outcome was not recorded."
+    Run.objects.filter(pk=run.pk, status=Run.Status.LOST).update(
+        error=Concat(F("error"), Value(note), output_field=TextField())
+    )
+
+
+def masked(text: str, secrets: Sequence[str]) -> str:
+    """A message (an error, a traceback): the job's secret values masked, and whatever else looks
+    like a secret (a URL's password, ``token=…``), since a message is not data."""
+    return storable_text(mask_text(mask_values(text, secrets)))
+
+
+def record(run: Run, job: Job, *, retry: bool = True) -> None:
+    """Counters, one-off completion and the retry chain (unless ``retry`` is False: the call was
+    made). Call in the transaction that ended the run."""
+    job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at)
+    if run.trigger != Run.Trigger.MANUAL and job.trigger == Job.Trigger.DATE:  # only one-offs complete
+        job_complete_if_fired(job_id=job.pk)
+    if retry and policies.should_retry(status=run.status, attempt=run.attempt, max_retries=job.max_retries):
+        queue_retry(run, job)
+
+
+def elapsed_ms(start: datetime, end: datetime) -> int:
+    """Milliseconds from ``start`` to ``end``, never negative."""
+    return max(0, int((end - start).total_seconds() * 1000))

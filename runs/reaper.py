@@ -1,0 +1,77 @@
+"""The reaper: runs whose worker died are marked ``lost``, counted, and retried if the job allows.
+
+``runs.tasks.reap_lost_runs`` runs it, on beat's housekeeping schedule. A run it marks lost is
+ended by a conditional update, as a finishing run is (``runs.outcomes``): whichever comes first
+wins, and the other is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from runs import policies
+from runs.models import Run
+from runs.outcomes import elapsed_ms, record
+
+logger = logging.getLogger(__name__)
+
+_LOST_RUNNING = "The worker running it stopped (killed or crashed) before it finished."
+_LOST_QUEUED = "No worker picked it up in time."
+_LOST_HELD = "The worker that took it ahead of its time stopped (killed or crashed) before that time came."
+
+
+def reap_lost_runs(*, now: datetime | None = None) -> int:
+    """Mark ``lost`` the runs whose worker died: still ``running`` past their timeout plus a grace.
+
+    Every executor ends its run by the job's timeout, so a run still ``running`` well after it
+    was started by a worker that is gone. Runs queued for longer than
+    CRONTASK_QUEUED_EXPIRY_SECONDS never reached a worker and are marked lost too, and so is a
+    fire claimed ahead of its time still ``queued`` its timeout and a grace after that time: its
+    worker died before the time came (a redelivery of the message finds the fire claimed). (Not
+    sooner: a run whose start could not be stored runs on while ``queued``.)
+    """
+    now = now or timezone.now()
+    grace_seconds = settings.CRONTASK_LOST_GRACE_SECONDS
+
+    def lost(start: datetime, timeout_seconds: int) -> bool:
+        return policies.is_lost(start, now=now, timeout_seconds=timeout_seconds, grace_seconds=grace_seconds)
+
+    running = Run.objects.filter(status=Run.Status.RUNNING).values_list("pk", "started_at", "job__timeout_seconds")
+    overdue = [pk for pk, started, limit in running if lost(started, limit)]
+    queued = Run.objects.filter(status=Run.Status.QUEUED)
+    stale_before = policies.queued_expired_before(now=now, expiry_seconds=settings.CRONTASK_QUEUED_EXPIRY_SECONDS)
+    stale = list(queued.filter(queued_at__lt=stale_before).values_list("pk", flat=True))
+    # Claimed ahead of its fire (a worker holds it) and still queued past the fire's time plus its
+    # timeout and the grace. A queued run no worker has claimed waits for its message: beat sends it.
+    held = (
+        queued.filter(trigger=Run.Trigger.SCHEDULED, scheduled_for__lt=now - timedelta(seconds=grace_seconds))
+        .exclude(worker="")
+        .exclude(pk__in=stale)
+        .values_list("pk", "scheduled_for", "job__timeout_seconds")
+    )
+    unstarted = [pk for pk, fire, limit in held if lost(fire, limit)]
+    reaped = 0
+    for pk, was, reason in (
+        [(pk, Run.Status.RUNNING, _LOST_RUNNING) for pk in overdue]
+        + [(pk, Run.Status.QUEUED, _LOST_QUEUED) for pk in stale]
+        + [(pk, Run.Status.QUEUED, _LOST_HELD) for pk in unstarted]
+    ):
+        with transaction.atomic():
+            if not Run.objects.filter(pk=pk, status=was).update(status=Run.Status.LOST, finished_at=now, error=reason):
+                continue  # it finished meanwhile
+            run = Run.objects.select_related("job").get(pk=pk)
+            if run.started_at is not None:
+                run.duration_ms = elapsed_ms(run.started_at, now)
+                run.save(update_fields=["duration_ms"])
+            record(run, run.job)
+        reaped += 1
+        logger.warning(
+            "run lost run_id=%s job_id=%s was=%s", pk, run.job_id, was,
+            extra={"run_id": pk, "job_id": run.job_id, "status": Run.Status.LOST},
+        )  # fmt: skip
+    return reaped
