@@ -37,6 +37,7 @@ from django_celery_beat.schedulers import DatabaseScheduler
 from kombu import Producer
 
 from core.outage import Outage
+from heartbeats.services import BEAT, record_heartbeat
 from jobs import services as job_services
 from jobs.beat_sync import EXECUTE_TASK
 from jobs.models import Job
@@ -152,8 +153,9 @@ class JobScheduler(DatabaseScheduler):
         self._heartbeat_at = time.monotonic()
 
     def record_heartbeat(self) -> None:
-        """Write beat's sign of life. The project's scheduler (``crontask.scheduler``) writes its
-        Heartbeat row, a model of the project; on its own this scheduler records none."""
+        """Write beat's sign of life: its ``heartbeats.Heartbeat`` row, read by /api/health/ and
+        ``manage.py healthcheck``."""
+        record_heartbeat(BEAT)
 
     @property
     def leader(self) -> LeaderLock:
