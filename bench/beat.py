@@ -30,7 +30,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used at run time: after django.setup()
+    from bench.db import Databases
+    from bench.scenarios import Context
 
 ROOT = Path(__file__).resolve().parents[1]
 EMPTY, TEMPLATE = "crontask_bench_empty", "crontask_bench_tpl"
@@ -100,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure(server: str, broker: str, logs: Path, args: argparse.Namespace) -> Any:
+def _configure(server: str, broker: str, logs: Path, args: argparse.Namespace) -> Context:
     """Point this process (Django) and the beat processes at the benchmark's database and queue."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -129,7 +133,7 @@ def _configure(server: str, broker: str, logs: Path, args: argparse.Namespace) -
                    idle_seconds=args.idle_seconds, mix_seconds=args.mix_seconds)  # fmt: skip
 
 
-def _migrate_empty(dbs: Any) -> None:
+def _migrate_empty(dbs: Databases) -> None:
     from django.core.management import call_command
 
     dbs.recreate()
@@ -137,7 +141,7 @@ def _migrate_empty(dbs: Any) -> None:
     dbs.freeze(EMPTY)
 
 
-def _one_size(ctx: Any, dbs: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
+def _one_size(ctx: Context, dbs: Databases, n: int, args: argparse.Namespace) -> dict[str, Any]:
     from django.utils import timezone
 
     from bench.dataset import insert, mix_specs, quiet_specs
@@ -164,7 +168,7 @@ def _one_size(ctx: Any, dbs: Any, n: int, args: argparse.Namespace) -> dict[str,
     return out
 
 
-def _publish(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _publish(ctx: Context, dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
     from bench.lateness import run_publish_lateness
 
     dbs.recreate(EMPTY)
@@ -180,7 +184,7 @@ def _publish(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
     return {**result, "lead_ms": lead}
 
 
-def _lateness(ctx: Any, dbs: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _lateness(ctx: Context, dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
     """One run per fire setting, each on a fresh database; keyed by "batches of B, lead L ms"."""
     from bench.lateness import run_lateness
 
@@ -206,7 +210,7 @@ def _fire_settings(args: argparse.Namespace) -> list[tuple[int, int]]:
     return [(int(size), int(lead)) for size, lead in pairs]
 
 
-def _with_fire_settings(ctx: Any, size: int, lead: int) -> Any:
+def _with_fire_settings(ctx: Context, size: int, lead: int) -> Context:
     return replace(ctx, env={**ctx.env, "CRONTASK_FIRE_BATCH_SIZE": str(size), "CRONTASK_FIRE_LEAD_MS": str(lead)})
 
 

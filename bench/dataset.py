@@ -136,9 +136,11 @@ def _task_for(spec: Spec, cache: _ScheduleRows) -> PeriodicTask:
         task.crontab = cache.crontab(spec.cron, spec.timezone)
     elif spec.interval_seconds:
         task.interval = cache.interval(spec.interval_seconds)
-    else:
+    elif spec.run_at is not None:
         task.clocked = cache.clocked(spec.run_at)
         task.one_off = True
+    else:
+        raise ValueError(f"{spec.id}: a benchmark job needs a cron, an interval or a date")
     return task
 
 

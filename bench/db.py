@@ -57,7 +57,7 @@ def anchor_schedules(now: datetime) -> None:
             "id", "cron", "timezone", "interval_seconds"
         )
     )
-    crons: dict[tuple[str, str], datetime] = {}
+    crons: dict[tuple[str, str], datetime | None] = {}
     second = now.replace(microsecond=0)
     with transaction.atomic(), connection.cursor() as cursor:
         # One UPDATE joined to a temporary table: an UPDATE per schedule scans the table once per

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import requests
 
@@ -57,7 +57,11 @@ class Fault:
 
 
 # A scenario's set-up: (the broker URL, what breaks and repairs the part, the clean-up, Cluster options).
-Setup = tuple[str, Callable[[Cluster], Fault], Callable[[], None], dict]
+class ClusterOptions(TypedDict, total=False):
+    database_port: int  # the cluster reaches PostgreSQL through this port (a proxy the scenario cuts)
+
+
+Setup = tuple[str, Callable[[Cluster], Fault], Callable[[], None], ClusterOptions]
 
 
 def user_view(system: Cluster) -> dict[str, Any]:
@@ -178,9 +182,12 @@ def measure(name: str, tmp: Path) -> dict[str, Any]:
     title, setup = SCENARIOS[name]
     broker, scenario, teardown, options = setup(tmp)
     try:
-        with HttpTarget() as target, cluster(tmp, broker, **ENV, **options) as system:
-            jobs = {job_id: {"cron": f"{o}/{p} * * * * *", "url": f"{target.url}/ok/{job_id}"}
-                    for job_id, (p, o) in SCHEDULES.items()}  # fmt: skip
+        port = options.get("database_port")
+        with HttpTarget() as target, cluster(tmp, broker, database_port=port, **ENV) as system:
+            jobs: dict[str, dict[str, object]] = {
+                job_id: {"cron": f"{o}/{p} * * * * *", "url": f"{target.url}/ok/{job_id}"}
+                for job_id, (p, o) in SCHEDULES.items()
+            }
             jobs["graced"]["misfire_grace_seconds"] = 8
             system.create_jobs(jobs)
             system.start()

@@ -65,7 +65,7 @@ def run_publish_lateness(ctx: Context, *, minutes: float, same_second: bool, job
         "published": len(got),
         "missed": len(asked - got),
         "doubled": len(ours) - len(got),
-        "lateness_ms": percentiles([1000 * (m.seen_at - m.scheduled_for.timestamp()) for m in ours]),
+        "lateness_ms": percentiles([late for m in ours if (late := m.lateness_ms) is not None]),
         "beat_cpu_pct": 100 * beat_cores,
     }
 
@@ -111,7 +111,7 @@ def run_lateness(
     }
 
 
-def _arrival_lateness(arrivals: list[tuple[float, str]], start: datetime, end: datetime) -> dict[str, float]:
+def _arrival_lateness(arrivals: list[tuple[float, str]], start: datetime, end: datetime) -> dict[str, float] | None:
     """Percentiles of how late each call reached the target after its fire, for the fires in
     (start, end] like the runs'. The job fires at the second its path names, every ten seconds,
     so a call is taken as less than ten seconds late: beyond that the runs' lateness shows it."""
@@ -167,7 +167,7 @@ def _judge(ctx: Context, start: datetime, end: datetime, beat_cores: float, conc
     rows = list(runs.values_list("job_id", "scheduled_for", "started_at", "status"))
     asked = _asked(start, end)
     got = {(job_id, fire) for job_id, fire, _, _ in rows}
-    late = [1000 * (started - fire).total_seconds() for _, fire, started, _ in rows if started]
+    late = [1000 * (started - fire).total_seconds() for _, fire, started, _ in rows if started and fire]
     doubled_runs = runs.values("job_id", "scheduled_for").annotate(n=Count("id")).filter(n__gt=1).count()
     log = (ctx.logs / "lateness-worker.log").read_text(errors="replace")
     return {

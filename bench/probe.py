@@ -35,6 +35,12 @@ class Message:
     job_id: str | None
     scheduled_for: datetime | None
 
+    @property
+    def lateness_ms(self) -> float | None:
+        """How long after its fire's time it reached the queue; None for the stock scheduler's
+        messages, which do not name the time."""
+        return None if self.scheduled_for is None else 1000 * (self.seen_at - self.scheduled_for.timestamp())
+
 
 class BeatProcess:
     """``celery -A crontask beat`` with the given scheduler class, started and stopped by PID."""
@@ -162,7 +168,7 @@ class QueueWatch:
         self.redis = redis.Redis.from_url(broker_url)
         self.queue = queue
         self.poll = poll
-        self._raw: list[tuple[float, bytes]] = []
+        self._raw: list[tuple[float, bytes | str]] = []  # bytes: the client does not decode
         self._lock = threading.Lock()  # the watching thread appends while the caller reads
         self._stop = threading.Event()
         self.redis.delete(queue)
@@ -199,7 +205,7 @@ class QueueWatch:
         self.redis.delete(self.queue)
 
 
-def _decode(seen_at: float, data: bytes) -> list[Message]:
+def _decode(seen_at: float, data: bytes | str) -> list[Message]:
     """The fires in one message: one for ``execute_job``, each of a batch for ``execute_fires``."""
     envelope = json.loads(data)
     _args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))

@@ -271,7 +271,7 @@ def expected_fires(anchor: datetime, start: datetime, end: datetime, *, seconds:
             if (expr, tz) not in cache:
                 cache[(expr, tz)] = _cron_between(expr, tz, start, end)
             fires = cache[(expr, tz)]
-        elif trigger == Job.Trigger.INTERVAL:
+        elif trigger == Job.Trigger.INTERVAL and every:
             step, first = timedelta(seconds=every), anchor.replace(microsecond=0)
             k = max(1, math.ceil((start - first) / step))
             fires = []
@@ -307,7 +307,7 @@ def served(
         return {"asked": demand, "published": count, "behind": max(0, demand - count), "lateness_ms": None}
     wanted = {(job_id, fire) for job_id, fires in asked.items() for fire in fires}
     hits = {(m.job_id, m.scheduled_for): m for m in ours if (m.job_id, m.scheduled_for) in wanted}
-    late = sorted(1000 * (m.seen_at - m.scheduled_for.timestamp()) for m in hits.values())
+    late = sorted(late for m in hits.values() if (late := m.lateness_ms) is not None)
     return {
         "asked": demand,
         "published": len(hits),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -36,13 +36,14 @@ class CappedCountPaginator(Paginator):
     """Counts at most CAP rows (a bounded subquery), so a list of millions of runs stays cheap."""
 
     CAP = 10_000
+    object_list: QuerySet[Any]  # the admin's changelist pages a queryset
 
     @cached_property
     def count(self) -> int:
         return self.object_list.order_by().values("pk")[: self.CAP + 1].count()
 
 
-class BoundedSearchMixin:
+class BoundedSearchMixin(admin.ModelAdmin):
     """A ModelAdmin whose search uses at most ``search.MAX_TERMS`` terms of at most
     ``search.MAX_TERM_LENGTH`` characters (the API's bounds).
 
@@ -51,7 +52,9 @@ class BoundedSearchMixin:
     so no row that matches the whole search is hidden, and the page still answers.
     """
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         kept, left_out = search.admin_search_terms(search_term)
         if left_out:
             shown = ", ".join(repr(term[:30] + ("…" if len(term) > 30 else "")) for term in left_out[:3])
@@ -61,5 +64,4 @@ class BoundedSearchMixin:
                 f"Search uses at most {search.MAX_TERMS} terms of at most {search.MAX_TERM_LENGTH} characters; "
                 f"left out: {shown}{more}.",
             )
-        parent: Any = super()
-        return parent.get_search_results(request, queryset, " ".join(kept))
+        return super().get_search_results(request, queryset, " ".join(kept))

@@ -9,7 +9,7 @@ terms within them and says which it left out (see ``core.admin_utils.BoundedSear
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.utils.text import smart_split, unescape_string_literal
 from rest_framework.exceptions import ValidationError
@@ -52,7 +52,7 @@ class BoundedSearchFilter(SearchFilter):
     of the bounds from whichever endpoint it tries first."""
 
     def get_search_terms(self, request: Request) -> list[str]:
-        terms: Any = super().get_search_terms(request)
+        terms = super().get_search_terms(request)
         problem = search_problem(terms)
         if problem:
             raise ValidationError({self.search_param: [problem]})

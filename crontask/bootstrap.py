@@ -11,9 +11,10 @@ import contextlib
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import checks
@@ -82,7 +83,7 @@ def require_secret_key() -> None:
         ) from None
 
 
-def check_var_dir(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_var_dir(app_configs: Sequence[AppConfig] | None = None, **kwargs: object) -> list[checks.CheckMessage]:
     """A warning when the embedded defaults point into a ``var/`` that was never made (the first
     command on a fresh clone, before ``bin/run``), instead of SQLite's "unable to open database file"."""
     var_dir = Path(settings.VAR_DIR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -55,9 +56,12 @@ class Consumer(CeleryConsumer):
       (``core.broker.RedisChannel``).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        options = {**(kwargs.pop("worker_options", None) or {}), "without_mingle": True, "without_gossip": True}
-        super().__init__(*args, worker_options=options, **kwargs)
+    def __init__(
+        self, on_task_request: Callable[..., Any], *, worker_options: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        # Celery's worker passes every argument but the first by keyword (celery.worker.components).
+        options = {**(worker_options or {}), "without_mingle": True, "without_gossip": True}
+        super().__init__(on_task_request, worker_options=options, **kwargs)
 
     def ensure_connected(self, conn: Connection) -> Connection:
         conn.ensure_connection = partial(  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ which ``bin/run`` (``manage.py runall``) runs before it starts web, worker and b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -197,7 +198,7 @@ CRONTASK_FIRE_LEAD_MS = envint("CRONTASK_FIRE_LEAD_MS", 250, minimum=0, maximum=
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"  # its folders are made by init_var, like var/ itself
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {  # kombu's transport options: values of any kind
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),

@@ -68,7 +68,7 @@ class JobViewSet(viewsets.ModelViewSet):
     @extend_schema(request=JobWriteSerializer, responses={200: JobSerializer})
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         job = self.get_object()
-        data = self._write_data(request, partial=kwargs.get("partial", False))
+        data = self._write_data(request, partial=bool(kwargs.get("partial", False)))
         return Response(JobSerializer(services.job_update(job=job, data=data, actor=request.user)).data)
 
     @extend_schema(request=JobWriteSerializer, responses={200: JobSerializer})
@@ -109,7 +109,7 @@ class JobViewSet(viewsets.ModelViewSet):
         return dict(serializer.validated_data)
 
 
-def _bulk_one(service: Any, job: Job | None, job_id: str) -> dict[str, Any]:
+def _bulk_one(service: Callable[..., object], job: Job | None, job_id: str) -> dict[str, Any]:
     if job is None:
         return {"id": job_id, "ok": False, "error": "Not found."}
     try:

@@ -43,13 +43,15 @@ def sync_periodic_task(job: Job) -> PeriodicTask | None:
     task.one_off = False
     if job.trigger == job.Trigger.CRON:
         task.crontab = crontab_for(job.cron, job.timezone)
-    elif job.trigger == job.Trigger.INTERVAL:
+    elif job.trigger == job.Trigger.INTERVAL and job.interval_seconds is not None:
         task.interval, _ = IntervalSchedule.objects.get_or_create(
             every=job.interval_seconds, period=IntervalSchedule.SECONDS
         )
-    else:
+    elif job.trigger == job.Trigger.DATE and job.run_at is not None:
         task.clocked, _ = ClockedSchedule.objects.get_or_create(clocked_time=job.run_at)
         task.one_off = True
+    else:  # ruled out by the database (the job_trigger_fields constraint)
+        raise ValueError(f"job {job.id}: a {job.trigger} trigger without its schedule")
     task.save()
     if job.periodic_task_id != task.pk:
         job.periodic_task = task

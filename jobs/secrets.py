@@ -194,9 +194,9 @@ def _keep_json(incoming: Any, stored: Any, path: str, missing: list[str]) -> Any
             for key, value in incoming.items()
         }
     if isinstance(incoming, list):
-        base = stored if isinstance(stored, list) else []
+        items = stored if isinstance(stored, list) else []
         return [
-            _keep_json(item, base[index] if index < len(base) else _ABSENT, f"{path}[{index}]", missing)
+            _keep_json(item, items[index] if index < len(items) else _ABSENT, f"{path}[{index}]", missing)
             for index, item in enumerate(incoming)
         ]
     return incoming

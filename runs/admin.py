@@ -7,7 +7,7 @@ last run's link, the recent runs, the last run status filter, run now), register
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
@@ -24,6 +24,16 @@ from jobs.models import Job
 from jobs.secrets import mask_overrides
 from runs import enqueue
 from runs.models import Run
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    from jobs.services import Actor
+
+
+class _LastRun(TypedDict):
+    last_run_id: int | None  # JobAdmin.get_queryset's annotation
+
 
 RECENT_RUNS = 20
 
@@ -44,7 +54,7 @@ class JobIdFilter(admin.SimpleListFilter):
     title = "job"
     parameter_name = "job"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         value = self.value()
         return [(value, value)] if value else []
 
@@ -53,7 +63,7 @@ class JobIdFilter(admin.SimpleListFilter):
 
 
 class RunChangeList(ChangeList):
-    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Run]:
+    def get_queryset(self, request: HttpRequest, exclude_parameters: list[str | None] | None = None) -> QuerySet[Run]:
         return super().get_queryset(request, exclude_parameters).only(*LIST_COLUMNS)
 
 
@@ -157,7 +167,7 @@ class LastRunStatusFilter(admin.SimpleListFilter):
     title = "last run status"
     parameter_name = "last_run_status"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [(value, str(label)) for value, label in Run.Status.choices]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
@@ -174,7 +184,7 @@ class JobAdmin(jobs_admin.JobAdmin):
     fieldsets = [*jobs_admin.JobAdmin.fieldsets, ("Recent runs", {"fields": ["recent_runs"]})]
     actions = ["pause_jobs", "resume_jobs", "run_jobs_now", "delete_jobs"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WithAnnotations[Job, _LastRun]]:
         latest = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("id")[:1]
         return super().get_queryset(request).annotate(last_run_id=Subquery(latest))
 
@@ -185,7 +195,7 @@ class JobAdmin(jobs_admin.JobAdmin):
         return fieldsets
 
     @admin.display(description="last run", ordering="last_run_at")
-    def last_run(self, job: Job) -> SafeString | str:
+    def last_run(self, job: WithAnnotations[Job, _LastRun]) -> SafeString | str:
         if not job.last_run_at:
             return "—"
         url = reverse("admin:runs_run_change", args=[job.last_run_id]) if job.last_run_id else "#"
@@ -239,6 +249,6 @@ class JobAdmin(jobs_admin.JobAdmin):
         return self._button(request, object_id, _run_now, "queued to run")
 
 
-def _run_now(job: Job, actor: Any) -> str | None:
+def _run_now(job: Job, actor: Actor) -> str | None:
     enqueue.job_run_now(job=job, actor=actor)
     return None

@@ -130,7 +130,7 @@ def claim_fires(calls: Sequence[tuple[Job, datetime]], *, by: Claimant) -> list[
             new = _insert_new(new)
         for run in taken + new:
             if run.status == Run.Status.SKIPPED:
-                _count_skipped(run, run.job)
+                _count_skipped(run, run.job, at=by.now)
     return sorted(claimed + taken + new, key=lambda run: (run.job_id, run.scheduled_for))
 
 
@@ -184,7 +184,7 @@ def _take(run: Run, job: Job, reason: str, by: Claimant, *, ahead_of: datetime |
     _set(run, job, reason, by, ahead_of=ahead_of)
     run.save(update_fields=_CLAIM_FIELDS)
     if run.status == Run.Status.SKIPPED:
-        _count_skipped(run, job)
+        _count_skipped(run, job, at=by.now)
 
 
 def _set(run: Run, job: Job, reason: str, by: Claimant, *, ahead_of: datetime | None) -> None:
@@ -212,7 +212,7 @@ def _insert_fire(job: Job, scheduled_for: datetime, attempt: int, reason: str, b
         logger.info("duplicate delivery of job %s fire %s attempt %s ignored", job.pk, scheduled_for, attempt)
         return None
     if run.status == Run.Status.SKIPPED:
-        _count_skipped(run, job)
+        _count_skipped(run, job, at=by.now)
     return run
 
 
@@ -231,7 +231,8 @@ def _insert_new(runs: list[Run]) -> list[Run]:
             with transaction.atomic():
                 run.save(force_insert=True)
         except IntegrityError:
-            logger.info("duplicate delivery of job %s fire %s ignored", run.job_id, run.scheduled_for.isoformat())
+            when = run.scheduled_for.isoformat() if run.scheduled_for else ""  # a fire's: always set
+            logger.info("duplicate delivery of job %s fire %s ignored", run.job_id, when)
             continue
         inserted.append(run)
     return inserted
@@ -290,12 +291,13 @@ def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
     return {job_id: policies.overlap_reason(pk) for job_id, pk in going}
 
 
-def _count_skipped(run: Run, job: Job) -> None:
-    """A skipped run in the job's ``last_run_*`` (not counted as a run). In the claim's transaction."""
+def _count_skipped(run: Run, job: Job, *, at: datetime) -> None:
+    """A skipped run in the job's ``last_run_*`` (not counted as a run), skipped ``at`` (its
+    ``started_at``, the claim's time). In the claim's transaction."""
     logger.info(
         "run skipped run_id=%s job_id=%s reason=%s", run.pk, job.pk, run.error,
         extra={"run_id": run.pk, "job_id": job.pk, "status": run.status, "reason": run.error},
     )  # fmt: skip
-    job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at, counted=False)
+    job_record_run(job_id=job.pk, status=run.status, started_at=at, counted=False)
     if run.trigger == Run.Trigger.SCHEDULED and job.trigger == Job.Trigger.DATE:
         job_complete_if_fired(job_id=job.pk)

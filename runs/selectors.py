@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from django.db.models import Avg, Count, F, FloatField, Max, Q
 from django.db.models.functions import Cast, TruncHour
@@ -35,12 +35,12 @@ def runs_per_hour(*, now: datetime | None = None, hours: int = 24) -> list[HourB
             success=Count("id", filter=Q(status=Run.Status.SUCCESS)), failure=Count("id", filter=Q(status__in=FAILED))
         )
     )
-    counts = {row["hour"]: row for row in rows}
+    counts = {row["hour"]: (row["success"], row["failure"]) for row in rows}
     bars = []
     for step in range(hours):
         hour = start + timedelta(hours=step)
-        row = counts.get(hour, {})
-        bars.append(HourBar(hour=hour, success=row.get("success", 0), failure=row.get("failure", 0)))
+        success, failure = counts.get(hour, (0, 0))
+        bars.append(HourBar(hour=hour, success=success, failure=failure))
     return bars
 
 
@@ -54,7 +54,14 @@ def failure_rates(*, limit: int = 10) -> list[Job]:
     )
 
 
-def slowest_jobs(*, now: datetime | None = None, limit: int = 10) -> list[dict[str, Any]]:
+class SlowJob(TypedDict):
+    job_id: str
+    avg_ms: float
+    max_ms: int
+    runs: int
+
+
+def slowest_jobs(*, now: datetime | None = None, limit: int = 10) -> list[SlowJob]:
     since = (now or timezone.now()) - timedelta(hours=24)
     return list(
         Run.objects.filter(started_at__gte=since, duration_ms__isnull=False)

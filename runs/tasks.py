@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict
 
 from celery import Task, shared_task
 from celery.exceptions import Retry
@@ -10,15 +11,21 @@ from django.utils.dateparse import parse_datetime
 
 from runs import execution, reaper
 
+
 # A delivery whose claim the database refused (it was unreachable for a while) is sent again this
 # many times, this many seconds apart, rather than acknowledged and dropped. Each copy names the
 # workers that gave up before it (``claimed_by``): one of their claims may have reached the
 # database, and the copy takes that run over rather than leave it claimed and never run.
-CLAIM_RETRIES = {"max_retries": 20, "countdown": 5}
+class _Retries(TypedDict):
+    max_retries: int
+    countdown: int
+
+
+CLAIM_RETRIES = _Retries(max_retries=20, countdown=5)
 
 
 def _retry_claim(task: Task, exc: execution.ClaimFailed, claimed_by: list[str]) -> Retry:
-    kwargs = {**task.request.kwargs, "claimed_by": [*claimed_by, exc.claimant]}
+    kwargs = {**(task.request.kwargs or {}), "claimed_by": [*claimed_by, exc.claimant]}
     return task.retry(exc=exc, kwargs=kwargs, **CLAIM_RETRIES)
 
 

@@ -13,7 +13,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from jobs.models import Job
 from jobs.secrets import mask_text
@@ -62,12 +61,15 @@ def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None)
         )[:limit]
     )  # fmt: skip
     fires: list[Fire] = []
-    following: dict[tuple[Any, ...], tuple[datetime | None, tuple[datetime, ...]]] = {}
+    following: dict[tuple[object, ...], tuple[datetime | None, tuple[datetime, ...]]] = {}
     moved: dict[datetime | None, list[str]] = defaultdict(list)
-    for job_id, kind, method, url, handler, command, scheduled_for, *schedule in due:
-        key = (scheduled_for, *schedule)
+    for job_id, kind, method, url, handler, command, scheduled_for, trigger, cron, every, run_at, zone in due:
+        if scheduled_for is None:  # not due: next_run_at__lte matches no NULL
+            continue
+        key = (scheduled_for, trigger, cron, every, run_at, zone)
         if key not in following:
-            following[key] = _following_fire(job_id, Schedule(*schedule), scheduled_for, now)
+            schedule = Schedule(trigger, cron, every, run_at, zone)
+            following[key] = _following_fire(job_id, schedule, scheduled_for, now)
         next_run_at, missed = following[key]
         moved[next_run_at].append(job_id)
         target = mask_text(Job.target_of(kind=kind, method=method, url=url, handler=handler, command=command))
@@ -120,8 +122,10 @@ def reconcile_next_runs(
         .values_list("id", "status", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
     )
     repaired = 0
-    for job_id, status, next_run_at, *schedule in rows:
-        expected = _expected_next_run(job_id, status, next_run_at, Schedule(*schedule), now, memo)
+    for job_id, status, next_run_at, trigger, cron, every, run_at, zone in rows:
+        expected = _expected_next_run(
+            job_id, status, next_run_at, Schedule(trigger, cron, every, run_at, zone), now, memo
+        )
         if expected != next_run_at and Job.objects.filter(pk=job_id, status=status, next_run_at=next_run_at).update(
             next_run_at=expected
         ):
@@ -150,7 +154,7 @@ def _expected_next_run(
         return next_run_at
     if schedule.trigger == Job.Trigger.CRON:
         key = (schedule.cron, schedule.timezone)
-        if key not in memo or (memo[key] is not None and memo[key] <= now):
+        if key not in memo or ((known := memo[key]) is not None and known <= now):
             try:
                 memo[key] = schedule.first_fire(now)
             except Exception:  # a schedule broken around the services fires no more

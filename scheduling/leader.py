@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from django.db import connection
+from psycopg.rows import TupleRow
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ LOCK_KEY = 0x63726F6E7461736B & 0x7FFFFFFFFFFFFFFF  # "crontask"
 
 class LeaderLock:
     def __init__(self) -> None:
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: psycopg.Connection[TupleRow] | None = None
         self.is_leader = False
 
     @property

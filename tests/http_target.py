@@ -114,7 +114,9 @@ class HttpTarget(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://{self.server_address[0]}:{self.server_address[1]}"
+        host, port = self.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
+        return f"http://{host}:{port}"
 
     def record(self, method: str, path: str, headers: dict, body: bytes) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ def _rows(prefix: str) -> list[tuple]:
     rows = []
     for job in jobs:
         task = job.periodic_task
+        assert task is not None
         crontab = task.crontab
         rows.append(
             (

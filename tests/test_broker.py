@@ -41,7 +41,8 @@ def test_messages_written_by_another_process_are_read_whole_while_they_are_being
     reader = _channel(tmp_path)
     writer = multiprocessing.get_context("fork").Process(target=_write, args=(tmp_path,))
     writer.start()
-    got, errors = [], []
+    got: list[dict] = []
+    errors: list[ValueError] = []
     try:
         deadline = time.monotonic() + 120
         while len(got) < MESSAGES and time.monotonic() < deadline and not errors:

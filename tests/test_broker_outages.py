@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from kombu import Connection, Exchange, Queue
+from kombu.transport import virtual
 
 from crontask.celery import Consumer, app
 from tests.e2e.faults import RedisServer
@@ -20,10 +22,15 @@ def test_a_worker_waits_for_the_broker_as_long_as_it_takes():
 
 def test_a_worker_tries_the_broker_again_every_one_to_five_seconds():
     asked = {}
-    conn = SimpleNamespace(ensure_connection=lambda *args, **kwargs: asked.update(kwargs) or conn)
+
+    def ensure_connection(*args, **kwargs) -> SimpleNamespace:
+        asked.update(kwargs)
+        return conn
+
+    conn = SimpleNamespace(ensure_connection=ensure_connection)
     consumer = object.__new__(Consumer)  # only what ensure_connected reads
     consumer.app, consumer.first_connection_attempt, consumer.broker_connection_retry_attempt = app, False, 0
-    consumer.ensure_connected(conn)
+    consumer.ensure_connected(cast(Connection, conn))
     assert (asked["interval_start"], asked["interval_step"], asked["interval_max"]) == (1, 1, 5)
 
 
@@ -59,6 +66,7 @@ def test_a_redis_connection_lost_under_an_unacknowledged_message_fails_as_a_lost
     with conn.Producer() as producer:
         producer.publish({"hello": 1}, exchange=queue.exchange, routing_key=name, declare=[queue])
     channel = conn.default_channel
+    assert isinstance(channel, virtual.Channel)  # kombu's Redis channel
     message = queue(channel).get(no_ack=False)  # delivered, not yet acknowledged
     assert message is not None
     errors = conn.connection_errors

@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
+from celery import Task
 from django.core.validators import MaxValueValidator
 
 from crontask.celery import app
@@ -52,16 +54,20 @@ def test_redis_redelivers_a_message_only_after_the_longest_job_timeout(tmp_path)
     assert options["visibility_timeout"] > longest_job_timeout()
 
 
-class _Task:
+class _FakeTask:
     """What Celery's task signals pass: a task with its request."""
 
     def __init__(self, *, is_eager: bool) -> None:
         self.request = type("Request", (), {"is_eager": is_eager})()
 
 
+def _Task(*, is_eager: bool) -> Task:
+    return cast(Task, _FakeTask(is_eager=is_eager))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(monkeypatch):
-    from celery.fixups.django import DjangoWorkerFixup
+    from celery.fixups.django import DjangoWorkerFixup  # type: ignore[attr-defined]  # celery-types lacks it
     from django.db import connection
 
     from crontask.celery import close_old_database_connections

@@ -165,6 +165,7 @@ CRON_TZ=Asia/Shanghai
 def test_crontab_ids_are_stable_so_a_reimport_updates_nothing():
     first = parse_crontab("*/5 * * * * /bin/true\n")
     assert first == parse_crontab("# a comment\n*/5 * * * * /bin/true\n")
+    assert isinstance(first[0], dict)
     assert first[0]["id"].startswith("crontab-")
 
 
@@ -244,10 +245,13 @@ def test_run_job_runs_in_the_foreground_and_prints_the_run(http_target):
 
 def test_sync_schedules_rebuilds_the_periodic_tasks_and_creates_system_jobs():
     job = services.job_create(data={"id": "s", "interval_seconds": 60, "url": URL})
+    assert job.periodic_task_id is not None
     PeriodicTask.objects.filter(pk=job.periodic_task_id).delete()
     out, _, _ = run("sync_schedules")
     assert out.startswith("Synced 2 jobs")
-    assert PeriodicTask.objects.get(crontask_job__pk="s").interval.every == 60
+    interval = PeriodicTask.objects.get(crontask_job__pk="s").interval
+    assert interval is not None
+    assert interval.every == 60
     system = Job.objects.get(pk="cleanup-runs")
     assert system.is_system
     assert system.next_run_at is not None
@@ -273,7 +277,12 @@ def runall_without_processes(monkeypatch):
     monkeypatch.delenv("CRONTASK_ADMIN_PASSWORD", raising=False)
     # The test database is migrated already; collectstatic is not what is tested here.
     monkeypatch.setattr(runall, "call_command", lambda *args, **kwargs: None)
-    monkeypatch.setattr(runall.Command, "_supervise", lambda self, commands: started.append(commands) or 0)
+
+    def supervise(self, commands: dict[str, list[str]]) -> int:
+        started.append(commands)
+        return 0
+
+    monkeypatch.setattr(runall.Command, "_supervise", supervise)
     return started
 
 

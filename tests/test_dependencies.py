@@ -16,7 +16,7 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
 
 
 def pins(name: str) -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for line in (ROOT / name).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:

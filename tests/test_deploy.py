@@ -17,6 +17,7 @@ import pytest
 import requests
 import yaml
 from django.core.management import call_command
+from django.http import StreamingHttpResponse
 from django.test import Client
 
 from core.logs import JsonFormatter
@@ -257,10 +258,12 @@ def test_whitenoise_serves_the_collected_static_files_with_debug_off(settings, t
     response = client.get("/static/jobs/cron_preview.js")
     assert response.status_code == 200
     assert response["Content-Type"].split(";")[0] in ("text/javascript", "application/javascript")
+    assert isinstance(response, StreamingHttpResponse)  # whitenoise's FileResponse
     source = (ROOT / "jobs" / "static" / "jobs" / "cron_preview.js").read_bytes()
     assert b"".join(response.streaming_content) == source
     compressed = client.get("/static/jobs/cron_preview.js", HTTP_ACCEPT_ENCODING="gzip")
     assert compressed["Content-Encoding"] == "gzip"
+    assert isinstance(compressed, StreamingHttpResponse)
     assert gzip.decompress(b"".join(compressed.streaming_content)) == source
     assert client.get("/static/jobs/no-such-file.js").status_code == 404
 

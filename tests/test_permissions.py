@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -89,7 +89,7 @@ def world(settings) -> dict[str, Any]:
     return {"run": run.pk}
 
 
-def user_for(role: str) -> Any:
+def user_for(role: str) -> User | None:
     users = get_user_model().objects
     if role == "anonymous":
         return None

@@ -105,9 +105,18 @@ def test_the_checks_say_to_run_init_var_while_var_is_missing(tmp_path):
 def test_runall_makes_var_before_anything_else(monkeypatch):
     steps: list[str] = []
     monkeypatch.delenv("CRONTASK_ADMIN_PASSWORD", raising=False)
-    monkeypatch.setattr(runall, "prepare_var_dir", lambda: steps.append("prepare_var_dir") or [])
+
+    def prepare_var_dir() -> list:
+        steps.append("prepare_var_dir")
+        return []
+
+    def supervise(self, commands) -> int:
+        steps.append("start")
+        return 0
+
+    monkeypatch.setattr(runall, "prepare_var_dir", prepare_var_dir)
     monkeypatch.setattr(runall, "call_command", lambda name, *args, **kwargs: steps.append(name))
-    monkeypatch.setattr(runall.Command, "_supervise", lambda self, commands: steps.append("start") or 0)
+    monkeypatch.setattr(runall.Command, "_supervise", supervise)
     with pytest.raises(SystemExit):
         call_command("runall", stdout=StringIO())
     assert steps == ["prepare_var_dir", "migrate", "collectstatic", "start"]

@@ -31,7 +31,10 @@ def wait_for(predicate, timeout: float = 10):
 def test_the_step_is_part_of_every_workers_consumer():
     assert WorkerHeartbeatStep in app.steps["consumer"]
     # Once it takes messages. Celery resolves the names to step classes when a worker is built.
-    required = [getattr(step, "name", step).replace(":", ".") for step in WorkerHeartbeatStep.requires]
+    required = [
+        (step if isinstance(step, str) else str(step.name)).replace(":", ".")
+        for step in WorkerHeartbeatStep.requires or ()
+    ]
     assert required == ["celery.worker.consumer.tasks.Tasks"]
 
 
@@ -88,6 +91,7 @@ def test_the_step_beats_while_started_and_deletes_its_row_on_a_clean_shutdown():
         assert wait_for(lambda: not Heartbeat.objects.filter(hostname="celery@long-gone").exists())
     finally:
         step.stop(consumer)  # the broker connection was lost: the row stays and goes stale
+    assert step.heartbeat is not None
     assert step.heartbeat._thread is None
     assert Heartbeat.objects.filter(name="worker:celery@host-c").exists()
     step.start(consumer)  # reconnected

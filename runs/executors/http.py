@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
@@ -34,6 +34,9 @@ from urllib3.connectionpool import HTTPConnectionPool
 from jobs import egress
 from jobs.secrets import mask_values, value_forms
 from runs.executors.base import Outcome, OutputBuffer
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection  # a Protocol urllib3 defines for type checkers only
 
 USER_AGENT = "crontask/1.0"
 READ_SIZE = 8192
@@ -79,27 +82,30 @@ class HttpCall:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.problem: Exception | None = None
-        self.ahead: HTTPConnection | None = None  # the connection opened ahead, if any
+        self.ahead: BaseHTTPConnection | None = None  # the connection opened ahead, if any
         if self.refused:
             return
         try:
             self.request = self.session.prepare_request(
                 requests.Request(method.upper(), url, headers=self.headers, data=body.encode() if body else {})
             )
-            self.send_kwargs = {
+            prepared_url = self.request.url or ""  # set once prepared; requests' types allow None
+            self.send_kwargs: dict[str, Any] = {  # Session.send's options, as Session.request gives them
                 "timeout": timeout,
                 "allow_redirects": follow_redirects,
-                **self.session.merge_environment_settings(self.request.url, {}, True, None, None),
+                **self.session.merge_environment_settings(prepared_url, {}, True, None, None),
             }
         except Exception as exc:  # noqa: BLE001 - raised again by send(), as session.request would
             self.problem = exc
             return
         with contextlib.suppress(Exception):  # only a head start: send() meets any error itself
-            pool = self.session.get_adapter(self.request.url).get_connection_with_tls_context(
-                self.request, self.send_kwargs["verify"], self.send_kwargs["proxies"], self.send_kwargs["cert"]
-            )
-            if connect_within > 0:
-                self.ahead = _connect_ahead(pool, min(connect_within, timeout))
+            found = self.session.get_adapter(prepared_url)  # ``adapter`` for http and https; InvalidSchema otherwise
+            if isinstance(found, _WatchedAdapter):
+                pool = found.get_connection_with_tls_context(
+                    self.request, self.send_kwargs["verify"], self.send_kwargs["proxies"], self.send_kwargs["cert"]
+                )
+                if connect_within > 0:
+                    self.ahead = _connect_ahead(pool, min(connect_within, timeout))
 
     def send(self) -> Outcome:
         """Make the call: a 2xx or 3xx answer is a success; anything else, or no answer, a failure."""
@@ -146,7 +152,7 @@ class HttpCall:
         )
 
 
-def _connect_ahead(pool: HTTPConnectionPool, within: float) -> HTTPConnection | None:
+def _connect_ahead(pool: HTTPConnectionPool, within: float) -> BaseHTTPConnection | None:
     """Open one connection of ``pool`` now, each step (connect, TLS handshake) bounded by
     ``within`` seconds, and leave it in the pool, where the call finds it (urllib3 drops it
     there if the server closed it meanwhile). Whatever happens, the pool gets its slot back.
@@ -163,11 +169,11 @@ def _connect_ahead(pool: HTTPConnectionPool, within: float) -> HTTPConnection | 
     return conn
 
 
-def _settle(conn: HTTPConnection) -> None:
+def _settle(conn: BaseHTTPConnection) -> None:
     """Take in what a TLS 1.3 server sent after the handshake (its session tickets) on a
     connection opened ahead. urllib3 would take those waiting bytes for a closed connection and
     open another; bytes of any other kind, or a closed connection, do make it one to drop."""
-    sock = conn.sock
+    sock = conn.sock if isinstance(conn, HTTPConnection) else None
     if not isinstance(sock, ssl.SSLSocket):
         return
     timeout = sock.gettimeout()
@@ -283,7 +289,7 @@ class _CallSession(requests.Session):
         *args: Any,
         yield_requests: bool = False,
         **kwargs: Any,
-    ) -> Iterator[Any]:
+    ) -> Iterator[requests.Response | requests.PreparedRequest]:
         if yield_requests:
             # requests asks this, when not following, only to fill Response.next, and reads the
             # whole 3xx body to do so: the body is the outcome's, read by _read_body (bounded).
@@ -311,13 +317,17 @@ class _WatchedAdapter(HTTPAdapter):
         request: requests.PreparedRequest,
         verify: bool | str | None,
         proxies: Mapping[str, str] | None = None,
-        cert: Any = None,
+        cert: tuple[str, str] | str | None = None,
     ) -> HTTPConnectionPool:
         # Here, not in send(): a connection opened ahead (_connect_ahead) is found here too.
-        egress.check_host(urllib3.util.parse_url(request.url).host)
-        pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        url = request.url or ""  # set once prepared; requests' types allow None
+        egress.check_host(urllib3.util.parse_url(url).host)
+        # types-requests says ConnectionPool; requests returns its PoolManager's connection_from_host().
+        pool: HTTPConnectionPool = super().get_connection_with_tls_context(  # type: ignore[assignment]
+            request, verify, proxies=proxies, cert=cert
+        )
         if not getattr(pool.ConnectionCls, "crontask_watched", False):
-            direct = not select_proxy(request.url, proxies)
+            direct = not select_proxy(url, proxies)
             check = egress.check_address if direct else None
             pool.ConnectionCls = _watched_connection(pool.ConnectionCls, self.watchdog.watch, check)
         return pool

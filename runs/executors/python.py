@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Awaitable
 from typing import Any
 
 from django.db import connections
@@ -217,5 +218,5 @@ def _run_handler(handler: str, kwargs: dict[str, Any]) -> dict[str, Any]:  # pra
     return {"ok": True, "result": value}
 
 
-async def _await(awaitable: Any) -> Any:
+async def _await(awaitable: Awaitable[object]) -> object:
     return await awaitable

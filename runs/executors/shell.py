@@ -55,6 +55,7 @@ def execute_shell(*, command: str, timeout: float, max_bytes: int, progress: Pro
     except OSError as exc:
         return Outcome(status="failed", error=f"Cannot start the command: {exc.strerror or exc}")
     output = OutputBuffer(max_bytes)
+    assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
     stdout_fd = os.dup(proc.stdout.fileno())
     proc.stdout.close()
     finished = pump({stdout_fd: output.add}, deadline=deadline, progress=progress)

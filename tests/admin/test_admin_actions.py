@@ -53,7 +53,9 @@ def test_resuming_counts_only_the_jobs_it_resumed(staff, jobs):
     assert "Not changed: b: already active | x: completed" in text
     assert statuses() == {"a": "active", "b": "active", "x": "completed"}
     assert Job.objects.get(pk="a").next_run_at is not None
-    assert Job.objects.get(pk="a").periodic_task.enabled
+    task = Job.objects.get(pk="a").periodic_task
+    assert task is not None
+    assert task.enabled
 
 
 def test_run_now_queues_one_manual_run_per_job_whatever_its_status(

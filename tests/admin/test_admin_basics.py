@@ -45,7 +45,9 @@ def test_a_job_added_in_the_admin_goes_through_the_services(staff):
     assert response.status_code == 302, response.content.decode()[:2000]
     job = Job.objects.get(pk="from-admin")
     assert job.next_run_at is not None
-    assert PeriodicTask.objects.get(crontask_job=job).crontab.minute == "*/5"
+    crontab = PeriodicTask.objects.get(crontask_job=job).crontab
+    assert crontab is not None
+    assert crontab.minute == "*/5"
 
 
 def test_the_admin_form_shows_the_same_errors_as_the_api(staff):
@@ -60,6 +62,7 @@ def test_the_pause_action_uses_the_service(staff):
     staff.post("/admin/jobs/job/", {"action": "pause_jobs", "_selected_action": ["a"]})
     job = Job.objects.get(pk="a")
     assert job.status == "paused"
+    assert job.periodic_task is not None
     assert not job.periodic_task.enabled
 
 

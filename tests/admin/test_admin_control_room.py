@@ -46,13 +46,14 @@ def test_the_job_list_shows_status_schedule_and_last_run_with_constant_queries(s
 
     job = services.job_create(data={"id": "ping", "interval_seconds": 10, "url": URL})
     run = Run.objects.create(job=job, trigger="scheduled", status="failed", started_at=timezone.now())
+    assert run.started_at is not None
     job_record_run(job_id="ping", status="failed", started_at=run.started_at)
     few, page = page_queries()
     assert "every 10 seconds" in page
     assert "ct-badge" in page
     assert f"/admin/runs/run/{run.pk}/change/" in page
     # Every kind and trigger, each with a last run (some with several runs, the last one linked).
-    shapes = [
+    shapes: list[dict[str, object]] = [
         {"cron": "* * * * *", "url": URL},
         {"interval_seconds": 90, "kind": "python", "handler": "scripts:http_check", "handler_kwargs": {"url": URL}},
         {"run_at": "2099-01-01T00:00:00+00:00", "kind": "shell", "command": "echo hi"},

@@ -57,7 +57,9 @@ def test_a_change_the_services_refuse_is_a_form_error_and_changes_nothing(staff)
     assert "Is in the past" in response.content.decode()
     job = Job.objects.get(pk="later")
     assert (job.trigger, job.interval_seconds, job.run_at) == ("interval", 60, None)
-    assert PeriodicTask.objects.get(crontask_job=job).interval.every == 60
+    interval = PeriodicTask.objects.get(crontask_job=job).interval
+    assert interval is not None
+    assert interval.every == 60
 
 
 def test_a_conflict_from_the_services_is_a_form_error(staff, monkeypatch):

@@ -25,7 +25,7 @@ from runs.models import Run
 pytestmark = pytest.mark.django_db
 URL = "http://127.0.0.1:9/"
 TEST_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-PY = {"kind": "python", "handler": "scripts:echo_kwargs", "url": ""}
+PY: dict[str, object] = {"kind": "python", "handler": "scripts:echo_kwargs", "url": ""}
 
 
 def client_for(*perms: str) -> APIClient:
@@ -247,7 +247,7 @@ def test_a_table_of_bad_payloads_gets_400_with_the_field(api, settings, payload,
 def test_the_bad_payload_table_rows_are_good_once_the_bad_part_is_fixed(api, settings):
     # The rows above must be refused for their one bad part, not for anything else.
     settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
-    good = [
+    good: list[dict[str, object]] = [
         {"trigger": "cron", "trigger_args": {"day_of_week": "0-4"}},
         {"cron": "0 9 * 1,2,3,4,5,6,7,8,9,10,11,12 *"},
         {"interval_seconds": 5, "headers": {"Authorization": "Bearer s3cr3t", "X-Price": "5 \xa3"}},
@@ -298,6 +298,7 @@ def test_run_if_past_accepts_a_past_run_at_and_fires_it_now(api):
     assert created.status_code == 201, created.content
     job = Job.objects.get(pk="late")
     assert (job.trigger, job.status) == ("date", "active")
+    assert job.next_run_at is not None
     assert before - timedelta(seconds=1) <= job.next_run_at <= timezone.now()
     assert "run_if_past" not in created.json()  # input only
 

@@ -121,7 +121,12 @@ def test_a_broker_that_accepts_and_never_answers_is_reported_without_hanging(mon
 
 def test_the_broker_is_probed_once_per_interval_not_per_request(monkeypatch):
     probes = []
-    monkeypatch.setattr("monitoring.health._probe_broker", lambda url: probes.append(url) or {"status": "ok"})
+
+    def probe(url: str) -> dict[str, str]:
+        probes.append(url)
+        return {"status": "ok"}
+
+    monkeypatch.setattr("monitoring.health._probe_broker", probe)
     for _ in range(5):
         assert APIClient().get("/api/health/").json()["broker"] == {"status": "ok"}
     assert len(probes) == 1

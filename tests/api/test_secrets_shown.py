@@ -4,6 +4,7 @@ sending the mask back keeps the stored value."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,11 @@ pytestmark = pytest.mark.django_db
 TEST_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 URL = "https://bot:url-pass-1234@example.com/hook?token=query-token-5678&page=2"
 HEADERS = {"Authorization": "Bearer header-token-0001", "X-Auth-Key": "auth-key-0002", "Accept": "text/plain"}
-KWARGS = {"user": "bob", "password": "kwarg-pass-0003", "options": {"api_key": "nested-key-0004", "region": "eu"}}
+KWARGS: dict[str, Any] = {
+    "user": "bob",
+    "password": "kwarg-pass-0003",
+    "options": {"api_key": "nested-key-0004", "region": "eu"},
+}
 SECRETS = (
     "url-pass-1234",
     "query-token-5678",

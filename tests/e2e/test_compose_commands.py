@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -111,7 +112,7 @@ def test_the_compose_commands_run_a_job_and_stop_cleanly(deployment):
     assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:] + log("worker")
     beat = wait_healthy("beat", port, env, timeout=90)
     assert beat.returncode == 0, beat.stderr[-2000:] + log("beat")
-    manage = [os.sys.executable, "manage.py"]
+    manage = [sys.executable, "manage.py"]
     subprocess.run(
         [*manage, "createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.com"],
         cwd=ROOT,

@@ -48,7 +48,7 @@ LOST_GRACE = "20"
 
 
 def jobs(target: HttpTarget) -> dict[str, dict]:
-    made = {}
+    made: dict[str, dict[str, object]] = {}
     for job_id, (period, offset) in SCHEDULES.items():
         made[job_id] = {"cron": f"{offset}/{period} * * * * *", "url": f"{target.url}/ok/{job_id}"}
     made["graced"]["misfire_grace_seconds"] = 8

@@ -124,7 +124,9 @@ def test_a_worker_killed_mid_run_leaves_a_lost_run_and_no_second_run(system: Sys
     running = wait_for(lambda: [r for r in system.runs("victim") if r["status"] == "running"], timeout=15)
     assert running, system.runs("victim")
     assert wait_for(pidfile.exists, timeout=5)
-    pool_child = int(re.search(r"pid=(\d+)", running[0]["worker"]).group(1))
+    found = re.search(r"pid=(\d+)", running[0]["worker"])
+    assert found, running[0]["worker"]
+    pool_child = int(found.group(1))
     handler = int(pidfile.read_text())
     os.kill(pool_child, signal.SIGKILL)
     lost = wait_for(lambda: [r for r in system.runs("victim") if r["status"] == "lost"], timeout=15)

@@ -38,7 +38,9 @@ def create(system: System, **job) -> dict:
 
 
 def test_the_readme_command_started_it_and_said_where_to_log_in(system: System):
-    assert system.proc.args[0].endswith("bin/run")
+    command = system.proc.args
+    assert isinstance(command, list)
+    assert command[0].endswith("bin/run")
     text = system.log.read_text()
     assert f"Crontask admin: {system.base_url}/admin/  (user: admin)" in text
     assert "Generated admin password" not in text  # CRONTASK_ADMIN_PASSWORD was given

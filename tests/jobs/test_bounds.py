@@ -149,7 +149,11 @@ def test_run_now_overrides_that_add_expressions_past_the_bound_are_refused(api, 
 
 
 def test_import_reports_each_entry_past_a_bound_and_imports_the_rest(tmp_path):
-    entries = [{"id": f"big-{index}", **data} for index, (data, _) in enumerate(p.values for p in TOO_LARGE)]
+    entries: list[dict[str, object]] = []
+    for index, param in enumerate(TOO_LARGE):
+        data = param.values[0]
+        assert isinstance(data, dict)
+        entries.append({"id": f"big-{index}", **data})
     entries.append({"id": "fine", **HTTP})
     path = tmp_path / "jobs.json"
     path.write_text(json.dumps(entries))

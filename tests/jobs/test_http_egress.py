@@ -70,7 +70,12 @@ def test_a_redirect_to_a_name_that_resolves_to_a_denied_address_is_refused_at_co
 def test_a_redirect_to_a_metadata_address_is_refused_before_connecting(http_target, monkeypatch):
     connects = []
     real = socket.create_connection
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: connects.append(a) or real(*a, **k))
+
+    def create_connection(*a, **k) -> socket.socket:
+        connects.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
     run = run_job(redirect(http_target, "http://169.254.169.254/latest/meta-data/"))
     assert (run.status, run.error) == (
         "failed",

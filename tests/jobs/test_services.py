@@ -28,6 +28,7 @@ def test_it_creates_a_cron_job_with_a_crontab_in_the_jobs_time_zone():
     assert job.next_run_at == datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
     task = PeriodicTask.objects.get(crontask_job=job)
     assert task.enabled
+    assert task.crontab is not None
     assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("0", "9", "mon-fri")
     assert str(task.crontab.timezone) == "Asia/Shanghai"
     assert json.loads(task.kwargs) == {"job_id": "a"}
@@ -39,9 +40,11 @@ def test_it_maps_interval_and_date_jobs_to_their_schedules():
     once = services.job_create(data={"id": "once", "run_at": "2026-12-31T23:59:59+08:00", **HTTP})
     assert every.next_run_at == datetime(2026, 3, 2, 10, 2, 0, tzinfo=UTC)
     interval_task = PeriodicTask.objects.get(crontask_job=every)
+    assert interval_task.interval is not None
     assert (interval_task.interval.every, interval_task.interval.period) == (90, "seconds")
     once_task = PeriodicTask.objects.get(crontask_job=once)
     assert once_task.one_off
+    assert once_task.clocked is not None
     assert once_task.clocked.clocked_time == datetime(2026, 12, 31, 15, 59, 59, tzinfo=UTC)
     assert once.next_run_at == once_task.clocked.clocked_time
 
@@ -74,6 +77,7 @@ def test_update_switches_the_trigger_and_its_periodic_task():
     assert (job.trigger, job.cron, job.interval_seconds) == ("interval", "", 5)
     task = PeriodicTask.objects.get(crontask_job=job)
     assert task.crontab is None
+    assert task.interval is not None
     assert task.interval.every == 5
     assert job.next_run_at == datetime(2026, 3, 2, 10, 0, 35, tzinfo=UTC)
     job = services.job_update(job=job, data={"trigger": "manual"})
@@ -91,6 +95,7 @@ def test_a_duplicate_id_is_a_conflict_and_changes_nothing():
 def test_delete_removes_the_periodic_task_and_system_jobs_are_protected():
     job = services.job_create(data={"id": "gone", "interval_seconds": 5, **HTTP})
     task_id = job.periodic_task_id
+    assert task_id is not None
     services.job_delete(job=job)
     assert not Job.objects.filter(pk="gone").exists()
     assert not PeriodicTask.objects.filter(pk=task_id).exists()
@@ -195,8 +200,10 @@ def test_a_step_from_a_start_is_written_so_the_stock_scheduler_can_read_it():
 
     with time_machine.travel(NOW, tick=False):
         job = services.job_create(data={"id": "steps", "cron": "3/5 1/6 * * 1,2/2", **HTTP})
+    assert job.periodic_task is not None
     row = job.periodic_task.crontab
+    assert row is not None
     assert (row.minute, row.hour, row.day_of_week) == ("3-59/5", "1-23/6", "1,2-6/2")
     schedule = celery_crontab(row.minute, row.hour, row.day_of_week, row.day_of_month, row.month_of_year)
-    assert sorted(schedule.minute)[:3] == [3, 8, 13]
+    assert sorted(schedule.minute)[:3] == [3, 8, 13]  # type: ignore[attr-defined]  # celery-types omits crontab's fields
     assert job.cron == "3/5 1/6 * * 1,2/2"  # the job keeps what was given; cronsim reads it the same way

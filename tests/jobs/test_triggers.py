@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from jobs.triggers import Schedule, cron_fires_after, validate_cron
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 def test_it_fires_a_five_field_cron_at_the_minute_boundary():
@@ -33,8 +33,10 @@ def test_it_fires_a_nonexistent_local_time_once_on_the_spring_forward_day():
     after = datetime(2025, 3, 29, 12, tzinfo=zone)
     fires = []
     for _ in range(3):
-        after = cron_fires_after("30 2 * * *", zone, after)
-        fires.append(after.astimezone(zone))
+        fire = cron_fires_after("30 2 * * *", zone, after)
+        assert fire is not None
+        fires.append(fire.astimezone(zone))
+        after = fire
     assert [f.isoformat() for f in fires] == [
         "2025-03-30T03:00:00+02:00",
         "2025-03-31T02:30:00+02:00",
@@ -45,6 +47,7 @@ def test_it_fires_a_nonexistent_local_time_once_on_the_spring_forward_day():
 def test_it_fires_a_repeated_local_time_once_on_the_fall_back_day():
     zone = ZoneInfo("Europe/Berlin")
     first = cron_fires_after("30 2 * * *", zone, datetime(2025, 10, 25, 12, tzinfo=zone))
+    assert first is not None
     second = cron_fires_after("30 2 * * *", zone, first)
     assert first == utc(2025, 10, 26, 0, 30)
     assert second == utc(2025, 10, 27, 1, 30)
@@ -109,5 +112,7 @@ def test_it_computes_the_next_fires_of_crons_extended_syntax(expr, after, fires)
     schedule = Schedule(trigger="cron", cron=expr, timezone="UTC")
     got = [schedule.first_fire(after)]
     while len(got) < len(fires):
-        got.append(schedule.next_fire(got[-1], now=got[-1]))
+        last = got[-1]
+        assert last is not None
+        got.append(schedule.next_fire(last, now=last))
     assert got == fires

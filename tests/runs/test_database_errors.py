@@ -140,7 +140,12 @@ def test_a_claim_the_database_keeps_refusing_is_given_back_to_the_broker(monkeyp
     assert len(tries) >= 2  # tried again on new connections first
     # The task asks Celery to deliver it again (here, eagerly: each retry runs at once).
     sent = []
-    monkeypatch.setattr(execution, "run_execute", lambda **kwargs: sent.append(1) or real_claim_failed())
+
+    def claim_failed(**kwargs) -> None:
+        sent.append(1)
+        real_claim_failed()
+
+    monkeypatch.setattr(execution, "run_execute", claim_failed)
     result = execute_job.apply(kwargs={"job_id": "j", "scheduled_for": FIRE})
     assert len(sent) == 1 + execute_job_retries()
     assert isinstance(result.result, execution.ClaimFailed)

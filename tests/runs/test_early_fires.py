@@ -49,7 +49,7 @@ def test_a_batch_sent_ahead_is_claimed_at_once_queued_and_called_at_its_time(htt
     assert before == [(job_id, "queued", None) for job_id in ("a", "b", "c")]
     runs = list(Run.objects.order_by("job_id"))
     assert [(r.job_id, r.scheduled_for, r.status) for r in runs] == [(j, fire, "success") for j in ("a", "b", "c")]
-    assert all(r.started_at >= fire for r in runs)
+    assert all(r.started_at is not None and r.started_at >= fire for r in runs)
     # and the target saw no call before the fire's time
     assert sorted(path for _, path in http_target.arrivals) == ["/a", "/b", "/c"]
     assert min(at for at, _ in http_target.arrivals) >= fire.timestamp()
@@ -95,6 +95,7 @@ def test_a_lone_fire_sent_ahead_is_claimed_at_once_queued_and_run_at_its_time(ht
     assert before == [("queued", None)]  # a worker dying now leaves a run for the reaper
     run = Run.objects.get()
     assert (run.status, run.scheduled_for) == ("success", fire)
+    assert run.started_at is not None
     assert run.started_at >= fire
     [(arrived, _path)] = http_target.arrivals
     assert arrived >= fire.timestamp()
@@ -103,7 +104,7 @@ def test_a_lone_fire_sent_ahead_is_claimed_at_once_queued_and_run_at_its_time(ht
 def test_a_worker_holds_an_early_fire_no_longer_than_the_lead_and_a_second(settings, monkeypatch):
     """A worker whose clock is behind beat's (or a forged message) cannot be held for long."""
     settings.CRONTASK_FIRE_LEAD_MS = 250
-    slept = []
+    slept: list[float] = []
     monkeypatch.setattr(execution.time, "sleep", slept.append)
     execution._hold_until(soon(3600))
     execution._hold_until(soon(-1))
@@ -230,7 +231,7 @@ def test_runs_claimed_ahead_whose_start_cannot_be_stored_still_end_once_with_the
     fire = soon(1.0)
     execute_fires.apply(kwargs={"fires": [["a", fire.isoformat()], ["b", fire.isoformat()]]}, throw=True)
     assert sorted(Run.objects.values_list("job_id", "status")) == [("a", "success"), ("b", "success")]
-    assert all(run.started_at >= fire for run in Run.objects.all())
+    assert all(run.started_at is not None and run.started_at >= fire for run in Run.objects.all())
     assert http_target.hits == {"/a": 1, "/b": 1}
     assert reaper.reap_lost_runs(now=fire + timedelta(days=2)) == 0  # nothing left to reap, nor to retry
 

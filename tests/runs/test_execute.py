@@ -33,9 +33,12 @@ def test_a_fire_records_a_successful_run_and_the_jobs_counters(http_target):
     run = Run.objects.get()
     assert (run.status, run.status_code, run.response_body) == ("success", 200, "pong")
     assert run.trigger == "scheduled"
+    assert run.scheduled_for is not None
     assert run.scheduled_for.isoformat() == FIRE
     assert run.target == f"POST {http_target.url}/hello"
     assert run.duration_ms is not None
+    assert run.finished_at is not None
+    assert run.started_at is not None
     assert run.finished_at >= run.started_at
     method, path, headers, body = http_target.requests[0]
     assert (method, path, headers["X-Token"], body) == ("POST", "/hello", "abc", b"payload")
@@ -77,6 +80,7 @@ def test_a_slow_answer_times_out(http_target):
     deliver()
     run = Run.objects.get()
     assert run.status == "timeout"
+    assert run.duration_ms is not None
     assert run.duration_ms < 2500
 
 
@@ -88,6 +92,7 @@ def test_a_body_trickled_a_byte_at_a_time_times_out_at_the_limit(http_target):
     assert time.monotonic() - started < 2.5
     run = Run.objects.get()
     assert (run.status, run.status_code) == ("timeout", 200)
+    assert run.duration_ms is not None
     assert run.duration_ms < 2500
     assert "still arriving after 1 s" in run.error
     assert set(run.response_body) <= {"d"}  # what came in time is kept
@@ -140,6 +145,7 @@ def test_a_date_job_is_completed_by_its_run(http_target):
     deliver()
     job.refresh_from_db()
     assert job.status == "completed"
+    assert job.periodic_task is not None
     assert not job.periodic_task.enabled
 
 

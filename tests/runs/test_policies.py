@@ -41,13 +41,18 @@ def test_failed_fires_are_retried_with_exponential_backoff_until_one_succeeds(
     retry = Run.objects.get(attempt=2)
     assert (retry.trigger, retry.status, retry.scheduled_for, retry.retry_of_id) == ("retry", "queued", FIRE, first.pk)
     assert queued_tasks == [{"job_id": "j", "run_id": retry.pk}]
+    assert retry.queued_at is not None
+    assert first.finished_at is not None
     assert retry.queued_at - first.finished_at >= timedelta(seconds=4.9)
 
     with django_capture_on_commit_callbacks(execute=True):
         deliver(run_id=retry.pk)
     third = Run.objects.get(attempt=3)
     assert third.retry_of_id == first.pk
-    assert third.queued_at - Run.objects.get(attempt=2).finished_at >= timedelta(seconds=9.9)  # 5 * 2
+    second_finished_at = Run.objects.get(attempt=2).finished_at
+    assert third.queued_at is not None
+    assert second_finished_at is not None
+    assert third.queued_at - second_finished_at >= timedelta(seconds=9.9)  # 5 * 2
 
     with django_capture_on_commit_callbacks(execute=True):
         deliver(run_id=third.pk)

@@ -71,6 +71,7 @@ def test_expressions_are_evaluated_at_run_time():
     )
     run = deliver()
     assert run.status == "success", run.error
+    assert run.result is not None
     assert run.result["count"] == 3
     assert run.result["when"].startswith("2026-01-02 03:04")
 
@@ -82,6 +83,7 @@ def test_a_manual_runs_kwargs_override_the_jobs_for_that_run_only(django_capture
         run = enqueue.job_run_now(job=job, overrides={"handler_kwargs": {"count": 7}})
     execute_job.apply(kwargs={"job_id": "py", "run_id": run.pk}, throw=True)
     run.refresh_from_db()
+    assert run.result is not None
     assert run.result["count"] == 7
     assert Job.objects.get(pk="py").handler_kwargs == {"count": 1}
 
@@ -158,6 +160,7 @@ def test_a_large_result_that_grows_when_escaped_is_still_reported():
     python_job("scripts:big_result", handler_kwargs={"size": 100_000, "char": '"'})
     run = deliver()
     assert run.status == "success", run.error
+    assert run.result is not None
     assert run.result.startswith('{"data": "\\"\\"')
     assert "truncated" in run.result
 

@@ -194,6 +194,7 @@ def test_a_manual_run_asked_for_while_the_broker_is_down_is_accepted_and_sent_la
     assert response.status_code == 202, response.content
     run = Run.objects.get(pk=response.json()["id"])
     assert (run.status, run.sent_at) == ("queued", None)
+    assert run.queued_at is not None
 
     sent = []
     publisher = type("Publisher", (), {"publish_runs": lambda self, runs: sent.extend(runs), "close": lambda self: 0})()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
@@ -12,6 +12,10 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from jobs import services
 from jobs.models import Job
 from scheduling import fires as job_fires
+from scheduling.fires import Fire
+
+if TYPE_CHECKING:
+    from crontask.scheduler import CrontaskScheduler
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +88,7 @@ def test_the_parent_scheduler_only_loads_periodic_tasks_that_are_not_jobs(make_b
 def test_the_scheduler_publishes_due_fires_with_their_nominal_time(make_beat):
     with time_machine.travel(T0, tick=False):
         services.job_create(data={"id": "pub", "interval_seconds": 10, **HTTP})
-    published = []
+    published: list[Fire] = []
     scheduler = make_beat()
     scheduler.publish = published.extend
     with time_machine.travel(T0 + timedelta(seconds=10, milliseconds=3), tick=False):
@@ -97,7 +101,8 @@ def test_a_beat_restart_right_after_a_date_fire_does_not_fire_it_again(make_beat
     run_at = T0 + timedelta(minutes=1)
     with time_machine.travel(T0, tick=False):
         services.job_create(data={"id": "once", "run_at": run_at.isoformat(), **HTTP})
-    first, restarted = [], []
+    first: list[Fire] = []
+    restarted: list[Fire] = []
     beat = make_beat()
     beat.publish = first.extend
     with time_machine.travel(run_at + timedelta(milliseconds=2), tick=False):
@@ -230,7 +235,8 @@ def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace
                                   "url": f"{http_target.url}/"})  # fmt: skip
         services.job_create(data={"id": "lenient", "interval_seconds": 2, "url": f"{http_target.url}/"})
     # the leader died right after T0; the standby takes over 9 s later
-    standby, published = make_beat(), []
+    standby = make_beat()
+    published: list[Fire] = []
     standby.publish = published.extend
     takeover = T0 + timedelta(seconds=9)
     with time_machine.travel(takeover, tick=False):
@@ -251,12 +257,12 @@ def test_a_beat_taking_over_fires_what_fell_due_once_and_each_jobs_misfire_grace
         ]
 
 
-def every_second_with_a_lead(make_beat, settings) -> tuple[Any, list]:
+def every_second_with_a_lead(make_beat, settings) -> tuple[CrontaskScheduler, list[Fire]]:
     """A job firing every second from T0, and a beat with a lead of 250 ms; (beat, what it publishes)."""
     settings.CRONTASK_FIRE_LEAD_MS = 250
     with time_machine.travel(T0, tick=False):
         services.job_create(data={"id": "sec", "cron": "* * * * * *", **HTTP})
-    published: list = []
+    published: list[Fire] = []
     beat = make_beat()
     beat.publish = published.extend
     return beat, published
@@ -304,7 +310,7 @@ def test_beats_walk_right_after_fires_claimed_ahead_repairs_nothing(make_beat, s
         services.job_create(data={"id": "cron", "cron": "*/10 * * * * *", **HTTP})
         services.job_create(data={"id": "every", "interval_seconds": 10, **HTTP})
         services.job_create(data={"id": "once", "run_at": (T0 + timedelta(seconds=10)).isoformat(), **HTTP})
-    published = []
+    published: list[Fire] = []
     beat = make_beat()
     beat.publish = published.extend
     with time_machine.travel(T0 + timedelta(milliseconds=9800), tick=False):
