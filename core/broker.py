@@ -40,7 +40,7 @@ PARTIAL = ".partial"  # the reader takes only names ending in ".<queue>.msg"
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]  # kombu's own signature; celery-types names it otherwise
         """Put ``payload`` on ``queue``: the same file name as kombu's, complete when it appears."""
         filename = os.path.join(self.data_folder_out, f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg")
         partial = filename + PARTIAL
@@ -62,7 +62,7 @@ class RedisChannel(redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:  # the connection was collected: it is gone
             raise RedisConnectionError("the connection to Redis was closed")
-        return super()._connparams(asynchronous=asynchronous)
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]  # in kombu, missing from celery-types
 
 
 class RedisTransport(redis.Transport):

@@ -120,4 +120,5 @@ class WorkerHeartbeatStep(bootsteps.StartStopStep):
         if self.heartbeat is not None:
             self.heartbeat.stop(forget=True)
 
-    terminate = stop
+    def terminate(self, c: Any) -> None:
+        self.stop(c)

@@ -129,7 +129,8 @@ def _probe_broker(url: str) -> dict[str, Any]:
         options |= {"socket_connect_timeout": BROKER_TIMEOUT_SECONDS, "socket_timeout": BROKER_TIMEOUT_SECONDS}
     try:
         with app.connection_for_write(url, connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=options) as conn:
-            conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)  # one attempt, no retry
+            # One attempt, no retry. kombu takes seconds as a float; celery-types says int.
+            conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - any failure is "down"
         return {"status": "error", "error": type(exc).__name__}
     return {"status": "ok"}

@@ -90,12 +90,13 @@ def _queue(*, job_id: str, run_id: int, countdown: float = 0) -> None:
     """
 
     def send() -> None:
+        task = execute_job()
+        kwargs = {"job_id": job_id, "run_id": run_id}
         try:
-            execute_job().apply_async(
-                kwargs={"job_id": job_id, "run_id": run_id},
-                countdown=countdown or None,
-                retry_policy=policies.SEND_RETRY,
-            )
+            if countdown:  # a retry's delay; otherwise no ETA at all (a zero countdown would set one)
+                task.apply_async(kwargs=kwargs, countdown=countdown, retry_policy=policies.SEND_RETRY)
+            else:
+                task.apply_async(kwargs=kwargs, retry_policy=policies.SEND_RETRY)
         except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the run is safe
             logger.warning("run %s of job %s is queued; its message will be sent when the broker is back (%s)",
                            run_id, job_id, describe(exc))  # fmt: skip

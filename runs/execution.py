@@ -141,14 +141,14 @@ def run_execute_fires(
     # Jobs that changed kind since beat sent the fire: rare, so simply after the calls.
     for job_id, at in others:
         try:
-            run = run_execute(
+            other = run_execute(
                 job_id=job_id, scheduled_for=at, worker=worker, celery_task_id=celery_task_id, retrying_for=retrying_for
             )
         except Exception as exc:  # the same
             logger.exception("could not run job %s fire %s", job_id, at.isoformat())
             failure = failure or exc
             continue
-        runs += [run] if run is not None else []
+        runs += [other] if other is not None else []
     if failure is not None:
         raise failure  # the task fails visibly; every other fire of the batch has been dealt with
     return runs
@@ -235,7 +235,7 @@ def _start_queued(runs: Sequence[Run]) -> None:
     outcomes are stored as those of running runs, and the calls are not made twice."""
     waiting: dict[datetime, list[Run]] = defaultdict(list)
     for run in runs:
-        if run.status == Run.Status.QUEUED:
+        if run.status == Run.Status.QUEUED and run.scheduled_for is not None:  # a fire's run has its time
             waiting[run.scheduled_for].append(run)
     for at in sorted(waiting):
         _hold_until(at)

@@ -54,11 +54,12 @@ def finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None = 
     """
     finished = finished or timezone.now()
     secrets = secret_values(job, run.overrides)
+    started = run.started_at or finished  # set when it was claimed; a run ends only after that
     fields: dict[str, Any] = {
         "status": outcome.status,
-        "started_at": run.started_at,
+        "started_at": started,
         "finished_at": finished,
-        "duration_ms": elapsed_ms(run.started_at, finished),
+        "duration_ms": elapsed_ms(started, finished),
         "status_code": outcome.status_code,
         "response_body": storable_text(mask_values(outcome.response_body, secrets)),
         "result": mask_json_values(json_safe(outcome.result), secrets),
@@ -132,7 +133,7 @@ def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = 
 
 def _late_outcome(run: Run, outcome: Outcome, finished: datetime) -> None:
     """The run was ended by someone else (the reaper) before its outcome came: keep theirs."""
-    seconds = (finished - run.started_at).total_seconds()
+    seconds = (finished - (run.started_at or finished)).total_seconds()
     logger.warning(
         "late outcome ignored run_id=%s job_id=%s outcome=%s after %.1f s: the run was already ended",
         run.pk, run.job_id, outcome.status, seconds,
@@ -153,7 +154,7 @@ def masked(text: str, secrets: Sequence[str]) -> str:
 def record(run: Run, job: Job, *, retry: bool = True) -> None:
     """Counters, one-off completion and the retry chain (unless ``retry`` is False: the call was
     made). Call in the transaction that ended the run."""
-    job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at)
+    job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at or timezone.now())
     if run.trigger != Run.Trigger.MANUAL and job.trigger == Job.Trigger.DATE:  # only one-offs complete
         job_complete_if_fired(job_id=job.pk)
     if retry and policies.should_retry(status=run.status, attempt=run.attempt, max_retries=job.max_retries):

@@ -42,7 +42,7 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
         return policies.is_lost(start, now=now, timeout_seconds=timeout_seconds, grace_seconds=grace_seconds)
 
     running = Run.objects.filter(status=Run.Status.RUNNING).values_list("pk", "started_at", "job__timeout_seconds")
-    overdue = [pk for pk, started, limit in running if lost(started, limit)]
+    overdue = [pk for pk, started, limit in running if started is None or lost(started, limit)]
     queued = Run.objects.filter(status=Run.Status.QUEUED)
     stale_before = policies.queued_expired_before(now=now, expiry_seconds=settings.CRONTASK_QUEUED_EXPIRY_SECONDS)
     stale = list(queued.filter(queued_at__lt=stale_before).values_list("pk", flat=True))
@@ -54,7 +54,7 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
         .exclude(pk__in=stale)
         .values_list("pk", "scheduled_for", "job__timeout_seconds")
     )
-    unstarted = [pk for pk, fire, limit in held if lost(fire, limit)]
+    unstarted = [pk for pk, fire, limit in held if fire is not None and lost(fire, limit)]
     reaped = 0
     for pk, was, reason in (
         [(pk, Run.Status.RUNNING, _LOST_RUNNING) for pk in overdue]

@@ -11,13 +11,14 @@ import socket
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 from django.conf import settings
 from kombu import Connection, Producer
 from kombu.common import maybe_declare
 from kombu.exceptions import KombuError
+from kombu.transport.base import StdChannel
 from kombu.utils.uuid import uuid
 
 from jobs.beat_sync import EXECUTE_FIRES_TASK, EXECUTE_TASK
@@ -54,7 +55,7 @@ class FirePublisher:
         self.batch_size = settings.CRONTASK_FIRE_BATCH_SIZE
         # Declared once here, not per message: kombu's declaration cache misses for this queue,
         # and on Redis each declaration is two round trips.
-        maybe_declare(self.queue, producer.channel)
+        maybe_declare(self.queue, cast(StdChannel, producer.channel))  # a Producer made on a connection has a channel
 
     @classmethod
     def connect(cls, app: Celery) -> FirePublisher:
@@ -69,12 +70,13 @@ class FirePublisher:
             raise
 
     def close(self) -> None:
-        _release(self.producer.channel.connection.client)
+        if self.producer.connection is not None:
+            _release(self.producer.connection)
 
     def publish(self, fires: Sequence[Fire]) -> None:
         if not fires:
             return
-        with self.producer.batch(max_size=len(fires)):
+        with self.producer.batch(max_size=len(fires)):  # type: ignore[attr-defined]  # kombu 5.6; not in celery-types
             for task, kwargs in self.messages(fires):
                 self.send(task, kwargs)
         logger.info(
@@ -87,7 +89,7 @@ class FirePublisher:
         """Send queued runs by their id (manual runs, retries): ``execute_job(job_id, run_id)``."""
         if not runs:
             return
-        with self.producer.batch(max_size=len(runs)):
+        with self.producer.batch(max_size=len(runs)):  # type: ignore[attr-defined]  # kombu 5.6; not in celery-types
             for run in runs:
                 self.send(EXECUTE_TASK, {"job_id": run.job_id, "run_id": run.pk})
 

@@ -238,16 +238,16 @@ class JobScheduler(DatabaseScheduler):
                 return
             self._broker_ok()
         recovered = self.broker.recovered_at
-        waiting = {
-            "resend_after": settings.CRONTASK_LOST_GRACE_SECONDS / 2,
-            "lost_before": datetime.fromtimestamp(recovered, tz=UTC) if recovered is not None else None,
-        }
-        skipped = outbox.coalesce_waiting(now=timezone.now(), **waiting)
+        resend_after = settings.CRONTASK_LOST_GRACE_SECONDS / 2
+        lost_before = datetime.fromtimestamp(recovered, tz=UTC) if recovered is not None else None
+        skipped = outbox.coalesce_waiting(now=timezone.now(), resend_after=resend_after, lost_before=lost_before)
         if skipped:
             logger.warning("skipped %d fire(s) whose message could not reach a worker in time: a later fire of "
                            "each job stands for them", skipped)  # fmt: skip
         for _ in range(4):  # at most 4 batches a tick: fires due meanwhile are not held up
-            runs = outbox.waiting_runs(now=timezone.now(), limit=self.waiting_batch, **waiting)
+            runs = outbox.waiting_runs(
+                now=timezone.now(), limit=self.waiting_batch, resend_after=resend_after, lost_before=lost_before
+            )
             if not runs:
                 return
             try:

@@ -4,6 +4,7 @@ type and permissions follow it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -21,9 +22,9 @@ TABLE = "crontask_heartbeat"
 BEFORE_THE_MOVE = [("crontask", "0001_initial"), ("heartbeats", None)]
 
 
-def migrate(targets: list[tuple[str, str | None]]) -> None:
+def migrate(targets: Sequence[tuple[str, str | None]]) -> None:
     executor = MigrationExecutor(connection)
-    executor.migrate(targets)
+    executor.migrate(list(targets))
     ContentType.objects.clear_cache()
 
 

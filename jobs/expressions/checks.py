@@ -145,10 +145,10 @@ def _checked_nodes(tree: ast.Expression) -> list[ast.AST]:
 _LEAF_FIELDS = frozenset(
     {(ast.Constant, "value"), (ast.Constant, "kind"), (ast.Name, "id"), (ast.Attribute, "attr"), (ast.keyword, "arg")}
 )
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+_CHILD_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
 
 
-def _child_fields(kind: type) -> tuple[str, ...]:
+def _child_fields(kind: type[ast.AST]) -> tuple[str, ...]:
     fields = _CHILD_FIELDS.get(kind)
     if fields is None:
         fields = tuple(f for f in kind._fields if f != "ctx" and (kind, f) not in _LEAF_FIELDS)
@@ -202,7 +202,7 @@ def _check_constant(node: ast.Constant) -> None:
     kind = type(value)
     if kind not in PLAIN_TYPES:
         raise ExpressionError(f"{kind.__name__} literals not allowed")
-    if kind in (bool, float, type(None)) or (kind is int and abs(value) < MAX_INT):
+    if kind in (bool, float, type(None)) or (type(value) is int and abs(value) < MAX_INT):
         return  # most literals: nothing to measure
     measure(value)  # a 1000-digit literal is refused at save time, not only when run
 

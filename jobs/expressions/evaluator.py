@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from jobs.expressions.guards import GUARDS
@@ -21,7 +21,7 @@ from jobs.expressions.vocabulary import (
     describe,
 )
 
-_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_DICT_VIEWS: tuple[type[Iterable[Any]], ...] = (type({}.keys()), type({}.values()), type({}.items()))
 
 
 def evaluate_tree(tree: ast.Expression) -> Any:
@@ -74,7 +74,7 @@ def _eval_tuple(node: ast.Tuple) -> tuple[Any, ...]:
 
 
 def _eval_dict(node: ast.Dict) -> dict[Any, Any]:
-    result = {}
+    result: dict[Any, Any] = {}
     for key_node, value_node in zip(node.keys, node.values, strict=True):
         if key_node is None:
             raise ExpressionError("** unpacking not allowed")
