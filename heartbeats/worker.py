@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps
+
+if TYPE_CHECKING:
+    from celery.worker.consumer import Consumer
 
 # The name its lines have always had in the logs (the module was crontask.heartbeat).
 logger = logging.getLogger("crontask.heartbeat")
@@ -76,7 +80,7 @@ class WorkerHeartbeat:
 
         self._quietly(lambda: forget_heartbeat(self.name), "delete the worker heartbeat")
 
-    def _quietly(self, write: Any, what: str) -> None:
+    def _quietly(self, write: Callable[[], object], what: str) -> None:
         from django.db import DatabaseError, close_old_connections, connection
 
         if not connection.in_atomic_block:  # (a caller's transaction, in tests, is not ours to end)
@@ -99,26 +103,26 @@ class WorkerHeartbeatStep(bootsteps.StartStopStep):
     requires = ("celery.worker.consumer.tasks:Tasks",)
     label = "crontask heartbeat"
 
-    def __init__(self, c: Any, **kwargs: Any) -> None:
+    def __init__(self, c: Consumer, **kwargs: Any) -> None:
         super().__init__(c, **kwargs)
         self.heartbeat: WorkerHeartbeat | None = None
 
-    def start(self, c: Any) -> None:
+    def start(self, c: Consumer) -> None:
         from heartbeats.services import WORKER_HEARTBEAT_SECONDS
 
         if self.heartbeat is None:
             self.heartbeat = WorkerHeartbeat(c.hostname, every=WORKER_HEARTBEAT_SECONDS)
         self.heartbeat.start()
 
-    def stop(self, c: Any) -> None:
+    def stop(self, c: Consumer) -> None:
         """The broker connection was lost (the heartbeat starts again once it is back), or the
         worker is stopping (``shutdown`` follows)."""
         if self.heartbeat is not None:
             self.heartbeat.stop()
 
-    def shutdown(self, c: Any) -> None:
+    def shutdown(self, c: Consumer) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop(forget=True)
 
-    def terminate(self, c: Any) -> None:
+    def terminate(self, c: Consumer) -> None:
         self.stop(c)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from celery.beat import ScheduleEntry
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections, transaction
 from django.db.models import QuerySet
@@ -74,7 +75,7 @@ class JobScheduler(DatabaseScheduler):
         self._reconcile_pass_at = -math.inf  # when the current pass started (monotonic)
         self._reconcile_next = 0.0
         self._reconcile_limit = 500
-        self._reconcile_memo: dict[tuple[str, str], Any] = {}
+        self._reconcile_memo: dict[tuple[str, str], datetime | None] = {}
         self._waiting_next = 0.0
         self.broker = Outage("broker", log=logger)
         self._broker_errors: tuple[type[BaseException], ...] = ()
@@ -128,7 +129,7 @@ class JobScheduler(DatabaseScheduler):
         made there (the parent's would wait for a broker that is down, and stop firing jobs)."""
         return self._publisher.producer if self._publisher is not None else None
 
-    def apply_entry(self, entry: Any, producer: Producer | None = None) -> None:
+    def apply_entry(self, entry: ScheduleEntry, producer: Producer | None = None) -> None:
         """Send a housekeeping task (the reaper) on beat's broker connection. While the broker is
         down it is skipped, not waited for: it is due again at its next interval."""
         if not self.broker.due():

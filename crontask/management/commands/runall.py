@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
 
 from crontask.bootstrap import ensure_admin_user, prepare_var_dir
 
@@ -97,7 +97,7 @@ class Command(BaseCommand):
         return exit_code
 
 
-def _say(stream: Any, text: str) -> None:
+def _say(stream: OutputWrapper, text: str) -> None:
     # After SIGHUP the terminal is gone and writing to it fails (EIO): stopping matters more.
     with contextlib.suppress(OSError):
         stream.write(text)
