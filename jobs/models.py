@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from jobs.triggers import Schedule
+from jobs.triggers import Schedule, Trigger
 from jobs.validators import validate_job
 
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
@@ -30,11 +30,7 @@ class Job(models.Model):
         PYTHON = "python", _("Python handler")
         SHELL = "shell", _("Shell command")
 
-    class Trigger(models.TextChoices):
-        CRON = "cron", _("Cron expression")
-        INTERVAL = "interval", _("Fixed interval")
-        DATE = "date", _("Once at a date")
-        MANUAL = "manual", _("Only by hand")
+    Trigger = Trigger  # defined with the trigger maths (jobs.triggers), where Schedule reads it
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
