@@ -134,6 +134,9 @@ class Job(models.Model):
     next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True, editable=False)
     last_run_at = models.DateTimeField(_("last run at"), null=True, blank=True, editable=False)
     last_run_status = models.CharField(_("last run status"), max_length=10, blank=True, editable=False)
+    # The nominal time of the latest fire claimed (by beat from next_run_at, or by a worker from a
+    # message of another scheduler): whether a paused one-off had fired, read when it is resumed.
+    last_fired_at = models.DateTimeField(_("last fired at"), null=True, blank=True, editable=False)
     run_count = models.PositiveIntegerField(_("runs"), default=0, editable=False)
     success_count = models.PositiveIntegerField(_("successes"), default=0, editable=False)
     failure_count = models.PositiveIntegerField(_("failures"), default=0, editable=False)

@@ -29,7 +29,7 @@ READ_ONLY_FIELDS = (
 class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
-        exclude = ["periodic_task", "shown_target"]  # derived, for search only
+        exclude = ["periodic_task", "shown_target", "last_fired_at"]  # derived, for the system's own use
         read_only_fields = [f.name for f in Job._meta.fields]
 
     def to_representation(self, instance: Job) -> dict[str, Any]:

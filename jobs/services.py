@@ -64,8 +64,6 @@ EDITABLE_FIELDS = frozenset(
 )
 # Input-only: APScheduler-style trigger_args (normalised away), and consent to run a date job
 # whose run_at has already passed right away.
-#: ``runs.models.Run.Trigger.SCHEDULED``: a run that beat fired (see ``_resumed_status``).
-SCHEDULED_RUN = "scheduled"
 INPUT_ONLY_FIELDS = frozenset({"trigger_args", "run_if_past"})
 TRIGGER_FIELDS = {"cron": Job.Trigger.CRON, "interval_seconds": Job.Trigger.INTERVAL, "run_at": Job.Trigger.DATE}
 SCHEDULE_FIELDS = frozenset({"trigger", "cron", "interval_seconds", "run_at", "timezone"})
@@ -272,15 +270,13 @@ def _infer_kind(fields: Mapping[str, Any]) -> str:
 def _resumed_status(job: Job, now: datetime) -> str:
     """The status a paused job takes when resumed at ``now``.
 
-    A one-off job whose ``run_at`` passed while it was paused is not run late: if it fired before
-    the pause it is completed, otherwise it needs a new ``run_at``.
+    A one-off job whose ``run_at`` passed while it was paused is not run late: if beat fired it
+    (``last_fired_at``, which beat sets as it claims a fire) it is completed, otherwise it needs a
+    new ``run_at``.
     """
     if job.trigger != Job.Trigger.DATE or job.run_at is None or job.run_at > now:
         return Job.Status.ACTIVE
-    # Whether beat fired it is recorded by its scheduled run. Read through the reverse relation
-    # (runs sit above jobs and are not imported here); "scheduled" is Run.Trigger.SCHEDULED, a
-    # value of the public API that does not change.
-    if job.runs.filter(trigger=SCHEDULED_RUN, scheduled_for__gte=job.run_at).exists():
+    if job.last_fired_at is not None and job.last_fired_at >= job.run_at:
         return Job.Status.COMPLETED
     raise ValidationError({"run_at": "Passed while the job was paused: give it a new run_at to run it."})
 
