@@ -70,17 +70,14 @@ SCHEDULE_FIELDS = frozenset({"trigger", "cron", "interval_seconds", "run_at", "t
 KIND_FIELDS = {"url": Job.Kind.HTTP, "handler": Job.Kind.PYTHON, "command": Job.Kind.SHELL}
 
 
-# Jobs the system needs; created when beat starts (and by sync_schedules), never deletable.
-SYSTEM_JOBS: dict[str, dict[str, Any]] = {
-    "cleanup-runs": {
-        "name": "Clean up old runs",
-        "description": "Deletes runs older than CRONTASK_RUN_RETENTION_DAYS, in batches.",
-        "kind": Job.Kind.PYTHON,
-        "handler": "runs.retention:run_cleanup",
-        "cron": "17 3 * * *",
-        "timeout_seconds": 3600,
-    },
-}
+# Jobs the system needs, by id: created when beat starts (and by sync_schedules), never deletable.
+# The apps that run them declare them (``register_system_job``): the runs app its cleanup job.
+_system_jobs: dict[str, Mapping[str, Any]] = {}
+
+
+def register_system_job(job_id: str, definition: Mapping[str, Any]) -> None:
+    """Declare a job the system needs, as job data (``job_create``'s); an app's ``ready()`` calls this."""
+    _system_jobs[job_id] = dict(definition)
 
 
 def check_shell_permission(actor: Actor, *kinds: str) -> None:
@@ -203,7 +200,7 @@ def job_delete(*, job: Job) -> None:
 def ensure_system_jobs() -> list[str]:
     """Create the system jobs that are missing; returns their ids. Existing ones are left as edited."""
     created = []
-    for job_id, data in SYSTEM_JOBS.items():
+    for job_id, data in _system_jobs.items():
         if not Job.objects.filter(pk=job_id).exists():
             try:
                 job_create(data={"id": job_id, **data}, is_system=True)
