@@ -9,7 +9,6 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from jobs.triggers import Schedule, Trigger
-from jobs.validators import validate_job
 
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
@@ -217,5 +216,27 @@ class Job(models.Model):
             return handler
         return command
 
-    def clean(self) -> None:
-        validate_job(self)
+
+#: The fields a client sets, each with the part of a job it belongs to: the one list of them. In
+#: this order they are the API's writable fields (``jobs.serializers``), the admin form's fields
+#: and, by part, its fieldsets (``jobs.admin``), an export's keys and what an import may give
+#: (``jobs.importer``), and what ``jobs.preparation`` accepts.
+EDITABLE_PARTS: dict[str, str] = {
+    "id": "job", "name": "job", "description": "job", "kind": "job",
+    "trigger": "schedule", "cron": "schedule", "interval_seconds": "schedule", "run_at": "schedule",
+    "timezone": "schedule",
+    "url": "http", "method": "http", "headers": "http", "body": "http", "follow_redirects": "http",
+    "handler": "python", "handler_kwargs": "python",
+    "command": "shell",
+    "timeout_seconds": "policies", "max_retries": "policies", "retry_backoff_seconds": "policies",
+    "concurrency_policy": "policies", "misfire_grace_seconds": "policies",
+    "status": "job",
+}  # fmt: skip
+EDITABLE_FIELDS: tuple[str, ...] = tuple(EDITABLE_PARTS)
+#: What the system maintains and shows: read-only in the API (a GET's output sent back in a PUT
+#: ignores them) and in the admin. The job's other fields (``shown_target``, ``last_fired_at``,
+#: ``periodic_task``) are for the system's own use and not shown.
+STATE_FIELDS: tuple[str, ...] = (
+    "is_system", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
+    "created_at", "updated_at",
+)  # fmt: skip

@@ -1,5 +1,7 @@
-"""The one validation path for a job: the API, the admin form and the import command all reach
-it through ``Job.full_clean()``, so every entry point gives the same field-keyed errors.
+"""The rules of a job's values (``validate_job``), which ``jobs.preparation.job_prepare`` applies
+with the model's own field checks: the one path the API, the admin form, imports and the Weizhi
+paths all take, so every entry point gives the same field-keyed errors. Not ``Job.clean()``:
+checking a python job's arguments imports its handler's code, which only preparing a job may do.
 
 The one-off overrides of a manual run are checked here too (``run_override_errors``), with the
 same header, body and handler-argument rules as the job they apply to.
