@@ -5,8 +5,9 @@
     bench/validation --database NAME    the database it creates and drops (default crontask_bench_validation)
 
 Each case is a real API request (``POST /api/jobs/`` with a token, in process: no network), which
-validates the job (``Job.full_clean``: the bounds, then every field, the handler's signature and
-each expression) and saves it with its PeriodicTask, on PostgreSQL (``DATABASE_URL``'s server).
+validates the job (``jobs.preparation.job_prepare``: the bounds, then every field, the handler's
+signature and each expression) and saves it with its PeriodicTask, on PostgreSQL (``DATABASE_URL``'s
+server).
 The cases are the largest jobs the bounds allow: handler_kwargs of 64 KiB with 100 expressions
 that fill the job's 10,000 characters of expressions with as many syntax nodes as they can hold
 (each different, and new in every request); an HTTP job with 64 KiB of headers (100 of them) and

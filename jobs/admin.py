@@ -7,7 +7,8 @@ whose ``JobAdmin`` extends this one and is the one registered.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,10 +22,14 @@ from django_celery_beat import models as beat_models
 
 from core.admin_utils import BoundedSearchMixin, badge
 from jobs import services
-from jobs.errors import SHELL_PERMISSION, SHELL_REFUSED, JobConflict
-from jobs.models import Job
-from jobs.secrets import mask_job_data, masked_job, restore_masked
+from jobs.errors import JobConflict, ShellNotPermitted
+from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job
+from jobs.preparation import job_prepare
+from jobs.secrets import mask_job_data, masked_job
 from jobs.triggers import describe_cron
+
+if TYPE_CHECKING:
+    from jobs.preparation import Actor
 
 # django-celery-beat's rows are derived from jobs (``manage.py sync_schedules`` rebuilds them):
 # editing them by hand would be overwritten, so they are not offered.
@@ -40,8 +45,11 @@ for _model in (
 
 # An action over many jobs names at most this many it left unchanged; the rest are counted.
 MAX_LISTED = 20
-# Where changeform_view leaves a refused save's errors for the form of the second pass.
-REFUSED_ATTR = "_crontask_refused"
+
+
+def _part(part: str) -> tuple[str, ...]:
+    """The editable fields of one part of a job (``jobs.models.EDITABLE_PARTS``): a fieldset's."""
+    return tuple(name for name, owner in EDITABLE_PARTS.items() if owner == part)
 
 
 def schedule_text(job: Job) -> str:
@@ -64,58 +72,43 @@ def _every(seconds: int) -> str:
 
 
 class JobForm(forms.ModelForm):
-    """Secrets (jobs.secrets) are shown masked; sent back masked, they keep their stored value.
+    """The fields a client sets, checked by the one path (``jobs.preparation.job_prepare``) where a
+    ModelForm checks its instance, so that whatever it refuses (a past run_at, the shell permission,
+    a duplicate id) is an error on the form, in the API's words.
 
-    JobAdmin.get_form sets the class attributes per request, so the form refuses what the API
-    refuses: shell jobs without the permission, and whatever the services refused on a first try.
+    Secrets (jobs.secrets) are shown masked; sent back masked, they keep their stored value.
+    ``actor``: the user who saves (``JobAdmin.get_form`` gives it).
     """
-
-    can_manage_shell: bool = False
-    service_error: ValidationError | None = None
-    #: The page only shows the job (the user may not change it): its fields are rendered from the
-    #: instance, not from the form's initial values, so the instance itself is masked.
-    read_only: bool = False
 
     class Meta:
         model = Job
-        fields = [
-            "id", "name", "description", "status", "kind", "trigger", "cron", "interval_seconds", "run_at",
-            "timezone", "url", "method", "headers", "body", "follow_redirects", "handler", "handler_kwargs",
-            "command", "timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy",
-            "misfire_grace_seconds",
-        ]  # fmt: skip
+        fields = list(EDITABLE_FIELDS)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, actor: Actor = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Read before _post_clean copies the posted values onto the instance.
-        self.stored_kind = self.instance.kind if self.instance.pk else None
+        self.actor = actor
         if self.instance.pk:
             self.initial.update(mask_job_data(self.initial))
-        if self.instance.pk and self.read_only:
-            # Never saved: Django refuses a POST from a user who may not change the job before
-            # it builds a form, and job_update reads the stored job afresh anyway.
-            for name, value in masked_job(self.instance).items():
-                setattr(self.instance, name, value)
-        if "status" in self.fields:
-            self.fields["status"].choices = [(s.value, s.label) for s in (Job.Status.ACTIVE, Job.Status.PAUSED)]
+        if isinstance(status := self.fields.get("status"), forms.ChoiceField):
+            status.choices = [(s.value, s.label) for s in (Job.Status.ACTIVE, Job.Status.PAUSED)]
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        # Here, before the model's own checks see a mask in place of a kwarg's value of another
-        # type; jobs.services does the same for the API and imports.
+    def _post_clean(self) -> None:
+        # Not ModelForm's (copy the values onto the instance, full_clean it): the job prepared from
+        # them, on the stored one when it is changed, becomes the instance save_model saves.
+        data = {name: value for name, value in self.cleaned_data.items() if name in EDITABLE_FIELDS}
+        stored = None if self.instance._state.adding else self.instance
         try:
-            cleaned.update(restore_masked(cleaned, self.instance if self.instance.pk else None))
+            self.instance = job_prepare(data=data, instance=stored, actor=self.actor)
         except ValidationError as exc:
-            for field, field_messages in _by_field(exc).items():
-                self.add_error(field, field_messages)
-        # Stricter than "the kind it ends up with": turning someone's shell job into an http job
-        # needs the permission too, since it throws their command away.
-        if not self.can_manage_shell and Job.Kind.SHELL in (cleaned.get("kind"), self.stored_kind):
-            self.add_error("kind" if "kind" in self.fields else None, SHELL_REFUSED)
-        if self.service_error is not None:
-            for field, field_messages in _by_field(self.service_error).items():
-                self.add_error(field if field in self.fields else None, field_messages)
-        return cleaned
+            for field, messages in _by_field(exc).items():
+                self._error_on(field, messages)
+        except ShellNotPermitted as exc:
+            self._error_on("kind", [str(exc)])
+        except JobConflict as exc:
+            self._error_on(exc.field, [exc.message])
+
+    def _error_on(self, field: str | None, messages: list[str]) -> None:
+        self.add_error(field if field in self.fields else None, messages)
 
 
 def _by_field(error: ValidationError) -> dict[str | None, list[str]]:
@@ -126,15 +119,7 @@ def _by_field(error: ValidationError) -> dict[str | None, list[str]]:
 
 # What an action does to one job for a user: None when the job changed, else why it did not. The
 # services return a job untouched when there is nothing to do, so before and after are compared here.
-JobChange = Callable[[Job, Any], str | None]
-
-
-class _Refused(Exception):
-    """A service refused a save the form had accepted (a past run_at, a duplicate id, …)."""
-
-    def __init__(self, error: ValidationError) -> None:
-        super().__init__(error.messages)
-        self.error = error
+JobChange = Callable[[Job, "Actor"], str | None]
 
 
 class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
@@ -146,27 +131,21 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
     list_display_links = ["id", "name"]
     list_filter = ["status", "kind", "trigger", "is_system"]
     search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
-    readonly_fields = [
-        "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
-        "is_system", "created_at", "updated_at",
-    ]  # fmt: skip
+    readonly_fields = list(STATE_FIELDS)
     fieldsets = [
-        (None, {"fields": ["id", "name", "description", "status", "kind"]}),
-        ("Schedule", {"fields": ["trigger", "cron", "interval_seconds", "run_at", "timezone"]}),
-        ("HTTP request", {"fields": ["url", "method", "headers", "body", "follow_redirects"],
-                          "classes": ["ct-kind-http"]}),
-        ("Python handler", {"fields": ["handler", "handler_kwargs"], "classes": ["ct-kind-python"]}),
-        ("Shell command", {"fields": ["command"], "classes": ["ct-kind-shell"]}),
-        ("Policies", {"fields": ["timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy",
-                                 "misfire_grace_seconds"]}),
-        ("State", {"fields": ["next_run_at", "last_run_at", "last_run_status", "run_count", "success_count",
-                              "failure_count", "is_system", "created_at", "updated_at"]}),
-    ]  # fmt: skip
+        (None, {"fields": _part("job")}),
+        ("Schedule", {"fields": _part("schedule")}),
+        ("HTTP request", {"fields": _part("http"), "classes": ["ct-kind-http"]}),
+        ("Python handler", {"fields": _part("python"), "classes": ["ct-kind-python"]}),
+        ("Shell command", {"fields": _part("shell"), "classes": ["ct-kind-shell"]}),
+        ("Policies", {"fields": _part("policies")}),
+        ("State", {"fields": STATE_FIELDS}),
+    ]
     actions = ["pause_jobs", "resume_jobs", "delete_jobs"]
     list_per_page = 50
 
-    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list:
-        fieldsets = super().get_fieldsets(request, obj)
+    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list[Any]:
+        fieldsets = list(super().get_fieldsets(request, obj))
         return [f for f in fieldsets if f[0] != "State"] if obj is None else fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
@@ -182,45 +161,33 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
         return badge(job.status)
 
     def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change, **kwargs)
-        attrs = {
-            "can_manage_shell": request.user.has_perm(SHELL_PERMISSION),
-            "service_error": getattr(request, REFUSED_ATTR, None),
-            # As Django decides whether a change page is read-only (ModelAdmin._changeform_view).
-            "read_only": obj is not None and not self.has_change_permission(request, obj),
-        }
-        return type(form.__name__, (form,), attrs)
+        # The form is given the user who saves: the one path checks what they may do (shell jobs).
+        # (Any: Django calls what this returns like a form class; a partial of one is not a type.)
+        form = cast(type[JobForm], super().get_form(request, obj, change, **kwargs))
+        return partial(form, actor=request.user)
 
-    def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _Refused as refused:
-            # The services are where a save is finally checked (past run_at, duplicate id, trigger
-            # rules), and they refused after the form passed; their transaction rolled back. Handle
-            # the same POST again with their errors put on the form: the admin's own code then
-            # renders the page (200, errors by field, as the API's 400 gives them) and saves nothing.
-            setattr(request, REFUSED_ATTR, refused.error)
-            return super().changeform_view(request, object_id, form_url, extra_context)
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Job | None:
+        job = super().get_object(request, object_id, from_field)
+        if job is not None and not self.has_change_permission(request, job):
+            # The page only shows the job, rendered from the instance: so the instance is masked.
+            # It is never saved: Django refuses such a user's POST before it builds a form, and
+            # deleting (with the delete permission alone) goes by its id.
+            for name, value in masked_job(job).items():
+                setattr(job, name, value)
+        return job
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         context["cron_preview_config"] = {"url": reverse("cron-preview"), "handlers_url": reverse("handlers")}
         return super().render_change_form(request, context, *args, **kwargs)
 
-    def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
-        data = {name: form.cleaned_data[name] for name in form.cleaned_data if name in services.EDITABLE_FIELDS}
-        try:
-            if change:
-                saved = services.job_update(job=obj, data=data, actor=request.user)
-            else:
-                saved = services.job_create(data=data, actor=request.user)
-        except PermissionDenied as exc:  # the form checks the kind; the services have the last word
-            raise _Refused(ValidationError({"kind": str(exc)})) from exc
-        except ValidationError as exc:
-            raise _Refused(exc) from exc
-        except JobConflict as exc:
-            raise _Refused(ValidationError({exc.field: exc.message})) from exc
+    def save_model(self, request: HttpRequest, obj: Job, form: forms.ModelForm, change: bool) -> None:
+        # The form prepared the job (JobForm._post_clean); the service prepares it again under its
+        # lock, and saves it.
+        data = {name: value for name, value in form.cleaned_data.items() if name in EDITABLE_FIELDS}
+        if change:
+            saved = services.job_update(job=obj, data=data, actor=request.user)
+        else:
+            saved = services.job_create(data=data, actor=request.user)
         obj.pk = saved.pk
         obj.refresh_from_db()
 
@@ -296,11 +263,11 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
             self.message_user(request, f"Not changed: {listed}", messages.WARNING)
 
 
-def _pause(job: Job, actor: Any) -> str | None:
+def _pause(job: Job, actor: Actor) -> str | None:
     return None if services.job_pause(job=job).status != job.status else "already paused"
 
 
-def _resume(job: Job, actor: Any) -> str | None:
+def _resume(job: Job, actor: Actor) -> str | None:
     after = services.job_resume(job=job, actor=actor)
     if after.status == Job.Status.ACTIVE and job.status != Job.Status.ACTIVE:
         return None
@@ -309,6 +276,6 @@ def _resume(job: Job, actor: Any) -> str | None:
     return "already active"
 
 
-def _delete(job: Job, actor: Any) -> str | None:
+def _delete(job: Job, actor: Actor) -> str | None:
     services.job_delete(job=job)
     return None

@@ -2,7 +2,7 @@
 
 ``scripts:<name>`` is ``run`` in ``CRONTASK_SCRIPTS_DIR/<name>.py``. ``package.module:function``
 must be a function marked with :func:`handler` in a module under one of
-``CRONTASK_HANDLER_PACKAGES`` (or of the project's own, ``BUILTIN_MODULES``): allowing a package
+``CRONTASK_HANDLER_PACKAGES`` (or of the project's own, ``allow_builtin_module``): allowing a package
 allows what it declares, not every function it happens to define, so that no API client can name
 ``os:system`` or a helper such as ``runs.retention:delete_old_runs``. Handlers log into their run
 with ``task_log``.
@@ -30,8 +30,9 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from jobs.expressions import EXPRESSION_KEY, ExpressionError, is_expression, validate_expression
 
-# Handlers of the project's own, always allowed (the system job cleanup-runs uses one).
-BUILTIN_MODULES = frozenset({"runs.retention"})
+# Modules of the project's own whose handlers are always allowed: the apps above jobs declare
+# them (``allow_builtin_module``), as the runs app does the one of its system job cleanup-runs.
+_builtin_modules: set[str] = set()
 SCRIPT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch: "$" lets "x\n" by
 #: Set to True on a function by :func:`handler`; only such functions of a package are runnable.
 HANDLER_ATTRIBUTE = "crontask_handler"
@@ -91,6 +92,17 @@ def handler(func: F | None = None, /, *, validate: KwargsValidator | None = None
         return target
 
     return mark(func) if func is not None else mark
+
+
+def allow_builtin_module(module_name: str) -> None:
+    """Allow the handlers of a module of the project's own, as if its package were listed in
+    ``CRONTASK_HANDLER_PACKAGES``; an app's ``ready()`` calls this."""
+    _builtin_modules.add(module_name)
+
+
+def handler_name(func: Callable[..., Any]) -> str:
+    """The name a job gives ``func`` by: ``package.module:function``."""
+    return f"{func.__module__}:{func.__name__}"
 
 
 def task_log(*args: object) -> None:
@@ -337,7 +349,7 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _package_allowed(module_name: str) -> bool:
-    return module_name in BUILTIN_MODULES or any(
+    return module_name in _builtin_modules or any(
         module_name == package or module_name.startswith(package + ".")
         for package in settings.CRONTASK_HANDLER_PACKAGES
     )

@@ -1,7 +1,8 @@
 """Import and export of jobs: JSON or YAML lists in the API's shape, and crontab files.
 
-Every entry goes through jobs.services, so an import is validated exactly like an API call;
-one bad entry is reported and the rest go on.
+Every entry goes through jobs.services, and so through ``jobs.preparation.job_prepare``: an import
+is validated exactly like an API call; one bad entry is reported and the rest go on. An export has
+the fields a client sets (``jobs.models.EDITABLE_FIELDS``), which an import gives back.
 """
 
 from __future__ import annotations
@@ -21,14 +22,9 @@ from django.db import transaction
 
 from jobs import services
 from jobs.errors import JobConflict
-from jobs.models import Job
+from jobs.models import EDITABLE_FIELDS, Job
 from jobs.secrets import mask_job_data
 
-EXPORT_FIELDS = (
-    "id", "name", "description", "kind", "trigger", "cron", "interval_seconds", "run_at", "timezone",
-    "url", "method", "headers", "body", "follow_redirects", "handler", "handler_kwargs", "command",
-    "timeout_seconds", "max_retries", "retry_backoff_seconds", "concurrency_policy", "misfire_grace_seconds", "status",
-)  # fmt: skip
 CRONTAB_MACROS = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
     "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
@@ -64,7 +60,7 @@ class ImportSummary:
 def export_job(job: Job, *, include_secrets: bool = False) -> dict[str, Any]:
     """The job in the API's shape, its secrets masked unless ``include_secrets``. Imported back onto
     the same jobs, masked values keep the stored ones; onto no job, they are refused."""
-    data = {name: getattr(job, name) for name in EXPORT_FIELDS}
+    data = {name: getattr(job, name) for name in EDITABLE_FIELDS}
     data["run_at"] = job.run_at.isoformat() if job.run_at else None
     if data["status"] == Job.Status.COMPLETED:
         data["status"] = Job.Status.PAUSED  # a finished one-off comes back paused, not re-armed

@@ -8,8 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from jobs.triggers import Schedule
-from jobs.validators import validate_job
+from jobs.triggers import Schedule, Trigger
 
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
@@ -30,11 +29,7 @@ class Job(models.Model):
         PYTHON = "python", _("Python handler")
         SHELL = "shell", _("Shell command")
 
-    class Trigger(models.TextChoices):
-        CRON = "cron", _("Cron expression")
-        INTERVAL = "interval", _("Fixed interval")
-        DATE = "date", _("Once at a date")
-        MANUAL = "manual", _("Only by hand")
+    Trigger = Trigger  # defined with the trigger maths (jobs.triggers), where Schedule reads it
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
@@ -138,6 +133,9 @@ class Job(models.Model):
     next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True, editable=False)
     last_run_at = models.DateTimeField(_("last run at"), null=True, blank=True, editable=False)
     last_run_status = models.CharField(_("last run status"), max_length=10, blank=True, editable=False)
+    # The nominal time of the latest fire claimed (by beat from next_run_at, or by a worker from a
+    # message of another scheduler): whether a paused one-off had fired, read when it is resumed.
+    last_fired_at = models.DateTimeField(_("last fired at"), null=True, blank=True, editable=False)
     run_count = models.PositiveIntegerField(_("runs"), default=0, editable=False)
     success_count = models.PositiveIntegerField(_("successes"), default=0, editable=False)
     failure_count = models.PositiveIntegerField(_("failures"), default=0, editable=False)
@@ -218,5 +216,27 @@ class Job(models.Model):
             return handler
         return command
 
-    def clean(self) -> None:
-        validate_job(self)
+
+#: The fields a client sets, each with the part of a job it belongs to: the one list of them. In
+#: this order they are the API's writable fields (``jobs.serializers``), the admin form's fields
+#: and, by part, its fieldsets (``jobs.admin``), an export's keys and what an import may give
+#: (``jobs.importer``), and what ``jobs.preparation`` accepts.
+EDITABLE_PARTS: dict[str, str] = {
+    "id": "job", "name": "job", "description": "job", "kind": "job",
+    "trigger": "schedule", "cron": "schedule", "interval_seconds": "schedule", "run_at": "schedule",
+    "timezone": "schedule",
+    "url": "http", "method": "http", "headers": "http", "body": "http", "follow_redirects": "http",
+    "handler": "python", "handler_kwargs": "python",
+    "command": "shell",
+    "timeout_seconds": "policies", "max_retries": "policies", "retry_backoff_seconds": "policies",
+    "concurrency_policy": "policies", "misfire_grace_seconds": "policies",
+    "status": "job",
+}  # fmt: skip
+EDITABLE_FIELDS: tuple[str, ...] = tuple(EDITABLE_PARTS)
+#: What the system maintains and shows: read-only in the API (a GET's output sent back in a PUT
+#: ignores them) and in the admin. The job's other fields (``shown_target``, ``last_fired_at``,
+#: ``periodic_task``) are for the system's own use and not shown.
+STATE_FIELDS: tuple[str, ...] = (
+    "is_system", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
+    "created_at", "updated_at",
+)  # fmt: skip

@@ -269,6 +269,12 @@ def value_forms(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(sorted(forms, key=len, reverse=True))
 
 
+def mask_message(text: str, values: Sequence[str]) -> str:
+    """A message (an error, a traceback): ``values`` masked (``mask_values``) and whatever else
+    looks like a secret (``mask_text``), since a message is not data."""
+    return mask_text(mask_values(text, values))
+
+
 def mask_values(text: str, values: Sequence[str]) -> str:
     """``text`` with each of ``values`` (from ``secret_values`` or ``value_forms``) masked wherever
     it appears. Only those values: a run's output is data, so nothing else in it is rewritten."""

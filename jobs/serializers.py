@@ -1,78 +1,77 @@
-"""API shapes for jobs. Serializers check types only; the rules live in jobs.validators."""
+"""API shapes for jobs. Serializers check JSON types only: the rules are ``jobs.preparation``'s,
+which the services apply (and ``jobs.validators``' for the one-off values of a manual run)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
-from jobs.models import Job
+from jobs.models import EDITABLE_FIELDS, STATE_FIELDS, Job
+from jobs.preparation import INPUT_ONLY_FIELDS
 from jobs.secrets import mask_job_data
 from jobs.triggers import get_zone, validate_cron
 from jobs.validators import run_override_errors
-
-READ_ONLY_FIELDS = (
-    "next_run_at",
-    "last_run_at",
-    "last_run_status",
-    "run_count",
-    "success_count",
-    "failure_count",
-    "is_system",
-    "created_at",
-    "updated_at",
-)
 
 
 class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
-        exclude = ["periodic_task", "shown_target"]  # derived, for search only
-        read_only_fields = [f.name for f in Job._meta.fields]
+        fields = [*EDITABLE_FIELDS, *STATE_FIELDS]
+        read_only_fields = fields
 
     def to_representation(self, instance: Job) -> dict[str, Any]:
         return mask_job_data(super().to_representation(instance))
+
+
+# The JSON type of each field a client may send (jobs.models.EDITABLE_FIELDS, and the input-only
+# ones), as the API reads it and its schema shows it. The status a client sets is active or paused.
+WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
+    "id": lambda: serializers.CharField(required=False, allow_blank=True, max_length=100),
+    "name": lambda: serializers.CharField(required=False, allow_blank=True, max_length=200),
+    "description": lambda: serializers.CharField(required=False, allow_blank=True, max_length=10000),
+    "kind": lambda: serializers.ChoiceField(choices=Job.Kind.choices, required=False),
+    "trigger": lambda: serializers.ChoiceField(choices=Job.Trigger.choices, required=False),
+    "cron": lambda: serializers.CharField(required=False, allow_blank=True, max_length=200),
+    "interval_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
+    "run_at": lambda: serializers.DateTimeField(required=False, allow_null=True),
+    "timezone": lambda: serializers.CharField(required=False, max_length=64),
+    "url": lambda: serializers.CharField(required=False, allow_blank=True, max_length=2000),
+    "method": lambda: serializers.ChoiceField(choices=Job.Method.choices, required=False),
+    "headers": lambda: serializers.JSONField(required=False),
+    "body": lambda: serializers.CharField(required=False, allow_blank=True, trim_whitespace=False),
+    "follow_redirects": lambda: serializers.BooleanField(required=False),
+    "handler": lambda: serializers.CharField(required=False, allow_blank=True, max_length=200),
+    "handler_kwargs": lambda: serializers.JSONField(required=False),
+    "command": lambda: serializers.CharField(required=False, allow_blank=True, trim_whitespace=False),
+    "timeout_seconds": lambda: serializers.IntegerField(required=False),
+    "max_retries": lambda: serializers.IntegerField(required=False),
+    "retry_backoff_seconds": lambda: serializers.IntegerField(required=False),
+    "concurrency_policy": lambda: serializers.ChoiceField(choices=Job.ConcurrencyPolicy.choices, required=False),
+    "misfire_grace_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
+    "status": lambda: serializers.ChoiceField(choices=[Job.Status.ACTIVE, Job.Status.PAUSED], required=False),
+    # Input only: APScheduler-style trigger arguments, normalised to the fields above.
+    "trigger_args": lambda: serializers.JSONField(required=False, write_only=True),
+    "run_if_past": lambda: serializers.BooleanField(
+        required=False, write_only=True, help_text="Accept a run_at in the past and run the job now."
+    ),
+}
 
 
 class JobWriteSerializer(serializers.Serializer):
     """The writable fields with their JSON types. Unknown fields are refused; the system's own
     fields (a GET's output sent back in a PUT) are ignored."""
 
-    id = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
-    kind = serializers.ChoiceField(choices=Job.Kind.choices, required=False)
-    trigger = serializers.ChoiceField(choices=Job.Trigger.choices, required=False)
-    cron = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    interval_seconds = serializers.IntegerField(required=False, allow_null=True)
-    run_at = serializers.DateTimeField(required=False, allow_null=True)
-    timezone = serializers.CharField(required=False, max_length=64)
-    url = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-    method = serializers.ChoiceField(choices=Job.Method.choices, required=False)
-    headers = serializers.JSONField(required=False)
-    body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    follow_redirects = serializers.BooleanField(required=False)
-    handler = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    handler_kwargs = serializers.JSONField(required=False)
-    command = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    timeout_seconds = serializers.IntegerField(required=False)
-    max_retries = serializers.IntegerField(required=False)
-    retry_backoff_seconds = serializers.IntegerField(required=False)
-    concurrency_policy = serializers.ChoiceField(choices=Job.ConcurrencyPolicy.choices, required=False)
-    misfire_grace_seconds = serializers.IntegerField(required=False, allow_null=True)
-    status = serializers.ChoiceField(choices=[Job.Status.ACTIVE, Job.Status.PAUSED], required=False)
-    # Input only: APScheduler-style trigger arguments, normalised to the fields above.
-    trigger_args = serializers.JSONField(required=False, write_only=True)
-    run_if_past = serializers.BooleanField(
-        required=False, write_only=True, help_text="Accept a run_at in the past and run the job now."
-    )
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {name: WRITE_FIELDS[name]() for name in (*EDITABLE_FIELDS, *INPUT_ONLY_FIELDS)}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        unknown = sorted(set(data) - set(self.fields) - set(READ_ONLY_FIELDS))
+        unknown = sorted(set(data) - set(self.fields) - set(STATE_FIELDS))
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         known = {key: value for key, value in data.items() if key in self.fields}
@@ -156,7 +155,7 @@ class BulkResponseSerializer(serializers.Serializer):
 class HandlerParameterSerializer(serializers.Serializer):
     name = serializers.CharField()
     type = serializers.CharField(allow_null=True)
-    required = serializers.BooleanField()
+    required = serializers.BooleanField()  # type: ignore[assignment]  # a field named "required", not Field.required
     default = serializers.JSONField(allow_null=True)
     nullable = serializers.BooleanField()
 

@@ -17,13 +17,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
 from cronsim import CronSim, CronSimError
 from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
-class Trigger:
-    CRON = "cron"
-    INTERVAL = "interval"
-    DATE = "date"
-    MANUAL = "manual"
+class Trigger(models.TextChoices):
+    """What makes a job fire: the one definition, which ``Job.Trigger`` is."""
+
+    CRON = "cron", _("Cron expression")
+    INTERVAL = "interval", _("Fixed interval")
+    DATE = "date", _("Once at a date")
+    MANUAL = "manual", _("Only by hand")
 
 
 def get_zone(name: str) -> ZoneInfo:

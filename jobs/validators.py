@@ -1,5 +1,7 @@
-"""The one validation path for a job: the API, the admin form and the import command all reach
-it through ``Job.full_clean()``, so every entry point gives the same field-keyed errors.
+"""The rules of a job's values (``validate_job``), which ``jobs.preparation.job_prepare`` applies
+with the model's own field checks: the one path the API, the admin form, imports and the Weizhi
+paths all take, so every entry point gives the same field-keyed errors. Not ``Job.clean()``:
+checking a python job's arguments imports its handler's code, which only preparing a job may do.
 
 The one-off overrides of a manual run are checked here too (``run_override_errors``), with the
 same header, body and handler-argument rules as the job they apply to.
@@ -15,12 +17,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.db.models import Field
 from django_celery_beat.models import CrontabSchedule
 
 from jobs.egress import EgressDenied, check_host
@@ -202,7 +205,7 @@ def _override_problems(field: str, value: object, job: Job | None) -> list[str]:
     if field == "headers":
         problems = header_problems(value)
         if not problems and job is not None:
-            merged = {**job.headers, **value}
+            merged = {**job.headers, **cast(dict[str, str], value)}  # header_problems found none: a dict of str
             if len(merged) > MAX_HEADERS:
                 problems = [f"At most {MAX_HEADERS} headers, with the job's own."]
             else:
@@ -296,7 +299,8 @@ def _crontab_column_problems(expr: str) -> list[str]:
         fields = fields[1:]  # the seconds field has no column
     problems = []
     for (column, label), text in zip(CRONTAB_COLUMNS.items(), fields, strict=True):
-        limit = CrontabSchedule._meta.get_field(column).max_length
+        field = CrontabSchedule._meta.get_field(column)
+        limit = field.max_length if isinstance(field, Field) else None
         if limit is not None and len(text) > limit:
             problems.append(
                 f"The {label} field is {len(text)} characters long; at most {limit} fit the schedule table."

@@ -1,13 +1,17 @@
-"""A finished run's mark on its job: the counters and last run (one UPDATE), a one-off completed.
+"""A finished run's mark on its job: the counters and last run (one UPDATE), a one-off completed;
+and a fire no scheduler recorded, in the job's ``last_fired_at``.
 
 Runs write these columns of the job table; jobs.services never does (it sits below runs).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import Q
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from jobs.models import Job
@@ -57,3 +61,16 @@ def job_complete_if_fired(*, job_id: str) -> None:
         # A queryset update skips django-celery-beat's change signal: bump it by hand.
         PeriodicTask.objects.filter(crontask_job__pk=job_id).update(enabled=False)
         PeriodicTasks.update_changed()
+
+
+def job_record_fires(fires: Iterable[tuple[str, datetime]]) -> None:
+    """Fires (job id, nominal time) that no scheduler recorded, whose runs a worker made
+    (``runs.claims``): noted in each job's ``last_fired_at`` as beat notes its own
+    (``scheduling.fires``), unless a later fire is noted already. One UPDATE per fire time."""
+    by_time: dict[datetime, list[str]] = defaultdict(list)
+    for job_id, scheduled_for in fires:
+        by_time[scheduled_for].append(job_id)
+    for scheduled_for, job_ids in by_time.items():
+        Job.objects.filter(Q(last_fired_at__isnull=True) | Q(last_fired_at__lt=scheduled_for), pk__in=job_ids).update(
+            last_fired_at=scheduled_for
+        )

@@ -28,7 +28,7 @@ from runs.models import Run
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
-    from jobs.services import Actor
+    from jobs.preparation import Actor
 
 
 class _LastRun(TypedDict):

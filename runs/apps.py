@@ -11,4 +11,6 @@ class RunsConfig(AppConfig):
         # Register the tasks in every process (web, commands, worker): runs.enqueue sends
         # execute_job through the app's registry by its name, since runs.tasks imports the
         # run modules (runs.execution, runs.reaper, and through them runs.enqueue), not the reverse.
-        from runs import tasks  # noqa: F401
+        from runs import retention, tasks  # noqa: F401
+
+        retention.register()  # the cleanup handler and its system job, for jobs to allow and create

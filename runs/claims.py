@@ -34,7 +34,7 @@ from django.db.models import Q
 from jobs.models import Job
 from jobs.secrets import mask_text
 from runs import policies
-from runs.accounting import job_complete_if_fired, job_record_run
+from runs.accounting import job_complete_if_fired, job_record_fires, job_record_run
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ def claim_fires(calls: Sequence[tuple[Job, datetime]], *, by: Claimant) -> list[
         taken = [run for runs in alike.values() for run in runs]
         if new:
             new = _insert_new(new)
+            job_record_fires((run.job_id, run.scheduled_for) for run in new if run.scheduled_for is not None)
         for run in taken + new:
             if run.status == Run.Status.SKIPPED:
                 _count_skipped(run, run.job, at=by.now)
@@ -211,6 +212,8 @@ def _insert_fire(job: Job, scheduled_for: datetime, attempt: int, reason: str, b
     except IntegrityError:
         logger.info("duplicate delivery of job %s fire %s attempt %s ignored", job.pk, scheduled_for, attempt)
         return None
+    if attempt == 1:
+        job_record_fires([(job.pk, scheduled_for)])
     if run.status == Run.Status.SKIPPED:
         _count_skipped(run, job, at=by.now)
     return run

@@ -20,13 +20,13 @@ from django.utils import timezone
 from core.outage import describe
 from jobs.beat_sync import EXECUTE_TASK
 from jobs.models import Job
+from jobs.preparation import check_shell_permission
 from jobs.secrets import mask_text, restore_masked
-from jobs.services import check_shell_permission
 from runs import policies
 from runs.models import Run
 
 if TYPE_CHECKING:
-    from jobs.services import Actor
+    from jobs.preparation import Actor
 
 logger = logging.getLogger(__name__)
 

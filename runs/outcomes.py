@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from core.outage import DATABASE_DISCONNECTS, describe, retrying
 from jobs.models import Job
-from jobs.secrets import mask_json_values, mask_text, mask_values, secret_values
+from jobs.secrets import mask_json_values, mask_message, mask_values, secret_values
 from runs import policies
 from runs.accounting import job_complete_if_fired, job_record_run
 from runs.enqueue import queue_retry
@@ -146,9 +146,8 @@ def _late_outcome(run: Run, outcome: Outcome, finished: datetime) -> None:
 
 
 def masked(text: str, secrets: Sequence[str]) -> str:
-    """A message (an error, a traceback): the job's secret values masked, and whatever else looks
-    like a secret (a URL's password, ``token=…``), since a message is not data."""
-    return storable_text(mask_text(mask_values(text, secrets)))
+    """A message (an error, a traceback), masked (``jobs.secrets.mask_message``) and cut to fit."""
+    return storable_text(mask_message(text, secrets))
 
 
 def record(run: Run, job: Job, *, retry: bool = True) -> None:

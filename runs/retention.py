@@ -10,7 +10,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.handlers import handler, task_log
+from jobs import services as job_services
+from jobs.handlers import allow_builtin_module, handler, handler_name, task_log
+from jobs.models import Job
 from runs.models import Run
 
 BATCH_SIZE = 5000
@@ -104,3 +106,22 @@ def run_cleanup(older_than_days: int | None = None, keep_per_job: int = 0) -> di
     )
     task_log(f"done: {deleted} runs older than {days} days deleted")
     return {"deleted": deleted, "older_than_days": days, "keep_per_job": keep_per_job}
+
+
+#: The system job that runs ``run_cleanup`` (ensured by beat's start and ``sync_schedules``).
+CLEANUP_JOB_ID = "cleanup-runs"
+CLEANUP_JOB = {
+    "name": "Clean up old runs",
+    "description": "Deletes runs older than CRONTASK_RUN_RETENTION_DAYS, in batches.",
+    "kind": Job.Kind.PYTHON,
+    "handler": handler_name(run_cleanup),
+    "cron": "17 3 * * *",
+    "timeout_seconds": 3600,
+}
+
+
+def register() -> None:
+    """Declare to jobs what the runs app brings: its cleanup handler (allowed whatever
+    CRONTASK_HANDLER_PACKAGES says) and the system job that runs it. ``RunsConfig.ready`` calls this."""
+    allow_builtin_module(__name__)
+    job_services.register_system_job(CLEANUP_JOB_ID, CLEANUP_JOB)

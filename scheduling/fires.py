@@ -1,10 +1,10 @@
 """Beat's side of the job table: claiming the fires due, and repairing ``next_run_at``.
 
-Beat fires from ``Job.next_run_at``. ``claim_due_fires`` moves it on for the jobs due now and
-returns one ``Fire`` per job; beat records them as runs (``scheduling.outbox``) in the same
-transaction and then publishes them (``scheduling.scheduler``). ``reconcile_next_runs`` walks
-the table in small steps and repairs a ``next_run_at`` that a change made around the services
-left wrong.
+Beat fires from ``Job.next_run_at``. ``claim_due_fires`` moves it on for the jobs due now (the
+fire claimed goes to ``last_fired_at``) and returns one ``Fire`` per job; beat records them as
+runs (``scheduling.outbox``) in the same transaction and then publishes them
+(``scheduling.scheduler``). ``reconcile_next_runs`` walks the table in small steps and repairs a
+``next_run_at`` that a change made around the services left wrong.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from django.db.models import F
 
 from jobs.models import Job
 from jobs.secrets import mask_text
@@ -75,7 +77,8 @@ def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None)
         target = mask_text(Job.target_of(kind=kind, method=method, url=url, handler=handler, command=command))
         fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed, target=target))
     for next_run_at, ids in moved.items():
-        Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at)
+        # SET reads the row as it was, so last_fired_at takes the fire claimed (read on resuming a one-off).
+        Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at, last_fired_at=F("next_run_at"))
     return fires
 
 

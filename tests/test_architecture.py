@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -71,12 +72,29 @@ def test_it_fails_on_an_import_cycle_within_a_package(tree):
     assert "No cycles are allowed in runs" in done.stdout
 
 
-def test_jobs_names_the_scheduled_run_trigger_as_runs_does():
-    """jobs.services reads whether beat fired a one-off through ``job.runs`` (runs sit above jobs)."""
-    from jobs.services import SCHEDULED_RUN
-    from runs.models import Run
+@pytest.mark.django_db
+def test_jobs_reads_no_run_to_resume_a_one_off_that_fired():
+    """jobs sits below runs: whether beat fired a paused one-off is the job's own ``last_fired_at``
+    (beat notes it as it claims the fire), not a query of the runs table through ``job.runs``."""
+    import time_machine
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
-    assert Run.Trigger.SCHEDULED == SCHEDULED_RUN
+    from jobs import services
+    from runs.models import Run
+    from scheduling.fires import claim_due_fires
+
+    run_at = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+    with time_machine.travel(run_at - timedelta(hours=1), tick=False):
+        job = services.job_create(data={"id": "once", "run_at": run_at.isoformat(), "url": "http://127.0.0.1:9/"})
+    with time_machine.travel(run_at, tick=False):
+        claim_due_fires(now=run_at, limit=10)  # the fire claimed; no run is recorded here
+        services.job_pause(job=job)
+    assert not Run.objects.exists()
+    with time_machine.travel(run_at + timedelta(hours=1), tick=False), CaptureQueriesContext(connection) as queries:
+        job = services.job_resume(job=job)
+    assert job.status == "completed"
+    assert not [q["sql"] for q in queries.captured_queries if Run._meta.db_table in q["sql"]]
 
 
 def test_it_fails_when_heartbeats_imports_a_domain_app(tree):

@@ -1,8 +1,8 @@
 """Drop-in paths for clients of the Weizhi Crontask service (its README's API, unchanged).
 
 ``GET /health``, ``POST /jobs``, ``GET /jobs/{id}``, ``DELETE /jobs/{id}``, ``GET /jobs/{id}/runs``,
-``GET /demo/target``. Same services, same validation, same auth as /api/; only the shapes are
-Weizhi's. With CRONTASK_ALLOW_ANONYMOUS_API their reads need no login (Weizhi's clients never
+``GET /demo/target``. Same services, same validation (``jobs.preparation``), same auth as /api/;
+only the shapes are Weizhi's. With CRONTASK_ALLOW_ANONYMOUS_API their reads need no login (Weizhi's clients never
 sent one); writes always do. Errors are 400 with field-keyed messages (Weizhi answered 422) and 409 on a duplicate id.
 """
 
@@ -128,7 +128,7 @@ def _item(job: Job, url: str, run: Run) -> dict[str, Any]:
         "response_text": run.response_body,
         "elapsed_ms": float(run.duration_ms) if run.duration_ms is not None else None,
         "error": run.error or None,
-        "run_at": (run.started_at or run.queued_at).isoformat() if (run.started_at or run.queued_at) else None,
+        "run_at": at.isoformat() if (at := run.started_at or run.queued_at) else None,
     }
 
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from jobs import services
+from jobs import preparation, services
 from jobs.errors import JobAlreadyExists
 from jobs.models import Job
 from tests.admin.test_admin_basics import form
@@ -63,13 +63,20 @@ def test_a_change_the_services_refuse_is_a_form_error_and_changes_nothing(staff)
 
 
 def test_a_conflict_from_the_services_is_a_form_error(staff, monkeypatch):
-    def lost_the_race(*, data, is_system=False, actor=None):
-        raise JobAlreadyExists(data["id"])
+    def lost_the_race(job_id):
+        raise JobAlreadyExists(job_id)
 
-    monkeypatch.setattr(services, "job_create", lost_the_race)
+    monkeypatch.setattr(preparation, "_check_id_free", lost_the_race)
     response = staff.post("/admin/jobs/job/add/", form(id="twin"))
     assert response.status_code == 200
     assert html.escape("A job with id 'twin' already exists.") in response.content.decode()
+
+
+def test_a_duplicate_id_is_a_form_error_with_the_apis_message(staff):
+    services.job_create(data={"id": "twin", "url": URL})
+    response = staff.post("/admin/jobs/job/add/", form(id="twin"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["id"] == ["A job with id 'twin' already exists."]
 
 
 def test_staff_without_the_shell_permission_cannot_add_a_shell_job(clerk, settings):

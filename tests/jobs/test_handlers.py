@@ -212,6 +212,19 @@ def test_run_cleanup_refuses_ages_of_zero_or_less_when_it_runs(kwargs):
 
 
 @pytest.mark.django_db
+def test_the_cleanup_system_job_runs_the_cleanup_handler():
+    """The runs app declares it (runs.retention.register), with the handler jobs allows as its own."""
+    from jobs.models import Job
+
+    assert services.ensure_system_jobs() == ["cleanup-runs"]
+    job = Job.objects.get(pk="cleanup-runs")
+    assert (job.kind, job.handler, job.cron, job.timeout_seconds, job.is_system) == (
+        "python", "runs.retention:run_cleanup", "17 3 * * *", 3600, True,
+    )  # fmt: skip
+    assert job.name == "Clean up old runs"
+
+
+@pytest.mark.django_db
 def test_run_now_of_cleanup_runs_refuses_a_negative_age(api, queued_tasks):
     from runs.models import Run
 

@@ -186,6 +186,19 @@ def test_a_one_off_whose_time_passed_while_paused_needs_a_new_date():
     assert Job.objects.get(pk="held").status == Job.Status.PAUSED
 
 
+def test_a_one_off_whose_fire_a_worker_recorded_is_completed_on_resume():
+    """A fire from another scheduler's message (the stock DatabaseScheduler: beat recorded no run)
+    is noted on the job by the worker that claims it, as beat notes the fires it claims."""
+    from runs.claims import Claimant, claim_fire
+
+    at = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+    with time_machine.travel(NOW, tick=False):
+        job = services.job_pause(job=services.job_create(data={"id": "once", "run_at": at.isoformat(), **HTTP}))
+    claim_fire(job=Job.objects.get(pk="once"), scheduled_for=at, attempt=1, by=Claimant("w", "t", now=at))
+    with time_machine.travel(NOW.replace(hour=12), tick=False):
+        assert services.job_resume(job=job).status == Job.Status.COMPLETED
+
+
 def test_a_naive_run_date_in_an_update_is_read_in_the_jobs_own_zone():
     with time_machine.travel(NOW, tick=False):
         job = services.job_create(data={"id": "sh", "cron": "0 9 * * *", "timezone": "Asia/Shanghai", **HTTP})

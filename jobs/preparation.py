@@ -1,0 +1,220 @@
+"""Preparing a job from input: the one validation path of a job's definition.
+
+``job_prepare`` turns what a client sends (the API's write serializer, the admin form, an import,
+the Weizhi paths: each through the services, and the admin form from its own validation too) into
+an unsaved Job that has passed every rule, with its derived fields set (name, status, next fire,
+shown target). What it refuses it refuses with ValidationError keyed by field, as the API's 400
+shows it; ShellNotPermitted (a 403) and JobAlreadyExists (a 409) are the other two refusals.
+
+The rules, in the order they apply: the keys (unknown fields, ``trigger_args``), the id, the
+trigger (inferred from the one trigger field given), masks sent back for stored secrets, the kind
+(inferred from url, handler or command), the shell permission, the model's fields and constraints
+with the job's rules (``jobs.validators.validate_job``: bounds, text, trigger, kind, and the
+handler's signature, which imports the handler's code), a run_at in the past, the status rules,
+and, for a new job, whether its id is free.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils import timezone
+
+from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
+from jobs.models import EDITABLE_FIELDS, Job
+from jobs.secrets import mask_text, restore_masked
+from jobs.trigger_args import normalise_trigger_args
+from jobs.validators import validate_job
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser, AnonymousUser
+
+    #: Who asks for a write: a user (the API, the admin), or None for the system and operators
+    #: (manage.py commands, beat), who are not checked.
+    Actor = AbstractUser | AnonymousUser | None
+
+# Input-only: APScheduler-style trigger_args (normalised away), and consent to run a date job
+# whose run_at has already passed right away.
+INPUT_ONLY_FIELDS: tuple[str, ...] = ("trigger_args", "run_if_past")
+TRIGGER_FIELDS = {"cron": Job.Trigger.CRON, "interval_seconds": Job.Trigger.INTERVAL, "run_at": Job.Trigger.DATE}
+KIND_FIELDS = {"url": Job.Kind.HTTP, "handler": Job.Kind.PYTHON, "command": Job.Kind.SHELL}
+
+
+def job_prepare(*, data: Mapping[str, Any], instance: Job | None = None, actor: Actor = None) -> Job:
+    """The job ``data`` makes: a new one, or ``instance`` (the stored job; not changed) with
+    ``data`` applied, as a partial update. Unsaved, and valid: saving it is all that is left."""
+    if instance is None:
+        return _prepare_new(data, actor)
+    return _prepare_change(data, instance, actor)
+
+
+def check_shell_permission(actor: Actor, *kinds: str) -> None:
+    """Refuse a user without the shell permission anything that makes a shell job run or
+    changes one: creating, changing (to or from shell), resuming or running it. Checked on the
+    kind a job ends up with, after inference (``command`` alone makes a shell job), so what a
+    client sends cannot dodge it. Pausing and deleting stop a job and need no more than the
+    job permissions."""
+    if actor is not None and Job.Kind.SHELL in kinds and not actor.has_perm(SHELL_PERMISSION):
+        raise ShellNotPermitted()
+
+
+def resumed_status(job: Job, now: datetime) -> str:
+    """The status a paused job takes when resumed at ``now``.
+
+    A one-off job whose ``run_at`` passed while it was paused is not run late: if beat fired it
+    (``last_fired_at``, which beat sets as it claims a fire) it is completed, otherwise it needs a
+    new ``run_at``.
+    """
+    if job.trigger != Job.Trigger.DATE or job.run_at is None or job.run_at > now:
+        return Job.Status.ACTIVE
+    if job.last_fired_at is not None and job.last_fired_at >= job.run_at:
+        return Job.Status.COMPLETED
+    raise ValidationError({"run_at": "Passed while the job was paused: give it a new run_at to run it."})
+
+
+def first_fire(job: Job, now: datetime, *, run_if_past: bool = False) -> datetime | None:
+    """When an active job fires first from ``now``. A one-off whose ``run_at`` has passed fires
+    now only when the request said so (``run_if_past``); otherwise it has had its time."""
+    if job.status != Job.Status.ACTIVE:
+        return None
+    first = job.schedule.first_fire(now)
+    if job.trigger == Job.Trigger.DATE and first is not None and first <= now:
+        return now if run_if_past else None
+    return first
+
+
+def _prepare_new(data: Mapping[str, Any], actor: Actor) -> Job:
+    fields = _check_keys(data)
+    run_if_past = bool(fields.pop("run_if_past", False))
+    if "id" in fields and not fields["id"]:
+        del fields["id"]
+    fields = _resolve_trigger(fields, current=None)
+    fields = restore_masked(fields, None)  # a new job has no secret for a mask to stand for
+    fields.setdefault("kind", _infer_kind(fields))
+    check_shell_permission(actor, fields["kind"])
+    job = Job(**fields)
+    job.id = job.id or uuid.uuid4().hex[:12]
+    job.name = job.name or job.id
+    if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
+        raise ValidationError({"status": "A new job is active or paused."})
+    _full_clean(job)
+    now = timezone.now()
+    _check_run_at_future(job, now, run_if_past=run_if_past)
+    _check_id_free(job.id)
+    job.next_run_at = first_fire(job, now, run_if_past=run_if_past)
+    job.shown_target = mask_text(job.target)
+    return job
+
+
+def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
+    """Changing a job or resuming it (status active) recomputes its next fire."""
+    fields = _check_keys(data, job=stored)
+    run_if_past = bool(fields.pop("run_if_past", False))
+    if fields.get("id", stored.id) != stored.id:
+        raise ValidationError({"id": "The id of a job cannot be changed."})
+    fields.pop("id", None)
+    fields = _resolve_trigger(fields, current=stored)
+    check_shell_permission(actor, stored.kind, fields.get("kind", stored.kind))
+    # Masked values sent back (a GET's output, the admin form, an export) keep the stored secrets.
+    fields = restore_masked(fields, stored)
+    job = copy.copy(stored)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    if job.status not in Job.Status.values:
+        raise ValidationError({"status": f"Unknown status {job.status!r}."})
+    job.name = job.name or job.id
+    _full_clean(job)
+    before = stored.schedule
+    schedule_changed = job.schedule != before
+    now = timezone.now()
+    if schedule_changed and job.run_at != before.run_at:
+        _check_run_at_future(job, now, run_if_past=run_if_past)
+    if schedule_changed and job.status == Job.Status.COMPLETED:
+        job.status = Job.Status.ACTIVE  # a finished one-off given a new date runs again
+    if stored.status == Job.Status.COMPLETED and job.status != Job.Status.COMPLETED and not schedule_changed:
+        raise ValidationError({"status": "A completed one-off job runs again only when given a new run_at."})
+    if stored.status == Job.Status.PAUSED and job.status == Job.Status.ACTIVE and not schedule_changed:
+        job.status = resumed_status(job, now)
+    if schedule_changed or job.status != stored.status:
+        job.next_run_at = first_fire(job, now, run_if_past=run_if_past and job.run_at != before.run_at)
+    job.shown_target = mask_text(job.target)
+    return job
+
+
+def _check_keys(data: Mapping[str, Any], *, job: Job | None = None) -> dict[str, Any]:
+    unknown = sorted(set(data) - {*EDITABLE_FIELDS, *INPUT_ONLY_FIELDS})
+    if unknown:
+        raise ValidationError({name: "Unknown field." for name in unknown})
+    # on an update, a naive run_date is read in the job's own zone unless the data names one
+    return normalise_trigger_args(dict(data), default_timezone=job.timezone if job else None)
+
+
+def _resolve_trigger(fields: dict[str, Any], *, current: Job | None) -> dict[str, Any]:
+    """Infer ``trigger`` from the one trigger field given, and clear the others."""
+    given = [name for name in TRIGGER_FIELDS if fields.get(name) not in (None, "")]
+    explicit = fields.get("trigger")
+    if len(given) > 1:
+        raise ValidationError({"trigger": f"Give only one of cron, interval_seconds, run_at; got {', '.join(given)}."})
+    if given:
+        inferred = TRIGGER_FIELDS[given[0]]
+        if explicit and explicit != inferred:
+            raise ValidationError({"trigger": f"{given[0]} is given, so the trigger is {inferred}, not {explicit}."})
+        trigger = inferred
+    elif explicit:
+        trigger = explicit
+    elif current is not None:
+        return fields  # the schedule is not being changed
+    else:
+        trigger = Job.Trigger.MANUAL
+    if trigger not in Job.Trigger.values:
+        raise ValidationError({"trigger": f"Unknown trigger {trigger!r}."})
+    fields["trigger"] = trigger
+    for name, owner in TRIGGER_FIELDS.items():
+        if owner != trigger:
+            fields[name] = "" if name == "cron" else None
+    return fields
+
+
+def _infer_kind(fields: Mapping[str, Any]) -> str:
+    given = [kind for name, kind in KIND_FIELDS.items() if fields.get(name)]
+    if len(given) > 1:
+        raise ValidationError({"kind": "Give kind: more than one of url, handler, command is set."})
+    return given[0] if given else Job.Kind.HTTP
+
+
+def _full_clean(job: Job) -> None:
+    """``Model.full_clean`` with the job's rules where ``Model.clean`` would be (the model's own
+    ``clean`` imports no code), and no unique check (``_prepare_new`` checks the id): each field's
+    checks, then the job's rules, then the constraints on the fields that passed both."""
+    errors: dict[str, list[ValidationError]] = {}
+    try:
+        job.clean_fields()
+    except ValidationError as exc:
+        errors = exc.update_error_dict(errors)
+    try:
+        validate_job(job)
+    except ValidationError as exc:
+        errors = exc.update_error_dict(errors)
+    try:
+        job.validate_constraints(exclude={name for name in errors if name != NON_FIELD_ERRORS})
+    except ValidationError as exc:
+        errors = exc.update_error_dict(errors)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_id_free(job_id: str) -> None:
+    if Job.objects.filter(pk=job_id).exists():
+        raise JobAlreadyExists(job_id)
+
+
+def _check_run_at_future(job: Job, now: datetime, *, run_if_past: bool) -> None:
+    if job.trigger == Job.Trigger.DATE and job.run_at is not None and job.run_at <= now and not run_if_past:
+        raise ValidationError(
+            {"run_at": "Is in the past: give a future time, or send run_if_past: true to run the job now."}
+        )
