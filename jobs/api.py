@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -102,6 +103,13 @@ class JobViewSet(viewsets.ModelViewSet):
             service = partial(service, actor=request.user)
         results = [_bulk_one(service, jobs.get(job_id), job_id) for job_id in dict.fromkeys(ids)]
         return Response({"action": name, "results": results})
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # /api/jobs/bulk/ is also where a job called "bulk" would be: the id is reserved
+        # (jobs.models.RESERVED_JOB_IDS), so asked for as a job, the answer is that there is none.
+        if "bulk" in getattr(self, "action_map", {}).values() and request.method in ("GET", "PUT", "PATCH", "DELETE"):
+            raise NotFound()
+        return super().http_method_not_allowed(request, *args, **kwargs)
 
     def _write_data(self, request: Request, *, partial: bool) -> dict[str, Any]:
         serializer = JobWriteSerializer(data=request.data, partial=partial)

@@ -26,7 +26,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
-from jobs.models import EDITABLE_FIELDS, Job
+from jobs.models import EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
 from jobs.secrets import mask_text, restore_masked
 from jobs.trigger_args import normalise_trigger_args
 from jobs.validators import validate_job
@@ -99,6 +99,8 @@ def _prepare_new(data: Mapping[str, Any], actor: Actor) -> Job:
     check_shell_permission(actor, fields["kind"])
     job = Job(**fields)
     job.id = job.id or uuid.uuid4().hex[:12]
+    if job.id in RESERVED_JOB_IDS:
+        raise ValidationError({"id": f"'{job.id}' is reserved: /api/jobs/{job.id}/ is the path of an action."})
     job.name = job.name or job.id
     if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
         raise ValidationError({"status": "A new job is active or paused."})

@@ -61,6 +61,25 @@ def test_bulk_gives_a_result_per_id_and_one_bad_id_stops_nothing(api, queued_tas
     assert Run.objects.get().trigger == "manual"
 
 
+def test_a_job_cannot_take_the_id_of_an_action_path(api):
+    """/api/jobs/bulk/ is the bulk action's path: a job called "bulk" could never be read there."""
+    from jobs.api import JobViewSet
+    from jobs.models import RESERVED_JOB_IDS
+
+    list_actions = {a.url_path for a in JobViewSet.get_extra_actions() if not a.detail}
+    assert list_actions <= RESERVED_JOB_IDS
+    response = api.post("/api/jobs/", {"id": "bulk", "url": "http://127.0.0.1:9/"}, format="json")
+    assert response.status_code == 400
+    assert "reserved" in response.json()["id"][0]
+    assert not Job.objects.filter(pk="bulk").exists()
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+def test_the_bulk_path_asked_for_as_a_job_answers_not_found(api, method):
+    response = getattr(api, method)("/api/jobs/bulk/", {}, format="json")
+    assert response.status_code == 404
+
+
 def test_bulk_needs_the_permission_of_its_action():
     services.job_create(data={"id": "a", "interval_seconds": 5, "url": URL})
     changer = client_for("change_job")
