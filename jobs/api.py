@@ -104,7 +104,7 @@ class JobViewSet(viewsets.ModelViewSet):
         results = [_bulk_one(service, jobs.get(job_id), job_id) for job_id in dict.fromkeys(ids)]
         return Response({"action": name, "results": results})
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]  # as DRF's own stub: Django's View takes an HttpRequest
         # /api/jobs/bulk/ is also where a job called "bulk" would be: the id is reserved
         # (jobs.models.RESERVED_JOB_IDS), so asked for as a job, the answer is that there is none.
         if "bulk" in getattr(self, "action_map", {}).values() and request.method in ("GET", "PUT", "PATCH", "DELETE"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -66,7 +67,8 @@ def test_a_job_cannot_take_the_id_of_an_action_path(api):
     from jobs.api import JobViewSet
     from jobs.models import RESERVED_JOB_IDS
 
-    list_actions = {a.url_path for a in JobViewSet.get_extra_actions() if not a.detail}
+    actions: list[Any] = JobViewSet.get_extra_actions()  # methods that @action marked with url_path and detail
+    list_actions = {a.url_path for a in actions if not a.detail}
     assert list_actions <= RESERVED_JOB_IDS
     response = api.post("/api/jobs/", {"id": "bulk", "url": "http://127.0.0.1:9/"}, format="json")
     assert response.status_code == 400
