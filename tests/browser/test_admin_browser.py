@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from jobs.models import Job
 from runs.models import Run
@@ -43,6 +44,10 @@ def browser_page(monkeypatch):
             yield page
         finally:
             browser.close()
+            # Playwright's sync API runs the test in a greenlet of its own, with its own context and so
+            # its own database connection: left open, the test database could not be dropped at the
+            # end of the session (PostgreSQL waits 5 s for it, then refuses).
+            connections.close_all()
 
 
 def test_staff_create_preview_run_and_pause_a_job_in_the_admin(live_server, browser_page, http_target, settings):

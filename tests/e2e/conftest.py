@@ -67,13 +67,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _postgres_database(base_url: str) -> tuple[str, str]:
-    """Create an empty database beside the one ``base_url`` names; returns (its URL, its name)."""
+def _postgres_database(base_url: str, template: str | None = None) -> tuple[str, str]:
+    """Create a database beside the one ``base_url`` names, empty or a copy of ``template``;
+    returns (its URL, the DSN of the server's ``postgres`` database)."""
     name = f"crontask_e2e_{uuid.uuid4().hex[:8]}"
     parts = urlsplit(base_url)
     admin_dsn = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return urlunsplit(parts._replace(path=f"/{name}")), admin_dsn
 
 
@@ -125,6 +126,21 @@ def backends() -> list:
         ),
     )
     return ["embedded", services]
+
+
+@pytest.fixture(scope="session")
+def migrated_template() -> Iterator[str]:
+    """The name of a PostgreSQL database migrated once, for tests whose subject is not the migration
+    to copy (``_postgres_database(url, template=...)``, a file copy) instead of migrating their own."""
+    db_url, admin_dsn = _postgres_database(os.environ["DATABASE_URL"])
+    name = urlsplit(db_url).path.lstrip("/")
+    try:
+        env = {**os.environ, "DATABASE_URL": db_url}
+        migrate = [sys.executable, "manage.py", "migrate", "-v0", "--skip-checks"]
+        subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=120)
+        yield name
+    finally:
+        _drop_database(admin_dsn, name)
 
 
 @pytest.fixture(scope="module")

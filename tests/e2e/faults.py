@@ -220,9 +220,13 @@ class Cluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     #: The port the processes reach PostgreSQL on (a TcpProxy's), if not its own.
     database_port: int | None = None
+    #: A migrated database to copy (the ``migrated_template`` fixture's) instead of migrating.
+    template: str | None = None
+    #: Jobs to create with the API's user (as ``create_jobs``, in the same process).
+    jobs: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.db_url, self.admin_dsn = _postgres_database(os.environ["DATABASE_URL"])
+        self.db_url, self.admin_dsn = _postgres_database(os.environ["DATABASE_URL"], self.template)
         self.database = urlsplit(self.db_url).path.lstrip("/")
         self.dsn = urlunsplit(urlsplit(self.db_url)._replace(scheme="postgresql"))
         self.port = free_port()
@@ -239,10 +243,13 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",
             **self.env_extra,
         }
-        self.manage("init_var")  # the key web reads, as bin/run makes it
-        self.manage("migrate", "-v0")
+        if self.template is None:
+            self.manage("migrate", "-v0")
+        # init_var: the key web reads, as bin/run makes it; then the jobs, the API's user and token.
         token = self.manage(
             "shell", "-c",
+            "from django.core.management import call_command; call_command('init_var')\n"
+            + _jobs_code(self.jobs) +
             "from django.contrib.auth.models import User; from rest_framework.authtoken.models import Token; "
             "print(Token.objects.create(user=User.objects.create_superuser('faults', '', 'pw')).key)",
         ).split()[-1]  # fmt: skip
@@ -259,10 +266,7 @@ class Cluster:
         ).stdout  # fmt: skip
 
     def create_jobs(self, jobs: dict[str, dict]) -> None:
-        code = "from jobs import services\n" + "".join(
-            f"services.job_create(data={{'id': {job_id!r}, **{data!r}}})\n" for job_id, data in jobs.items()
-        )
-        self.manage("shell", "-c", code)
+        self.manage("shell", "-c", _jobs_code(jobs))
 
     def start(self, worker_concurrency: int = 3) -> None:
         for name in ("web", "worker", "beat"):
@@ -317,9 +321,26 @@ class Cluster:
             return False
 
 
+def _jobs_code(jobs: dict[str, dict]) -> str:
+    """Python for ``manage.py shell`` that creates ``jobs`` (id -> the API's fields) with the services."""
+    return "from jobs import services\n" + "".join(
+        f"services.job_create(data={{'id': {job_id!r}, **{data!r}}})\n" for job_id, data in jobs.items()
+    )
+
+
 @contextlib.contextmanager
-def cluster(tmp: Path, broker_url: str, *, database_port: int | None = None, **env: str) -> Iterator[Cluster]:
-    made = Cluster(tmp=tmp, broker_url=broker_url, env_extra=env, database_port=database_port)
+def cluster(
+    tmp: Path,
+    broker_url: str,
+    *,
+    database_port: int | None = None,
+    template: str | None = None,
+    jobs: dict[str, dict] | None = None,
+    **env: str,
+) -> Iterator[Cluster]:
+    made = Cluster(
+        tmp=tmp, broker_url=broker_url, env_extra=env, database_port=database_port, template=template, jobs=jobs or {}
+    )
     try:
         yield made
     finally:
@@ -338,19 +359,23 @@ class Ledger:
     manual_calls: Counter[int]  # run id -> calls received
 
     @classmethod
-    def read(cls, cluster: Cluster, target: HttpTarget) -> Ledger:
+    def read(cls, cluster: Cluster, target: HttpTarget, until: datetime | None = None) -> Ledger:
+        """The fires' runs and calls; only those of the fires due by ``until`` when it is given (the
+        jobs go on firing: later fires may still be under way)."""
         rows = cluster.query(
-            "SELECT job_id, scheduled_for, attempt, status, error FROM runs_run WHERE scheduled_for IS NOT NULL"
+            "SELECT job_id, scheduled_for, attempt, status, error FROM runs_run WHERE scheduled_for IS NOT NULL "
+            "AND (%s::timestamptz IS NULL OR scheduled_for <= %s::timestamptz)",
+            (until, until),
         )
         calls: Counter[tuple[str, datetime, int]] = Counter()
         manual: Counter[int] = Counter()
         for _method, _path, headers, _body in list(target.requests):
             when = headers.get("X-Crontask-Scheduled-For")
-            if when:
+            if not when:
+                manual[int(headers["X-Crontask-Run-Id"])] += 1
+            elif until is None or datetime.fromisoformat(when) <= until:
                 job_id, attempt = headers["X-Crontask-Job-Id"], int(headers["X-Crontask-Attempt"])
                 calls[(job_id, datetime.fromisoformat(when), attempt)] += 1
-            else:
-                manual[int(headers["X-Crontask-Run-Id"])] += 1
         return cls(runs={(j, f, a): (s, e) for j, f, a, s, e in rows}, calls=calls, manual_calls=manual)
 
     def unfinished(self) -> list:

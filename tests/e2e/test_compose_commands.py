@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -108,21 +109,28 @@ def test_the_compose_commands_run_a_job_and_stop_cleanly(deployment):
     assert requests.get(f"{url}/health", timeout=5).status_code == 400
     deployment["start"]("worker")  # as compose does: once web (which migrates) is healthy
     deployment["start"]("beat")
-    worker = wait_healthy("worker", port, env, timeout=90)
-    assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:] + log("worker")
-    beat = wait_healthy("beat", port, env, timeout=90)
-    assert beat.returncode == 0, beat.stderr[-2000:] + log("beat")
-    manage = [sys.executable, "manage.py"]
-    subprocess.run(
-        [*manage, "createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.com"],
-        cwd=ROOT,
-        env={**env, "DJANGO_SUPERUSER_PASSWORD": "ops-Passw0rd"},
-        check=True,
-        timeout=60,
-    )
-    token = subprocess.run(
-        [*manage, "drf_create_token", "ops"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
-    ).stdout.split()[2]
+
+    def make_token() -> str:
+        manage = [sys.executable, "manage.py"]
+        subprocess.run(
+            [*manage, "createsuperuser", "--noinput", "--username", "ops", "--email", "ops@example.com"],
+            cwd=ROOT,
+            env={**env, "DJANGO_SUPERUSER_PASSWORD": "ops-Passw0rd"},
+            check=True,
+            timeout=60,
+        )
+        return subprocess.run(
+            [*manage, "drf_create_token", "ops"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True,
+            text=True,
+        ).stdout.split()[2]  # fmt: skip
+
+    with ThreadPoolExecutor(1) as pool:
+        made = pool.submit(make_token)  # the operator's user, while worker and beat start (3 s of the test)
+        worker = wait_healthy("worker", port, env, timeout=90)
+        assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:] + log("worker")
+        beat = wait_healthy("beat", port, env, timeout=90)
+        assert beat.returncode == 0, beat.stderr[-2000:] + log("beat")
+        token = made.result()
     headers = {"Authorization": f"Token {token}", **PROXY_HEADERS}
     run_at = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0).isoformat()
     created = requests.post(f"{url}/api/jobs/", headers=headers, timeout=10, json={

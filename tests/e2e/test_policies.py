@@ -89,7 +89,8 @@ def test_forbid_skips_fires_while_a_run_is_going(system: System):
     assert wait_for(lambda: len([r for r in system.runs("overlap") if r["status"] == "success"]) >= 2, timeout=20)
     paused_at = datetime.now(UTC)
     system.api("POST", "/api/jobs/overlap/pause/")
-    time.sleep(3)
+    # the run under way ends (2.5 s at most), a fire sent just before the pause is skipped
+    wait_for(lambda: len(finished(system, "overlap")) == len(system.runs("overlap")), timeout=5)
     runs = finished(system, "overlap")
     skipped = [r for r in runs if r["status"] == "skipped"]
     # A fire claimed by beat just before the pause (up to the lead, 250 ms, ahead of its time) is

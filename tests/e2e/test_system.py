@@ -1,6 +1,9 @@
 """The system as a user runs it: web, worker and beat as real processes, a real HTTP target.
 
-The tests share one running system per backend and run in order; the last one stops it.
+The tests share one running system per backend and run in order; the last one stops it. The jobs
+whose tests wait for the clock (cron fires, a date, a minute boundary) are made as the system
+starts (``clock_jobs``), so that their time passes while the other tests run; their tests come
+last and wait only for what is left of it.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,6 +39,41 @@ def create(system: System, **job) -> dict:
     response = system.api("POST", "/api/jobs/", json=job)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+BURSTS = [f"burst{i}" for i in range(6)]
+TENS_FIRES = 3  # fires of the seconds cron counted, 10 s apart
+
+
+@dataclass
+class ClockJobs:
+    tens_first: datetime  # the seconds cron's first fire counted
+    minute: datetime  # the minutely job's first minute boundary 2 s after creation
+    run_at: datetime  # the date job's time
+    burst_fires: list[datetime]  # the two fires of the burst jobs counted
+
+
+@pytest.fixture(scope="module", autouse=True)
+def clock_jobs(system: System, target) -> ClockJobs:
+    start = datetime.now(UTC)
+    for job_id in BURSTS:
+        create(system, id=job_id, cron="*/5 * * * * *", url=f"{target.url}/{job_id}")
+    burst_first = datetime.fromtimestamp(math.ceil((time.time() + 2) / 5) * 5, UTC)
+    create(system, id="tens", cron="*/10 * * * * *", url=f"{target.url}/tens")
+    create(system, id="minutely", cron="* * * * *", url=f"{target.url}/minutely")
+    run_at = (start + timedelta(seconds=12)).replace(microsecond=0)
+    create(system, id="once", run_at=run_at.isoformat(), url=f"{target.url}/once")
+    return ClockJobs(
+        # the seconds cron's first boundary 2 s after creation
+        tens_first=datetime.fromtimestamp(math.ceil((start.timestamp() + 2) / 10) * 10, UTC),
+        minute=datetime.fromtimestamp(math.ceil((time.time() + 2) / 60) * 60, UTC),  # the same 2 s
+        run_at=run_at,
+        burst_fires=[burst_first, burst_first + timedelta(seconds=5)],
+    )
+
+
+def sleep_until(when: datetime) -> None:
+    time.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()))
 
 
 def test_the_readme_command_started_it_and_said_where_to_log_in(system: System):
@@ -83,22 +122,38 @@ def test_the_same_message_delivered_twice_through_the_broker_makes_one_run(syste
     assert target.hits["/dup"] - hits_before == 1
 
 
-def test_cron_jobs_fire_at_their_seconds_and_a_date_job_once(system: System, target):
-    start = datetime.now(UTC)
-    create(system, id="tens", cron="*/10 * * * * *", url=f"{target.url}/tens")
-    create(system, id="minutely", cron="* * * * *", url=f"{target.url}/minutely")
-    run_at = (start + timedelta(seconds=12)).replace(microsecond=0)
-    create(system, id="once", run_at=run_at.isoformat(), url=f"{target.url}/once")
+def test_http_jobs_due_together_go_to_a_worker_in_one_message_and_each_fire_runs_once(
+    system: System, target, clock_jobs: ClockJobs
+):
+    ids, fires = BURSTS, clock_jobs.burst_fires
+    first = fires[0]
+    sleep_until(fires[-1] + timedelta(seconds=4))
 
-    # a window of 2 minutes of the seconds cron, from its first boundary 2 s after creation
-    first = datetime.fromtimestamp(math.ceil((start.timestamp() + 2) / 10) * 10, UTC)
-    window_end = first + timedelta(minutes=2)
-    time.sleep(max(0.0, (window_end - datetime.now(UTC)).total_seconds() + 3))
+    runs = [r for job_id in ids for r in system.runs(job_id) if datetime.fromisoformat(r["scheduled_for"]) in fires]
+    assert sorted((r["job"], datetime.fromisoformat(r["scheduled_for"])) for r in runs) == sorted(
+        (job_id, fire) for job_id in ids for fire in fires
+    ), system.log.read_text()[-3000:]
+    assert all(r["status"] == "success" and r["status_code"] == 200 for r in runs)
+    for fire in fires:  # one message (one Celery task) carried every call of a fire
+        assert len({r["celery_task_id"] for r in runs if datetime.fromisoformat(r["scheduled_for"]) == fire}) == 1
+    # Beat sends the fires ahead of their time (CRONTASK_FIRE_LEAD_MS); no call went out before it.
+    calls = [at for at, path in target.arrivals if path.lstrip("/") in ids]
+    assert len(calls) >= len(runs)
+    assert all((at - first.timestamp()) % 5 < 2.5 for at in calls), calls  # none 2.5 s or less early
+    assert all(datetime.fromisoformat(r["started_at"]) >= datetime.fromisoformat(r["scheduled_for"]) for r in runs)
+
+
+def test_cron_jobs_fire_at_their_seconds_and_a_date_job_once(system: System, clock_jobs: ClockJobs):
+    # a window of TENS_FIRES fires of the seconds cron, and the minutely job's first minute
+    first = clock_jobs.tens_first
+    window_end = first + timedelta(seconds=10 * TENS_FIRES)
+    sleep_until(max(window_end, clock_jobs.minute) + timedelta(seconds=3))
+    clear_of_a_minute_fire()
 
     tens = [r for r in system.runs("tens") if first <= datetime.fromisoformat(r["scheduled_for"]) < window_end]
     scheduled = sorted(datetime.fromisoformat(r["scheduled_for"]) for r in tens)
-    assert len(tens) == 12, (scheduled, system.log.read_text()[-3000:])
-    assert [s.second for s in scheduled] == [(first.second + 10 * i) % 60 for i in range(12)]
+    assert len(tens) == TENS_FIRES, (scheduled, system.log.read_text()[-3000:])
+    assert [s.second for s in scheduled] == [(first.second + 10 * i) % 60 for i in range(TENS_FIRES)]
     assert all(r["status"] == "success" for r in tens)
     late = [
         (datetime.fromisoformat(r["started_at"]) - datetime.fromisoformat(r["scheduled_for"])).total_seconds()
@@ -117,31 +172,17 @@ def test_cron_jobs_fire_at_their_seconds_and_a_date_job_once(system: System, tar
     assert job["last_run_status"] == "success"
 
     once = system.runs("once")
-    assert [(r["status"], datetime.fromisoformat(r["scheduled_for"])) for r in once] == [("success", run_at)]
+    assert [(r["status"], datetime.fromisoformat(r["scheduled_for"])) for r in once] == [("success", clock_jobs.run_at)]
     job = system.api("GET", "/api/jobs/once/").json()
     assert (job["status"], job["next_run_at"]) == ("completed", None)
 
 
-def test_http_jobs_due_together_go_to_a_worker_in_one_message_and_each_fire_runs_once(system: System, target):
-    ids = [f"burst{i}" for i in range(6)]
-    for job_id in ids:
-        create(system, id=job_id, cron="*/5 * * * * *", url=f"{target.url}/{job_id}")
-    first = datetime.fromtimestamp(math.ceil((time.time() + 2) / 5) * 5, UTC)
-    fires = [first, first + timedelta(seconds=5)]
-    time.sleep(max(0.0, (fires[-1] - datetime.now(UTC)).total_seconds() + 4))
-
-    runs = [r for job_id in ids for r in system.runs(job_id) if datetime.fromisoformat(r["scheduled_for"]) in fires]
-    assert sorted((r["job"], datetime.fromisoformat(r["scheduled_for"])) for r in runs) == sorted(
-        (job_id, fire) for job_id in ids for fire in fires
-    ), system.log.read_text()[-3000:]
-    assert all(r["status"] == "success" and r["status_code"] == 200 for r in runs)
-    for fire in fires:  # one message (one Celery task) carried every call of a fire
-        assert len({r["celery_task_id"] for r in runs if datetime.fromisoformat(r["scheduled_for"]) == fire}) == 1
-    # Beat sends the fires ahead of their time (CRONTASK_FIRE_LEAD_MS); no call went out before it.
-    calls = [at for at, path in target.arrivals if path.lstrip("/") in ids]
-    assert len(calls) >= len(runs)
-    assert all((at - first.timestamp()) % 5 < 2.5 for at in calls), calls  # none 2.5 s or less early
-    assert all(datetime.fromisoformat(r["started_at"]) >= datetime.fromisoformat(r["scheduled_for"]) for r in runs)
+def clear_of_a_minute_fire(margin: float = 3) -> None:
+    """Wait until the clock is ``margin`` seconds away from a minute boundary, so that the minutely
+    job's runs and its counts are read while none of its fires is under way."""
+    second = time.time() % 60
+    if second < margin or second > 60 - margin:
+        time.sleep((margin - second) % 60)
 
 
 def test_health_reports_every_part_up(system: System):

@@ -30,8 +30,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    db_url, admin_dsn = _postgres_database(os.environ["DATABASE_URL"])
+def cluster(tmp_path, migrated_template):
+    db_url, admin_dsn = _postgres_database(os.environ["DATABASE_URL"], template=migrated_template)
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -48,7 +48,6 @@ def cluster(tmp_path):
                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         return procs[name]
 
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
     dsn = urlunsplit(urlsplit(db_url)._replace(scheme="postgresql"))
     try:
         yield {"env": env, "start": start, "procs": procs, "dsn": dsn, "logs": tmp_path}
