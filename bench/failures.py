@@ -183,7 +183,7 @@ def measure(name: str, tmp: Path) -> dict[str, Any]:
     broker, scenario, teardown, options = setup(tmp)
     try:
         port = options.get("database_port")
-        with HttpTarget() as target, cluster(tmp, broker, database_port=port, **ENV) as system:
+        with HttpTarget() as target, cluster(tmp, broker, database_port=port, env=ENV) as system:
             jobs: dict[str, dict[str, object]] = {
                 job_id: {"cron": f"{o}/{p} * * * * *", "url": f"{target.url}/ok/{job_id}"}
                 for job_id, (p, o) in SCHEDULES.items()

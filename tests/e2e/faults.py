@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -336,10 +336,15 @@ def cluster(
     database_port: int | None = None,
     template: str | None = None,
     jobs: dict[str, dict] | None = None,
-    **env: str,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Cluster]:
     made = Cluster(
-        tmp=tmp, broker_url=broker_url, env_extra=env, database_port=database_port, template=template, jobs=jobs or {}
+        tmp=tmp,
+        broker_url=broker_url,
+        env_extra=dict(env or {}),
+        database_port=database_port,
+        template=template,
+        jobs=jobs or {},
     )
     try:
         yield made

@@ -134,7 +134,7 @@ def redis_outage(tmp: Path, template: str) -> None:
     redis = RedisServer(tmp)
     redis.start()
     try:
-        with HttpTarget() as target, cluster(tmp, redis.url, template=template, jobs=jobs(target), **ENV) as system:
+        with HttpTarget() as target, cluster(tmp, redis.url, template=template, jobs=jobs(target), env=ENV) as system:
             run_through_outage(system, target, redis.kill, redis.start, manual=True)
     finally:
         redis.kill()
@@ -144,7 +144,7 @@ def rabbitmq_outage(tmp: Path, template: str) -> None:
     vhost = RabbitVhost()
     vhost.create()
     try:
-        with HttpTarget() as target, cluster(tmp, vhost.url, template=template, jobs=jobs(target), **ENV) as system:
+        with HttpTarget() as target, cluster(tmp, vhost.url, template=template, jobs=jobs(target), env=ENV) as system:
             run_through_outage(system, target, vhost.proxy.cut, vhost.proxy.restore, manual=True)
     finally:
         vhost.delete()
@@ -152,7 +152,7 @@ def rabbitmq_outage(tmp: Path, template: str) -> None:
 
 def database_cuts(tmp: Path, template: str) -> None:
     broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-    with HttpTarget() as target, cluster(tmp, broker, template=template, jobs=jobs(target), **ENV) as system:
+    with HttpTarget() as target, cluster(tmp, broker, template=template, jobs=jobs(target), env=ENV) as system:
         system.start()
         assert wait_for(lambda: target.hits["/ok/alone"] >= 1, 30), system.log("worker")[-3000:]
         first = now().replace(microsecond=0) + timedelta(seconds=1)
