@@ -182,14 +182,29 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Job, form: forms.ModelForm, change: bool) -> None:
         # The form prepared the job (JobForm._post_clean); the service prepares it again under its
-        # lock, and saves it.
+        # lock, and saves it. What changed in between (the same id taken meanwhile, run_at now
+        # past, the one-off completed) is refused there: see changeform_view.
         data = {name: value for name, value in form.cleaned_data.items() if name in EDITABLE_FIELDS}
-        if change:
-            saved = services.job_update(job=obj, data=data, actor=request.user)
-        else:
-            saved = services.job_create(data=data, actor=request.user)
+        try:
+            if change:
+                saved = services.job_update(job=obj, data=data, actor=request.user)
+            else:
+                saved = services.job_create(data=data, actor=request.user)
+        except (ValidationError, PermissionDenied, JobConflict) as exc:
+            raise SaveRefused(_reason(exc)) from exc
         obj.pk = saved.pk
         obj.refresh_from_db()
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        # A save refused after the form was valid (a race, see save_model) rolls back with the
+        # view's transaction; the user is told why and sent back to the page, never a 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except SaveRefused as refused:
+            self.message_user(request, f"Nothing was saved: {refused}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(job=obj)
@@ -246,12 +261,8 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
         for job in queryset:
             try:
                 reason = change(job, request.user)
-            except ValidationError as exc:
-                reason = " ".join(exc.messages)
-            except PermissionDenied as exc:
-                reason = str(exc)
-            except JobConflict as exc:
-                reason = exc.message
+            except (ValidationError, PermissionDenied, JobConflict) as exc:
+                reason = _reason(exc)
             if reason is None:
                 changed += 1
             else:
@@ -261,6 +272,18 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
             more = len(unchanged) - MAX_LISTED
             listed = " | ".join(unchanged[:MAX_LISTED]) + (f" | and {more} more" if more > 0 else "")
             self.message_user(request, f"Not changed: {listed}", messages.WARNING)
+
+
+class SaveRefused(Exception):
+    """The services refused a save whose form was valid: what changed in between (``save_model``)."""
+
+
+def _reason(exc: ValidationError | PermissionDenied | JobConflict) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    if isinstance(exc, JobConflict):
+        return exc.message
+    return str(exc)
 
 
 def _pause(job: Job, actor: Actor) -> str | None:

@@ -60,3 +60,16 @@ def test_the_type_check_fails_on_a_type_error_and_on_a_field_the_model_lacks(tmp
     assert done.returncode == 1, done.stdout + done.stderr
     assert 'deliberate.py:5: error: Incompatible return value type (got "str", expected "int")' in done.stdout
     assert "deliberate.py:9: error: Cannot resolve keyword 'no_such_field' into field." in done.stdout
+
+
+def test_every_app_is_type_checked():
+    """A new app is named in .importlinter's root packages; the type check must cover it too."""
+    import configparser
+    import tomllib
+
+    linter = configparser.ConfigParser()
+    linter.read(ROOT / ".importlinter")
+    apps = set(linter["importlinter"]["root_packages"].split())
+    checked = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["files"])
+    assert apps, "no root packages found in .importlinter"
+    assert apps <= checked, sorted(apps - checked)

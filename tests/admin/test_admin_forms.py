@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -70,6 +71,49 @@ def test_a_conflict_from_the_services_is_a_form_error(staff, monkeypatch):
     response = staff.post("/admin/jobs/job/add/", form(id="twin"))
     assert response.status_code == 200
     assert html.escape("A job with id 'twin' already exists.") in response.content.decode()
+
+
+def test_a_save_the_services_refuse_after_the_form_passed_is_an_error_message_not_a_500(staff, monkeypatch):
+    """The form checks, then the service checks again under its lock: an id taken in between."""
+    checks = []
+    real = preparation._check_id_free
+
+    def taken_meanwhile(job_id):
+        checks.append(job_id)
+        if len(checks) > 1:  # the form's check passed; by the service's, someone took the id
+            raise JobAlreadyExists(job_id)
+        real(job_id)
+
+    monkeypatch.setattr(preparation, "_check_id_free", taken_meanwhile)
+    response = staff.post("/admin/jobs/job/add/", form(id="twin"), follow=True)
+    assert checks == ["twin", "twin"]
+    assert response.redirect_chain == [("/admin/jobs/job/add/", 302)]
+    assert html.escape("Nothing was saved: A job with id 'twin' already exists.") in response.content.decode()
+    assert not Job.objects.exists()
+    assert not PeriodicTask.objects.exists()
+
+
+def test_a_change_refused_at_save_time_changes_nothing(staff, monkeypatch):
+    services.job_create(data={"id": "later", "interval_seconds": 60, "url": URL})
+    real = preparation.job_prepare
+    calls = []
+
+    def completed_meanwhile(**kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise ValidationError({"run_at": "A completed one-off job runs again only when given a new run_at."})
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "job_prepare", completed_meanwhile)
+    monkeypatch.setattr("jobs.admin.job_prepare", completed_meanwhile)
+    response = staff.post(
+        "/admin/jobs/job/later/change/",
+        form(id="later", trigger="interval", cron="", interval_seconds="90"),
+        follow=True,
+    )
+    assert response.redirect_chain == [("/admin/jobs/job/later/change/", 302)]
+    assert "Nothing was saved: A completed one-off job runs again" in html.unescape(response.content.decode())
+    assert Job.objects.get(pk="later").interval_seconds == 60
 
 
 def test_a_duplicate_id_is_a_form_error_with_the_apis_message(staff):
