@@ -1,0 +1,73 @@
+"""What every sender shares: the alert it sends, its failure, and an HTTP POST under the egress policy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+
+from jobs.egress import EgressDenied, check_host
+
+USER_AGENT = "Crontask-Alerts/1"
+#: At most this much of a receiver's answer is quoted in an error.
+QUOTED = 300
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What is sent: a subject line, the message text, and the event's data (the webhook's JSON)."""
+
+    event: str
+    subject: str
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class DeliveryFailed(Exception):
+    """A channel refused or could not take an alert; the message says why (not yet masked)."""
+
+
+def post_json(
+    url: str, payload: Any, *, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+) -> requests.Response:
+    """POST ``payload`` as JSON to ``url``; DeliveryFailed unless the answer is a 2xx.
+
+    The host is checked against the egress policy first (as a job's is) and redirects are not
+    followed: a receiver that moves is a misconfigured channel, not a hop to take blindly."""
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    return post_body(url, body, headers=headers, params=params)
+
+
+def post_body(
+    url: str, body: bytes, *, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+) -> requests.Response:
+    try:
+        check_host(urlsplit(url).hostname)
+    except EgressDenied as exc:
+        raise DeliveryFailed(str(exc)) from None
+    sent = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT, **(headers or {})}
+    try:
+        response = requests.post(
+            url, data=body, headers=sent, params=params, timeout=settings.CRONTASK_ALERT_TIMEOUT, allow_redirects=False
+        )
+    except requests.RequestException as exc:
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+    if not 200 <= response.status_code < 300:
+        raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:QUOTED]}")
+    return response
+
+
+def check_robot_answer(response: requests.Response, code_key: str, message_key: str) -> None:
+    """Chat robots answer HTTP 200 to a refused message, with an error code in the JSON body."""
+    try:
+        answer = response.json()
+    except ValueError:
+        raise DeliveryFailed(f"The robot's answer is not JSON: {response.text[:QUOTED]}") from None
+    code = answer.get(code_key, 0) if isinstance(answer, dict) else None
+    if code not in (0, None) or not isinstance(answer, dict):
+        message = answer.get(message_key, "") if isinstance(answer, dict) else answer
+        raise DeliveryFailed(f"The robot refused the message: {code_key} {code}: {str(message)[:QUOTED]}")
