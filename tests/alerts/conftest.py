@@ -53,9 +53,9 @@ def eager(settings) -> Iterator[None]:
     from crontask.celery import app
 
     settings.CRONTASK_ALERT_RETRY_BASE_SECONDS = 0
-    before = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # not propagating: an eager retry is raised, not re-run, when it does
     try:
         yield
     finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = before
+        app.conf.task_always_eager = before
