@@ -43,8 +43,9 @@ def slack(url: str, **fields: object) -> Channel:
     return services.channel_create(data={"name": "ops", "kind": "slack", "target": url, **fields})
 
 
-def test_a_notification_is_queued_only_when_the_transaction_commits(receiver, eager, failed_run,
-                                                                    django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_notification_is_queued_only_when_the_transaction_commits(
+    receiver, eager, failed_run, django_capture_on_commit_callbacks
+):
     channel = slack(receiver.url + "/slack")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         notification = notify(channel, "failed", "it broke", job=failed_run.job, run=failed_run)
@@ -57,8 +58,9 @@ def test_a_notification_is_queued_only_when_the_transaction_commits(receiver, ea
     assert json.loads(receiver.requests[0][3]) == {"text": "it broke"}
 
 
-def test_delivery_is_retried_until_the_receiver_takes_it(receiver, eager, failed_run,
-                                                         django_capture_on_commit_callbacks):  # fmt: skip
+def test_delivery_is_retried_until_the_receiver_takes_it(
+    receiver, eager, failed_run, django_capture_on_commit_callbacks
+):
     channel = slack(receiver.url + "/flaky/2")
     with django_capture_on_commit_callbacks(execute=True):
         notification = notify(channel, "failed", "it broke", job=failed_run.job, run=failed_run)
@@ -68,8 +70,9 @@ def test_delivery_is_retried_until_the_receiver_takes_it(receiver, eager, failed
     assert notification.sent_at is not None
 
 
-def test_a_broken_channel_fails_after_the_bounded_attempts_and_raises_nothing(settings, eager,
-                                                                             django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_broken_channel_fails_after_the_bounded_attempts_and_raises_nothing(
+    settings, eager, django_capture_on_commit_callbacks
+):
     settings.CRONTASK_ALERT_MAX_ATTEMPTS = 3
     channel = slack("http://127.0.0.1:9/hook")
     with django_capture_on_commit_callbacks(execute=True):
@@ -128,16 +131,17 @@ def test_the_message_template_can_be_overridden(settings, tmp_path, failed_run):
     assert build_message("failed", job=failed_run.job, run=failed_run) == "nightly is failed (1234 ms)\n"
 
 
-def test_the_webhook_sends_the_event_with_its_job_and_run(receiver, eager, failed_run,
-                                                          django_capture_on_commit_callbacks):  # fmt: skip
+def test_the_webhook_sends_the_event_with_its_job_and_run(
+    receiver, eager, failed_run, django_capture_on_commit_callbacks
+):
     from tests.alerts.receiver import SECRET
 
     channel = services.channel_create(
         data={"name": "hook", "kind": "webhook", "target": receiver.url + "/webhook", "secret": SECRET}
     )
     with django_capture_on_commit_callbacks(execute=True):
-        notify(channel, "failed", build_message("failed", job=failed_run.job, run=failed_run),
-               job=failed_run.job, run=failed_run)  # fmt: skip
+        text = build_message("failed", job=failed_run.job, run=failed_run)
+        notify(channel, "failed", text, job=failed_run.job, run=failed_run)
     assert Notification.objects.get().status == "sent"
     data = json.loads(receiver.requests[0][3])
     assert data["event"] == "failed"
