@@ -37,7 +37,7 @@ def notify(
 
     def send() -> None:
         try:
-            deliver_task().apply_async(args=[pk])
+            deliver_task().apply_async(args=(pk,))
         except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the caller goes on
             logger.warning("notification %s is recorded but could not be queued: %s", pk, describe(exc))
 
