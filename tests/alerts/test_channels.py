@@ -118,3 +118,22 @@ def test_email_with_no_smtp_server_is_a_failure(settings):
     notification = services.channel_test(channel=channel("email", "ops@example.com"))
     assert notification.status == "failed"
     assert "ConnectionRefusedError" in notification.error
+
+
+def test_a_name_that_reaches_a_denied_address_is_refused_when_it_connects(receiver, settings):
+    port = receiver.server_address[1]
+    slack_channel = channel("slack", f"http://localhost:{port}/slack")  # a name: allowed as written
+    settings.CRONTASK_EGRESS_DENY = ["127.0.0.0/8", "::1/128"]
+    notification = services.channel_test(channel=slack_channel)
+    assert notification.status == "failed"
+    assert "Egress denied: localhost (" in notification.error  # the address it reached, named
+    assert receiver.hits["/slack"] == 0
+
+
+def test_an_address_denied_after_the_channel_was_saved_is_refused_before_sending(receiver, settings):
+    slack_channel = channel("slack", receiver.url + "/slack")
+    settings.CRONTASK_EGRESS_DENY = ["127.0.0.0/8"]
+    notification = services.channel_test(channel=slack_channel)
+    assert notification.status == "failed"
+    assert "Egress denied" in notification.error
+    assert receiver.hits["/slack"] == 0
