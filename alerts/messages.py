@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from alerts.channels.base import Alert
+from alerts.models import Notification
 from jobs.secrets import mask_message, secret_values
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 
 def context(event: str, *, job: Job | None = None, run: Run | None = None) -> dict[str, Any]:
     """What the templates (and a webhook's JSON) are given about ``event``."""
-    from alerts.models import Notification
-
     labels = dict(Notification.Event.choices)
     data: dict[str, Any] = {"event": event, "event_label": str(labels.get(event, event)), "job": None, "run": None}
     if job is not None:
