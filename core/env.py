@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -101,3 +102,31 @@ def envrate(name: str) -> str:
     if match is None or int(match["count"]) < 1:
         raise ImproperlyConfigured(f"{name} must be a rate such as 100/minute or 1000/hour, not {raw!r}")
     return f"{int(match['count'])}/{match['period'].lower()}"
+
+
+_EMAIL_SCHEMES = {"smtp": (False, False), "smtp+tls": (True, False), "smtp+ssl": (False, True)}
+
+
+def envemail(name: str) -> dict[str, object]:
+    """Django's SMTP settings from a URL such as ``smtp+tls://user:password@host:587`` (schemes:
+    ``smtp``, ``smtp+tls`` for STARTTLS, ``smtp+ssl`` for implicit TLS; user and password
+    percent-decoded). Empty (unset) is {}: the ``EMAIL_*`` variables apply."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    parts = urlsplit(raw)
+    if parts.scheme not in _EMAIL_SCHEMES or not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must be smtp://, smtp+tls:// or smtp+ssl://user:password@host:port")
+    use_tls, use_ssl = _EMAIL_SCHEMES[parts.scheme]
+    try:
+        port = parts.port or (465 if use_ssl else 587 if use_tls else 25)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has a port that is not a number") from None
+    return {
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": port,
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+    }

@@ -17,7 +17,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import envbool, envhosts, envint, envlist, envrate, envstr
+from core.env import envbool, envemail, envhosts, envint, envlist, envrate, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their files; tests point it at a temporary directory.
@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "jobs.apps.JobsConfig",
     "runs.apps.RunsConfig",
     "monitoring.apps.MonitoringConfig",
+    "alerts.apps.AlertsConfig",
 ]
 
 MIDDLEWARE = [
@@ -193,6 +194,30 @@ CRONTASK_FIRE_BATCH_SIZE = envint("CRONTASK_FIRE_BATCH_SIZE", 20, minimum=1, max
 # the run at once and makes the call (or runs the job) at the fire's time: the message's trip and
 # the claim are paid before the fire is due, not after. 0 sends each fire when it is due.
 CRONTASK_FIRE_LEAD_MS = envint("CRONTASK_FIRE_LEAD_MS", 250, minimum=0, maximum=1000)
+
+# --- Alerts -------------------------------------------------------------------------------
+# Where the links in notifications point: the address users open the admin at.
+CRONTASK_BASE_URL = envstr("CRONTASK_BASE_URL", "http://127.0.0.1:8000")
+# Seconds a channel's receiver (a webhook, a robot, the SMTP server) has to answer.
+CRONTASK_ALERT_TIMEOUT = envint("CRONTASK_ALERT_TIMEOUT", 10, minimum=1, maximum=120)
+# A notification is tried this many times, the n-th retry after base * 2^(n-1) seconds
+# (30 s: 30, 60, 120, 240, about 7.5 minutes in all), then recorded as failed.
+CRONTASK_ALERT_MAX_ATTEMPTS = envint("CRONTASK_ALERT_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+CRONTASK_ALERT_RETRY_BASE_SECONDS = envint("CRONTASK_ALERT_RETRY_BASE_SECONDS", 30, minimum=0, maximum=3600)
+# Email channels: the SMTP server, from EMAIL_URL (smtp://, smtp+tls://, smtp+ssl://user:password@host:port)
+# or from the separate EMAIL_* variables (Django's names).
+_email = envemail("EMAIL_URL")
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = str(_email.get("EMAIL_HOST") or envstr("EMAIL_HOST", "localhost"))
+EMAIL_PORT = int(str(_email.get("EMAIL_PORT") or envint("EMAIL_PORT", 25, minimum=1, maximum=65535)))
+EMAIL_HOST_USER = str(_email["EMAIL_HOST_USER"] if _email else envstr("EMAIL_HOST_USER", ""))
+EMAIL_HOST_PASSWORD = str(_email["EMAIL_HOST_PASSWORD"] if _email else envstr("EMAIL_HOST_PASSWORD", ""))
+EMAIL_USE_TLS = bool(_email["EMAIL_USE_TLS"]) if _email else envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = bool(_email["EMAIL_USE_SSL"]) if _email else envbool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one of them")
+EMAIL_TIMEOUT = CRONTASK_ALERT_TIMEOUT
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "crontask@localhost")
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from alerts.api import ChannelViewSet, NotificationViewSet
 from jobs.api import CronPreviewView, HandlerListView
 from monitoring.dashboard import dashboard
 from monitoring.views import HealthView
@@ -14,6 +15,8 @@ from weizhi import views as weizhi
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("runs", RunViewSet, basename="run")
+router.register("channels", ChannelViewSet, basename="channel")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     path("admin/dashboard/", dashboard, name="dashboard"),

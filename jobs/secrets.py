@@ -221,6 +221,17 @@ def _keep_text(incoming: str, stored: str) -> tuple[str, list[str]]:
     return _replace(incoming, replacements), missing
 
 
+def restore_masked_text(incoming: str, stored: str, *, field: str) -> str:
+    """A text (a URL, a body) sent back with masked secret values, given its stored values again;
+    ValidationError on ``field`` for a ``MASK`` that stands for nothing stored."""
+    if MASK not in incoming:
+        return incoming
+    restored, missing = _keep_text(incoming, stored)
+    if missing:
+        raise ValidationError({field: _unkept(", ".join(dict.fromkeys(missing)))})
+    return restored
+
+
 def keep_masked_headers(incoming: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
     """Headers sent back masked keep their stored value (a masked header with none stays masked)."""
     return _keep_json(dict(incoming), dict(stored), "", [])
@@ -243,6 +254,11 @@ def secret_values(job: Job, overrides: Mapping[str, Any] | None = None) -> tuple
         if isinstance(text, str):
             found += [text[start:end] for start, end, _ in _secret_spans(text)]
     return value_forms(found)
+
+
+def text_secret_values(text: str) -> list[str]:
+    """The secret values a text (a URL, a body) holds: its URL password, its secret parameters."""
+    return [text[start:end] for start, end, _ in _secret_spans(text)]
 
 
 def _secret_strings(value: Any, *, secret: bool) -> list[str]:

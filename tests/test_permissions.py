@@ -4,8 +4,8 @@ The roles, from nothing to everything:
 
 - ``anonymous``: no credentials;
 - ``nobody``: a signed-in staff user without a single permission (staff opens the admin's door only);
-- ``viewer``: may view jobs and runs;
-- ``editor``: may view, add, change and delete jobs, but not shell jobs;
+- ``viewer``: may view jobs, runs, channels and notifications;
+- ``editor``: may view, add, change and delete jobs and channels, but not shell jobs;
 - ``sheller``: an editor who may also manage shell jobs;
 - ``superuser``.
 """
@@ -21,6 +21,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from alerts import services as alert_services
+from alerts.models import Notification
 from jobs import services
 from jobs.models import Job
 from runs.models import Run
@@ -28,17 +30,20 @@ from runs.models import Run
 pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "nobody", "viewer", "editor", "sheller", "superuser")
+ALERTS_VIEW = ["view_channel", "view_notification"]
+ALERTS_EDIT = [*ALERTS_VIEW, "add_channel", "change_channel", "delete_channel"]
 PERMISSIONS = {
     "nobody": [],
-    "viewer": ["view_job", "view_run"],
-    "editor": ["view_job", "view_run", "add_job", "change_job", "delete_job"],
-    "sheller": ["view_job", "view_run", "add_job", "change_job", "delete_job", "manage_shell_jobs"],
+    "viewer": ["view_job", "view_run", *ALERTS_VIEW],
+    "editor": ["view_job", "view_run", "add_job", "change_job", "delete_job", *ALERTS_EDIT],
+    "sheller": ["view_job", "view_run", "add_job", "change_job", "delete_job", "manage_shell_jobs", *ALERTS_EDIT],
 }
 URL = "http://127.0.0.1:9/"
 NEW_HTTP = {"id": "new-http", "interval_seconds": 60, "url": URL}
 # No kind: a command makes a shell job (the services infer it), and the permission follows.
 NEW_SHELL = {"id": "new-shell", "interval_seconds": 60, "command": "echo hi"}
 WEIZHI_JOB = {"id": "wz", "cron": "*/10 * * * * *", "url": URL}
+NEW_CHANNEL = {"name": "ops", "kind": "webhook", "target": URL}
 
 DENIED = 403  # SessionAuthentication comes first, so a missing login is 403 too, not 401
 READ = (DENIED, DENIED, 200, 200, 200, 200)
@@ -62,6 +67,16 @@ API_MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("post", "/api/jobs/web/run/", None, (*EDIT, 202, 202, 202)),
     ("post", "/api/jobs/sh/run/", None, (*EDIT, DENIED, 202, 202)),
     ("delete", "/api/jobs/web/", None, (*EDIT, 204, 204, 204)),
+    # Alert channels and notifications: their models' permissions.
+    ("get", "/api/channels/", None, READ),
+    ("get", "/api/channels/{channel}/", None, READ),
+    ("post", "/api/channels/", NEW_CHANNEL, (*EDIT, 201, 201, 201)),
+    ("patch", "/api/channels/{channel}/", {"name": "renamed"}, (*EDIT, 200, 200, 200)),
+    ("post", "/api/channels/{channel}/test/", None, (*EDIT, 200, 200, 200)),
+    ("delete", "/api/channels/{channel}/", None, (*EDIT, 204, 204, 204)),
+    ("get", "/api/notifications/", None, READ),
+    ("get", "/api/notifications/{notification}/", None, READ),
+    ("delete", "/api/notifications/{notification}/", None, (*EDIT, DENIED, DENIED, 405)),  # nobody may delete
     # The Weizhi-compatible paths: the same permissions.
     ("get", "/jobs/web", None, READ),
     ("get", "/jobs/web/runs", None, READ),
@@ -77,6 +92,11 @@ ADMIN_MATRIX: dict[str, tuple[int, ...]] = {
     "/admin/runs/run/{run}/change/": ADMIN_READ,
     "/admin/dashboard/": ADMIN_READ,
     "/admin/jobs/job/add/": (302, DENIED, DENIED, 200, 200, 200),
+    "/admin/alerts/channel/": ADMIN_READ,
+    "/admin/alerts/channel/{channel}/change/": ADMIN_READ,
+    "/admin/alerts/channel/add/": (302, DENIED, DENIED, 200, 200, 200),
+    "/admin/alerts/notification/": ADMIN_READ,
+    "/admin/alerts/notification/{notification}/change/": ADMIN_READ,
 }
 
 
@@ -86,7 +106,9 @@ def world(settings) -> dict[str, Any]:
     web = services.job_create(data={"id": "web", "interval_seconds": 60, "url": URL})
     services.job_create(data={"id": "sh", "interval_seconds": 60, "command": "echo hi", "status": "paused"})
     run = Run.objects.create(job=web, trigger=Run.Trigger.MANUAL, status=Run.Status.SUCCESS)
-    return {"run": run.pk}
+    channel = alert_services.channel_create(data={"name": "ops", "kind": "webhook", "target": URL})
+    notification = Notification.objects.create(channel=channel, job=web, run=run, event="failed", message="m")
+    return {"run": run.pk, "channel": channel.pk, "notification": notification.pk}
 
 
 def user_for(role: str) -> User | None:

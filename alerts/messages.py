@@ -1,0 +1,69 @@
+"""The text of a notification, from templates a deployment may override (``templates/alerts/``
+in the project comes before the app's own): ``alerts/subject.txt`` and ``alerts/message.txt``.
+
+``build_message`` is what rules call to word an event about a job and its run; ``alert_for``
+adds the subject and the data a webhook sends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from alerts.channels.base import Alert
+from alerts.models import Notification
+from jobs.secrets import mask_message, secret_values
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from jobs.models import Job
+    from runs.models import Run
+
+
+def context(event: str, *, job: Job | None = None, run: Run | None = None) -> dict[str, Any]:
+    """What the templates (and a webhook's JSON) are given about ``event``."""
+    labels = dict(Notification.Event.choices)
+    data: dict[str, Any] = {"event": event, "event_label": str(labels.get(event, event)), "job": None, "run": None}
+    if job is not None:
+        data["job"] = {"id": job.pk, "name": job.name or job.pk, "timezone": job.timezone}
+    if run is not None:
+        scheduled = run.scheduled_for or run.started_at
+        data["run"] = {
+            "id": run.pk,
+            "status": run.status,
+            "attempt": run.attempt,
+            "error": mask_message(run.error, secret_values(job)) if job is not None else mask_message(run.error, ()),
+            "duration_ms": run.duration_ms,
+            "scheduled_for": _local(scheduled, job).isoformat() if scheduled else None,
+            "url": run_url(run.pk),
+        }
+    return data
+
+
+def _local(moment: datetime, job: Job | None) -> datetime:
+    try:
+        return moment.astimezone(ZoneInfo(job.timezone)) if job is not None else moment
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment
+
+
+def run_url(run_id: int) -> str:
+    """The run's page in the admin, under CRONTASK_BASE_URL."""
+    return settings.CRONTASK_BASE_URL.rstrip("/") + reverse("admin:runs_run_change", args=[run_id])
+
+
+def build_message(event: str, *, job: Job | None = None, run: Run | None = None) -> str:
+    """The message text for ``event`` (``alerts/message.txt``)."""
+    return render_to_string("alerts/message.txt", context(event, job=job, run=run)).strip() + "\n"
+
+
+def alert_for(event: str, text: str, *, job: Job | None = None, run: Run | None = None) -> Alert:
+    """What a sender sends: the subject (``alerts/subject.txt``), ``text``, and the event's data."""
+    data = context(event, job=job, run=run)
+    subject = " ".join(render_to_string("alerts/subject.txt", data).split())
+    return Alert(event=event, subject=subject, text=text, data={"job": data["job"], "run": data["run"]})

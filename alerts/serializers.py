@@ -1,0 +1,47 @@
+"""The shapes of the channels and notifications API. Output masks secrets; input is checked by
+``alerts.services.channel_clean`` (one path with the admin), so these only check types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from alerts.models import Channel, Notification
+from alerts.secrets import shown_secret, shown_target
+
+
+class ChannelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Channel
+        fields = ["id", "name", "kind", "target", "secret", "enabled", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def to_representation(self, instance: Channel) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["target"], data["secret"] = shown_target(instance.target), shown_secret(instance.secret)
+        return data
+
+
+class ChannelWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=Channel.Kind.choices)
+    target = serializers.CharField(max_length=10000)
+    secret = serializers.CharField(max_length=500, required=False, allow_blank=True, trim_whitespace=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class ChannelTestResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    error = serializers.CharField(allow_null=True)
+    notification = serializers.IntegerField()
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = [
+            *("id", "job", "run", "channel", "event", "status"),
+            *("attempts", "error", "message", "sent_at", "created_at"),
+        ]
+        read_only_fields = fields
