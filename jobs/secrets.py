@@ -57,6 +57,9 @@ _JSON_PAIR = re.compile(r'(?<!\\)"(?P<key>[^"\\\s]{1,100})"\s*:\s*"(?P<value>(?:
 _URL_USERINFO = re.compile(
     r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<value>[^/@\s]+)@", re.I
 )
+# A Slack incoming webhook is its URL: the last part of the path is its token.
+_SLACK_HOOK = re.compile(r"hooks\.slack\.com/services/[^/\s]+/[^/\s]+/(?P<value>[^/\s?#\"']+)", re.I)
+_SLACK_HOOK_PART = "the Slack webhook's token"  # names the span (what a mask stands for)
 _ABSENT = object()
 
 
@@ -117,8 +120,9 @@ def mask_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def mask_text(text: str) -> str:
-    """``text`` with URL passwords and the values of secret key=value and "key": "value" pairs
-    masked: a URL, a form or JSON body, a command, a run's target, an error message."""
+    """``text`` with URL passwords, Slack webhook tokens and the values of secret key=value and
+    "key": "value" pairs masked: a URL, a form or JSON body, a command, a run's target, an error
+    message."""
     return _replace(text, [(start, end, MASK) for start, end, _ in _secret_spans(text)])
 
 
@@ -126,12 +130,13 @@ def _secret_spans(text: str) -> list[tuple[int, int, str]]:
     """Where ``text`` holds secret values: (start, end, what), in order and not overlapping.
     ``what`` names the value, for a message and to match a value sent back masked with its own."""
     found = [(m.start("value"), m.end("value"), "the URL's password") for m in _URL_USERINFO.finditer(text)]
+    found += [(m.start("value"), m.end("value"), _SLACK_HOOK_PART) for m in _SLACK_HOOK.finditer(text)]
     for pattern in (_PAIR, _JSON_PAIR):
         found += [(m.start("value"), m.end("value"), repr(m["key"])) for m in pattern.finditer(text)]
     spans: list[tuple[int, int, str]] = []
     end = -1
     for span in sorted(found):
-        if span[0] >= end and (span[2] == "the URL's password" or is_secret_name(span[2])):
+        if span[0] >= end and (span[2] in ("the URL's password", _SLACK_HOOK_PART) or is_secret_name(span[2])):
             spans.append(span)
             end = span[1]
     return spans

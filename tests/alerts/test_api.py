@@ -123,3 +123,12 @@ def test_channels_are_filtered_and_searched(api):
     services.channel_create(data={"name": "dev hook", "kind": "webhook", "target": "http://127.0.0.1:9/"})
     assert [c["name"] for c in api.get("/api/channels/", {"kind": "email"}).json()["results"]] == ["ops mail"]
     assert [c["name"] for c in api.get("/api/channels/", {"search": "dev"}).json()["results"]] == ["dev hook"]
+
+
+def test_a_slack_webhooks_token_is_masked_like_every_secret(api):
+    """A Slack incoming webhook's URL is its credential: the last part of its path is shown masked."""
+    target = "https://hooks.slack.com/services/T0001/B0002/abcDEF123xyz"
+    channel = Channel.objects.create(name="ops", kind="slack", target=target)  # as stored; no DNS here
+    shown = api.get(f"/api/channels/{channel.pk}/").json()
+    assert shown["target"] == f"https://hooks.slack.com/services/T0001/B0002/{MASK}"
+    assert "abcDEF123xyz" not in str(api.get("/api/channels/").json())

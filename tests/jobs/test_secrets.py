@@ -171,3 +171,17 @@ def test_a_mask_among_a_runs_one_off_values_is_refused(api, queued_tasks):
     assert response.status_code == 400
     assert "'Authorization'" in response.json()["headers"][0]
     assert not Run.objects.exists()
+
+
+def test_a_slack_webhooks_token_is_masked_and_kept_when_sent_back():
+    from jobs.secrets import restore_masked_text
+
+    url = "https://hooks.slack.com/services/T0001/B0002/abcDEF123xyz"
+    masked = mask_text(url)
+    assert masked == f"https://hooks.slack.com/services/T0001/B0002/{MASK}"
+    assert restore_masked_text(masked, url, field="url") == url
+    with pytest.raises(ValidationError):
+        restore_masked_text(masked, "", field="url")  # a mask that stands for nothing stored
+    assert (
+        mask_text(f"curl -X POST {url}?x=1") == f"curl -X POST https://hooks.slack.com/services/T0001/B0002/{MASK}?x=1"
+    )
