@@ -1,30 +1,27 @@
 """What every sender shares: the alert it sends, its failure, and an HTTP POST under the egress policy.
 
-The policy is the HTTP jobs' one (``jobs.egress``), checked twice as they check it: the URL's host
-as written, before the request, and the address each connection reached, right after connecting
-and before a byte is sent (a name that resolves to a denied address is refused). Through a proxy
-from the environment, the proxy connects, and only the host is checked.
+The policy is the HTTP jobs' one (``jobs.egress``), applied as they apply it
+(``jobs.egress_http.EgressAdapter``): the URL's host as written, before the request, and the
+address each connection reached, right after connecting and before a byte is sent (a name that
+resolves to a denied address is refused). Through a proxy from the environment, the proxy
+connects, and only the host is checked.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
-import urllib3
 from django.conf import settings
-from requests.adapters import HTTPAdapter
-from requests.utils import select_proxy
 
-from jobs.egress import EgressDenied, check_address, check_host
+from jobs.egress import EgressDenied, check_host
+from jobs.egress_http import EgressAdapter
 
 if TYPE_CHECKING:
-    from urllib3 import HTTPConnectionPool
+    pass
 
 USER_AGENT = "Crontask-Alerts/1"
 #: At most this much of a receiver's answer is quoted in an error.
@@ -63,8 +60,8 @@ def post_body(
     try:
         check_host(urlsplit(url).hostname)
         with requests.Session() as session:
-            session.mount("http://", _EgressAdapter())
-            session.mount("https://", _EgressAdapter())
+            session.mount("http://", EgressAdapter())
+            session.mount("https://", EgressAdapter())
             response = session.post(
                 url,
                 data=body,
@@ -80,43 +77,6 @@ def post_body(
     if not 200 <= response.status_code < 300:
         raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:QUOTED]}")
     return response
-
-
-class _EgressAdapter(HTTPAdapter):
-    """Gives each connection pool a connection class that checks the address it reached."""
-
-    def get_connection_with_tls_context(
-        self,
-        request: requests.PreparedRequest,
-        verify: bool | str | None,
-        proxies: Mapping[str, str] | None = None,
-        cert: tuple[str, str] | str | None = None,
-    ) -> HTTPConnectionPool:
-        url = request.url or ""
-        check_host(urllib3.util.parse_url(url).host)
-        # types-requests says ConnectionPool; requests returns its PoolManager's connection_from_host().
-        pool: HTTPConnectionPool = super().get_connection_with_tls_context(  # type: ignore[assignment]
-            request, verify, proxies=proxies, cert=cert
-        )
-        if not select_proxy(url, proxies) and not getattr(pool.ConnectionCls, "crontask_checked", False):
-            pool.ConnectionCls = _checked_connection(pool.ConnectionCls)
-        return pool
-
-
-def _checked_connection(base: type) -> type:
-    class CheckedConnection(base):
-        crontask_checked = True
-
-        def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()
-            try:  # the address actually connected, before the TLS handshake or the request
-                check_address(sock.getpeername()[0], host=self.host)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-
-    return CheckedConnection
 
 
 def check_robot_answer(response: requests.Response, code_key: str, message_key: str) -> None:

@@ -8,9 +8,9 @@ checked between them.
 
 The egress policy (``jobs.egress``) is applied where connections are made, so it holds for
 every request of a call, redirects included: each request's host before its connection is
-found (``_WatchedAdapter``), and each new connection's peer address right after the connect,
-before a byte is sent (``_watched_connection``). A redirect to another origin drops every
-header the call was given (``_CallSession``).
+found, and each new connection's peer address right after the connect, before a byte is sent
+(``jobs.egress_http.EgressAdapter``, which ``_WatchedAdapter`` extends with the watchdog). A
+redirect to another origin drops every header the call was given (``_CallSession``).
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from requests.utils import check_header_validity, select_proxy
+from requests.utils import check_header_validity
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
 from jobs import egress
+from jobs.egress_http import EgressAdapter
 from jobs.secrets import mask_values, value_forms
 from runs.executors.base import Outcome, OutputBuffer
 
@@ -297,60 +297,16 @@ class _CallSession(requests.Session):
         return super().resolve_redirects(resp, req, *args, **kwargs)
 
 
-class _WatchedAdapter(HTTPAdapter):
-    """Checks each request's host against the egress policy, and gives each connection pool a
-    connection class that checks the address it reached and shows its sockets to the watchdog.
-
-    The session, and so its pools, live for one request only: nothing else uses them.
-
-    Through a proxy (HTTP_PROXY/HTTPS_PROXY in the environment) the proxy resolves the target's
-    name and makes the connection: the host is checked as written, and the proxy connection,
-    which the operator configured, is not (the proxy must filter the addresses it connects to).
-    """
+class _WatchedAdapter(EgressAdapter):
+    """The egress policy's adapter (``jobs.egress_http``), showing each socket to the watchdog.
+    The session, and so its pools, live for one request only: nothing else uses them."""
 
     def __init__(self, watchdog: _Watchdog) -> None:
         self.watchdog = watchdog
         super().__init__()
 
-    def get_connection_with_tls_context(
-        self,
-        request: requests.PreparedRequest,
-        verify: bool | str | None,
-        proxies: Mapping[str, str] | None = None,
-        cert: tuple[str, str] | str | None = None,
-    ) -> HTTPConnectionPool:
-        # Here, not in send(): a connection opened ahead (_connect_ahead) is found here too.
-        url = request.url or ""  # set once prepared; requests' types allow None
-        egress.check_host(urllib3.util.parse_url(url).host)
-        # types-requests says ConnectionPool; requests returns its PoolManager's connection_from_host().
-        pool: HTTPConnectionPool = super().get_connection_with_tls_context(  # type: ignore[assignment]
-            request, verify, proxies=proxies, cert=cert
-        )
-        if not getattr(pool.ConnectionCls, "crontask_watched", False):
-            direct = not select_proxy(url, proxies)
-            check = egress.check_address if direct else None
-            pool.ConnectionCls = _watched_connection(pool.ConnectionCls, self.watchdog.watch, check)
-        return pool
-
-
-def _watched_connection(base: type, watch: Callable[[socket.socket], None], check: Callable[..., None] | None) -> type:
-    class WatchedConnection(base):
-        crontask_watched = True
-
-        def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()
-            if check is not None:
-                # The address actually connected, whatever the name resolved to: after the TCP
-                # handshake, before the TLS one or the request. Fails closed if it cannot be read.
-                try:
-                    check(sock.getpeername()[0], host=self.host)
-                except BaseException:
-                    sock.close()
-                    raise
-            watch(sock)
-            return sock
-
-    return WatchedConnection
+    def watch(self, sock: socket.socket) -> None:
+        self.watchdog.watch(sock)
 
 
 def _refused_header(headers: Mapping[str, Any]) -> str:
