@@ -326,6 +326,10 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "jobs.models.Job.Status",
         "RunTriggerEnum": "runs.models.Run.Trigger",
         "RunStatusEnum": "runs.models.Run.Status",
+        "KindEnum": "jobs.models.Job.Kind",  # the name it had before another model had a kind
+        "ChannelKindEnum": "alerts.models.Channel.Kind",
+        "NotificationStatusEnum": "alerts.models.Notification.Status",
+        "NotificationEventEnum": "alerts.models.Notification.Event",
     },
 }
 
