@@ -185,3 +185,24 @@ def test_a_slack_webhooks_token_is_masked_and_kept_when_sent_back():
     assert (
         mask_text(f"curl -X POST {url}?x=1") == f"curl -X POST https://hooks.slack.com/services/T0001/B0002/{MASK}?x=1"
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_masks_the_slack_tokens_of_jobs_saved_before_the_rule():
+    """shown_target is searched: a job saved before Slack tokens were masked gets it computed again."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = ("jobs", "0007_job_last_fired_at")
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    url = "https://hooks.slack.com/services/T0001/B0002/abcDEF123xyz"
+    try:
+        MigrationExecutor(connection).migrate([before])
+        old_job = MigrationExecutor(connection).loader.project_state(before).apps.get_model("jobs", "Job")
+        old_job.objects.create(id="slack", kind="http", method="POST", url=url, shown_target=f"POST {url}")
+        old_job.objects.create(id="other", kind="http", method="GET", url="http://127.0.0.1:9/", shown_target="kept")
+        MigrationExecutor(connection).migrate(latest)
+        shown = dict(Job.objects.values_list("id", "shown_target"))
+        assert shown == {"slack": f"POST https://hooks.slack.com/services/T0001/B0002/{MASK}", "other": "kept"}
+    finally:
+        MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
