@@ -1,0 +1,94 @@
+"""Reads: the enabled rules that watch a job.
+
+Every finished run asks (``alerts.evaluation``), so each process keeps the enabled rules for a
+few seconds (``RULES_CACHE_SECONDS``): a run costs no query when no rule watches its job. A
+change made through ``alerts.services`` clears the cache of the process that made it at once;
+other processes see it within those seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from alerts.models import AlertRule
+
+RULES_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class WatchingRule:
+    """What evaluating a run needs of a rule, without a query."""
+
+    id: int
+    name: str
+    event: str
+    threshold: int | None
+    remind_every_seconds: int | None
+    channel_ids: tuple[int, ...]
+    job_ids: frozenset[str] | None  # None: every job
+
+    def watches(self, job_id: str) -> bool:
+        return self.job_ids is None or job_id in self.job_ids
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rules: list[WatchingRule] | None = None
+        self.loaded_at = 0.0
+
+
+_cache = _Cache()
+
+
+def enabled_rules() -> list[WatchingRule]:
+    """Every enabled rule that has a channel, as loaded at most RULES_CACHE_SECONDS ago."""
+    with _cache.lock:
+        if _cache.rules is not None and time.monotonic() - _cache.loaded_at < RULES_CACHE_SECONDS:
+            return _cache.rules
+    rules = _load()
+    with _cache.lock:
+        _cache.rules, _cache.loaded_at = rules, time.monotonic()
+    return rules
+
+
+def rules_watching(job_id: str, *, events: frozenset[str] | None = None) -> list[WatchingRule]:
+    """The enabled rules that watch ``job_id`` (of ``events``, if given)."""
+    return [rule for rule in enabled_rules() if rule.watches(job_id) and (events is None or rule.event in events)]
+
+
+def rules_changed() -> None:
+    """Forget the cached rules: the next question reads them again."""
+    with _cache.lock:
+        _cache.rules = None
+
+
+def _load() -> list[WatchingRule]:
+    rules = list(AlertRule.objects.filter(enabled=True).order_by("id"))
+    ids = [rule.pk for rule in rules]
+    channels: dict[int, list[int]] = defaultdict(list)
+    for rule_id, channel_id in AlertRule.channels.through.objects.filter(alertrule_id__in=ids).values_list(
+        "alertrule_id", "channel_id"
+    ):
+        channels[rule_id].append(channel_id)
+    jobs: dict[int, set[str]] = defaultdict(set)
+    for rule_id, job_id in AlertRule.jobs.through.objects.filter(alertrule_id__in=ids).values_list(
+        "alertrule_id", "job_id"
+    ):
+        jobs[rule_id].add(job_id)
+    return [
+        WatchingRule(
+            id=rule.pk,
+            name=rule.name,
+            event=rule.event,
+            threshold=rule.threshold,
+            remind_every_seconds=rule.remind_every_seconds,
+            channel_ids=tuple(sorted(channels[rule.pk])),
+            job_ids=frozenset(jobs[rule.pk]) or None,
+        )
+        for rule in rules
+        if channels[rule.pk]
+    ]
