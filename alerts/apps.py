@@ -10,4 +10,8 @@ class AlertsConfig(AppConfig):
     def ready(self) -> None:
         # Register the tasks in every process: alerts.delivery queues deliver_notification through
         # the app's registry by its name, since alerts.tasks imports alerts.delivery, not the reverse.
-        from alerts import tasks  # noqa: F401
+        from alerts import evaluation, tasks  # noqa: F401
+        from runs.watchers import watch_runs
+
+        # Every run that ends is weighed against the rules, in the transaction that ends it.
+        watch_runs(evaluation.run_ended)

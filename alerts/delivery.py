@@ -3,11 +3,18 @@ Celery task (``alerts.tasks.deliver_notification``) with retries and a bounded b
 
 A broken channel never hurts the caller: ``notify`` only writes a row and queues a message after
 commit (a broker that is down is logged, not raised), and each attempt's failure is recorded.
+
+Nothing is lost: the row is the outbox. A pending notification names when its next attempt is
+due (``next_attempt_at``); one whose message was lost (the broker down when it was queued, the
+worker killed while sending) is queued again by the sweep (``requeue_lost``, ``alerts.sweep``)
+once that time is well past. An attempt takes the notification by moving that time ahead, so a
+second copy of the message finds it not due and does nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from celery import Task, current_app
@@ -16,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts import channels, messages
-from alerts.models import Channel, Notification
+from alerts.models import AlertRule, Channel, Incident, Notification
 from alerts.secrets import mask_error
 from core.outage import describe
 
@@ -28,21 +35,65 @@ logger = logging.getLogger(__name__)
 DELIVER_TASK = "alerts.tasks.deliver_notification"
 
 
+# A pending notification whose attempt is this many seconds overdue lost its message: queued again.
+LOST_AFTER_SECONDS = 60
+
+
 def notify(
-    channel: Channel, event: str, message: str, *, job: Job | None = None, run: Run | None = None
+    channel: Channel | int,
+    event: str,
+    message: str,
+    *,
+    job: Job | None = None,
+    run: Run | None = None,
+    rule: AlertRule | int | None = None,
+    incident: Incident | None = None,
 ) -> Notification:
-    """Record a notification of ``event`` to ``channel`` and queue its delivery after commit."""
-    notification = Notification.objects.create(channel=channel, event=event, message=message, job=job, run=run)
-    pk = notification.pk
+    """Record a notification of ``event`` to ``channel`` (or its id) and queue its delivery after commit."""
+    notification = Notification.objects.create(
+        channel_id=channel if isinstance(channel, int) else channel.pk,
+        rule_id=rule if isinstance(rule, int) or rule is None else rule.pk,
+        event=event,
+        message=message,
+        job=job,
+        run=run,
+        incident=incident,
+        next_attempt_at=timezone.now(),
+    )
+    queue(notification.pk)
+    return notification
+
+
+def queue(notification_id: int) -> None:
+    """Queue the delivery of a notification once the current transaction commits."""
 
     def send() -> None:
         try:
-            deliver_task().apply_async(args=(pk,))
+            deliver_task().apply_async(args=(notification_id,))
         except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the caller goes on
-            logger.warning("notification %s is recorded but could not be queued: %s", pk, describe(exc))
+            logger.warning(
+                "notification %s is recorded but could not be queued (the sweep queues it again): %s",
+                notification_id,
+                describe(exc),
+            )
 
     transaction.on_commit(send)
-    return notification
+
+
+def requeue_lost(*, now: datetime) -> int:
+    """Queue again the pending notifications whose attempt is LOST_AFTER_SECONDS overdue: their
+    message was lost. Each is taken by a conditional update, so two sweeps never both queue it."""
+    overdue = now - timedelta(seconds=LOST_AFTER_SECONDS)
+    lost = Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lt=overdue)
+    queued = 0
+    for pk, due in lost.order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:1000]:
+        with transaction.atomic():
+            if Notification.objects.filter(pk=pk, next_attempt_at=due).update(next_attempt_at=now):
+                queue(pk)
+                queued += 1
+    if queued:
+        logger.warning("%s notification(s) had lost their message and were queued again", queued)
+    return queued
 
 
 def deliver_task() -> Task:
@@ -55,21 +106,35 @@ def backoff(retries: int) -> float:
     return float(settings.CRONTASK_ALERT_RETRY_BASE_SECONDS) * 2**retries
 
 
-def deliver(notification_id: int) -> bool:
-    """One attempt at delivering a pending notification. True when it failed and another attempt
-    is due; after the last (CRONTASK_ALERT_MAX_ATTEMPTS) it is marked failed. Never raises for the channel's failure."""
+def deliver(notification_id: int) -> float | None:
+    """One attempt at delivering a pending notification: the seconds until the next attempt when
+    it failed and another is due, else None. After the last (CRONTASK_ALERT_MAX_ATTEMPTS) it is
+    marked failed. Never raises for the channel's failure."""
+    now = timezone.now()
     with transaction.atomic():
-        pending = Notification.objects.select_for_update(of=("self",)).select_related("channel", "job", "run")
+        pending = Notification.objects.select_for_update(of=("self",)).select_related(
+            "channel", "job", "run", "incident"
+        )
         notification = pending.filter(pk=notification_id).first()
         if notification is None or notification.status != Notification.Status.PENDING:
-            return False
+            return None
+        if notification.next_attempt_at is not None and notification.next_attempt_at > now + timedelta(seconds=1):
+            return None  # another copy of the message has it in hand, or its retry is not due yet
         notification.attempts += 1
-        notification.save(update_fields=["attempts"])
+        # Held while this attempt lasts; past it (this worker died), the sweep queues it again.
+        notification.next_attempt_at = now + timedelta(seconds=settings.CRONTASK_ALERT_TIMEOUT * 2)
+        notification.save(update_fields=["attempts", "next_attempt_at"])
     last_attempt = notification.attempts >= settings.CRONTASK_ALERT_MAX_ATTEMPTS
     channel = notification.channel
     if not channel.enabled:
         return _record(notification, error="The channel is disabled.", retry=False)
-    alert = messages.alert_for(notification.event, notification.message, job=notification.job, run=notification.run)
+    alert = messages.alert_for(
+        notification.event,
+        notification.message,
+        job=notification.job,
+        run=notification.run,
+        incident=notification.incident,
+    )
     try:
         channels.send(channel, alert)
     except channels.DeliveryFailed as exc:
@@ -77,12 +142,16 @@ def deliver(notification_id: int) -> bool:
     return _record(notification, error="", retry=False)
 
 
-def _record(notification: Notification, *, error: str, retry: bool) -> bool:
+def _record(notification: Notification, *, error: str, retry: bool) -> float | None:
+    now = timezone.now()
+    wait = backoff(notification.attempts - 1)
     if not error:
-        notification.status, notification.sent_at, notification.error = Notification.Status.SENT, timezone.now(), ""
+        notification.status, notification.sent_at, notification.error = Notification.Status.SENT, now, ""
+        notification.next_attempt_at = None
     elif not retry:
-        notification.status, notification.error = Notification.Status.FAILED, error
+        notification.status, notification.error, notification.next_attempt_at = Notification.Status.FAILED, error, None
     else:
         notification.error = error
-    notification.save(update_fields=["status", "sent_at", "error"])
-    return retry
+        notification.next_attempt_at = now + timedelta(seconds=wait)
+    notification.save(update_fields=["status", "sent_at", "error", "next_attempt_at"])
+    return wait if retry else None

@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from alerts.channels.base import Alert
-from alerts.models import Notification
+from alerts.models import Incident, Notification
 from jobs.secrets import mask_message, secret_values
 
 if TYPE_CHECKING:
@@ -25,10 +25,34 @@ if TYPE_CHECKING:
     from runs.models import Run
 
 
-def context(event: str, *, job: Job | None = None, run: Run | None = None) -> dict[str, Any]:
+def context(
+    event: str,
+    *,
+    job: Job | None = None,
+    run: Run | None = None,
+    incident: Incident | None = None,
+    detail: str = "",
+    reminder: bool = False,
+) -> dict[str, Any]:
     """What the templates (and a webhook's JSON) are given about ``event``."""
     labels = dict(Notification.Event.choices)
-    data: dict[str, Any] = {"event": event, "event_label": str(labels.get(event, event)), "job": None, "run": None}
+    data: dict[str, Any] = {
+        "event": event,
+        "event_label": str(labels.get(event, event)),
+        "job": None,
+        "run": None,
+        "incident": None,
+        "detail": detail,
+        "reminder": reminder,
+    }
+    if incident is not None:
+        data["incident"] = {
+            "id": incident.pk,
+            "event": incident.event,
+            "occurrences": incident.occurrences,
+            "opened_at": _local(incident.opened_at, job).isoformat(),
+            "closed_at": _local(incident.closed_at, job).isoformat() if incident.closed_at else None,
+        }
     if job is not None:
         data["job"] = {"id": job.pk, "name": job.name or job.pk, "timezone": job.timezone}
     if run is not None:
@@ -57,13 +81,30 @@ def run_url(run_id: int) -> str:
     return settings.CRONTASK_BASE_URL.rstrip("/") + reverse("admin:runs_run_change", args=[run_id])
 
 
-def build_message(event: str, *, job: Job | None = None, run: Run | None = None) -> str:
-    """The message text for ``event`` (``alerts/message.txt``)."""
-    return render_to_string("alerts/message.txt", context(event, job=job, run=run)).strip() + "\n"
+def build_message(
+    event: str,
+    *,
+    job: Job | None = None,
+    run: Run | None = None,
+    incident: Incident | None = None,
+    detail: str = "",
+    reminder: bool = False,
+) -> str:
+    """The message text for ``event`` (``alerts/message.txt``): ``detail`` says what the rule saw
+    ("3 fires in a row failed"), ``reminder`` that the incident is still open."""
+    data = context(event, job=job, run=run, incident=incident, detail=detail, reminder=reminder)
+    return render_to_string("alerts/message.txt", data).strip() + "\n"
 
 
-def alert_for(event: str, text: str, *, job: Job | None = None, run: Run | None = None) -> Alert:
+def alert_for(
+    event: str, text: str, *, job: Job | None = None, run: Run | None = None, incident: Incident | None = None
+) -> Alert:
     """What a sender sends: the subject (``alerts/subject.txt``), ``text``, and the event's data."""
-    data = context(event, job=job, run=run)
+    data = context(event, job=job, run=run, incident=incident)
     subject = " ".join(render_to_string("alerts/subject.txt", data).split())
-    return Alert(event=event, subject=subject, text=text, data={"job": data["job"], "run": data["run"]})
+    return Alert(
+        event=event,
+        subject=subject,
+        text=text,
+        data={"job": data["job"], "run": data["run"], "incident": data["incident"]},
+    )

@@ -9,5 +9,6 @@ from alerts import delivery
 
 @shared_task(name=delivery.DELIVER_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def deliver_notification(self, notification_id: int) -> None:  # noqa: ANN001 - Celery's bound task
-    if delivery.deliver(notification_id):
-        raise self.retry(countdown=delivery.backoff(self.request.retries or 0))
+    wait = delivery.deliver(notification_id)
+    if wait is not None:
+        raise self.retry(countdown=wait)

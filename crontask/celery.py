@@ -12,6 +12,7 @@ from celery.signals import task_postrun, task_prerun
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Connection
 
+from alerts.worker import AlertSweepStep
 from core import broker
 from heartbeats.worker import WorkerHeartbeatStep
 
@@ -23,6 +24,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Each worker records its heartbeat while it takes messages, for /api/health/ (heartbeats.worker).
 app.steps["consumer"].add(WorkerHeartbeatStep)
+# And sweeps the alerts (no_success, reminders; alerts.worker), as beat does, whichever asks first.
+app.steps["consumer"].add(AlertSweepStep)
 
 
 @task_prerun.connect

@@ -204,6 +204,8 @@ CRONTASK_ALERT_TIMEOUT = envint("CRONTASK_ALERT_TIMEOUT", 10, minimum=1, maximum
 # (30 s: 30, 60, 120, 240, about 7.5 minutes in all), then recorded as failed.
 CRONTASK_ALERT_MAX_ATTEMPTS = envint("CRONTASK_ALERT_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
 CRONTASK_ALERT_RETRY_BASE_SECONDS = envint("CRONTASK_ALERT_RETRY_BASE_SECONDS", 30, minimum=0, maximum=3600)
+# How often no_success rules are checked and reminders sent (alerts.sweep), by any worker or beat.
+CRONTASK_ALERT_SWEEP_SECONDS = envint("CRONTASK_ALERT_SWEEP_SECONDS", 15, minimum=1, maximum=3600)
 # Email channels: the SMTP server, from EMAIL_URL (smtp://, smtp+tls://, smtp+ssl://user:password@host:port)
 # or from the separate EMAIL_* variables (Django's names).
 _email = envemail("EMAIL_URL")

@@ -52,3 +52,21 @@ def worker_heartbeat_name(nodename: str) -> str:
     if len(name) <= max_length:
         return name
     return WORKER_PREFIX + hashlib.sha256(nodename.encode()).hexdigest()[: max_length - len(WORKER_PREFIX)]
+
+
+def take_turn(name: str, *, every: float, now: datetime | None = None) -> bool:
+    """True for one caller per ``every`` seconds among every process that asks by this ``name``
+    (the alert sweep, done by whichever worker or beat asks first): a conditional UPDATE of the
+    row, so of two processes asking at once one wins. The row then says when it was last done."""
+    now = now or timezone.now()
+    values = {"hostname": socket.gethostname(), "pid": os.getpid(), "seen_at": now}
+    if Heartbeat.objects.filter(name=name, seen_at__lte=now - timedelta(seconds=every)).update(**values):
+        return True
+    if Heartbeat.objects.filter(name=name).exists():
+        return False  # done less than ``every`` seconds ago
+    try:
+        with transaction.atomic():
+            Heartbeat.objects.create(name=name, **values)
+    except IntegrityError:  # another process took the first turn meanwhile
+        return False
+    return True

@@ -11,11 +11,11 @@ outright leaves it, and the health report counts it no longer once it is a minut
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps
+
+from core.periodic import Periodic
 
 if TYPE_CHECKING:
     from celery.worker.consumer import Consumer
@@ -32,69 +32,45 @@ class WorkerHeartbeat:
     """Records one worker's heartbeat every ``every`` seconds from a daemon thread."""
 
     def __init__(self, nodename: str, *, every: float) -> None:
-        from heartbeats.services import worker_heartbeat_name
+        from heartbeats.services import forget_stale_workers, worker_heartbeat_name
 
         self.nodename = nodename
         self.name = worker_heartbeat_name(nodename)
         self.every = every
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._failing = False
+        self._periodic = Periodic(
+            self.record,
+            every=every,
+            name="crontask-heartbeat",
+            what="record the worker heartbeat",
+            logger=logger,
+            first=forget_stale_workers,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._periodic.running
 
     def start(self) -> None:
-        # An event per thread: a thread that outlived its stop's wait still ends at its next beat.
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="crontask-heartbeat", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self, *, forget: bool = False) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)  # at most one write (bounded by the connect timeout) to finish
-            self._thread = None
+        self._periodic.stop()
         if forget:
-            self._forget()
-
-    def _run(self, stop: threading.Event) -> None:
-        from django.db import connections
-
-        from heartbeats.services import forget_stale_workers
-
-        try:
-            self._quietly(forget_stale_workers, "forget stale worker heartbeats")
-            while not stop.is_set():
-                self.beat()
-                if stop.wait(self.every):
-                    return
-        finally:
-            connections.close_all()  # this thread's connections only
+            self._periodic.quietly(self._forget, "delete the worker heartbeat")
 
     def beat(self) -> None:
         """Record the heartbeat now; a database error is logged (once per outage), never raised."""
+        self._periodic.run_once()
+
+    def record(self) -> None:
         from heartbeats.services import record_heartbeat
 
-        self._quietly(lambda: record_heartbeat(self.name, hostname=self.nodename), "record the worker heartbeat")
+        record_heartbeat(self.name, hostname=self.nodename)
 
     def _forget(self) -> None:
         from heartbeats.services import forget_heartbeat
 
-        self._quietly(lambda: forget_heartbeat(self.name), "delete the worker heartbeat")
-
-    def _quietly(self, write: Callable[[], object], what: str) -> None:
-        from django.db import DatabaseError, close_old_connections, connection
-
-        if not connection.in_atomic_block:  # (a caller's transaction, in tests, is not ours to end)
-            close_old_connections()  # as between two requests: drop a connection that is broken or too old
-        try:
-            write()
-        except DatabaseError as exc:
-            if not self._failing:
-                logger.warning("could not %s: %s", what, exc)
-            self._failing = True
-            return
-        if self._failing:
-            logger.info("worker heartbeat recorded again")
-        self._failing = False
+        forget_heartbeat(self.name)
 
 
 class WorkerHeartbeatStep(bootsteps.StartStopStep):

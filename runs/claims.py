@@ -36,6 +36,7 @@ from jobs.secrets import mask_text
 from runs import policies
 from runs.accounting import job_complete_if_fired, job_record_fires, job_record_run
 from runs.models import Run
+from runs.watchers import run_ended
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +297,8 @@ def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
 
 def _count_skipped(run: Run, job: Job, *, at: datetime) -> None:
     """A skipped run in the job's ``last_run_*`` (not counted as a run), skipped ``at`` (its
-    ``started_at``, the claim's time). In the claim's transaction."""
+    ``started_at``, the claim's time), and told to the run's watchers (a misfire is late). In the
+    claim's transaction."""
     logger.info(
         "run skipped run_id=%s job_id=%s reason=%s", run.pk, job.pk, run.error,
         extra={"run_id": run.pk, "job_id": job.pk, "status": run.status, "reason": run.error},
@@ -304,3 +306,4 @@ def _count_skipped(run: Run, job: Job, *, at: datetime) -> None:
     job_record_run(job_id=job.pk, status=run.status, started_at=at, counted=False)
     if run.trigger == Run.Trigger.SCHEDULED and job.trigger == Job.Trigger.DATE:
         job_complete_if_fired(job_id=job.pk)
+    run_ended(run, job, final=True)

@@ -35,6 +35,7 @@ from runs.accounting import job_complete_if_fired, job_record_run
 from runs.enqueue import queue_retry
 from runs.executors.base import Outcome, json_safe, storable_text
 from runs.models import Run
+from runs.watchers import run_ended
 
 logger = logging.getLogger(__name__)
 
@@ -151,13 +152,16 @@ def masked(text: str, secrets: Sequence[str]) -> str:
 
 
 def record(run: Run, job: Job, *, retry: bool = True) -> None:
-    """Counters, one-off completion and the retry chain (unless ``retry`` is False: the call was
-    made). Call in the transaction that ended the run."""
+    """Counters, one-off completion, the retry chain (unless ``retry`` is False: the call was
+    made), and the run's watchers told (``runs.watchers``: alerts). Call in the transaction that
+    ended the run."""
     job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at or timezone.now())
     if run.trigger != Run.Trigger.MANUAL and job.trigger == Job.Trigger.DATE:  # only one-offs complete
         job_complete_if_fired(job_id=job.pk)
-    if retry and policies.should_retry(status=run.status, attempt=run.attempt, max_retries=job.max_retries):
+    retried = retry and policies.should_retry(status=run.status, attempt=run.attempt, max_retries=job.max_retries)
+    if retried:
         queue_retry(run, job)
+    run_ended(run, job, final=not retried)
 
 
 def elapsed_ms(start: datetime, end: datetime) -> int:

@@ -39,6 +39,9 @@ def fire_time(scheduled_for: datetime | None, *, now: datetime) -> datetime:
     return scheduled_for or now.replace(microsecond=0)
 
 
+MISFIRE = "Misfire"
+
+
 def misfire_reason(scheduled_for: datetime, *, now: datetime, grace_seconds: int | None) -> str:
     """The reason to skip a fire that starts more than its job's misfire grace after its time;
     "" if it may run (or the job has no grace: any delay is fine)."""
@@ -47,7 +50,12 @@ def misfire_reason(scheduled_for: datetime, *, now: datetime, grace_seconds: int
     late = (now - scheduled_for).total_seconds()
     if late <= grace_seconds:
         return ""
-    return f"Misfire: started {late:.1f} s after its scheduled time; the grace is {grace_seconds} s."
+    return f"{MISFIRE}: started {late:.1f} s after its scheduled time; the grace is {grace_seconds} s."
+
+
+def skipped_by_misfire(status: str, error: str) -> bool:
+    """Whether a run of this status and error was skipped for starting past its misfire grace."""
+    return status == Run.Status.SKIPPED and error.startswith(MISFIRE + ":")
 
 
 def paused_reason(job_status: str) -> str:

@@ -94,7 +94,7 @@ def test_the_step_beats_while_started_and_deletes_its_row_on_a_clean_shutdown():
     finally:
         step.stop(consumer)  # the broker connection was lost: the row stays and goes stale
     assert step.heartbeat is not None
-    assert step.heartbeat._thread is None
+    assert not step.heartbeat.running
     assert Heartbeat.objects.filter(name="worker:celery@host-c").exists()
     step.start(consumer)  # reconnected
     step.shutdown(consumer)

@@ -1,0 +1,141 @@
+"""What a run that ended means to the rules that watch its job (``run_ended``, which
+``AlertsConfig.ready`` gives to ``runs.watchers``).
+
+It runs in the transaction that stores the run's outcome, so an incident and its notifications
+are committed with the outcome or not at all, and their delivery is queued after the commit
+(``alerts.delivery``): a channel never fails, delays or retries a run. A job no enabled rule
+watches costs no query (``alerts.selectors``).
+
+The events a run decides (``no_success`` is the sweep's, ``alerts.sweep``):
+
+- ``failed``: the fire's last attempt failed, timed out or was lost (not an attempt that is retried);
+- ``consecutive_failures``: the last ``threshold`` fires of the job all failed (each by its last attempt);
+- ``slow``: the run took longer than ``threshold`` ms, or, with no threshold, than 3 times the p95
+  of the job's last 50 successful runs (once there are 10);
+- ``late``: a scheduled fire started more than ``threshold`` ms after its time, or was skipped by misfire;
+- a success closes the job's open ``failed``, ``consecutive_failures`` and ``no_success``
+  incidents and tells the channels they alerted, and those of the ``recovered`` rules, once
+  (``alerts.incidents.incidents_recover``).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from django.utils import timezone
+
+from alerts import incidents
+from alerts.models import AlertRule
+from alerts.selectors import WatchingRule, rules_watching
+from jobs.models import Job
+from runs.models import Run
+from runs.policies import skipped_by_misfire
+
+FAILURES = frozenset({Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST})
+# The slow rule with no threshold: more than SLOW_FACTOR times the p95 of the last SLOW_HISTORY
+# successful runs, once there are SLOW_MIN_HISTORY of them.
+SLOW_FACTOR = 3
+SLOW_HISTORY = 50
+SLOW_MIN_HISTORY = 10
+Event = AlertRule.Event
+
+
+def run_ended(run: Run, job: Job, final: bool) -> None:
+    """Tell the rules watching ``job`` that ``run`` ended (``final``: no retry of its fire follows)."""
+    rules = rules_watching(job.pk)
+    if not rules:
+        return
+    now = timezone.now()
+    for rule in rules:
+        if rule.event == Event.FAILED:
+            if final and run.status in FAILURES:
+                incidents.incident_report(rule, job, run, now=now, detail=_failed_detail(run))
+        elif rule.event == Event.CONSECUTIVE_FAILURES:
+            threshold = rule.threshold or 1
+            if final and run.status in FAILURES and consecutive_failures(job, up_to=threshold) >= threshold:
+                detail = f"{threshold} fire{'s' if threshold != 1 else ''} in a row failed."
+                incidents.incident_report(rule, job, run, now=now, detail=detail)
+        elif rule.event == Event.SLOW:
+            _judge_slow(rule, job, run, now=now)
+        elif rule.event == Event.LATE:
+            _judge_late(rule, job, run, now=now)
+    if run.status == Run.Status.SUCCESS:
+        recovered = [rule for rule in rules if rule.event == Event.RECOVERED]
+        incidents.incidents_recover(job, run, now=now, recovered_rules=recovered)
+
+
+def consecutive_failures(job: Job, *, up_to: int) -> int:
+    """How many of ``job``'s latest fires failed in a row (counting each fire by its latest attempt,
+    manual runs as fires of their own), counted up to ``up_to``."""
+    ended = (*FAILURES, Run.Status.SUCCESS)
+    rows = (
+        Run.objects.filter(job=job, status__in=ended)
+        .order_by("-id")
+        .values_list("id", "retry_of_id", "status")[: up_to * (job.max_retries + 1)]
+    )
+    seen: set[int] = set()
+    failed = 0
+    for pk, retry_of, status in rows:
+        fire = retry_of or pk
+        if fire in seen:
+            continue  # an earlier attempt of a fire already counted by its latest
+        seen.add(fire)
+        if status == Run.Status.SUCCESS:
+            break
+        failed += 1
+        if failed >= up_to:
+            break
+    return failed
+
+
+def slow_limit_ms(job: Job, run: Run) -> int | None:
+    """SLOW_FACTOR times the p95 of the job's last SLOW_HISTORY successful runs before ``run``;
+    None while it has fewer than SLOW_MIN_HISTORY."""
+    recent = (
+        Run.objects.filter(job=job, status=Run.Status.SUCCESS, duration_ms__isnull=False)
+        .exclude(pk=run.pk)
+        .order_by("-id")
+        .values_list("duration_ms", flat=True)[:SLOW_HISTORY]
+    )
+    durations = sorted(duration for duration in recent if duration is not None)
+    if len(durations) < SLOW_MIN_HISTORY:
+        return None
+    p95 = durations[math.ceil(0.95 * len(durations)) - 1]  # the nearest rank
+    return SLOW_FACTOR * max(p95, 1)
+
+
+def _judge_slow(rule: WatchingRule, job: Job, run: Run, *, now: datetime) -> None:
+    if run.status not in (Run.Status.SUCCESS, Run.Status.FAILED) or run.duration_ms is None:
+        return  # a timeout is a failure, a skipped or lost run has no duration of its own
+    limit = rule.threshold or slow_limit_ms(job, run)
+    if limit is None:
+        return
+    if run.duration_ms > limit:
+        how = f"{limit} ms" if rule.threshold else f"{limit} ms ({SLOW_FACTOR} times the p95 of its recent runs)"
+        detail = f"The run took {run.duration_ms} ms; the limit is {how}."
+        incidents.incident_report(rule, job, run, now=now, detail=detail)
+    elif run.status == Run.Status.SUCCESS:
+        incidents.incident_resolve(rule, job, now=now)
+
+
+def _judge_late(rule: WatchingRule, job: Job, run: Run, *, now: datetime) -> None:
+    if run.trigger != Run.Trigger.SCHEDULED or run.attempt != 1 or run.scheduled_for is None:
+        return  # a manual run has no time to be late for; a retry waits on purpose
+    if skipped_by_misfire(run.status, run.error):
+        incidents.incident_report(rule, job, run, now=now, detail=f"The fire was skipped: {run.error}")
+        return
+    if run.started_at is None or run.status == Run.Status.SKIPPED:
+        return
+    late_ms = int((run.started_at - run.scheduled_for).total_seconds() * 1000)
+    if rule.threshold and late_ms > rule.threshold:
+        detail = f"The fire started {late_ms} ms after its time; the limit is {rule.threshold} ms."
+        incidents.incident_report(rule, job, run, now=now, detail=detail)
+    else:
+        incidents.incident_resolve(rule, job, now=now)
+
+
+def _failed_detail(run: Run) -> str:
+    if run.attempt > 1:
+        return f"The fire failed after {run.attempt} attempts."
+    return ""

@@ -1,0 +1,108 @@
+"""Incidents: a rule's problem with a job, opened with one alert, added to without another, closed
+by recovery. A job failing 1,000 times in a row sends one alert (plus the reminders its rule asks
+for), not 1,000.
+
+Each function is called in a transaction (the run's, or the sweep's) and queues what it notifies
+for after the commit (``alerts.delivery.notify``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from alerts import delivery, messages
+from alerts.models import AlertRule, Incident, Notification
+from alerts.selectors import WatchingRule
+from jobs.models import Job
+from runs.models import Run
+
+# The rules whose incidents a successful run closes, telling the channels with a ``recovered``.
+# (A slow or late incident closes quietly on the next run that is neither.)
+FAILURE_EVENTS = frozenset({AlertRule.Event.FAILED, AlertRule.Event.CONSECUTIVE_FAILURES, AlertRule.Event.NO_SUCCESS})
+
+
+def incident_report(rule: WatchingRule, job: Job, run: Run | None, *, now: datetime, detail: str) -> Incident:
+    """``rule`` saw its problem with ``job`` (in ``run``, or in a check no run made): the first
+    time, an incident is opened and the rule's channels are told; while it is open, it is only
+    counted."""
+    incident = _open_incident(rule.id, job).first()
+    if incident is None:
+        try:
+            with transaction.atomic():
+                incident = Incident.objects.create(
+                    rule_id=rule.id, job=job, event=rule.event, first_run=run, last_run=run,
+                    opened_at=now, last_notified_at=now,
+                )  # fmt: skip
+        except IntegrityError:  # another worker opened it meanwhile: this is one more occurrence
+            incident = _open_incident(rule.id, job).get()
+        else:
+            text = messages.build_message(rule.event, job=job, run=run, incident=incident, detail=detail)
+            for channel_id in rule.channel_ids:
+                delivery.notify(channel_id, rule.event, text, job=job, run=run, rule=rule.id, incident=incident)
+            return incident
+    incident.occurrences += 1
+    incident.last_run = run or incident.last_run
+    incident.save(update_fields=["occurrences", "last_run"])
+    return incident
+
+
+def incident_resolve(rule: WatchingRule, job: Job, *, now: datetime) -> None:
+    """``rule``'s problem with ``job`` is gone (a run neither slow nor late): close its incident quietly."""
+    Incident.objects.filter(rule_id=rule.id, job=job, closed_at__isnull=True).update(closed_at=now)
+
+
+def incidents_recover(job: Job, run: Run, *, now: datetime, recovered_rules: list[WatchingRule]) -> int:
+    """A successful ``run`` closes ``job``'s open failure incidents, and the channels they alerted
+    (and those of the ``recovered`` rules watching the job) are told, once each. Returns how many
+    incidents it closed."""
+    open_incidents = list(
+        Incident.objects.select_for_update().filter(job=job, closed_at__isnull=True, event__in=FAILURE_EVENTS)
+    )
+    if not open_incidents:
+        return 0
+    Incident.objects.filter(pk__in=[incident.pk for incident in open_incidents]).update(closed_at=now)
+    alerted = Notification.objects.filter(incident__in=open_incidents).exclude(event=Notification.Event.RECOVERED)
+    channels: dict[int, int | None] = dict.fromkeys(alerted.values_list("channel_id", flat=True).distinct())
+    for rule in recovered_rules:
+        for channel_id in rule.channel_ids:
+            channels.setdefault(channel_id, rule.id)
+    first = min(open_incidents, key=lambda incident: incident.opened_at)
+    first.closed_at = now
+    seen = max(incident.occurrences for incident in open_incidents)
+    times = f"{seen} time{'s' if seen != 1 else ''}"
+    detail = f"Succeeded again {_since(first.opened_at, now)} after the first alert (the problem was seen {times})."
+    text = messages.build_message(AlertRule.Event.RECOVERED, job=job, run=run, incident=first, detail=detail)
+    for channel_id, rule_id in channels.items():
+        delivery.notify(channel_id, AlertRule.Event.RECOVERED, text, job=job, run=run, rule=rule_id, incident=first)
+    return len(open_incidents)
+
+
+def _open_incident(rule_id: int, job: Job) -> QuerySet[Incident]:
+    return Incident.objects.select_for_update().filter(rule_id=rule_id, job=job, closed_at__isnull=True)
+
+
+def _since(opened_at: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - opened_at).total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def incident_remind(incident: Incident, rule: WatchingRule, *, now: datetime) -> bool:
+    """Tell ``rule``'s channels again that ``incident`` is still open, if no other process has
+    since ``incident`` was read (a conditional update takes the reminder). True if it did."""
+    taken = Incident.objects.filter(
+        pk=incident.pk, closed_at__isnull=True, last_notified_at=incident.last_notified_at
+    ).update(last_notified_at=now)
+    if not taken:
+        return False
+    job, run = incident.job, incident.last_run
+    text = messages.build_message(incident.event, job=job, run=run, incident=incident, reminder=True)
+    for channel_id in rule.channel_ids:
+        delivery.notify(channel_id, incident.event, text, job=job, run=run, rule=rule.id, incident=incident)
+    return True

@@ -1,0 +1,92 @@
+"""What no single run tells, checked every CRONTASK_ALERT_SWEEP_SECONDS (``alerts.worker``, in
+every worker and in beat; one of them sweeps each time):
+
+- ``no_success`` rules: an active job with no successful run for ``threshold`` seconds opens an
+  incident, even when nothing runs at all (beat stopped, every worker gone but one);
+- reminders: an open incident whose rule has ``remind_every_seconds`` is told again that often;
+- notifications whose message was lost are queued again (``alerts.delivery.requeue_lost``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from alerts import delivery, incidents
+from alerts.models import AlertRule, Incident
+from alerts.selectors import WatchingRule, enabled_rules
+from jobs.models import Job
+from runs.models import Run
+
+logger = logging.getLogger(__name__)
+
+# The most incidents one sweep opens per rule, or reminders it sends: the next sweep goes on.
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    opened: int
+    reminded: int
+    requeued: int
+
+
+def sweep(*, now: datetime | None = None) -> SweepReport:
+    """One pass of every check above, at ``now``."""
+    now = now or timezone.now()
+    rules = enabled_rules()
+    opened = sum(check_no_success(rule, now=now) for rule in rules if rule.event == AlertRule.Event.NO_SUCCESS)
+    reminded = send_reminders(rules, now=now)
+    requeued = delivery.requeue_lost(now=now)
+    return SweepReport(opened=opened, reminded=reminded, requeued=requeued)
+
+
+def check_no_success(rule: WatchingRule, *, now: datetime) -> int:
+    """Open an incident for each active job ``rule`` watches that has had no successful run for
+    its threshold (counted from the job's creation if it never succeeded) and has none open."""
+    seconds = rule.threshold or 0
+    cutoff = now - timedelta(seconds=seconds)
+    succeeded = Run.objects.filter(job=OuterRef("pk"), status=Run.Status.SUCCESS, finished_at__gte=cutoff)
+    already = Incident.objects.filter(rule_id=rule.id, job=OuterRef("pk"), closed_at__isnull=True)
+    silent = Job.objects.filter(status=Job.Status.ACTIVE, is_system=False, created_at__lt=cutoff)
+    if rule.job_ids is not None:
+        silent = silent.filter(alert_rules=rule.id)
+    silent = silent.exclude(Exists(succeeded)).exclude(Exists(already)).order_by("pk")
+    opened = 0
+    for job in silent[:BATCH]:
+        last = (
+            Run.objects.filter(job=job, status=Run.Status.SUCCESS)
+            .order_by("-finished_at")
+            .values_list("finished_at", flat=True)
+            .first()
+        )
+        since = f"the last one ended {last.isoformat()}" if last else "it has never succeeded"
+        detail = f"No successful run for {seconds} s ({since})."
+        with transaction.atomic():
+            incidents.incident_report(rule, job, None, now=now, detail=detail)
+        opened += 1
+    return opened
+
+
+def send_reminders(rules: list[WatchingRule], *, now: datetime) -> int:
+    """Remind the channels of each open incident whose rule asks for reminders and is due one."""
+    reminding = {rule.id: rule for rule in rules if rule.remind_every_seconds}
+    if not reminding:
+        return 0
+    sent = 0
+    for rule in reminding.values():
+        due = now - timedelta(seconds=rule.remind_every_seconds or 0)
+        stale = (
+            Incident.objects.filter(rule_id=rule.id, closed_at__isnull=True, last_notified_at__lte=due)
+            .select_related("job", "last_run")
+            .order_by("last_notified_at")
+        )
+        for incident in stale[:BATCH]:
+            with transaction.atomic():
+                sent += incidents.incident_remind(incident, rule, now=now)
+    return sent

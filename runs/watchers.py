@@ -1,0 +1,51 @@
+"""Who is told that a run ended: code above ``runs`` (alerts) asks here, when the apps start, to
+be told of every run that ends, and ``runs`` tells it without knowing who it is.
+
+A watcher is called in the transaction that ends the run (``runs.outcomes.record`` for a run
+that finished or was lost, ``runs.claims`` for a fire skipped as it was claimed), so what it
+writes (an incident, a notification to send) is committed with the outcome or not at all. It
+runs in a savepoint of its own: a watcher that fails is logged and undone, and the run's
+outcome is stored all the same. It must queue work for after the commit, never do it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+
+from core.outage import DATABASE_DISCONNECTS, describe
+
+if TYPE_CHECKING:
+    from jobs.models import Job
+    from runs.models import Run
+
+logger = logging.getLogger(__name__)
+
+# A watcher is given the run as it ended, its job, and whether this was the fire's last attempt
+# (False when a retry of it has been queued).
+RunWatcher = Callable[["Run", "Job", bool], None]
+
+_watchers: list[RunWatcher] = []
+
+
+def watch_runs(watcher: RunWatcher) -> None:
+    """Tell ``watcher`` of every run that ends from now on in this process (once, however often asked)."""
+    if watcher not in _watchers:
+        _watchers.append(watcher)
+
+
+def run_ended(run: Run, job: Job, *, final: bool) -> None:
+    """Tell the watchers that ``run`` ended. Call in the transaction that ended it."""
+    for watcher in _watchers:
+        try:
+            with transaction.atomic():
+                watcher(run, job, final)
+        except DATABASE_DISCONNECTS:
+            raise  # the outcome itself cannot be stored either: runs.outcomes stores it again
+        except Exception as exc:  # a watcher never fails the run it watches
+            logger.exception(
+                "a watcher of run %s failed (the run's outcome is stored all the same): %s", run.pk, describe(exc)
+            )
