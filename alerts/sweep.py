@@ -39,10 +39,10 @@ class SweepReport:
 def sweep(*, now: datetime | None = None) -> SweepReport:
     """One pass of every check above, at ``now``."""
     now = now or timezone.now()
+    requeued = delivery.requeue_lost(now=now)  # first: what this sweep notifies is not lost
     rules = enabled_rules()
     opened = sum(check_no_success(rule, now=now) for rule in rules if rule.event == AlertRule.Event.NO_SUCCESS)
     reminded = send_reminders(rules, now=now)
-    requeued = delivery.requeue_lost(now=now)
     return SweepReport(opened=opened, reminded=reminded, requeued=requeued)
 
 
