@@ -43,6 +43,7 @@ def make_rule(event: str, channels: list[Channel], *, jobs: Sequence[str] = (), 
     rule = AlertRule.objects.create(name=event, event=event, **fields)
     rule.channels.set(channels)
     rule.jobs.set(Job.objects.filter(pk__in=jobs))
+    assert rule.jobs.count() == len(jobs)
     selectors.rules_changed()
     return rule
 
@@ -197,8 +198,8 @@ def test_late_fires_and_misfires_alert(http_target, receiver, eager, hook, djang
     assert alert["event"] == "late"
     assert "after its time; the limit is 60000 ms" in alert["text"]
 
-    make_rule(AlertRule.Event.LATE, [hook], jobs=["strict"])  # no threshold: misfires only
     make_job(http_target.url + "/ok", job_id="strict", misfire_grace_seconds=5)
+    make_rule(AlertRule.Event.LATE, [hook], jobs=["strict"])  # no threshold: misfires only
     skipped = fire(django_capture_on_commit_callbacks, 0, job_id="strict")
     assert skipped.status == "skipped"
     late = [a for a in received(receiver) if a["job"]["id"] == "strict"]
