@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import ForeignObjectRel
 from django.utils import timezone
 
 from jobs import services as job_services
@@ -61,18 +62,31 @@ def delete_old_runs(
 
 
 def _delete_batch(ids: list[int]) -> int:
-    """Delete these runs with two statements, loading none of them.
+    """Delete these runs with a few statements, loading none of them.
 
     ``QuerySet.delete()`` would first SELECT every column of the batch (captured output, response
-    bodies, tracebacks: up to megabytes a row) because ``retry_of`` is SET_NULL and Django's
-    collector works on instances. Nothing else references a run, so nulling the retries' links
-    with one UPDATE and deleting by id is the whole of it. ``_raw_delete`` is the single DELETE
-    that Django's own fast-delete path issues (the collector would also split it into statements
-    of 100 ids).
+    bodies, tracebacks: up to megabytes a row) because the links to a run are SET_NULL and
+    Django's collector works on instances. So each link (a retry's ``retry_of``, and those of the
+    apps above, such as the alerts' notifications and incidents, found through the model's
+    relations without importing them) is nulled with one UPDATE, and the runs deleted by id.
+    ``_raw_delete`` is the single DELETE that Django's own fast-delete path issues (the collector
+    would also split it into statements of 100 ids).
     """
     with transaction.atomic():
-        Run.objects.filter(retry_of_id__in=ids).update(retry_of=None)
+        for relation in run_links():
+            name = relation.field.name
+            relation.related_model._base_manager.filter(**{f"{name}__in": ids}).update(**{name: None})
         return Run.objects.filter(id__in=ids)._raw_delete(Run.objects.db)
+
+
+def run_links() -> list[ForeignObjectRel]:
+    """Every foreign key to a run, from any app, hidden ones (``related_name="+"``) included. Each
+    is SET_NULL (a test holds every app to it): deleting a run only unlinks what pointed at it."""
+    return [
+        field
+        for field in Run._meta.get_fields(include_hidden=True)
+        if isinstance(field, ForeignObjectRel) and not field.many_to_many
+    ]
 
 
 def cleanup_kwargs_problems(kwargs: Mapping[str, object]) -> dict[str, str]:

@@ -19,10 +19,13 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.db.models import SET_NULL
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from alerts.models import AlertRule, Incident, Notification
+from alerts.services import channel_create
 from crontask.bootstrap import ensure_admin_user
 from crontask.management.commands import runall
 from heartbeats.services import BEAT, record_heartbeat
@@ -30,7 +33,7 @@ from jobs import services
 from jobs.importer import export_job, parse_crontab
 from jobs.models import Job
 from runs.models import Run
-from runs.retention import delete_old_runs
+from runs.retention import delete_old_runs, run_links
 
 pytestmark = pytest.mark.django_db
 URL = "http://127.0.0.1:9/"
@@ -218,16 +221,34 @@ def test_cleanup_deletes_each_batch_with_one_statement_and_loads_no_captured_tex
     deletes = [sql for sql in statements if sql.lstrip().upper().startswith("DELETE")]
     assert len(deletes) == math.ceil(12 / 5) + math.ceil(3 / 5)
     updates = [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]
-    assert len(updates) == len(deletes)  # one UPDATE of retry_of per batch
+    assert len(updates) == len(deletes) * len(run_links())  # one UPDATE per link to a run, per batch
     assert list(Run.objects.values_list("pk", flat=True)) == [retry.pk]
     retry.refresh_from_db()
     assert retry.retry_of_id is None
 
 
-def test_only_retries_reference_a_run():
-    """Retention deletes runs with a raw DELETE after clearing retry_of: a new reference to a run
-    must be handled there too."""
-    assert [(rel.related_model, rel.field.name) for rel in Run._meta.related_objects] == [(Run, "retry_of")]
+def test_every_link_to_a_run_is_set_null_and_retention_unlinks_them_all():
+    """Retention deletes runs with a raw DELETE after nulling every link to them (runs.retention.
+    run_links, hidden ones included): each must be SET_NULL, whichever app holds it."""
+    links = {(rel.related_model.__name__, rel.field.name): rel.on_delete for rel in run_links()}
+    assert set(links) >= {
+        ("Run", "retry_of"), ("Notification", "run"), ("Incident", "first_run"), ("Incident", "last_run"),
+    }  # fmt: skip
+    assert set(links.values()) == {SET_NULL}
+    job = services.job_create(data={"id": "old", "interval_seconds": 60, "url": URL})
+    old = Run.objects.create(job=job, trigger="manual", status="failed", queued_at=timezone.now() - timedelta(days=60))
+    channel = channel_create(data={"name": "ops", "kind": "slack", "target": "https://hooks.example.com/x"})
+    rule = AlertRule.objects.create(name="failed", event="failed")
+    incident = Incident.objects.create(
+        rule=rule, job=job, event="failed", first_run=old, last_run=old, opened_at=old.queued_at,
+        last_notified_at=old.queued_at,
+    )  # fmt: skip
+    notification = Notification.objects.create(channel=channel, job=job, run=old, event="failed", incident=incident)
+    assert delete_old_runs(older_than=timedelta(days=30)) == 1
+    connection.check_constraints()  # what the commit would find: no row points at a deleted run
+    incident.refresh_from_db()
+    notification.refresh_from_db()
+    assert (incident.first_run_id, incident.last_run_id, notification.run_id) == (None, None, None)
 
 
 def test_run_job_runs_in_the_foreground_and_prints_the_run(http_target):
