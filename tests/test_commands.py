@@ -236,12 +236,13 @@ def test_every_link_to_a_run_is_set_null_and_retention_unlinks_them_all():
     }  # fmt: skip
     assert set(links.values()) == {SET_NULL}
     job = services.job_create(data={"id": "old", "interval_seconds": 60, "url": URL})
-    old = Run.objects.create(job=job, trigger="manual", status="failed", queued_at=timezone.now() - timedelta(days=60))
+    long_ago = timezone.now() - timedelta(days=60)
+    old = Run.objects.create(job=job, trigger="manual", status="failed", queued_at=long_ago)
     channel = channel_create(data={"name": "ops", "kind": "slack", "target": "https://hooks.example.com/x"})
     rule = AlertRule.objects.create(name="failed", event="failed")
     incident = Incident.objects.create(
-        rule=rule, job=job, event="failed", first_run=old, last_run=old, opened_at=old.queued_at,
-        last_notified_at=old.queued_at,
+        rule=rule, job=job, event="failed", first_run=old, last_run=old, opened_at=long_ago,
+        last_notified_at=long_ago,
     )  # fmt: skip
     notification = Notification.objects.create(channel=channel, job=job, run=old, event="failed", incident=incident)
     assert delete_old_runs(older_than=timedelta(days=30)) == 1

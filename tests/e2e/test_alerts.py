@@ -101,12 +101,12 @@ def _play(happened: Scenario, target: HttpTarget, receiver: Receiver) -> None:
     hook = api("POST", "/api/channels/", {"name": "ops", "kind": "webhook", "target": receiver.url + "/webhook",
                                           "secret": SECRET})  # fmt: skip
     down = api("POST", "/api/channels/", {"name": "down", "kind": "slack", "target": receiver.url + "/flaky/1000"})
-    jobs = {
+    jobs: dict[str, dict[str, object]] = {
         "flaky": {"interval_seconds": 2, "url": target.url + "/status/500"},
         "steady": {"interval_seconds": 1, "url": target.url + "/slow/0.2"},
         "quiet": {"interval_seconds": 2, "url": target.url + "/ok"},
     }
-    rules = [
+    rules: list[dict[str, object]] = [
         {"event": "failed", "jobs": ["flaky"], "channels": [hook["id"], down["id"]]},
         {"event": "consecutive_failures", "threshold": 3, "jobs": ["flaky"], "channels": [hook["id"]]},
         {"event": "slow", "jobs": ["steady"], "channels": [hook["id"]]},
