@@ -300,3 +300,15 @@ def test_a_watcher_that_fails_never_fails_the_run(http_target, monkeypatch, capl
     job = Job.objects.get()
     assert (job.name, job.success_count) == ("Nightly export", 1)  # its write undone, the run's kept
     assert "the watcher broke" in caplog.text
+
+
+def test_deleting_a_job_deletes_its_incidents_and_keeps_the_record_of_what_was_sent(
+    http_target, receiver, eager, hook, django_capture_on_commit_callbacks
+):
+    make_rule(AlertRule.Event.FAILED, [hook])
+    job = make_job(http_target.url + "/status/500")
+    fire(django_capture_on_commit_callbacks, 0)
+    job_services.job_delete(job=job)
+    assert not Incident.objects.exists()
+    notification = Notification.objects.get()
+    assert (notification.status, notification.job_id, notification.run_id) == ("sent", None, None)
