@@ -1,5 +1,6 @@
-"""The shapes of the channels and notifications API. Output masks secrets; input is checked by
-``alerts.services.channel_clean`` (one path with the admin), so these only check types."""
+"""The shapes of the channels, alert rules, incidents and notifications API. Output masks secrets;
+input is checked by ``alerts.services.channel_clean`` and ``alerts.rules.rule_clean`` (one path
+with the admin), so these only check types."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from alerts.models import Channel, Notification
+from alerts.models import AlertRule, Channel, Incident, Notification
 from alerts.secrets import shown_secret, shown_target
 
 
@@ -37,11 +38,43 @@ class ChannelTestResultSerializer(serializers.Serializer):
     notification = serializers.IntegerField()
 
 
+class AlertRuleSerializer(serializers.ModelSerializer):
+    """``jobs`` and ``channels`` as lists of ids (``jobs`` empty: the rule watches every job)."""
+
+    class Meta:
+        model = AlertRule
+        fields = [
+            *("id", "name", "event", "threshold", "jobs", "channels"),
+            *("remind_every_seconds", "enabled", "created_at", "updated_at"),
+        ]
+        read_only_fields = fields
+
+
+class AlertRuleWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, allow_blank=True)  # rule_clean says so, with the rest
+    event = serializers.ChoiceField(choices=AlertRule.Event.choices)
+    threshold = serializers.IntegerField(required=False, allow_null=True)
+    jobs = serializers.ListField(child=serializers.CharField(max_length=1000), required=False)
+    channels = serializers.ListField(child=serializers.IntegerField())
+    remind_every_seconds = serializers.IntegerField(required=False, allow_null=True)
+    enabled = serializers.BooleanField(required=False)
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Incident
+        fields = [
+            *("id", "rule", "job", "event", "occurrences", "first_run", "last_run"),
+            *("opened_at", "last_notified_at", "closed_at"),
+        ]
+        read_only_fields = fields
+
+
 class NotificationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Notification
         fields = [
-            *("id", "job", "run", "channel", "event", "status"),
+            *("id", "rule", "incident", "job", "run", "channel", "event", "status"),
             *("attempts", "error", "message", "sent_at", "created_at"),
         ]
         read_only_fields = fields

@@ -332,6 +332,7 @@ SPECTACULAR_SETTINGS = {
         "ChannelKindEnum": "alerts.models.Channel.Kind",
         "NotificationStatusEnum": "alerts.models.Notification.Status",
         "NotificationEventEnum": "alerts.models.Notification.Event",
+        "AlertRuleEventEnum": "alerts.models.AlertRule.Event",  # the incidents' event too
     },
 }
 

@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from alerts.api import ChannelViewSet, NotificationViewSet
+from alerts.api import AlertRuleViewSet, ChannelViewSet, IncidentViewSet, NotificationViewSet
 from jobs.api import CronPreviewView, HandlerListView
 from monitoring.dashboard import dashboard
 from monitoring.views import HealthView
@@ -16,6 +16,8 @@ router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("runs", RunViewSet, basename="run")
 router.register("channels", ChannelViewSet, basename="channel")
+router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
+router.register("incidents", IncidentViewSet, basename="incident")
 router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [

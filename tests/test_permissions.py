@@ -4,8 +4,8 @@ The roles, from nothing to everything:
 
 - ``anonymous``: no credentials;
 - ``nobody``: a signed-in staff user without a single permission (staff opens the admin's door only);
-- ``viewer``: may view jobs, runs, channels and notifications;
-- ``editor``: may view, add, change and delete jobs and channels, but not shell jobs;
+- ``viewer``: may view jobs, runs, channels, alert rules, incidents and notifications;
+- ``editor``: may view, add, change and delete jobs, channels and alert rules, but not shell jobs;
 - ``sheller``: an editor who may also manage shell jobs;
 - ``superuser``.
 """
@@ -18,11 +18,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from alerts import rules as alert_rules
 from alerts import services as alert_services
-from alerts.models import Notification
+from alerts.models import Incident, Notification
 from jobs import services
 from jobs.models import Job
 from runs.models import Run
@@ -30,8 +32,12 @@ from runs.models import Run
 pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "nobody", "viewer", "editor", "sheller", "superuser")
-ALERTS_VIEW = ["view_channel", "view_notification"]
-ALERTS_EDIT = [*ALERTS_VIEW, "add_channel", "change_channel", "delete_channel"]
+ALERTS_VIEW = ["view_channel", "view_notification", "view_alertrule", "view_incident"]
+ALERTS_EDIT = [
+    *ALERTS_VIEW,
+    *("add_channel", "change_channel", "delete_channel"),
+    *("add_alertrule", "change_alertrule", "delete_alertrule"),
+]
 PERMISSIONS = {
     "nobody": [],
     "viewer": ["view_job", "view_run", *ALERTS_VIEW],
@@ -44,6 +50,7 @@ NEW_HTTP = {"id": "new-http", "interval_seconds": 60, "url": URL}
 NEW_SHELL = {"id": "new-shell", "interval_seconds": 60, "command": "echo hi"}
 WEIZHI_JOB = {"id": "wz", "cron": "*/10 * * * * *", "url": URL}
 NEW_CHANNEL = {"name": "ops", "kind": "webhook", "target": URL}
+NEW_RULE = {"name": "failures", "event": "failed", "jobs": ["web"], "channels": ["{channel}"]}
 
 DENIED = 403  # SessionAuthentication comes first, so a missing login is 403 too, not 401
 READ = (DENIED, DENIED, 200, 200, 200, 200)
@@ -77,6 +84,15 @@ API_MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("get", "/api/notifications/", None, READ),
     ("get", "/api/notifications/{notification}/", None, READ),
     ("delete", "/api/notifications/{notification}/", None, (*EDIT, DENIED, DENIED, 405)),  # nobody may delete
+    # Alert rules: their model's permissions; incidents: read-only.
+    ("get", "/api/alert-rules/", None, READ),
+    ("get", "/api/alert-rules/{rule}/", None, READ),
+    ("post", "/api/alert-rules/", NEW_RULE, (*EDIT, 201, 201, 201)),
+    ("patch", "/api/alert-rules/{rule}/", {"enabled": False}, (*EDIT, 200, 200, 200)),
+    ("delete", "/api/alert-rules/{rule}/", None, (*EDIT, 204, 204, 204)),
+    ("get", "/api/incidents/", None, READ),
+    ("get", "/api/incidents/{incident}/", None, READ),
+    ("delete", "/api/incidents/{incident}/", None, (*EDIT, DENIED, DENIED, 405)),
     # The Weizhi-compatible paths: the same permissions.
     ("get", "/jobs/web", None, READ),
     ("get", "/jobs/web/runs", None, READ),
@@ -97,6 +113,12 @@ ADMIN_MATRIX: dict[str, tuple[int, ...]] = {
     "/admin/alerts/channel/add/": (302, DENIED, DENIED, 200, 200, 200),
     "/admin/alerts/notification/": ADMIN_READ,
     "/admin/alerts/notification/{notification}/change/": ADMIN_READ,
+    "/admin/alerts/alertrule/": ADMIN_READ,
+    "/admin/alerts/alertrule/{rule}/change/": ADMIN_READ,
+    "/admin/alerts/alertrule/add/": (302, DENIED, DENIED, 200, 200, 200),
+    "/admin/alerts/incident/": ADMIN_READ,
+    "/admin/alerts/incident/{incident}/change/": ADMIN_READ,
+    "/admin/alerts/incident/add/": (302, DENIED, DENIED, DENIED, DENIED, DENIED),
 }
 
 
@@ -108,7 +130,17 @@ def world(settings) -> dict[str, Any]:
     run = Run.objects.create(job=web, trigger=Run.Trigger.MANUAL, status=Run.Status.SUCCESS)
     channel = alert_services.channel_create(data={"name": "ops", "kind": "webhook", "target": URL})
     notification = Notification.objects.create(channel=channel, job=web, run=run, event="failed", message="m")
-    return {"run": run.pk, "channel": channel.pk, "notification": notification.pk}
+    rule = alert_rules.rule_create(data={"name": "ops", "event": "failed", "channels": [channel.pk]})
+    incident = Incident.objects.create(
+        rule=rule, job=web, event="failed", opened_at=timezone.now(), last_notified_at=timezone.now()
+    )
+    return {
+        "run": run.pk,
+        "channel": channel.pk,
+        "notification": notification.pk,
+        "rule": rule.pk,
+        "incident": incident.pk,
+    }
 
 
 def user_for(role: str) -> User | None:
@@ -138,13 +170,22 @@ def admin_client(role: str) -> Client:
     return client
 
 
+def filled(body: Any, world: dict[str, Any]) -> Any:
+    """``body`` with the ids of ``world`` in place of "{channel}" and the like."""
+    if isinstance(body, dict):
+        return {key: filled(value, world) for key, value in body.items()}
+    if isinstance(body, list):
+        return [filled(value, world) for value in body]
+    return body.format(**world) if isinstance(body, str) else body
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(
     ("method", "path", "body", "expected"), API_MATRIX, ids=[f"{m} {p}" for m, p, *_ in API_MATRIX]
 )
 def test_the_api_answers_each_role_as_the_matrix_says(world, role, method, path, body, expected):
     expected = expected[ROLES.index(role)]
-    response = getattr(api_client(role), method)(path.format(**world), body, format="json")
+    response = getattr(api_client(role), method)(path.format(**world), filled(body, world), format="json")
     assert response.status_code == expected, response.content
 
 

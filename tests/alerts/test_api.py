@@ -106,7 +106,7 @@ def test_notifications_are_read_only_and_filtered(api, receiver):
     everything = api.get("/api/notifications/").json()
     assert everything["count"] == 2
     assert set(everything["results"][0]) == {
-        *("id", "job", "run", "channel", "event", "status"),
+        *("id", "rule", "incident", "job", "run", "channel", "event", "status"),
         *("attempts", "error", "message", "sent_at", "created_at"),
     }
     failed = api.get("/api/notifications/", {"status": "failed"}).json()["results"]
