@@ -8,11 +8,12 @@ rule that opened it no longer asks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -176,7 +177,7 @@ def _named(values: list[str]) -> str:
 def rule_create(*, data: Mapping[str, Any]) -> AlertRule:
     fields = rule_clean(data)
     jobs, channels = fields.pop("jobs"), fields.pop("channels")
-    with transaction.atomic():
+    with _named_rows_kept():
         rule = AlertRule.objects.create(**fields)
         rule.jobs.set(jobs)
         rule.channels.set(channels)
@@ -186,7 +187,7 @@ def rule_create(*, data: Mapping[str, Any]) -> AlertRule:
 
 def rule_update(*, rule: AlertRule, data: Mapping[str, Any]) -> AlertRule:
     """Change ``rule`` by ``data``; the fields it does not name keep their stored values."""
-    with transaction.atomic():
+    with _named_rows_kept():
         # Locked, so that two changes at once do not both read the jobs the rule watched before.
         stored = AlertRule.objects.select_for_update().get(pk=rule.pk)
         fields = rule_clean(data, stored=stored)
@@ -202,6 +203,23 @@ def rule_update(*, rule: AlertRule, data: Mapping[str, Any]) -> AlertRule:
         rule.channels.set(channels)
         transaction.on_commit(selectors.rules_changed)
     return rule
+
+
+@contextmanager
+def _named_rows_kept() -> Iterator[None]:
+    """A transaction that writes a rule's links to jobs and channels checked a moment before: one
+    deleted meanwhile makes the commit fail (a foreign key), which is the user's to retry, not a 500."""
+    try:
+        with transaction.atomic():
+            yield
+            # Checked now rather than at the commit, which may be an outer transaction's.
+            connection.check_constraints(
+                table_names=[AlertRule.jobs.through._meta.db_table, AlertRule.channels.through._meta.db_table]
+            )
+    except IntegrityError as exc:
+        raise ValidationError(
+            {"jobs": "A job or channel the rule names was deleted while it was saved; nothing was saved."}
+        ) from exc
 
 
 def rule_delete(*, rule: AlertRule) -> None:

@@ -135,3 +135,23 @@ def test_a_job_is_not_silently_added_to_a_rule_for_every_job_nor_taken_from_a_ru
     assert "'alone' watches this job alone" in refused.value.messages[1]
     rules.job_rules_clean(job_id="a", attach=[], detach=[both.pk])
     rules.job_rules_clean(job_id="b", attach=[alone.pk], detach=[])
+
+
+def test_a_job_deleted_while_the_rule_is_saved_is_a_validation_error_not_a_500(monkeypatch):
+    rule_services = rules
+    channel = services.channel_create(data={"name": "ops", "kind": "slack", "target": "https://hooks.example.com/x"})
+    job = job_services.job_create(data={"id": "gone-soon", "interval_seconds": 60, "url": "http://127.0.0.1:9/"})
+    checked = rule_services.rule_clean
+
+    def deleted_right_after_the_check(data, **kwargs):
+        fields = checked(data, **kwargs)
+        job_services.job_delete(job=job)
+        return fields
+
+    monkeypatch.setattr(rule_services, "rule_clean", deleted_right_after_the_check)
+    with pytest.raises(ValidationError) as refused:
+        rule_services.rule_create(
+            data={"name": "r", "event": "failed", "jobs": ["gone-soon"], "channels": [channel.pk]}
+        )
+    assert "deleted while it was saved" in str(refused.value.message_dict["jobs"])
+    assert not AlertRule.objects.exists()
