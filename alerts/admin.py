@@ -239,6 +239,12 @@ class RuleLinkInline(admin.TabularInline):
     verbose_name = "alert rule naming this job"
     verbose_name_plural = "alert rules naming this job"
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and db_field.name == "alertrule":
+            field.label = "Rule"  # not the through model's "alertrule"
+        return field
+
 
 admin.site.unregister(Job)
 

@@ -103,3 +103,51 @@ def test_staff_create_preview_run_and_pause_a_job_in_the_admin(live_server, brow
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
     for name in ("job_form.png", "job_list.png", "dashboard.png"):
         assert (SHOTS / name).stat().st_size > 10_000
+
+
+def test_staff_make_an_alert_rule_and_see_the_jobs_incident(live_server, browser_page, http_target, settings):
+    """A rule made with the admin's form; the failing job's form shows it and the incident it opened."""
+    from alerts.models import AlertRule, Incident
+    from alerts.services import channel_create
+    from crontask.celery import app
+    from jobs import services as job_services
+    from tests.alerts.receiver import Receiver
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # run-now and the notification run in the web process
+    app.conf.task_always_eager = True
+    get_user_model().objects.create_superuser("staff", "", "browser-Passw0rd")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    job_services.job_create(data={"id": "nightly", "name": "Nightly export", "url": f"{http_target.url}/status/500"})
+    page = browser_page
+    with Receiver() as receiver:
+        channel = channel_create(data={"name": "ops chat", "kind": "slack", "target": receiver.url + "/slack"})
+        page.goto(f"{live_server.url}/admin/login/")
+        page.fill("#id_username", "staff")
+        page.fill("#id_password", "browser-Passw0rd")
+        page.click("input[type=submit]")
+        page.wait_for_selector("#ct-dashboard-link")
+
+        page.goto(f"{live_server.url}/admin/alerts/alertrule/add/")
+        page.fill("#id_name", "Failures to ops")
+        page.select_option("#id_event", "failed")
+        page.check(f"input[name=channels][value='{channel.pk}']")
+        page.screenshot(path=str(SHOTS / "alert_rule_form.png"), full_page=True)
+        page.click("input[name=_save]")
+        page.wait_for_selector("#result_list")
+        rule = AlertRule.objects.get()
+        assert (rule.event, list(rule.channels.all()), rule.jobs.count()) == ("failed", [channel], 0)
+
+        page.goto(f"{live_server.url}/admin/jobs/job/nightly/change/")
+        page.click("#ct-run-now")
+        page.wait_for_selector(".messagelist")
+        incident = Incident.objects.get()
+        assert (incident.rule_id, incident.job_id, incident.closed_at) == (rule.pk, "nightly", None)
+        assert receiver.hits["/slack"] == 1
+        page.goto(f"{live_server.url}/admin/jobs/job/nightly/change/")
+        alerts = page.locator("fieldset", has_text="Alerts").last.inner_text()
+        assert "Failures to ops" in alerts
+        assert "failed" in alerts
+        page.screenshot(path=str(SHOTS / "job_form_alerts.png"), full_page=True)
+        page.goto(f"{live_server.url}/admin/alerts/incident/")
+        assert "Nightly export" in page.inner_text("#result_list")
+        page.screenshot(path=str(SHOTS / "incidents.png"), full_page=True)
