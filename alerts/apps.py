@@ -13,5 +13,5 @@ class AlertsConfig(AppConfig):
         from alerts import evaluation, tasks  # noqa: F401
         from runs.watchers import watch_runs
 
-        # Every run that ends is weighed against the rules, in the transaction that ends it.
-        watch_runs(evaluation.run_ended)
+        # Every run that ends is weighed against the rules watching its job, in the transaction that ends it.
+        watch_runs(evaluation.run_ended, wants=evaluation.watched)

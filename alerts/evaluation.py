@@ -15,13 +15,13 @@ The events a run decides (``no_success`` is the sweep's, ``alerts.sweep``):
 - ``late``: a scheduled fire started more than ``threshold`` ms after its time, or was skipped by misfire;
 - a success closes the job's open ``failed``, ``consecutive_failures`` and ``no_success``
   incidents and tells the channels they alerted, and those of the ``recovered`` rules, once
-  (``alerts.incidents.incidents_recover``).
+  (``alerts.incidents.incidents_settle``).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -41,28 +41,56 @@ SLOW_MIN_HISTORY = 10
 Event = AlertRule.Event
 
 
+def watched(job_id: str) -> bool:
+    """Whether an enabled rule watches the job (no query: the cached rules)."""
+    return bool(rules_watching(job_id))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a rule makes of a run: its problem (with what it saw, in a sentence), or that the
+    problem is gone (``FINE``: its incident, if open, closes quietly)."""
+
+    problem: bool
+    detail: str = ""
+
+
+FINE = Verdict(problem=False)
+
+
 def run_ended(run: Run, job: Job, final: bool) -> None:
     """Tell the rules watching ``job`` that ``run`` ended (``final``: no retry of its fire follows)."""
     rules = rules_watching(job.pk)
     if not rules:
         return
     now = timezone.now()
-    for rule in rules:
-        if rule.event == Event.FAILED:
-            if final and run.status in FAILURES:
-                incidents.incident_report(rule, job, run, now=now, detail=_failed_detail(run))
-        elif rule.event == Event.CONSECUTIVE_FAILURES:
-            threshold = rule.threshold or 1
-            if final and run.status in FAILURES and consecutive_failures(job, up_to=threshold) >= threshold:
-                detail = f"{threshold} fire{'s' if threshold != 1 else ''} in a row failed."
-                incidents.incident_report(rule, job, run, now=now, detail=detail)
-        elif rule.event == Event.SLOW:
-            _judge_slow(rule, job, run, now=now)
-        elif rule.event == Event.LATE:
-            _judge_late(rule, job, run, now=now)
-    if run.status == Run.Status.SUCCESS:
+    verdicts = [(rule, verdict) for rule in rules if (verdict := judge(rule, job, run, final=final)) is not None]
+    for rule, verdict in verdicts:
+        if verdict.problem:
+            incidents.incident_report(rule, job, run, now=now, detail=verdict.detail)
+    fine = {rule.id for rule, verdict in verdicts if not verdict.problem}
+    if fine or run.status == Run.Status.SUCCESS:
         recovered = [rule for rule in rules if rule.event == Event.RECOVERED]
-        incidents.incidents_recover(job, run, now=now, recovered_rules=recovered)
+        incidents.incidents_settle(
+            job, run, now=now, fine=fine, success=run.status == Run.Status.SUCCESS, recovered_rules=recovered
+        )
+
+
+def judge(rule: WatchingRule, job: Job, run: Run, *, final: bool) -> Verdict | None:
+    """What ``rule`` makes of ``run``; None when it has nothing to say (no_success and recovered
+    never speak of a run; failures settle nothing until the fire's last attempt)."""
+    if rule.event == Event.FAILED:
+        if final and run.status in FAILURES:
+            return Verdict(problem=True, detail=_failed_detail(run))
+    elif rule.event == Event.CONSECUTIVE_FAILURES:
+        threshold = rule.threshold or 1
+        if final and run.status in FAILURES and consecutive_failures(job, up_to=threshold) >= threshold:
+            return Verdict(problem=True, detail=f"{threshold} fire{'s' if threshold != 1 else ''} in a row failed.")
+    elif rule.event == Event.SLOW:
+        return _judge_slow(rule, job, run)
+    elif rule.event == Event.LATE:
+        return _judge_late(rule, run)
+    return None
 
 
 def consecutive_failures(job: Job, *, up_to: int) -> int:
@@ -105,34 +133,31 @@ def slow_limit_ms(job: Job, run: Run) -> int | None:
     return SLOW_FACTOR * max(p95, 1)
 
 
-def _judge_slow(rule: WatchingRule, job: Job, run: Run, *, now: datetime) -> None:
+def _judge_slow(rule: WatchingRule, job: Job, run: Run) -> Verdict | None:
     if run.status not in (Run.Status.SUCCESS, Run.Status.FAILED) or run.duration_ms is None:
-        return  # a timeout is a failure, a skipped or lost run has no duration of its own
+        return None  # a timeout is a failure, a skipped or lost run has no duration of its own
     limit = rule.threshold or slow_limit_ms(job, run)
     if limit is None:
-        return
+        return None
     if run.duration_ms > limit:
         how = f"{limit} ms" if rule.threshold else f"{limit} ms ({SLOW_FACTOR} times the p95 of its recent runs)"
-        detail = f"The run took {run.duration_ms} ms; the limit is {how}."
-        incidents.incident_report(rule, job, run, now=now, detail=detail)
-    elif run.status == Run.Status.SUCCESS:
-        incidents.incident_resolve(rule, job, now=now)
+        return Verdict(problem=True, detail=f"The run took {run.duration_ms} ms; the limit is {how}.")
+    return FINE if run.status == Run.Status.SUCCESS else None
 
 
-def _judge_late(rule: WatchingRule, job: Job, run: Run, *, now: datetime) -> None:
+def _judge_late(rule: WatchingRule, run: Run) -> Verdict | None:
     if run.trigger != Run.Trigger.SCHEDULED or run.attempt != 1 or run.scheduled_for is None:
-        return  # a manual run has no time to be late for; a retry waits on purpose
+        return None  # a manual run has no time to be late for; a retry waits on purpose
     if skipped_by_misfire(run.status, run.error):
-        incidents.incident_report(rule, job, run, now=now, detail=f"The fire was skipped: {run.error}")
-        return
+        return Verdict(problem=True, detail=f"The fire was skipped: {run.error}")
     if run.started_at is None or run.status == Run.Status.SKIPPED:
-        return
+        return None
     late_ms = int((run.started_at - run.scheduled_for).total_seconds() * 1000)
     if rule.threshold and late_ms > rule.threshold:
-        detail = f"The fire started {late_ms} ms after its time; the limit is {rule.threshold} ms."
-        incidents.incident_report(rule, job, run, now=now, detail=detail)
-    else:
-        incidents.incident_resolve(rule, job, now=now)
+        return Verdict(
+            problem=True, detail=f"The fire started {late_ms} ms after its time; the limit is {rule.threshold} ms."
+        )
+    return FINE
 
 
 def _failed_detail(run: Run) -> str:

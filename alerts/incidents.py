@@ -49,35 +49,38 @@ def incident_report(rule: WatchingRule, job: Job, run: Run | None, *, now: datet
     return incident
 
 
-def incident_resolve(rule: WatchingRule, job: Job, *, now: datetime) -> None:
-    """``rule``'s problem with ``job`` is gone (a run neither slow nor late): close its incident quietly."""
-    Incident.objects.filter(rule_id=rule.id, job=job, closed_at__isnull=True).update(closed_at=now)
+def incidents_settle(
+    job: Job, run: Run, *, now: datetime, fine: set[int], success: bool, recovered_rules: list[WatchingRule]
+) -> None:
+    """Close ``job``'s open incidents that ``run`` settles, read with one query: those of the rules
+    in ``fine`` (a run neither slow nor late) quietly; and, when ``run`` succeeded, its failure
+    incidents, telling the channels they alerted (and those of the ``recovered`` rules watching
+    the job) once each."""
+    open_incidents = list(Incident.objects.select_for_update().filter(job=job, closed_at__isnull=True))
+    quiet = [incident for incident in open_incidents if incident.rule_id in fine]
+    recovering = [incident for incident in open_incidents if success and incident.event in FAILURE_EVENTS]
+    if quiet or recovering:
+        Incident.objects.filter(pk__in=[incident.pk for incident in quiet + recovering]).update(closed_at=now)
+    if recovering:
+        _tell_recovery(job, run, recovering, now=now, recovered_rules=recovered_rules)
 
 
-def incidents_recover(job: Job, run: Run, *, now: datetime, recovered_rules: list[WatchingRule]) -> int:
-    """A successful ``run`` closes ``job``'s open failure incidents, and the channels they alerted
-    (and those of the ``recovered`` rules watching the job) are told, once each. Returns how many
-    incidents it closed."""
-    open_incidents = list(
-        Incident.objects.select_for_update().filter(job=job, closed_at__isnull=True, event__in=FAILURE_EVENTS)
-    )
-    if not open_incidents:
-        return 0
-    Incident.objects.filter(pk__in=[incident.pk for incident in open_incidents]).update(closed_at=now)
-    alerted = Notification.objects.filter(incident__in=open_incidents).exclude(event=Notification.Event.RECOVERED)
+def _tell_recovery(
+    job: Job, run: Run, closed: list[Incident], *, now: datetime, recovered_rules: list[WatchingRule]
+) -> None:
+    alerted = Notification.objects.filter(incident__in=closed).exclude(event=Notification.Event.RECOVERED)
     channels: dict[int, int | None] = dict.fromkeys(alerted.values_list("channel_id", flat=True).distinct())
     for rule in recovered_rules:
         for channel_id in rule.channel_ids:
             channels.setdefault(channel_id, rule.id)
-    first = min(open_incidents, key=lambda incident: incident.opened_at)
+    first = min(closed, key=lambda incident: incident.opened_at)
     first.closed_at = now
-    seen = max(incident.occurrences for incident in open_incidents)
+    seen = max(incident.occurrences for incident in closed)
     times = f"{seen} time{'s' if seen != 1 else ''}"
     detail = f"Succeeded again {_since(first.opened_at, now)} after the first alert (the problem was seen {times})."
     text = messages.build_message(AlertRule.Event.RECOVERED, job=job, run=run, incident=first, detail=detail)
     for channel_id, rule_id in channels.items():
         delivery.notify(channel_id, AlertRule.Event.RECOVERED, text, job=job, run=run, rule=rule_id, incident=first)
-    return len(open_incidents)
 
 
 def _open_incident(rule_id: int, job: Job) -> QuerySet[Incident]:

@@ -28,18 +28,25 @@ logger = logging.getLogger(__name__)
 # (False when a retry of it has been queued).
 RunWatcher = Callable[["Run", "Job", bool], None]
 
-_watchers: list[RunWatcher] = []
+# Whether a watcher wants to hear of a run of this job: a check that makes no query, so that a run
+# no watcher cares about costs no savepoint either (two statements on every run otherwise).
+WantsJob = Callable[[str], bool]
+
+_watchers: list[tuple[RunWatcher, WantsJob | None]] = []
 
 
-def watch_runs(watcher: RunWatcher) -> None:
-    """Tell ``watcher`` of every run that ends from now on in this process (once, however often asked)."""
-    if watcher not in _watchers:
-        _watchers.append(watcher)
+def watch_runs(watcher: RunWatcher, *, wants: WantsJob | None = None) -> None:
+    """Tell ``watcher`` of every run that ends from now on in this process (once, however often
+    asked), or of those whose job ``wants`` says it wants to hear of."""
+    if all(registered is not watcher for registered, _ in _watchers):
+        _watchers.append((watcher, wants))
 
 
 def run_ended(run: Run, job: Job, *, final: bool) -> None:
     """Tell the watchers that ``run`` ended. Call in the transaction that ended it."""
-    for watcher in _watchers:
+    for watcher, wants in _watchers:
+        if wants is not None and not wants(job.pk):
+            continue
         try:
             with transaction.atomic():
                 watcher(run, job, final)

@@ -283,7 +283,7 @@ def test_a_job_no_rule_watches_costs_no_query(hook):
     run = Run.objects.create(job=job, trigger="manual", status="failed")
     evaluation.run_ended(run, job, True)  # loads the (no) rules
     with CaptureQueriesContext(connection) as queries:
-        evaluation.run_ended(run, job, True)
+        watchers.run_ended(run, job, final=True)  # not even a savepoint
     assert len(queries) == 0
 
 
@@ -292,7 +292,7 @@ def test_a_watcher_that_fails_never_fails_the_run(http_target, monkeypatch, capl
         Job.objects.filter(pk=job.pk).update(name="written by the broken watcher")
         raise RuntimeError("the watcher broke")
 
-    monkeypatch.setattr(watchers, "_watchers", [broken])
+    monkeypatch.setattr(watchers, "_watchers", [(broken, None)])
     make_job(http_target.url + "/ok")
     execute_job.apply(kwargs={"job_id": "export", "scheduled_for": START.isoformat()}, throw=True)
     run = Run.objects.get()
