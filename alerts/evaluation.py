@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.utils import timezone
 
 from alerts import incidents
@@ -48,11 +49,12 @@ def watched(job_id: str) -> bool:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What a rule makes of a run: its problem (with what it saw, in a sentence), or that the
-    problem is gone (``FINE``: its incident, if open, closes quietly)."""
+    """What a rule makes of a run: its problem (with what it saw, in a sentence, and the run that
+    shows it), or that the problem is gone (``FINE``: its incident, if open, closes quietly)."""
 
     problem: bool
     detail: str = ""
+    run: Run | None = None
 
 
 FINE = Verdict(problem=False)
@@ -64,10 +66,11 @@ def run_ended(run: Run, job: Job, final: bool) -> None:
     if not rules:
         return
     now = timezone.now()
-    verdicts = [(rule, verdict) for rule in rules if (verdict := judge(rule, job, run, final=final)) is not None]
+    failed = failed_fire(run, final=final)
+    verdicts = [(rule, verdict) for rule in rules if (verdict := judge(rule, job, run, failed=failed)) is not None]
     for rule, verdict in verdicts:
         if verdict.problem:
-            incidents.incident_report(rule, job, run, now=now, detail=verdict.detail)
+            incidents.incident_report(rule, job, verdict.run or run, now=now, detail=verdict.detail)
     fine = {rule.id for rule, verdict in verdicts if not verdict.problem}
     if fine or run.status == Run.Status.SUCCESS:
         recovered = [rule for rule in rules if rule.event == Event.RECOVERED]
@@ -76,16 +79,35 @@ def run_ended(run: Run, job: Job, final: bool) -> None:
         )
 
 
-def judge(rule: WatchingRule, job: Job, run: Run, *, final: bool) -> Verdict | None:
-    """What ``rule`` makes of ``run``; None when it has nothing to say (no_success and recovered
-    never speak of a run; failures settle nothing until the fire's last attempt)."""
+def failed_fire(run: Run, *, final: bool) -> Run | None:
+    """The attempt that failed the fire ``run`` ended, if it did: ``run`` itself when it was the
+    last attempt and failed; the attempt before it when ``run`` is a retry that was skipped (its job
+    paused, or still running under ``forbid``), since no other attempt follows. Else None."""
+    if final and run.status in FAILURES:
+        return run
+    if run.trigger == Run.Trigger.RETRY and run.status == Run.Status.SKIPPED and run.retry_of_id is not None:
+        first = run.retry_of_id
+        previous = (
+            Run.objects.filter(Q(pk=first) | Q(retry_of_id=first), job_id=run.job_id, attempt=run.attempt - 1)
+            .only("id", "status", "attempt", "error", "job_id", "trigger", "scheduled_for", "started_at")
+            .first()
+        )
+        if previous is not None and previous.status in FAILURES:
+            return previous
+    return None
+
+
+def judge(rule: WatchingRule, job: Job, run: Run, *, failed: Run | None) -> Verdict | None:
+    """What ``rule`` makes of ``run`` (``failed``: the attempt that failed its fire, if it did);
+    None when it has nothing to say (no_success and recovered never speak of a run)."""
     if rule.event == Event.FAILED:
-        if final and run.status in FAILURES:
-            return Verdict(problem=True, detail=_failed_detail(run))
+        if failed is not None:
+            return Verdict(problem=True, detail=_failed_detail(failed, run), run=failed)
     elif rule.event == Event.CONSECUTIVE_FAILURES:
         threshold = rule.threshold or 1
-        if final and run.status in FAILURES and consecutive_failures(job, up_to=threshold) >= threshold:
-            return Verdict(problem=True, detail=f"{threshold} fire{'s' if threshold != 1 else ''} in a row failed.")
+        if failed is not None and consecutive_failures(job, up_to=threshold) >= threshold:
+            detail = f"{threshold} fire{'s' if threshold != 1 else ''} in a row failed."
+            return Verdict(problem=True, detail=detail, run=failed)
     elif rule.event == Event.SLOW:
         return _judge_slow(rule, job, run)
     elif rule.event == Event.LATE:
@@ -160,7 +182,8 @@ def _judge_late(rule: WatchingRule, run: Run) -> Verdict | None:
     return FINE
 
 
-def _failed_detail(run: Run) -> str:
-    if run.attempt > 1:
-        return f"The fire failed after {run.attempt} attempts."
-    return ""
+def _failed_detail(failed: Run, ended: Run) -> str:
+    told = f"The fire failed after {failed.attempt} attempts." if failed.attempt > 1 else ""
+    if ended is not failed:
+        told = f"{told} Its retry was skipped: {ended.error}".strip()
+    return told

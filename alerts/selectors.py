@@ -8,12 +8,17 @@ other processes see it within those seconds.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.db import DatabaseError, transaction
+
 from alerts.models import AlertRule
+
+logger = logging.getLogger(__name__)
 
 RULES_CACHE_SECONDS = 5.0
 
@@ -39,19 +44,29 @@ class _Cache:
         self.lock = threading.Lock()
         self.rules: list[WatchingRule] | None = None
         self.loaded_at = 0.0
+        self.generation = 0  # moved on by each change, so that a read begun before it is not kept
 
 
 _cache = _Cache()
 
 
 def enabled_rules() -> list[WatchingRule]:
-    """Every enabled rule that has a channel, as loaded at most RULES_CACHE_SECONDS ago."""
+    """Every enabled rule that has a channel, as loaded at most RULES_CACHE_SECONDS ago. Asked in a
+    run's transaction: a load that fails is undone (a savepoint) and logged, and the rules loaded
+    before (or none) stand until the next try."""
     with _cache.lock:
         if _cache.rules is not None and time.monotonic() - _cache.loaded_at < RULES_CACHE_SECONDS:
             return _cache.rules
-    rules = _load()
+        generation, stale = _cache.generation, _cache.rules
+    try:
+        with transaction.atomic():
+            rules = load_enabled_rules()
+    except DatabaseError as exc:
+        logger.warning("could not read the alert rules (those read before stand): %s", exc)
+        return stale or []
     with _cache.lock:
-        _cache.rules, _cache.loaded_at = rules, time.monotonic()
+        if _cache.generation == generation:  # else they changed while being read: read them again next time
+            _cache.rules, _cache.loaded_at = rules, time.monotonic()
     return rules
 
 
@@ -64,9 +79,11 @@ def rules_changed() -> None:
     """Forget the cached rules: the next question reads them again."""
     with _cache.lock:
         _cache.rules = None
+        _cache.generation += 1
 
 
-def _load() -> list[WatchingRule]:
+def load_enabled_rules() -> list[WatchingRule]:
+    """Every enabled rule that has a channel, read now (the sweep's; runs ask ``enabled_rules``)."""
     rules = list(AlertRule.objects.filter(enabled=True).order_by("id"))
     ids = [rule.pk for rule in rules]
     channels: dict[int, list[int]] = defaultdict(list)

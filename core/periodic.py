@@ -2,8 +2,9 @@
 worker's heartbeat, the alert sweep), that never holds up the process's own loop and never
 stops for a database that is away.
 
-A database error is logged once per outage (and its end once), not raised; the thread's
-connections are closed when it ends.
+A database error is logged once per outage (and its end once), not raised, and so is any other
+error (with its traceback): the thread goes on to its next turn. Its connections are closed when
+it ends.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Periodic:
         self.quietly(self.task, self.what)
 
     def quietly(self, task: Callable[[], object], what: str) -> None:
-        """Do ``task``; a database error is logged (once per outage), never raised."""
+        """Do ``task``; an error is logged (once until it succeeds again), never raised."""
         from django.db import DatabaseError, close_old_connections, connection
 
         if not connection.in_atomic_block:  # (a caller's transaction, in tests, is not ours to end)
@@ -62,6 +63,11 @@ class Periodic:
         except DatabaseError as exc:
             if not self._failing:
                 self.logger.warning("could not %s: %s", what, exc)
+            self._failing = True
+            return
+        except Exception:  # a bug, or a value it cannot handle: the thread must live on all the same
+            if not self._failing:
+                self.logger.exception("could not %s", what)
             self._failing = True
             return
         if self._failing:

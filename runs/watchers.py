@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from core.outage import DATABASE_DISCONNECTS, describe
 
@@ -45,14 +45,21 @@ def watch_runs(watcher: RunWatcher, *, wants: WantsJob | None = None) -> None:
 def run_ended(run: Run, job: Job, *, final: bool) -> None:
     """Tell the watchers that ``run`` ended. Call in the transaction that ended it."""
     for watcher, wants in _watchers:
-        if wants is not None and not wants(job.pk):
-            continue
         try:
+            if wants is not None and not wants(job.pk):
+                continue
             with transaction.atomic():
                 watcher(run, job, final)
-        except DATABASE_DISCONNECTS:
-            raise  # the outcome itself cannot be stored either: runs.outcomes stores it again
-        except Exception as exc:  # a watcher never fails the run it watches
+        except Exception as exc:  # a watcher never fails the run it watches …
+            if isinstance(exc, DATABASE_DISCONNECTS) and not _connection_usable():
+                raise  # … unless the connection is gone: the outcome cannot be stored either (runs.outcomes retries)
             logger.exception(
                 "a watcher of run %s failed (the run's outcome is stored all the same): %s", run.pk, describe(exc)
             )
+
+
+def _connection_usable() -> bool:
+    """Whether the run's transaction can go on after a watcher's database error: its savepoint was
+    rolled back (a deadlock, a lock timeout: the watcher's writes are undone, the run's kept), and
+    the connection still answers."""
+    return not connection.needs_rollback and connection.is_usable()

@@ -312,3 +312,43 @@ def test_deleting_a_job_deletes_its_incidents_and_keeps_the_record_of_what_was_s
     assert not Incident.objects.exists()
     notification = Notification.objects.get()
     assert (notification.status, notification.job_id, notification.run_id) == ("sent", None, None)
+
+
+def test_a_fire_whose_retry_is_skipped_sends_failed_for_the_attempt_that_failed(
+    http_target, receiver, eager, hook, queued_tasks, django_capture_on_commit_callbacks
+):
+    make_rule(AlertRule.Event.FAILED, [hook])
+    job = make_job(http_target.url + "/status/500", max_retries=1, concurrency_policy="forbid")
+    first = fire(django_capture_on_commit_callbacks, 0)
+    assert received(receiver) == []  # a retry follows …
+    retry = Run.objects.get(attempt=2)
+    # … and finds the job's next fire still running: under "forbid", it is skipped.
+    Run.objects.create(job=job, trigger="scheduled", scheduled_for=START + timedelta(minutes=1), status="running",
+                       started_at=timezone.now())  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        execute_job.apply(kwargs={"job_id": "export", "run_id": retry.pk}, throw=True)
+    retry.refresh_from_db()
+    assert retry.status == "skipped"
+    [alert] = received(receiver)
+    assert alert["run"]["id"] == first.pk
+    assert "Its retry was skipped: Concurrency policy 'forbid'" in alert["text"]
+
+
+def test_a_watcher_that_hits_a_deadlock_or_cannot_read_its_rules_never_fails_the_run(http_target, monkeypatch, caplog):
+    from django.db import OperationalError
+
+    def deadlocked(run, job, final):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        raise OperationalError("deadlock detected")
+
+    def unreadable(job_id):
+        raise OperationalError("relation alerts_alertrule does not exist")
+
+    monkeypatch.setattr(watchers, "_watchers", [(deadlocked, None), (deadlocked, unreadable)])
+    make_job(http_target.url + "/ok")
+    execute_job.apply(kwargs={"job_id": "export", "scheduled_for": START.isoformat()}, throw=True)
+    run = Run.objects.get()
+    assert (run.status, run.attempt) == ("success", 1)
+    assert Job.objects.get().success_count == 1
+    assert caplog.text.count("a watcher of run") == 2
