@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from celery import Task, current_app
 from django.conf import settings
@@ -39,6 +39,20 @@ DELIVER_TASK = "alerts.tasks.deliver_notification"
 LOST_AFTER_SECONDS = 60
 
 
+class Retry(NamedTuple):
+    """Another attempt is due: ``attempt``, in ``wait`` seconds."""
+
+    wait: float
+    attempt: int
+
+
+def attempt_hold_seconds() -> float:
+    """How long an attempt holds its notification before the sweep may take it for lost: a send
+    makes several network operations (connecting, TLS, an SMTP conversation), each with up to
+    CRONTASK_ALERT_TIMEOUT."""
+    return max(120.0, settings.CRONTASK_ALERT_TIMEOUT * 6.0)
+
+
 def notify(
     channel: Channel | int,
     event: str,
@@ -60,16 +74,16 @@ def notify(
         incident=incident,
         next_attempt_at=timezone.now(),
     )
-    queue(notification.pk)
+    queue(notification.pk, attempt=1)
     return notification
 
 
-def queue(notification_id: int) -> None:
-    """Queue the delivery of a notification once the current transaction commits."""
+def queue(notification_id: int, *, attempt: int) -> None:
+    """Queue ``attempt`` at delivering a notification once the current transaction commits."""
 
     def send() -> None:
         try:
-            deliver_task().apply_async(args=(notification_id,))
+            deliver_task().apply_async(kwargs={"notification_id": notification_id, "attempt": attempt})
         except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the caller goes on
             logger.warning(
                 "notification %s is recorded but could not be queued (the sweep queues it again): %s",
@@ -86,10 +100,11 @@ def requeue_lost(*, now: datetime) -> int:
     overdue = now - timedelta(seconds=LOST_AFTER_SECONDS)
     lost = Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__lt=overdue)
     queued = 0
-    for pk, due in lost.order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:1000]:
+    rows = lost.order_by("next_attempt_at").values_list("pk", "next_attempt_at", "attempts")[:1000]
+    for pk, due, attempts in rows:
         with transaction.atomic():
-            if Notification.objects.filter(pk=pk, next_attempt_at=due).update(next_attempt_at=now):
-                queue(pk)
+            if Notification.objects.filter(pk=pk, next_attempt_at=due, attempts=attempts).update(next_attempt_at=now):
+                queue(pk, attempt=attempts + 1)  # the one in hand, if any, is given up
                 queued += 1
     if queued:
         logger.warning("%s notification(s) had lost their message and were queued again", queued)
@@ -106,10 +121,11 @@ def backoff(retries: int) -> float:
     return float(settings.CRONTASK_ALERT_RETRY_BASE_SECONDS) * 2**retries
 
 
-def deliver(notification_id: int) -> float | None:
-    """One attempt at delivering a pending notification: the seconds until the next attempt when
-    it failed and another is due, else None. After the last (CRONTASK_ALERT_MAX_ATTEMPTS) it is
-    marked failed. Never raises for the channel's failure."""
+def deliver(notification_id: int, *, attempt: int | None = None) -> Retry | None:
+    """Make ``attempt`` (the next one, if not given: a message from before attempts were named) at
+    delivering a pending notification. Returns the attempt due next when this one failed and
+    another is allowed, else None; after the last (CRONTASK_ALERT_MAX_ATTEMPTS) it is marked
+    failed. Never raises for the channel's failure. A message for an attempt already made does nothing."""
     now = timezone.now()
     with transaction.atomic():
         pending = Notification.objects.select_for_update(of=("self",)).select_related(
@@ -118,11 +134,14 @@ def deliver(notification_id: int) -> float | None:
         notification = pending.filter(pk=notification_id).first()
         if notification is None or notification.status != Notification.Status.PENDING:
             return None
-        if notification.next_attempt_at is not None and notification.next_attempt_at > now + timedelta(seconds=1):
-            return None  # another copy of the message has it in hand, or its retry is not due yet
+        if attempt is not None and notification.attempts != attempt - 1:
+            logger.info(
+                "notification %s: attempt %s was made already; this copy does nothing", notification_id, attempt
+            )
+            return None
         notification.attempts += 1
-        # Held while this attempt lasts; past it (this worker died), the sweep queues it again.
-        notification.next_attempt_at = now + timedelta(seconds=settings.CRONTASK_ALERT_TIMEOUT * 2)
+        # Held while this attempt lasts; past it (this worker died), the sweep queues the next.
+        notification.next_attempt_at = now + timedelta(seconds=attempt_hold_seconds())
         notification.save(update_fields=["attempts", "next_attempt_at"])
     last_attempt = notification.attempts >= settings.CRONTASK_ALERT_MAX_ATTEMPTS
     channel = notification.channel
@@ -142,16 +161,24 @@ def deliver(notification_id: int) -> float | None:
     return _record(notification, error="", retry=False)
 
 
-def _record(notification: Notification, *, error: str, retry: bool) -> float | None:
+def _record(notification: Notification, *, error: str, retry: bool) -> Retry | None:
+    """Store how the attempt went, unless the sweep gave it up meanwhile (it took too long: the
+    next attempt is another's now, and its outcome will be stored)."""
     now = timezone.now()
     wait = backoff(notification.attempts - 1)
+    fields: dict[str, object] = {"error": error, "next_attempt_at": now + timedelta(seconds=wait)}
     if not error:
-        notification.status, notification.sent_at, notification.error = Notification.Status.SENT, now, ""
-        notification.next_attempt_at = None
+        fields = {"status": Notification.Status.SENT, "sent_at": now, "error": "", "next_attempt_at": None}
     elif not retry:
-        notification.status, notification.error, notification.next_attempt_at = Notification.Status.FAILED, error, None
-    else:
-        notification.error = error
-        notification.next_attempt_at = now + timedelta(seconds=wait)
-    notification.save(update_fields=["status", "sent_at", "error", "next_attempt_at"])
-    return wait if retry else None
+        fields = {"status": Notification.Status.FAILED, "error": error, "next_attempt_at": None}
+    mine = Notification.objects.filter(
+        pk=notification.pk, status=Notification.Status.PENDING, attempts=notification.attempts
+    )
+    if not mine.update(**fields):
+        logger.warning(
+            "notification %s: attempt %s ended after it was given up", notification.pk, notification.attempts
+        )
+        return None
+    for name, value in fields.items():
+        setattr(notification, name, value)
+    return Retry(wait=wait, attempt=notification.attempts + 1) if retry else None

@@ -158,7 +158,7 @@ def _measure(work_url: str, target: HttpTarget, repeat: int) -> dict[str, Any]:
 
     queued: list[int] = []
 
-    def queue(notification_id: int) -> None:
+    def queue(notification_id: int, *, attempt: int) -> None:
         queued.append(notification_id)  # recorded, never sent (see the docstring)
 
     delivery.queue = queue

@@ -13,7 +13,6 @@ import time_machine
 from django.utils import timezone
 
 from alerts import delivery, services
-from alerts.models import Notification
 from alerts.sweep import sweep
 from alerts.worker import SWEEP_TURN, AlertSweepStep, sweep_if_my_turn
 from crontask.celery import app
@@ -46,31 +45,77 @@ def test_a_notification_whose_message_was_lost_is_queued_again_and_sent_once(
     assert receiver.hits["/slack"] == 1
 
 
-def test_a_second_copy_of_a_message_finds_the_notification_taken(receiver, slack, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
+def test_a_second_copy_of_a_message_finds_its_attempt_made(receiver, slack, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         notification = delivery.notify(slack, "failed", "it broke")
-    Notification.objects.filter(pk=notification.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=20))
-    assert delivery.deliver(notification.pk) is None  # another copy holds it (or its retry is not due)
-    assert receiver.hits["/slack"] == 0
-    Notification.objects.filter(pk=notification.pk).update(next_attempt_at=timezone.now())
-    assert delivery.deliver(notification.pk) is None
-    assert delivery.deliver(notification.pk) is None  # sent: the copy does nothing
+    assert len(callbacks) == 1
+    assert delivery.deliver(notification.pk, attempt=1) is None
+    assert delivery.deliver(notification.pk, attempt=1) is None  # a redelivered copy: attempt 1 was made
     assert receiver.hits["/slack"] == 1
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("sent", 1)
 
 
-def test_a_failed_attempt_says_when_the_next_is_due(receiver, settings, django_capture_on_commit_callbacks):
+def test_the_next_attempt_is_named_and_a_late_copy_of_the_last_does_nothing(
+    receiver, settings, django_capture_on_commit_callbacks
+):
     settings.CRONTASK_ALERT_RETRY_BASE_SECONDS = 30
     down = services.channel_create(data={"name": "down", "kind": "slack", "target": receiver.url + "/flaky/9"})
     with django_capture_on_commit_callbacks(execute=False):
         notification = delivery.notify(down, "failed", "it broke")
-    assert delivery.deliver(notification.pk) == 30
+    assert delivery.deliver(notification.pk, attempt=1) == delivery.Retry(wait=30, attempt=2)
     notification.refresh_from_db()
     assert notification.status == "pending"
     assert notification.next_attempt_at is not None
     wait = (notification.next_attempt_at - timezone.now()).total_seconds()
     assert 25 < wait <= 30
-    Notification.objects.filter(pk=notification.pk).update(next_attempt_at=timezone.now())
-    assert delivery.deliver(notification.pk) == 60  # the backoff follows the attempts, not the message
+    assert delivery.deliver(notification.pk, attempt=1) is None  # late copy of the first
+    assert delivery.deliver(notification.pk, attempt=2) == delivery.Retry(wait=60, attempt=3)
+    assert receiver.hits["/flaky/9"] == 2
+
+
+def test_a_slow_attempt_the_sweep_gave_up_on_is_still_recorded_if_the_next_has_not_begun(
+    receiver, slack, django_capture_on_commit_callbacks, monkeypatch
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        notification = delivery.notify(slack, "failed", "it broke")
+    sent = delivery.channels.send
+    overdue = timedelta(seconds=delivery.attempt_hold_seconds() + delivery.LOST_AFTER_SECONDS + 1)
+
+    def slow_send(channel, alert):  # so slow that the sweep queues the next attempt meanwhile
+        with (
+            time_machine.travel(timezone.now() + overdue, tick=False),
+            django_capture_on_commit_callbacks(execute=False) as requeued,
+        ):
+            assert sweep().requeued == 1
+        assert len(requeued) == 1
+        sent(channel, alert)
+
+    monkeypatch.setattr(delivery.channels, "send", slow_send)
+    assert delivery.deliver(notification.pk, attempt=1) is None
+    monkeypatch.setattr(delivery.channels, "send", sent)
+    assert delivery.deliver(notification.pk, attempt=2) is None  # the queued one finds it sent
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("sent", 1)
+    assert receiver.hits["/slack"] == 1
+
+
+def test_a_slow_attempt_overtaken_by_the_next_leaves_the_outcome_to_it(
+    receiver, slack, django_capture_on_commit_callbacks, monkeypatch
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        notification = delivery.notify(slack, "failed", "it broke")
+    sent = delivery.channels.send
+
+    def overtaken(channel, alert):  # the next attempt begins and ends while this one hangs
+        monkeypatch.setattr(delivery.channels, "send", sent)
+        assert delivery.deliver(notification.pk, attempt=2) is None
+        raise delivery.channels.DeliveryFailed("timed out")
+
+    monkeypatch.setattr(delivery.channels, "send", overtaken)
+    assert delivery.deliver(notification.pk, attempt=1) is None  # its failure is not stored over the success
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts, notification.error) == ("sent", 2, "")
 
 
 def test_one_process_takes_each_turn():
