@@ -69,7 +69,9 @@ def _tell_recovery(
     job: Job, run: Run, closed: list[Incident], *, now: datetime, recovered_rules: list[WatchingRule]
 ) -> None:
     alerted = Notification.objects.filter(incident__in=closed).exclude(event=Notification.Event.RECOVERED)
-    channels: dict[int, int | None] = dict.fromkeys(alerted.values_list("channel_id", flat=True).distinct())
+    channels: dict[int, int | None] = {}  # channel -> the rule it is told for
+    for channel_id, rule_id in alerted.values_list("channel_id", "incident__rule_id").order_by("id"):
+        channels.setdefault(channel_id, rule_id)
     for rule in recovered_rules:
         for channel_id in rule.channel_ids:
             channels.setdefault(channel_id, rule.id)
@@ -79,8 +81,10 @@ def _tell_recovery(
     times = f"{seen} time{'s' if seen != 1 else ''}"
     detail = f"Succeeded again {_since(first.opened_at, now)} after the first alert (the problem was seen {times})."
     text = messages.build_message(AlertRule.Event.RECOVERED, job=job, run=run, incident=first, detail=detail)
-    for channel_id, rule_id in channels.items():
-        delivery.notify(channel_id, AlertRule.Event.RECOVERED, text, job=job, run=run, rule=rule_id, incident=first)
+    for channel_id, telling_rule in channels.items():
+        delivery.notify(
+            channel_id, AlertRule.Event.RECOVERED, text, job=job, run=run, rule=telling_rule, incident=first
+        )
 
 
 def _open_incident(rule_id: int, job: Job) -> QuerySet[Incident]:

@@ -56,17 +56,22 @@ def context(
     if job is not None:
         data["job"] = {"id": job.pk, "name": job.name or job.pk, "timezone": job.timezone}
     if run is not None:
-        scheduled = run.scheduled_for or run.started_at
         data["run"] = {
             "id": run.pk,
             "status": run.status,
             "attempt": run.attempt,
             "error": mask_message(run.error, secret_values(job)) if job is not None else mask_message(run.error, ()),
             "duration_ms": run.duration_ms,
-            "scheduled_for": _local(scheduled, job).isoformat() if scheduled else None,
+            "scheduled_for": _local(run.scheduled_for, job).isoformat() if run.scheduled_for else None,
+            "started_at": _local(run.started_at, job).isoformat() if run.started_at else None,
             "url": run_url(run.pk),
         }
     return data
+
+
+def local_time(moment: datetime, job: Job) -> str:
+    """``moment`` in the job's time zone, as messages write it."""
+    return f"{_local(moment, job).isoformat()} ({job.timezone})"
 
 
 def _local(moment: datetime, job: Job | None) -> datetime:

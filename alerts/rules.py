@@ -33,7 +33,14 @@ THRESHOLD_UNITS: dict[str, str | None] = {
     Event.LATE: "milliseconds",
 }
 THRESHOLD_REQUIRED = frozenset({Event.CONSECUTIVE_FAILURES, Event.NO_SUCCESS})
-MAX_THRESHOLD = 2**63 - 1  # the column is a bigint
+# The largest threshold per event: beyond these a rule would never speak (a year of silence, ten
+# thousand failures in a row, a day of slowness or lateness), and its queries could not be made.
+MAX_THRESHOLD = {
+    Event.CONSECUTIVE_FAILURES: 10_000,
+    Event.NO_SUCCESS: 366 * 86_400,
+    Event.SLOW: 86_400_000,
+    Event.LATE: 86_400_000,
+}
 MIN_REMIND_SECONDS = 60
 MAX_REMIND_SECONDS = 2**31 - 1  # the column is an integer
 MAX_ID = 2**63 - 1  # a channel's id is a bigint: a larger one names no channel and is not looked up
@@ -112,9 +119,9 @@ def _threshold(event: Any, value: Any) -> tuple[int | None, str | None]:
         if event in THRESHOLD_REQUIRED:
             return None, f"{event} needs a threshold ({unit})."
         return None, None
-    number = _whole(value)
-    if number is None or not 1 <= number <= MAX_THRESHOLD:
-        return None, f"Give a whole number of {unit} from 1 to {MAX_THRESHOLD}."
+    number, most = _whole(value), MAX_THRESHOLD[event]
+    if number is None or not 1 <= number <= most:
+        return None, f"Give a whole number of {unit} from 1 to {most}."
     return number, None
 
 

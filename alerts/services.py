@@ -9,10 +9,11 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
-from alerts import channels, messages
-from alerts.models import Channel, Notification
+from alerts import channels, messages, selectors
+from alerts.models import AlertRule, Channel, Incident, Notification
 from alerts.secrets import mask_error, restore_channel_secrets
 from jobs.egress import EgressDenied, check_host
 
@@ -86,7 +87,13 @@ def channel_update(*, channel: Channel, data: Mapping[str, Any]) -> Channel:
 
 
 def channel_delete(*, channel: Channel) -> None:
-    channel.delete()
+    """Delete ``channel``. A rule it leaves with no channel tells no one: its open incidents are
+    closed, as a disabled rule's are, so that it alerts afresh once it has a channel again."""
+    with transaction.atomic():
+        orphaned = AlertRule.objects.filter(channels=channel).annotate(count=Count("channels")).filter(count=1)
+        Incident.objects.filter(rule__in=list(orphaned), closed_at__isnull=True).update(closed_at=timezone.now())
+        channel.delete()
+        transaction.on_commit(selectors.rules_changed)
 
 
 def channel_test(*, channel: Channel) -> Notification:

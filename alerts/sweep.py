@@ -17,9 +17,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from alerts import delivery, incidents
+from alerts import delivery, incidents, messages
 from alerts.models import AlertRule, Incident
-from alerts.selectors import WatchingRule, enabled_rules
+from alerts.selectors import WatchingRule, load_enabled_rules
 from jobs.models import Job
 from runs.models import Run
 
@@ -37,10 +37,10 @@ class SweepReport:
 
 
 def sweep(*, now: datetime | None = None) -> SweepReport:
-    """One pass of every check above, at ``now``."""
+    """One pass of every check above, at ``now``, with the rules as they are now (not as cached)."""
     now = now or timezone.now()
     requeued = delivery.requeue_lost(now=now)  # first: what this sweep notifies is not lost
-    rules = enabled_rules()
+    rules = load_enabled_rules()
     opened = sum(check_no_success(rule, now=now) for rule in rules if rule.event == AlertRule.Event.NO_SUCCESS)
     reminded = send_reminders(rules, now=now)
     return SweepReport(opened=opened, reminded=reminded, requeued=requeued)
@@ -48,26 +48,35 @@ def sweep(*, now: datetime | None = None) -> SweepReport:
 
 def check_no_success(rule: WatchingRule, *, now: datetime) -> int:
     """Open an incident for each active job ``rule`` watches that has had no successful run for
-    its threshold (counted from the job's creation if it never succeeded) and has none open."""
+    its threshold and has none open. The window starts no earlier than the job's last change
+    (``updated_at``: its creation, a resume, an edit): a job just resumed after a long pause is
+    given its threshold. A rule for every job leaves out the jobs that fire only once or by hand."""
     seconds = rule.threshold or 0
     cutoff = now - timedelta(seconds=seconds)
     succeeded = Run.objects.filter(job=OuterRef("pk"), status=Run.Status.SUCCESS, finished_at__gte=cutoff)
     already = Incident.objects.filter(rule_id=rule.id, job=OuterRef("pk"), closed_at__isnull=True)
-    silent = Job.objects.filter(status=Job.Status.ACTIVE, is_system=False, created_at__lt=cutoff)
+    silent = Job.objects.filter(status=Job.Status.ACTIVE, is_system=False, updated_at__lt=cutoff)
     if rule.job_ids is not None:
         silent = silent.filter(alert_rules=rule.id)
+    else:
+        silent = silent.exclude(trigger__in=(Job.Trigger.DATE, Job.Trigger.MANUAL))
     silent = silent.exclude(Exists(succeeded)).exclude(Exists(already)).order_by("pk")
     opened = 0
-    for job in silent[:BATCH]:
-        last = (
-            Run.objects.filter(job=job, status=Run.Status.SUCCESS)
-            .order_by("-finished_at")
-            .values_list("finished_at", flat=True)
-            .first()
-        )
-        since = f"the last one ended {last.isoformat()}" if last else "it has never succeeded"
-        detail = f"No successful run for {seconds} s ({since})."
+    for job_id in silent.values_list("pk", flat=True)[:BATCH]:
         with transaction.atomic():
+            # The job locked, as a run's outcome locks it (runs.accounting): a success that
+            # committed since the query above is seen, one still to come finds the incident.
+            job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.ACTIVE).first()
+            if job is None or Run.objects.filter(job=job, status=Run.Status.SUCCESS, finished_at__gte=cutoff).exists():
+                continue
+            last = (
+                Run.objects.filter(job=job, status=Run.Status.SUCCESS)
+                .order_by("-finished_at")
+                .values_list("finished_at", flat=True)
+                .first()
+            )
+            since = f"the last one ended {messages.local_time(last, job)}" if last else "it has never succeeded"
+            detail = f"No successful run for {seconds} s ({since})."
             incidents.incident_report(rule, job, None, now=now, detail=detail)
         opened += 1
     return opened

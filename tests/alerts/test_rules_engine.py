@@ -18,6 +18,7 @@ from alerts.models import AlertRule, Channel, Incident, Notification
 from jobs import services as job_services
 from jobs.models import Job
 from runs import watchers
+from runs.execution import run_in_foreground
 from runs.models import Run
 from runs.tasks import execute_job
 from tests.alerts.receiver import SECRET
@@ -352,3 +353,43 @@ def test_a_watcher_that_hits_a_deadlock_or_cannot_read_its_rules_never_fails_the
     assert (run.status, run.attempt) == ("success", 1)
     assert Job.objects.get().success_count == 1
     assert caplog.text.count("a watcher of run") == 2
+
+
+def test_no_success_gives_a_job_changed_or_resumed_its_threshold_and_skips_one_offs(hook):
+    from alerts.sweep import sweep
+
+    make_rule(AlertRule.Event.NO_SUCCESS, [hook], threshold=600)
+    make_job("http://127.0.0.1:9/", job_id="hourly")
+    make_job("http://127.0.0.1:9/", job_id="by-hand", interval_seconds=None, trigger="manual")
+    later = timezone.now() + timedelta(minutes=11)
+    Job.objects.filter(pk="hourly").update(updated_at=later - timedelta(minutes=5))  # resumed 5 minutes before
+    assert sweep(now=later).opened == 0
+    assert sweep(now=later + timedelta(minutes=6)).opened == 1  # the manual job is not expected to run
+    assert list(Incident.objects.values_list("job_id", flat=True)) == ["hourly"]
+
+
+def test_a_recovery_names_the_rule_of_the_incident_and_a_manual_runs_start(
+    http_target, receiver, eager, hook, django_capture_on_commit_callbacks
+):
+    rule = make_rule(AlertRule.Event.FAILED, [hook])
+    job = make_job(http_target.url + "/status/500")
+    fire(django_capture_on_commit_callbacks, 0)
+    job_services.job_update(job=job, data={"url": http_target.url + "/ok"})
+    with django_capture_on_commit_callbacks(execute=True):
+        run_in_foreground(job=Job.objects.get(pk="export"))  # a manual run (no fire time)
+    recovered = Notification.objects.get(event="recovered")
+    assert recovered.rule_id == rule.pk
+    assert "Started at: " in recovered.message
+    assert "Scheduled for" not in recovered.message
+
+
+def test_deleting_a_rules_last_channel_closes_its_incidents(
+    http_target, receiver, eager, hook, django_capture_on_commit_callbacks
+):
+    rule = make_rule(AlertRule.Event.FAILED, [hook])
+    make_job(http_target.url + "/status/500")
+    fire(django_capture_on_commit_callbacks, 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.channel_delete(channel=hook)
+    assert Incident.objects.get(rule=rule).closed_at is not None
+    assert rule.channels.count() == 0
