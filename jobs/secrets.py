@@ -57,9 +57,16 @@ _JSON_PAIR = re.compile(r'(?<!\\)"(?P<key>[^"\\\s]{1,100})"\s*:\s*"(?P<value>(?:
 _URL_USERINFO = re.compile(
     r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<value>[^/@\s]+)@", re.I
 )
-# A Slack incoming webhook is its URL: the last part of the path is its token.
+# A chat robot's webhook whose URL is its credential: the last part of the path is its token.
+# Each is named (what a mask stands for, so that one sent back masked keeps its own value).
 _SLACK_HOOK = re.compile(r"hooks\.slack\.com/services/[^/\s]+/[^/\s]+/(?P<value>[^/\s?#\"']+)", re.I)
-_SLACK_HOOK_PART = "the Slack webhook's token"  # names the span (what a mask stands for)
+_SLACK_HOOK_PART = "the Slack webhook's token"
+_FEISHU_HOOK = re.compile(
+    r"(?:open\.feishu\.cn|open\.larksuite\.com)/open-apis/bot/v2/hook/(?P<value>[^/\s?#\"']+)", re.I
+)
+_FEISHU_HOOK_PART = "the Feishu webhook's token"
+_HOOK_TOKENS = ((_SLACK_HOOK, _SLACK_HOOK_PART), (_FEISHU_HOOK, _FEISHU_HOOK_PART))
+_ALWAYS_SECRET = frozenset({"the URL's password", _SLACK_HOOK_PART, _FEISHU_HOOK_PART})
 _ABSENT = object()
 
 
@@ -120,7 +127,7 @@ def mask_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def mask_text(text: str) -> str:
-    """``text`` with URL passwords, Slack webhook tokens and the values of secret key=value and
+    """``text`` with URL passwords, Slack and Feishu webhook tokens and the values of secret key=value and
     "key": "value" pairs masked: a URL, a form or JSON body, a command, a run's target, an error
     message."""
     return _replace(text, [(start, end, MASK) for start, end, _ in _secret_spans(text)])
@@ -130,13 +137,14 @@ def _secret_spans(text: str) -> list[tuple[int, int, str]]:
     """Where ``text`` holds secret values: (start, end, what), in order and not overlapping.
     ``what`` names the value, for a message and to match a value sent back masked with its own."""
     found = [(m.start("value"), m.end("value"), "the URL's password") for m in _URL_USERINFO.finditer(text)]
-    found += [(m.start("value"), m.end("value"), _SLACK_HOOK_PART) for m in _SLACK_HOOK.finditer(text)]
+    for hook, part in _HOOK_TOKENS:
+        found += [(m.start("value"), m.end("value"), part) for m in hook.finditer(text)]
     for pattern in (_PAIR, _JSON_PAIR):
         found += [(m.start("value"), m.end("value"), repr(m["key"])) for m in pattern.finditer(text)]
     spans: list[tuple[int, int, str]] = []
     end = -1
     for span in sorted(found):
-        if span[0] >= end and (span[2] in ("the URL's password", _SLACK_HOOK_PART) or is_secret_name(span[2])):
+        if span[0] >= end and (span[2] in _ALWAYS_SECRET or is_secret_name(span[2])):
             spans.append(span)
             end = span[1]
     return spans
