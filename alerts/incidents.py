@@ -8,13 +8,14 @@ for after the commit (``alerts.delivery.notify``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from alerts import delivery, messages
-from alerts.models import AlertRule, Incident, Notification
+from alerts.models import AlertRule, Channel, Incident, Notification
 from alerts.selectors import WatchingRule
 from jobs.models import Job
 from runs.models import Run
@@ -24,12 +25,14 @@ from runs.models import Run
 FAILURE_EVENTS = frozenset({AlertRule.Event.FAILED, AlertRule.Event.CONSECUTIVE_FAILURES, AlertRule.Event.NO_SUCCESS})
 
 
-def incident_report(rule: WatchingRule, job: Job, run: Run | None, *, now: datetime, detail: str) -> Incident:
+def incident_report(rule: WatchingRule, job: Job, run: Run | None, *, now: datetime, detail: str) -> Incident | None:
     """``rule`` saw its problem with ``job`` (in ``run``, or in a check no run made): the first
     time, an incident is opened and the rule's channels are told; while it is open, it is only
-    counted."""
+    counted. None if the rule is gone or disabled since it was cached."""
     incident = _open_incident(rule.id, job).first()
     if incident is None:
+        if not _rule_stands(rule.id):
+            return None
         try:
             with transaction.atomic():
                 incident = Incident.objects.create(
@@ -40,7 +43,7 @@ def incident_report(rule: WatchingRule, job: Job, run: Run | None, *, now: datet
             incident = _open_incident(rule.id, job).get()
         else:
             text = messages.build_message(rule.event, job=job, run=run, incident=incident, detail=detail)
-            for channel_id in rule.channel_ids:
+            for channel_id in live_channels(rule.channel_ids):
                 delivery.notify(channel_id, rule.event, text, job=job, run=run, rule=rule.id, incident=incident)
             return incident
     incident.occurrences += 1
@@ -75,6 +78,7 @@ def _tell_recovery(
     for rule in recovered_rules:
         for channel_id in rule.channel_ids:
             channels.setdefault(channel_id, rule.id)
+    live = set(live_channels(channels))
     first = min(closed, key=lambda incident: incident.opened_at)
     first.closed_at = now
     seen = max(incident.occurrences for incident in closed)
@@ -82,9 +86,29 @@ def _tell_recovery(
     detail = f"Succeeded again {_since(first.opened_at, now)} after the first alert (the problem was seen {times})."
     text = messages.build_message(AlertRule.Event.RECOVERED, job=job, run=run, incident=first, detail=detail)
     for channel_id, telling_rule in channels.items():
+        if channel_id not in live:
+            continue
         delivery.notify(
             channel_id, AlertRule.Event.RECOVERED, text, job=job, run=run, rule=telling_rule, incident=first
         )
+
+
+def live_channels(channel_ids: Iterable[int]) -> list[int]:
+    """Those of ``channel_ids`` that still exist (the rules are cached for a few seconds), locked
+    against deletion until the transaction ends: a notification never names a deleted channel,
+    which would fail the commit of the run that asked for it."""
+    wanted = list(channel_ids)
+    if not wanted:
+        return []
+    rows = Channel.objects.select_for_update(no_key=True).filter(pk__in=wanted).order_by("pk")
+    return list(rows.values_list("pk", flat=True))
+
+
+def _rule_stands(rule_id: int) -> bool:
+    """Whether the rule still exists and is enabled, locked against deletion until the transaction
+    ends (the cached rules may be a few seconds old)."""
+    rule = AlertRule.objects.select_for_update(no_key=True).filter(pk=rule_id, enabled=True)
+    return bool(rule.values_list("pk", flat=True)[:1])
 
 
 def _open_incident(rule_id: int, job: Job) -> QuerySet[Incident]:
@@ -110,6 +134,6 @@ def incident_remind(incident: Incident, rule: WatchingRule, *, now: datetime) ->
         return False
     job, run = incident.job, incident.last_run
     text = messages.build_message(incident.event, job=job, run=run, incident=incident, reminder=True)
-    for channel_id in rule.channel_ids:
+    for channel_id in live_channels(rule.channel_ids):
         delivery.notify(channel_id, incident.event, text, job=job, run=run, rule=rule.id, incident=incident)
     return True

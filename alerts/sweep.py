@@ -77,8 +77,7 @@ def check_no_success(rule: WatchingRule, *, now: datetime) -> int:
             )
             since = f"the last one ended {messages.local_time(last, job)}" if last else "it has never succeeded"
             detail = f"No successful run for {seconds} s ({since})."
-            incidents.incident_report(rule, job, None, now=now, detail=detail)
-        opened += 1
+            opened += incidents.incident_report(rule, job, None, now=now, detail=detail) is not None
     return opened
 
 

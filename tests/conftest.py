@@ -72,3 +72,14 @@ def make_beat():
     yield make
     for scheduler in made:
         scheduler.leader.release()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_alert_rules():
+    """Each test reads the alert rules afresh: a process caches them for a few seconds
+    (alerts.selectors), and a test's rules are rolled back with its transaction."""
+    from alerts.selectors import rules_changed
+
+    rules_changed()
+    yield
+    rules_changed()

@@ -393,3 +393,26 @@ def test_deleting_a_rules_last_channel_closes_its_incidents(
         services.channel_delete(channel=hook)
     assert Incident.objects.get(rule=rule).closed_at is not None
     assert rule.channels.count() == 0
+
+
+def test_a_rule_or_channel_deleted_while_cached_never_breaks_a_runs_commit(
+    http_target, receiver, eager, hook, django_capture_on_commit_callbacks
+):
+    from alerts.selectors import enabled_rules
+
+    rule = make_rule(AlertRule.Event.FAILED, [hook])
+    make_job(http_target.url + "/status/500")
+    assert enabled_rules()  # cached, as another process would hold them
+    AlertRule.objects.filter(pk=rule.pk).delete()  # deleted elsewhere: this process's cache is not told
+    failed = fire(django_capture_on_commit_callbacks, 0)
+    connection.check_constraints()  # what the commit would check: nothing names the deleted rule
+    assert failed.status == "failed"
+    assert not Incident.objects.exists()
+
+    rule = make_rule(AlertRule.Event.FAILED, [hook])
+    assert enabled_rules()
+    Channel.objects.filter(pk=hook.pk).delete()
+    fire(django_capture_on_commit_callbacks, 1)
+    connection.check_constraints()
+    assert Incident.objects.filter(rule=rule).exists()
+    assert not Notification.objects.exists()
