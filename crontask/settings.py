@@ -179,6 +179,8 @@ CRONTASK_EGRESS_ALLOW = envhosts("CRONTASK_EGRESS_ALLOW")
 CRONTASK_SECRET_NAMES = [name.lower() for name in envlist("CRONTASK_SECRET_NAMES", [])]
 # A run still "running" this long after its timeout lost its worker: the reaper marks it lost.
 CRONTASK_LOST_GRACE_SECONDS = envint("CRONTASK_LOST_GRACE_SECONDS", 60, minimum=1)
+# A cancelled python or shell run's process group gets SIGTERM, then SIGKILL this many seconds later.
+CRONTASK_CANCEL_GRACE_SECONDS = envint("CRONTASK_CANCEL_GRACE_SECONDS", 5, minimum=0, maximum=600)
 CRONTASK_REAPER_INTERVAL = envint("CRONTASK_REAPER_INTERVAL", 30, minimum=1)
 CRONTASK_QUEUED_EXPIRY_SECONDS = envint("CRONTASK_QUEUED_EXPIRY_SECONDS", 86400, minimum=60)
 # How often the scheduler looks at the job table at the longest; it wakes sooner when a job

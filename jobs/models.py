@@ -49,6 +49,7 @@ class Job(models.Model):
     class ConcurrencyPolicy(models.TextChoices):
         ALLOW = "allow", _("Allow overlapping runs")
         FORBID = "forbid", _("Skip a fire while a run is going")
+        REPLACE = "replace", _("Cancel the going run and start the new one")
 
     id = models.CharField(
         _("id"),
@@ -113,6 +114,13 @@ class Job(models.Model):
     )
     concurrency_policy = models.CharField(
         _("concurrency policy"), max_length=10, choices=ConcurrencyPolicy.choices, default=ConcurrencyPolicy.ALLOW
+    )
+    max_concurrent = models.PositiveIntegerField(
+        _("max concurrent runs"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text=_("With 'allow': a fire beyond this many runs going at once is skipped. Empty: no limit."),
     )
     misfire_grace_seconds = models.PositiveIntegerField(
         _("misfire grace (seconds)"),
@@ -231,7 +239,7 @@ EDITABLE_PARTS: dict[str, str] = {
     "handler": "python", "handler_kwargs": "python",
     "command": "shell",
     "timeout_seconds": "policies", "max_retries": "policies", "retry_backoff_seconds": "policies",
-    "concurrency_policy": "policies", "misfire_grace_seconds": "policies",
+    "concurrency_policy": "policies", "max_concurrent": "policies", "misfire_grace_seconds": "policies",
     "status": "job",
 }  # fmt: skip
 EDITABLE_FIELDS: tuple[str, ...] = tuple(EDITABLE_PARTS)

@@ -51,6 +51,7 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "max_retries": lambda: serializers.IntegerField(required=False),
     "retry_backoff_seconds": lambda: serializers.IntegerField(required=False),
     "concurrency_policy": lambda: serializers.ChoiceField(choices=Job.ConcurrencyPolicy.choices, required=False),
+    "max_concurrent": lambda: serializers.IntegerField(required=False, allow_null=True),
     "misfire_grace_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
     "status": lambda: serializers.ChoiceField(choices=[Job.Status.ACTIVE, Job.Status.PAUSED], required=False),
     # Input only: APScheduler-style trigger arguments, normalised to the fields above.

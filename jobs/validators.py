@@ -59,7 +59,7 @@ def validate_job(job: Job) -> None:
     errors: dict[str, list[str]] = {}
     # An oversized value is refused on its size alone: the other checks walk every value.
     bounds = _check_bounds(job)
-    checks = (_check_trigger,) if bounds else (_check_text, _check_trigger, _check_kind)
+    checks = (_check_trigger,) if bounds else (_check_text, _check_trigger, _check_kind, _check_concurrency)
     for field, message in bounds:
         errors.setdefault(field, []).append(message)
     for check in checks:
@@ -67,6 +67,15 @@ def validate_job(job: Job) -> None:
             errors.setdefault(field, []).append(message)
     if errors:
         raise ValidationError(errors)
+
+
+def _check_concurrency(job: Job) -> list[tuple[str, str]]:
+    """``max_concurrent`` limits the runs ``allow`` lets overlap; ``forbid`` (one) and ``replace``
+    (one, the newest) set their own."""
+    if job.max_concurrent is not None and job.concurrency_policy != job.ConcurrencyPolicy.ALLOW:
+        policy = job.concurrency_policy
+        return [("max_concurrent", f"Only with the 'allow' policy ('{policy}' runs one at a time); leave it empty.")]
+    return []
 
 
 def text_problem(value: object) -> str | None:

@@ -19,7 +19,8 @@ from runs.models import Run
 
 
 def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: bool = True) -> None:
-    """Fold a finished run into the job's counters with one atomic UPDATE (exact under concurrency).
+    """Fold a finished run into the job's counters with one atomic UPDATE (exact under concurrency):
+    a run, and a success or a failure (a cancelled run is neither).
 
     ``last_run_at`` and ``last_run_status`` move only forward: a run that started before the
     one already recorded does not replace it. Every run ends here, so the statement is written
@@ -27,12 +28,13 @@ def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: b
     """
 
     succeeded = counted and status == Run.Status.SUCCESS
+    failed = counted and status in (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST)  # not: cancelled
     params = {
         "at": Job._meta.get_field("last_run_at").get_db_prep_value(started_at, connection),
         "status": status,
         "runs": int(counted),
         "successes": int(succeeded),
-        "failures": int(counted and not succeeded),
+        "failures": int(failed),
         "id": job_id,
     }
     with connection.cursor() as cursor:

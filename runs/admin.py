@@ -9,20 +9,23 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
 from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
+from core.exceptions import Conflict
 from jobs import admin as jobs_admin
 from jobs.models import Job
 from jobs.secrets import mask_overrides
-from runs import enqueue
+from runs import cancellation, enqueue
 from runs.models import Run
 
 if TYPE_CHECKING:
@@ -93,6 +96,7 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["job_link", "status_badge", "trigger", "attempt", "retry_of_link", "target", "error"]}),
         ("Timing", {"fields": ["scheduled_for", "queued_at", "started_at", "finished_at", "duration"]}),
+        ("Cancelled", {"fields": ["cancelled_at", "cancelled_by"]}),
         ("HTTP", {"fields": ["status_code", "response_body_block"]}),
         ("Python", {"fields": ["result_block", "log_output_block"]}),
         ("Shell", {"fields": ["exit_code", "output_block"]}),
@@ -103,11 +107,68 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
         "job_link", "status_badge", "trigger", "attempt", "retry_of_link", "target", "error", "scheduled_for",
         "queued_at", "started_at", "finished_at", "duration", "status_code", "response_body_block", "result_block",
         "log_output_block", "exit_code", "output_block", "traceback_block", "overrides_masked", "sent_at", "worker",
-        "celery_task_id",
+        "celery_task_id", "cancelled_at", "cancelled_by",
     ]  # fmt: skip
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return RunChangeList
+
+    actions = ["cancel_runs"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Run | None = None) -> list:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or obj.cancelled_at is None:
+            fieldsets = [f for f in fieldsets if f[0] != "Cancelled"]
+        return list(fieldsets)
+
+    def has_cancel_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return request.user.has_perm("runs.cancel_run")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        run = Run.objects.filter(pk=object_id).only("status").first() if object_id.isdigit() else None
+        going = run is not None and run.status in (Run.Status.QUEUED, Run.Status.RUNNING)
+        context = {**(extra_context or {}), "can_cancel": going and self.has_cancel_permission(request)}
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("<int:object_id>/cancel/", self.admin_site.admin_view(self.cancel_view), name="runs_run_cancel"),
+            *super().get_urls(),
+        ]
+
+    def cancel_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The Cancel button of a queued or running run's page (POST)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = get_object_or_404(Run, pk=object_id)
+        if self.has_cancel_permission(request):
+            self.cancel_runs(request, Run.objects.filter(pk=run.pk))
+        return HttpResponseRedirect(reverse("admin:runs_run_change", args=[run.pk]))
+
+    @admin.action(description="Cancel selected runs", permissions=["cancel"])
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        cancelled, asked, ended = 0, 0, []
+        for run in queryset.only("pk", "status"):
+            try:
+                run = cancellation.run_cancel(run=run, actor=request.user)
+            except Conflict as exc:
+                ended.append(f"{run.pk}: {exc.message}")
+                continue
+            if run.status == Run.Status.CANCELLED:
+                cancelled += 1
+            else:
+                asked += 1
+        if cancelled or asked:
+            grace = settings.CRONTASK_CANCEL_GRACE_SECONDS
+            self.message_user(
+                request,
+                f"{cancelled} queued run(s) cancelled; {asked} running run(s) asked to stop (within {grace} s).",
+                messages.SUCCESS,
+            )
+        if ended:
+            self.message_user(request, "Not cancelled: " + " | ".join(ended[: jobs_admin.MAX_LISTED]), messages.WARNING)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from jobs import api as jobs_api
 from jobs.models import Job
 from jobs.serializers import RunNowSerializer
-from runs import enqueue
+from runs import cancellation, enqueue
 from runs.filters import RunFilter
 from runs.models import Run
 from runs.serializers import RunListSerializer, RunSerializer
@@ -44,6 +44,18 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self) -> type:
         return RunListSerializer if self.action == "list" else RunSerializer
+
+    def required_permission(self, request: Request) -> str | None:
+        return "runs.cancel_run" if getattr(self, "action", None) == "cancel" else None
+
+    @extend_schema(request=None, responses={200: RunSerializer, 202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel the run: 200 with it cancelled if it was queued; 202 if it is running (it ends
+        ``cancelled`` within CRONTASK_CANCEL_GRACE_SECONDS); 409 if it has ended."""
+        run = cancellation.run_cancel(run=self.get_object(), actor=request.user)
+        code = status.HTTP_202_ACCEPTED if run.status == Run.Status.RUNNING else status.HTTP_200_OK
+        return Response(RunSerializer(run).data, status=code)
 
 
 class JobRunsView(generics.ListAPIView):

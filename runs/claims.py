@@ -35,6 +35,7 @@ from jobs.models import Job
 from jobs.secrets import mask_text
 from runs import policies
 from runs.accounting import job_complete_if_fired, job_record_fires, job_record_run
+from runs.cancellation import REPLACED_BY, cancel_runs
 from runs.models import Run
 from runs.watchers import run_ended
 
@@ -266,24 +267,28 @@ def _paused(job: Job) -> str:
 
 
 def _overlap(job: Job) -> str:
-    """With ``forbid``, the reason to skip when a run of the job is going. Call in a transaction."""
+    """The reason to skip a new run of ``job`` for the runs of it going, by its concurrency policy
+    (``replace`` cancels them instead). Call in a transaction."""
     return _overlaps([job]).get(job.pk, "")
 
 
 def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
-    """The reason to skip of each ``forbid`` job that has a run going, or claimed ahead of its
-    fire and about to. Call in a transaction.
+    """For each job whose concurrency is limited (``forbid``, ``replace``, ``max_concurrent``) and
+    has runs going, or claimed ahead of their fire and about to: the reason to skip its new run,
+    if it is skipped. A ``replace`` job's going runs are cancelled here (``runs.cancellation``).
+    Call in a transaction.
 
-    The job rows are locked (in id order), so two fires starting at once see each other's claim.
-    Every claim locks its run first and the job then, as the reaper and a finishing run do, so
-    that no two of them wait on each other. A queued run no worker has claimed (beat recorded it
-    and its message is on its way) is not going.
+    The job rows are locked (in id order), so two fires starting at once see each other's claim:
+    no two workers both start the run that one too many. Every claim locks its run first and the
+    job then, as the reaper and a finishing run do, so that no two of them wait on each other. A
+    queued run no worker has claimed (beat recorded it and its message is on its way) is not going.
     """
-    ids = sorted(job.pk for job in jobs if job.concurrency_policy == Job.ConcurrencyPolicy.FORBID)
-    if not ids:
+    limited = {job.pk: job for job in jobs if policies.limits_concurrency(job.concurrency_policy, job.max_concurrent)}
+    if not limited:
         return {}
+    ids = sorted(limited)
     list(Job.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-    going = (
+    rows = (
         Run.objects.filter(job_id__in=ids)
         .filter(
             Q(status=Run.Status.RUNNING) | (Q(status=Run.Status.QUEUED, trigger=Run.Trigger.SCHEDULED) & ~Q(worker=""))
@@ -291,8 +296,18 @@ def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
         .order_by("pk")
         .values_list("job_id", "pk")
     )
-    # Oldest first, so the newest run of each job is the one named.
-    return {job_id: policies.overlap_reason(pk) for job_id, pk in going}
+    going: dict[str, list[int]] = defaultdict(list)
+    for job_id, pk in rows:
+        going[job_id].append(pk)
+    reasons: dict[str, str] = {}
+    for job_id, pks in going.items():
+        job = limited[job_id]
+        reason, replaced = policies.concurrency_verdict(job.concurrency_policy, job.max_concurrent, pks)
+        if replaced:
+            cancel_runs(replaced, by=REPLACED_BY)
+        if reason:
+            reasons[job_id] = reason
+    return reasons
 
 
 def _count_skipped(run: Run, job: Job, *, at: datetime) -> None:

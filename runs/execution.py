@@ -34,6 +34,7 @@ from core.outage import DATABASE_DISCONNECTS, describe, retrying
 from jobs.models import Job
 from jobs.secrets import mask_values, secret_values
 from runs import claims, executors, policies
+from runs.cancellation import cancel_watch
 from runs.claims import Claimant
 from runs.enqueue import create_manual
 from runs.executors.base import Outcome, Progress, storable_text
@@ -89,9 +90,10 @@ def run_execute(
         return run  # skipped, or taken from us (queued only if the database failed to mark it running)
     progress = RunProgress(run.pk, secrets=secret_values(job, run.overrides))
     execute = partial(executors.execute, job, overrides=run.overrides, progress=progress, identity=_identity(run))
-    outcome = _guarded(job, run, execute)
+    with cancel_watch().watching(run.pk, progress.cancel):
+        outcome = _guarded(job, run, execute)
     run.log_output = progress.text()
-    return finish(run, outcome, job=job)
+    return finish(run, _who_cancelled(run, outcome), job=job)
 
 
 def run_execute_fires(
@@ -134,7 +136,7 @@ def run_execute_fires(
                 try:
                     # The run started when its call began: on a busy machine, a little after the claim.
                     run.started_at, outcome, finished = future.result()
-                    finish(run, outcome, job=jobs[run.job_id], finished=finished)
+                    finish(run, _who_cancelled(run, outcome), job=jobs[run.job_id], finished=finished)
                 except Exception as exc:  # one outcome that cannot be stored must not lose the others
                     logger.exception("could not finish run %s of job %s", run.pk, run.job_id)
                     failure = failure or exc
@@ -215,14 +217,25 @@ def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
 def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
     """The call made ready, then, at the fire's time, made: when it began, its outcome, when it ended."""
     ahead = _hold_seconds(run.scheduled_for)
+    progress = Progress()
     prepare = partial(
-        executors.prepare, job, overrides=run.overrides, progress=Progress(), ahead=ahead, identity=_identity(run)
+        executors.prepare, job, overrides=run.overrides, progress=progress, ahead=ahead, identity=_identity(run)
     )
     call = _guarded(job, run, prepare)
     _hold_until(run.scheduled_for)
     began = timezone.now()
-    outcome = call if isinstance(call, Outcome) else _guarded(job, run, call)
+    with cancel_watch().watching(run.pk, progress.cancel):
+        outcome = call if isinstance(call, Outcome) else _guarded(job, run, call)
     return began, outcome, timezone.now()
+
+
+def _who_cancelled(run: Run, outcome: Outcome) -> Outcome:
+    """A cancelled run's outcome, saying who cancelled it (the run's ``cancelled_by``)."""
+    if outcome.status != Run.Status.CANCELLED:
+        return outcome
+    by = Run.objects.filter(pk=run.pk).values_list("cancelled_by", flat=True).first() or "someone"
+    outcome.error = f"Cancelled by {by}: {outcome.error.removeprefix('Cancelled: ')}"
+    return outcome
 
 
 def _start_queued(runs: Sequence[Run]) -> None:
@@ -282,6 +295,7 @@ class RunProgress(Progress):
     FLUSH_EVERY = 1.0
 
     def __init__(self, run_id: int, *, secrets: Sequence[str] = ()) -> None:
+        super().__init__()
         self.run_id = run_id
         self.secrets = secrets  # masked in each line, since the log is stored while the run goes on
         self.max_bytes = settings.CRONTASK_MAX_OUTPUT_BYTES

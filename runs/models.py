@@ -73,10 +73,24 @@ class Run(models.Model):
     worker = models.CharField(_("worker"), max_length=200, blank=True)
     celery_task_id = models.CharField(_("Celery task id"), max_length=255, blank=True)
 
+    cancelled_at = models.DateTimeField(
+        _("cancelled at"),
+        null=True,
+        blank=True,
+        help_text=_("When it was cancelled; a run still running then ends within the cancel grace."),
+    )
+    cancelled_by = models.CharField(
+        _("cancelled by"),
+        max_length=200,
+        blank=True,
+        help_text=_("Who cancelled it: a user, or the job's 'replace' policy."),
+    )
+
     class Meta:
         verbose_name = _("run")
         verbose_name_plural = _("runs")
         ordering = ["-id"]
+        permissions = [("cancel_run", "Can cancel a run")]
         constraints = [
             # One fire gives one run per attempt, however often its message is delivered and
             # however many schedulers fired it. NULL scheduled_for (manual runs) never collides.
@@ -96,6 +110,12 @@ class Run(models.Model):
             # Beat's outbox sweep (scheduling.outbox.waiting_runs): queued runs no worker has taken, oldest
             # first. Few rows, except while the broker is down.
             models.Index(fields=["queued_at"], name="run_waiting_idx", condition=Q(status="queued")),
+            # The workers' cancel watch (runs.cancellation) and the reaper: running runs asked to stop.
+            models.Index(
+                fields=["cancelled_at"],
+                name="run_cancelling_idx",
+                condition=Q(status="running", cancelled_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,6 +10,7 @@ decisions (``runs.claims``, ``runs.execution``, ``runs.outcomes``, ``runs.reaper
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +67,26 @@ def paused_reason(job_status: str) -> str:
 def overlap_reason(going_run_id: int) -> str:
     """The reason to skip a run of a ``forbid`` job while its run ``going_run_id`` is going."""
     return f"Concurrency policy 'forbid': run {going_run_id} of this job was still running."
+
+
+def concurrency_verdict(policy: str, max_concurrent: int | None, going: Sequence[int]) -> tuple[str, list[int]]:
+    """What a new run of a job does about the job's runs ``going`` (ids, oldest first): the reason
+    to skip it ("" to start), and the going runs to cancel first (``replace``)."""
+    if not going:
+        return "", []
+    if policy == Job.ConcurrencyPolicy.FORBID:
+        return overlap_reason(going[-1]), []
+    if policy == Job.ConcurrencyPolicy.REPLACE:
+        return "", list(going)
+    if max_concurrent is not None and len(going) >= max_concurrent:
+        runs = ", ".join(str(pk) for pk in going[-3:]) + (" …" if len(going) > 3 else "")
+        return f"max_concurrent {max_concurrent}: {len(going)} runs of this job were going (runs {runs}).", []
+    return "", []
+
+
+def limits_concurrency(policy: str, max_concurrent: int | None) -> bool:
+    """Whether a job's new runs must look at its going ones (and lock the job to do so)."""
+    return policy != Job.ConcurrencyPolicy.ALLOW or max_concurrent is not None
 
 
 def claim_start(reason: str, *, now: datetime, fire: datetime | None = None) -> dict[str, Any]:

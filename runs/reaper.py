@@ -55,7 +55,7 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
         .values_list("pk", "scheduled_for", "job__timeout_seconds")
     )
     unstarted = [pk for pk, fire, limit in held if fire is not None and lost(fire, limit)]
-    reaped = 0
+    reaped = _end_unanswered_cancels(now)
     for pk, was, reason in (
         [(pk, Run.Status.RUNNING, _LOST_RUNNING) for pk in overdue]
         + [(pk, Run.Status.QUEUED, _LOST_QUEUED) for pk in stale]
@@ -75,3 +75,30 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
             extra={"run_id": pk, "job_id": run.job_id, "status": Run.Status.LOST},
         )  # fmt: skip
     return reaped
+
+
+# Seconds past the cancel grace after which a cancel its worker did not answer is the reaper's.
+CANCEL_ANSWER_SECONDS = 10
+
+
+def _end_unanswered_cancels(now: datetime) -> int:
+    """End ``cancelled`` the running runs asked to stop longer ago than the cancel grace and
+    CANCEL_ANSWER_SECONDS: their worker is gone or stuck (a live one ends them within the grace)."""
+    asked_before = now - timedelta(seconds=settings.CRONTASK_CANCEL_GRACE_SECONDS + CANCEL_ANSWER_SECONDS)
+    unanswered = Run.objects.filter(status=Run.Status.RUNNING, cancelled_at__lt=asked_before)
+    ended = 0
+    for pk, by in unanswered.values_list("pk", "cancelled_by"):
+        error = f"Cancelled by {by}; its worker did not end it within the grace (it may be gone)."
+        with transaction.atomic():
+            if not Run.objects.filter(pk=pk, status=Run.Status.RUNNING).update(
+                status=Run.Status.CANCELLED, finished_at=now, error=error
+            ):
+                continue  # its worker ended it meanwhile
+            run = Run.objects.select_related("job").get(pk=pk)
+            if run.started_at is not None:
+                run.duration_ms = elapsed_ms(run.started_at, now)
+                run.save(update_fields=["duration_ms"])
+            record(run, run.job)
+        ended += 1
+        logger.warning("cancelled run ended by the reaper run_id=%s job_id=%s", pk, run.job_id)
+    return ended

@@ -40,6 +40,7 @@ def prepare(
             max_bytes=settings.CRONTASK_MAX_OUTPUT_BYTES,
             connect_within=ahead,
             follow_redirects=job.follow_redirects,
+            progress=progress,
         ).send
     return partial(execute, job, overrides=overrides, progress=progress)
 
@@ -54,7 +55,7 @@ def execute(
     """Run ``job`` once, with the one-off ``overrides`` of a manual run applied."""
     limit = settings.CRONTASK_MAX_OUTPUT_BYTES
     if job.kind == job.Kind.HTTP:
-        return prepare(job, overrides=overrides, identity=identity)()
+        return prepare(job, overrides=overrides, progress=progress, identity=identity)()
     if job.kind == job.Kind.PYTHON:
         return execute_python(
             handler=job.handler,

@@ -7,6 +7,7 @@ import math
 import os
 import selectors
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,14 +70,43 @@ def clip(data: bytes | str, max_bytes: int) -> str:
     return storable_text(f"{kept}\n[… truncated: {len(raw) - max_bytes} more bytes not kept]")
 
 
+class Cancelled(Exception):
+    """Raised by ``pump`` when the run was cancelled: the executor stops its process and says so."""
+
+
 class Progress:
-    """What an executor reports while it runs: log lines, and a tick at least once a second."""
+    """What an executor reports while it runs (log lines, a tick at least once a second), and
+    how it hears that its run was cancelled (``cancel``, from another thread)."""
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._on_cancel: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def log(self, line: str) -> None:
         """A line the job logged (task_log, print, logging)."""
 
     def tick(self) -> None:
         """Called about once a second while the job runs."""
+
+    def cancel(self) -> None:
+        """The run was cancelled: ``cancelled`` turns true and what was given to ``when_cancelled`` is called."""
+        with self._lock:
+            self._cancelled.set()
+            callbacks, self._on_cancel = self._on_cancel, []
+        for callback in callbacks:
+            callback()
+
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def when_cancelled(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the run is cancelled (now, if it has been)."""
+        with self._lock:
+            if not self._cancelled.is_set():
+                self._on_cancel.append(callback)
+                return
+        callback()
 
 
 class OutputBuffer:
@@ -99,10 +129,15 @@ class OutputBuffer:
         return storable_text(text)
 
 
+# How often ``pump`` looks whether its run was cancelled, at the least.
+CANCEL_CHECK_SECONDS = 0.25
+
+
 def pump(streams: dict[int, Callable[[bytes], None]], *, deadline: float, progress: Progress | None = None) -> bool:
     """Read the file descriptors until each reaches EOF, feeding each chunk to its callback.
 
-    Returns False if ``deadline`` (time.monotonic) passed first. Closes the descriptors.
+    Returns False if ``deadline`` (time.monotonic) passed first; raises ``Cancelled`` (within a
+    quarter of a second) if ``progress`` is cancelled. Closes the descriptors.
     """
     selector = selectors.DefaultSelector()
     for fd, callback in streams.items():
@@ -113,7 +148,7 @@ def pump(streams: dict[int, Callable[[bytes], None]], *, deadline: float, progre
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            for key, _ in selector.select(timeout=min(remaining, 1.0)):
+            for key, _ in selector.select(timeout=min(remaining, CANCEL_CHECK_SECONDS)):
                 chunk = os.read(key.fd, 65536)
                 if chunk:
                     key.data(chunk)
@@ -121,12 +156,35 @@ def pump(streams: dict[int, Callable[[bytes], None]], *, deadline: float, progre
                     selector.unregister(key.fd)
             if progress is not None:
                 progress.tick()
+                if progress.cancelled():
+                    raise Cancelled
         return True
     finally:
         for fd in streams:
             with contextlib.suppress(OSError):
                 os.close(fd)
         selector.close()
+
+
+def terminate_group(pid: int, *, grace: float, exited: Callable[[], bool]) -> bool:
+    """SIGTERM a child's process group, then SIGKILL it if ``exited`` (which reaps the child) is
+    still false after ``grace`` seconds. True if it ended on SIGTERM."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if exited():
+            kill_group(pid)  # what it left running in its group
+            return True
+        time.sleep(0.05)
+    kill_group(pid)
+    return False
+
+
+def cancelled_outcome(*, gentle: bool, grace: float, **fields: Any) -> Outcome:
+    """How a cancelled run of a process ended: on SIGTERM, or killed after the grace."""
+    how = "it stopped on SIGTERM" if gentle else f"it was still running {grace:g} s after SIGTERM: killed"
+    return Outcome(status="cancelled", error=f"Cancelled: {how}.", **fields)
 
 
 def kill_group(pid: int) -> None:

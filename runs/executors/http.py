@@ -33,7 +33,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 from jobs import egress
 from jobs.egress_http import EgressAdapter
 from jobs.secrets import mask_values, value_forms
-from runs.executors.base import Outcome, OutputBuffer
+from runs.executors.base import Outcome, OutputBuffer, Progress
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection  # a Protocol urllib3 defines for type checkers only
@@ -70,8 +70,10 @@ class HttpCall:
         max_bytes: int,
         connect_within: float = 0.0,
         follow_redirects: bool = True,
+        progress: Progress | None = None,
     ) -> None:
         self.timeout = timeout
+        self.progress = progress
         self.max_bytes = max_bytes
         self.headers = {"User-Agent": USER_AGENT, **headers}
         self.job_headers = headers  # the values an error message must not show
@@ -116,13 +118,20 @@ class HttpCall:
         content = OutputBuffer(self.max_bytes)
         response: requests.Response | None = None
         watchdog = self.watchdog
+        if self.progress is not None:  # a cancel shuts the call's connections, as its deadline would
+            self.progress.when_cancelled(watchdog.cancel)
         try:
             with watchdog, self.session as session:
                 if self.problem is not None:
                     raise self.problem
                 if self.ahead is not None:
                     _settle(self.ahead)
+                if watchdog.cancelled:
+                    return _cancelled(None, content)
                 response = session.send(self.request, **self.send_kwargs)
+                if watchdog.cancelled:
+                    response.close()
+                    return _cancelled(None, content)
                 if watchdog.expired:
                     # Cut off mid-headers, http.client may still make a response of what came.
                     response.close()
@@ -133,6 +142,8 @@ class HttpCall:
         except egress.EgressDenied as exc:
             return Outcome(status="failed", error=str(exc))
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if watchdog.cancelled:
+                return _cancelled(response, content)
             if watchdog.expired or isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
                 return _timed_out(response, content, self.timeout)
             return Outcome(
@@ -141,6 +152,8 @@ class HttpCall:
                 response_body=content.text() if response is not None else "",
                 error=f"{type(exc).__name__}: {_short(_redact(str(exc), self.job_headers))}",
             )
+        if watchdog.cancelled:
+            return _cancelled(response, content)
         if not complete:
             return _timed_out(response, content, self.timeout)
         ok = 200 <= response.status_code < 400
@@ -215,6 +228,15 @@ def _timed_out(response: requests.Response | None, content: OutputBuffer, timeou
     )
 
 
+def _cancelled(response: requests.Response | None, content: OutputBuffer) -> Outcome:
+    return Outcome(
+        status="cancelled",
+        status_code=response.status_code if response is not None else None,
+        response_body=content.text() if response is not None else "",
+        error="Cancelled: the call's connection was closed.",
+    )
+
+
 class _Watchdog:
     """Shuts down every socket of one request when its time is up, so blocked reads return.
 
@@ -226,6 +248,7 @@ class _Watchdog:
 
     def __init__(self, seconds: float) -> None:
         self.expired = False
+        self.cancelled = False
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._timer = threading.Timer(seconds, self._expire)
@@ -245,8 +268,15 @@ class _Watchdog:
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.append(sock.dup())
-            if self.expired:  # connected after the deadline (a slow connect, a redirect)
+            if self.expired or self.cancelled:  # connected after the deadline (a slow connect, a redirect)
                 _shut(self._sockets[-1])
+
+    def cancel(self) -> None:
+        """The run was cancelled: shut its connections now (from the cancel watch's thread)."""
+        with self._lock:
+            self.cancelled = True
+            for sock in self._sockets:
+                _shut(sock)
 
     def _expire(self) -> None:
         with self._lock:

@@ -24,11 +24,24 @@ import traceback
 from collections.abc import Awaitable
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 
 from jobs import handlers
 from jobs.expressions import ExpressionError, resolve_kwargs
-from runs.executors.base import Outcome, OutputBuffer, Progress, clip, json_safe, kill_group, pump, storable_text
+from runs.executors.base import (
+    Cancelled,
+    Outcome,
+    OutputBuffer,
+    Progress,
+    cancelled_outcome,
+    clip,
+    json_safe,
+    kill_group,
+    pump,
+    storable_text,
+    terminate_group,
+)
 
 # The child cuts each text of its report (result or error and traceback) to max_bytes; JSON
 # escaping can make a text up to six times longer, so the parent reads up to this many times
@@ -51,7 +64,11 @@ def execute_python(
     os.close(result_write)
     lines = _LineSplitter(progress)
     result = OutputBuffer(REPORT_SLACK * max_bytes)
-    finished = pump({log_read: lines.feed, result_read: result.add}, deadline=deadline, progress=progress)
+    try:
+        finished = pump({log_read: lines.feed, result_read: result.add}, deadline=deadline, progress=progress)
+    except Cancelled:
+        lines.flush()
+        return _stop_cancelled(pid)
     lines.flush()
     if not finished:
         kill_group(pid)
@@ -63,6 +80,19 @@ def execute_python(
         size = len(result.kept) + result.dropped
         return Outcome(status="failed", error=f"The handler's report was too large ({size} bytes); it was not read.")
     return _outcome(bytes(result.kept), status)
+
+
+def _stop_cancelled(pid: int) -> Outcome:
+    """The run was cancelled: SIGTERM the handler's process group, SIGKILL it after the grace."""
+    grace = float(settings.CRONTASK_CANCEL_GRACE_SECONDS)
+
+    def exited() -> bool:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+
+    gentle = terminate_group(pid, grace=grace, exited=exited)
+    if not gentle:
+        os.waitpid(pid, 0)
+    return cancelled_outcome(gentle=gentle, grace=grace)
 
 
 def _outcome(raw: bytes, wait_status: int) -> Outcome:

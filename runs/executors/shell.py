@@ -7,7 +7,18 @@ import shlex
 import subprocess
 import time
 
-from runs.executors.base import Outcome, OutputBuffer, Progress, kill_group, pump
+from django.conf import settings
+
+from runs.executors.base import (
+    Cancelled,
+    Outcome,
+    OutputBuffer,
+    Progress,
+    cancelled_outcome,
+    kill_group,
+    pump,
+    terminate_group,
+)
 
 # Characters that only a shell gives meaning to: pipes, redirections, variables, globs, lists.
 SHELL_SYNTAX = set("|&;<>()$`*?[]{}~!#\n")
@@ -58,7 +69,13 @@ def execute_shell(*, command: str, timeout: float, max_bytes: int, progress: Pro
     assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
     stdout_fd = os.dup(proc.stdout.fileno())
     proc.stdout.close()
-    finished = pump({stdout_fd: output.add}, deadline=deadline, progress=progress)
+    try:
+        finished = pump({stdout_fd: output.add}, deadline=deadline, progress=progress)
+    except Cancelled:
+        grace = float(settings.CRONTASK_CANCEL_GRACE_SECONDS)
+        gentle = terminate_group(proc.pid, grace=grace, exited=lambda: proc.poll() is not None)
+        proc.wait()
+        return cancelled_outcome(gentle=gentle, grace=grace, output=output.text())
     if not finished:
         kill_group(proc.pid)
         proc.wait()
