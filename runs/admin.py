@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -158,6 +160,31 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
     @admin.display(description="overrides")
     def overrides_masked(self, run: Run) -> SafeString:
         return format_html(TEXT_BLOCK, json.dumps(mask_overrides(run.overrides), indent=2))
+
+    # Run again: the run page's button (templates/admin/runs/run/change_form.html), a run now of
+    # the run's job with the run's one-off values, for those who may run the job.
+    def get_urls(self) -> list[URLPattern]:
+        run_again = self.admin_site.admin_view(self.run_again_view)
+        return [path("<path:object_id>/run-again/", run_again, name="runs_run_run_again"), *super().get_urls()]
+
+    def run_again_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            raise Http404
+        here = reverse("admin:runs_run_change", args=[run.pk])
+        if not request.user.has_perm("jobs.change_job"):  # run now's permission (the job page's button)
+            self.message_user(request, "Running a job again needs the permission to change it.", messages.ERROR)
+            return HttpResponseRedirect(here)
+        try:
+            new = enqueue.run_again(run=run, actor=request.user)
+        except (ValidationError, PermissionDenied) as exc:
+            reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(request, f"Not run again: {reason}", messages.ERROR)
+            return HttpResponseRedirect(here)
+        self.message_user(request, f"Run {new.pk} queued: run {run.pk} again, with its one-off values.")
+        return HttpResponseRedirect(reverse("admin:runs_run_change", args=[new.pk]))
 
 
 class LastRunStatusFilter(admin.SimpleListFilter):

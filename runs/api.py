@@ -1,4 +1,4 @@
-"""The runs API, and the jobs API's actions that make a run (run now, bulk run)."""
+"""The runs API, and the actions that make a run (the jobs' run now and bulk run, a run's rerun)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,17 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self) -> type:
         return RunListSerializer if self.action == "list" else RunSerializer
+
+    def required_permission(self, request: Request) -> str | None:
+        # A rerun is a run now of the run's job: the job's permission, as for /api/jobs/{id}/run/.
+        return jobs_api.ACTION_PERMISSIONS["run"] if getattr(self, "action", None) == "rerun" else None
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str | None = None) -> Response:
+        """Queue a new manual run of the run's job with the run's one-off values (run now, again)."""
+        run = enqueue.run_again(run=self.get_object(), actor=request.user)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class JobRunsView(generics.ListAPIView):
