@@ -24,7 +24,7 @@ from core.admin_utils import BoundedSearchMixin, badge
 from jobs import services
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job
-from jobs.preparation import job_prepare
+from jobs.preparation import clone_data, cloned_fields, job_prepare
 from jobs.secrets import mask_job_data, masked_job
 from jobs.triggers import describe_cron
 
@@ -77,16 +77,18 @@ class JobForm(forms.ModelForm):
     a duplicate id) is an error on the form, in the API's words.
 
     Secrets (jobs.secrets) are shown masked; sent back masked, they keep their stored value.
-    ``actor``: the user who saves (``JobAdmin.get_form`` gives it).
+    ``actor``: the user who saves (``JobAdmin.get_form`` gives it). ``clone_of``: the job a new one
+    copies (the add page's ``?clone=<id>``): its masked secrets stand for that job's values.
     """
 
     class Meta:
         model = Job
         fields = list(EDITABLE_FIELDS)
 
-    def __init__(self, *args: Any, actor: Actor = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, actor: Actor = None, clone_of: Job | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.actor = actor
+        self.clone_of = clone_of
         if self.instance.pk:
             self.initial.update(mask_job_data(self.initial))
         if isinstance(status := self.fields.get("status"), forms.ChoiceField):
@@ -98,6 +100,8 @@ class JobForm(forms.ModelForm):
         data = {name: value for name, value in self.cleaned_data.items() if name in EDITABLE_FIELDS}
         stored = None if self.instance._state.adding else self.instance
         try:
+            if stored is None and self.clone_of is not None:
+                data = clone_data(source=self.clone_of, data=data)
             self.instance = job_prepare(data=data, instance=stored, actor=self.actor)
         except ValidationError as exc:
             for field, messages in _by_field(exc).items():
@@ -164,7 +168,24 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
         # The form is given the user who saves: the one path checks what they may do (shell jobs).
         # (Any: Django calls what this returns like a form class; a partial of one is not a type.)
         form = cast(type[JobForm], super().get_form(request, obj, change, **kwargs))
-        return partial(form, actor=request.user)
+        return partial(form, actor=request.user, clone_of=self._clone_source(request) if obj is None else None)
+
+    def _clone_source(self, request: HttpRequest) -> Job | None:
+        """The job the add page copies: ``?clone=<id>`` (the job page's Clone link), if it exists."""
+        source_id = request.GET.get("clone")
+        return Job.objects.filter(pk=source_id).first() if source_id else None
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # A clone's form starts as the source's definition, its secrets masked as on the source's
+        # page (never written into the page); saved, each mask takes the source's stored value
+        # (JobForm.clone_of). The id is left for the user to give.
+        initial = super().get_changeform_initial_data(request)
+        source = self._clone_source(request)
+        if source is not None:
+            initial.update(mask_job_data(cloned_fields(source)))
+        elif request.GET.get("clone"):
+            self.message_user(request, f"There is no job {request.GET['clone']!r} to copy.", messages.WARNING)
+        return initial
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Job | None:
         job = super().get_object(request, object_id, from_field)
@@ -188,6 +209,8 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
         try:
             if change:
                 saved = services.job_update(job=obj, data=data, actor=request.user)
+            elif (source := getattr(form, "clone_of", None)) is not None:
+                saved = services.job_clone(source=source, data=data, actor=request.user)
             else:
                 saved = services.job_create(data=data, actor=request.user)
         except (ValidationError, PermissionDenied, JobConflict) as exc:

@@ -34,7 +34,9 @@ from jobs.serializers import (
     JobWriteSerializer,
 )
 
-ACTION_PERMISSIONS = {"pause": "jobs.change_job", "resume": "jobs.change_job", "run": "jobs.change_job"}
+ACTION_PERMISSIONS = {
+    "pause": "jobs.change_job", "resume": "jobs.change_job", "run": "jobs.change_job", "clone": "jobs.add_job",
+}  # fmt: skip
 BULK_PERMISSIONS = {**ACTION_PERMISSIONS, "delete": "jobs.delete_job"}
 ACTOR_CHECKED = frozenset({"resume", "run"})
 
@@ -89,6 +91,15 @@ class JobViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         return Response(JobSerializer(services.job_resume(job=self.get_object(), actor=request.user)).data)
+
+    @extend_schema(request=JobWriteSerializer, responses={201: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def clone(self, request: Request, pk: str | None = None) -> Response:
+        """Create a copy of the job under a new id, paused unless the body gives a status; the body's
+        other fields change the copy. Secrets are copied from the stored job."""
+        source = self.get_object()
+        job = services.job_clone(source=source, data=self._write_data(request, partial=True), actor=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BulkActionSerializer, responses={200: BulkResponseSerializer})
     @action(detail=False, methods=["post"])

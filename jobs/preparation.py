@@ -53,6 +53,44 @@ def job_prepare(*, data: Mapping[str, Any], instance: Job | None = None, actor: 
     return _prepare_change(data, instance, actor)
 
 
+# What a clone's changes replace as a whole, when they name any of it: a schedule (or a kind) of
+# their own is not merged field by field with the source's, which would give two triggers (kinds).
+_CLONE_GROUPS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
+    (frozenset({*TRIGGER_FIELDS, "trigger", "trigger_args"}), ("trigger", *TRIGGER_FIELDS)),
+    (frozenset({*KIND_FIELDS, "kind"}), ("kind", *KIND_FIELDS)),
+)
+
+
+def clone_data(*, source: Job, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data of a new job that copies ``source``'s definition, with ``data``'s changes: its own
+    id (required), and any other field a create takes. ``job_prepare`` checks it as any new job.
+
+    The clone is paused unless ``data`` says otherwise: an active copy would fire alongside its
+    source at once. Its name is the source's, unless that was only the source's id. Secrets are
+    the source's stored values, read here, never what was shown: a ``MASK`` in ``data`` (the
+    admin's pre-filled form, a GET's output) stands for the source's value in the same place.
+    """
+    changes = restore_masked(dict(data), source)
+    if not changes.get("id"):
+        raise ValidationError({"id": "Give the copy an id of its own."})
+    base = cloned_fields(source)
+    for given, replaced in _CLONE_GROUPS:
+        if given & changes.keys():
+            for name in replaced:
+                base.pop(name, None)
+    return {**base, **changes}
+
+
+def cloned_fields(source: Job) -> dict[str, Any]:
+    """What a clone of ``source`` copies before its changes: the editable fields but the id, with
+    their stored (unmasked) values, the status paused, the name unless it was the source's id."""
+    fields: dict[str, Any] = {name: getattr(source, name) for name in EDITABLE_FIELDS if name != "id"}
+    fields["status"] = Job.Status.PAUSED
+    if source.name == source.id:
+        fields["name"] = ""  # defaulted from the source's id: the clone's defaults to its own
+    return fields
+
+
 def check_shell_permission(actor: Actor, *kinds: str) -> None:
     """Refuse a user without the shell permission anything that makes a shell job run or
     changes one: creating, changing (to or from shell), resuming or running it. Checked on the

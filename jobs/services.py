@@ -22,7 +22,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import Job
-from jobs.preparation import check_shell_permission, first_fire, job_prepare, resumed_status
+from jobs.preparation import check_shell_permission, clone_data, first_fire, job_prepare, resumed_status
 
 if TYPE_CHECKING:
     from jobs.preparation import Actor
@@ -50,6 +50,12 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor
         raise JobAlreadyExists(job.id) from None  # created since job_prepare looked
     sync_periodic_task(job)
     return job
+
+
+def job_clone(*, source: Job, data: Mapping[str, Any], actor: Actor = None) -> Job:
+    """A new job with ``source``'s definition and ``data``'s changes (``clone_data``: its own id,
+    paused unless ``data`` says otherwise), created as any other, with its beat schedule."""
+    return job_create(data=clone_data(source=source, data=data), actor=actor)
 
 
 @transaction.atomic

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -133,8 +135,10 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def get_urls(self) -> list[URLPattern]:
+        button = self.admin_site.admin_view
         return [
-            path("<int:object_id>/cancel/", self.admin_site.admin_view(self.cancel_view), name="runs_run_cancel"),
+            path("<int:object_id>/cancel/", button(self.cancel_view), name="runs_run_cancel"),
+            path("<path:object_id>/run-again/", button(self.run_again_view), name="runs_run_run_again"),
             *super().get_urls(),
         ]
 
@@ -219,6 +223,27 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
     @admin.display(description="overrides")
     def overrides_masked(self, run: Run) -> SafeString:
         return format_html(TEXT_BLOCK, json.dumps(mask_overrides(run.overrides), indent=2))
+
+    # Run again: the run page's button (templates/admin/runs/run/change_form.html), a run now of
+    # the run's job with the run's one-off values, for those who may run the job.
+    def run_again_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            raise Http404
+        here = reverse("admin:runs_run_change", args=[run.pk])
+        if not request.user.has_perm("jobs.change_job"):  # run now's permission (the job page's button)
+            self.message_user(request, "Running a job again needs the permission to change it.", messages.ERROR)
+            return HttpResponseRedirect(here)
+        try:
+            new = enqueue.run_again(run=run, actor=request.user)
+        except (ValidationError, PermissionDenied) as exc:
+            reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(request, f"Not run again: {reason}", messages.ERROR)
+            return HttpResponseRedirect(here)
+        self.message_user(request, f"Run {new.pk} queued: run {run.pk} again, with its one-off values.")
+        return HttpResponseRedirect(reverse("admin:runs_run_change", args=[new.pk]))
 
 
 class LastRunStatusFilter(admin.SimpleListFilter):

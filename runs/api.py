@@ -1,4 +1,4 @@
-"""The runs API, and the jobs API's actions that make a run (run now, bulk run)."""
+"""The runs API, and the actions that make a run (the jobs' run now and bulk run, a run's rerun)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,11 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         return RunListSerializer if self.action == "list" else RunSerializer
 
     def required_permission(self, request: Request) -> str | None:
-        return "runs.cancel_run" if getattr(self, "action", None) == "cancel" else None
+        # A rerun is a run now of the run's job: the job's permission, as for /api/jobs/{id}/run/.
+        action_name = getattr(self, "action", None)
+        if action_name == "rerun":
+            return jobs_api.ACTION_PERMISSIONS["run"]
+        return "runs.cancel_run" if action_name == "cancel" else None
 
     @extend_schema(request=None, responses={200: RunSerializer, 202: RunSerializer})
     @action(detail=True, methods=["post"])
@@ -56,6 +60,13 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         run = cancellation.run_cancel(run=self.get_object(), actor=request.user)
         code = status.HTTP_202_ACCEPTED if run.status == Run.Status.RUNNING else status.HTTP_200_OK
         return Response(RunSerializer(run).data, status=code)
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str | None = None) -> Response:
+        """Queue a new manual run of the run's job with the run's one-off values (run now, again)."""
+        run = enqueue.run_again(run=self.get_object(), actor=request.user)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class JobRunsView(generics.ListAPIView):

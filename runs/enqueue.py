@@ -1,4 +1,5 @@
-"""Queueing runs: a manual run (run now, for the API and the admin), a retry, and their messages.
+"""Queueing runs: a manual run (run now, and a run again, for the API and the admin), a retry, and
+their messages.
 
 Every run exists as a ``queued`` row before its message is sent (``scheduling.outbox``): the
 message goes once the transaction that made the run commits, and if the broker cannot take it,
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import Task, current_app
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
@@ -22,6 +24,7 @@ from jobs.beat_sync import EXECUTE_TASK
 from jobs.models import Job
 from jobs.preparation import check_shell_permission
 from jobs.secrets import mask_text, restore_masked
+from jobs.validators import run_override_errors
 from runs import policies
 from runs.models import Run
 
@@ -37,6 +40,20 @@ def job_run_now(*, job: Job, overrides: Mapping[str, Any] | None = None, actor: 
     # A mask among one-off values (copied from a run's masked overrides) stands for no value the
     # job keeps: refused, rather than sent as the header or kwarg.
     return run_enqueue_manual(job=job, overrides=restore_masked(dict(overrides or {}), None))
+
+
+def run_again(*, run: Run, actor: Actor = None) -> Run:
+    """Run ``run``'s job now again, with the same one-off values (``overrides``): a run now, by its
+    rules (any status of the job, the shell permission). The values are checked again against the
+    job as it is now, as run now checks them: it may have changed kind or handler since."""
+    job = Job.objects.filter(pk=run.job_id).first()
+    if job is None:  # deleted since the run was read (its runs go with it)
+        raise ValidationError({"job": f"Run {run.pk}'s job {run.job_id!r} no longer exists."})
+    check_shell_permission(actor, job.kind)
+    errors = run_override_errors(run.overrides, job=job)
+    if errors:
+        raise ValidationError(errors)
+    return job_run_now(job=job, overrides=run.overrides, actor=actor)
 
 
 def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:

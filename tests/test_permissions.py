@@ -73,6 +73,9 @@ API_MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("post", "/api/jobs/sh/resume/", None, (*EDIT, DENIED, 200, 200)),
     ("post", "/api/jobs/web/run/", None, (*EDIT, 202, 202, 202)),
     ("post", "/api/jobs/sh/run/", None, (*EDIT, DENIED, 202, 202)),
+    ("post", "/api/jobs/web/clone/", {"id": "web-copy"}, (*EDIT, 201, 201, 201)),
+    ("post", "/api/jobs/sh/clone/", {"id": "sh-copy"}, (*EDIT, DENIED, 201, 201)),
+    ("post", "/api/runs/{run}/rerun/", None, (*EDIT, 202, 202, 202)),
     ("delete", "/api/jobs/web/", None, (*EDIT, 204, 204, 204)),
     # Alert channels and notifications: their models' permissions.
     ("get", "/api/channels/", None, READ),
@@ -108,6 +111,7 @@ ADMIN_MATRIX: dict[str, tuple[int, ...]] = {
     "/admin/runs/run/{run}/change/": ADMIN_READ,
     "/admin/dashboard/": ADMIN_READ,
     "/admin/jobs/job/add/": (302, DENIED, DENIED, 200, 200, 200),
+    "/admin/jobs/job/add/?clone=web": (302, DENIED, DENIED, 200, 200, 200),
     "/admin/alerts/channel/": ADMIN_READ,
     "/admin/alerts/channel/{channel}/change/": ADMIN_READ,
     "/admin/alerts/channel/add/": (302, DENIED, DENIED, 200, 200, 200),
@@ -227,12 +231,14 @@ def test_bulk_run_and_resume_of_a_shell_job_need_the_shell_permission(world, rol
 
 
 @pytest.mark.parametrize(("role", "ran"), [("editor", False), ("sheller", True)])
-def test_the_admins_run_now_and_resume_of_a_shell_job_need_the_shell_permission(world, role, ran):
+def test_the_admins_run_now_run_again_and_resume_of_a_shell_job_need_the_shell_permission(world, role, ran):
     client = admin_client(role)
+    shell_run = Run.objects.create(job_id="sh", trigger=Run.Trigger.MANUAL, status=Run.Status.SUCCESS)
     client.post("/admin/jobs/job/sh/run-now/")
     client.post("/admin/jobs/job/", {"action": "run_jobs_now", "_selected_action": ["sh"]})
+    client.post(f"/admin/runs/run/{shell_run.pk}/run-again/")
     client.post("/admin/jobs/job/", {"action": "resume_jobs", "_selected_action": ["sh"]})
-    assert Run.objects.filter(job_id="sh").count() == (2 if ran else 0)
+    assert Run.objects.filter(job_id="sh").exclude(pk=shell_run.pk).count() == (3 if ran else 0)
     assert Job.objects.get(pk="sh").status == ("active" if ran else "paused")
 
 
@@ -271,8 +277,12 @@ def test_a_job_page_shows_its_runs_only_to_those_who_may_view_runs(world):
 
 
 def test_the_job_page_offers_its_buttons_only_to_those_who_may_use_them(world):
-    viewer_page = admin_client("viewer").get("/admin/jobs/job/web/change/").content.decode()
-    editor_page = admin_client("editor").get("/admin/jobs/job/web/change/").content.decode()
-    for button in ('id="ct-run-now"', 'id="ct-pause"'):
+    viewer, editor = admin_client("viewer"), admin_client("editor")
+    viewer_page = viewer.get("/admin/jobs/job/web/change/").content.decode()
+    editor_page = editor.get("/admin/jobs/job/web/change/").content.decode()
+    for button in ('id="ct-run-now"', 'id="ct-pause"', 'id="ct-clone"'):
         assert button not in viewer_page
         assert button in editor_page
+    run_page = "/admin/runs/run/{run}/change/".format(**world)
+    assert 'id="ct-run-again"' not in viewer.get(run_page).content.decode()
+    assert 'id="ct-run-again"' in editor.get(run_page).content.decode()

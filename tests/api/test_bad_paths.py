@@ -19,8 +19,10 @@ PATHS = [
     ("post", "/api/jobs/{}/pause/"),
     ("post", "/api/jobs/{}/resume/"),
     ("post", "/api/jobs/{}/run/"),
+    ("post", "/api/jobs/{}/clone/"),
     ("get", "/api/jobs/{}/runs/"),
     ("get", "/api/runs/{}/"),
+    ("post", "/api/runs/{}/rerun/"),
     ("get", "/jobs/{}"),
     ("delete", "/jobs/{}"),
     ("get", "/jobs/{}/runs"),
@@ -34,6 +36,7 @@ PATHS = [
     ("post", "/admin/jobs/job/{}/resume/"),
     ("get", "/admin/runs/run/{}/change/"),
     ("get", "/admin/runs/run/{}/history/"),
+    ("post", "/admin/runs/run/{}/run-again/"),
 ]
 
 
