@@ -78,6 +78,9 @@ class Progress:
     def tick(self) -> None:
         """Called about once a second while the job runs."""
 
+    def output(self, data: bytes) -> None:
+        """A chunk of a shell command's output (stdout and stderr), as it arrives."""
+
 
 class OutputBuffer:
     """Keeps the first ``max_bytes`` of a stream and counts the rest."""

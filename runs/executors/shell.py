@@ -58,7 +58,13 @@ def execute_shell(*, command: str, timeout: float, max_bytes: int, progress: Pro
     assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
     stdout_fd = os.dup(proc.stdout.fileno())
     proc.stdout.close()
-    finished = pump({stdout_fd: output.add}, deadline=deadline, progress=progress)
+
+    def feed(chunk: bytes) -> None:
+        output.add(chunk)
+        if progress is not None:  # the output so far, stored while the command runs
+            progress.output(chunk)
+
+    finished = pump({stdout_fd: feed}, deadline=deadline, progress=progress)
     if not finished:
         kill_group(proc.pid)
         proc.wait()
