@@ -21,6 +21,7 @@ PATHS = [
     ("post", "/api/jobs/{}/run/"),
     ("get", "/api/jobs/{}/runs/"),
     ("get", "/api/runs/{}/"),
+    ("get", "/api/runs/{}/log/"),
     ("get", "/jobs/{}"),
     ("delete", "/jobs/{}"),
     ("get", "/jobs/{}/runs"),
