@@ -28,6 +28,7 @@ from jobs import admin as jobs_admin
 from jobs.models import Job
 from jobs.secrets import mask_overrides
 from runs import cancellation, enqueue
+from runs.admin_live import LIVE_LOG_JS, text_block
 from runs.models import Run
 
 if TYPE_CHECKING:
@@ -111,6 +112,9 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
         "log_output_block", "exit_code", "output_block", "traceback_block", "overrides_masked", "sent_at", "worker",
         "celery_task_id", "cancelled_at", "cancelled_by",
     ]  # fmt: skip
+
+    class Media:
+        js = [LIVE_LOG_JS]  # follows a going run's log on its page; does nothing elsewhere
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return RunChangeList
@@ -210,11 +214,11 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="log output")
     def log_output_block(self, run: Run) -> SafeString:
-        return format_html(TEXT_BLOCK, run.log_output or "—")
+        return text_block(run, "log_output")  # live while the run goes on (runs.admin_live)
 
     @admin.display(description="output")
     def output_block(self, run: Run) -> SafeString:
-        return format_html(TEXT_BLOCK, run.output or "—")
+        return text_block(run, "output")
 
     @admin.display(description="traceback")
     def traceback_block(self, run: Run) -> SafeString:

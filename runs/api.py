@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import api as jobs_api
 from jobs.models import Job
 from jobs.serializers import RunNowSerializer
-from runs import cancellation, enqueue
+from runs import cancellation, enqueue, selectors
 from runs.filters import RunFilter
 from runs.models import Run
-from runs.serializers import RunListSerializer, RunSerializer
+from runs.serializers import RunListSerializer, RunLogQuerySerializer, RunLogSerializer, RunSerializer
 
 
 # /api/jobs/: the jobs' viewset with the actions that queue a run (``run``, bulk ``run``). (A
@@ -67,6 +70,20 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         """Queue a new manual run of the run's job with the run's one-off values (run now, again)."""
         run = enqueue.run_again(run=self.get_object(), actor=request.user)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[RunLogQuerySerializer], responses={200: RunLogSerializer})
+    @action(detail=True, methods=["get"])
+    def log(self, request: Request, pk: str | None = None) -> Response:
+        """The run's log and output after the offsets the reader has: to follow a run as it goes."""
+        query = RunLogQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        # A run's id is a bigint: anything else names no run (and must not reach the database).
+        found = None
+        if pk is not None and re.fullmatch(r"[0-9]{1,18}", pk):
+            found = selectors.run_log(run_id=int(pk), **query.offsets())
+        if found is None:
+            raise NotFound()
+        return Response(RunLogSerializer(found).data)
 
 
 class JobRunsView(generics.ListAPIView):

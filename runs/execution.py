@@ -14,6 +14,7 @@ in a batch, its call) begins.
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import logging
 import os
@@ -37,7 +38,7 @@ from runs import claims, executors, policies
 from runs.cancellation import cancel_watch
 from runs.claims import Claimant
 from runs.enqueue import create_manual
-from runs.executors.base import Outcome, Progress, storable_text
+from runs.executors.base import Outcome, OutputBuffer, Progress, storable_text
 from runs.models import Run
 from runs.outcomes import finish, masked
 
@@ -290,7 +291,14 @@ def _hold_seconds(when: datetime | None) -> float:
 
 
 class RunProgress(Progress):
-    """Collects the lines a job logs and writes them to the run about once a second."""
+    """Collects the lines a job logs, and a shell command's output, and writes them to the run
+    about once a second (one UPDATE), so the run's page and ``GET /api/runs/{id}/log/`` follow it.
+
+    While the run goes on, the stored text only grows (a reader follows it by offset): no
+    truncation marker yet (the outcome adds it), a character split across chunks waits for its
+    last byte, and output ending with the start of a secret waits for what follows, to be masked
+    whole.
+    """
 
     FLUSH_EVERY = 1.0
 
@@ -303,6 +311,8 @@ class RunProgress(Progress):
         self.size = 0
         self.dropped = 0
         self.dirty = False
+        self.shell = OutputBuffer(self.max_bytes)
+        self.shell_dirty = False
         self.flushed_at = time.monotonic()
 
     def log(self, line: str) -> None:
@@ -313,19 +323,27 @@ class RunProgress(Progress):
         else:
             self.lines.append(line)
             self.size += encoded
-        self.dirty = True
+            self.dirty = True
         self.tick()
 
+    def output(self, data: bytes) -> None:
+        if len(self.shell.kept) < self.max_bytes:  # past the limit nothing more is shown until the end
+            self.shell_dirty = True
+        self.shell.add(data)
+
     def tick(self) -> None:
-        if self.dirty and time.monotonic() - self.flushed_at >= self.FLUSH_EVERY:
+        if (self.dirty or self.shell_dirty) and time.monotonic() - self.flushed_at >= self.FLUSH_EVERY:
+            fields = {"log_output": "\n".join(self.lines)} if self.dirty else {}
+            if self.shell_dirty:
+                fields["output"] = self.output_so_far()
             # Best effort: a failed write must not break the executor (which would leave its
             # child running); the whole log is stored with the outcome anyway.
             try:
                 with transaction.atomic():
-                    Run.objects.filter(pk=self.run_id).update(log_output=self.text())
+                    Run.objects.filter(pk=self.run_id).update(**fields)
             except DatabaseError as exc:
                 logger.warning("could not save the log of run %s so far: %s", self.run_id, describe(exc))
-            self.dirty = False
+            self.dirty = self.shell_dirty = False
             self.flushed_at = time.monotonic()
 
     def text(self) -> str:
@@ -333,3 +351,13 @@ class RunProgress(Progress):
         if self.dropped:
             text += f"\n[… truncated: {self.dropped} more bytes not kept]"
         return text
+
+    def output_so_far(self) -> str:
+        """The shell output kept so far, masked as a whole (a secret may span chunks), without a
+        character or a secret's beginning that the next chunk may complete."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = storable_text(mask_values(decoder.decode(bytes(self.shell.kept)), self.secrets))
+        held = max(
+            (n for secret in self.secrets for n in range(1, len(secret)) if text.endswith(secret[:n])), default=0
+        )
+        return text[: len(text) - held]

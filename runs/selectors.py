@@ -77,3 +77,47 @@ def running_now(*, limit: int = 50) -> list[Run]:
         .order_by("started_at")
         .only("id", "job_id", "trigger", "started_at", "worker")[:limit]
     )
+
+
+class RunLog(TypedDict):
+    id: int
+    status: str
+    finished: bool
+    log_output: str
+    log_offset: int
+    log_reset: bool
+    output: str
+    output_offset: int
+    output_reset: bool
+
+
+def run_log(*, run_id: int, log_after: int = 0, output_after: int = 0) -> RunLog | None:
+    """A run's log (python) and output (shell) after the offsets a reader has (in characters of
+    the stored text), with the new offsets; None if there is no such run.
+
+    The text only grows while the run goes on (``runs.execution.RunProgress``); the outcome may
+    replace it as the run ends (the truncation marker, a last masked secret). An offset past the
+    end then gives the whole text again, marked ``reset``. Both texts are read whole, in one
+    query of three columns: each is at most CRONTASK_MAX_OUTPUT_BYTES (and a marker).
+    """
+    row = Run.objects.filter(pk=run_id).values("status", "log_output", "output").first()
+    if row is None:
+        return None
+    log, log_reset = _after(row["log_output"], log_after)
+    output, output_reset = _after(row["output"], output_after)
+    return RunLog(
+        id=run_id,
+        status=row["status"],
+        finished=row["status"] in Run.FINISHED,
+        log_output=log,
+        log_offset=len(row["log_output"]),
+        log_reset=log_reset,
+        output=output,
+        output_offset=len(row["output"]),
+        output_reset=output_reset,
+    )
+
+
+def _after(text: str, offset: int) -> tuple[str, bool]:
+    """The text after ``offset``, or all of it (and True) if it is shorter than that."""
+    return (text, True) if offset > len(text) else (text[offset:], False)

@@ -108,6 +108,9 @@ class Progress:
                 return
         callback()
 
+    def output(self, data: bytes) -> None:
+        """A chunk of a shell command's output (stdout and stderr), as it arrives."""
+
 
 class OutputBuffer:
     """Keeps the first ``max_bytes`` of a stream and counts the rest."""

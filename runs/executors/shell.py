@@ -69,8 +69,14 @@ def execute_shell(*, command: str, timeout: float, max_bytes: int, progress: Pro
     assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
     stdout_fd = os.dup(proc.stdout.fileno())
     proc.stdout.close()
+
+    def feed(chunk: bytes) -> None:
+        output.add(chunk)
+        if progress is not None:  # the output so far, stored while the command runs
+            progress.output(chunk)
+
     try:
-        finished = pump({stdout_fd: output.add}, deadline=deadline, progress=progress)
+        finished = pump({stdout_fd: feed}, deadline=deadline, progress=progress)
     except Cancelled:
         grace = float(settings.CRONTASK_CANCEL_GRACE_SECONDS)
         gentle = terminate_group(proc.pid, grace=grace, exited=lambda: proc.poll() is not None)

@@ -23,6 +23,7 @@ PATHS = [
     ("get", "/api/jobs/{}/runs/"),
     ("get", "/api/runs/{}/"),
     ("post", "/api/runs/{}/rerun/"),
+    ("get", "/api/runs/{}/log/"),
     ("get", "/jobs/{}"),
     ("delete", "/jobs/{}"),
     ("get", "/jobs/{}/runs"),

@@ -151,3 +151,81 @@ def test_staff_make_an_alert_rule_and_see_the_jobs_incident(live_server, browser
         page.goto(f"{live_server.url}/admin/alerts/incident/")
         assert "Nightly export" in page.inner_text("#result_list")
         page.screenshot(path=str(SHOTS / "incidents.png"), full_page=True)
+
+
+def test_staff_watch_a_running_jobs_log_grow_on_its_page(live_server, browser_page, settings):
+    """The run's page, opened while a python handler logs a line every 0.3 s, shows the lines as
+    they come without a reload, and stops asking for more once the run has ended."""
+    import threading
+    import time
+
+    from jobs import services as job_services
+    from runs.enqueue import create_manual
+    from runs.execution import run_execute
+
+    settings.CRONTASK_SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
+    get_user_model().objects.create_superuser("staff", "", "browser-Passw0rd")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    job = job_services.job_create(
+        data={
+            "id": "chatty",
+            "kind": "python",
+            "handler": "scripts:chatty",
+            "handler_kwargs": {"lines": 20, "pause": 0.3},
+        }
+    )
+    page = browser_page
+    log_requests: list[float] = []
+
+    def seen(request) -> None:
+        if "/log/" in request.url:
+            log_requests.append(time.monotonic())
+
+    page.on("request", seen)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "browser-Passw0rd")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#ct-dashboard-link")
+
+    run = create_manual(job, {}, sent=True)
+
+    def work() -> None:
+        try:
+            run_execute(job_id=job.pk, run_id=run.pk, worker="browser test")
+        finally:
+            connections.close_all()  # this thread's own
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        page.goto(f"{live_server.url}/admin/runs/run/{run.pk}/change/")
+        page.evaluate("window.ctNotReloaded = true")
+        block = page.locator("pre[data-ct-live=log_output]")
+        counts = []
+        deadline = time.monotonic() + 15
+        while worker.is_alive() and time.monotonic() < deadline:
+            counts.append(block.inner_text().count(" of 20"))
+            time.sleep(0.2)
+        running_shot = SHOTS / "run_live_log.png"
+        page.screenshot(path=str(running_shot), full_page=True)
+    finally:
+        worker.join()
+    assert Run.objects.get(pk=run.pk).status == "success"
+    grew = sorted(set(counts) - {0})
+    assert len(grew) >= 3, counts  # the log grew at least twice on the page while the run went on
+    assert counts == sorted(counts)
+    # The end reaches the page within 2 s of the outcome being stored, the polling then stops.
+    page.wait_for_function(
+        "document.querySelector('.ct-live-note').textContent.includes('The run ended')", timeout=2500
+    )
+    log = page.inner_text(".field-log_output_block pre")
+    assert "line 20 of 20" in log
+    assert log.count("line 1 of 20") == 1  # appended, never repeated
+    assert page.inner_text(".field-status_badge .ct-badge") == "success"
+    assert page.evaluate("window.ctNotReloaded") is True
+    asked = len(log_requests)
+    time.sleep(3)
+    assert len(log_requests) == asked
+    page.screenshot(path=str(SHOTS / "run_live_log_ended.png"), full_page=True)
+    assert running_shot.stat().st_size > 10_000
