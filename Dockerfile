@@ -6,7 +6,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 # Static files are collected into the image; whitenoise serves them. The key is for this step only.
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
-    && useradd --create-home crontask && mkdir -p /app/var && chown crontask /app/var
+    && useradd --create-home crontask && mkdir -p /app/var/metrics && chown -R crontask /app/var
 USER crontask
 EXPOSE 8000
 # gunicorn.conf.py: processes and threads sized from the CPUs (WEB_CONCURRENCY, WEB_THREADS), port 8000.

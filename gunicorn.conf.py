@@ -17,6 +17,7 @@ Settings on the command line or in GUNICORN_CMD_ARGS override these.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 MAX_DEFAULT_WORKERS = 8
 
@@ -40,6 +41,14 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A worker process ended: its live gauges go from the metrics directory (core.multiprocess;
+    its counts stay). Imported here, when gunicorn has put the project on sys.path."""
+    from core.multiprocess import mark_process_dead
+
+    mark_process_dead(worker.pid)
 
 
 workers = _env_int("WEB_CONCURRENCY", min(2 * cpu_count() + 1, MAX_DEFAULT_WORKERS))

@@ -25,6 +25,7 @@ from django.utils import timezone
 from alerts import channels, messages
 from alerts.models import AlertRule, Channel, Incident, Notification
 from alerts.secrets import mask_error
+from core import metrics
 from core.outage import describe
 
 if TYPE_CHECKING:
@@ -181,4 +182,5 @@ def _record(notification: Notification, *, error: str, retry: bool) -> Retry | N
         return None
     for name, value in fields.items():
         setattr(notification, name, value)
+    metrics.count_notification(sent=not error, retrying=retry)
     return Retry(wait=wait, attempt=notification.attempts + 1) if retry else None

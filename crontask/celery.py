@@ -8,12 +8,12 @@ from functools import partial
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Connection
 
 from alerts.worker import AlertSweepStep
-from core import broker
+from core import broker, multiprocess
 from heartbeats.worker import WorkerHeartbeatStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crontask.settings")
@@ -43,6 +43,12 @@ def close_old_database_connections(task: Task | None = None, **kwargs: Any) -> N
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_process_shutdown.connect
+def forget_live_metrics(pid: int | None = None, **kwargs: Any) -> None:
+    """A pool process is ending: its live gauges go (``core.multiprocess``); its counts stay."""
+    multiprocess.mark_process_dead(pid or os.getpid())
 
 
 class Consumer(CeleryConsumer):

@@ -18,6 +18,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from core.env import envbool, envemail, envhosts, envint, envlist, envrate, envstr
+from core.multiprocess import metrics_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded defaults keep their files; tests point it at a temporary directory.
@@ -196,6 +197,16 @@ CRONTASK_FIRE_BATCH_SIZE = envint("CRONTASK_FIRE_BATCH_SIZE", 20, minimum=1, max
 # the run at once and makes the call (or runs the job) at the fire's time: the message's trip and
 # the claim are paid before the fire is due, not after. 0 sends each fire when it is due.
 CRONTASK_FIRE_LEAD_MS = envint("CRONTASK_FIRE_LEAD_MS", 250, minimum=0, maximum=1000)
+
+# --- Metrics ------------------------------------------------------------------------------
+# GET /metrics (monitoring.metrics): with a token, only a request that sends it as a bearer token
+# is answered; without one, anyone who reaches web may read the metrics.
+CRONTASK_METRICS_TOKEN = envstr("CRONTASK_METRICS_TOKEN", "")
+# Runs counted per job too (a `job` label on crontask_runs_total): one series per job and status.
+CRONTASK_METRICS_PER_JOB = envbool("CRONTASK_METRICS_PER_JOB", False)
+# Where each process writes its metrics (prometheus_client's multiprocess mode, core.metrics):
+# PROMETHEUS_MULTIPROC_DIR, else var/metrics/. The processes that share it add up in /metrics.
+PROMETHEUS_MULTIPROC_DIR = metrics_dir(VAR_DIR)
 
 # --- Alerts -------------------------------------------------------------------------------
 # Where the links in notifications point: the address users open the admin at.

@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 from alerts.api import AlertRuleViewSet, ChannelViewSet, IncidentViewSet, NotificationViewSet
 from jobs.api import CronPreviewView, HandlerListView
 from monitoring.dashboard import dashboard
-from monitoring.views import HealthView
+from monitoring.views import HealthView, metrics_view
 from runs.api import JobRunsView, JobViewSet, RunViewSet
 from weizhi import views as weizhi
 
@@ -37,6 +37,8 @@ urlpatterns = [
     path("jobs/<str:job_id>", weizhi.WeizhiJobView.as_view(), name="weizhi-job"),
     path("jobs/<str:job_id>/runs", weizhi.WeizhiRunsView.as_view(), name="weizhi-job-runs"),
     path("demo/target", weizhi.demo_target, name="demo-target"),
+    # Prometheus (monitoring.metrics): protected by CRONTASK_METRICS_TOKEN when it is set.
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = "core.views.not_found"

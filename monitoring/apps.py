@@ -4,7 +4,15 @@ from django.apps import AppConfig
 
 
 class MonitoringConfig(AppConfig):
-    """Carries the ``healthcheck`` command; it has no model of its own."""
+    """Carries the ``healthcheck`` command and ``GET /metrics``; it has no model of its own."""
 
     name = "monitoring"
     verbose_name = "Monitoring"
+
+    def ready(self) -> None:
+        from monitoring import metrics
+        from runs.watchers import watch_runs
+
+        # Every run that ends is counted (after its commit), in the process that ended it. Without a
+        # savepoint: the counter writes nothing to the database, and a savepoint is 2 statements a run.
+        watch_runs(metrics.run_ended, savepoint=False)

@@ -21,6 +21,7 @@ from kombu.exceptions import KombuError
 from kombu.transport.base import StdChannel
 from kombu.utils.uuid import uuid
 
+from core import metrics
 from jobs.beat_sync import EXECUTE_FIRES_TASK, EXECUTE_TASK
 from jobs.models import Job
 from scheduling.fires import Fire
@@ -79,6 +80,7 @@ class FirePublisher:
         with self.producer.batch(max_size=len(fires)):  # type: ignore[attr-defined]  # kombu 5.6; not in celery-types
             for task, kwargs in self.messages(fires):
                 self.send(task, kwargs)
+        metrics.count_fires_published(len(fires))
         logger.info(
             "fired %d job(s), due %s to %s",
             len(fires), fires[0].scheduled_for.isoformat(), fires[-1].scheduled_for.isoformat(),

@@ -37,6 +37,7 @@ from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 from kombu import Producer
 
+from core import metrics
 from core.outage import Outage
 from heartbeats.services import BEAT, record_heartbeat
 from jobs import services as job_services
@@ -187,6 +188,7 @@ class JobScheduler(DatabaseScheduler):
                     now = timezone.now()
                     fires = job_fires.claim_due_fires(now=now, until=now + lead, limit=self.batch_size)
                     outbox.record_fires(fires, now=now)
+                metrics.observe_claims(fires, now=now)  # once the claim is committed
                 self.send_fires(fires)  # after the commit: the worker's claim finds the run recorded
                 if len(fires) < self.batch_size:
                     break
@@ -242,6 +244,7 @@ class JobScheduler(DatabaseScheduler):
         resend_after = settings.CRONTASK_LOST_GRACE_SECONDS / 2
         lost_before = datetime.fromtimestamp(recovered, tz=UTC) if recovered is not None else None
         skipped = outbox.coalesce_waiting(now=timezone.now(), resend_after=resend_after, lost_before=lost_before)
+        metrics.count_fires_superseded(skipped)
         if skipped:
             logger.warning("skipped %d fire(s) whose message could not reach a worker in time: a later fire of "
                            "each job stands for them", skipped)  # fmt: skip

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -17,6 +21,11 @@ from tests.http_target import HttpTarget
 # which pytest-django imported before this file.
 if settings.SECRET_KEY_FILE in prepare_var_dir():
     settings.SECRET_KEY = settings.SECRET_KEY_FILE.read_text().strip()
+
+# This process counts its metrics (core.metrics) into a directory of its own, new each session: a
+# test reads what it counted, not what earlier sessions left in var/metrics/.
+settings.PROMETHEUS_MULTIPROC_DIR = Path(tempfile.mkdtemp(prefix="crontask-metrics-"))
+atexit.register(shutil.rmtree, settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)
 
 # Users this process makes (the admin_user fixture, on most API and admin tests) get a password
 # hashed in microseconds instead of PBKDF2's 0.3 s: Django's advice for test suites. The product's

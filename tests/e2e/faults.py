@@ -240,6 +240,7 @@ class Cluster:
             "CELERY_BROKER_URL": self.broker_url,
             "CRONTASK_QUEUE": f"faults-{uuid.uuid4().hex[:8]}",
             "CRONTASK_VAR_DIR": str(self.tmp / "var"),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "var" / "metrics"),  # the cluster's, not the tests'
             "PYTHONUNBUFFERED": "1",
             **self.env_extra,
         }

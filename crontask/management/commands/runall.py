@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
 
+from core import multiprocess
 from crontask.bootstrap import ensure_admin_user, prepare_var_dir
 
 STOP_GRACE_SECONDS = 30
@@ -53,6 +54,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Generated admin password (shown only this once): {password}")
         self.stdout.write("API token: python manage.py drf_create_token admin")
         self.stdout.flush()
+        # The metrics of the last run of these processes go: counts start again from 0 (Prometheus
+        # takes it as a restart), and the directory holds only the files of processes running now.
+        multiprocess.clear(settings.PROMETHEUS_MULTIPROC_DIR)
         sys.exit(self._supervise(self._commands(host, port, concurrency)))
 
     def _commands(self, host: str, port: int, concurrency: int | None) -> dict[str, list[str]]:
