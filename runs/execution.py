@@ -89,6 +89,8 @@ def run_execute(
         _start_queued([run])
     if run is None or run.status not in (Run.Status.RUNNING, Run.Status.QUEUED):
         return run  # skipped, or taken from us (queued only if the database failed to mark it running)
+    if run.status == Run.Status.RUNNING and policies.limits_concurrency(job.concurrency_policy, job.max_concurrent):
+        _begin_limited(job, run)
     progress = RunProgress(run.pk, secrets=secret_values(job, run.overrides))
     execute = partial(executors.execute, job, overrides=run.overrides, progress=progress, identity=_identity(run))
     with cancel_watch().watching(run.pk, progress.cancel):
@@ -228,6 +230,25 @@ def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
     with cancel_watch().watching(run.pk, progress.cancel):
         outcome = call if isinstance(call, Outcome) else _guarded(job, run, call)
     return began, outcome, timezone.now()
+
+
+def _begin_limited(job: Job, run: Run) -> None:
+    """A run of a job whose concurrency is limited begins now: under ``replace``, once the runs it
+    cancelled have ended (within the cancel grace; a run whose worker is gone is not waited for
+    longer), so the two never overlap; and its ``started_at`` is then the time it really began,
+    after the claim that counted the runs going (a run that ended just before the claim ended
+    before this one's start, as stored)."""
+    if job.concurrency_policy == Job.ConcurrencyPolicy.REPLACE:
+        others = Run.objects.filter(job=job, status=Run.Status.RUNNING, cancelled_at__isnull=False).exclude(pk=run.pk)
+        deadline = time.monotonic() + settings.CRONTASK_CANCEL_GRACE_SECONDS + REPLACE_WAIT_MARGIN_SECONDS
+        while others.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    run.started_at = timezone.now()
+    Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(started_at=run.started_at)
+
+
+# Beyond the cancel grace, how long a ``replace`` run waits for the runs it cancelled to end.
+REPLACE_WAIT_MARGIN_SECONDS = 2.0
 
 
 def _who_cancelled(run: Run, outcome: Outcome) -> Outcome:
