@@ -42,7 +42,10 @@ PERMISSIONS = {
     "nobody": [],
     "viewer": ["view_job", "view_run", *ALERTS_VIEW],
     "editor": ["view_job", "view_run", "add_job", "change_job", "delete_job", *ALERTS_EDIT],
-    "sheller": ["view_job", "view_run", "add_job", "change_job", "delete_job", "manage_shell_jobs", *ALERTS_EDIT],
+    "sheller": [
+        *("view_job", "view_run", "add_job", "change_job", "delete_job", "manage_shell_jobs", "cancel_run"),
+        *ALERTS_EDIT,
+    ],
 }
 URL = "http://127.0.0.1:9/"
 NEW_HTTP = {"id": "new-http", "interval_seconds": 60, "url": URL}
@@ -76,6 +79,8 @@ API_MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("post", "/api/jobs/web/clone/", {"id": "web-copy"}, (*EDIT, 201, 201, 201)),
     ("post", "/api/jobs/sh/clone/", {"id": "sh-copy"}, (*EDIT, DENIED, 201, 201)),
     ("post", "/api/runs/{run}/rerun/", None, (*EDIT, 202, 202, 202)),
+    # The run has ended: 409 once the permission (runs.cancel_run: the shell role has it) lets it through.
+    ("post", "/api/runs/{run}/cancel/", None, (*EDIT, DENIED, 409, 409)),
     ("delete", "/api/jobs/web/", None, (*EDIT, 204, 204, 204)),
     # Alert channels and notifications: their models' permissions.
     ("get", "/api/channels/", None, READ),

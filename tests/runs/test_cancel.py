@@ -213,3 +213,37 @@ def test_max_concurrent_goes_with_allow_only(api):
     zero = api.post("/api/jobs/", {"id": "j", "url": "http://127.0.0.1:9/", "max_concurrent": 0}, format="json")
     assert zero.status_code == 400
     assert "max_concurrent" in zero.data
+
+
+@pytest.mark.django_db
+def test_the_admin_cancels_from_the_runs_page_and_the_list(client, admin_user, http_target, queued_tasks):
+    client.force_login(admin_user)
+    job = job_services.job_create(data={"id": "hook", "url": f"{http_target.url}/ok"})
+    first, second = (enqueue.job_run_now(job=job, overrides={}) for _ in range(2))
+    page = client.get(f"/admin/runs/run/{first.pk}/change/")
+    assert b'id="ct-cancel-run"' in page.content
+    assert client.get(f"/admin/runs/run/{first.pk}/cancel/").status_code == 405  # POST only
+    client.post(f"/admin/runs/run/{first.pk}/cancel/")
+    assert status_of(first) == "cancelled"
+    assert b'id="ct-cancel-run"' not in client.get(f"/admin/runs/run/{first.pk}/change/").content  # it has ended
+    answer = client.post(
+        "/admin/runs/run/", {"action": "cancel_runs", "_selected_action": [first.pk, second.pk]}, follow=True
+    )
+    assert status_of(second) == "cancelled"
+    text = answer.content.decode()
+    assert "1 queued run(s) cancelled" in text
+    assert f"{first.pk}: Run {first.pk} has ended (cancelled)" in text
+
+
+@pytest.mark.django_db
+def test_the_cancel_button_and_action_need_the_permission(client, http_target, queued_tasks):
+    editor = User.objects.create_user("editor", password="x", is_staff=True)
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_run", "view_job", "change_job"]))
+    client.force_login(editor)
+    job = job_services.job_create(data={"id": "hook", "url": f"{http_target.url}/ok"})
+    run = enqueue.job_run_now(job=job, overrides={})
+    page = client.get(f"/admin/runs/run/{run.pk}/change/")
+    assert page.status_code == 200
+    assert b'id="ct-cancel-run"' not in page.content
+    client.post(f"/admin/runs/run/{run.pk}/cancel/")
+    assert status_of(run) == "queued"
