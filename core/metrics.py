@@ -13,18 +13,22 @@ Labels take few values (a job's kind, a run's trigger and status): no job id, un
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import ParamSpec, Protocol
 
 from django.conf import settings
 from prometheus_client import Counter, Histogram, values
 
 from core import multiprocess
+
+logger = logging.getLogger(__name__)
 
 # Every metric is the multiprocess kind, whoever imported prometheus_client first (it chooses at
 # its import, from the environment, otherwise), and names its files by host and process id.
@@ -119,6 +123,27 @@ def _make() -> Metrics:
     )  # fmt: skip
 
 
+P = ParamSpec("P")
+_failing = threading.Event()
+
+
+def best_effort(count: Callable[P, None]) -> Callable[P, None]:
+    """A count that never fails its caller (beat's tick, a run's outcome, a notification): an
+    unusable metrics directory (a read-only disk, a full one) is logged once, and nothing counted."""
+
+    @functools.wraps(count)
+    def counting(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            count(*args, **kwargs)
+        except Exception:
+            if not _failing.is_set():
+                _failing.set()
+                logger.exception("metrics are not counted in this process (PROMETHEUS_MULTIPROC_DIR)")
+
+    return counting
+
+
+@best_effort
 def count_run(
     *, kind: str, trigger: str, status: str, job_id: str, duration: float | None, lateness: float | None
 ) -> None:
@@ -135,6 +160,7 @@ def count_run(
         made.run_lateness.labels(kind=kind).observe(max(0.0, lateness))
 
 
+@best_effort
 def count_fires_published(count: int) -> None:
     get().fires_published.inc(count)
 
@@ -148,6 +174,7 @@ class ClaimedFire(Protocol):
     def missed(self) -> tuple[datetime, ...]: ...
 
 
+@best_effort
 def observe_claims(fires: Iterable[ClaimedFire], *, now: datetime) -> None:
     """Beat claimed ``fires`` at ``now`` and recorded the fires they stand for (``missed``) as
     skipped runs (call once that is committed)."""
@@ -160,11 +187,13 @@ def observe_claims(fires: Iterable[ClaimedFire], *, now: datetime) -> None:
         made.fires_skipped_by_beat.labels(reason="missed").inc(missed)
 
 
+@best_effort
 def count_fires_superseded(count: int) -> None:
     if count:
         get().fires_skipped_by_beat.labels(reason="superseded").inc(count)
 
 
+@best_effort
 def count_notification(*, sent: bool, retrying: bool) -> None:
     """An attempt at delivering a notification was recorded."""
     get().notifications.labels(status="sent" if sent else "retrying" if retrying else "failed").inc()

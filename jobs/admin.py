@@ -173,7 +173,9 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
     def _clone_source(self, request: HttpRequest) -> Job | None:
         """The job the add page copies: ``?clone=<id>`` (the job page's Clone link), if it exists."""
         source_id = request.GET.get("clone")
-        return Job.objects.filter(pk=source_id).first() if source_id else None
+        if not source_id or not request.user.has_perm("jobs.change_job"):  # a clone carries the secrets
+            return None
+        return Job.objects.filter(pk=source_id).first()
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         # A clone's form starts as the source's definition, its secrets masked as on the source's

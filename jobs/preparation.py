@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.utils import timezone
 
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
@@ -89,6 +89,13 @@ def cloned_fields(source: Job) -> dict[str, Any]:
     if source.name == source.id:
         fields["name"] = ""  # defaulted from the source's id: the clone's defaults to its own
     return fields
+
+
+def check_clone_permission(actor: Actor) -> None:
+    """A clone carries its source's secrets (headers, body, kwargs) to wherever its own URL or
+    command sends them: only someone who may change jobs (and so set those values) may clone."""
+    if actor is not None and not actor.has_perm("jobs.change_job"):
+        raise PermissionDenied("Cloning a job copies its secrets: it needs the permission to change jobs.")
 
 
 def check_shell_permission(actor: Actor, *kinds: str) -> None:

@@ -22,7 +22,14 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import Job
-from jobs.preparation import check_shell_permission, clone_data, first_fire, job_prepare, resumed_status
+from jobs.preparation import (
+    check_clone_permission,
+    check_shell_permission,
+    clone_data,
+    first_fire,
+    job_prepare,
+    resumed_status,
+)
 
 if TYPE_CHECKING:
     from jobs.preparation import Actor
@@ -55,6 +62,7 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor
 def job_clone(*, source: Job, data: Mapping[str, Any], actor: Actor = None) -> Job:
     """A new job with ``source``'s definition and ``data``'s changes (``clone_data``: its own id,
     paused unless ``data`` says otherwise), created as any other, with its beat schedule."""
+    check_clone_permission(actor)
     return job_create(data=clone_data(source=source, data=data), actor=actor)
 
 

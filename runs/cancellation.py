@@ -14,6 +14,7 @@ reaper ends it (``runs.reaper``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -132,14 +133,27 @@ class CancelWatch:
                 for pk in asked:
                     with self._lock:
                         on_cancel = self._watched.pop(pk, None)
-                    if on_cancel is not None:
+                    if on_cancel is None:
+                        continue
+                    try:
                         on_cancel()
+                    except Exception:  # the other runs it watches must still hear of theirs
+                        logger.exception("could not stop cancelled run %s", pk)
         finally:
             connections.close_all()  # this thread's own
 
 
 _watch: CancelWatch | None = None
 _watch_lock = threading.Lock()
+
+
+def _forget_watch() -> None:
+    """In a forked child: the parent's watch (its lock, its thread) is not this process's."""
+    global _watch, _watch_lock
+    _watch, _watch_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_watch)
 
 
 def cancel_watch() -> CancelWatch:

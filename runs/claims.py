@@ -35,7 +35,6 @@ from jobs.models import Job
 from jobs.secrets import mask_text
 from runs import policies
 from runs.accounting import job_complete_if_fired, job_record_fires, job_record_run
-from runs.cancellation import REPLACED_BY, cancel_runs
 from runs.models import Run
 from runs.watchers import run_ended
 
@@ -273,17 +272,20 @@ def _overlap(job: Job) -> str:
 
 
 def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
-    """For each job whose concurrency is limited (``forbid``, ``replace``, ``max_concurrent``) and
-    has runs going, or claimed ahead of their fire and about to: the reason to skip its new run,
-    if it is skipped. A ``replace`` job's going runs are cancelled here (``runs.cancellation``).
-    Call in a transaction.
+    """For each job whose concurrency is limited (``forbid``, ``max_concurrent``) and has runs
+    going, or claimed ahead of their fire and about to: the reason to skip its new run. (A
+    ``replace`` job's new run is never skipped: it cancels the older ones once its claim is
+    committed, ``runs.execution``, so that no claim writes another run's row under the job's
+    lock.) Call in a transaction.
 
     The job rows are locked (in id order), so two fires starting at once see each other's claim:
     no two workers both start the run that one too many. Every claim locks its run first and the
     job then, as the reaper and a finishing run do, so that no two of them wait on each other. A
     queued run no worker has claimed (beat recorded it and its message is on its way) is not going.
     """
-    limited = {job.pk: job for job in jobs if policies.limits_concurrency(job.concurrency_policy, job.max_concurrent)}
+    limited = {
+        job.pk: job for job in jobs if policies.skips_for_concurrency(job.concurrency_policy, job.max_concurrent)
+    }
     if not limited:
         return {}
     ids = sorted(limited)
@@ -302,9 +304,7 @@ def _overlaps(jobs: Sequence[Job]) -> dict[str, str]:
     reasons: dict[str, str] = {}
     for job_id, pks in going.items():
         job = limited[job_id]
-        reason, replaced = policies.concurrency_verdict(job.concurrency_policy, job.max_concurrent, pks)
-        if replaced:
-            cancel_runs(replaced, by=REPLACED_BY)
+        reason = policies.concurrency_verdict(job.concurrency_policy, job.max_concurrent, pks)
         if reason:
             reasons[job_id] = reason
     return reasons

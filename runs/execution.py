@@ -18,6 +18,7 @@ import codecs
 import itertools
 import logging
 import os
+import threading
 import time
 import traceback
 from collections import defaultdict
@@ -29,13 +30,14 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.outage import DATABASE_DISCONNECTS, describe, retrying
 from jobs.models import Job
 from jobs.secrets import mask_values, secret_values
 from runs import claims, executors, policies
-from runs.cancellation import cancel_watch
+from runs.cancellation import REPLACED_BY, cancel_runs, cancel_watch
 from runs.claims import Claimant
 from runs.enqueue import create_manual
 from runs.executors.base import Outcome, OutputBuffer, Progress, storable_text
@@ -89,8 +91,12 @@ def run_execute(
         _start_queued([run])
     if run is None or run.status not in (Run.Status.RUNNING, Run.Status.QUEUED):
         return run  # skipped, or taken from us (queued only if the database failed to mark it running)
-    if run.status == Run.Status.RUNNING and policies.limits_concurrency(job.concurrency_policy, job.max_concurrent):
-        _begin_limited(job, run)
+    limited = policies.limits_concurrency(job.concurrency_policy, job.max_concurrent)
+    if run.status == Run.Status.RUNNING and limited and not _begin_limited(job, run):
+        # Cancelled before it began (a newer run of a ``replace`` job): it never starts.
+        return finish(
+            run, _who_cancelled(run, Outcome(status="cancelled", error="Cancelled: before it began.")), job=job
+        )
     progress = RunProgress(run.pk, secrets=secret_values(job, run.overrides))
     execute = partial(executors.execute, job, overrides=run.overrides, progress=progress, identity=_identity(run))
     with cancel_watch().watching(run.pk, progress.cancel):
@@ -128,17 +134,25 @@ def run_execute_fires(
         logger.warning("job %s no longer exists; its fire is dropped", job_id)
     others = [(job_id, at) for job_id, at in fires if job_id in jobs and jobs[job_id].kind != Job.Kind.HTTP]
     to_run = [run for run in runs if run.status in (Run.Status.RUNNING, Run.Status.QUEUED)]
+    for run in to_run:  # their calls do not wait for the runs they replace: those are closed at once
+        if jobs[run.job_id].concurrency_policy == Job.ConcurrencyPolicy.REPLACE:
+            _replace_older(jobs[run.job_id], run)
     failure: Exception | None = None
     if to_run:
+        # Each call waits until its run is marked running at its fire's time (a run cancelled while
+        # held is not: its call is not made).
+        begun = {run.pk: threading.Event() for run in to_run}
         with ThreadPoolExecutor(max_workers=len(to_run), thread_name_prefix="crontask-call") as pool:
             # The calls touch no database; the outcomes are stored here, on this thread's connection.
-            ended = {pool.submit(_call_and_time, jobs[run.job_id], run): run for run in to_run}
-            _start_queued(to_run)
+            ended = {pool.submit(_call_and_time, jobs[run.job_id], run, begun[run.pk]): run for run in to_run}
+            _start_queued(to_run, on_marked=lambda run: begun[run.pk].set())
             for future in as_completed(ended):
                 run = ended[future]
                 try:
                     # The run started when its call began: on a busy machine, a little after the claim.
                     run.started_at, outcome, finished = future.result()
+                    if outcome is None:
+                        continue  # ended before its time (cancelled while held): nothing was called
                     finish(run, _who_cancelled(run, outcome), job=jobs[run.job_id], finished=finished)
                 except Exception as exc:  # one outcome that cannot be stored must not lose the others
                     logger.exception("could not finish run %s of job %s", run.pk, run.job_id)
@@ -217,8 +231,9 @@ def _guarded(job: Job, run: Run, step: Callable[[], T]) -> T | Outcome:
         return Outcome(status=Run.Status.FAILED, error=masked(f"{type(exc).__name__}: {exc}", secrets), traceback=trace)
 
 
-def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
-    """The call made ready, then, at the fire's time, made: when it began, its outcome, when it ended."""
+def _call_and_time(job: Job, run: Run, begun: threading.Event) -> tuple[datetime, Outcome | None, datetime]:
+    """The call made ready, then, at the fire's time, made: when it began, its outcome, when it
+    ended. No outcome if the run did not begin (``begun`` says when its status is known)."""
     ahead = _hold_seconds(run.scheduled_for)
     progress = Progress()
     prepare = partial(
@@ -226,29 +241,49 @@ def _call_and_time(job: Job, run: Run) -> tuple[datetime, Outcome, datetime]:
     )
     call = _guarded(job, run, prepare)
     _hold_until(run.scheduled_for)
+    begun.wait(BEGIN_WAIT_SECONDS)
+    if run.status not in (Run.Status.RUNNING, Run.Status.QUEUED):  # cancelled, or lost, while held
+        return timezone.now(), None, timezone.now()
     began = timezone.now()
     with cancel_watch().watching(run.pk, progress.cancel):
         outcome = call if isinstance(call, Outcome) else _guarded(job, run, call)
     return began, outcome, timezone.now()
 
 
-def _begin_limited(job: Job, run: Run) -> None:
-    """A run of a job whose concurrency is limited begins now: under ``replace``, once the runs it
-    cancelled have ended (within the cancel grace; a run whose worker is gone is not waited for
-    longer), so the two never overlap; and its ``started_at`` is then the time it really began,
-    after the claim that counted the runs going (a run that ended just before the claim ended
-    before this one's start, as stored)."""
+def _begin_limited(job: Job, run: Run) -> bool:
+    """A run of a job whose concurrency is limited begins now. Under ``replace`` it first cancels
+    the job's older runs still going (in a transaction of its own, after its claim: no run's row
+    is written under the job's lock) and waits for them to end (within the cancel grace; one whose
+    worker is gone is not waited for longer), so the two never overlap. Its ``started_at`` is then
+    the time it really began, after the claim that counted the runs going. False if it was itself
+    cancelled meanwhile (by a newer run): it does not begin."""
     if job.concurrency_policy == Job.ConcurrencyPolicy.REPLACE:
-        others = Run.objects.filter(job=job, status=Run.Status.RUNNING, cancelled_at__isnull=False).exclude(pk=run.pk)
-        deadline = time.monotonic() + settings.CRONTASK_CANCEL_GRACE_SECONDS + REPLACE_WAIT_MARGIN_SECONDS
-        while others.exists() and time.monotonic() < deadline:
+        ending = _replace_older(job, run)
+        deadline = time.monotonic() + min(settings.CRONTASK_CANCEL_GRACE_SECONDS, REPLACE_WAIT_MAX_SECONDS) + 2.0
+        while ending.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
     run.started_at = timezone.now()
-    Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(started_at=run.started_at)
+    return bool(
+        Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, cancelled_at__isnull=True).update(
+            started_at=run.started_at
+        )
+    )
 
 
-# Beyond the cancel grace, how long a ``replace`` run waits for the runs it cancelled to end.
-REPLACE_WAIT_MARGIN_SECONDS = 2.0
+def _replace_older(job: Job, run: Run) -> QuerySet[Run]:
+    """Cancel the runs of a ``replace`` job older than ``run`` that are going (in a transaction of
+    their own); returns those still running, to wait for."""
+    older = Run.objects.filter(job=job, pk__lt=run.pk).filter(
+        Q(status=Run.Status.RUNNING) | (Q(status=Run.Status.QUEUED) & ~Q(worker=""))
+    )
+    with transaction.atomic():
+        cancel_runs(list(older.values_list("pk", flat=True)), by=REPLACED_BY)
+    return older.filter(status=Run.Status.RUNNING)
+
+
+# The longest a ``replace`` run waits for the runs it cancelled to end, beyond 2 s: the cancel
+# grace, up to this (a worker slot is not held for a 10-minute grace).
+REPLACE_WAIT_MAX_SECONDS = 30.0
 
 
 def _who_cancelled(run: Run, outcome: Outcome) -> Outcome:
@@ -260,7 +295,11 @@ def _who_cancelled(run: Run, outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _start_queued(runs: Sequence[Run]) -> None:
+# How long a held call waits for its run to be marked running before it goes on all the same.
+BEGIN_WAIT_SECONDS = 5.0
+
+
+def _start_queued(runs: Sequence[Run], *, on_marked: Callable[[Run], None] | None = None) -> None:
     """Mark ``running`` the runs claimed ahead of their fire, each group at its fire's time (when
     their calls begin, in their own threads). A batch's stored time is corrected to when each
     call began once its outcome is stored.
@@ -272,6 +311,8 @@ def _start_queued(runs: Sequence[Run]) -> None:
     for run in runs:
         if run.status == Run.Status.QUEUED and run.scheduled_for is not None:  # a fire's run has its time
             waiting[run.scheduled_for].append(run)
+        elif on_marked is not None:
+            on_marked(run)
     for at in sorted(waiting):
         _hold_until(at)
         now = timezone.now()
@@ -286,9 +327,11 @@ def _start_queued(runs: Sequence[Run]) -> None:
             )
         except DatabaseError as exc:
             logger.warning("could not mark %d run(s) running: %s", len(pks), describe(exc))
-            continue
+            statuses = {}
         for run in waiting[at]:
             run.status = statuses.get(run.pk, run.status)
+            if on_marked is not None:
+                on_marked(run)
 
 
 def _mark_running(pks: list[int], now: datetime) -> dict[int, str]:
@@ -309,6 +352,10 @@ def _hold_until(when: datetime | None) -> None:
 
 def _hold_seconds(when: datetime | None) -> float:
     return policies.hold_seconds(when, now=timezone.now(), lead_ms=settings.CRONTASK_FIRE_LEAD_MS)
+
+
+# The statuses of a run whose log is still written as it goes (one the reaper ended is not).
+GOING = (Run.Status.QUEUED, Run.Status.RUNNING)
 
 
 class RunProgress(Progress):
@@ -361,7 +408,7 @@ class RunProgress(Progress):
             # child running); the whole log is stored with the outcome anyway.
             try:
                 with transaction.atomic():
-                    Run.objects.filter(pk=self.run_id).update(**fields)
+                    Run.objects.filter(pk=self.run_id, status__in=GOING).update(**fields)
             except DatabaseError as exc:
                 logger.warning("could not save the log of run %s so far: %s", self.run_id, describe(exc))
             self.dirty = self.shell_dirty = False

@@ -69,19 +69,24 @@ def overlap_reason(going_run_id: int) -> str:
     return f"Concurrency policy 'forbid': run {going_run_id} of this job was still running."
 
 
-def concurrency_verdict(policy: str, max_concurrent: int | None, going: Sequence[int]) -> tuple[str, list[int]]:
-    """What a new run of a job does about the job's runs ``going`` (ids, oldest first): the reason
-    to skip it ("" to start), and the going runs to cancel first (``replace``)."""
+def concurrency_verdict(policy: str, max_concurrent: int | None, going: Sequence[int]) -> str:
+    """The reason to skip a new run of a job whose runs ``going`` (ids, oldest first) are going;
+    "" to start it (under ``replace`` always: it cancels them, ``runs.execution``)."""
     if not going:
-        return "", []
+        return ""
     if policy == Job.ConcurrencyPolicy.FORBID:
-        return overlap_reason(going[-1]), []
-    if policy == Job.ConcurrencyPolicy.REPLACE:
-        return "", list(going)
-    if max_concurrent is not None and len(going) >= max_concurrent:
+        return overlap_reason(going[-1])
+    if policy == Job.ConcurrencyPolicy.ALLOW and max_concurrent is not None and len(going) >= max_concurrent:
         runs = ", ".join(str(pk) for pk in going[-3:]) + (" …" if len(going) > 3 else "")
-        return f"max_concurrent {max_concurrent}: {len(going)} runs of this job were going (runs {runs}).", []
-    return "", []
+        return f"max_concurrent {max_concurrent}: {len(going)} runs of this job were going (runs {runs})."
+    return ""
+
+
+def skips_for_concurrency(policy: str, max_concurrent: int | None) -> bool:
+    """Whether a job's new run may be skipped for the runs going (and its claim must lock the job)."""
+    return policy == Job.ConcurrencyPolicy.FORBID or (
+        policy == Job.ConcurrencyPolicy.ALLOW and max_concurrent is not None
+    )
 
 
 def limits_concurrency(policy: str, max_concurrent: int | None) -> bool:

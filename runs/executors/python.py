@@ -62,6 +62,8 @@ def execute_python(
         _child(handler, kwargs, log_write, result_write, max_bytes)
     os.close(log_write)
     os.close(result_write)
+    with contextlib.suppress(OSError):  # the child makes its own group too; here it is so at once (a cancel's SIGTERM)
+        os.setpgid(pid, pid)
     lines = _LineSplitter(progress)
     result = OutputBuffer(REPORT_SLACK * max_bytes)
     try:

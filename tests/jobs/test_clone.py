@@ -124,8 +124,8 @@ def test_a_clone_needs_a_free_valid_id(web):
 
 def test_a_shell_jobs_clone_needs_the_shell_permission(sh):
     with pytest.raises(ShellNotPermitted):
-        services.job_clone(source=sh, data={"id": "sh-2"}, actor=user("add_job"))
-    clone = services.job_clone(source=sh, data={"id": "sh-2"}, actor=user("add_job", "manage_shell_jobs"))
+        services.job_clone(source=sh, data={"id": "sh-2"}, actor=user("add_job", "change_job"))
+    clone = services.job_clone(source=sh, data={"id": "sh-2"}, actor=user("add_job", "change_job", "manage_shell_jobs"))
     assert clone.command == "PGPASSWORD=pg-secret-1 psql"
 
 
@@ -180,7 +180,8 @@ def test_the_api_answers_404_for_no_such_job(api):
 
 def test_the_api_needs_the_add_permission_and_the_shell_permission_for_shell(web, sh):
     assert api_as(user("view_job", "change_job")).post("/api/jobs/web/clone/", {"id": "a"}).status_code == 403
-    editor = api_as(user("add_job"))
+    assert api_as(user("add_job")).post("/api/jobs/web/clone/", {"id": "a"}, format="json").status_code == 403
+    editor = api_as(user("add_job", "change_job"))
     assert editor.post("/api/jobs/web/clone/", {"id": "a"}, format="json").status_code == 201
     refused = editor.post("/api/jobs/sh/clone/", {"id": "b"}, format="json")
     assert refused.status_code == 403
@@ -255,9 +256,11 @@ def test_the_prefilled_form_of_a_shell_job_needs_the_shell_permission(sh):
     assert not Job.objects.filter(pk="sh-2").exists()
 
 
-def test_the_clone_link_is_for_those_who_may_add_jobs(web):
+def test_the_clone_link_is_for_those_who_may_add_and_change_jobs(web):
     assert 'id="ct-clone"' not in admin_as(user("view_job")).get("/admin/jobs/job/web/change/").content.decode()
-    page = admin_as(user("view_job", "add_job")).get("/admin/jobs/job/web/change/").content.decode()
+    adder = admin_as(user("view_job", "add_job")).get("/admin/jobs/job/web/change/").content.decode()
+    assert 'id="ct-clone"' not in adder  # a clone carries the secrets: the permission to change them too
+    page = admin_as(user("view_job", "add_job", "change_job")).get("/admin/jobs/job/web/change/").content.decode()
     assert 'id="ct-clone"' in page
 
 
@@ -265,3 +268,22 @@ def test_a_clone_of_no_such_job_is_a_blank_add_form_with_a_warning(admin_user):
     response = admin_as(admin_user).get("/admin/jobs/job/add/?clone=nope")
     assert response.status_code == 200
     assert "There is no job &#x27;nope&#x27; to copy." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_cloning_needs_the_permission_to_change_jobs_since_it_carries_the_secrets():
+    """Someone who may add jobs but not change them could otherwise send another job's secret
+    headers to a URL of their own."""
+    from django.contrib.auth.models import Permission, User
+    from rest_framework.test import APIClient
+
+    services.job_create(
+        data={"id": "src", "url": "https://api.example.com/", "headers": {"Authorization": "Bearer s3cret"}}
+    )
+    adder = User.objects.create_user("adder", password="x", is_staff=True)
+    adder.user_permissions.add(*Permission.objects.filter(codename__in=["add_job", "view_job"]))
+    client = APIClient()
+    client.force_authenticate(adder)
+    answer = client.post("/api/jobs/src/clone/", {"id": "mine", "url": "https://evil.example.com/"}, format="json")
+    assert answer.status_code == 403
+    assert not Job.objects.filter(pk="mine").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -260,3 +261,16 @@ def test_the_queue_depth_of_the_filesystem_broker_is_its_count_of_messages(tmp_p
 def test_the_scrape_shows_the_depth_of_the_configured_queue():
     found = scrape()
     assert set(found["crontask_queue_depth"]) == {(("queue", django_settings.CELERY_TASK_DEFAULT_QUEUE),)}
+
+
+def test_an_unusable_metrics_directory_never_fails_the_caller(settings, monkeypatch, caplog):
+    """Beat's tick, a run's outcome and a notification count metrics: a read-only or broken
+    directory is logged once, and counts nothing."""
+    from core import metrics as core_metrics
+
+    monkeypatch.setattr(core_metrics, "_made", None)
+    monkeypatch.setattr(core_metrics, "_failing", threading.Event())
+    settings.PROMETHEUS_MULTIPROC_DIR = "/dev/null/metrics"
+    core_metrics.count_fires_published(3)
+    core_metrics.count_notification(sent=True, retrying=False)
+    assert caplog.text.count("metrics are not counted in this process") == 1

@@ -247,3 +247,28 @@ def test_the_cancel_button_and_action_need_the_permission(client, http_target, q
     assert b'id="ct-cancel-run"' not in page.content
     client.post(f"/admin/runs/run/{run.pk}/cancel/")
     assert status_of(run) == "queued"
+
+
+@pytest.mark.django_db
+def test_a_batch_call_held_ahead_and_cancelled_is_not_made(http_target, settings, monkeypatch):
+    """Fires of HTTP jobs sent together: one cancelled while its worker holds it makes no call."""
+    from runs import execution
+    from runs.tasks import execute_fires
+
+    settings.CRONTASK_FIRE_LEAD_MS = 1000
+    for job_id in ("a", "b"):
+        job_services.job_create(data={"id": job_id, "interval_seconds": 60, "url": f"{http_target.url}/ok/{job_id}"})
+    fire = timezone.now().replace(microsecond=0) + timedelta(seconds=2)
+    start_queued = execution._start_queued
+
+    def cancel_a_then_start(runs, **kwargs):  # while they are held: "a" is cancelled
+        from runs.cancellation import run_cancel
+
+        run_cancel(run=Run.objects.get(job_id="a"))
+        start_queued(runs, **kwargs)
+
+    monkeypatch.setattr(execution, "_start_queued", cancel_a_then_start)
+    execute_fires.apply(kwargs={"fires": [[job_id, fire.isoformat()] for job_id in ("a", "b")]}, throw=True)
+    assert dict(Run.objects.values_list("job_id", "status")) == {"a": "cancelled", "b": "success"}
+    assert http_target.hits.get("/ok/a", 0) == 0
+    assert http_target.hits["/ok/b"] == 1

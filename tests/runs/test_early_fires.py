@@ -37,9 +37,9 @@ def test_a_batch_sent_ahead_is_claimed_at_once_queued_and_called_at_its_time(htt
     seen = []
     start_queued = execution._start_queued
 
-    def look_then_start(runs):  # what the runs were between the claim and the fire's time
+    def look_then_start(runs, **kwargs):  # what the runs were between the claim and the fire's time
         seen.append((timezone.now(), sorted(Run.objects.values_list("job_id", "status", "started_at"))))
-        start_queued(runs)
+        start_queued(runs, **kwargs)
 
     monkeypatch.setattr(execution, "_start_queued", look_then_start)
     execute_fires.apply(kwargs={"fires": [[job_id, fire.isoformat()] for job_id in ("a", "b", "c")]}, throw=True)
