@@ -175,7 +175,9 @@ def _taken(run: Run, by: Claimant) -> Run | None:
         run.worker = by.worker
         run.save(update_fields=["worker"])
         return run
-    if run.trigger == Run.Trigger.SCHEDULED and run.scheduled_for is not None:
+    if run.status == Run.Status.CANCELLED and run.started_at is None:
+        logger.info("run %s of job %s was cancelled before it started; message dropped", run.pk, run.job_id)
+    elif run.trigger == Run.Trigger.SCHEDULED and run.scheduled_for is not None:
         logger.info("duplicate delivery of job %s fire %s ignored", run.job_id, run.scheduled_for.isoformat())
     else:
         logger.info("run %s of job %s was already claimed; duplicate delivery ignored", run.pk, run.job_id)
