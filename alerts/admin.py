@@ -15,7 +15,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -24,8 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from alerts import rules, services
 from alerts.models import AlertRule, Channel, Incident, Notification
 from alerts.secrets import shown_secret, shown_target
-from core.admin_utils import CappedCountPaginator
-from jobs.admin import SaveRefused
+from core.admin_utils import CappedCountPaginator, RefusedSaveMixin, SaveRefused
 from jobs.models import Job
 from runs import admin as runs_admin
 
@@ -109,7 +108,7 @@ class AlertRuleForm(forms.ModelForm):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(RefusedSaveMixin, admin.ModelAdmin):
     form = AlertRuleForm
     list_display = ["name", "event", "threshold", "watches", "enabled"]
     list_filter = ["event", "enabled", "channels"]
@@ -134,15 +133,6 @@ class AlertRuleAdmin(admin.ModelAdmin):
             raise SaveRefused(" ".join(exc.messages)) from exc
         obj.pk = saved.pk
         obj.refresh_from_db()
-
-    def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except SaveRefused as refused:
-            self.message_user(request, f"Nothing was saved: {refused}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         # The service saved the jobs and channels with the rule; the form's save_m2m is not called.

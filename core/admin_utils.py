@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -65,3 +65,22 @@ class BoundedSearchMixin(admin.ModelAdmin):
                 f"left out: {shown}{more}.",
             )
         return super().get_search_results(request, queryset, " ".join(kept))
+
+
+class SaveRefused(Exception):
+    """A service refused a save the admin's form had found valid (a race): raised by ``save_model``,
+    answered by ``RefusedSaveMixin``."""
+
+
+class RefusedSaveMixin(admin.ModelAdmin):
+    """A save refused after the form was valid (``SaveRefused`` from ``save_model``) rolls back with
+    the view's transaction; the user is told why and sent back to the page, never a 500."""
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except SaveRefused as refused:
+            self.message_user(request, f"Nothing was saved: {refused}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())

@@ -20,7 +20,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
 from django_celery_beat import models as beat_models
 
-from core.admin_utils import BoundedSearchMixin, badge
+from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import services
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job
@@ -126,7 +126,7 @@ def _by_field(error: ValidationError) -> dict[str | None, list[str]]:
 JobChange = Callable[[Job, "Actor"], str | None]
 
 
-class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
+class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
     form = JobForm
     list_display = [
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run_at",
@@ -220,17 +220,6 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
         obj.pk = saved.pk
         obj.refresh_from_db()
 
-    def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        # A save refused after the form was valid (a race, see save_model) rolls back with the
-        # view's transaction; the user is told why and sent back to the page, never a 500.
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except SaveRefused as refused:
-            self.message_user(request, f"Nothing was saved: {refused}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(job=obj)
 
@@ -297,10 +286,6 @@ class JobAdmin(BoundedSearchMixin, admin.ModelAdmin):
             more = len(unchanged) - MAX_LISTED
             listed = " | ".join(unchanged[:MAX_LISTED]) + (f" | and {more} more" if more > 0 else "")
             self.message_user(request, f"Not changed: {listed}", messages.WARNING)
-
-
-class SaveRefused(Exception):
-    """The services refused a save whose form was valid: what changed in between (``save_model``)."""
 
 
 def _reason(exc: ValidationError | PermissionDenied | JobConflict) -> str:
