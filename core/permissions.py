@@ -55,4 +55,7 @@ class ApiPermission(BasePermission):
             if model is None:
                 return bool(user.is_staff)
             perm = model_permission(model, WRITE_PERMS.get(request.method or "", "change"))
-        return user.has_perm(perm)
+        allowed = user.has_perm(perm)
+        if not allowed:  # what the refused write lacked, for the audit trail (core.exceptions)
+            request.refused_permission = perm  # type: ignore[attr-defined]
+        return allowed

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "crontask.apps.CrontaskConfig",
     "heartbeats.apps.HeartbeatsConfig",
+    "audit.apps.AuditConfig",
     "jobs.apps.JobsConfig",
     "runs.apps.RunsConfig",
     "monitoring.apps.MonitoringConfig",
@@ -168,6 +169,8 @@ CRONTASK_DEFAULT_TIMEOUT = envint("CRONTASK_DEFAULT_TIMEOUT", 10, minimum=1)
 CRONTASK_ALLOW_SHELL = envbool("CRONTASK_ALLOW_SHELL", False)
 CRONTASK_SCRIPTS_DIR = Path(envstr("CRONTASK_SCRIPTS_DIR", str(BASE_DIR / "scripts")))
 CRONTASK_RUN_RETENTION_DAYS = envint("CRONTASK_RUN_RETENTION_DAYS", 30, minimum=1)
+# How long the audit trail is kept: prune_audit (run it daily) removes entries older than this.
+CRONTASK_AUDIT_RETENTION_DAYS = envint("CRONTASK_AUDIT_RETENTION_DAYS", 365, minimum=1)
 CRONTASK_MAX_OUTPUT_BYTES = envint("CRONTASK_MAX_OUTPUT_BYTES", 65536, minimum=1024)
 CRONTASK_ALLOW_ANONYMOUS_API = envbool("CRONTASK_ALLOW_ANONYMOUS_API", False)
 CRONTASK_HANDLER_PACKAGES = envlist("CRONTASK_HANDLER_PACKAGES", [])

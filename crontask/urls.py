@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from alerts.api import AlertRuleViewSet, ChannelViewSet, IncidentViewSet, NotificationViewSet
+from audit.api import AuditEntryViewSet
 from jobs.api import CronPreviewView, HandlerListView
 from monitoring.dashboard import dashboard
 from monitoring.views import HealthView, metrics_view
@@ -19,6 +20,7 @@ router.register("channels", ChannelViewSet, basename="channel")
 router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("audit", AuditEntryViewSet, basename="audit")
 
 urlpatterns = [
     path("admin/dashboard/", dashboard, name="dashboard"),

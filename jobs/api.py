@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.services import audit_context, audit_record
 from jobs import handlers, services
 from jobs.errors import JobConflict
 from jobs.filters import JobFilter
@@ -112,7 +113,9 @@ class JobViewSet(viewsets.ModelViewSet):
         service = self.bulk_services[name]
         if name in ACTOR_CHECKED:  # the services that refuse a user without the shell permission
             service = partial(service, actor=request.user)
-        results = [_bulk_one(service, jobs.get(job_id), job_id) for job_id in dict.fromkeys(ids)]
+        with audit_context(bulk=name):  # each job's own entry says it came from this bulk action
+            results = [_bulk_one(service, jobs.get(job_id), job_id) for job_id in dict.fromkeys(ids)]
+        audit_record(action="bulk", details={"action": name, "results": results})
         return Response({"action": name, "results": results})
 
     def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]  # as DRF's own stub: Django's View takes an HttpRequest

@@ -19,9 +19,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
+from audit.services import audit_changes, audit_context, audit_record
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import JobAlreadyExists, JobProtected
-from jobs.models import Job
+from jobs.models import EDITABLE_FIELDS, Job
 from jobs.preparation import (
     check_clone_permission,
     check_shell_permission,
@@ -56,6 +57,7 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor
     except IntegrityError:
         raise JobAlreadyExists(job.id) from None  # created since job_prepare looked
     sync_periodic_task(job)
+    audit_record(action="create", job_id=job.pk)
     return job
 
 
@@ -63,7 +65,8 @@ def job_clone(*, source: Job, data: Mapping[str, Any], actor: Actor = None) -> J
     """A new job with ``source``'s definition and ``data``'s changes (``clone_data``: its own id,
     paused unless ``data`` says otherwise), created as any other, with its beat schedule."""
     check_clone_permission(actor)
-    return job_create(data=clone_data(source=source, data=data), actor=actor)
+    with audit_context(clone_of=source.pk):
+        return job_create(data=clone_data(source=source, data=data), actor=actor)
 
 
 @transaction.atomic
@@ -73,6 +76,7 @@ def job_update(*, job: Job, data: Mapping[str, Any], actor: Actor = None) -> Job
     job = job_prepare(data=data, instance=stored, actor=actor)
     job.save()
     sync_periodic_task(job)
+    audit_changes(job_id=job.pk, before=stored, after=job, fields=EDITABLE_FIELDS)
     return job
 
 
@@ -87,6 +91,7 @@ def job_pause(*, job: Job) -> Job:
     job.next_run_at = None
     job.save(update_fields=["status", "next_run_at", "updated_at"])
     sync_periodic_task(job)
+    audit_record(action="pause", job_id=job.pk)
     return job
 
 
@@ -102,6 +107,7 @@ def job_resume(*, job: Job, actor: Actor = None) -> Job:
     job.next_run_at = first_fire(job, now)
     job.save(update_fields=["status", "next_run_at", "updated_at"])
     sync_periodic_task(job)
+    audit_record(action="resume", job_id=job.pk)
     return job
 
 
@@ -110,6 +116,7 @@ def job_delete(*, job: Job) -> None:
     if job.is_system:
         raise JobProtected(job.id)
     remove_periodic_task(job)
+    audit_record(action="delete", job_id=job.pk)
     job.delete()
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from core.exceptions import Conflict
 from runs.accounting import job_record_run
 from runs.models import Run
@@ -47,6 +48,7 @@ def run_cancel(*, run: Run, actor: Actor = None) -> Run:
             raise Conflict(f"Run {locked.pk} has ended ({locked.status}): there is nothing to cancel.", field="status")
         if locked.cancelled_at is None:
             cancel_runs([locked.pk], by=_who(actor))
+            audit_record(action="cancel", job_id=locked.job_id, run_id=locked.pk)
     return Run.objects.get(pk=run.pk)
 
 

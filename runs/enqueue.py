@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_context, audit_record
 from core.outage import describe
 from jobs.beat_sync import EXECUTE_TASK
 from jobs.models import Job
@@ -53,7 +54,8 @@ def run_again(*, run: Run, actor: Actor = None) -> Run:
     errors = run_override_errors(run.overrides, job=job)
     if errors:
         raise ValidationError(errors)
-    return job_run_now(job=job, overrides=run.overrides, actor=actor)
+    with audit_context(rerun_of=run.pk):
+        return job_run_now(job=job, overrides=run.overrides, actor=actor)
 
 
 def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:
@@ -61,6 +63,7 @@ def run_enqueue_manual(*, job: Job, overrides: dict[str, Any]) -> Run:
     with transaction.atomic():
         run = create_manual(job, overrides)
         _queue(job_id=job.pk, run_id=run.pk)
+        audit_record(action="run_now", job_id=job.pk, run_id=run.pk)
     return run
 
 

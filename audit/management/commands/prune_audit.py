@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from audit.services import audit_prune
+
+
+class Command(BaseCommand):
+    help = "Delete audit entries older than a number of days (CRONTASK_AUDIT_RETENTION_DAYS by default)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--older-than-days", type=int, default=None, metavar="N")
+
+    def handle(self, *args: Any, older_than_days: int | None, **options: Any) -> None:
+        days = settings.CRONTASK_AUDIT_RETENTION_DAYS if older_than_days is None else older_than_days
+        if days < 1:
+            raise CommandError("--older-than-days must be at least 1.")
+        removed = audit_prune(older_than_days=days)
+        self.stdout.write(f"Pruned {removed} audit entries older than {days} days.")
