@@ -17,12 +17,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.dispatch import receiver
 from django.utils import timezone
 
 from audit.models import AuditEntry
 from core import origin
-from core.signals import write_refused
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +69,20 @@ def audit_changes(*, job_id: str, before: object, after: object, fields: Iterabl
     return audit_record(action=AuditEntry.Action.UPDATE, job_id=job_id, details={"fields": changed})
 
 
+def audit_refused_write(*, method: str, path: str, permission: str) -> None:
+    """An API write refused (403) to a signed-in user, recorded on its own: the request's
+    transaction, if it had one, has rolled back. Anonymous refusals are not recorded: anyone could
+    fill the table with them (and there is no one to name)."""
+    actor = origin.current().actor
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return
+    details = {"method": method, "path": path[:500], "permission": permission[:500]}
+    try:
+        audit_record(action=AuditEntry.Action.PERMISSION_DENIED, details=details)
+    except DatabaseError:  # the refusal stands (a 403, not a 500) even when it cannot be written
+        logger.exception("audit: could not record a refused write method=%s path=%s", method, path)
+
+
 def audit_prune(*, older_than_days: int | None = None) -> int:
     """Delete the entries older than ``older_than_days`` (CRONTASK_AUDIT_RETENTION_DAYS by default);
     returns how many. The one way entries leave: by age, never one by one."""
@@ -82,18 +94,3 @@ def audit_prune(*, older_than_days: int | None = None) -> int:
     # The queryset refuses delete() (append-only); pruning by age deletes past it, on purpose.
     # AuditEntry has no relations or signals, so the raw delete misses nothing.
     return int(old._raw_delete(old.db))
-
-
-@receiver(write_refused, dispatch_uid="audit.write_refused")
-def _record_refused_write(sender: object, *, method: str, path: str, permission: str, **kwargs: Any) -> None:
-    """An API write refused (403) to a signed-in user. The request's transaction, if it had one, has
-    rolled back: this is written on its own. Anonymous refusals are not recorded: anyone could
-    fill the table with them (and no one is there to name)."""
-    actor = origin.current().actor
-    if actor is None or not getattr(actor, "is_authenticated", False):
-        return
-    details = {"method": method, "path": path[:500], "permission": permission[:500]}
-    try:
-        audit_record(action=AuditEntry.Action.PERMISSION_DENIED, details=details)
-    except DatabaseError:  # the refusal stands (a 403, not a 500) even when it cannot be written
-        logger.exception("audit: could not record a refused write method=%s path=%s", method, path)

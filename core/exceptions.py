@@ -7,11 +7,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
-
-from core.signals import write_refused
 
 
 class Conflict(Exception):
@@ -27,16 +24,6 @@ class Conflict(Exception):
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    response = _response(exc, context)
-    request = context.get("request")
-    refused = response is not None and response.status_code == status.HTTP_403_FORBIDDEN
-    if refused and request is not None and request.method not in SAFE_METHODS:  # told to the audit trail
-        permission = getattr(request, "refused_permission", "") or str(getattr(exc, "detail", exc))
-        write_refused.send(sender=None, method=request.method, path=request.path, permission=permission)
-    return response
-
-
-def _response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)

@@ -56,6 +56,6 @@ class ApiPermission(BasePermission):
                 return bool(user.is_staff)
             perm = model_permission(model, WRITE_PERMS.get(request.method or "", "change"))
         allowed = user.has_perm(perm)
-        if not allowed:  # what the refused write lacked, for the audit trail (core.exceptions)
+        if not allowed:  # what the refused write lacked, for the audit trail (audit.api)
             request.refused_permission = perm  # type: ignore[attr-defined]
         return allowed

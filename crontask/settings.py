@@ -322,7 +322,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
+    # core.exceptions.api_exception_handler, with refused writes (403) recorded in the audit trail.
+    "EXCEPTION_HANDLER": "audit.api.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     # Each reads its rate from CRONTASK_API_THROTTLE_USER / _ANON and is off while that is empty.
     "DEFAULT_THROTTLE_CLASSES": ["core.throttling.UserThrottle", "core.throttling.AnonThrottle"],
