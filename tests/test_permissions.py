@@ -4,7 +4,7 @@ The roles, from nothing to everything:
 
 - ``anonymous``: no credentials;
 - ``nobody``: a signed-in staff user without a single permission (staff opens the admin's door only);
-- ``viewer``: may view jobs, runs, channels, alert rules, incidents and notifications;
+- ``viewer``: may view jobs, runs, channels, alert rules, incidents, notifications and the audit trail;
 - ``editor``: may view, add, change and delete jobs, channels and alert rules, but not shell jobs;
 - ``sheller``: an editor who may also manage shell jobs;
 - ``superuser``.
@@ -25,6 +25,7 @@ from rest_framework.test import APIClient
 from alerts import rules as alert_rules
 from alerts import services as alert_services
 from alerts.models import Incident, Notification
+from audit.models import AuditEntry
 from jobs import services
 from jobs.models import Job
 from runs.models import Run
@@ -40,7 +41,7 @@ ALERTS_EDIT = [
 ]
 PERMISSIONS = {
     "nobody": [],
-    "viewer": ["view_job", "view_run", *ALERTS_VIEW],
+    "viewer": ["view_job", "view_run", *ALERTS_VIEW, "view_auditentry"],
     "editor": ["view_job", "view_run", "add_job", "change_job", "delete_job", *ALERTS_EDIT],
     "sheller": [
         *("view_job", "view_run", "add_job", "change_job", "delete_job", "manage_shell_jobs", "cancel_run"),
@@ -58,6 +59,9 @@ NEW_RULE = {"name": "failures", "event": "failed", "jobs": ["web"], "channels": 
 DENIED = 403  # SessionAuthentication comes first, so a missing login is 403 too, not 401
 READ = (DENIED, DENIED, 200, 200, 200, 200)
 EDIT = (DENIED, DENIED, DENIED)
+# The audit trail needs its own view permission: the editors here may change jobs but not read it.
+AUDIT_READ = (DENIED, DENIED, 200, DENIED, DENIED, 200)
+NO_WRITE = (DENIED, DENIED, DENIED, DENIED, DENIED, 405)  # read-only: only the superuser gets past the permission
 # (method, path, body, the status for each role in the order of ROLES). "{run}" is a run's id.
 API_MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("get", "/api/jobs/", None, READ),
@@ -101,6 +105,12 @@ API_MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("get", "/api/incidents/", None, READ),
     ("get", "/api/incidents/{incident}/", None, READ),
     ("delete", "/api/incidents/{incident}/", None, (*EDIT, DENIED, DENIED, 405)),
+    # The audit trail: read-only, its own view permission.
+    ("get", "/api/audit/", None, AUDIT_READ),
+    ("get", "/api/audit/{audit}/", None, AUDIT_READ),
+    ("post", "/api/audit/", {"action": "create"}, NO_WRITE),
+    ("patch", "/api/audit/{audit}/", {"actor": "x"}, NO_WRITE),
+    ("delete", "/api/audit/{audit}/", None, NO_WRITE),
     # The Weizhi-compatible paths: the same permissions.
     ("get", "/jobs/web", None, READ),
     ("get", "/jobs/web/runs", None, READ),
@@ -128,6 +138,10 @@ ADMIN_MATRIX: dict[str, tuple[int, ...]] = {
     "/admin/alerts/incident/": ADMIN_READ,
     "/admin/alerts/incident/{incident}/change/": ADMIN_READ,
     "/admin/alerts/incident/add/": (302, DENIED, DENIED, DENIED, DENIED, DENIED),
+    "/admin/audit/auditentry/": (302, DENIED, 200, DENIED, DENIED, 200),
+    "/admin/audit/auditentry/{audit}/change/": (302, DENIED, 200, DENIED, DENIED, 200),
+    "/admin/audit/auditentry/add/": (302, DENIED, DENIED, DENIED, DENIED, DENIED),
+    "/admin/audit/auditentry/{audit}/delete/": (302, DENIED, DENIED, DENIED, DENIED, DENIED),
 }
 
 
@@ -149,6 +163,7 @@ def world(settings) -> dict[str, Any]:
         "notification": notification.pk,
         "rule": rule.pk,
         "incident": incident.pk,
+        "audit": AuditEntry.objects.latest("id").pk,  # the jobs' creates above
     }
 
 
