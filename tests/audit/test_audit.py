@@ -26,6 +26,7 @@ from jobs import services
 from jobs.models import Job
 from runs import cancellation, enqueue
 from runs.models import Run
+from tests.admin.test_admin_basics import form
 
 pytestmark = pytest.mark.django_db
 
@@ -131,6 +132,16 @@ def test_admin_actions_are_recorded_as_the_admin(admin_user, web):
     client.post("/admin/jobs/job/", {"action": "pause_jobs", "_selected_action": ["web"]}, REMOTE_ADDR="10.9.9.9")
     assert entries() == [("pause", "root", "admin", "web")]
     assert AuditEntry.objects.get().client_ip == "10.9.9.9"
+
+
+def test_the_admin_form_records_a_create_and_an_update_once_each(admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    assert client.post("/admin/jobs/job/add/", form(id="adm")).status_code == 302
+    assert client.post("/admin/jobs/job/adm/change/", form(id="adm", cron="*/2 * * * *")).status_code == 302
+    assert client.post("/admin/jobs/job/adm/change/", form(id="adm", cron="*/2 * * * *")).status_code == 302
+    assert entries() == [("create", "root", "admin", "adm"), ("update", "root", "admin", "adm")]
+    assert AuditEntry.objects.get(action="update").details == {"fields": ["cron"]}
 
 
 def test_an_import_is_recorded_as_the_import(tmp_path, web):
