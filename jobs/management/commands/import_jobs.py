@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core import origin
 from jobs.importer import ImportFormatError, import_entries, load_entries
 
 
@@ -22,7 +23,8 @@ class Command(BaseCommand):
         except (OSError, ImportFormatError) as exc:
             raise CommandError(f"{file}: {exc}") from exc
         progress = _Progress(len(entries)) if sys.stderr.isatty() and len(entries) >= 50 else None
-        summary = import_entries(entries, dry_run=dry_run, on_progress=progress)
+        with origin.origin("import"):  # the versions it records say so
+            summary = import_entries(entries, dry_run=dry_run, on_progress=progress)
         if progress:
             progress.done()
         for invalid in summary.invalid:
