@@ -85,9 +85,7 @@ def version_diff(version: JobVersion) -> dict[str, dict[str, Any]]:
     ``{"cron": {"before": "*/2 …", "after": "*/5 …"}}``. A delete differs in nothing."""
     if version.action == JobVersion.Action.DELETE:
         return {}
-    previous = (
-        JobVersion.objects.filter(job_id=version.job_id, number__lt=version.number).order_by("-number").first()
-    )
+    previous = JobVersion.objects.filter(job_id=version.job_id, number__lt=version.number).order_by("-number").first()
     before = {} if previous is None or previous.action == JobVersion.Action.DELETE else previous.definition
     shown_before, shown_after = mask_job_data(before), masked_definition(version)
     return {
