@@ -118,7 +118,8 @@ def test_the_import_command_records_as_import(tmp_path):
     assert (updated.action, updated.actor, updated.source) == ("update", "import", "import")
     assert (created.action, created.actor, created.source) == ("create", "import", "import")
     call_command("import_jobs", str(path), stdout=StringIO(), stderr=StringIO())  # unchanged: no versions
-    assert len(versions()) == 2 and len(versions("new")) == 1
+    assert len(versions()) == 2
+    assert len(versions("new")) == 1
 
 
 def test_system_jobs_are_recorded_as_the_system():
@@ -142,7 +143,9 @@ def test_revert_restores_every_field_and_the_schedule(api):
     assert response.status_code == 200, response.json()
     job = Job.objects.get(pk="web")
     assert {n: getattr(job, n) for n in VERSIONED_FIELDS} == {n: getattr(first, n) for n in VERSIONED_FIELDS}
-    assert job.next_run_at is not None and job.next_run_at.minute % 5 == 0 and job.next_run_at.second == 0
+    assert job.next_run_at is not None
+    assert job.next_run_at.minute % 5 == 0
+    assert job.next_run_at.second == 0
     reverted = versions()[-1]
     assert (reverted.number, reverted.action, reverted.reason) == (3, "revert", "Reverted to version 1: too fast")
     assert response.json()["headers"]["Authorization"] == MASK
@@ -172,7 +175,8 @@ def test_a_deleted_job_is_restored_paused_with_its_real_secrets(api):
     response = api.post("/api/jobs/restore/", {"id": "web", "change_reason": "oops"}, format="json")
     assert response.status_code == 201, response.json()
     job = Job.objects.get(pk="web")
-    assert job.status == Job.Status.PAUSED and job.cron == "*/5 * * * *"
+    assert job.status == Job.Status.PAUSED
+    assert job.cron == "*/5 * * * *"
     assert job.headers == {"Authorization": f"Bearer {SECRET}"}
     restored = versions()[-1]
     assert (restored.number, restored.action, restored.reason) == (3, "restore", "Restored from version 2: oops")
@@ -195,7 +199,9 @@ def test_the_versions_of_deleted_jobs_are_pruned_after_the_retention(settings):
         services.job_delete(job=Job.objects.get(pk=job_id))
     JobVersion.objects.filter(job_id__in=["old", "kept"]).update(created_at=timezone.now() - timedelta(days=91))
     assert prune_deleted_versions() == 2
-    assert versions("old") == [] and len(versions("recent")) == 2 and len(versions("kept")) == 1
+    assert versions("old") == []
+    assert len(versions("recent")) == 2
+    assert len(versions("kept")) == 1
 
 
 def test_the_cleanup_job_prunes_versions_too(settings):
@@ -223,5 +229,6 @@ def test_secrets_are_masked_in_every_version_view(api, admin_user):
     page = client.get("/admin/jobs/job/web/history/")
     assert page.status_code == 200
     for body in (listed.content, json.dumps(detail).encode(), page.content):
-        assert SECRET.encode() not in body and b"another-secret" not in body
+        assert SECRET.encode() not in body
+        assert b"another-secret" not in body
     assert b"Revert to this version" in page.content
