@@ -342,6 +342,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobTriggerEnum": "jobs.models.Job.Trigger",
         "JobStatusEnum": "jobs.models.Job.Status",
+        "JobVersionActionEnum": "jobs.models.JobVersion.Action",
         "RunTriggerEnum": "runs.models.Run.Trigger",
         "RunStatusEnum": "runs.models.Run.Status",
         "KindEnum": "jobs.models.Job.Kind",  # the name it had before another model had a kind

@@ -14,7 +14,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -118,7 +119,13 @@ class JobViewSet(viewsets.ModelViewSet):
             job = services.job_clone(source=source, data=data, actor=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=RestoreSerializer, responses={201: JobSerializer})
+    @extend_schema(
+        request=RestoreSerializer,
+        responses={
+            201: JobSerializer,
+            404: OpenApiResponse(OpenApiTypes.OBJECT, "No versions of that job to restore."),
+        },
+    )
     @action(detail=False, methods=["post"])
     def restore(self, request: Request) -> Response:
         """Bring a deleted job back from its last version, paused: 404 when it has no versions
