@@ -309,7 +309,10 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         rows = [
             {
                 "version": version,
-                "diff": [(name, _shown(c["before"]), _shown(c["after"])) for name, c in version_diff(version).items()],
+                "diff": [
+                    (name, "—" if version.action in NEW_VERSIONS else _shown(c["before"]), _shown(c["after"]))
+                    for name, c in version_diff(version).items()
+                ],
                 "can_revert": may_revert and index > 0 and version.action != JobVersion.Action.DELETE,
             }
             for index, version in enumerate(shown)
@@ -407,6 +410,10 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
             more = len(unchanged) - MAX_LISTED
             listed = " | ".join(unchanged[:MAX_LISTED]) + (f" | and {more} more" if more > 0 else "")
             self.message_user(request, f"Not changed: {listed}", messages.WARNING)
+
+
+# Versions that differ from nothing before them: their "before" column is blank, not nulls.
+NEW_VERSIONS = (JobVersion.Action.CREATE, JobVersion.Action.RESTORE)
 
 
 def _shown(value: Any) -> str:

@@ -232,3 +232,15 @@ def test_secrets_are_masked_in_every_version_view(api, admin_user):
         assert SECRET.encode() not in body
         assert b"another-secret" not in body
     assert b"Revert to this version" in page.content
+
+
+def test_the_job_list_filters_the_jobs_changed_in_the_last_day(admin_user):
+    for job_id in ("fresh", "stale"):
+        services.job_create(data={"id": job_id, "interval_seconds": 60, "url": URL})
+    JobVersion.objects.filter(job_id="stale").update(created_at=timezone.now() - timedelta(days=2))
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get("/admin/jobs/job/?changed=1d")
+    assert page.status_code == 200
+    assert [job.pk for job in page.context["cl"].result_list] == ["fresh"]
+    assert b"in the last day" in client.get("/admin/jobs/job/").content
