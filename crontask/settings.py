@@ -171,6 +171,8 @@ CRONTASK_SCRIPTS_DIR = Path(envstr("CRONTASK_SCRIPTS_DIR", str(BASE_DIR / "scrip
 CRONTASK_RUN_RETENTION_DAYS = envint("CRONTASK_RUN_RETENTION_DAYS", 30, minimum=1)
 # How long the audit trail is kept: prune_audit (run it daily) removes entries older than this.
 CRONTASK_AUDIT_RETENTION_DAYS = envint("CRONTASK_AUDIT_RETENTION_DAYS", 365, minimum=1)
+# How long the versions of a deleted job are kept (jobs.versions): until then it can be restored.
+CRONTASK_VERSION_RETENTION_DAYS = envint("CRONTASK_VERSION_RETENTION_DAYS", 90, minimum=1)
 CRONTASK_MAX_OUTPUT_BYTES = envint("CRONTASK_MAX_OUTPUT_BYTES", 65536, minimum=1024)
 CRONTASK_ALLOW_ANONYMOUS_API = envbool("CRONTASK_ALLOW_ANONYMOUS_API", False)
 CRONTASK_HANDLER_PACKAGES = envlist("CRONTASK_HANDLER_PACKAGES", [])
@@ -344,6 +346,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobTriggerEnum": "jobs.models.Job.Trigger",
         "JobStatusEnum": "jobs.models.Job.Status",
+        "JobVersionActionEnum": "jobs.models.JobVersion.Action",
         "RunTriggerEnum": "runs.models.Run.Trigger",
         "RunStatusEnum": "runs.models.Run.Status",
         "KindEnum": "jobs.models.Job.Kind",  # the name it had before another model had a kind

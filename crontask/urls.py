@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from alerts.api import AlertRuleViewSet, ChannelViewSet, IncidentViewSet, NotificationViewSet
 from audit.api import AuditEntryViewSet
-from jobs.api import CronPreviewView, HandlerListView
+from jobs.api import CronPreviewView, HandlerListView, JobVersionDetailView, JobVersionListView, JobVersionRevertView
 from monitoring.dashboard import dashboard
 from monitoring.views import HealthView, metrics_view
 from runs.api import JobRunsView, JobViewSet, RunViewSet
@@ -29,6 +29,11 @@ urlpatterns = [
     path("api/handlers/", HandlerListView.as_view(), name="handlers"),
     path("api/cron/preview/", CronPreviewView.as_view(), name="cron-preview"),
     path("api/jobs/<str:job_id>/runs/", JobRunsView.as_view(), name="job-runs"),
+    path("api/jobs/<str:job_id>/versions/", JobVersionListView.as_view(), name="job-versions"),
+    path("api/jobs/<str:job_id>/versions/<int:number>/", JobVersionDetailView.as_view(), name="job-version"),
+    path(
+        "api/jobs/<str:job_id>/versions/<int:number>/revert/", JobVersionRevertView.as_view(), name="job-version-revert"
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include(router.urls)),

@@ -6,7 +6,10 @@ whose ``JobAdmin`` extends this one and is the one registered.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from contextlib import nullcontext
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -14,19 +17,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString
 from django_celery_beat import models as beat_models
 
+from core import origin
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import services
 from jobs.errors import JobConflict, ShellNotPermitted
-from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job
+from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import clone_data, cloned_fields, job_prepare
 from jobs.secrets import mask_job_data, masked_job
 from jobs.triggers import describe_cron
+from jobs.versions import changed_since, deleted_jobs, masked_definition, version_diff, versions_of
 
 if TYPE_CHECKING:
     from jobs.preparation import Actor
@@ -81,6 +88,15 @@ class JobForm(forms.ModelForm):
     copies (the add page's ``?clone=<id>``): its masked secrets stand for that job's values.
     """
 
+    # Not the job's: why, recorded on the version the save makes (jobs.versions).
+    change_reason = forms.CharField(
+        label="Reason for this change",
+        required=False,
+        max_length=origin.MAX_REASON,
+        widget=forms.TextInput(attrs={"size": 80}),
+        help_text="Optional: kept with this version in the job's history.",
+    )
+
     class Meta:
         model = Job
         fields = list(EDITABLE_FIELDS)
@@ -126,6 +142,21 @@ def _by_field(error: ValidationError) -> dict[str | None, list[str]]:
 JobChange = Callable[[Job, "Actor"], str | None]
 
 
+class ChangedRecentlyFilter(admin.SimpleListFilter):
+    """Jobs whose definition changed (a version recorded) in the last day."""
+
+    title = "changed"
+    parameter_name = "changed"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
+        return [("1d", "in the last day")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        if self.value() == "1d":
+            return queryset.filter(pk__in=changed_since(timezone.now() - timedelta(days=1)).values("job_id"))
+        return queryset
+
+
 class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
     form = JobForm
     list_display = [
@@ -133,7 +164,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         "success_count", "failure_count",
     ]  # fmt: skip
     list_display_links = ["id", "name"]
-    list_filter = ["status", "kind", "trigger", "is_system"]
+    list_filter = ["status", "kind", "trigger", "is_system", ChangedRecentlyFilter]
     search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
     readonly_fields = list(STATE_FIELDS)
     fieldsets = [
@@ -144,6 +175,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         ("Shell command", {"fields": _part("shell"), "classes": ["ct-kind-shell"]}),
         ("Policies", {"fields": _part("policies")}),
         ("State", {"fields": STATE_FIELDS}),
+        ("Change", {"fields": ["change_reason"]}),
     ]
     actions = ["pause_jobs", "resume_jobs", "delete_jobs"]
     list_per_page = 50
@@ -208,17 +240,23 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         # lock, and saves it. What changed in between (the same id taken meanwhile, run_at now
         # past, the one-off completed) is refused there: see changeform_view.
         data = {name: value for name, value in form.cleaned_data.items() if name in EDITABLE_FIELDS}
+        given = form.cleaned_data.get("change_reason") or ""
         try:
-            if change:
-                saved = services.job_update(job=obj, data=data, actor=request.user)
-            elif (source := getattr(form, "clone_of", None)) is not None:
-                saved = services.job_clone(source=source, data=data, actor=request.user)
-            else:
-                saved = services.job_create(data=data, actor=request.user)
+            with origin.reason(given) if given else nullcontext():
+                saved = self._save(request, obj, form, data, change=change)
         except (ValidationError, PermissionDenied, JobConflict) as exc:
             raise SaveRefused(_reason(exc)) from exc
         obj.pk = saved.pk
         obj.refresh_from_db()
+
+    def _save(
+        self, request: HttpRequest, obj: Job, form: forms.ModelForm, data: dict[str, Any], *, change: bool
+    ) -> Job:
+        if change:
+            return services.job_update(job=obj, data=data, actor=request.user)
+        if (source := getattr(form, "clone_of", None)) is not None:
+            return services.job_clone(source=source, data=data, actor=request.user)
+        return services.job_create(data=data, actor=request.user)
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(job=obj)
@@ -249,10 +287,96 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         button = self.admin_site.admin_view
         return [
+            path("deleted/", button(self.deleted_view), name="jobs_job_deleted"),
+            path("<path:object_id>/versions/<int:number>/revert/", button(self.revert_view), name="jobs_job_revert"),
             path("<path:object_id>/pause/", button(self.pause_view), name="jobs_job_pause"),
             path("<path:object_id>/resume/", button(self.resume_view), name="jobs_job_resume"),
             *super().get_urls(),
         ]
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The job's History: its versions (jobs.versions), newest first, each with the fields it
+        changed side by side, secrets masked, and a button to revert to it. A deleted job's too."""
+        job = Job.objects.filter(pk=object_id).first()
+        if not (self.has_view_permission(request, job) or self.has_change_permission(request, job)):
+            raise PermissionDenied
+        shown = list(versions_of(object_id)[:100])
+        if job is None and not shown:
+            raise Http404(f"No job {object_id!r} and no versions of one.")
+        may_revert = job is not None and self.has_change_permission(request, job)
+        rows = [
+            {
+                "version": version,
+                "diff": [
+                    (name, "—" if version.action in NEW_VERSIONS else _shown(c["before"]), _shown(c["after"]))
+                    for name, c in version_diff(version).items()
+                ],
+                "can_revert": may_revert and index > 0 and version.action != JobVersion.Action.DELETE,
+            }
+            for index, version in enumerate(shown)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History of {job or object_id}",
+            "subtitle": None,
+            "object_id": object_id,
+            "job": job,
+            "rows": rows,
+            "opts": self.model._meta,
+            "has_view_permission": True,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/jobs/job/versions.html", context)
+
+    def revert_view(self, request: HttpRequest, object_id: str, number: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        job = get_object_or_404(Job, pk=object_id)
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
+        given = request.POST.get("change_reason", "")[: origin.MAX_REASON]
+        try:
+            with origin.reason(given) if given else nullcontext():
+                services.job_revert(job=job, number=number, actor=request.user)
+        except JobVersion.DoesNotExist:
+            raise Http404(f"Job {object_id!r} has no version {number}.") from None
+        except (ValidationError, PermissionDenied, JobConflict) as exc:
+            self.message_user(request, f"Not reverted: {_reason(exc)}", messages.ERROR)
+        else:
+            self.message_user(request, f"Reverted {job.pk} to version {number}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_history", args=[job.pk]))
+
+    def deleted_view(self, request: HttpRequest) -> HttpResponse:
+        """Deleted jobs whose versions are kept (CRONTASK_VERSION_RETENTION_DAYS), each with a Restore
+        button (POST, the add permission): back from its last version, paused."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            job_id = request.POST.get("id", "")
+            try:
+                job = services.job_restore(job_id=job_id, actor=request.user)
+            except JobVersion.DoesNotExist:
+                self.message_user(request, f"No versions of a job {job_id!r} to restore.", messages.ERROR)
+            except (ValidationError, PermissionDenied, JobConflict) as exc:
+                self.message_user(request, f"Not restored: {_reason(exc)}", messages.ERROR)
+            else:
+                self.message_user(request, f"Restored {job.pk}, paused.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
+            return HttpResponseRedirect(reverse("admin:jobs_job_deleted"))
+        rows = [(version, masked_definition(version)) for version in deleted_jobs()[:500]]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Deleted jobs",
+            "subtitle": None,
+            "rows": rows,
+            "opts": self.model._meta,
+            "can_restore": self.has_add_permission(request),
+        }
+        return TemplateResponse(request, "admin/jobs/job/deleted.html", context)
 
     def pause_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._button(request, object_id, _pause, "paused")
@@ -286,6 +410,15 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
             more = len(unchanged) - MAX_LISTED
             listed = " | ".join(unchanged[:MAX_LISTED]) + (f" | and {more} more" if more > 0 else "")
             self.message_user(request, f"Not changed: {listed}", messages.WARNING)
+
+
+# Versions that differ from nothing before them: their "before" column is blank, not nulls.
+NEW_VERSIONS = (JobVersion.Action.CREATE, JobVersion.Action.RESTORE)
+
+
+def _shown(value: Any) -> str:
+    """A definition's value in a diff's cell: text as it is, the rest as JSON (null, numbers, objects)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _reason(exc: ValidationError | PermissionDenied | JobConflict) -> str:

@@ -7,12 +7,16 @@ action (and ``run`` in ``bulk``) to this viewset, and the URLs route /api/jobs/ 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -20,10 +24,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.services import audit_context, audit_record
+from core import origin
 from jobs import handlers, services
 from jobs.errors import JobConflict
 from jobs.filters import JobFilter
-from jobs.models import Job
+from jobs.models import Job, JobVersion
 from jobs.selectors import cron_preview_data
 from jobs.serializers import (
     BulkActionSerializer,
@@ -32,13 +37,21 @@ from jobs.serializers import (
     CronPreviewSerializer,
     HandlerSerializer,
     JobSerializer,
+    JobVersionDetailSerializer,
+    JobVersionSerializer,
     JobWriteSerializer,
+    RestoreSerializer,
+    RevertSerializer,
 )
+from jobs.versions import versions_of
 
 ACTION_PERMISSIONS = {
     "pause": "jobs.change_job", "resume": "jobs.change_job", "run": "jobs.change_job", "clone": "jobs.add_job",
+    "restore": "jobs.add_job",
 }  # fmt: skip
 BULK_PERMISSIONS = {**ACTION_PERMISSIONS, "delete": "jobs.delete_job"}
+#: The actions at /api/jobs/<name>/, whose names a job's id cannot take (jobs.models.RESERVED_JOB_IDS).
+LIST_ACTIONS = frozenset({"bulk", "restore"})
 ACTOR_CHECKED = frozenset({"resume", "run"})
 
 
@@ -66,14 +79,17 @@ class JobViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=JobWriteSerializer, responses={201: JobSerializer})
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
-        job = services.job_create(data=self._write_data(request, partial=False), actor=request.user)
+        data = self._write_data(request, partial=False)
+        with _reason(data):
+            job = services.job_create(data=data, actor=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=JobWriteSerializer, responses={200: JobSerializer})
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         job = self.get_object()
         data = self._write_data(request, partial=bool(kwargs.get("partial", False)))
-        return Response(JobSerializer(services.job_update(job=job, data=data, actor=request.user)).data)
+        with _reason(data):
+            return Response(JobSerializer(services.job_update(job=job, data=data, actor=request.user)).data)
 
     @extend_schema(request=JobWriteSerializer, responses={200: JobSerializer})
     def partial_update(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -99,7 +115,30 @@ class JobViewSet(viewsets.ModelViewSet):
         """Create a copy of the job under a new id, paused unless the body gives a status; the body's
         other fields change the copy. Secrets are copied from the stored job."""
         source = self.get_object()
-        job = services.job_clone(source=source, data=self._write_data(request, partial=True), actor=request.user)
+        data = self._write_data(request, partial=True)
+        with _reason(data):
+            job = services.job_clone(source=source, data=data, actor=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=RestoreSerializer,
+        responses={
+            201: JobSerializer,
+            404: OpenApiResponse(OpenApiTypes.OBJECT, "No versions of that job to restore."),
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def restore(self, request: Request) -> Response:
+        """Bring a deleted job back from its last version, paused: 404 when it has no versions
+        (never existed, or pruned), 409 when a job with that id exists."""
+        serializer = RestoreSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        with _reason(data):
+            try:
+                job = services.job_restore(job_id=data["id"], actor=request.user)
+            except JobVersion.DoesNotExist:
+                raise NotFound(f"No versions of a job {data['id']!r} to restore it from.") from None
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BulkActionSerializer, responses={200: BulkResponseSerializer})
@@ -119,9 +158,10 @@ class JobViewSet(viewsets.ModelViewSet):
         return Response({"action": name, "results": results})
 
     def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]  # as DRF's own stub: Django's View takes an HttpRequest
-        # /api/jobs/bulk/ is also where a job called "bulk" would be: the id is reserved
+        # /api/jobs/bulk/ is also where a job called "bulk" would be (and restore): the ids are reserved
         # (jobs.models.RESERVED_JOB_IDS), so asked for as a job, the answer is that there is none.
-        if "bulk" in getattr(self, "action_map", {}).values() and request.method in ("GET", "PUT", "PATCH", "DELETE"):
+        actions = set(getattr(self, "action_map", {}).values())
+        if actions & LIST_ACTIONS and request.method in ("GET", "PUT", "PATCH", "DELETE"):
             raise NotFound()
         return super().http_method_not_allowed(request, *args, **kwargs)
 
@@ -129,6 +169,62 @@ class JobViewSet(viewsets.ModelViewSet):
         serializer = JobWriteSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
+
+
+def _reason(data: dict[str, Any]) -> AbstractContextManager[object]:
+    """The write's ``change_reason`` (taken out of ``data``) as the reason its version records; without
+    one, the X-Change-Reason header's (``core.origin``) stands."""
+    given = data.pop("change_reason", "")
+    return origin.reason(given) if given else nullcontext()
+
+
+class JobVersionListView(generics.ListAPIView):
+    """GET /api/jobs/{id}/versions/: the job's versions, newest first, secrets masked. A deleted
+    job's versions too (what a restore brings back)."""
+
+    permission_model = Job
+    serializer_class = JobVersionSerializer
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[JobVersion]:
+        return versions_of(self.kwargs["job_id"])
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not versions_of(self.kwargs["job_id"]).exists() and not Job.objects.filter(pk=kwargs["job_id"]).exists():
+            raise NotFound()
+        return super().list(request, *args, **kwargs)
+
+
+class JobVersionDetailView(generics.RetrieveAPIView):
+    """GET /api/jobs/{id}/versions/{n}/: one version with its ``diff`` against version n-1, masked."""
+
+    permission_model = Job
+    serializer_class = JobVersionDetailSerializer
+
+    def get_object(self) -> JobVersion:
+        return get_object_or_404(JobVersion, job_id=self.kwargs["job_id"], number=self.kwargs["number"])
+
+
+class JobVersionRevertView(APIView):
+    """POST /api/jobs/{id}/versions/{n}/revert/: the job takes version n's definition through
+    ``services.job_revert`` (validated as any update; a new version says it reverted)."""
+
+    permission_model = Job
+
+    def required_permission(self, request: Request) -> str:
+        return "jobs.change_job"  # and the shell permission for a shell job: the service checks it
+
+    @extend_schema(request=RevertSerializer, responses={200: JobSerializer})
+    def post(self, request: Request, job_id: str, number: int) -> Response:
+        serializer = RevertSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = get_object_or_404(Job, pk=job_id)
+        with _reason(dict(serializer.validated_data)):
+            try:
+                job = services.job_revert(job=job, number=number, actor=request.user)
+            except JobVersion.DoesNotExist:
+                raise NotFound(f"Job {job_id!r} has no version {number}.") from None
+        return Response(JobSerializer(job).data)
 
 
 def _bulk_one(service: Callable[..., object], job: Job | None, job_id: str) -> dict[str, Any]:

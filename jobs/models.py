@@ -13,8 +13,8 @@ from jobs.triggers import Schedule, Trigger
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}\Z"
-#: Ids a job cannot take: /api/jobs/<id>/ is an action's path for them (the bulk action).
-RESERVED_JOB_IDS = frozenset({"bulk"})
+#: Ids a job cannot take: /api/jobs/<id>/ is an action's path for them (bulk, restore).
+RESERVED_JOB_IDS = frozenset({"bulk", "restore"})
 
 
 def default_timezone() -> str:
@@ -250,3 +250,46 @@ STATE_FIELDS: tuple[str, ...] = (
     "is_system", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
     "created_at", "updated_at",
 )  # fmt: skip
+
+
+#: The fields a version keeps: the definition, without ``status``. Pausing and resuming are
+#: actions (the audit trail's), not changes to what the job is: a revert keeps the job's status,
+#: and a restored job comes back paused whatever it was.
+VERSIONED_FIELDS: tuple[str, ...] = tuple(name for name in EDITABLE_FIELDS if name != "status")
+
+
+class JobVersion(models.Model):
+    """One state of a job's definition, written by the job services (``jobs.versions``) after each
+    change. Keyed by the job's id, not a foreign key: a deleted job's versions stay, to restore it
+    from (``CRONTASK_VERSION_RETENTION_DAYS``). Secrets are stored as in the job; every view masks them."""
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        DELETE = "delete"
+        RESTORE = "restore"
+        REVERT = "revert"
+
+    job_id = models.CharField(_("job id"), max_length=100)
+    number = models.PositiveIntegerField(_("number"))
+    definition = models.JSONField(_("definition"), default=dict)
+    changed_fields = models.JSONField(_("changed fields"), default=list)
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    actor = models.CharField(_("actor"), max_length=150, blank=True)
+    source = models.CharField(_("source"), max_length=10)
+    reason = models.TextField(_("reason"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("job version")
+        verbose_name_plural = _("job versions")
+        ordering = ["job_id", "-number"]
+        constraints = [models.UniqueConstraint(fields=["job_id", "number"], name="jobversion_job_number_unique")]
+        indexes = [
+            models.Index(fields=["job_id", "-number"], name="jobversion_job_number_idx"),
+            # The job list's "changed in the last day" and the retention's age.
+            models.Index(fields=["created_at"], name="jobversion_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} v{self.number}"

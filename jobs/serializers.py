@@ -10,11 +10,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
-from jobs.models import EDITABLE_FIELDS, STATE_FIELDS, Job
+from core import origin
+from jobs.models import EDITABLE_FIELDS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import INPUT_ONLY_FIELDS
 from jobs.secrets import mask_job_data
 from jobs.triggers import get_zone, validate_cron
 from jobs.validators import run_override_errors
+from jobs.versions import version_diff
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -26,6 +28,8 @@ class JobSerializer(serializers.ModelSerializer):
     def to_representation(self, instance: Job) -> dict[str, Any]:
         return mask_job_data(super().to_representation(instance))
 
+
+CHANGE_REASON = "change_reason"
 
 # The JSON type of each field a client may send (jobs.models.EDITABLE_FIELDS, and the input-only
 # ones), as the API reads it and its schema shows it. The status a client sets is active or paused.
@@ -59,6 +63,15 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "run_if_past": lambda: serializers.BooleanField(
         required=False, write_only=True, help_text="Accept a run_at in the past and run the job now."
     ),
+    # Input only, and not the job's: why, recorded on the version the write makes (as the
+    # X-Change-Reason header; this field wins over it).
+    CHANGE_REASON: lambda: serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        max_length=origin.MAX_REASON,
+        help_text="Why: recorded on the version this write makes (as the X-Change-Reason header).",
+    ),
 }
 
 
@@ -67,7 +80,7 @@ class JobWriteSerializer(serializers.Serializer):
     fields (a GET's output sent back in a PUT) are ignored."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        return {name: WRITE_FIELDS[name]() for name in (*EDITABLE_FIELDS, *INPUT_ONLY_FIELDS)}
+        return {name: WRITE_FIELDS[name]() for name in (*EDITABLE_FIELDS, *INPUT_ONLY_FIELDS, CHANGE_REASON)}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -168,3 +181,48 @@ class HandlerSerializer(serializers.Serializer):
     is_async = serializers.BooleanField()
     accepts_any_kwargs = serializers.BooleanField()
     parameters = HandlerParameterSerializer(many=True)
+
+
+class JobVersionSerializer(serializers.ModelSerializer):
+    """A version, its definition's secrets masked (``jobs.versions.masked_definition``)."""
+
+    definition = serializers.SerializerMethodField()
+
+    class Meta:
+        model = JobVersion
+        fields = [
+            "job_id",
+            "number",
+            "action",
+            "actor",
+            "source",
+            "reason",
+            "created_at",
+            "changed_fields",
+            "definition",
+        ]
+        read_only_fields = fields
+
+    def get_definition(self, version: JobVersion) -> dict[str, Any]:
+        return mask_job_data(version.definition)
+
+
+class JobVersionDetailSerializer(JobVersionSerializer):
+    """A version with its ``diff`` against the one before: ``{field: {"before": …, "after": …}}``, masked."""
+
+    diff = serializers.SerializerMethodField()
+
+    class Meta(JobVersionSerializer.Meta):
+        fields = [*JobVersionSerializer.Meta.fields, "diff"]
+        read_only_fields = fields
+
+    def get_diff(self, version: JobVersion) -> dict[str, dict[str, Any]]:
+        return version_diff(version)
+
+
+class RevertSerializer(serializers.Serializer):
+    change_reason = serializers.CharField(required=False, allow_blank=True, max_length=origin.MAX_REASON)
+
+
+class RestoreSerializer(RevertSerializer):
+    id = serializers.CharField(max_length=100)

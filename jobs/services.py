@@ -20,9 +20,10 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from audit.services import audit_changes, audit_context, audit_record
+from core import origin
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
 from jobs.errors import JobAlreadyExists, JobProtected
-from jobs.models import EDITABLE_FIELDS, Job
+from jobs.models import EDITABLE_FIELDS, Job, JobVersion
 from jobs.preparation import (
     check_clone_permission,
     check_shell_permission,
@@ -31,6 +32,7 @@ from jobs.preparation import (
     job_prepare,
     resumed_status,
 )
+from jobs.versions import latest_version, version_record
 
 if TYPE_CHECKING:
     from jobs.preparation import Actor
@@ -47,8 +49,12 @@ def register_system_job(job_id: str, definition: Mapping[str, Any]) -> None:
     _system_jobs[job_id] = dict(definition)
 
 
-@transaction.atomic
 def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor = None) -> Job:
+    return _create(data=data, is_system=is_system, actor=actor, action=JobVersion.Action.CREATE)
+
+
+@transaction.atomic
+def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: str) -> Job:
     job = job_prepare(data=data, actor=actor)
     job.is_system = is_system
     try:
@@ -57,7 +63,8 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor
     except IntegrityError:
         raise JobAlreadyExists(job.id) from None  # created since job_prepare looked
     sync_periodic_task(job)
-    audit_record(action="create", job_id=job.pk)
+    version = version_record(job, action=action, actor=actor)
+    audit_record(action=action, job_id=job.pk, details={"version": version.number} if version else None)
     return job
 
 
@@ -69,15 +76,50 @@ def job_clone(*, source: Job, data: Mapping[str, Any], actor: Actor = None) -> J
         return job_create(data=clone_data(source=source, data=data), actor=actor)
 
 
-@transaction.atomic
 def job_update(*, job: Job, data: Mapping[str, Any], actor: Actor = None) -> Job:
-    """Apply a (partial) update. Changing the schedule or resuming recomputes the next fire."""
+    """Apply a (partial) update. Changing the schedule or resuming recomputes the next fire.
+    A change to the definition records a version (``jobs.versions``); a save that changes none, none."""
+    return _update(job=job, data=data, actor=actor, action=JobVersion.Action.UPDATE)
+
+
+@transaction.atomic
+def _update(*, job: Job, data: Mapping[str, Any], actor: Actor, action: str) -> Job:
     stored = Job.objects.select_for_update().get(pk=job.pk)
     job = job_prepare(data=data, instance=stored, actor=actor)
     job.save()
     sync_periodic_task(job)
-    audit_changes(job_id=job.pk, before=stored, after=job, fields=EDITABLE_FIELDS)
+    version = version_record(job, action=action, actor=actor)
+    if action == JobVersion.Action.REVERT:
+        audit_record(action=action, job_id=job.pk, details={"version": version.number} if version else None)
+    else:
+        audit_changes(job_id=job.pk, before=stored, after=job, fields=EDITABLE_FIELDS)
     return job
+
+
+def job_revert(*, job: Job, number: int, actor: Actor = None) -> Job:
+    """Give ``job`` the definition of its version ``number``, as any update (validation applies: a
+    past run_at is refused; the next fire is recomputed), recorded as a new version whose reason
+    says so. The job keeps its status (versions do not hold it). Raises JobVersion.DoesNotExist."""
+    version = JobVersion.objects.get(job_id=job.pk, number=number)
+    data = {name: value for name, value in version.definition.items() if name != "id"}
+    given = origin.current().reason
+    with origin.reason(f"Reverted to version {number}" + (f": {given}" if given else ".")):
+        return _update(job=job, data=data, actor=actor, action=JobVersion.Action.REVERT)
+
+
+def job_restore(*, job_id: str, actor: Actor = None) -> Job:
+    """Bring a deleted job back from its last version, paused, as any create (validation applies;
+    its secrets are the stored ones). Raises JobVersion.DoesNotExist when it has no versions (never
+    existed, or pruned by CRONTASK_VERSION_RETENTION_DAYS) and JobAlreadyExists when it exists."""
+    version = latest_version(job_id)
+    if version is None:
+        raise JobVersion.DoesNotExist(f"No versions of a job {job_id!r}.")
+    if Job.objects.filter(pk=job_id).exists():
+        raise JobAlreadyExists(job_id)
+    data = {**version.definition, "id": job_id, "status": Job.Status.PAUSED}
+    given = origin.current().reason
+    with origin.reason(f"Restored from version {version.number}" + (f": {given}" if given else ".")):
+        return _create(data=data, is_system=False, actor=actor, action=JobVersion.Action.RESTORE)
 
 
 @transaction.atomic
@@ -117,19 +159,25 @@ def job_delete(*, job: Job) -> None:
         raise JobProtected(job.id)
     remove_periodic_task(job)
     audit_record(action="delete", job_id=job.pk)
+    # The definition removed, read from the row: the instance given may show masked secrets (the
+    # admin's, for a user who may delete but not change), and a restore needs the real ones.
+    stored = Job.objects.filter(pk=job.pk).first()
+    if stored is not None:
+        version_record(stored, action=JobVersion.Action.DELETE)
     job.delete()
 
 
 def ensure_system_jobs() -> list[str]:
     """Create the system jobs that are missing; returns their ids. Existing ones are left as edited."""
     created = []
-    for job_id, data in _system_jobs.items():
-        if not Job.objects.filter(pk=job_id).exists():
-            try:
-                job_create(data={"id": job_id, **data}, is_system=True)
-            except JobAlreadyExists:
-                continue  # another process created it meanwhile
-            created.append(job_id)
+    with origin.origin("system"):  # whoever starts it (beat, a command), the system makes them
+        for job_id, data in _system_jobs.items():
+            if not Job.objects.filter(pk=job_id).exists():
+                try:
+                    job_create(data={"id": job_id, **data}, is_system=True)
+                except JobAlreadyExists:
+                    continue  # another process created it meanwhile
+                created.append(job_id)
     return created
 
 

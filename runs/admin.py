@@ -269,7 +269,7 @@ class JobAdmin(jobs_admin.JobAdmin):
     list_display = [
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",
     ]  # fmt: skip
-    list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system"]
+    list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system", jobs_admin.ChangedRecentlyFilter]
     readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "recent_runs"]
     fieldsets = [*jobs_admin.JobAdmin.fieldsets, ("Recent runs", {"fields": ["recent_runs"]})]
     actions = ["pause_jobs", "resume_jobs", "run_jobs_now", "delete_jobs"]

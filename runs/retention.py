@@ -14,6 +14,7 @@ from django.utils import timezone
 from jobs import services as job_services
 from jobs.handlers import allow_builtin_module, handler, handler_name, task_log
 from jobs.models import Job
+from jobs.versions import prune_deleted_versions
 from runs.models import Run
 
 BATCH_SIZE = 5000
@@ -119,14 +120,22 @@ def run_cleanup(older_than_days: int | None = None, keep_per_job: int = 0) -> di
         on_batch=lambda count: task_log(f"deleted a batch of {count} runs"),
     )
     task_log(f"done: {deleted} runs older than {days} days deleted")
-    return {"deleted": deleted, "older_than_days": days, "keep_per_job": keep_per_job}
+    # The versions of jobs deleted longer ago than CRONTASK_VERSION_RETENTION_DAYS go too.
+    versions_deleted = prune_deleted_versions()
+    task_log(f"{versions_deleted} versions of jobs deleted long ago deleted")
+    return {
+        "deleted": deleted, "older_than_days": days, "keep_per_job": keep_per_job, "versions_deleted": versions_deleted,
+    }  # fmt: skip
 
 
 #: The system job that runs ``run_cleanup`` (ensured by beat's start and ``sync_schedules``).
 CLEANUP_JOB_ID = "cleanup-runs"
 CLEANUP_JOB = {
     "name": "Clean up old runs",
-    "description": "Deletes runs older than CRONTASK_RUN_RETENTION_DAYS, in batches.",
+    "description": (
+        "Deletes runs older than CRONTASK_RUN_RETENTION_DAYS, in batches, and the versions of jobs deleted "
+        "more than CRONTASK_VERSION_RETENTION_DAYS ago."
+    ),
     "kind": Job.Kind.PYTHON,
     "handler": handler_name(run_cleanup),
     "cron": "17 3 * * *",

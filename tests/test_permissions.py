@@ -86,6 +86,14 @@ API_MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     # The run has ended: 409 once the permission (runs.cancel_run: the shell role has it) lets it through.
     ("post", "/api/runs/{run}/cancel/", None, (*EDIT, DENIED, 409, 409)),
     ("delete", "/api/jobs/web/", None, (*EDIT, 204, 204, 204)),
+    # Versions (jobs.versions): read as jobs; a revert is a change (and a shell job's needs the
+    # shell permission); a restore is an add. "gone" is a deleted job.
+    ("get", "/api/jobs/web/versions/", None, READ),
+    ("get", "/api/jobs/web/versions/1/", None, READ),
+    ("get", "/api/jobs/gone/versions/", None, READ),
+    ("post", "/api/jobs/web/versions/1/revert/", {}, (*EDIT, 200, 200, 200)),
+    ("post", "/api/jobs/sh/versions/1/revert/", {}, (*EDIT, DENIED, 200, 200)),
+    ("post", "/api/jobs/restore/", {"id": "gone"}, (*EDIT, 201, 201, 201)),
     # Alert channels and notifications: their models' permissions.
     ("get", "/api/channels/", None, READ),
     ("get", "/api/channels/{channel}/", None, READ),
@@ -125,6 +133,9 @@ ADMIN_MATRIX: dict[str, tuple[int, ...]] = {
     "/admin/runs/run/": ADMIN_READ,
     "/admin/runs/run/{run}/change/": ADMIN_READ,
     "/admin/dashboard/": ADMIN_READ,
+    "/admin/jobs/job/web/history/": ADMIN_READ,
+    "/admin/jobs/job/gone/history/": ADMIN_READ,
+    "/admin/jobs/job/deleted/": ADMIN_READ,
     "/admin/jobs/job/add/": (302, DENIED, DENIED, 200, 200, 200),
     "/admin/jobs/job/add/?clone=web": (302, DENIED, DENIED, 200, 200, 200),
     "/admin/alerts/channel/": ADMIN_READ,
@@ -150,6 +161,7 @@ def world(settings) -> dict[str, Any]:
     settings.CRONTASK_ALLOW_SHELL = True
     web = services.job_create(data={"id": "web", "interval_seconds": 60, "url": URL})
     services.job_create(data={"id": "sh", "interval_seconds": 60, "command": "echo hi", "status": "paused"})
+    services.job_delete(job=services.job_create(data={"id": "gone", "interval_seconds": 60, "url": URL}))
     run = Run.objects.create(job=web, trigger=Run.Trigger.MANUAL, status=Run.Status.SUCCESS)
     channel = alert_services.channel_create(data={"name": "ops", "kind": "webhook", "target": URL})
     notification = Notification.objects.create(channel=channel, job=web, run=run, event="failed", message="m")
@@ -260,6 +272,20 @@ def test_the_admins_run_now_run_again_and_resume_of_a_shell_job_need_the_shell_p
     client.post("/admin/jobs/job/", {"action": "resume_jobs", "_selected_action": ["sh"]})
     assert Run.objects.filter(job_id="sh").exclude(pk=shell_run.pk).count() == (3 if ran else 0)
     assert Job.objects.get(pk="sh").status == ("active" if ran else "paused")
+
+
+@pytest.mark.parametrize(("role", "allowed"), [("viewer", False), ("editor", True)])
+def test_the_admins_revert_and_restore_buttons_need_change_and_add(world, role, allowed):
+    services.job_update(job=Job.objects.get(pk="web"), data={"interval_seconds": 90})
+    client = admin_client(role)
+    reverted = client.post("/admin/jobs/job/web/versions/1/revert/")
+    restored = client.post("/admin/jobs/job/deleted/", {"id": "gone"})
+    assert (reverted.status_code, restored.status_code) == ((302, 302) if allowed else (DENIED, DENIED))
+    assert Job.objects.get(pk="web").interval_seconds == (60 if allowed else 90)
+    assert Job.objects.filter(pk="gone").exists() is allowed
+    shell = client.post("/admin/jobs/job/sh/versions/1/revert/", follow=True)
+    if allowed:  # an editor may change jobs, not shell jobs: the service refuses, the page says so
+        assert "Shell jobs need the" in shell.content.decode()
 
 
 def test_the_admin_shows_the_refusal(world):

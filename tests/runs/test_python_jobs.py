@@ -138,7 +138,8 @@ def test_the_shipped_cleanup_script_deletes_old_runs(settings):
     recent = Run.objects.create(job=job, trigger="manual", status="success", queued_at=datetime(2026, 3, 1, tzinfo=UTC))
     run = deliver()
     assert run.status == "success", run.error
-    assert run.result == {"deleted": 1, "older_than_days": 30, "keep_per_job": 0}
+    # versions_deleted: the versions of long-deleted jobs, pruned by the same cleanup (jobs.versions)
+    assert run.result == {"deleted": 1, "older_than_days": 30, "keep_per_job": 0, "versions_deleted": 0}
     assert not Run.objects.filter(pk=old.pk).exists()
     assert Run.objects.filter(pk=recent.pk).exists()
 
