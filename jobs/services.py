@@ -64,7 +64,8 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
         raise JobAlreadyExists(job.id) from None  # created since job_prepare looked
     sync_periodic_task(job)
     version = version_record(job, action=action, actor=actor)
-    audit_record(action=action, job_id=job.pk, details={"version": version.number} if version else None)
+    restored = action == JobVersion.Action.RESTORE and version is not None
+    audit_record(action=action, job_id=job.pk, details={"version": version.number} if restored and version else None)
     return job
 
 

@@ -285,3 +285,18 @@ def test_prune_removes_only_entries_older_than_the_retention(settings, db):
         call_command("prune_audit", "--older-than-days", "0")
     with pytest.raises(CommandError):
         call_command("prune_audit", "--older-than-days", "x")
+
+
+def test_a_revert_and_a_restore_are_in_the_audit_trail_with_their_version(api):
+    from audit.models import AuditEntry
+
+    assert api.post("/api/jobs/", {"id": "rv", "url": "http://127.0.0.1:9/a"}, format="json").status_code == 201
+    assert api.patch("/api/jobs/rv/", {"url": "http://127.0.0.1:9/b"}, format="json").status_code == 200
+    assert api.post("/api/jobs/rv/versions/1/revert/", {}, format="json").status_code == 200
+    assert api.delete("/api/jobs/rv/").status_code == 204
+    assert api.post("/api/jobs/restore/", {"id": "rv"}, format="json").status_code in (200, 201)
+    entries = list(AuditEntry.objects.filter(job_id="rv").order_by("id").values_list("action", "details"))
+    actions = [action for action, _ in entries]
+    assert actions == ["create", "update", "revert", "delete", "restore"]
+    assert entries[2][1] == {"version": 3}
+    assert entries[4][1] == {"version": 5}
