@@ -300,3 +300,19 @@ def test_a_revert_and_a_restore_are_in_the_audit_trail_with_their_version(api):
     assert actions == ["create", "update", "revert", "delete", "restore"]
     assert entries[2][1] == {"version": 3}
     assert entries[4][1] == {"version": 5}
+
+
+def test_a_write_the_admin_refuses_is_recorded(client):
+    from django.contrib.auth.models import Permission, User
+
+    from audit.models import AuditEntry
+    from jobs import services as job_services
+
+    job_services.job_create(data={"id": "guarded", "url": "http://127.0.0.1:9/"})
+    viewer = User.objects.create_user("looker", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(viewer)
+    assert client.post("/admin/jobs/job/guarded/delete/", {"post": "yes"}).status_code == 403
+    entry = AuditEntry.objects.get(action="permission_denied")
+    assert (entry.actor, entry.source) == ("looker", "admin")
+    assert entry.details["path"] == "/admin/jobs/job/guarded/delete/"
