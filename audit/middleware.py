@@ -20,6 +20,10 @@ class AdminRefusedWriteMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code == 403 and request.method not in SAFE_METHODS and request.path.startswith("/admin/"):
+        if (
+            response.status_code == 403
+            and request.method not in SAFE_METHODS
+            and request.path_info.startswith("/admin/")
+        ):
             audit_refused_write(method=str(request.method), path=request.path, permission="the admin refused it")
         return response

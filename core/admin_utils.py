@@ -82,5 +82,9 @@ class RefusedSaveMixin(admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except SaveRefused as refused:
+            self.save_refused(request, refused)
             self.message_user(request, f"Nothing was saved: {refused}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
+
+    def save_refused(self, request: HttpRequest, refused: SaveRefused) -> None:
+        """Called once the refused save has rolled back (what is written here stays): by default nothing."""

@@ -71,7 +71,7 @@ def reason(text: str) -> Iterator[Origin]:
 
 
 def source_of(request: HttpRequest) -> str:
-    path = request.path
+    path = request.path_info  # under a script prefix (FORCE_SCRIPT_NAME) too
     if path.startswith("/api/"):
         return "api"
     if path.startswith("/admin/"):

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 from django_celery_beat import models as beat_models
 
+from audit.services import audit_context, audit_record, audit_refused_write
 from core import origin
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import services
@@ -33,7 +34,7 @@ from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobV
 from jobs.preparation import clone_data, cloned_fields, job_prepare
 from jobs.secrets import mask_job_data, masked_job
 from jobs.triggers import describe_cron
-from jobs.versions import changed_since, deleted_jobs, masked_definition, version_diff, versions_of
+from jobs.versions import changed_since, deleted_jobs, masked_definition, versions_with_diffs
 
 if TYPE_CHECKING:
     from jobs.preparation import Actor
@@ -101,9 +102,17 @@ class JobForm(forms.ModelForm):
         model = Job
         fields = list(EDITABLE_FIELDS)
 
-    def __init__(self, *args: Any, actor: Actor = None, clone_of: Job | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        actor: Actor = None,
+        clone_of: Job | None = None,
+        request: HttpRequest | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.actor = actor
+        self.request = request  # to record a refused shell job in the audit trail
         self.clone_of = clone_of
         if self.instance.pk:
             self.initial.update(mask_job_data(self.initial))
@@ -123,6 +132,8 @@ class JobForm(forms.ModelForm):
             for field, messages in _by_field(exc).items():
                 self._error_on(field, messages)
         except ShellNotPermitted as exc:
+            if self.request is not None:
+                _audit_denied(self.request, exc)
             self._error_on("kind", [str(exc)])
         except JobConflict as exc:
             self._error_on(exc.field, [exc.message])
@@ -200,7 +211,8 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         # The form is given the user who saves: the one path checks what they may do (shell jobs).
         # (Any: Django calls what this returns like a form class; a partial of one is not a type.)
         form = cast(type[JobForm], super().get_form(request, obj, change, **kwargs))
-        return partial(form, actor=request.user, clone_of=self._clone_source(request) if obj is None else None)
+        clone_of = self._clone_source(request) if obj is None else None
+        return partial(form, actor=request.user, clone_of=clone_of, request=request)
 
     def _clone_source(self, request: HttpRequest) -> Job | None:
         """The job the add page copies: ``?clone=<id>`` (the job page's Clone link), if it exists."""
@@ -258,6 +270,10 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
             return services.job_clone(source=source, data=data, actor=request.user)
         return services.job_create(data=data, actor=request.user)
 
+    def save_refused(self, request: HttpRequest, refused: SaveRefused) -> None:
+        if isinstance(refused.__cause__, PermissionDenied):
+            _audit_denied(request, refused.__cause__)
+
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(job=obj)
 
@@ -271,18 +287,18 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
 
     @admin.action(description="Delete selected jobs", permissions=["delete"])
     def delete_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, _delete, "deleted")
+        self._each(request, queryset, _delete, "deleted", bulk="delete")
 
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_system)
 
     @admin.action(description="Pause selected jobs", permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, _pause, "paused")
+        self._each(request, queryset, _pause, "paused", bulk="pause")
 
     @admin.action(description="Resume selected jobs", permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, _resume, "resumed")
+        self._each(request, queryset, _resume, "resumed", bulk="resume")
 
     def get_urls(self) -> list[URLPattern]:
         button = self.admin_site.admin_view
@@ -302,8 +318,12 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         job = Job.objects.filter(pk=object_id).first()
         if not (self.has_view_permission(request, job) or self.has_change_permission(request, job)):
             raise PermissionDenied
-        shown = list(versions_of(object_id)[:100])
-        if job is None and not shown:
+        page = _page_number(request.GET.get("page"))
+        offset = (page - 1) * HISTORY_PAGE
+        shown = versions_with_diffs(object_id, offset=offset, limit=HISTORY_PAGE + 1)
+        more = len(shown) > HISTORY_PAGE
+        shown = shown[:HISTORY_PAGE]
+        if job is None and not shown and page == 1:
             raise Http404(f"No job {object_id!r} and no versions of one.")
         may_revert = job is not None and self.has_change_permission(request, job)
         rows = [
@@ -311,11 +331,12 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
                 "version": version,
                 "diff": [
                     (name, "—" if version.action in NEW_VERSIONS else _shown(c["before"]), _shown(c["after"]))
-                    for name, c in version_diff(version).items()
+                    for name, c in diff.items()
                 ],
-                "can_revert": may_revert and index > 0 and version.action != JobVersion.Action.DELETE,
+                # the newest version is the job as it is: reverting to it would change nothing
+                "can_revert": may_revert and offset + index > 0 and version.action != JobVersion.Action.DELETE,
             }
-            for index, version in enumerate(shown)
+            for index, (version, diff) in enumerate(shown)
         ]
         context = {
             **self.admin_site.each_context(request),
@@ -324,6 +345,8 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
             "object_id": object_id,
             "job": job,
             "rows": rows,
+            "previous_page": page - 1 if page > 1 else None,
+            "next_page": page + 1 if more else None,
             "opts": self.model._meta,
             "has_view_permission": True,
             **(extra_context or {}),
@@ -343,6 +366,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         except JobVersion.DoesNotExist:
             raise Http404(f"Job {object_id!r} has no version {number}.") from None
         except (ValidationError, PermissionDenied, JobConflict) as exc:
+            _audit_denied(request, exc)
             self.message_user(request, f"Not reverted: {_reason(exc)}", messages.ERROR)
         else:
             self.message_user(request, f"Reverted {job.pk} to version {number}.", messages.SUCCESS)
@@ -362,6 +386,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
             except JobVersion.DoesNotExist:
                 self.message_user(request, f"No versions of a job {job_id!r} to restore.", messages.ERROR)
             except (ValidationError, PermissionDenied, JobConflict) as exc:
+                _audit_denied(request, exc)
                 self.message_user(request, f"Not restored: {_reason(exc)}", messages.ERROR)
             else:
                 self.message_user(request, f"Restored {job.pk}, paused.", messages.SUCCESS)
@@ -389,27 +414,48 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         job = get_object_or_404(Job, pk=object_id)
         if not self.has_change_permission(request, job):
+            _audit_denied(request, PermissionDenied("jobs.change_job"))
             return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
         self._each(request, Job.objects.filter(pk=job.pk), change, verb)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[Job], change: JobChange, verb: str) -> None:
-        """Apply ``change`` to each job; count those it changed and name the others with the reason."""
-        changed, unchanged = 0, []
-        for job in queryset:
-            try:
-                reason = change(job, request.user)
-            except (ValidationError, PermissionDenied, JobConflict) as exc:
-                reason = _reason(exc)
-            if reason is None:
-                changed += 1
-            else:
-                unchanged.append(f"{job.pk}: {reason}")
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[Job], change: JobChange, verb: str, *, bulk: str = ""
+    ) -> None:
+        """Apply ``change`` to each job; count those it changed and name the others with the reason.
+        ``bulk``: the action's name, when the user chose it for the jobs ticked in the list: each
+        job's audit entry says so, and one ``bulk`` entry records the results (as the API's bulk)."""
+        changed, unchanged, results = 0, [], []
+        with audit_context(bulk=bulk) if bulk else nullcontext():
+            for job in queryset:
+                try:
+                    reason = change(job, request.user)
+                except (ValidationError, PermissionDenied, JobConflict) as exc:
+                    _audit_denied(request, exc)
+                    reason = _reason(exc)
+                results.append({"id": job.pk, "ok": reason is None, **({"error": reason} if reason else {})})
+                if reason is None:
+                    changed += 1
+                else:
+                    unchanged.append(f"{job.pk}: {reason}")
+        if bulk:
+            audit_record(action="bulk", details={"action": bulk, "results": results})
         self.message_user(request, f"{changed} job(s) {verb}.", messages.SUCCESS if changed else messages.INFO)
         if unchanged:
             more = len(unchanged) - MAX_LISTED
             listed = " | ".join(unchanged[:MAX_LISTED]) + (f" | and {more} more" if more > 0 else "")
             self.message_user(request, f"Not changed: {listed}", messages.WARNING)
+
+
+#: Versions on a page of a job's History (``?page=2`` for the older ones).
+HISTORY_PAGE = 50
+
+
+def _page_number(given: str | None) -> int:
+    try:
+        return max(1, int(given or 1))
+    except ValueError:
+        return 1
 
 
 # Versions that differ from nothing before them: their "before" column is blank, not nulls.
@@ -419,6 +465,13 @@ NEW_VERSIONS = (JobVersion.Action.CREATE, JobVersion.Action.RESTORE)
 def _shown(value: Any) -> str:
     """A definition's value in a diff's cell: text as it is, the rest as JSON (null, numbers, objects)."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _audit_denied(request: HttpRequest, exc: Exception) -> None:
+    """A write the services refused the user for want of a permission (not for bad input), in the
+    audit trail as the API's refusals are. Call it outside the refused change's transaction."""
+    if isinstance(exc, PermissionDenied):
+        audit_refused_write(method=str(request.method), path=request.path, permission=str(exc) or "permission denied")
 
 
 def _reason(exc: ValidationError | PermissionDenied | JobConflict) -> str:

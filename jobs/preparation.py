@@ -45,11 +45,15 @@ TRIGGER_FIELDS = {"cron": Job.Trigger.CRON, "interval_seconds": Job.Trigger.INTE
 KIND_FIELDS = {"url": Job.Kind.HTTP, "handler": Job.Kind.PYTHON, "command": Job.Kind.SHELL}
 
 
-def job_prepare(*, data: Mapping[str, Any], instance: Job | None = None, actor: Actor = None) -> Job:
+def job_prepare(
+    *, data: Mapping[str, Any], instance: Job | None = None, actor: Actor = None, past_run_at_ok: bool = False
+) -> Job:
     """The job ``data`` makes: a new one, or ``instance`` (the stored job; not changed) with
-    ``data`` applied, as a partial update. Unsaved, and valid: saving it is all that is left."""
+    ``data`` applied, as a partial update. Unsaved, and valid: saving it is all that is left.
+    ``past_run_at_ok``: a new paused one-off may have a past ``run_at`` (a restore of a deleted
+    job: resuming it asks for a new date, see ``resumed_status``)."""
     if instance is None:
-        return _prepare_new(data, actor)
+        return _prepare_new(data, actor, past_run_at_ok=past_run_at_ok)
     return _prepare_change(data, instance, actor)
 
 
@@ -133,7 +137,7 @@ def first_fire(job: Job, now: datetime, *, run_if_past: bool = False) -> datetim
     return first
 
 
-def _prepare_new(data: Mapping[str, Any], actor: Actor) -> Job:
+def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool = False) -> Job:
     fields = _check_keys(data)
     run_if_past = bool(fields.pop("run_if_past", False))
     if "id" in fields and not fields["id"]:
@@ -151,7 +155,8 @@ def _prepare_new(data: Mapping[str, Any], actor: Actor) -> Job:
         raise ValidationError({"status": "A new job is active or paused."})
     _full_clean(job)
     now = timezone.now()
-    _check_run_at_future(job, now, run_if_past=run_if_past)
+    if not (past_run_at_ok and job.status == Job.Status.PAUSED):
+        _check_run_at_future(job, now, run_if_past=run_if_past)
     _check_id_free(job.id)
     job.next_run_at = first_fire(job, now, run_if_past=run_if_past)
     job.shown_target = mask_text(job.target)

@@ -55,7 +55,8 @@ def job_create(*, data: Mapping[str, Any], is_system: bool = False, actor: Actor
 
 @transaction.atomic
 def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: str) -> Job:
-    job = job_prepare(data=data, actor=actor)
+    # A restored one-off may have had its date: it comes back paused, and needs a new date to run.
+    job = job_prepare(data=data, actor=actor, past_run_at_ok=action == JobVersion.Action.RESTORE)
     job.is_system = is_system
     try:
         with transaction.atomic():
@@ -156,16 +157,19 @@ def job_resume(*, job: Job, actor: Actor = None) -> Job:
 
 @transaction.atomic
 def job_delete(*, job: Job) -> None:
-    if job.is_system:
-        raise JobProtected(job.id)
-    remove_periodic_task(job)
-    audit_record(action="delete", job_id=job.pk)
-    # The definition removed, read from the row: the instance given may show masked secrets (the
-    # admin's, for a user who may delete but not change), and a restore needs the real ones.
-    stored = Job.objects.filter(pk=job.pk).first()
-    if stored is not None:
-        version_record(stored, action=JobVersion.Action.DELETE)
-    job.delete()
+    """Delete the job, recording the definition it removed as its last version (what a restore
+    brings back). Under the row's lock, so two deletes at once are one delete and one that finds
+    nothing left to do. The definition is read from the row: the instance given may show masked
+    secrets (the admin's, for a user who may delete but not change), and a restore needs the real ones."""
+    stored = Job.objects.select_for_update().filter(pk=job.pk).first()
+    if stored is None:
+        return  # deleted meanwhile: its delete is recorded once, by whoever did it
+    if stored.is_system:
+        raise JobProtected(stored.id)
+    remove_periodic_task(stored)
+    audit_record(action="delete", job_id=stored.pk)
+    version_record(stored, action=JobVersion.Action.DELETE)
+    stored.delete()
 
 
 def ensure_system_jobs() -> list[str]:

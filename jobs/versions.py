@@ -10,7 +10,7 @@ that changed since the version before it, and nothing at all when nothing change
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -28,8 +28,18 @@ if TYPE_CHECKING:
 def definition_of(job: Job) -> dict[str, Any]:
     """The job's definition as a version keeps it: JSON, secrets as stored (an export's shape)."""
     data = {name: getattr(job, name) for name in VERSIONED_FIELDS}
-    data["run_at"] = job.run_at.isoformat() if job.run_at else None
+    data["run_at"] = _utc_text(job.run_at)
     return data
+
+
+def _utc_text(moment: datetime | str | None) -> str | None:
+    """A ``run_at`` as a version keeps it: ISO 8601 in UTC, whatever zone it arrived in, so the
+    same instant written as 13:00+08:00 and 05:00+00:00 is no change."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(UTC).isoformat()
 
 
 def latest_version(job_id: str) -> JobVersion | None:
@@ -43,8 +53,10 @@ def version_record(job: Job, *, action: str, actor: Actor = None) -> JobVersion 
     or its new primary key (creates), so numbers do not race; the unique (job_id, number) is the guard."""
     previous = latest_version(job.pk)
     definition = definition_of(job)
-    before = previous.definition if previous is not None and previous.action != JobVersion.Action.DELETE else {}
-    changed = [name for name in VERSIONED_FIELDS if name not in before or before[name] != definition[name]]
+    if previous is None or previous.action == JobVersion.Action.DELETE:
+        changed = list(VERSIONED_FIELDS)  # a first version (a create, a restore): all of it is new
+    else:
+        changed = _changed(_comparable(previous.definition), definition)
     if action == JobVersion.Action.DELETE:
         changed = []
     elif not changed:
@@ -60,6 +72,18 @@ def version_record(job: Job, *, action: str, actor: Actor = None) -> JobVersion 
         source=made.source,
         reason=made.reason,
     )
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The fields whose values differ. A field the version before does not hold (added to jobs
+    since it was recorded) differs only if the job's value is not the field's default, which is
+    what the migration that added it gave every job: an upgrade alone records no version."""
+    return [name for name in VERSIONED_FIELDS if before.get(name, _default_of(name)) != after[name]]
+
+
+def _default_of(name: str) -> Any:
+    field = Job._meta.get_field(name)
+    return field.get_default() if hasattr(field, "get_default") else None
 
 
 def _actor_name(actor: Actor, made: origin.Origin) -> str:
@@ -83,19 +107,36 @@ def masked_definition(version: JobVersion) -> dict[str, Any]:
 def version_diff(version: JobVersion) -> dict[str, dict[str, Any]]:
     """Each field that differs from the version before (none before: every field), masked:
     ``{"cron": {"before": "*/2 …", "after": "*/5 …"}}``. A delete differs in nothing."""
+    previous = JobVersion.objects.filter(job_id=version.job_id, number__lt=version.number).order_by("-number").first()
+    return _diff(version, previous)
+
+
+def versions_with_diffs(job_id: str, *, offset: int = 0, limit: int = 100) -> list[tuple[JobVersion, dict[str, Any]]]:
+    """A page of a job's versions, newest first, each with its ``version_diff``: two queries,
+    however many versions the page holds (one more version is read, the one before the page)."""
+    read = list(versions_of(job_id)[offset : offset + limit + 1])
+    return [
+        (version, _diff(version, read[index + 1] if index + 1 < len(read) else None))
+        for index, version in enumerate(read[:limit])
+    ]
+
+
+def _diff(version: JobVersion, previous: JobVersion | None) -> dict[str, dict[str, Any]]:
     if version.action == JobVersion.Action.DELETE:
         return {}
-    previous = JobVersion.objects.filter(job_id=version.job_id, number__lt=version.number).order_by("-number").first()
     before = {} if previous is None or previous.action == JobVersion.Action.DELETE else previous.definition
     shown_before, shown_after = mask_job_data(before), masked_definition(version)
-    return {
-        name: {"before": shown_before.get(name), "after": shown_after.get(name)}
-        for name in VERSIONED_FIELDS
-        if before.get(name, _MISSING) != version.definition.get(name, _MISSING)
-    }
+    after = _comparable({name: version.definition.get(name, _default_of(name)) for name in VERSIONED_FIELDS})
+    names = _changed(_comparable(before), after) if before else list(VERSIONED_FIELDS)
+    return {name: {"before": shown_before.get(name), "after": shown_after.get(name)} for name in names}
 
 
-_MISSING = object()
+def _comparable(definition: dict[str, Any]) -> dict[str, Any]:
+    """A definition to compare with another: ``run_at`` in UTC (versions recorded before it was
+    kept so hold the zone it arrived in)."""
+    if not definition.get("run_at"):
+        return definition
+    return {**definition, "run_at": _utc_text(definition["run_at"])}
 
 
 def deleted_jobs() -> QuerySet[JobVersion]:

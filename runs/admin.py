@@ -326,7 +326,7 @@ class JobAdmin(jobs_admin.JobAdmin):
 
     @admin.action(description="Run selected jobs now", permissions=["change"])
     def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, _run_now, "queued to run")
+        self._each(request, queryset, _run_now, "queued to run", bulk="run")
 
     def get_urls(self) -> list[URLPattern]:
         button = self.admin_site.admin_view

@@ -33,6 +33,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from audit.services import audit_record
 from core.outage import DATABASE_DISCONNECTS, describe, retrying
 from jobs.models import Job
 from jobs.secrets import mask_values, secret_values
@@ -49,8 +50,11 @@ T = TypeVar("T")
 
 
 def run_in_foreground(*, job: Job, overrides: dict[str, Any] | None = None) -> Run:
-    """Run the job now in this process (``manage.py run_job``), recorded like any manual run."""
-    run = create_manual(job, overrides or {}, sent=True)  # nothing to send: it runs here
+    """Run the job now in this process (``manage.py run_job``), recorded like any manual run,
+    and in the audit trail as a run now (``foreground``)."""
+    with transaction.atomic():
+        run = create_manual(job, overrides or {}, sent=True)  # nothing to send: it runs here
+        audit_record(action="run_now", job_id=job.pk, run_id=run.pk, details={"foreground": True})
     result = run_execute(job_id=job.pk, run_id=run.pk, worker="manage.py run_job")
     return result or Run.objects.get(pk=run.pk)
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import ForeignObjectRel
 from django.utils import timezone
 
+from audit.services import audit_prune
 from jobs import services as job_services
 from jobs.handlers import allow_builtin_module, handler, handler_name, task_log
 from jobs.models import Job
@@ -123,8 +124,12 @@ def run_cleanup(older_than_days: int | None = None, keep_per_job: int = 0) -> di
     # The versions of jobs deleted longer ago than CRONTASK_VERSION_RETENTION_DAYS go too.
     versions_deleted = prune_deleted_versions()
     task_log(f"{versions_deleted} versions of jobs deleted long ago deleted")
+    # And the audit entries older than CRONTASK_AUDIT_RETENTION_DAYS (``prune_audit`` does the same).
+    audit_deleted = audit_prune()
+    task_log(f"{audit_deleted} audit entries older than {settings.CRONTASK_AUDIT_RETENTION_DAYS} days deleted")
     return {
         "deleted": deleted, "older_than_days": days, "keep_per_job": keep_per_job, "versions_deleted": versions_deleted,
+        "audit_deleted": audit_deleted,
     }  # fmt: skip
 
 
@@ -133,8 +138,8 @@ CLEANUP_JOB_ID = "cleanup-runs"
 CLEANUP_JOB = {
     "name": "Clean up old runs",
     "description": (
-        "Deletes runs older than CRONTASK_RUN_RETENTION_DAYS, in batches, and the versions of jobs deleted "
-        "more than CRONTASK_VERSION_RETENTION_DAYS ago."
+        "Deletes runs older than CRONTASK_RUN_RETENTION_DAYS, in batches, the versions of jobs deleted "
+        "more than CRONTASK_VERSION_RETENTION_DAYS ago, and audit entries older than CRONTASK_AUDIT_RETENTION_DAYS."
     ),
     "kind": Job.Kind.PYTHON,
     "handler": handler_name(run_cleanup),

@@ -2,8 +2,10 @@
 change has a version to differ from and its history starts with what it was."""
 
 from django.db import migrations
+from django.db.models import OuterRef, Subquery
 
 BATCH = 1000
+BASELINE = "Recorded when job versions began."
 # The versioned fields when this migration was written (jobs.models.VERSIONED_FIELDS then).
 FIELDS = (
     "id", "name", "description", "kind", "trigger", "cron", "interval_seconds", "run_at", "timezone",
@@ -22,14 +24,24 @@ def record_baseline(apps, schema_editor):
         definition["run_at"] = job.run_at.isoformat() if job.run_at else None
         batch.append(
             version_model(
-                job_id=job.pk, number=1, definition=definition, changed_fields=list(FIELDS), action="create",
-                actor="system", source="system", reason="Recorded when job versions began.",
+                job_id=job.pk,
+                number=1,
+                definition=definition,
+                changed_fields=list(FIELDS),
+                action="create",
+                actor="system",
+                source="system",
+                reason=BASELINE,
             )  # fmt: skip
         )
         if len(batch) == BATCH:
             version_model.objects.bulk_create(batch)
             batch = []
     version_model.objects.bulk_create(batch)
+    # Dated when the job last changed, not now: "changed in the last day" would list every job.
+    # (created_at is auto_now_add, which bulk_create fills in with now.)
+    last_change = job_model.objects.filter(pk=OuterRef("job_id")).values("updated_at")[:1]
+    version_model.objects.filter(number=1, reason=BASELINE).update(created_at=Subquery(last_change))
 
 
 class Migration(migrations.Migration):

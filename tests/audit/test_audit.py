@@ -130,8 +130,85 @@ def test_admin_actions_are_recorded_as_the_admin(admin_user, web):
     client = Client()
     client.force_login(admin_user)
     client.post("/admin/jobs/job/", {"action": "pause_jobs", "_selected_action": ["web"]}, REMOTE_ADDR="10.9.9.9")
-    assert entries() == [("pause", "root", "admin", "web")]
-    assert AuditEntry.objects.get().client_ip == "10.9.9.9"
+    assert entries() == [("pause", "root", "admin", "web"), ("bulk", "root", "admin", "")]
+    assert {entry.client_ip for entry in AuditEntry.objects.all()} == {"10.9.9.9"}
+    client.post("/admin/jobs/job/web/resume/", REMOTE_ADDR="10.9.9.9")  # the page's button: one job, no bulk
+    assert entries()[2:] == [("resume", "root", "admin", "web")]
+
+
+def test_an_admin_bulk_action_records_each_job_and_one_summary_as_the_api_does(admin_user, web):
+    services.job_create(data={**HTTP_JOB, "id": "other"})
+    services.job_pause(job=Job.objects.get(pk="other"))
+    AuditEntry.objects.all()._raw_delete(AuditEntry.objects.db)
+    client = Client()
+    client.force_login(admin_user)
+    client.post("/admin/jobs/job/", {"action": "pause_jobs", "_selected_action": ["web", "other"]})
+    assert entries() == [("pause", "root", "admin", "web"), ("bulk", "root", "admin", "")]
+    assert AuditEntry.objects.get(action="pause").details == {"bulk": "pause"}
+    summary = AuditEntry.objects.get(action="bulk").details
+    assert summary["action"] == "pause"
+    assert sorted(summary["results"], key=lambda r: r["id"]) == [
+        {"id": "other", "ok": False, "error": "already paused"},
+        {"id": "web", "ok": True},
+    ]
+
+
+def test_writes_the_admin_refuses_for_a_permission_are_recorded_whatever_page_says_so(settings, db):
+    """The admin tells the user in a message, not a 403: a shell job resumed, run by its page's
+    button, or saved by a user without the shell permission is still a refused write."""
+    settings.CRONTASK_ALLOW_SHELL = True
+    shell = services.job_create(data={"id": "sh", "kind": "shell", "command": "true", "interval_seconds": 60})
+    services.job_pause(job=shell)
+    AuditEntry.objects.all()._raw_delete(AuditEntry.objects.db)
+    editor = get_user_model().objects.create_user("ed", password=None, is_staff=True)
+    editor.user_permissions.set(Permission.objects.filter(codename__in=["view_job", "change_job", "add_job"]))
+    client = Client()
+    client.force_login(editor)
+
+    client.post("/admin/jobs/job/", {"action": "resume_jobs", "_selected_action": ["sh"]})
+    assert Job.objects.get(pk="sh").status == Job.Status.PAUSED
+    assert entries() == [("permission_denied", "ed", "admin", ""), ("bulk", "ed", "admin", "")]
+    assert "Shell jobs need" in AuditEntry.objects.get(action="permission_denied").details["permission"]
+
+    client.post("/admin/jobs/job/sh/resume/")
+    client.post("/admin/jobs/job/add/", form(id="new-sh", kind="shell", command="id", url=""))
+    assert not Job.objects.filter(pk="new-sh").exists()
+    refused = AuditEntry.objects.filter(action="permission_denied").order_by("id")
+    assert [entry.details["path"] for entry in refused] == [
+        "/admin/jobs/job/",
+        "/admin/jobs/job/sh/resume/",
+        "/admin/jobs/job/add/",
+    ]
+
+
+def test_a_button_the_user_may_not_use_is_recorded(db, web):
+    viewer = get_user_model().objects.create_user("looker", password=None, is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_job"))
+    client = Client()
+    client.force_login(viewer)
+    client.post("/admin/jobs/job/web/pause/")
+    assert Job.objects.get(pk="web").status == Job.Status.ACTIVE
+    assert entries() == [("permission_denied", "looker", "admin", "")]
+
+
+def test_run_job_is_recorded_as_a_run_now_by_the_command(web, http_target):
+    services.job_update(job=web, data={"url": f"{http_target.url}/ok"})
+    AuditEntry.objects.all()._raw_delete(AuditEntry.objects.db)
+    call_command("run_job", "web", stdout=io.StringIO())
+    run = Run.objects.get(job_id="web")
+    assert entries() == [("run_now", "command", "command", "web")]
+    entry = AuditEntry.objects.get()
+    assert (entry.run_id, entry.details) == (run.pk, {"foreground": True})
+
+
+def test_the_daily_cleanup_prunes_the_audit_trail_too(settings, db):
+    from runs.retention import run_cleanup
+
+    settings.CRONTASK_AUDIT_RETENTION_DAYS = 30
+    AuditEntry.objects.create(action="pause", actor="system", source="system", at=timezone.now() - timedelta(days=31))
+    kept = audit_record(action="create", job_id="b")
+    assert run_cleanup()["audit_deleted"] == 1
+    assert list(AuditEntry.objects.values_list("pk", flat=True)) == [kept.pk]
 
 
 def test_the_admin_form_records_a_create_and_an_update_once_each(admin_user):

@@ -244,3 +244,139 @@ def test_the_job_list_filters_the_jobs_changed_in_the_last_day(admin_user):
     assert page.status_code == 200
     assert [job.pk for job in page.context["cl"].result_list] == ["fresh"]
     assert b"in the last day" in client.get("/admin/jobs/job/").content
+
+
+# --- what is a change ------------------------------------------------------------------------
+
+ONE_OFF = {"id": "once", "run_at": "2099-01-01T13:00:00+08:00", "timezone": "Asia/Shanghai", "url": URL}
+
+
+def test_the_same_run_at_in_another_zone_is_no_change(api):
+    services.job_create(data=ONE_OFF)  # as an import gives it: the offset it was written with
+    assert versions("once")[0].definition["run_at"] == "2099-01-01T05:00:00+00:00"  # kept in UTC
+    same = {"run_at": "2099-01-01T05:00:00Z"}
+    assert api.patch("/api/jobs/once/", same, format="json").status_code == 200
+    assert api.put("/api/jobs/once/", api.get("/api/jobs/once/").json(), format="json").status_code == 200
+    assert len(versions("once")) == 1
+    assert api.patch("/api/jobs/once/", {"run_at": "2099-01-01T14:00:00+08:00"}, format="json").status_code == 200
+    assert only_new(1, "once").changed_fields == ["run_at"]
+
+
+def test_versions_recorded_before_run_at_was_kept_in_utc_still_compare_by_instant(api):
+    api.post("/api/jobs/", ONE_OFF, format="json")
+    first = versions("once")[0]
+    JobVersion.objects.filter(pk=first.pk).update(definition={**first.definition, "run_at": ONE_OFF["run_at"]})
+    assert api.patch("/api/jobs/once/", {"run_at": "2099-01-01T05:00:00Z"}, format="json").status_code == 200
+    assert len(versions("once")) == 1
+    api.patch("/api/jobs/once/", {"name": "Once"}, format="json")
+    assert api.get("/api/jobs/once/versions/2/").json()["diff"].keys() == {"name"}
+
+
+def test_a_field_added_since_the_last_version_is_no_change_while_it_keeps_its_default(api):
+    api.post("/api/jobs/", WEB, format="json")
+    first = versions()[0]
+    older = {name: value for name, value in first.definition.items() if name != "max_concurrent"}
+    JobVersion.objects.filter(pk=first.pk).update(definition=older)  # as recorded before the field existed
+    assert api.patch("/api/jobs/web/", {"cron": "*/5 * * * *"}, format="json").status_code == 200
+    assert len(versions()) == 1
+    api.patch("/api/jobs/web/", {"max_concurrent": 3, "concurrency_policy": "allow"}, format="json")
+    assert "max_concurrent" in only_new(1).changed_fields
+
+
+# --- delete and restore, the hard cases ------------------------------------------------------
+
+
+def test_a_deleted_one_off_whose_date_has_passed_is_restored_paused_and_asks_for_a_new_date(api):
+    api.post("/api/jobs/", ONE_OFF, format="json")
+    api.delete("/api/jobs/once/")
+    last = versions("once")[-1]
+    JobVersion.objects.filter(pk=last.pk).update(definition={**last.definition, "run_at": "2020-01-01T00:00:00+00:00"})
+    response = api.post("/api/jobs/restore/", {"id": "once"}, format="json")
+    assert response.status_code == 201, response.json()
+    job = Job.objects.get(pk="once")
+    assert (job.status, job.next_run_at) == (Job.Status.PAUSED, None)
+    resumed = api.post("/api/jobs/once/resume/")
+    assert resumed.status_code == 400
+    assert "run_at" in resumed.json()
+    # a create is not a restore: a past date is still refused there
+    past = {**ONE_OFF, "id": "late", "status": "paused", "run_at": "2020-01-01T00:00:00Z"}
+    assert "run_at" in api.post("/api/jobs/", past, format="json").json()
+
+
+def test_deleting_a_job_already_deleted_is_one_delete(api):
+    api.post("/api/jobs/", WEB, format="json")
+    seen = Job.objects.get(pk="web")
+    also_seen = Job.objects.get(pk="web")
+    services.job_delete(job=seen)
+    services.job_delete(job=also_seen)  # a second request that had read the job before the first deleted it
+    assert [v.action for v in versions()] == ["create", "delete"]
+    from audit.models import AuditEntry
+
+    assert AuditEntry.objects.filter(action="delete", job_id="web").count() == 1
+
+
+# --- the admin's History -----------------------------------------------------------------------
+
+
+def test_the_history_page_reads_the_same_number_of_queries_however_many_versions(admin_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(admin_user)
+    services.job_create(data={"id": "web", "interval_seconds": 60, "url": URL})
+
+    def queries_for_history() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/admin/jobs/job/web/history/").status_code == 200
+        return len(queries)
+
+    for seconds in range(61, 64):
+        services.job_update(job=Job.objects.get(pk="web"), data={"interval_seconds": seconds})
+    few = queries_for_history()
+    for seconds in range(64, 84):
+        services.job_update(job=Job.objects.get(pk="web"), data={"interval_seconds": seconds})
+    assert queries_for_history() == few
+
+
+def test_the_history_pages_through_older_versions(admin_user, settings):
+    from jobs import admin as jobs_admin
+
+    client = Client()
+    client.force_login(admin_user)
+    services.job_create(data={"id": "web", "interval_seconds": 60, "url": URL})
+    for seconds in range(61, 61 + jobs_admin.HISTORY_PAGE + 4):
+        services.job_update(job=Job.objects.get(pk="web"), data={"interval_seconds": seconds})
+    total = jobs_admin.HISTORY_PAGE + 5
+    first = client.get("/admin/jobs/job/web/history/")
+    numbers = [row["version"].number for row in first.context["rows"]]
+    assert numbers == list(range(total, total - jobs_admin.HISTORY_PAGE, -1))
+    assert b"Older versions" in first.content
+    # the oldest on the page is diffed with the newest of the next page
+    assert first.context["rows"][-1]["diff"] == [("interval_seconds", "64", "65")]
+    second = client.get("/admin/jobs/job/web/history/?page=2")
+    rows = second.context["rows"]
+    assert [row["version"].number for row in rows] == [5, 4, 3, 2, 1]
+    assert rows[0]["diff"] == [("interval_seconds", "63", "64")]
+    assert all(row["can_revert"] for row in rows[:-1])
+    assert b"Newer versions" in second.content
+
+
+def test_the_baseline_of_jobs_from_before_versions_is_dated_when_the_job_last_changed():
+    import importlib
+
+    from django.apps import apps
+
+    baseline = importlib.import_module("jobs.migrations.0012_jobversion_baseline")
+    for job_id in ("old", "new"):
+        services.job_create(data={"id": job_id, "interval_seconds": 60, "url": URL})
+    JobVersion.objects.all().delete()  # as before versions were recorded
+    long_ago = timezone.now() - timedelta(days=3)
+    Job.objects.filter(pk="old").update(updated_at=long_ago)
+    baseline.record_baseline(apps, None)
+    assert JobVersion.objects.get(job_id="old").created_at == long_ago
+    assert JobVersion.objects.get(job_id="new").created_at > long_ago
+    recent = Job.objects.filter(
+        pk__in=JobVersion.objects.filter(created_at__gte=timezone.now() - timedelta(days=1)).values("job_id")
+    )
+    assert [job.pk for job in recent] == ["new"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core import origin
 from jobs.models import Job
 from runs.execution import run_in_foreground
 
@@ -20,7 +21,8 @@ class Command(BaseCommand):
         job = Job.objects.filter(pk=job_id).first()
         if job is None:
             raise CommandError(f"No job {job_id!r}.")
-        run = run_in_foreground(job=job)
+        with origin.origin("command"):  # who the audit trail names: "command"
+            run = run_in_foreground(job=job)
         self.stdout.write(f"run {run.pk} of {job.pk}: {run.status} in {run.duration_ms} ms ({run.target})")
         for label, value in (
             ("status code", run.status_code),
