@@ -141,7 +141,7 @@ class JobForm(forms.ModelForm):
         help_text="Optional: kept with this version in the job's history.",
     )
 
-    run_at = ZonedSplitDateTimeField(label=gettext_lazy("run at"), required=False, widget=widgets.AdminSplitDateTime)
+    run_at = ZonedSplitDateTimeField(label=gettext_lazy("Run at"), required=False, widget=widgets.AdminSplitDateTime)
 
     class Meta:
         model = Job

@@ -135,7 +135,7 @@ class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
         if obj is not None:  # only the section of the run's kind (HTTP, Python or Shell)
             kind = Job.objects.filter(pk=obj.job_id).values_list("kind", flat=True).first()
             fieldsets = [f for f in fieldsets if KIND_SECTIONS.get(str(f[0]), kind) == kind]
-        if obj is not None and not (obj.traceback or obj.error):
+        if obj is not None and not obj.traceback:
             fieldsets = [f for f in fieldsets if f[0] != "Failure"]
         return list(fieldsets)
 
