@@ -153,7 +153,7 @@ def test_the_admin_at_1280_px(live_server, page_1280):
     assert TIME.search(state)
     _shot(page, "job_page")
 
-    run = Run.objects.filter(job=flaky).order_by("-id").first()
+    run = Run.objects.filter(job=flaky).latest("id")
     page.goto(f"{live_server.url}/admin/runs/run/{run.pk}/change/")
     headings = page.locator("fieldset h2").all_inner_texts()
     assert "HTTP" in headings
