@@ -234,7 +234,7 @@ def both_zones(moment: datetime | None, job: Job) -> SafeString:
         return format_html("{}", times.EMPTY)
     own = times.zone_named(job.timezone)
     return format_html(
-        '{}<div class="help ct-job-zone">{} {} ({})</div>',
+        '{}<div class="ct-sub ct-job-zone">{} {} ({})</div>',
         times.time_html(moment),
         _("In the job's zone:"),
         times.time_html(moment, own, with_relative=False),

@@ -34,6 +34,12 @@ def in_zone(moment: datetime | None, zone: str) -> SafeString:
 
 
 @register.filter
+def run_badge(status: str) -> SafeString:
+    """A run status as its coloured badge."""
+    return badge(status)
+
+
+@register.filter
 def health_badge(state: str) -> SafeString:
     return badge(health.COLOURS_KEY.get(state, state), str(health.LABELS.get(state, state)))
 

@@ -152,6 +152,8 @@ def test_the_admin_at_1280_px(live_server, page_1280):
     assert "Asia/Shanghai" in state
     assert TIME.search(state)
     _shot(page, "job_page")
+    page.locator("fieldset:has(#ct-run-strip)").screenshot(path=str(SHOTS / "ux_job_pictures.png"))
+    page.locator("fieldset:has(.field-next_fire)").screenshot(path=str(SHOTS / "ux_job_state.png"))
 
     run = Run.objects.filter(job=flaky).latest("id")
     page.goto(f"{live_server.url}/admin/runs/run/{run.pk}/change/")
