@@ -87,7 +87,7 @@ class JobScheduler(DatabaseScheduler):
         if not kwargs.get("max_interval"):
             # What beat really sleeps at most (``tick`` returns no more): its banner's "maxinterval"
             # said the stock 5 s.
-            self.max_interval = settings.CRONTASK_SCHEDULER_MAX_SLEEP
+            self.max_interval = settings.CRONTASK_SCHEDULER_MAX_SLEEP  # type: ignore[assignment]  # a float: celery-types says int
 
     def enabled_models_qs(self) -> QuerySet:
         """The periodic tasks the parent schedules: housekeeping (the reaper), not the jobs', which
