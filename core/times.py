@@ -46,21 +46,36 @@ def format_time(moment: datetime | None, zone: tzinfo | None = None) -> str:
     return f"{local.strftime(FORMAT)} {local.tzname() or ''}".rstrip()
 
 
+def relative_words() -> dict[str, str]:
+    """The words of a relative time, translated: ``relative`` uses them, and the page hands them to
+    ``times.js``, which keeps the relative times fresh in the same words."""
+    return {
+        "now": _("now"),
+        "s": _("%(n)d s"),
+        "min": _("%(n)d min"),
+        "h": _("%(n)d h"),
+        "d": _("%(n)d d"),
+        "in": _("in %(amount)s"),
+        "ago": _("%(amount)s ago"),
+    }
+
+
 def relative(moment: datetime, now: datetime | None = None) -> str:
     """How far from now: "in 8 s", "3 min ago", "in 2 h", "5 d ago", "now"."""
+    words = relative_words()
     seconds = round((moment - (now or timezone.now())).total_seconds())
     span = abs(seconds)
     if span < 1:
-        return _("now")
+        return words["now"]
     if span < 60:
-        amount = _("%(n)d s") % {"n": span}
+        amount = words["s"] % {"n": span}
     elif span < 3600:
-        amount = _("%(n)d min") % {"n": span // 60}
+        amount = words["min"] % {"n": span // 60}
     elif span < 86400 * 2:
-        amount = _("%(n)d h") % {"n": span // 3600}
+        amount = words["h"] % {"n": span // 3600}
     else:
-        amount = _("%(n)d d") % {"n": span // 86400}
-    return _("in %(amount)s") % {"amount": amount} if seconds > 0 else _("%(amount)s ago") % {"amount": amount}
+        amount = words["d"] % {"n": span // 86400}
+    return (words["in"] if seconds > 0 else words["ago"]) % {"amount": amount}
 
 
 def time_html(moment: datetime | None, zone: tzinfo | None = None, *, with_relative: bool = True) -> SafeString:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 from django_celery_beat import models as beat_models
 
 from core import origin, times
@@ -57,6 +57,14 @@ for _model in (
 
 # An action over many jobs names at most this many it left unchanged; the rest are counted.
 MAX_LISTED = 20
+#: What an action over jobs says it did, by its verb (``JobAdmin._each``), in whole sentences for
+#: the translators, with the plural of the count.
+DONE = {
+    "paused": ngettext_lazy("%(n)d job paused.", "%(n)d jobs paused.", "n"),
+    "resumed": ngettext_lazy("%(n)d job resumed.", "%(n)d jobs resumed.", "n"),
+    "deleted": ngettext_lazy("%(n)d job deleted.", "%(n)d jobs deleted.", "n"),
+    "queued to run": ngettext_lazy("%(n)d job queued to run.", "%(n)d jobs queued to run.", "n"),
+}
 
 
 def _part(part: str) -> tuple[str, ...]:
@@ -393,11 +401,11 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_system)
 
-    @admin.action(description="Pause selected jobs", permissions=["change"])
+    @admin.action(description=gettext_lazy("Pause selected jobs"), permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, _pause, "paused")
 
-    @admin.action(description="Resume selected jobs", permissions=["change"])
+    @admin.action(description=gettext_lazy("Resume selected jobs"), permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, _resume, "resumed")
 
@@ -522,12 +530,12 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
                 changed += 1
             else:
                 unchanged.append(f"{job.pk}: {reason}")
-        done = ngettext("%(n)d job %(verb)s.", "%(n)d jobs %(verb)s.", changed) % {"n": changed, "verb": verb}
+        done = DONE[verb] % {"n": changed}
         self.message_user(request, done, messages.SUCCESS if changed else messages.INFO)
         if unchanged:
             more = len(unchanged) - MAX_LISTED
-            listed = " | ".join(unchanged[:MAX_LISTED]) + (f" | and {more} more" if more > 0 else "")
-            self.message_user(request, f"Not changed: {listed}", messages.WARNING)
+            listed = " | ".join(unchanged[:MAX_LISTED]) + (_(" | and %(n)d more") % {"n": more} if more > 0 else "")
+            self.message_user(request, _("Not changed: %(jobs)s") % {"jobs": listed}, messages.WARNING)
 
 
 # Versions that differ from nothing before them: their "before" column is blank, not nulls.

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django import template
+from django.utils.html import json_script
 from django.utils.safestring import SafeString
 
 from core import times
@@ -31,6 +32,12 @@ def abstime(moment: datetime | None) -> str:
 def in_zone(moment: datetime | None, zone: str) -> SafeString:
     """The moment in the named zone (a job's own), with its relative time."""
     return times.time_html(moment, times.zone_named(zone))
+
+
+@register.simple_tag
+def relative_words() -> SafeString:
+    """The words of relative times for ``times.js`` (a JSON script element)."""
+    return json_script(times.relative_words(), "ct-relative-words")
 
 
 @register.filter
