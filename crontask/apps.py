@@ -19,3 +19,5 @@ class CrontaskConfig(AppConfig):
         # The lists fit a 1280 px window without the app list beside them; the index and the
         # breadcrumbs lead everywhere.
         admin.site.enable_nav_sidebar = False
+        # Nothing but the admin lives on this site: no "View site" link (``/`` leads to the admin).
+        admin.site.site_url = None

@@ -119,13 +119,21 @@ def _handler_choices() -> list[handlers.HandlerInfo]:
         return []
 
 
+def _handler_label(info: handlers.HandlerInfo) -> str:
+    """``Check a URL — url: str, timeout: int = 10``: what the list shows beside a handler."""
+    params = ", ".join(
+        f"{p.name}: {p.type or 'any'}" + ("" if p.required else f" = {p.default!r}") for p in info.parameters
+    )
+    return " — ".join(part for part in (info.description or info.name, params) if part)
+
+
 class HandlerInput(forms.TextInput):
     """A text box with the registry's handlers (``/api/handlers/``'s) offered as a datalist."""
 
     def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
         box = super().render(name, value, {**(attrs or {}), "list": "ct-handlers", "size": 60}, renderer)
         options = format_html_join(
-            "", '<option value="{}">{}</option>', ((h.handler, h.description or h.name) for h in _handler_choices())
+            "", '<option value="{}">{}</option>', ((h.handler, _handler_label(h)) for h in _handler_choices())
         )
         return format_html('{}<datalist id="ct-handlers">{}</datalist>', box, options)
 

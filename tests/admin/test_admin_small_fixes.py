@@ -23,6 +23,10 @@ def test_the_root_leads_to_the_admin_and_the_favicon_is_served(client):
     assert favicon["Location"].endswith("crontask/favicon.svg")
 
 
+def test_no_view_site_link(staff):
+    assert "View site" not in staff.get("/admin/").content.decode()
+
+
 def test_methods_read_as_written(staff):
     page = staff.get("/admin/jobs/job/add/").content.decode()
     assert '<option value="GET" selected>GET</option>' in page
@@ -34,6 +38,7 @@ def test_the_handler_box_offers_the_registry_and_keeps_name_in_its_help(staff):
     assert 'list="ct-handlers"' in page
     assert re.search(r'<datalist id="ct-handlers">(<option value="scripts:[^"]+">[^<]*</option>)+</datalist>', page)
     assert "&#x27;scripts:&lt;name&gt;&#x27;" in page  # shown as <name>, not swallowed as a tag
+    assert re.search(r'<option value="scripts:http_check">[^<]* — url: str', page)  # with its parameters
 
 
 def test_delete_asks_first_naming_the_jobs_and_their_runs(staff):
