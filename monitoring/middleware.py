@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Callable
 
+from django.db import DatabaseError, InterfaceError
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -23,12 +24,18 @@ class DisplayTimezoneMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self._prefix is None:
             self._prefix = reverse("admin:index")
-        user = getattr(request, "user", None)
-        if not (request.path.startswith(self._prefix) and user is not None and user.is_authenticated):
+        if not request.path.startswith(self._prefix):
             return self.get_response(request)
         try:
-            timezone.activate(zoneinfo.ZoneInfo(display_zone_of(user)))
+            user = getattr(request, "user", None)
+            zone = display_zone_of(user) if user is not None and user.is_authenticated else None
+            if zone:
+                timezone.activate(zoneinfo.ZoneInfo(zone))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.deactivate()
+        except (DatabaseError, InterfaceError):
+            # The database is down: the view meets it too and answers 503 (DatabaseUnavailableMiddleware),
+            # which a failure here, outside any view, would turn into a 500.
             timezone.deactivate()
         try:
             return self.get_response(request)

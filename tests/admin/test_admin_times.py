@@ -95,3 +95,17 @@ def test_a_one_offs_date_is_entered_in_the_jobs_zone(staff):
     page = staff.get("/admin/jobs/job/once/change/").content.decode()
     assert 'value="09:30:15"' in page  # shown back in the job's zone, not the reader's
     assert "in the job&#x27;s time zone:" in page
+
+
+@pytest.mark.django_db
+def test_a_database_error_reading_the_zone_leaves_the_answer_to_the_view(staff, monkeypatch):
+    """The view meets a database that is down too and answers 503; the middleware must not 500 first."""
+    from django.db import OperationalError
+
+    def down(user):
+        raise OperationalError("the database is restarting")
+
+    monkeypatch.setattr("monitoring.middleware.display_zone_of", down)
+    page = staff.get("/admin/jobs/job/")
+    assert page.status_code == 200
+    assert "Times in UTC" in page.content.decode()
