@@ -379,11 +379,12 @@ class JobAdmin(jobs_admin.JobAdmin):
     @admin.display(description=gettext_lazy("runs"), ordering="run_count")
     def counts(self, job: Job) -> SafeString:
         return format_html(
-            '<span title="{}">{}</span> <span class="ct-sub">{} / <span style="color:#c62828">{}</span></span>',
-            _("runs: succeeded / failed"),
+            '{}<div class="ct-sub">{}{}</div>',
             job.run_count,
-            job.success_count,
-            job.failure_count,
+            _("%(n)d ok") % {"n": job.success_count},
+            format_html(', <span style="color:#c62828">{}</span>', _("%(n)d failed") % {"n": job.failure_count})
+            if job.failure_count
+            else "",
         )
 
     def stored_runs(self, jobs: list[Job]) -> dict[str, int]:
