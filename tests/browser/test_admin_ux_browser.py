@@ -78,7 +78,10 @@ def _fits(page) -> None:
     # The admin's result list scrolls inside its own box: its columns must fit it too.
     for box in page.locator("#changelist .results").all():
         scroll, client = box.evaluate("e => [e.scrollWidth, e.clientWidth]")
-        assert scroll <= client, f"{page.url}: the list's columns are cut off: {scroll} > {client}"
+        widths = box.evaluate(
+            "e => Array.from(e.querySelectorAll('tr:first-child > *')).map(c => c.className + ': ' + c.offsetWidth)"
+        )
+        assert scroll <= client, f"{page.url}: the list's columns are cut off: {scroll} > {client} ({widths})"
     if page.locator(".breadcrumbs").count():
         assert "Jobs \u203a Jobs" not in page.inner_text(".breadcrumbs")
 
@@ -104,6 +107,8 @@ def test_the_admin_at_1280_px(live_server, page_1280):
           durations=[200 + (i * 53) % 400 for i in range(50)])  # fmt: skip
     services.job_create(data={"id": "fresh", "interval_seconds": 3600, "url": URL})
     services.job_create(data={"id": "resting", "interval_seconds": 60, "url": URL, "status": "paused"})
+    long_id = "warehouse.nightly-export:" + "x" * 70  # an id of 95 characters, no space to wrap at
+    services.job_create(data={"id": long_id, "cron": "0 9 * * mon-fri", "timezone": "America/Los_Angeles", "url": URL})
     page = page_1280
 
     page.goto(f"{live_server.url}/admin/login/")
