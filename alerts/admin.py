@@ -24,6 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from alerts import rules, services
 from alerts.models import AlertRule, Channel, Incident, Notification
 from alerts.secrets import shown_secret, shown_target
+from core import times
 from core.admin_utils import CappedCountPaginator, RefusedSaveMixin, SaveRefused
 from jobs.models import Job
 from runs import admin as runs_admin
@@ -273,7 +274,7 @@ class JobAdmin(runs_admin.JobAdmin):
             '<li><a href="{}">{}</a>, rule {}: {} occurrence(s) since {}</li>',
             (
                 (reverse("admin:alerts_incident_change", args=[i.pk]), i.event, i.rule.name, i.occurrences,
-                 f"{i.opened_at:%Y-%m-%d %H:%M:%S}")
+                 times.time_html(i.opened_at))
                 for i in incidents
             ),
         )  # fmt: skip

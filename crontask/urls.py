@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -9,6 +11,7 @@ from alerts.api import AlertRuleViewSet, ChannelViewSet, IncidentViewSet, Notifi
 from audit.api import AuditEntryViewSet
 from jobs.api import CronPreviewView, HandlerListView, JobVersionDetailView, JobVersionListView, JobVersionRevertView
 from monitoring.dashboard import dashboard
+from monitoring.staff import preferences
 from monitoring.views import HealthView, metrics_view
 from runs.api import JobRunsView, JobViewSet, RunViewSet
 from weizhi import views as weizhi
@@ -23,7 +26,11 @@ router.register("notifications", NotificationViewSet, basename="notification")
 router.register("audit", AuditEntryViewSet, basename="audit")
 
 urlpatterns = [
+    # Nothing lives at the site's root but the admin: "View site" and a typed address land there.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("crontask/favicon.svg"), permanent=True), name="favicon"),
     path("admin/dashboard/", dashboard, name="dashboard"),
+    path("admin/preferences/", preferences, name="display-preferences"),
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="api-health"),
     path("api/handlers/", HandlerListView.as_view(), name="handlers"),

@@ -39,12 +39,13 @@ class Job(models.Model):
         COMPLETED = "completed", _("Completed")
 
     class Method(models.TextChoices):
-        GET = "GET"
-        POST = "POST"
-        PUT = "PUT"
-        PATCH = "PATCH"
-        DELETE = "DELETE"
-        HEAD = "HEAD"
+        # Labelled as written: without a label Django shows "Get", "Post".
+        GET = "GET", "GET"
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+        PATCH = "PATCH", "PATCH"
+        DELETE = "DELETE", "DELETE"
+        HEAD = "HEAD", "HEAD"
 
     class ConcurrencyPolicy(models.TextChoices):
         ALLOW = "allow", _("Allow overlapping runs")

@@ -84,6 +84,10 @@ class JobScheduler(DatabaseScheduler):
         # are claimed late (and recorded), so it should not wait long.
         self.database = Outage("database", log=logger, first_delay=0.2, max_delay=1.0)
         super().__init__(*args, **kwargs)
+        if not kwargs.get("max_interval"):
+            # What beat really sleeps at most (``tick`` returns no more): its banner's "maxinterval"
+            # said the stock 5 s.
+            self.max_interval = settings.CRONTASK_SCHEDULER_MAX_SLEEP  # type: ignore[assignment]  # a float: celery-types says int
 
     def enabled_models_qs(self) -> QuerySet:
         """The periodic tasks the parent schedules: housekeeping (the reaper), not the jobs', which
