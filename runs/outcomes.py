@@ -157,7 +157,8 @@ def record(run: Run, job: Job, *, retry: bool = True) -> None:
     made) or, on the final attempt, the downstream jobs fired (``runs.dependencies``), and the run's
     watchers told (``runs.watchers``: alerts). Call in the transaction that ended the run."""
     job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at or timezone.now())
-    if run.trigger != Run.Trigger.MANUAL and job.trigger == Job.Trigger.DATE:  # only one-offs complete
+    # Only a one-off's own fire (or its retry) completes it: not a run by hand or by an upstream job.
+    if run.trigger not in (Run.Trigger.MANUAL, Run.Trigger.DEPENDENCY) and job.trigger == Job.Trigger.DATE:
         job_complete_if_fired(job_id=job.pk)
     retried = retry and policies.should_retry(status=run.status, attempt=run.attempt, max_retries=job.max_retries)
     if retried:
