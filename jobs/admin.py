@@ -28,6 +28,7 @@ from django_celery_beat import models as beat_models
 from core import origin
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import services
+from jobs.admin_workflow import WorkflowAdminMixin
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import clone_data, cloned_fields, job_prepare
@@ -157,7 +158,7 @@ class ChangedRecentlyFilter(admin.SimpleListFilter):
         return queryset
 
 
-class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
+class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
     form = JobForm
     list_display = [
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run_at",

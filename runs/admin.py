@@ -29,6 +29,7 @@ from jobs.models import Job
 from jobs.secrets import mask_overrides
 from runs import cancellation, enqueue
 from runs.admin_live import LIVE_LOG_JS, text_block
+from runs.admin_workflow import RunWorkflowAdminMixin
 from runs.models import Run
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class RunChangeList(ChangeList):
 
 
 @admin.register(Run)
-class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
+class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "job_link",
