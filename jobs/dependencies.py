@@ -16,15 +16,19 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from jobs.models import JOB_ID_PATTERN, Job, JobDependency
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+T = TypeVar("T")
+# The advisory lock key of the saves that add workflow edges (any constant of our own).
+EDGES_LOCK = 0x63745F6166746572  # "ct_after"
 MAX_UPSTREAMS = 50
 # How far the cycle check and the graph walk go: a chain longer than this is refused (cycle
 # check) or shown cut (graph).
@@ -116,9 +120,17 @@ def find_cycle(job_id: str, upstreams: Iterable[str]) -> list[str] | None:
 
 def dependencies_sync(job: Job) -> None:
     """Make ``job``'s ``JobDependency`` rows those of its ``after``. Called by the job services in
-    the transaction that saves the job."""
+    the transaction that saves the job; adding an edge that closes a cycle (saved meanwhile by
+    another request) is refused here too."""
     wanted = {entry["job"]: entry["on"] for entry in job.after} if isinstance(job.after, list) else {}
     have = {row.upstream_id: row for row in JobDependency.objects.filter(job=job)}
+    if wanted.keys() - have.keys():
+        # Two saves at once could each pass check_after and close a cycle together: edges are
+        # added one save at a time, and the cycle checked again under that lock.
+        _lock_edges()
+        cycle = find_cycle(job.pk, wanted)
+        if cycle is not None:
+            raise ValidationError({"after": f"This makes a cycle: {' → '.join(cycle)}."})
     gone = [row.pk for upstream, row in have.items() if upstream not in wanted]
     if gone:
         JobDependency.objects.filter(pk__in=gone).delete()
@@ -128,6 +140,47 @@ def dependencies_sync(job: Job) -> None:
             JobDependency.objects.create(job=job, upstream_id=upstream, on=on)
         elif row.on != on:
             JobDependency.objects.filter(pk=row.pk).update(on=on)
+
+
+def upstream_first(entries: list[T]) -> list[T]:
+    """``entries`` (an import's: job data, or entries that are not) in their order, except that an
+    entry comes after the entries of the upstream jobs its ``after`` names: an export lists jobs by
+    id, and a downstream job may sort before its upstream. Entries in a cycle keep their order."""
+    ids = {entry.get("id"): n for n, entry in enumerate(entries) if isinstance(entry, dict) and entry.get("id")}
+
+    def needs(n: int) -> list[int]:
+        entry = entries[n]
+        after = entry.get("after") if isinstance(entry, dict) else None
+        wanted = [item.get("job") for item in after if isinstance(item, dict)] if isinstance(after, list) else []
+        return [ids[job] for job in wanted if isinstance(job, str) and job in ids and ids[job] != n]
+
+    ordered: list[int] = []
+    placed: set[int] = set()
+    visiting: set[int] = set()
+    for start in range(len(entries)):
+        stack = [(start, iter(needs(start)))]
+        visiting.add(start)
+        while stack:  # depth first, not recursive: a chain from an import can be long
+            n, pending = stack[-1]
+            child = next((c for c in pending if c not in placed and c not in visiting), None)
+            if child is None:
+                stack.pop()
+                visiting.discard(n)
+                if n not in placed:
+                    placed.add(n)
+                    ordered.append(n)
+            else:
+                visiting.add(child)
+                stack.append((child, iter(needs(child))))
+    return [entries[n] for n in ordered]
+
+
+def _lock_edges() -> None:
+    """Serialise the saves that add edges, until their transaction ends (PostgreSQL; SQLite writes
+    one transaction at a time anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EDGES_LOCK])
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -150,3 +150,33 @@ def test_upstream_references_are_checked_on_save(settings, tmp_path):
         lambda: services.job_update(job=job, data={"handler_kwargs": {"count": {"$upstream": "__class__"}}})
     )
     assert "$upstream '__class__'" in errors["handler_kwargs"][0]
+
+
+def test_a_cycle_closed_by_a_save_made_meanwhile_is_refused_as_the_edges_are_written(monkeypatch):
+    from jobs import preparation
+
+    make("a")
+    make("b", after=[{"job": "a", "on": "success"}])
+    # As if "a after b" had been checked before "b after a" was committed by another request.
+    monkeypatch.setattr(preparation, "check_after", lambda job, stored=None: None)
+    errors = errors_of(
+        lambda: services.job_update(job=Job.objects.get(pk="a"), data={"after": [{"job": "b", "on": "success"}]})
+    )
+    assert errors == {"after": ["This makes a cycle: a → b → a."]}
+    assert Job.objects.get(pk="a").after == []
+
+
+def test_an_import_creates_upstream_jobs_before_the_jobs_that_run_after_them(tmp_path):
+    from jobs.importer import import_entries
+
+    entries = [
+        {"id": "a-send", "url": "http://127.0.0.1:9/", "after": [{"job": "c-build", "on": "finish"}]},
+        {"id": "b-page", "url": "http://127.0.0.1:9/", "after": [{"job": "d-load", "on": "failure"}]},
+        {"id": "c-build", "url": "http://127.0.0.1:9/", "after": [{"job": "d-load", "on": "success"}]},
+        {"id": "d-load", "url": "http://127.0.0.1:9/", "interval_seconds": 60},
+    ]
+    summary = import_entries(entries)
+    assert (summary.created, summary.invalid) == (4, [])
+    assert Job.objects.get(pk="a-send").after == [{"job": "c-build", "on": "finish"}]
+    again = import_entries([export_job(job) for job in Job.objects.order_by("pk")])
+    assert (again.unchanged, again.invalid) == (4, [])
