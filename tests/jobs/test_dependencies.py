@@ -169,7 +169,7 @@ def test_a_cycle_closed_by_a_save_made_meanwhile_is_refused_as_the_edges_are_wri
 def test_an_import_creates_upstream_jobs_before_the_jobs_that_run_after_them(tmp_path):
     from jobs.importer import import_entries
 
-    entries = [
+    entries: list = [
         {"id": "a-send", "url": "http://127.0.0.1:9/", "after": [{"job": "c-build", "on": "finish"}]},
         {"id": "b-page", "url": "http://127.0.0.1:9/", "after": [{"job": "d-load", "on": "failure"}]},
         {"id": "c-build", "url": "http://127.0.0.1:9/", "after": [{"job": "d-load", "on": "success"}]},
