@@ -205,3 +205,14 @@ def test_a_run_no_upstream_fired_gets_none_for_its_upstream_references(settings,
     run = execution.run_in_foreground(job=job)
     assert run.status == "success", run.error
     assert run.result == {"count": 1, "label": None, "when": None, "tags": None}
+
+
+def test_the_api_lists_dependency_runs_by_trigger_and_upstream_run(api, monkeypatch, queued_tasks):
+    make("a", interval_seconds=60)
+    make("b", after=[{"job": "a", "on": "success"}])
+    outcome_is(monkeypatch, "success", status_code=200)
+    run = deliver("a")
+    (b,) = fired("b")
+    listed = api.get(f"/api/runs/?trigger=dependency&upstream_run={run.pk}").json()["results"]
+    assert [(r["id"], r["job"], r["trigger"], r["upstream_run"]) for r in listed] == [(b.pk, "b", "dependency", run.pk)]
+    assert api.get(f"/api/runs/{b.pk}/").json()["upstream_run"] == run.pk
