@@ -216,3 +216,31 @@ def test_the_api_lists_dependency_runs_by_trigger_and_upstream_run(api, monkeypa
     listed = api.get(f"/api/runs/?trigger=dependency&upstream_run={run.pk}").json()["results"]
     assert [(r["id"], r["job"], r["trigger"], r["upstream_run"]) for r in listed] == [(b.pk, "b", "dependency", run.pk)]
     assert api.get(f"/api/runs/{b.pk}/").json()["upstream_run"] == run.pk
+
+
+def test_a_run_the_reaper_marks_lost_fires_failure_and_finish(monkeypatch, queued_tasks):
+    from runs import reaper
+
+    a = make("a", interval_seconds=60)
+    make("d", after=[{"job": "a", "on": "failure"}])
+    make("c", after=[{"job": "a", "on": "finish"}])
+    make("b", after=[{"job": "a", "on": "success"}])
+    run = Run.objects.create(
+        job=a, trigger="manual", status="running", started_at=timezone.now(), queued_at=timezone.now()
+    )
+    assert reaper.reap_lost_runs(now=timezone.now() + timedelta(hours=1)) == 1
+    assert [r.upstream_run_id for r in fired("d") + fired("c")] == [run.pk, run.pk]
+    assert fired("b") == []
+
+
+def test_an_http_dependency_run_names_its_upstream_run_to_the_target(
+    http_target, monkeypatch, django_capture_on_commit_callbacks
+):
+    services.job_create(data={"id": "a", "interval_seconds": 60, "url": f"{http_target.url}/a"})
+    services.job_create(data={"id": "b", "url": f"{http_target.url}/b", "after": [{"job": "a", "on": "success"}]})
+    with django_capture_on_commit_callbacks(execute=False):
+        run = deliver("a")
+    (b,) = fired("b")
+    execute_job.apply(kwargs={"job_id": "b", "run_id": b.pk}, throw=True)
+    [headers] = [headers for _method, path, headers, _body in http_target.requests if path == "/b"]
+    assert headers["X-Crontask-Upstream-Run-Id"] == str(run.pk)
