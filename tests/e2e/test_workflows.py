@@ -71,6 +71,9 @@ def test_a_chain_fires_each_downstream_once_per_matching_upstream_run(system: Sy
         return bool(everything) and not any(r["status"] in GOING for r in everything)
 
     assert wait_for(settled, timeout=20), system.log.read_text()[-3000:]
+    # The injected messages (two per injection) reached the worker, and its claims dropped them.
+    duplicates = "duplicate delivery of job wf-a fire"
+    assert wait_for(lambda: system.log.read_text().count(duplicates) >= 4, timeout=10), system.log.read_text()[-3000:]
     time.sleep(2)  # anything a late duplicate would make, made by now
     a_runs = system.runs("wf-a")
     b_runs, c_runs, d_runs = system.runs("wf-b"), system.runs("wf-c"), system.runs("wf-d")
