@@ -34,6 +34,7 @@ from audit.services import audit_context, audit_record, audit_refused_write
 from core import origin, times
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import handlers, services
+from jobs.admin_workflow import WorkflowAdminMixin
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import clone_data, cloned_fields, job_prepare
@@ -269,7 +270,7 @@ def both_zones(moment: datetime | None, job: Job) -> SafeString:
     )
 
 
-class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
+class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
     form = JobForm
     list_display = [
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run_at",

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from audit.services import audit_context, audit_record
 from core import origin
 from jobs import handlers, services
+from jobs.dependencies import job_graph
 from jobs.errors import JobConflict
 from jobs.filters import JobFilter
 from jobs.models import Job, JobVersion
@@ -36,6 +37,7 @@ from jobs.serializers import (
     CronPreviewResultSerializer,
     CronPreviewSerializer,
     HandlerSerializer,
+    JobGraphSerializer,
     JobSerializer,
     JobVersionDetailSerializer,
     JobVersionSerializer,
@@ -108,6 +110,13 @@ class JobViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         return Response(JobSerializer(services.job_resume(job=self.get_object(), actor=request.user)).data)
+
+    @extend_schema(responses={200: JobGraphSerializer})
+    @action(detail=True, methods=["get"])
+    def graph(self, request: Request, pk: str | None = None) -> Response:
+        """The workflow the job is part of: what it waits for (``upstream``), the jobs it fires
+        (``downstream``), and every job connected to it through ``after``, as nodes and edges."""
+        return Response(JobGraphSerializer(job_graph(self.get_object())).data)
 
     @extend_schema(request=JobWriteSerializer, responses={201: JobSerializer})
     @action(detail=True, methods=["post"])

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from jobs import services
+from jobs.dependencies import upstream_first
 from jobs.errors import JobConflict
 from jobs.models import EDITABLE_FIELDS, Job
 from jobs.secrets import mask_job_data
@@ -106,10 +107,11 @@ def import_entries(
     dry_run: bool = False,
     on_progress: Callable[[], None] | None = None,
 ) -> ImportSummary:
-    """Upsert each entry by id. Each entry commits on its own; a dry run rolls everything back."""
+    """Upsert each entry by id, an upstream job before the jobs that run after it. Each entry commits
+    on its own; a dry run rolls everything back."""
     summary = ImportSummary()
     with transaction.atomic() if dry_run else contextlib.nullcontext():
-        for entry in entries:
+        for entry in upstream_first(list(entries)):
             _import_one(entry, summary)
             if on_progress is not None:
                 on_progress()

@@ -47,6 +47,10 @@ class Job(models.Model):
         DELETE = "DELETE", "DELETE"
         HEAD = "HEAD", "HEAD"
 
+    class AfterMode(models.TextChoices):
+        ANY = "any", _("Each matching upstream run fires it")
+        ALL = "all", _("Fires once every upstream has a matching run")
+
     class ConcurrencyPolicy(models.TextChoices):
         ALLOW = "allow", _("Allow overlapping runs")
         FORBID = "forbid", _("Skip a fire while a run is going")
@@ -128,6 +132,30 @@ class Job(models.Model):
         null=True,
         blank=True,
         help_text=_("A fire starting later than this after its time is skipped. Empty: always run."),
+    )
+
+    # Workflows (jobs.dependencies): the jobs whose runs fire this one, besides its schedule.
+    after = models.JSONField(
+        _("runs after"),
+        default=list,
+        blank=True,
+        help_text=_(
+            'Upstream jobs whose runs fire this one: [{"job": "<id>", "on": "success" | "failure" | "finish"}].'
+        ),
+    )
+    after_mode = models.CharField(
+        _("after mode"),
+        max_length=3,
+        choices=AfterMode.choices,
+        default=AfterMode.ANY,
+        help_text=_("'any': each matching upstream run fires it; 'all': once every upstream has one."),
+    )
+    after_window_seconds = models.PositiveIntegerField(
+        _("after window (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_INTERVAL_SECONDS)],
+        help_text=_("With 'all': the upstream runs must have ended within this many seconds. Empty: no limit."),
     )
 
     # Derived by the services from the fields above: what search looks in. Search over the raw url
@@ -241,6 +269,7 @@ EDITABLE_PARTS: dict[str, str] = {
     "command": "shell",
     "timeout_seconds": "policies", "max_retries": "policies", "retry_backoff_seconds": "policies",
     "concurrency_policy": "policies", "max_concurrent": "policies", "misfire_grace_seconds": "policies",
+    "after": "dependencies", "after_mode": "dependencies", "after_window_seconds": "dependencies",
     "status": "job",
 }  # fmt: skip
 EDITABLE_FIELDS: tuple[str, ...] = tuple(EDITABLE_PARTS)
@@ -294,3 +323,35 @@ class JobVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} v{self.number}"
+
+
+class JobDependency(models.Model):
+    """One edge of a workflow: ``job`` runs after ``upstream_id``'s runs that end ``on`` so.
+
+    Derived from ``Job.after`` (the source of truth, versioned) by the job services
+    (``jobs.dependencies.dependencies_sync``), in the transaction that saves the job, so that a
+    finished run finds the jobs it fires with one indexed query. ``upstream_id`` is not a foreign
+    key: an upstream job may be deleted, and its downstream jobs still say what they wait for."""
+
+    class On(models.TextChoices):
+        SUCCESS = "success", _("Success")
+        FAILURE = "failure", _("Failure")
+        FINISH = "finish", _("Finish")
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependencies", verbose_name=_("job"))
+    upstream_id = models.CharField(_("upstream job id"), max_length=100)
+    on = models.CharField(_("on"), max_length=7, choices=On.choices)
+
+    class Meta:
+        verbose_name = _("job dependency")
+        verbose_name_plural = _("job dependencies")
+        constraints = [
+            models.UniqueConstraint(fields=["job", "upstream_id"], name="jobdependency_one_per_upstream"),
+        ]
+        indexes = [
+            # runs.dependencies: the jobs a finished run of upstream_id fires; the graph's walk downstream.
+            models.Index(fields=["upstream_id"], name="jobdependency_upstream_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} after {self.upstream_id} ({self.on})"

@@ -9,8 +9,9 @@ shows it; ShellNotPermitted (a 403) and JobAlreadyExists (a 409) are the other t
 The rules, in the order they apply: the keys (unknown fields, ``trigger_args``), the id, the
 trigger (inferred from the one trigger field given), masks sent back for stored secrets, the kind
 (inferred from url, handler or command), the shell permission, the model's fields and constraints
-with the job's rules (``jobs.validators.validate_job``: bounds, text, trigger, kind, and the
-handler's signature, which imports the handler's code), a run_at in the past, the status rules,
+with the job's rules (``jobs.validators.validate_job``: bounds, text, trigger, kind, the shape of
+``after``, and the handler's signature, which imports the handler's code), the upstream jobs of
+``after`` and the cycles it would make (``jobs.dependencies.check_after``), a run_at in the past, the status rules,
 and, for a new job, whether its id is free.
 """
 
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.utils import timezone
 
+from jobs.dependencies import check_after
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
 from jobs.secrets import mask_text, restore_masked
@@ -154,6 +156,7 @@ def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool 
     if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
         raise ValidationError({"status": "A new job is active or paused."})
     _full_clean(job)
+    check_after(job)
     now = timezone.now()
     if not (past_run_at_ok and job.status == Job.Status.PAUSED):
         _check_run_at_future(job, now, run_if_past=run_if_past)
@@ -181,6 +184,7 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
         raise ValidationError({"status": f"Unknown status {job.status!r}."})
     job.name = job.name or job.id
     _full_clean(job)
+    check_after(job, stored=stored)
     before = stored.schedule
     schedule_changed = job.schedule != before
     now = timezone.now()

@@ -57,6 +57,11 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "concurrency_policy": lambda: serializers.ChoiceField(choices=Job.ConcurrencyPolicy.choices, required=False),
     "max_concurrent": lambda: serializers.IntegerField(required=False, allow_null=True),
     "misfire_grace_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
+    "after": lambda: serializers.JSONField(
+        required=False, help_text='[{"job": "<id>", "on": "success" | "failure" | "finish"}]: runs that fire this job.'
+    ),
+    "after_mode": lambda: serializers.ChoiceField(choices=Job.AfterMode.choices, required=False),
+    "after_window_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
     "status": lambda: serializers.ChoiceField(choices=[Job.Status.ACTIVE, Job.Status.PAUSED], required=False),
     # Input only: APScheduler-style trigger arguments, normalised to the fields above.
     "trigger_args": lambda: serializers.JSONField(required=False, write_only=True),
@@ -226,3 +231,40 @@ class RevertSerializer(serializers.Serializer):
 
 class RestoreSerializer(RevertSerializer):
     id = serializers.CharField(max_length=100)
+
+
+class GraphNodeSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    exists = serializers.BooleanField(help_text="False for an upstream job that was deleted.")
+    status = serializers.CharField(allow_null=True)
+    trigger = serializers.CharField(allow_null=True)
+    current = serializers.BooleanField(help_text="The job asked for.")
+
+
+class GraphEdgeSerializer(serializers.Serializer):
+    """``{"from": upstream job, "to": the job its runs fire, "on": …}`` ("from" is a keyword: fields by name)."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "from": serializers.CharField(help_text="The upstream job."),
+            "to": serializers.CharField(help_text="The job its runs fire."),
+            "on": serializers.CharField(),
+        }
+
+
+class WaitsForSerializer(serializers.Serializer):
+    job = serializers.CharField()
+    on = serializers.CharField()
+    state = serializers.CharField(help_text="The upstream job's status, or 'deleted'.")
+
+
+class JobGraphSerializer(serializers.Serializer):
+    """``GET /api/jobs/{id}/graph/`` (``jobs.dependencies.job_graph``)."""
+
+    job = serializers.CharField()
+    upstream = WaitsForSerializer(many=True)
+    downstream = serializers.ListField(child=serializers.CharField())
+    nodes = GraphNodeSerializer(many=True)
+    edges = GraphEdgeSerializer(many=True)
+    truncated = serializers.BooleanField()

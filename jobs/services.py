@@ -22,6 +22,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from audit.services import audit_changes, audit_context, audit_record
 from core import origin
 from jobs.beat_sync import remove_periodic_task, sync_periodic_task
+from jobs.dependencies import dependencies_sync
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import EDITABLE_FIELDS, Job, JobVersion
 from jobs.preparation import (
@@ -64,6 +65,7 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
     except IntegrityError:
         raise JobAlreadyExists(job.id) from None  # created since job_prepare looked
     sync_periodic_task(job)
+    dependencies_sync(job)
     version = version_record(job, action=action, actor=actor)
     restored = action == JobVersion.Action.RESTORE and version is not None
     audit_record(action=action, job_id=job.pk, details={"version": version.number} if restored and version else None)
@@ -90,6 +92,7 @@ def _update(*, job: Job, data: Mapping[str, Any], actor: Actor, action: str) -> 
     job = job_prepare(data=data, instance=stored, actor=actor)
     job.save()
     sync_periodic_task(job)
+    dependencies_sync(job)
     version = version_record(job, action=action, actor=actor)
     if action == JobVersion.Action.REVERT:
         audit_record(action=action, job_id=job.pk, details={"version": version.number} if version else None)

@@ -26,6 +26,7 @@ from django.core.validators import URLValidator
 from django.db.models import Field
 from django_celery_beat.models import CrontabSchedule
 
+from jobs.dependencies import after_problems
 from jobs.egress import EgressDenied, check_host
 from jobs.expressions import budget_problem
 from jobs.handlers import check_kwargs, expression_problems
@@ -59,7 +60,9 @@ def validate_job(job: Job) -> None:
     errors: dict[str, list[str]] = {}
     # An oversized value is refused on its size alone: the other checks walk every value.
     bounds = _check_bounds(job)
-    checks = (_check_trigger,) if bounds else (_check_text, _check_trigger, _check_kind, _check_concurrency)
+    checks = (
+        (_check_trigger,) if bounds else (_check_text, _check_trigger, _check_kind, _check_concurrency, after_problems)
+    )
     for field, message in bounds:
         errors.setdefault(field, []).append(message)
     for check in checks:

@@ -33,6 +33,7 @@ from jobs.models import Job
 from jobs.secrets import mask_overrides
 from runs import cancellation, charts, enqueue, health
 from runs.admin_live import LIVE_LOG_JS, text_block
+from runs.admin_workflow import RunWorkflowAdminMixin
 from runs.models import Run
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class RunChangeList(ChangeList):
 
 
 @admin.register(Run)
-class RunAdmin(BoundedSearchMixin, admin.ModelAdmin):
+class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
     # Fits 1280 px: the scheduled time, worker and captured text are on the run's page.
     list_display = ["id", "job_link", "outcome", "trigger_shown", "started", "duration"]
     # "started_at" is the admin's date filter (today, past 7 days, this month, this year): fixed
