@@ -11,7 +11,7 @@ as it claims fires (``scheduling.fires``), and a finished run updates the counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -182,13 +182,16 @@ def ensure_system_jobs() -> list[str]:
     return created
 
 
-def sync_all_schedules() -> tuple[int, int]:
-    """Rebuild every job's PeriodicTask and drop ours that lost their job. Returns (synced, removed)."""
+def sync_all_schedules(*, on_progress: Callable[[], None] | None = None) -> tuple[int, int]:
+    """Rebuild every job's PeriodicTask and drop ours that lost their job. Returns (synced, removed).
+    ``on_progress`` is called after each job (``manage.py sync_schedules`` draws its bar with it)."""
     synced = 0
     for job in Job.objects.select_related("periodic_task").iterator(chunk_size=500):
         with transaction.atomic():
             sync_periodic_task(job)
         synced += 1
+        if on_progress is not None:
+            on_progress()
     orphans = PeriodicTask.objects.filter(name__startswith="crontask:", crontask_job__isnull=True)
     removed = orphans.delete()[1].get("django_celery_beat.PeriodicTask", 0)
     PeriodicTasks.update_changed()

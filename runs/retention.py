@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import ForeignObjectRel
+from django.db.models import Count, ForeignObjectRel, Q
 from django.utils import timezone
 
 from jobs import services as job_services
@@ -28,6 +29,21 @@ def parse_age(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text!r} is not an age: use a number with s, m, h, d or w, such as 30d.")
     return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+@dataclass(frozen=True)
+class OldRuns:
+    total: int  # queued before the cutoff, in any status
+    finished: int  # of those, the ones a cleanup may delete
+
+
+def count_old_runs(*, older_than: timedelta, now: datetime | None = None) -> OldRuns:
+    """How many runs are older than ``older_than``: what a cleanup looks at (one aggregate query)."""
+    cutoff = (now or timezone.now()) - older_than
+    counts = Run.objects.filter(queued_at__lt=cutoff).aggregate(
+        total=Count("id"), finished=Count("id", filter=Q(status__in=Run.FINISHED))
+    )
+    return OldRuns(total=counts["total"], finished=counts["finished"])
 
 
 def delete_old_runs(
