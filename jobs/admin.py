@@ -28,6 +28,7 @@ from django_celery_beat import models as beat_models
 from core import origin
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import services
+from jobs.admin_tags import TagListFilter, TagsFormField
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import clone_data, cloned_fields, job_prepare
@@ -96,6 +97,7 @@ class JobForm(forms.ModelForm):
         widget=forms.TextInput(attrs={"size": 80}),
         help_text="Optional: kept with this version in the job's history.",
     )
+    tags = TagsFormField()
 
     class Meta:
         model = Job
@@ -164,7 +166,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         "success_count", "failure_count",
     ]  # fmt: skip
     list_display_links = ["id", "name"]
-    list_filter = ["status", "kind", "trigger", "is_system", ChangedRecentlyFilter]
+    list_filter = ["status", "kind", "trigger", "is_system", TagListFilter, ChangedRecentlyFilter]
     search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
     readonly_fields = list(STATE_FIELDS)
     fieldsets = [

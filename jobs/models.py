@@ -65,6 +65,13 @@ class Job(models.Model):
     )
     name = models.CharField(_("name"), max_length=200, blank=True, help_text=_("Defaults to the id."))
     description = models.TextField(_("description"), blank=True)
+    # Rules (jobs.tags): at most 20, each 1-50 of a-z 0-9 - _ . : (lowercased), no duplicates.
+    tags = models.JSONField(
+        _("tags"),
+        default=list,
+        blank=True,
+        help_text=_("Short labels to find the job by and aim alert rules at: prod, team:billing."),
+    )
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.HTTP)
     trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
 
@@ -232,7 +239,7 @@ class Job(models.Model):
 #: and, by part, its fieldsets (``jobs.admin``), an export's keys and what an import may give
 #: (``jobs.importer``), and what ``jobs.preparation`` accepts.
 EDITABLE_PARTS: dict[str, str] = {
-    "id": "job", "name": "job", "description": "job", "kind": "job",
+    "id": "job", "name": "job", "description": "job", "tags": "job", "kind": "job",
     "trigger": "schedule", "cron": "schedule", "interval_seconds": "schedule", "run_at": "schedule",
     "timezone": "schedule",
     "url": "http", "method": "http", "headers": "http", "body": "http", "follow_redirects": "http",

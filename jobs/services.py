@@ -32,7 +32,7 @@ from jobs.preparation import (
     job_prepare,
     resumed_status,
 )
-from jobs.versions import latest_version, version_record
+from jobs.versions import complete, latest_version, version_record
 
 if TYPE_CHECKING:
     from jobs.preparation import Actor
@@ -102,7 +102,7 @@ def job_revert(*, job: Job, number: int, actor: Actor = None) -> Job:
     past run_at is refused; the next fire is recomputed), recorded as a new version whose reason
     says so. The job keeps its status (versions do not hold it). Raises JobVersion.DoesNotExist."""
     version = JobVersion.objects.get(job_id=job.pk, number=number)
-    data = {name: value for name, value in version.definition.items() if name != "id"}
+    data = {name: value for name, value in complete(version.definition).items() if name != "id"}
     given = origin.current().reason
     with origin.reason(f"Reverted to version {number}" + (f": {given}" if given else ".")):
         return _update(job=job, data=data, actor=actor, action=JobVersion.Action.REVERT)
@@ -117,7 +117,7 @@ def job_restore(*, job_id: str, actor: Actor = None) -> Job:
         raise JobVersion.DoesNotExist(f"No versions of a job {job_id!r}.")
     if Job.objects.filter(pk=job_id).exists():
         raise JobAlreadyExists(job_id)
-    data = {**version.definition, "id": job_id, "status": Job.Status.PAUSED}
+    data = {**complete(version.definition), "id": job_id, "status": Job.Status.PAUSED}
     given = origin.current().reason
     with origin.reason(f"Restored from version {version.number}" + (f": {given}" if given else ".")):
         return _create(data=data, is_system=False, actor=actor, action=JobVersion.Action.RESTORE)

@@ -25,6 +25,20 @@ if TYPE_CHECKING:
     from jobs.preparation import Actor
 
 
+#: Versioned fields added after versions began, with the value a job had before it had them: a
+#: version recorded before then lacks the key and stands for this value (so the next change does
+#: not count the field as changed, and a revert to that version gives it this value).
+ADDED_LATER: dict[str, Any] = {"tags": []}
+
+
+def complete(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition with the fields added since it was recorded, at their earlier values."""
+    return {
+        **{name: list(value) if isinstance(value, list) else value for name, value in ADDED_LATER.items()},
+        **definition,
+    }
+
+
 def definition_of(job: Job) -> dict[str, Any]:
     """The job's definition as a version keeps it: JSON, secrets as stored (an export's shape)."""
     data = {name: getattr(job, name) for name in VERSIONED_FIELDS}
@@ -43,7 +57,9 @@ def version_record(job: Job, *, action: str, actor: Actor = None) -> JobVersion 
     or its new primary key (creates), so numbers do not race; the unique (job_id, number) is the guard."""
     previous = latest_version(job.pk)
     definition = definition_of(job)
-    before = previous.definition if previous is not None and previous.action != JobVersion.Action.DELETE else {}
+    before = (
+        complete(previous.definition) if previous is not None and previous.action != JobVersion.Action.DELETE else {}
+    )
     changed = [name for name in VERSIONED_FIELDS if name not in before or before[name] != definition[name]]
     if action == JobVersion.Action.DELETE:
         changed = []
@@ -77,7 +93,7 @@ def versions_of(job_id: str) -> QuerySet[JobVersion]:
 
 
 def masked_definition(version: JobVersion) -> dict[str, Any]:
-    return mask_job_data(version.definition)
+    return mask_job_data(complete(version.definition))
 
 
 def version_diff(version: JobVersion) -> dict[str, dict[str, Any]]:
@@ -86,12 +102,13 @@ def version_diff(version: JobVersion) -> dict[str, dict[str, Any]]:
     if version.action == JobVersion.Action.DELETE:
         return {}
     previous = JobVersion.objects.filter(job_id=version.job_id, number__lt=version.number).order_by("-number").first()
-    before = {} if previous is None or previous.action == JobVersion.Action.DELETE else previous.definition
-    shown_before, shown_after = mask_job_data(before), masked_definition(version)
+    before = {} if previous is None or previous.action == JobVersion.Action.DELETE else complete(previous.definition)
+    after = complete(version.definition)
+    shown_before, shown_after = mask_job_data(before), mask_job_data(after)
     return {
         name: {"before": shown_before.get(name), "after": shown_after.get(name)}
         for name in VERSIONED_FIELDS
-        if before.get(name, _MISSING) != version.definition.get(name, _MISSING)
+        if before.get(name, _MISSING) != after.get(name, _MISSING)
     }
 
 

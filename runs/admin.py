@@ -25,6 +25,7 @@ from django.utils.safestring import SafeString, mark_safe
 from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from core.exceptions import Conflict
 from jobs import admin as jobs_admin
+from jobs.admin_tags import TagListFilter
 from jobs.models import Job
 from jobs.secrets import mask_overrides
 from runs import cancellation, enqueue
@@ -269,7 +270,9 @@ class JobAdmin(jobs_admin.JobAdmin):
     list_display = [
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",
     ]  # fmt: skip
-    list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system", jobs_admin.ChangedRecentlyFilter]
+    list_filter = [
+        "status", "kind", "trigger", LastRunStatusFilter, "is_system", TagListFilter, jobs_admin.ChangedRecentlyFilter,
+    ]  # fmt: skip
     readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "recent_runs"]
     fieldsets = [*jobs_admin.JobAdmin.fieldsets, ("Recent runs", {"fields": ["recent_runs"]})]
     actions = ["pause_jobs", "resume_jobs", "run_jobs_now", "delete_jobs"]
