@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from alerts import delivery, incidents, messages
 from alerts.models import AlertRule, Incident
 from alerts.selectors import WatchingRule, load_enabled_rules
 from jobs.models import Job
+from jobs.tags import has_any_tag
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,11 @@ def check_no_success(rule: WatchingRule, *, now: datetime) -> int:
     succeeded = Run.objects.filter(job=OuterRef("pk"), status=Run.Status.SUCCESS, finished_at__gte=cutoff)
     already = Incident.objects.filter(rule_id=rule.id, job=OuterRef("pk"), closed_at__isnull=True)
     silent = Job.objects.filter(status=Job.Status.ACTIVE, is_system=False, updated_at__lt=cutoff)
-    if rule.job_ids is not None:
-        silent = silent.filter(alert_rules=rule.id)
-    else:
+    if rule.every_job:
         silent = silent.exclude(trigger__in=(Job.Trigger.DATE, Job.Trigger.MANUAL))
+    else:  # the jobs it names or tags (a subquery: a join to the rules' links would repeat a job)
+        named = AlertRule.jobs.through.objects.filter(alertrule_id=rule.id).values("job_id")
+        silent = silent.filter(Q(pk__in=named) | has_any_tag(rule.tags))
     silent = silent.exclude(Exists(succeeded)).exclude(Exists(already)).order_by("pk")
     opened = 0
     for job_id in silent.values_list("pk", flat=True)[:BATCH]:
