@@ -117,6 +117,20 @@ def parse_crontab(text: str) -> list[dict[str, Any] | Invalid]:
     return entries
 
 
+def add_tags(entries: Iterable[dict[str, Any] | Invalid], tags: list[str]) -> list[dict[str, Any] | Invalid]:
+    """Each entry with ``tags`` added to its own (``import_jobs --tag``: a crontab's lines have
+    none). What a job ends up with is what its entry gives, checked as any entry is."""
+    tagged: list[dict[str, Any] | Invalid] = []
+    for entry in entries:
+        if isinstance(entry, Invalid) or not tags:
+            tagged.append(entry)
+            continue
+        own = entry.get("tags")
+        data = {**entry, "tags": [*own, *tags] if isinstance(own, list) else (tags if own is None else own)}
+        tagged.append(LocatedEntry(data, label=entry.label) if isinstance(entry, LocatedEntry) else data)
+    return tagged
+
+
 def import_entries(
     entries: Iterable[dict[str, Any] | Invalid],
     *,

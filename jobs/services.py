@@ -32,6 +32,7 @@ from jobs.preparation import (
     job_prepare,
     resumed_status,
 )
+from jobs.tags import tags_record
 from jobs.versions import complete, latest_version, version_record
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
     except IntegrityError:
         raise JobAlreadyExists(job.id) from None  # created since job_prepare looked
     sync_periodic_task(job)
+    tags_record(job.tags)
     version = version_record(job, action=action, actor=actor)
     restored = action == JobVersion.Action.RESTORE and version is not None
     audit_record(action=action, job_id=job.pk, details={"version": version.number} if restored and version else None)
@@ -89,6 +91,8 @@ def _update(*, job: Job, data: Mapping[str, Any], actor: Actor, action: str) -> 
     job = job_prepare(data=data, instance=stored, actor=actor)
     job.save()
     sync_periodic_task(job)
+    if job.tags != stored.tags:
+        tags_record(job.tags)
     version = version_record(job, action=action, actor=actor)
     if action == JobVersion.Action.REVERT:
         audit_record(action=action, job_id=job.pk, details={"version": version.number} if version else None)

@@ -25,7 +25,7 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.db.models.lookups import Contains
 
-from jobs.models import Job
+from jobs.models import Job, JobTag
 
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
@@ -89,16 +89,35 @@ def has_any_tag(tags: Iterable[str], *, field: str = "tags") -> Q:
     return reduce(or_, (_has_tag(tag, field) for tag in wanted))
 
 
+def tags_record(tags: Iterable[str]) -> None:
+    """Note ``tags`` as in use (``JobTag``): one INSERT that skips those already there."""
+    JobTag.objects.bulk_create([JobTag(name=tag) for tag in tags], ignore_conflicts=True)
+
+
 def tags_in_use(*, limit: int = 200) -> list[str]:
-    """The distinct tags of all jobs, sorted, at most ``limit`` (the admin's list filter): one
-    query that unnests the lists in the database rather than loading every job's."""
+    """The tags jobs have (``JobTag``: kept by the services, rebuilt daily), sorted, at most ``limit``:
+    the admin's filter, which must not read the whole job table on each page."""
+    return list(JobTag.objects.order_by("name").values_list("name", flat=True)[:limit])
+
+
+def tags_rebuild() -> tuple[int, int]:
+    """Make ``JobTag`` the tags the jobs have now: those no job has any more are dropped, any
+    missing added. Returns (added, dropped). Reads every job's tags: a daily job's, not a page's."""
+    used = set(_distinct_tags())
+    known = set(JobTag.objects.values_list("name", flat=True))
+    JobTag.objects.filter(name__in=known - used).delete()
+    tags_record(sorted(used - known))
+    return len(used - known), len(known - used)
+
+
+def _distinct_tags() -> list[str]:
+    """The distinct tags of all jobs: one query that unnests the lists in the database."""
     if connection.vendor == "postgresql":
-        sql = "SELECT DISTINCT t FROM jobs_job, jsonb_array_elements_text(jobs_job.tags) AS t ORDER BY t LIMIT %s"
+        sql = "SELECT DISTINCT t FROM jobs_job, jsonb_array_elements_text(jobs_job.tags) AS t"
     elif connection.vendor == "sqlite":
-        sql = "SELECT DISTINCT j.value FROM jobs_job, json_each(jobs_job.tags) AS j ORDER BY 1 LIMIT %s"
+        sql = "SELECT DISTINCT j.value FROM jobs_job, json_each(jobs_job.tags) AS j"
     else:  # not a database Crontask is run on; correct, if slower
-        seen = {tag for tags in Job.objects.values_list("tags", flat=True) for tag in tags or []}
-        return sorted(seen)[:limit]
+        return sorted({tag for tags in Job.objects.values_list("tags", flat=True) for tag in tags or []})
     with connection.cursor() as cursor:
-        cursor.execute(sql, [limit])
+        cursor.execute(sql)
         return [row[0] for row in cursor.fetchall()]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from jobs import services as job_services
 from jobs.handlers import allow_builtin_module, handler, handler_name, task_log
 from jobs.models import Job
+from jobs.tags import tags_rebuild
 from jobs.versions import prune_deleted_versions
 from runs.models import Run
 
@@ -139,8 +140,11 @@ def run_cleanup(older_than_days: int | None = None, keep_per_job: int = 0) -> di
     # The versions of jobs deleted longer ago than CRONTASK_VERSION_RETENTION_DAYS go too.
     versions_deleted = prune_deleted_versions()
     task_log(f"{versions_deleted} versions of jobs deleted long ago deleted")
+    # The admin's list of tags in use loses those no job has any more (jobs.models.JobTag).
+    _, tags_dropped = tags_rebuild()
     return {
         "deleted": deleted, "older_than_days": days, "keep_per_job": keep_per_job, "versions_deleted": versions_deleted,
+        "tags_dropped": tags_dropped,
     }  # fmt: skip
 
 

@@ -10,6 +10,16 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.CreateModel(
+            name='JobTag',
+            fields=[
+                ('name', models.CharField(max_length=50, primary_key=True, serialize=False, verbose_name='name')),
+            ],
+            options={
+                'verbose_name': 'job tag',
+                'verbose_name_plural': 'job tags',
+            },
+        ),
         migrations.AddField(
             model_name='job',
             name='tags',

@@ -10,10 +10,14 @@ import pytest
 import yaml
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from jobs import services
 from jobs.models import VERSIONED_FIELDS, Job, JobVersion
 from jobs.tags import has_all_tags, has_any_tag, tags_in_use
+from runs.retention import run_cleanup
 from tests.admin.test_admin_basics import form
 
 pytestmark = pytest.mark.django_db
@@ -106,7 +110,7 @@ def test_tag_queries_match_whole_tags_with_like_wildcards_escaped():
     assert list(Job.objects.filter(has_all_tags(["a_b"])).values_list("pk", flat=True)) == ["a"]
     assert list(Job.objects.filter(has_any_tag(["xzy", "nope"])).values_list("pk", flat=True)) == ["b"]
     assert not Job.objects.filter(has_any_tag([])).exists()
-    assert tags_in_use() == ["a_b", "axb", "x.y", "xzy"]
+    assert tags_in_use() == ["a_b", "axb", "x.y", "xzy"]  # noted as the jobs were saved
 
 
 def test_the_admin_form_takes_tags_as_text_and_shows_the_same_errors(admin_client):
@@ -179,3 +183,46 @@ def test_a_version_from_before_tags_counts_as_no_tags():
     job = services.job_update(job=job, data={"tags": ["prod"]})
     job = services.job_revert(job=job, number=1)
     assert job.tags == []
+
+
+def test_an_import_can_tag_every_job_it_brings_a_crontabs_lines_included(tmp_path, settings):
+    settings.CRONTASK_ALLOW_SHELL = True
+    crontab = tmp_path / "crontab"
+    crontab.write_text("*/5 * * * * /bin/true\n61 * * * * /bin/false\n")
+    err = StringIO()
+    with pytest.raises(SystemExit):
+        call_command(
+            "import_jobs", str(crontab), "--tag", "From-Cron", "--tag", "legacy", stdout=StringIO(), stderr=err
+        )
+    assert "invalid line 2: cron:" in err.getvalue()  # still named by its line
+    assert Job.objects.get().tags == ["from-cron", "legacy"]
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps([{"id": "x", "interval_seconds": 60, "url": URL, "tags": ["own"]}]))
+    call_command("import_jobs", str(path), "--tag", "legacy", stdout=StringIO())
+    assert Job.objects.get(pk="x").tags == ["own", "legacy"]
+    with pytest.raises(CommandError, match="--tag: Not a tag: 'no way'"):
+        call_command("import_jobs", str(path), "--tag", "no way")
+
+
+def test_the_tags_offered_are_kept_as_jobs_are_saved_and_rebuilt_by_sync_and_the_cleanup():
+    job = make("a", ["prod", "db"])
+    make("b", ["prod"])
+    assert tags_in_use() == ["db", "prod"]
+    services.job_update(job=job, data={"tags": ["prod", "new"]})
+    assert tags_in_use() == ["db", "new", "prod"]  # "db" is had by no job now, until the next rebuild
+    out = StringIO()
+    call_command("sync_schedules", stdout=out)
+    assert out.getvalue().rstrip().endswith("tags in use: 0 added, 1 dropped.")
+    assert tags_in_use() == ["new", "prod"]
+    Job.objects.filter(pk="b").update(tags=["added-behind-the-services"])
+    services.job_delete(job=Job.objects.get(pk="a"))
+    assert run_cleanup()["tags_dropped"] == 2
+    assert tags_in_use() == ["added-behind-the-services"]
+
+
+def test_the_admin_job_list_reads_no_distinct_tags_of_the_table(admin_client):
+    make("tagged", ["prod"])
+    with CaptureQueriesContext(connection) as ctx:
+        page = admin_client.get("/admin/jobs/job/").content.decode()
+    assert "?tag=prod" in page
+    assert not [q["sql"] for q in ctx.captured_queries if "json_each" in q["sql"] or "jsonb_array" in q["sql"]]

@@ -4,11 +4,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core import origin
 from core.progress import ProgressBar
-from jobs.importer import ImportFormatError, import_entries, load_entries
+from jobs.importer import ImportFormatError, add_tags, import_entries, load_entries
+from jobs.tags import clean_tags
 
 # What -v 2 prints for each entry, by its outcome (a dry run's in the conditional).
 _DONE = {"created": "created", "updated": "updated", "unchanged": "unchanged"}
@@ -30,10 +32,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Check every entry and count; change nothing (-v 2 lists them)."
         )
+        parser.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            metavar="TAG",
+            help="Add this tag to every job imported, besides its own (repeat for more): --tag from-cron.",
+        )
 
-    def handle(self, *args: Any, file: Path, dry_run: bool, verbosity: int, **options: Any) -> None:
+    def handle(self, *args: Any, file: Path, dry_run: bool, tag: list[str], verbosity: int, **options: Any) -> None:
         try:
-            entries = load_entries(file)
+            tags = clean_tags(tag)
+        except ValidationError as exc:
+            raise CommandError(f"--tag: {' '.join(exc.messages)}") from exc
+        try:
+            entries = add_tags(load_entries(file), tags)
         except (OSError, UnicodeDecodeError, ImportFormatError) as exc:
             raise CommandError(f"{file}: {exc}") from exc
         with (
