@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from alerts import evaluation, rules, selectors, services
 from alerts.models import AlertRule, Channel, Incident
-from alerts.sweep import check_no_success
+from alerts.sweep import check_no_success, sweep
 from jobs import services as job_services
 from jobs.models import Job
 from runs.models import Run
@@ -137,3 +137,19 @@ def test_the_admin_takes_a_rules_tags_as_text_and_lists_them(admin_client, djang
     job_services.job_create(data={"id": "j", "interval_seconds": 60, "url": URL, "tags": ["prod"]})
     page = admin_client.get("/admin/jobs/job/j/change/").content.decode()
     assert "Enabled rules for its tags: <a" in page
+
+
+def test_the_sweep_closes_the_incidents_of_a_job_that_lost_the_rules_tags():
+    for job_id, tags in (("keeps", ["prod"]), ("loses", ["prod"]), ("named", [])):
+        job_services.job_create(data={"id": job_id, "interval_seconds": 60, "url": URL, "tags": tags})
+    channel = services.channel_create(data={"name": "ops", "kind": "webhook", "target": URL})
+    rule = rules.rule_create(
+        data={"name": "r", "event": "failed", "jobs": ["named"], "tags": ["prod"], "channels": [channel.pk]}
+    )
+    now = timezone.now()
+    for job_id in ("keeps", "loses", "named"):
+        Incident.objects.create(rule=rule, job_id=job_id, event="failed", opened_at=now, last_notified_at=now)
+    job_services.job_update(job=Job.objects.get(pk="loses"), data={"tags": ["dev"]})
+    assert sweep().closed == 1
+    assert set(Incident.objects.filter(closed_at__isnull=True).values_list("job_id", flat=True)) == {"keeps", "named"}
+    assert sweep().closed == 0
