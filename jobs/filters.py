@@ -14,12 +14,13 @@ from jobs.tags import has_all_tags, normalise_tags, tag_problems
 
 
 class TagsField(forms.Field):
-    """Every ``?tag=`` of the query string (repeated: ``?tag=prod&tag=db``), each checked as a tag."""
+    """Every ``?tag=`` of the query string (repeated: ``?tag=prod&tag=db``), each checked as a tag;
+    an empty one is no filter, as for the other fields (a form sends ``?tag=&status=active``)."""
 
     widget = forms.MultipleHiddenInput  # reads them all (QueryDict.getlist), not the last one
 
     def to_python(self, value: Any) -> list[str]:
-        tags = normalise_tags(list(value or []))
+        tags = normalise_tags([tag for tag in value or [] if tag != ""])
         problems = tag_problems(tags)
         if problems:
             # As a parameter, not the message: django-filter %-formats messages, and a tag given

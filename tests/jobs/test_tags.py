@@ -98,6 +98,7 @@ def test_the_api_filters_by_tag_and_repeated_tags_mean_every_one(api):
     assert ids("tag=db&status=active") == ["both", "db-only"]
     assert ids("tag=missing") == []
     assert len(ids("")) == 5
+    assert len(ids("tag=&status=active")) == 5  # an empty value is no filter, as for the other fields
     response = api.get("/api/jobs/?tag=a%25b")
     assert (response.status_code, list(response.json())) == (400, ["tag"])
     response = api.get("/api/jobs/?tag=a,b")
