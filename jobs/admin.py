@@ -34,6 +34,7 @@ from audit.services import audit_context, audit_record, audit_refused_write
 from core import origin, times
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import handlers, services
+from jobs.admin_tags import TagListFilter, TagsFormField
 from jobs.admin_workflow import WorkflowAdminMixin
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobVersion
@@ -158,6 +159,7 @@ class JobForm(forms.ModelForm):
         widget=forms.TextInput(attrs={"size": 80}),
         help_text="Optional: kept with this version in the job's history.",
     )
+    tags = TagsFormField()
 
     run_at = ZonedSplitDateTimeField(label=gettext_lazy("Run at"), required=False, widget=widgets.AdminSplitDateTime)
 
@@ -277,7 +279,7 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
         "success_count", "failure_count",
     ]  # fmt: skip
     list_display_links = ["id", "name"]
-    list_filter = ["status", "kind", "trigger", "is_system", ChangedRecentlyFilter]
+    list_filter = ["status", "kind", "trigger", "is_system", TagListFilter, ChangedRecentlyFilter]
     search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
     readonly_fields = [*STATE_FIELDS, "next_fire", "last_fire"]
     fieldsets = [

@@ -45,12 +45,23 @@ class Invalid:
     reason: str
 
 
+class LocatedEntry(dict[str, Any]):
+    """An entry that says where in its file it came from (``line 12`` of a crontab): an invalid
+    one is reported by that, not by the id the import made up for it."""
+
+    def __init__(self, data: dict[str, Any], *, label: str) -> None:
+        super().__init__(data)
+        self.label = label
+
+
 @dataclass
 class ImportSummary:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     invalid: list[Invalid] = field(default_factory=list)
+    #: ("created" | "updated" | "unchanged", the job's id, where it came from), in the file's order.
+    outcomes: list[tuple[str, str, str]] = field(default_factory=list)
 
     def line(self) -> str:
         return (
@@ -61,11 +72,17 @@ class ImportSummary:
 def export_job(job: Job, *, include_secrets: bool = False) -> dict[str, Any]:
     """The job in the API's shape, its secrets masked unless ``include_secrets``. Imported back onto
     the same jobs, masked values keep the stored ones; onto no job, they are refused."""
-    data = {name: getattr(job, name) for name in EDITABLE_FIELDS}
+    data = {name: _plain(getattr(job, name)) for name in EDITABLE_FIELDS}
     data["run_at"] = job.run_at.isoformat() if job.run_at else None
     if data["status"] == Job.Status.COMPLETED:
-        data["status"] = Job.Status.PAUSED  # a finished one-off comes back paused, not re-armed
+        data["status"] = Job.Status.PAUSED.value  # a finished one-off comes back paused, not re-armed
     return data if include_secrets else mask_job_data(data)
+
+
+def _plain(value: Any) -> Any:
+    """A choice's plain string: ``Job.Status.PAUSED`` is a ``str`` subclass, which JSON writes
+    as a string but YAML's safe dumper refuses (RepresenterError)."""
+    return str.__str__(value) if isinstance(value, str) and type(value) is not str else value
 
 
 def load_entries(path: Path) -> list[dict[str, Any] | Invalid]:
@@ -101,6 +118,20 @@ def parse_crontab(text: str) -> list[dict[str, Any] | Invalid]:
     return entries
 
 
+def add_tags(entries: Iterable[dict[str, Any] | Invalid], tags: list[str]) -> list[dict[str, Any] | Invalid]:
+    """Each entry with ``tags`` added to its own (``import_jobs --tag``: a crontab's lines have
+    none). What a job ends up with is what its entry gives, checked as any entry is."""
+    tagged: list[dict[str, Any] | Invalid] = []
+    for entry in entries:
+        if isinstance(entry, Invalid) or not tags:
+            tagged.append(entry)
+            continue
+        own = entry.get("tags")
+        data = {**entry, "tags": [*own, *tags] if isinstance(own, list) else (tags if own is None else own)}
+        tagged.append(LocatedEntry(data, label=entry.label) if isinstance(entry, LocatedEntry) else data)
+    return tagged
+
+
 def import_entries(
     entries: Iterable[dict[str, Any] | Invalid],
     *,
@@ -128,21 +159,24 @@ def _import_one(entry: dict[str, Any] | Invalid, summary: ImportSummary) -> None
     if isinstance(entry, Invalid):
         summary.invalid.append(entry)
         return
-    label = str(entry.get("id") or entry.get("name") or "(no id)")
+    label = entry.label if isinstance(entry, LocatedEntry) else str(entry.get("id") or entry.get("name") or "(no id)")
     try:
         with transaction.atomic():
             job = Job.objects.filter(pk=entry.get("id")).first() if entry.get("id") else None
             if job is None:
-                services.job_create(data=_without_status_completed(entry))
+                created = services.job_create(data=_without_status_completed(entry))
                 summary.created += 1
+                summary.outcomes.append(("created", created.pk, label))
                 return
             before = export_job(job, include_secrets=True)
             updated = services.job_update(job=job, data=_without_status_completed(entry))
             if export_job(updated, include_secrets=True) == before:
                 raise _Unchanged
             summary.updated += 1
+            summary.outcomes.append(("updated", job.pk, label))
     except _Unchanged:
         summary.unchanged += 1
+        summary.outcomes.append(("unchanged", str(entry["id"]), label))
     except ValidationError as exc:
         reasons = exc.message_dict if hasattr(exc, "error_dict") else {"entry": exc.messages}
         summary.invalid.append(Invalid(label, "; ".join(f"{k}: {' '.join(v)}" for k, v in reasons.items())))
@@ -174,7 +208,7 @@ def _crontab_entry(line: str, number: int, env: dict[str, str], zone: str | None
     entry = {"id": f"crontab-{digest}", "name": command[:200], "kind": "shell", "cron": cron, "command": command}
     if zone:
         entry["timezone"] = zone
-    return entry
+    return LocatedEntry(entry, label=f"line {number}")
 
 
 def _quote(value: str) -> str:

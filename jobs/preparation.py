@@ -30,6 +30,7 @@ from jobs.dependencies import check_after
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
 from jobs.secrets import mask_text, restore_masked
+from jobs.tags import normalise_tags
 from jobs.trigger_args import normalise_trigger_args
 from jobs.validators import validate_job
 
@@ -207,7 +208,10 @@ def _check_keys(data: Mapping[str, Any], *, job: Job | None = None) -> dict[str,
     if unknown:
         raise ValidationError({name: "Unknown field." for name in unknown})
     # on an update, a naive run_date is read in the job's own zone unless the data names one
-    return normalise_trigger_args(dict(data), default_timezone=job.timezone if job else None)
+    fields = normalise_trigger_args(dict(data), default_timezone=job.timezone if job else None)
+    if "tags" in fields:
+        fields["tags"] = normalise_tags(fields["tags"])  # lowercased, deduplicated; validate_job checks the rest
+    return fields
 
 
 def _resolve_trigger(fields: dict[str, Any], *, current: Job | None) -> dict[str, Any]:

@@ -37,6 +37,10 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "id": lambda: serializers.CharField(required=False, allow_blank=True, max_length=100),
     "name": lambda: serializers.CharField(required=False, allow_blank=True, max_length=200),
     "description": lambda: serializers.CharField(required=False, allow_blank=True, max_length=10000),
+    # Strings only here; the rules (count, length, characters) are jobs.tags', applied by the services.
+    "tags": lambda: serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False
+    ),
     "kind": lambda: serializers.ChoiceField(choices=Job.Kind.choices, required=False),
     "trigger": lambda: serializers.ChoiceField(choices=Job.Trigger.choices, required=False),
     "cron": lambda: serializers.CharField(required=False, allow_blank=True, max_length=200),

@@ -11,7 +11,7 @@ as it claims fires (``scheduling.fires``), and a finished run updates the counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -33,7 +33,8 @@ from jobs.preparation import (
     job_prepare,
     resumed_status,
 )
-from jobs.versions import latest_version, version_record
+from jobs.tags import tags_record
+from jobs.versions import complete, latest_version, version_record
 
 if TYPE_CHECKING:
     from jobs.preparation import Actor
@@ -66,6 +67,7 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
         raise JobAlreadyExists(job.id) from None  # created since job_prepare looked
     sync_periodic_task(job)
     dependencies_sync(job)
+    tags_record(job.tags)
     version = version_record(job, action=action, actor=actor)
     restored = action == JobVersion.Action.RESTORE and version is not None
     audit_record(action=action, job_id=job.pk, details={"version": version.number} if restored and version else None)
@@ -93,6 +95,8 @@ def _update(*, job: Job, data: Mapping[str, Any], actor: Actor, action: str) -> 
     job.save()
     sync_periodic_task(job)
     dependencies_sync(job)
+    if job.tags != stored.tags:
+        tags_record(job.tags)
     version = version_record(job, action=action, actor=actor)
     if action == JobVersion.Action.REVERT:
         audit_record(action=action, job_id=job.pk, details={"version": version.number} if version else None)
@@ -106,7 +110,7 @@ def job_revert(*, job: Job, number: int, actor: Actor = None) -> Job:
     past run_at is refused; the next fire is recomputed), recorded as a new version whose reason
     says so. The job keeps its status (versions do not hold it). Raises JobVersion.DoesNotExist."""
     version = JobVersion.objects.get(job_id=job.pk, number=number)
-    data = {name: value for name, value in version.definition.items() if name != "id"}
+    data = {name: value for name, value in complete(version.definition).items() if name != "id"}
     given = origin.current().reason
     with origin.reason(f"Reverted to version {number}" + (f": {given}" if given else ".")):
         return _update(job=job, data=data, actor=actor, action=JobVersion.Action.REVERT)
@@ -121,7 +125,7 @@ def job_restore(*, job_id: str, actor: Actor = None) -> Job:
         raise JobVersion.DoesNotExist(f"No versions of a job {job_id!r}.")
     if Job.objects.filter(pk=job_id).exists():
         raise JobAlreadyExists(job_id)
-    data = {**version.definition, "id": job_id, "status": Job.Status.PAUSED}
+    data = {**complete(version.definition), "id": job_id, "status": Job.Status.PAUSED}
     given = origin.current().reason
     with origin.reason(f"Restored from version {version.number}" + (f": {given}" if given else ".")):
         return _create(data=data, is_system=False, actor=actor, action=JobVersion.Action.RESTORE)
@@ -189,13 +193,16 @@ def ensure_system_jobs() -> list[str]:
     return created
 
 
-def sync_all_schedules() -> tuple[int, int]:
-    """Rebuild every job's PeriodicTask and drop ours that lost their job. Returns (synced, removed)."""
+def sync_all_schedules(*, on_progress: Callable[[], None] | None = None) -> tuple[int, int]:
+    """Rebuild every job's PeriodicTask and drop ours that lost their job. Returns (synced, removed).
+    ``on_progress`` is called after each job (``manage.py sync_schedules`` draws its bar with it)."""
     synced = 0
     for job in Job.objects.select_related("periodic_task").iterator(chunk_size=500):
         with transaction.atomic():
             sync_periodic_task(job)
         synced += 1
+        if on_progress is not None:
+            on_progress()
     orphans = PeriodicTask.objects.filter(name__startswith="crontask:", crontask_job__isnull=True)
     removed = orphans.delete()[1].get("django_celery_beat.PeriodicTask", 0)
     PeriodicTasks.update_changed()

@@ -30,6 +30,7 @@ from jobs.dependencies import after_problems
 from jobs.egress import EgressDenied, check_host
 from jobs.expressions import budget_problem
 from jobs.handlers import check_kwargs, expression_problems
+from jobs.tags import tag_problems
 from jobs.triggers import get_zone, validate_cron
 
 if TYPE_CHECKING:
@@ -61,7 +62,9 @@ def validate_job(job: Job) -> None:
     # An oversized value is refused on its size alone: the other checks walk every value.
     bounds = _check_bounds(job)
     checks = (
-        (_check_trigger,) if bounds else (_check_text, _check_trigger, _check_kind, _check_concurrency, after_problems)
+        (_check_trigger,)
+        if bounds
+        else (_check_text, _check_tags, _check_trigger, _check_kind, _check_concurrency, after_problems)
     )
     for field, message in bounds:
         errors.setdefault(field, []).append(message)
@@ -70,6 +73,10 @@ def validate_job(job: Job) -> None:
             errors.setdefault(field, []).append(message)
     if errors:
         raise ValidationError(errors)
+
+
+def _check_tags(job: Job) -> list[tuple[str, str]]:
+    return [("tags", problem) for problem in tag_problems(job.tags)]
 
 
 def _check_concurrency(job: Job) -> list[tuple[str, str]]:

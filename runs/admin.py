@@ -29,6 +29,7 @@ from core import times
 from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from core.exceptions import Conflict
 from jobs import admin as jobs_admin
+from jobs.admin_tags import TagListFilter
 from jobs.models import Job
 from jobs.secrets import mask_overrides
 from runs import cancellation, charts, enqueue, health
@@ -336,7 +337,8 @@ class JobAdmin(jobs_admin.JobAdmin):
     list_display = ["job_shown", "kind", "schedule", "health_badge", "next_run", "last_run", "counts"]
     list_display_links = ["job_shown"]
     list_filter = [
-        HealthFilter, "status", "kind", "trigger", LastRunStatusFilter, "is_system", jobs_admin.ChangedRecentlyFilter,
+        HealthFilter, "status", "kind", "trigger", LastRunStatusFilter, "is_system", TagListFilter,
+        jobs_admin.ChangedRecentlyFilter,
     ]  # fmt: skip
     readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "health_badge", "run_pictures", "recent_runs"]
     fieldsets = [
