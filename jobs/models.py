@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from jobs.triggers import Schedule, Trigger
+from jobs.triggers import MAX_JITTER_SECONDS, DstPolicy, Schedule, Trigger, jitter_offset
 
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
@@ -32,6 +32,7 @@ class Job(models.Model):
         SHELL = "shell", _("Shell command")
 
     Trigger = Trigger  # defined with the trigger maths (jobs.triggers), where Schedule reads it
+    DstPolicy = DstPolicy  # likewise
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
@@ -83,6 +84,26 @@ class Job(models.Model):
     run_at = models.DateTimeField(_("run at"), null=True, blank=True, help_text=_("For a one-off job."))
     timezone = models.CharField(
         _("time zone"), max_length=64, default=default_timezone, help_text=_("IANA name the cron is read in.")
+    )
+    jitter_seconds = models.PositiveIntegerField(
+        _("jitter (seconds)"),
+        default=0,
+        validators=[MaxValueValidator(MAX_JITTER_SECONDS)],
+        help_text=_(
+            "Move every fire by the same offset in [0, jitter), derived from the job's id, to spread jobs "
+            "that share a schedule. Less than the time between two fires. 0: on time."
+        ),
+    )
+    dst_policy = models.CharField(
+        _("DST policy"),
+        max_length=12,
+        choices=DstPolicy.choices,
+        default=DstPolicy.SHIFT_ONCE,
+        help_text=_(
+            "For a cron that names its minute and hour: on the day a daylight-saving change skips its "
+            "time, run at the next valid time (shift) or not at all (skip); on the day it repeats it, "
+            "run once or twice."
+        ),
     )
 
     url = models.CharField(_("URL"), max_length=2000, blank=True)
@@ -209,6 +230,8 @@ class Job(models.Model):
             interval_seconds=self.interval_seconds,
             run_at=self.run_at,
             timezone=self.timezone,
+            offset_seconds=jitter_offset(self.id, self.jitter_seconds),
+            dst_policy=self.dst_policy,
         )
 
     @property
@@ -234,7 +257,7 @@ class Job(models.Model):
 EDITABLE_PARTS: dict[str, str] = {
     "id": "job", "name": "job", "description": "job", "kind": "job",
     "trigger": "schedule", "cron": "schedule", "interval_seconds": "schedule", "run_at": "schedule",
-    "timezone": "schedule",
+    "timezone": "schedule", "jitter_seconds": "schedule", "dst_policy": "schedule",
     "url": "http", "method": "http", "headers": "http", "body": "http", "follow_redirects": "http",
     "handler": "python", "handler_kwargs": "python",
     "command": "shell",

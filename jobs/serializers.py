@@ -43,6 +43,8 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "interval_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
     "run_at": lambda: serializers.DateTimeField(required=False, allow_null=True),
     "timezone": lambda: serializers.CharField(required=False, max_length=64),
+    "jitter_seconds": lambda: serializers.IntegerField(required=False),
+    "dst_policy": lambda: serializers.ChoiceField(choices=Job.DstPolicy.choices, required=False),
     "url": lambda: serializers.CharField(required=False, allow_blank=True, max_length=2000),
     "method": lambda: serializers.ChoiceField(choices=Job.Method.choices, required=False),
     "headers": lambda: serializers.JSONField(required=False),

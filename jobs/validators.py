@@ -29,7 +29,7 @@ from django_celery_beat.models import CrontabSchedule
 from jobs.egress import EgressDenied, check_host
 from jobs.expressions import budget_problem
 from jobs.handlers import check_kwargs, expression_problems
-from jobs.triggers import get_zone, validate_cron
+from jobs.triggers import get_zone, shortest_gap, validate_cron
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -297,7 +297,28 @@ def _check_trigger(job: Job) -> list[tuple[str, str]]:
     # An int unless the field's own check (clean_fields) refused the value; that error is reported.
     if isinstance(job.interval_seconds, int) and job.interval_seconds < 1:
         problems.append(("interval_seconds", "Must be at least 1 second."))
+    if not any(field == "cron" or field == "timezone" for field, _ in problems):
+        problems += [("jitter_seconds", message) for message in _jitter_problems(job)]
     return problems
+
+
+def _jitter_problems(job: Job) -> list[str]:
+    """A jitter moves each fire by less than the time to the next one, so fires keep their order."""
+    jitter = job.jitter_seconds
+    if not isinstance(jitter, int) or jitter <= 0:
+        return []
+    if job.trigger not in ("cron", "interval"):
+        return [f"Jitter moves the fires of cron and interval jobs; a {job.trigger} job has none to move: use 0."]
+    if job.trigger == "interval":
+        if isinstance(job.interval_seconds, int) and jitter >= job.interval_seconds:
+            return [f"Must be less than the interval ({job.interval_seconds} s), or fires would overtake each other."]
+        return []
+    if not job.cron:
+        return []
+    gap = shortest_gap(job.cron, get_zone(job.timezone))
+    if jitter >= gap:
+        return [f"Must be less than the shortest time between two fires of the cron ({int(gap)} s)."]
+    return []
 
 
 def _crontab_column_problems(expr: str) -> list[str]:

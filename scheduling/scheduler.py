@@ -76,7 +76,7 @@ class JobScheduler(DatabaseScheduler):
         self._reconcile_pass_at = -math.inf  # when the current pass started (monotonic)
         self._reconcile_next = 0.0
         self._reconcile_limit = 500
-        self._reconcile_memo: dict[tuple[str, str], datetime | None] = {}
+        self._reconcile_memo: dict[tuple[object, ...], datetime | None] = {}
         self._waiting_next = 0.0
         self.broker = Outage("broker", log=logger)
         self._broker_errors: tuple[type[BaseException], ...] = ()

@@ -22,6 +22,8 @@ def form(**fields) -> dict:
         "run_at_0": "",
         "run_at_1": "",
         "timezone": "UTC",
+        "jitter_seconds": "0",
+        "dst_policy": "shift_once",
         "url": "http://127.0.0.1:9/",
         "method": "GET",
         "headers": "{}",
