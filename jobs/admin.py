@@ -22,12 +22,14 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django_celery_beat import models as beat_models
 
 from core import origin
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import services
+from jobs.admin_pause import JobActionForm, pause_jobs_until
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import clone_data, cloned_fields, job_prepare
@@ -177,7 +179,8 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         ("State", {"fields": STATE_FIELDS}),
         ("Change", {"fields": ["change_reason"]}),
     ]
-    actions = ["pause_jobs", "resume_jobs", "delete_jobs"]
+    actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "delete_jobs"]
+    action_form = JobActionForm  # the date picker of "Pause until…" (jobs.admin_pause)
     list_per_page = 50
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list[Any]:
@@ -194,6 +197,9 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> SafeString:
+        if job.status == Job.Status.PAUSED and job.paused_until is not None:
+            until = timezone.localtime(job.paused_until).strftime("%Y-%m-%d %H:%M")
+            return format_html("{} until {}", badge(job.status), until)
         return badge(job.status)
 
     def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:

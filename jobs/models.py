@@ -159,6 +159,14 @@ class Job(models.Model):
     )  # fmt: skip
 
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Set by a pause with a time to come back (``jobs.services.job_pause``): beat resumes the job
+    # then (``job_resume_due``). ``paused_at``: when it was paused, so that what fell due while it
+    # was paused (and only that) is caught up on by its misfire policy.
+    paused_until = models.DateTimeField(
+        _("paused until"), null=True, blank=True, editable=False,
+        help_text=_("The job resumes by itself at this time."),
+    )  # fmt: skip
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True, editable=False)
     is_system = models.BooleanField(_("system job"), default=False, help_text=_("System jobs cannot be deleted."))
 
     next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True, editable=False)
@@ -198,6 +206,12 @@ class Job(models.Model):
             ),
             # The API's and admin's list filters.
             models.Index(fields=["status", "kind"], name="job_status_kind_idx"),
+            # Beat's look for the paused jobs due to resume (jobs.services.job_resume_due).
+            models.Index(
+                fields=["paused_until"],
+                name="job_paused_until_idx",
+                condition=Q(status="paused", paused_until__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -270,8 +284,8 @@ EDITABLE_FIELDS: tuple[str, ...] = tuple(EDITABLE_PARTS)
 #: ignores them) and in the admin. The job's other fields (``shown_target``, ``last_fired_at``,
 #: ``periodic_task``) are for the system's own use and not shown.
 STATE_FIELDS: tuple[str, ...] = (
-    "is_system", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
-    "created_at", "updated_at",
+    "is_system", "paused_until", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count",
+    "failure_count", "created_at", "updated_at",
 )  # fmt: skip
 
 

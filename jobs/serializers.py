@@ -152,9 +152,23 @@ class CronPreviewResultSerializer(serializers.Serializer):
     next_fire_times = serializers.ListField(child=serializers.DateTimeField())
 
 
+class PauseSerializer(serializers.Serializer):
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Resume by itself at this time (in the future). Empty: stay paused."
+    )
+
+
 class BulkActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["pause", "resume", "run", "delete"])
     ids = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=1000)
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="With pause: resume the jobs by themselves at this time."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("until") is not None and attrs["action"] != "pause":
+            raise serializers.ValidationError({"until": "Only with the pause action."})
+        return attrs
 
 
 class BulkResultSerializer(serializers.Serializer):

@@ -25,6 +25,7 @@ from django.utils.safestring import SafeString, mark_safe
 from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from core.exceptions import Conflict
 from jobs import admin as jobs_admin
+from jobs.admin_pause import pause_jobs_until
 from jobs.models import Job
 from jobs.secrets import mask_overrides
 from runs import cancellation, enqueue
@@ -272,7 +273,7 @@ class JobAdmin(jobs_admin.JobAdmin):
     list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system", jobs_admin.ChangedRecentlyFilter]
     readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "recent_runs"]
     fieldsets = [*jobs_admin.JobAdmin.fieldsets, ("Recent runs", {"fields": ["recent_runs"]})]
-    actions = ["pause_jobs", "resume_jobs", "run_jobs_now", "delete_jobs"]
+    actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "run_jobs_now", "delete_jobs"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WithAnnotations[Job, _LastRun]]:
         latest = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("id")[:1]

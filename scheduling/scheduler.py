@@ -66,6 +66,8 @@ class JobScheduler(DatabaseScheduler):
     waiting_every = 2.0
     #: Queued runs sent again per message batch.
     waiting_batch = 500
+    #: Seconds between two looks for paused jobs whose ``paused_until`` has come.
+    resume_every = 1.0
 
     _heartbeat_at = 0.0
     _leader: LeaderLock | None = None
@@ -78,6 +80,7 @@ class JobScheduler(DatabaseScheduler):
         self._reconcile_limit = 500
         self._reconcile_memo: dict[tuple[object, ...], datetime | None] = {}
         self._waiting_next = 0.0
+        self._resume_next = 0.0
         self.broker = Outage("broker", log=logger)
         self._broker_errors: tuple[type[BaseException], ...] = ()
         # Beat looks for the database again every second at most: fires it could not claim meanwhile
@@ -183,6 +186,7 @@ class JobScheduler(DatabaseScheduler):
         if not self.leader.hold():
             return max_sleep  # another beat fires the jobs; look again at the next tick
         try:
+            self.resume_due()  # first: a job back now has its catch-up fire claimed in this tick
             while True:
                 with transaction.atomic():
                     now = timezone.now()
@@ -202,6 +206,17 @@ class JobScheduler(DatabaseScheduler):
         if upcoming is None:
             return max_sleep
         return min(max_sleep, max(0.0, (upcoming - lead - timezone.now()).total_seconds()))
+
+    def resume_due(self) -> None:
+        """Resume the jobs paused until now (``jobs.services.job_resume_due``), every ``resume_every``
+        seconds: one indexed query (``job_paused_until_idx``) when none is due."""
+        clock = time.monotonic()
+        if clock < self._resume_next:
+            return
+        self._resume_next = clock + self.resume_every
+        resumed = job_services.job_resume_due(now=timezone.now())
+        if resumed:
+            logger.info("resumed %d job(s) paused until now: %s", len(resumed), ", ".join(resumed[:20]))
 
     def send_fires(self, fires: Sequence[Fire]) -> None:
         """Publish recorded fires. If the broker cannot take them they stay queued and unsent, and
