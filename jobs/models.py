@@ -25,7 +25,14 @@ def default_timeout() -> int:
     return settings.CRONTASK_DEFAULT_TIMEOUT
 
 
+class BlackoutPolicy(models.TextChoices):
+    SKIP = "skip", _("Skip: record the fire skipped, naming the calendar")
+    DEFER = "defer", _("Defer: run once at the window's end")
+
+
 class Job(models.Model):
+    BlackoutPolicy = BlackoutPolicy
+
     class Kind(models.TextChoices):
         HTTP = "http", _("HTTP request")
         PYTHON = "python", _("Python handler")
@@ -94,6 +101,16 @@ class Job(models.Model):
             "that share a schedule. Less than the time between two fires. 0: on time."
         ),
     )
+    # Calendars by id: the calendars app sits above jobs (calendars.apps registers the check that
+    # the ids exist, jobs.validators); beat reads them with the job (scheduling.blackouts).
+    calendars = models.JSONField(
+        _("calendars"), default=list, blank=True,
+        help_text=_("Ids of the calendars whose windows this job must not run in, e.g. [1, 3]."),
+    )  # fmt: skip
+    blackout_policy = models.CharField(
+        _("blackout policy"), max_length=6, choices=BlackoutPolicy.choices, default=BlackoutPolicy.SKIP,
+        help_text=_("A fire in a calendar's window: recorded skipped, or run once at the window's end."),
+    )  # fmt: skip
     dst_policy = models.CharField(
         _("DST policy"),
         max_length=12,
@@ -272,6 +289,7 @@ EDITABLE_PARTS: dict[str, str] = {
     "id": "job", "name": "job", "description": "job", "kind": "job",
     "trigger": "schedule", "cron": "schedule", "interval_seconds": "schedule", "run_at": "schedule",
     "timezone": "schedule", "jitter_seconds": "schedule", "dst_policy": "schedule",
+    "calendars": "schedule", "blackout_policy": "schedule",
     "url": "http", "method": "http", "headers": "http", "body": "http", "follow_redirects": "http",
     "handler": "python", "handler_kwargs": "python",
     "command": "shell",

@@ -235,6 +235,12 @@ def _infer_kind(fields: Mapping[str, Any]) -> str:
 
 
 def _full_clean(job: Job) -> None:
+    if job.calendars is None:  # the admin form's empty field: no calendars
+        job.calendars = []
+    _full_clean_checked(job)
+
+
+def _full_clean_checked(job: Job) -> None:
     """``Model.full_clean`` with the job's rules where ``Model.clean`` would be (the model's own
     ``clean`` imports no code), and no unique check (``_prepare_new`` checks the id): each field's
     checks, then the job's rules, then the constraints on the fields that passed both."""

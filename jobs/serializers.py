@@ -45,6 +45,8 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "timezone": lambda: serializers.CharField(required=False, max_length=64),
     "jitter_seconds": lambda: serializers.IntegerField(required=False),
     "dst_policy": lambda: serializers.ChoiceField(choices=Job.DstPolicy.choices, required=False),
+    "calendars": lambda: serializers.ListField(child=serializers.IntegerField(), required=False, max_length=20),
+    "blackout_policy": lambda: serializers.ChoiceField(choices=Job.BlackoutPolicy.choices, required=False),
     "url": lambda: serializers.CharField(required=False, allow_blank=True, max_length=2000),
     "method": lambda: serializers.ChoiceField(choices=Job.Method.choices, required=False),
     "headers": lambda: serializers.JSONField(required=False),
@@ -128,6 +130,9 @@ class CronPreviewSerializer(serializers.Serializer):
     expr = serializers.CharField(max_length=200)
     timezone = serializers.CharField(max_length=64, required=False, default=settings.TIME_ZONE)
     count = serializers.IntegerField(min_value=1, max_value=100, required=False, default=5)
+    after = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="List the fires after this time (default: now), to look further on."
+    )
 
     def validate_expr(self, value: str) -> str:
         return _django_to_drf(validate_cron, value)

@@ -54,12 +54,27 @@ CRONTAB_COLUMNS = {
 
 _url_validator = URLValidator(schemes=["http", "https"])
 
+#: Calendars a job names at most.
+MAX_CALENDARS = 20
+# Which calendar ids name no calendar: the calendars app (above jobs) registers it when it loads.
+_calendar_checks: list[Callable[[list[int]], list[int]]] = []
+
+
+def register_calendar_check(check: Callable[[list[int]], list[int]]) -> None:
+    """``check(ids)`` returns the ids that name no calendar (``calendars.apps`` registers it)."""
+    if check not in _calendar_checks:
+        _calendar_checks.append(check)
+
 
 def validate_job(job: Job) -> None:
     errors: dict[str, list[str]] = {}
     # An oversized value is refused on its size alone: the other checks walk every value.
     bounds = _check_bounds(job)
-    checks = (_check_trigger,) if bounds else (_check_text, _check_trigger, _check_kind, _check_concurrency)
+    checks = (
+        (_check_trigger,)
+        if bounds
+        else (_check_text, _check_trigger, _check_kind, _check_concurrency, _check_calendars)
+    )
     for field, message in bounds:
         errors.setdefault(field, []).append(message)
     for check in checks:
@@ -67,6 +82,20 @@ def validate_job(job: Job) -> None:
             errors.setdefault(field, []).append(message)
     if errors:
         raise ValidationError(errors)
+
+
+def _check_calendars(job: Job) -> list[tuple[str, str]]:
+    ids = job.calendars
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return [("calendars", "A list of calendar ids (whole numbers).")]
+    if len(ids) > MAX_CALENDARS:
+        return [("calendars", f"At most {MAX_CALENDARS} calendars.")]
+    if len(set(ids)) != len(ids):
+        return [("calendars", "An id is given twice.")]
+    unknown = sorted({i for check in _calendar_checks for i in check(ids)})
+    if unknown:
+        return [("calendars", f"No calendar with the id(s) {', '.join(map(str, unknown))}.")]
+    return []
 
 
 def _check_concurrency(job: Job) -> list[tuple[str, str]]:

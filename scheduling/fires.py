@@ -39,6 +39,10 @@ class Fire:
     missed: tuple[datetime, ...] = ()
     #: What its run runs (``Job.target``, secrets masked), recorded with the run.
     target: str = ""
+    #: The job's calendars (ids) and blackout policy: beat holds back a fire in one of their
+    #: windows (``scheduling.blackouts``).
+    calendars: tuple[int, ...] = ()
+    blackout_policy: str = ""
 
 
 def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None) -> list[Fire]:
@@ -60,7 +64,7 @@ def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None)
         .values_list(
             "id", "kind", "method", "url", "handler", "command",
             "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone",
-            "jitter_seconds", "dst_policy",
+            "jitter_seconds", "dst_policy", "calendars", "blackout_policy",
         )[:limit]
     )  # fmt: skip
     fires: list[Fire] = []
@@ -68,7 +72,7 @@ def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None)
     moved: dict[datetime | None, list[str]] = defaultdict(list)
     for row in due:
         job_id, kind, method, url, handler, command, scheduled_for, trigger, cron, every, run_at, zone = row[:12]
-        jitter, dst_policy = row[12:]
+        jitter, dst_policy, calendars, blackout_policy = row[12:]
         if scheduled_for is None:  # not due: next_run_at__lte matches no NULL
             continue
         offset = jitter_offset(job_id, jitter)
@@ -79,7 +83,13 @@ def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None)
         next_run_at, missed = following[key]
         moved[next_run_at].append(job_id)
         target = mask_text(Job.target_of(kind=kind, method=method, url=url, handler=handler, command=command))
-        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed, target=target))
+        fires.append(
+            Fire(
+                job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed, target=target,
+                calendars=tuple(calendars) if isinstance(calendars, list) else (),
+                blackout_policy=str(blackout_policy),
+            )
+        )  # fmt: skip
     for next_run_at, ids in moved.items():
         # SET reads the row as it was, so last_fired_at takes the fire claimed (read on resuming a one-off).
         Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at, last_fired_at=F("next_run_at"))
@@ -128,11 +138,14 @@ def reconcile_next_runs(
         .order_by("pk")
         .values_list(
             "id", "status", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone",
-            "jitter_seconds", "dst_policy",
+            "jitter_seconds", "dst_policy", "calendars", "blackout_policy",
         )[:limit]
     )  # fmt: skip
     repaired = 0
-    for job_id, status, next_run_at, trigger, cron, every, run_at, zone, jitter, dst_policy in rows:
+    for job_id, status, next_run_at, trigger, cron, every, run_at, zone, *more in rows:
+        jitter, dst_policy, calendars, blackout_policy = more
+        if calendars and blackout_policy == Job.BlackoutPolicy.DEFER and next_run_at is not None and next_run_at > now:
+            continue  # a fire deferred to a blackout's end (scheduling.blackouts) is not the schedule's own
         schedule = Schedule(trigger, cron, every, run_at, zone, jitter_offset(job_id, jitter), dst_policy)
         expected = _expected_next_run(job_id, status, next_run_at, schedule, now, memo)
         if expected != next_run_at and Job.objects.filter(pk=job_id, status=status, next_run_at=next_run_at).update(

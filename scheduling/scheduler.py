@@ -44,8 +44,8 @@ from jobs import services as job_services
 from jobs.beat_sync import EXECUTE_TASK
 from jobs.models import Job
 from runs.enqueue import mark_runs_sent
+from scheduling import blackouts, outbox
 from scheduling import fires as job_fires
-from scheduling import outbox
 from scheduling.fires import Fire
 from scheduling.leader import LeaderLock
 from scheduling.publisher import FirePublisher, broker_errors
@@ -81,6 +81,7 @@ class JobScheduler(DatabaseScheduler):
         self._reconcile_memo: dict[tuple[object, ...], datetime | None] = {}
         self._waiting_next = 0.0
         self._resume_next = 0.0
+        self.calendars = blackouts.CalendarCache()
         self.broker = Outage("broker", log=logger)
         self._broker_errors: tuple[type[BaseException], ...] = ()
         # Beat looks for the database again every second at most: fires it could not claim meanwhile
@@ -190,11 +191,12 @@ class JobScheduler(DatabaseScheduler):
             while True:
                 with transaction.atomic():
                     now = timezone.now()
-                    fires = job_fires.claim_due_fires(now=now, until=now + lead, limit=self.batch_size)
+                    claimed = job_fires.claim_due_fires(now=now, until=now + lead, limit=self.batch_size)
+                    fires = blackouts.hold_back(claimed, now=now, cache=self.calendars)
                     outbox.record_fires(fires, now=now)
                 metrics.observe_claims(fires, now=now)  # once the claim is committed
                 self.send_fires(fires)  # after the commit: the worker's claim finds the run recorded
-                if len(fires) < self.batch_size:
+                if len(claimed) < self.batch_size:
                     break
             self.send_waiting()
             self.reconcile()
