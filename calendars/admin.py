@@ -13,13 +13,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from calendars import services
 from calendars.ics import import_ics
 from calendars.models import Calendar, Window
+from calendars.preview import job_preview
 from calendars.selectors import jobs_using
+from jobs.models import Job
 from jobs.triggers import get_zone
 
 
@@ -32,7 +35,7 @@ class WindowForm(forms.ModelForm):
         data = super().clean() or {}
         calendar = self.instance.calendar if self.instance.calendar_id else None
         zone = get_zone(calendar.time_zone) if calendar is not None else None
-        item = {k: v for k, v in data.items() if k in self.Meta.fields and v not in (None, "")}
+        item = {k: v for k, v in data.items() if k in services.WINDOW_FIELDS and v not in (None, "")}
         try:
             services.window_prepare(item, zone=zone)
         except ValidationError as exc:
@@ -121,3 +124,21 @@ class CalendarAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/calendars/calendar/import_ics.html", context)
+
+
+def next_fires_html(job: Job) -> SafeString | str:
+    """The job page's "Next fires": the API's preview (``calendars.preview``) as a small table."""
+    if job._state.adding or not job.pk:
+        return "Shown once the job is saved."
+    fires = job_preview(job=job, after=timezone.now(), count=10)["fires"]
+    if not fires:
+        return "None: the job has no fire to come."
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (fire["at"], "skipped" if fire["skipped"] else "moved" if fire["moved"] else "", "; ".join(fire["reasons"]))
+            for fire in fires
+        ),
+    )
+    return format_html('<table class="ct-next-fires"><tr><th>at</th><th></th><th>why</th></tr>{}</table>', rows)

@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
+from calendars.admin import next_fires_html
 from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from core.exceptions import Conflict
 from jobs import admin as jobs_admin
@@ -271,8 +272,12 @@ class JobAdmin(jobs_admin.JobAdmin):
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",
     ]  # fmt: skip
     list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system", jobs_admin.ChangedRecentlyFilter]
-    readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "recent_runs"]
-    fieldsets = [*jobs_admin.JobAdmin.fieldsets, ("Recent runs", {"fields": ["recent_runs"]})]
+    readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "next_fires", "recent_runs"]
+    fieldsets = [
+        *jobs_admin.JobAdmin.fieldsets,
+        ("Next fires", {"fields": ["next_fires"]}),
+        ("Recent runs", {"fields": ["recent_runs"]}),
+    ]
     actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "run_jobs_now", "delete_jobs"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WithAnnotations[Job, _LastRun]]:
@@ -293,6 +298,10 @@ class JobAdmin(jobs_admin.JobAdmin):
         return format_html(
             '<a href="{}">{}</a> {}', url, badge(job.last_run_status), f"{job.last_run_at:%Y-%m-%d %H:%M:%S}"
         )
+
+    @admin.display(description="next fires (after jitter, DST policy and calendars)")
+    def next_fires(self, job: Job) -> SafeString | str:
+        return next_fires_html(job)
 
     @admin.display(description="last 20 runs")
     def recent_runs(self, job: Job) -> SafeString:

@@ -252,3 +252,41 @@ def test_cron_preview_takes_after(api):
     assert response.status_code == 200, response.json()
     assert response.json()["next_fire_times"] == ["2031-01-01T00:00:00+00:00", "2032-01-01T00:00:00+00:00"]
     assert api.get("/api/cron/preview/", {"expr": "* * * * *", "after": "later"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_the_admin_edits_calendars_imports_holidays_and_shows_a_jobs_next_fires(staff):
+    response = staff.post(
+        "/admin/calendars/calendar/add/",
+        {
+            "name": "office", "description": "", "time_zone": "UTC",
+            "windows-TOTAL_FORMS": "1", "windows-INITIAL_FORMS": "0",
+            "windows-MIN_NUM_FORMS": "0", "windows-MAX_NUM_FORMS": "1000",
+            "windows-0-kind": "recurring", "windows-0-name": "weekend", "windows-0-cron": "0 0 * * 6",
+            "windows-0-duration_seconds": "172800",
+        },
+    )  # fmt: skip
+    assert response.status_code == 302, [f.errors for f in response.context["inline_admin_formsets"][0].formset]
+    calendar = Calendar.objects.get(name="office")
+    assert [w.cron for w in calendar.windows.all()] == ["0 0 * * 6"]
+    bad = staff.post(
+        "/admin/calendars/calendar/add/",
+        {
+            "name": "bad", "time_zone": "UTC",
+            "windows-TOTAL_FORMS": "1", "windows-INITIAL_FORMS": "0",
+            "windows-MIN_NUM_FORMS": "0", "windows-MAX_NUM_FORMS": "1000",
+            "windows-0-kind": "recurring", "windows-0-cron": "0 0 * * 6",
+        },
+    )  # fmt: skip
+    assert bad.status_code == 200
+    assert "duration_seconds" in bad.content.decode()
+
+    upload = SimpleUploadedFile("h.ics", HOLIDAYS_ICS, content_type="text/calendar")
+    imported = staff.post(f"/admin/calendars/calendar/{calendar.pk}/import-ics/", {"file": upload}, follow=True)
+    assert "3 window(s) imported" in imported.content.decode()
+    assert calendar.windows.count() == 4
+
+    job_services.job_create(data={"id": "j", "cron": "0 12 * * *", "url": URL, "calendars": [calendar.pk]})
+    page = staff.get("/admin/jobs/job/j/change/").content.decode()
+    assert "ct-next-fires" in page
+    assert "used by jobs" in staff.get(f"/admin/calendars/calendar/{calendar.pk}/change/").content.decode().lower()
