@@ -14,7 +14,7 @@ from datetime import datetime
 
 from calendars.models import Calendar
 from calendars.selectors import calendar_windows
-from calendars.windows import WindowSpec, blackout_at, blackout_end
+from calendars.windows import Blackout, WindowSpec, blackout_at, blackout_end
 from jobs.models import Job
 from scheduling import outbox
 from scheduling.fires import Fire
@@ -46,9 +46,14 @@ def hold_back(fires: Sequence[Fire], *, now: datetime, cache: CalendarCache) -> 
     by_calendar = cache.windows(ids)
     kept: list[Fire] = []
     held: list[tuple[Fire, str]] = []
+    # Jobs that share calendars and a fire time (a burst) share one look at the windows.
+    seen: dict[tuple[tuple[int, ...], datetime], tuple[list[WindowSpec], Blackout | None]] = {}
     for fire in fires:
-        windows = [spec for pk in fire.calendars for spec in by_calendar.get(pk, ())]
-        blackout = blackout_at(windows, fire.scheduled_for) if windows else None
+        key = (fire.calendars, fire.scheduled_for)
+        if key not in seen:
+            windows = [spec for pk in fire.calendars for spec in by_calendar.get(pk, ())]
+            seen[key] = (windows, blackout_at(windows, fire.scheduled_for) if windows else None)
+        windows, blackout = seen[key]
         if blackout is None:
             kept.append(fire)
             continue
