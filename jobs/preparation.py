@@ -189,6 +189,8 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
         job.status = resumed_status(job, now)
     if schedule_changed or job.status != stored.status:
         job.next_run_at = first_fire(job, now, run_if_past=run_if_past and job.run_at != before.run_at)
+    if job.status != Job.Status.PAUSED:  # resumed by an update: no longer paused until a time
+        job.paused_until = job.paused_at = None
     job.shown_target = mask_text(job.target)
     return job
 

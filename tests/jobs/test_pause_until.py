@@ -123,3 +123,12 @@ def test_fires_next_due_ignores_paused_jobs():
     with time_machine.travel(T0, tick=False):
         services.job_pause(job=job, until=T0 + timedelta(hours=1))
     assert fires.next_due_at() is None
+
+
+def test_an_update_that_resumes_the_job_clears_the_until():
+    job = make()
+    with time_machine.travel(T0, tick=False):
+        services.job_pause(job=job, until=T0 + timedelta(days=1))
+        resumed = services.job_update(job=job, data={"status": "active"})
+    assert (resumed.status, resumed.paused_until) == ("active", None)
+    assert Job.objects.get(pk="hourly").paused_until is None
