@@ -142,3 +142,19 @@ def next_fires_html(job: Job) -> SafeString | str:
         ),
     )
     return format_html('<table class="ct-next-fires"><tr><th>at</th><th></th><th>why</th></tr>{}</table>', rows)
+
+
+def _calendar_choices() -> list[tuple[int, str]]:
+    return [(pk, f"{name} ({zone})") for pk, name, zone in Calendar.objects.values_list("pk", "name", "time_zone")]
+
+
+def calendar_choice_field(**kwargs: Any) -> forms.TypedMultipleChoiceField:
+    """The job form's ``calendars``: the calendars by name, kept as the job keeps them (ids)."""
+    return forms.TypedMultipleChoiceField(
+        choices=_calendar_choices,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="calendars",
+        help_text="The job does not run in these calendars' windows (see the blackout policy).",
+    )

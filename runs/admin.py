@@ -22,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
-from calendars.admin import next_fires_html
+from calendars.admin import calendar_choice_field, next_fires_html
 from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from core.exceptions import Conflict
 from jobs import admin as jobs_admin
@@ -298,6 +298,11 @@ class JobAdmin(jobs_admin.JobAdmin):
         return format_html(
             '<a href="{}">{}</a> {}', url, badge(job.last_run_status), f"{job.last_run_at:%Y-%m-%d %H:%M:%S}"
         )
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "calendars":  # ids in the job; checkboxes by name here
+            return calendar_choice_field()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description="next fires (after jitter, DST policy and calendars)")
     def next_fires(self, job: Job) -> SafeString | str:

@@ -24,7 +24,6 @@ def form(**fields) -> dict:
         "timezone": "UTC",
         "jitter_seconds": "0",
         "dst_policy": "shift_once",
-        "calendars": "[]",
         "blackout_policy": "skip",
         "url": "http://127.0.0.1:9/",
         "method": "GET",

@@ -290,3 +290,16 @@ def test_the_admin_edits_calendars_imports_holidays_and_shows_a_jobs_next_fires(
     page = staff.get("/admin/jobs/job/j/change/").content.decode()
     assert "ct-next-fires" in page
     assert "used by jobs" in staff.get(f"/admin/calendars/calendar/{calendar.pk}/change/").content.decode().lower()
+
+
+@pytest.mark.django_db
+def test_the_job_form_picks_calendars_by_name(staff):
+    calendar = services.calendar_create(data={"name": "holidays"})
+    job_services.job_create(data={"id": "j", "cron": "0 12 * * *", "url": URL})
+    page = staff.get("/admin/jobs/job/j/change/")
+    assert "holidays (UTC)" in page.content.decode()
+    form = {k: v for k, v in page.context["adminform"].form.initial.items() if v is not None}
+    form.update(headers="{}", handler_kwargs="{}", calendars=[str(calendar.pk)], blackout_policy="defer")
+    response = staff.post("/admin/jobs/job/j/change/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert (Job.objects.get(pk="j").calendars, Job.objects.get(pk="j").blackout_policy) == ([calendar.pk], "defer")
