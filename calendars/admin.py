@@ -85,6 +85,15 @@ class CalendarAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         form.instance.save(update_fields=["updated_at"])  # beat reloads a calendar whose updated_at moved
 
+    def save_model(self, request: HttpRequest, obj: Calendar, form: forms.ModelForm, change: bool) -> None:
+        # The calendar's own fields through the services; its windows are the inline's (checked
+        # by WindowForm as the API checks them), and save_related bumps updated_at after them.
+        data = {name: form.cleaned_data[name] for name in services.CALENDAR_FIELDS if name in form.cleaned_data}
+        saved = services.calendar_update(calendar=obj, data=data) if change else services.calendar_create(data=data)
+        obj.pk = saved.pk
+        obj._state.adding = False
+        obj.refresh_from_db()
+
     def delete_model(self, request: HttpRequest, obj: Calendar) -> None:
         services.calendar_delete(calendar=obj)
 

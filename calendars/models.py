@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from jobs.triggers import get_zone
+
 #: The longest a recurring window lasts: a year.
 MAX_DURATION_SECONDS = 366 * 86400
 
@@ -16,11 +18,15 @@ def default_time_zone() -> str:
     return settings.TIME_ZONE
 
 
+def validate_time_zone(name: str) -> None:
+    get_zone(name)  # ValidationError naming the problem
+
+
 class Calendar(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
     description = models.TextField(_("description"), blank=True)
     time_zone = models.CharField(
-        _("time zone"), max_length=64, default=default_time_zone,
+        _("time zone"), max_length=64, default=default_time_zone, validators=[validate_time_zone],
         help_text=_("IANA name the windows' times and crons are read in."),
     )  # fmt: skip
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

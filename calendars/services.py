@@ -68,17 +68,7 @@ def _apply(calendar: Calendar, data: Mapping[str, Any], *, partial: bool) -> Non
     for name in CALENDAR_FIELDS:
         if name in data:
             setattr(calendar, name, data[name])
-    errors: dict[str, list[str]] = {}
-    try:
-        calendar.full_clean(validate_unique=True)
-    except ValidationError as exc:
-        errors = exc.message_dict
-    try:
-        get_zone(calendar.time_zone)
-    except ValidationError as exc:
-        errors.setdefault("time_zone", []).extend(exc.messages)
-    if errors:
-        raise ValidationError(errors)
+    calendar.full_clean(validate_unique=True)  # the time zone's check is the field's (models)
     windows = None
     if "windows" in data or not partial:
         windows = _windows(calendar, data.get("windows") or [])

@@ -303,3 +303,18 @@ def test_the_job_form_picks_calendars_by_name(staff):
     response = staff.post("/admin/jobs/job/j/change/", form)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert (Job.objects.get(pk="j").calendars, Job.objects.get(pk="j").blackout_policy) == ([calendar.pk], "defer")
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_an_unknown_time_zone_as_the_api_does(staff):
+    response = staff.post(
+        "/admin/calendars/calendar/add/",
+        {
+            "name": "mars", "time_zone": "Mars/Olympus",
+            "windows-TOTAL_FORMS": "0", "windows-INITIAL_FORMS": "0",
+            "windows-MIN_NUM_FORMS": "0", "windows-MAX_NUM_FORMS": "1000",
+        },
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "Unknown time zone" in response.content.decode()
+    assert not Calendar.objects.filter(name="mars").exists()
