@@ -26,7 +26,7 @@ from calendars.admin import calendar_choice_field, next_fires_html
 from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from core.exceptions import Conflict
 from jobs import admin as jobs_admin
-from jobs.admin_pause import pause_jobs_until
+from jobs.admin_pause import pause_jobs_until, pause_until_link, pause_until_view
 from jobs.models import Job
 from jobs.secrets import mask_overrides
 from runs import cancellation, enqueue
@@ -272,10 +272,10 @@ class JobAdmin(jobs_admin.JobAdmin):
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run", "success_count", "failure_count",
     ]  # fmt: skip
     list_filter = ["status", "kind", "trigger", LastRunStatusFilter, "is_system", jobs_admin.ChangedRecentlyFilter]
-    readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "next_fires", "recent_runs"]
+    readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "next_fires", "pause_until", "recent_runs"]
     fieldsets = [
         *jobs_admin.JobAdmin.fieldsets,
-        ("Next fires", {"fields": ["next_fires"]}),
+        ("Next fires", {"fields": ["next_fires", "pause_until"]}),
         ("Recent runs", {"fields": ["recent_runs"]}),
     ]
     actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "run_jobs_now", "delete_jobs"]
@@ -303,6 +303,10 @@ class JobAdmin(jobs_admin.JobAdmin):
         if db_field.name == "calendars":  # ids in the job; checkboxes by name here
             return calendar_choice_field()
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description="pause")
+    def pause_until(self, job: Job) -> SafeString | str:
+        return pause_until_link(job)
 
     @admin.display(description="next fires (after jitter, DST policy and calendars)")
     def next_fires(self, job: Job) -> SafeString | str:
@@ -347,8 +351,12 @@ class JobAdmin(jobs_admin.JobAdmin):
         button = self.admin_site.admin_view
         return [
             path("<path:object_id>/run-now/", button(self.run_now_view), name="jobs_job_run_now"),
+            path("<path:object_id>/pause-until/", button(self.pause_until_view), name="jobs_job_pause_until"),
             *super().get_urls(),
         ]
+
+    def pause_until_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return pause_until_view(self, request, unquote(object_id))
 
     def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._button(request, object_id, _run_now, "queued to run")

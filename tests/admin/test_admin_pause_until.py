@@ -48,3 +48,20 @@ def test_it_refuses_a_time_in_the_past_or_none(staff):
     none = staff.post("/admin/jobs/job/", {"action": "pause_jobs_until", "_selected_action": ["a"]}, follow=True)
     assert "Give the date and time" in none.content.decode()
     assert Job.objects.get(pk="a").status == "active"
+
+
+def test_the_job_page_pauses_until_a_time_picked(staff):
+    services.job_create(data={"id": "a", "cron": "0 * * * *", "url": "http://127.0.0.1:9/"})
+    page = staff.get("/admin/jobs/job/a/change/").content.decode()
+    assert "/admin/jobs/job/a/pause-until/" in page
+    picker = staff.get("/admin/jobs/job/a/pause-until/").content.decode()
+    assert 'name="until_0"' in picker
+    assert "DateTimeShortcuts.js" in picker or "calendar.js" in picker
+    until = timezone.localtime() + timedelta(days=1)
+    response = staff.post(
+        "/admin/jobs/job/a/pause-until/", {"until_0": until.strftime("%Y-%m-%d"), "until_1": "08:00:00"}, follow=True
+    )
+    assert "paused until" in response.content.decode()
+    assert Job.objects.get(pk="a").paused_until == until.replace(hour=8, minute=0, second=0, microsecond=0)
+    past = staff.post("/admin/jobs/job/a/pause-until/", {"until_0": "2020-01-01", "until_1": "08:00:00"})
+    assert "Must be in the future" in past.content.decode()
