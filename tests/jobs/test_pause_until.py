@@ -132,3 +132,26 @@ def test_an_update_that_resumes_the_job_clears_the_until():
         resumed = services.job_update(job=job, data={"status": "active"})
     assert (resumed.status, resumed.paused_until) == ("active", None)
     assert Job.objects.get(pk="hourly").paused_until is None
+
+
+@pytest.mark.parametrize(("grace", "status"), [(None, "success"), (60, "skipped")])
+def test_the_fire_caught_up_on_follows_the_misfire_policy(make_beat, http_target, grace, status):
+    """Back at 14:30, the 14:00 fire that fell due while paused runs late, or, past a 60 s grace,
+    is recorded skipped as a misfire."""
+    from runs.tasks import execute_job
+
+    make({**HOURLY, "url": f"{http_target.url}/", "misfire_grace_seconds": grace})
+    with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
+        services.job_pause(job=Job.objects.get(pk="hourly"), until=T0 + timedelta(hours=2, minutes=30))
+    scheduler = make_beat()
+    sent: list = []
+    scheduler.publish = sent.extend
+    back = T0 + timedelta(hours=2, minutes=30, seconds=1)
+    with time_machine.travel(back, tick=False):
+        scheduler.fire_due_jobs()
+        [fire] = sent
+        execute_job.apply(kwargs={"job_id": fire.job_id, "scheduled_for": fire.scheduled_for.isoformat()}, throw=True)
+    run = Run.objects.get()
+    assert (run.scheduled_for, run.status) == (T0 + timedelta(hours=2), status)
+    if status == "skipped":
+        assert run.error.startswith("Misfire: started 1801.0 s after its scheduled time")
