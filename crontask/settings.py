@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "heartbeats.apps.HeartbeatsConfig",
     "audit.apps.AuditConfig",
     "jobs.apps.JobsConfig",
+    "calendars.apps.CalendarsConfig",
     "runs.apps.RunsConfig",
     "monitoring.apps.MonitoringConfig",
     "alerts.apps.AlertsConfig",

@@ -9,6 +9,7 @@ from rest_framework.routers import DefaultRouter
 
 from alerts.api import AlertRuleViewSet, ChannelViewSet, IncidentViewSet, NotificationViewSet
 from audit.api import AuditEntryViewSet
+from calendars.api import CalendarViewSet, JobPreviewView
 from jobs.api import CronPreviewView, HandlerListView, JobVersionDetailView, JobVersionListView, JobVersionRevertView
 from monitoring.dashboard import dashboard
 from monitoring.staff import preferences
@@ -24,6 +25,7 @@ router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("audit", AuditEntryViewSet, basename="audit")
+router.register("calendars", CalendarViewSet, basename="calendar")
 
 urlpatterns = [
     # Nothing lives at the site's root but the admin: "View site" and a typed address land there.
@@ -36,6 +38,7 @@ urlpatterns = [
     path("api/handlers/", HandlerListView.as_view(), name="handlers"),
     path("api/cron/preview/", CronPreviewView.as_view(), name="cron-preview"),
     path("api/jobs/<str:job_id>/runs/", JobRunsView.as_view(), name="job-runs"),
+    path("api/jobs/<str:job_id>/preview/", JobPreviewView.as_view(), name="job-preview"),
     path("api/jobs/<str:job_id>/versions/", JobVersionListView.as_view(), name="job-versions"),
     path("api/jobs/<str:job_id>/versions/<int:number>/", JobVersionDetailView.as_view(), name="job-version"),
     path(

@@ -34,6 +34,7 @@ from audit.services import audit_context, audit_record, audit_refused_write
 from core import origin, times
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
 from jobs import handlers, services
+from jobs.admin_pause import JobActionForm, pause_jobs_until
 from jobs.admin_tags import TagListFilter, TagsFormField
 from jobs.admin_workflow import WorkflowAdminMixin
 from jobs.errors import JobConflict, ShellNotPermitted
@@ -292,7 +293,8 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
         ("State", {"fields": STATE_SHOWN}),
         ("Change", {"fields": ["change_reason"]}),
     ]
-    actions = ["pause_jobs", "resume_jobs", "delete_jobs"]
+    actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "delete_jobs"]
+    action_form = JobActionForm  # the date picker of "Pause until…" (jobs.admin_pause)
     list_per_page = 50
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list[Any]:
@@ -317,6 +319,9 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> SafeString:
+        if job.status == Job.Status.PAUSED and job.paused_until is not None:
+            until = timezone.localtime(job.paused_until).strftime("%Y-%m-%d %H:%M")
+            return format_html("{} until {}", badge(job.status), until)
         return badge(job.status)
 
     def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:

@@ -42,6 +42,7 @@ from jobs.serializers import (
     JobVersionDetailSerializer,
     JobVersionSerializer,
     JobWriteSerializer,
+    PauseSerializer,
     RestoreSerializer,
     RevertSerializer,
 )
@@ -101,10 +102,14 @@ class JobViewSet(viewsets.ModelViewSet):
         services.job_delete(job=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={200: JobSerializer})
+    @extend_schema(request=PauseSerializer, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str | None = None) -> Response:
-        return Response(JobSerializer(services.job_pause(job=self.get_object())).data)
+        """Pause the job; with ``until`` it resumes by itself at that time."""
+        job = self.get_object()
+        query = PauseSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        return Response(JobSerializer(services.job_pause(job=job, until=query.validated_data.get("until"))).data)
 
     @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
@@ -159,6 +164,9 @@ class JobViewSet(viewsets.ModelViewSet):
         name, ids = serializer.validated_data["action"], serializer.validated_data["ids"]
         jobs = Job.objects.in_bulk(ids)
         service = self.bulk_services[name]
+        if (until := serializer.validated_data.get("until")) is not None:
+            services.validate_pause_until(until)  # once for all: a 400, not the same error per id
+            service = partial(service, until=until)
         if name in ACTOR_CHECKED:  # the services that refuse a user without the shell permission
             service = partial(service, actor=request.user)
         with audit_context(bulk=name):  # each job's own entry says it came from this bulk action

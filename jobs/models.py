@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from jobs.triggers import Schedule, Trigger
+from jobs.triggers import MAX_JITTER_SECONDS, DstPolicy, Schedule, Trigger, jitter_offset
 
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
@@ -25,13 +25,21 @@ def default_timeout() -> int:
     return settings.CRONTASK_DEFAULT_TIMEOUT
 
 
+class BlackoutPolicy(models.TextChoices):
+    SKIP = "skip", _("Skip: record the fire skipped, naming the calendar")
+    DEFER = "defer", _("Defer: run once at the window's end")
+
+
 class Job(models.Model):
+    BlackoutPolicy = BlackoutPolicy
+
     class Kind(models.TextChoices):
         HTTP = "http", _("HTTP request")
         PYTHON = "python", _("Python handler")
         SHELL = "shell", _("Shell command")
 
     Trigger = Trigger  # defined with the trigger maths (jobs.triggers), where Schedule reads it
+    DstPolicy = DstPolicy  # likewise
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
@@ -95,6 +103,36 @@ class Job(models.Model):
     run_at = models.DateTimeField(_("run at"), null=True, blank=True, help_text=_("For a one-off job."))
     timezone = models.CharField(
         _("time zone"), max_length=64, default=default_timezone, help_text=_("IANA name the cron is read in.")
+    )
+    jitter_seconds = models.PositiveIntegerField(
+        _("jitter (seconds)"),
+        default=0,
+        validators=[MaxValueValidator(MAX_JITTER_SECONDS)],
+        help_text=_(
+            "Move every fire by the same offset in [0, jitter), derived from the job's id, to spread jobs "
+            "that share a schedule. Less than the time between two fires. 0: on time."
+        ),
+    )
+    # Calendars by id: the calendars app sits above jobs (calendars.apps registers the check that
+    # the ids exist, jobs.validators); beat reads them with the job (scheduling.blackouts).
+    calendars = models.JSONField(
+        _("calendars"), default=list, blank=True,
+        help_text=_("Ids of the calendars whose windows this job must not run in, e.g. [1, 3]."),
+    )  # fmt: skip
+    blackout_policy = models.CharField(
+        _("blackout policy"), max_length=6, choices=BlackoutPolicy.choices, default=BlackoutPolicy.SKIP,
+        help_text=_("A fire in a calendar's window: recorded skipped, or run once at the window's end."),
+    )  # fmt: skip
+    dst_policy = models.CharField(
+        _("DST policy"),
+        max_length=12,
+        choices=DstPolicy.choices,
+        default=DstPolicy.SHIFT_ONCE,
+        help_text=_(
+            "For a cron that names its minute and hour: on the day a daylight-saving change skips its "
+            "time, run at the next valid time (shift) or not at all (skip); on the day it repeats it, "
+            "run once or twice."
+        ),
     )
 
     url = models.CharField(_("URL"), max_length=2000, blank=True)
@@ -174,6 +212,14 @@ class Job(models.Model):
     )  # fmt: skip
 
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Set by a pause with a time to come back (``jobs.services.job_pause``): beat resumes the job
+    # then (``job_resume_due``). ``paused_at``: when it was paused, so that what fell due while it
+    # was paused (and only that) is caught up on by its misfire policy.
+    paused_until = models.DateTimeField(
+        _("paused until"), null=True, blank=True, editable=False,
+        help_text=_("The job resumes by itself at this time."),
+    )  # fmt: skip
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True, editable=False)
     is_system = models.BooleanField(_("system job"), default=False, help_text=_("System jobs cannot be deleted."))
 
     next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True, editable=False)
@@ -213,6 +259,12 @@ class Job(models.Model):
             ),
             # The API's and admin's list filters.
             models.Index(fields=["status", "kind"], name="job_status_kind_idx"),
+            # Beat's look for the paused jobs due to resume (jobs.services.job_resume_due).
+            models.Index(
+                fields=["paused_until"],
+                name="job_paused_until_idx",
+                condition=Q(status="paused", paused_until__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -245,6 +297,8 @@ class Job(models.Model):
             interval_seconds=self.interval_seconds,
             run_at=self.run_at,
             timezone=self.timezone,
+            offset_seconds=jitter_offset(self.id, self.jitter_seconds),
+            dst_policy=self.dst_policy,
         )
 
     @property
@@ -270,7 +324,8 @@ class Job(models.Model):
 EDITABLE_PARTS: dict[str, str] = {
     "id": "job", "name": "job", "description": "job", "tags": "job", "kind": "job",
     "trigger": "schedule", "cron": "schedule", "interval_seconds": "schedule", "run_at": "schedule",
-    "timezone": "schedule",
+    "timezone": "schedule", "jitter_seconds": "schedule", "dst_policy": "schedule",
+    "calendars": "schedule", "blackout_policy": "schedule",
     "url": "http", "method": "http", "headers": "http", "body": "http", "follow_redirects": "http",
     "handler": "python", "handler_kwargs": "python",
     "command": "shell",
@@ -284,8 +339,8 @@ EDITABLE_FIELDS: tuple[str, ...] = tuple(EDITABLE_PARTS)
 #: ignores them) and in the admin. The job's other fields (``shown_target``, ``last_fired_at``,
 #: ``periodic_task``) are for the system's own use and not shown.
 STATE_FIELDS: tuple[str, ...] = (
-    "is_system", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
-    "created_at", "updated_at",
+    "is_system", "paused_until", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count",
+    "failure_count", "created_at", "updated_at",
 )  # fmt: skip
 
 

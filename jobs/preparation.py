@@ -199,6 +199,8 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
         job.status = resumed_status(job, now)
     if schedule_changed or job.status != stored.status:
         job.next_run_at = first_fire(job, now, run_if_past=run_if_past and job.run_at != before.run_at)
+    if job.status != Job.Status.PAUSED:  # resumed by an update: no longer paused until a time
+        job.paused_until = job.paused_at = None
     job.shown_target = mask_text(job.target)
     return job
 
@@ -248,6 +250,12 @@ def _infer_kind(fields: Mapping[str, Any]) -> str:
 
 
 def _full_clean(job: Job) -> None:
+    if job.calendars is None:  # the admin form's empty field: no calendars
+        job.calendars = []
+    _full_clean_checked(job)
+
+
+def _full_clean_checked(job: Job) -> None:
     """``Model.full_clean`` with the job's rules where ``Model.clean`` would be (the model's own
     ``clean`` imports no code), and no unique check (``_prepare_new`` checks the id): each field's
     checks, then the job's rules, then the constraints on the fields that passed both."""

@@ -47,6 +47,10 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "interval_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
     "run_at": lambda: serializers.DateTimeField(required=False, allow_null=True),
     "timezone": lambda: serializers.CharField(required=False, max_length=64),
+    "jitter_seconds": lambda: serializers.IntegerField(required=False),
+    "dst_policy": lambda: serializers.ChoiceField(choices=Job.DstPolicy.choices, required=False),
+    "calendars": lambda: serializers.ListField(child=serializers.IntegerField(), required=False, max_length=20),
+    "blackout_policy": lambda: serializers.ChoiceField(choices=Job.BlackoutPolicy.choices, required=False),
     "url": lambda: serializers.CharField(required=False, allow_blank=True, max_length=2000),
     "method": lambda: serializers.ChoiceField(choices=Job.Method.choices, required=False),
     "headers": lambda: serializers.JSONField(required=False),
@@ -135,6 +139,9 @@ class CronPreviewSerializer(serializers.Serializer):
     expr = serializers.CharField(max_length=200)
     timezone = serializers.CharField(max_length=64, required=False, default=settings.TIME_ZONE)
     count = serializers.IntegerField(min_value=1, max_value=100, required=False, default=5)
+    after = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="List the fires after this time (default: now), to look further on."
+    )
 
     def validate_expr(self, value: str) -> str:
         return _django_to_drf(validate_cron, value)
@@ -159,9 +166,23 @@ class CronPreviewResultSerializer(serializers.Serializer):
     next_fire_times = serializers.ListField(child=serializers.DateTimeField())
 
 
+class PauseSerializer(serializers.Serializer):
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Resume by itself at this time (in the future). Empty: stay paused."
+    )
+
+
 class BulkActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["pause", "resume", "run", "delete"])
     ids = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=1000)
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="With pause: resume the jobs by themselves at this time."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("until") is not None and attrs["action"] != "pause":
+            raise serializers.ValidationError({"until": "Only with the pause action."})
+        return attrs
 
 
 class BulkResultSerializer(serializers.Serializer):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -131,18 +132,32 @@ def job_restore(*, job_id: str, actor: Actor = None) -> Job:
         return _create(data=data, is_system=False, actor=actor, action=JobVersion.Action.RESTORE)
 
 
+def validate_pause_until(until: datetime | None, *, now: datetime | None = None) -> None:
+    """A pause's ``until`` is a time to come: ValidationError on ``until`` otherwise."""
+    now = now or timezone.now()
+    if until is not None and until <= now:
+        raise ValidationError({"until": f"Must be in the future (it is {now.isoformat()} now)."})
+
+
 @transaction.atomic
-def job_pause(*, job: Job) -> Job:
+def job_pause(*, job: Job, until: datetime | None = None) -> Job:
+    """Pause the job; with ``until`` (a future time) it resumes by itself then (``job_resume_due``).
+    Pausing a paused job with another ``until`` (or none) changes when it comes back."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status == Job.Status.COMPLETED:
         raise ValidationError({"status": "A completed job cannot be paused."})
-    if job.status == Job.Status.PAUSED:
+    now = timezone.now()
+    validate_pause_until(until, now=now)
+    if job.status == Job.Status.PAUSED and job.paused_until == until:
         return job
+    if job.status != Job.Status.PAUSED:
+        job.paused_at = now
     job.status = Job.Status.PAUSED
     job.next_run_at = None
-    job.save(update_fields=["status", "next_run_at", "updated_at"])
+    job.paused_until = until
+    job.save(update_fields=["status", "next_run_at", "paused_until", "paused_at", "updated_at"])
     sync_periodic_task(job)
-    audit_record(action="pause", job_id=job.pk)
+    audit_record(action="pause", job_id=job.pk, details={"until": until.isoformat()} if until else None)
     return job
 
 
@@ -153,13 +168,54 @@ def job_resume(*, job: Job, actor: Actor = None) -> Job:
     check_shell_permission(actor, job.kind)
     if job.status != Job.Status.PAUSED:
         return job
-    now = timezone.now()
+    return _resume(job, now=timezone.now(), catch_up=False)
+
+
+def _resume(job: Job, *, now: datetime, catch_up: bool) -> Job:
+    """Resume the locked, paused ``job`` at ``now``. With ``catch_up`` (a pause that ended by
+    itself) the latest fire that fell due while it was paused is its next fire, due at once: beat
+    claims it and its misfire policy decides (run late, or ``skipped`` past the grace); the
+    fires before it are passed over as a beat that fell behind passes over them."""
+    until = job.paused_until
     job.status = resumed_status(job, now)
     job.next_run_at = first_fire(job, now)
-    job.save(update_fields=["status", "next_run_at", "updated_at"])
+    if catch_up and job.status == Job.Status.ACTIVE and job.trigger in (Job.Trigger.CRON, Job.Trigger.INTERVAL):
+        anchor = job.last_fired_at or job.paused_at
+        missed = job.schedule.missed(anchor, now, limit=1) if anchor is not None else []
+        if missed and (job.paused_at is None or missed[-1] > job.paused_at):
+            job.next_run_at = missed[-1]
+    job.paused_until = None
+    job.paused_at = None
+    job.save(update_fields=["status", "next_run_at", "paused_until", "paused_at", "updated_at"])
     sync_periodic_task(job)
-    audit_record(action="resume", job_id=job.pk)
+    audit_record(action="resume", job_id=job.pk, details={"paused_until": until.isoformat()} if until else None)
     return job
+
+
+def job_resume_due(*, now: datetime, limit: int = 100) -> list[str]:
+    """Resume the jobs whose ``paused_until`` has come (beat calls this every second or so), each
+    in its own transaction, recorded as resumed by the system. Returns their ids."""
+    due = list(
+        Job.objects.filter(status=Job.Status.PAUSED, paused_until__lte=now)
+        .order_by("paused_until")
+        .values_list("pk", flat=True)[:limit]
+    )
+    resumed = []
+    with origin.origin("system"):
+        for job_id in due:
+            with transaction.atomic():
+                # Locked and read again: a request may have resumed or re-paused it meanwhile.
+                job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.PAUSED).first()
+                if job is None or job.paused_until is None or job.paused_until > now:
+                    continue
+                try:
+                    _resume(job, now=now, catch_up=True)
+                except ValidationError as exc:  # a one-off whose run_at passed: it stays paused
+                    Job.objects.filter(pk=job_id).update(paused_until=None)
+                    logger.warning("job %s could not resume by itself: %s", job_id, " ".join(exc.messages))
+                    continue
+            resumed.append(job_id)
+    return resumed
 
 
 @transaction.atomic

@@ -25,10 +25,12 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from calendars.admin import calendar_choice_field, next_fires_html
 from core import times
 from core.admin_utils import BoundedSearchMixin, CappedCountPaginator, badge
 from core.exceptions import Conflict
 from jobs import admin as jobs_admin
+from jobs.admin_pause import pause_jobs_until, pause_until_link, pause_until_view
 from jobs.admin_tags import TagListFilter
 from jobs.models import Job
 from jobs.secrets import mask_overrides
@@ -340,12 +342,16 @@ class JobAdmin(jobs_admin.JobAdmin):
         HealthFilter, "status", "kind", "trigger", LastRunStatusFilter, "is_system", TagListFilter,
         jobs_admin.ChangedRecentlyFilter,
     ]  # fmt: skip
-    readonly_fields = [*jobs_admin.JobAdmin.readonly_fields, "health_badge", "run_pictures", "recent_runs"]
+    readonly_fields = [
+        *jobs_admin.JobAdmin.readonly_fields, "health_badge", "next_fires", "pause_until", "run_pictures",
+        "recent_runs",
+    ]  # fmt: skip
     fieldsets = [
         *[_with_health(fieldset) for fieldset in jobs_admin.JobAdmin.fieldsets],
+        ("Next fires", {"fields": ["next_fires", "pause_until"]}),
         ("Recent runs", {"fields": ["run_pictures", "recent_runs"]}),
     ]
-    actions = ["pause_jobs", "resume_jobs", "run_jobs_now", "delete_jobs"]
+    actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "run_jobs_now", "delete_jobs"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         latest = Run.objects.filter(job=OuterRef("pk")).order_by("-id").values("id")[:1]
@@ -405,6 +411,19 @@ class JobAdmin(jobs_admin.JobAdmin):
             "admin/runs/job_pictures.html", {"strip": charts.run_strip(runs), "chart": charts.duration_chart(runs)}
         )
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "calendars":  # ids in the job; checkboxes by name here
+            return calendar_choice_field()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description="pause")
+    def pause_until(self, job: Job) -> SafeString | str:
+        return pause_until_link(job)
+
+    @admin.display(description="next fires (after jitter, DST policy and calendars)")
+    def next_fires(self, job: Job) -> SafeString | str:
+        return next_fires_html(job)
+
     @admin.display(description=gettext_lazy("last 20 runs"))
     def recent_runs(self, job: Job) -> SafeString:
         runs = list(
@@ -447,8 +466,12 @@ class JobAdmin(jobs_admin.JobAdmin):
         button = self.admin_site.admin_view
         return [
             path("<path:object_id>/run-now/", button(self.run_now_view), name="jobs_job_run_now"),
+            path("<path:object_id>/pause-until/", button(self.pause_until_view), name="jobs_job_pause_until"),
             *super().get_urls(),
         ]
+
+    def pause_until_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return pause_until_view(self, request, unquote(object_id))
 
     def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
