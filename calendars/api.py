@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -23,6 +25,7 @@ from calendars.models import Calendar, Window
 from calendars.preview import MAX_PREVIEW, job_preview
 from calendars.serializers import CalendarSerializer, CalendarWriteSerializer, IcsImportSerializer
 from jobs.models import Job
+from jobs.triggers import MAX_JITTER_SECONDS, DstPolicy, get_zone, validate_cron
 
 
 class CalendarViewSet(viewsets.ModelViewSet):
@@ -100,3 +103,78 @@ class JobPreviewView(APIView):
         query.is_valid(raise_exception=True)
         after = query.validated_data.get("after") or timezone.now()
         return Response(job_preview(job=job, after=after, count=query.validated_data["count"]))
+
+
+class DraftPreviewQuerySerializer(serializers.Serializer):
+    """A job being written, not saved yet (the admin form as it is typed): its schedule and what
+    moves its fires. ``id`` gives the jitter's offset (derived from it); without one, none."""
+
+    expr = serializers.CharField(max_length=200, required=False, allow_blank=True, help_text="a cron")
+    interval_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    timezone = serializers.CharField(max_length=64, required=False, default=settings.TIME_ZONE)
+    id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    jitter_seconds = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_JITTER_SECONDS)
+    dst_policy = serializers.ChoiceField(choices=DstPolicy.choices, required=False, default=DstPolicy.SHIFT_ONCE)
+    blackout_policy = serializers.ChoiceField(
+        choices=Job.BlackoutPolicy.choices, required=False, default=Job.BlackoutPolicy.SKIP
+    )
+    calendars = serializers.CharField(required=False, allow_blank=True, help_text="calendar ids, comma-separated")
+    count = serializers.IntegerField(required=False, default=5, min_value=1, max_value=MAX_PREVIEW)
+    after = serializers.DateTimeField(required=False, help_text="Fires after this time (default: now).")
+
+    def validate_expr(self, value: str) -> str:
+        if value:
+            try:
+                validate_cron(value)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.messages) from None
+        return value
+
+    def validate_timezone(self, value: str) -> str:
+        try:
+            get_zone(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+        return value
+
+    def validate_calendars(self, value: str) -> list[int]:
+        try:
+            ids = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise serializers.ValidationError("Calendar ids, comma-separated: 1,2.") from None
+        missing = sorted(set(ids) - set(Calendar.objects.filter(pk__in=ids).values_list("pk", flat=True)))
+        if missing:
+            raise serializers.ValidationError(f"No calendar with the id(s) {', '.join(map(str, missing))}.")
+        return ids
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if bool(attrs.get("expr")) == bool(attrs.get("interval_seconds")):
+            raise serializers.ValidationError({"expr": ["Give a cron expression (expr) or interval_seconds."]})
+        return attrs
+
+
+class DraftPreviewView(APIView):
+    """GET /api/cron/preview/job/?expr=…&id=…&jitter_seconds=…&dst_policy=…&calendars=1,2: the next
+    fires of a job as it is being written, after its jitter, DST policy and calendars, each marked
+    ``moved`` or ``skipped`` with the reasons (the same walk as ``/api/jobs/{id}/preview/``)."""
+
+    permission_model = Job
+
+    @extend_schema(parameters=[DraftPreviewQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        query = DraftPreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        given = query.validated_data
+        job = Job(
+            id=given.get("id") or "",
+            trigger=Job.Trigger.CRON if given.get("expr") else Job.Trigger.INTERVAL,
+            cron=given.get("expr") or "",
+            interval_seconds=given.get("interval_seconds"),
+            timezone=given["timezone"],
+            jitter_seconds=given["jitter_seconds"] if given.get("id") else 0,
+            dst_policy=given["dst_policy"],
+            blackout_policy=given["blackout_policy"],
+            calendars=given.get("calendars") or [],
+        )
+        after = given.get("after") or timezone.now()
+        return Response(job_preview(job=job, after=after, count=given["count"]))

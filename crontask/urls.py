@@ -9,7 +9,7 @@ from rest_framework.routers import DefaultRouter
 
 from alerts.api import AlertRuleViewSet, ChannelViewSet, IncidentViewSet, NotificationViewSet
 from audit.api import AuditEntryViewSet
-from calendars.api import CalendarViewSet, JobPreviewView
+from calendars.api import CalendarViewSet, DraftPreviewView, JobPreviewView
 from jobs.api import CronPreviewView, HandlerListView, JobVersionDetailView, JobVersionListView, JobVersionRevertView
 from monitoring.dashboard import dashboard
 from monitoring.staff import preferences
@@ -37,6 +37,7 @@ urlpatterns = [
     path("api/health/", HealthView.as_view(), name="api-health"),
     path("api/handlers/", HandlerListView.as_view(), name="handlers"),
     path("api/cron/preview/", CronPreviewView.as_view(), name="cron-preview"),
+    path("api/cron/preview/job/", DraftPreviewView.as_view(), name="draft-preview"),
     path("api/jobs/<str:job_id>/runs/", JobRunsView.as_view(), name="job-runs"),
     path("api/jobs/<str:job_id>/preview/", JobPreviewView.as_view(), name="job-preview"),
     path("api/jobs/<str:job_id>/versions/", JobVersionListView.as_view(), name="job-versions"),

@@ -361,7 +361,11 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
         return job
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        context["cron_preview_config"] = {"url": reverse("cron-preview"), "handlers_url": reverse("handlers")}
+        context["cron_preview_config"] = {
+            "url": reverse("cron-preview"),
+            "draft_url": reverse("draft-preview"),  # the fires after jitter, DST policy and calendars
+            "handlers_url": reverse("handlers"),
+        }
         return super().render_change_form(request, context, *args, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Job, form: forms.ModelForm, change: bool) -> None:

@@ -53,6 +53,20 @@ def test_next_fires_pause_until_and_a_calendar(live_server, browser_page):  # no
     page.locator("table.ct-next-fires").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "job_next_fires.png"), full_page=True)
 
+    # The add form's live preview tells the same truth as the job is typed: jitter and blackouts.
+    page.goto(f"{live_server.url}/admin/jobs/job/add/")
+    page.fill("#id_id", "draft")
+    page.select_option("#id_trigger", "cron")
+    page.fill("#id_jitter_seconds", "900")
+    page.check(f'input[name="calendars"][value="{calendar.pk}"]')
+    page.fill("#id_cron", "0 * * * *")
+    page.wait_for_function("document.getElementById('cron-preview').textContent.includes('jitter: +')")
+    page.wait_for_function("document.getElementById('cron-preview').textContent.includes('skipped: ')")
+    assert "calendar 'maintenance' (deploy)" in page.locator("#cron-preview").inner_text()
+    page.locator("#cron-preview").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "job_form_live_preview.png"), full_page=False)
+
+    page.goto(f"{live_server.url}/admin/jobs/job/billing/change/")
     page.click("a:has-text('Pause until…')")
     page.wait_for_selector("#ct-pause-until .datetimeshortcuts")  # the admin's calendar and clock
     tomorrow = timezone.localtime() + timedelta(days=1)

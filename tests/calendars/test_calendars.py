@@ -318,3 +318,59 @@ def test_the_admin_refuses_an_unknown_time_zone_as_the_api_does(staff):
     assert response.status_code == 200
     assert "Unknown time zone" in response.content.decode()
     assert not Calendar.objects.filter(name="mars").exists()
+
+
+@pytest.mark.django_db
+def test_a_job_being_written_is_previewed_as_beat_will_fire_it(api):
+    """The admin form's live preview (/api/cron/preview/job/): the walk of /api/jobs/{id}/preview/
+    for a job not saved yet, from the form's values."""
+    calendar = services.calendar_create(
+        data={
+            "name": "maint",
+            "time_zone": "UTC",
+            "windows": [{"start": "2026-06-06T02:00:00", "end": "2026-06-06T03:30:00"}],
+        }
+    )
+    query = {"expr": "0 * * * *", "id": "p", "jitter_seconds": 60, "calendars": str(calendar.pk), "count": 5}
+    response = api.get("/api/cron/preview/job/", {**query, "after": T0.isoformat()})
+    assert response.status_code == 200, response.json()
+    listed = response.json()["fires"]
+    offset = Job(id="p", cron="0 * * * *", trigger="cron", jitter_seconds=60).schedule.offset_seconds
+    assert [datetime.fromisoformat(f["at"]) for f in listed] == [
+        T0 + timedelta(hours=h, seconds=offset) for h in range(5)
+    ]
+    assert [f["skipped"] for f in listed] == [False, False, True, True, False]
+    assert "calendar 'maint'" in listed[2]["reasons"][-1]
+    # the same as the saved job's preview
+    with time_machine.travel(T0, tick=False):
+        job_services.job_create(
+            data={"id": "p", "cron": "0 * * * *", "url": URL, "calendars": [calendar.pk], "jitter_seconds": 60}
+        )
+    assert api.get("/api/jobs/p/preview/", {"count": 5, "after": T0.isoformat()}).json()["fires"] == listed
+    interval = api.get("/api/cron/preview/job/", {"interval_seconds": 600, "count": 2, "after": T0.isoformat()}).json()
+    assert [f["at"] for f in interval["fires"]] == [(T0 + timedelta(minutes=m)).isoformat() for m in (10, 20)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"expr": "61 * * * *"}, "expr"),
+        ({}, "expr"),
+        ({"expr": "* * * * *", "interval_seconds": 5}, "expr"),
+        ({"expr": "* * * * *", "timezone": "Mars/Base"}, "timezone"),
+        ({"expr": "* * * * *", "jitter_seconds": 99999}, "jitter_seconds"),
+        ({"expr": "* * * * *", "dst_policy": "maybe"}, "dst_policy"),
+        ({"expr": "* * * * *", "calendars": "1,x"}, "calendars"),
+        ({"expr": "* * * * *", "calendars": "424242"}, "calendars"),
+    ],
+)
+def test_a_bad_draft_is_a_400_naming_the_field(api, query, field):
+    response = api.get("/api/cron/preview/job/", query)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+@pytest.mark.django_db
+def test_the_draft_preview_needs_the_job_view_permission(client):
+    assert client.get("/api/cron/preview/job/", {"expr": "* * * * *"}).status_code in (401, 403)

@@ -23,6 +23,29 @@
     box.style.color = isError ? "var(--error-fg, #ba2121)" : "";
   }
 
+  // What else moves the fires, as the form has it now: the preview then tells the truth
+  // (/api/cron/preview/job/: the walk beat does, each fire marked moved or skipped, and why).
+  function field(name) { return document.getElementById("id_" + name); }
+  function draftParams(expr) {
+    const params = new URLSearchParams({ expr: expr, count: "5" });
+    if (zone && zone.value.trim()) params.set("timezone", zone.value.trim());
+    const id = field("id");
+    if (id && id.value.trim()) params.set("id", id.value.trim());
+    for (const name of ["jitter_seconds", "dst_policy", "blackout_policy"]) {
+      const input = field(name);
+      if (input && input.value.trim()) params.set(name, input.value.trim());
+    }
+    const calendars = [...document.querySelectorAll('input[name="calendars"]:checked')].map((box) => box.value);
+    if (calendars.length) params.set("calendars", calendars.join(","));
+    return params;
+  }
+
+  // The admin's one format: "2026-12-04 05:00:00", then the zone ("+08:00 Asia/Shanghai").
+  function shownTime(iso, timezone) {
+    const match = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(iso);
+    return match ? match[1] + " " + match[2] + " " + (match[3] === "Z" ? "+00:00" : match[3]) + " " + timezone : iso;
+  }
+
   async function refresh() {
     const expr = cron.value.trim();
     if (!expr) { show([], false); return; }
@@ -30,19 +53,23 @@
     const params = new URLSearchParams({ expr: expr, count: "5" });
     if (zone && zone.value.trim()) params.set("timezone", zone.value.trim());
     try {
-      const response = await fetch(config.url + "?" + params, { credentials: "same-origin" });
-      const body = await response.json();
+      const [described, draft] = await Promise.all([
+        fetch(config.url + "?" + params, { credentials: "same-origin" }),
+        config.draft_url ? fetch(config.draft_url + "?" + draftParams(expr), { credentials: "same-origin" }) : null,
+      ]);
+      const body = await described.json();
       if (request !== latest) return;
-      if (response.ok) {
-        // The admin's one format: "2026-12-04 05:00:00", then the zone ("+08:00 Asia/Shanghai").
-        const shown = body.next_fire_times.map((iso) => {
-          const match = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(iso);
-          return match ? match[1] + " " + match[2] + " " + (match[3] === "Z" ? "+00:00" : match[3]) + " " + body.timezone : iso;
+      if (!described.ok) { show(Object.values(body).flat(), true); return; }
+      let lines = body.next_fire_times.map((iso) => shownTime(iso, body.timezone));
+      if (draft && draft.ok) {
+        const walked = await draft.json();
+        if (request !== latest) return;
+        lines = walked.fires.map((fire) => {
+          const mark = fire.skipped ? "skipped: " : (fire.moved ? "moved: " : "");
+          return shownTime(fire.at, walked.timezone) + (fire.reasons.length ? " (" + mark + fire.reasons.join("; ") + ")" : "");
         });
-        show([body.description + " — next:", ...shown], false);
-      } else {
-        show(Object.values(body).flat(), true);
       }
+      show([body.description + " — next:", ...lines], false);
     } catch (err) {
       if (request === latest) show(["Preview unavailable: " + err], true);
     }
@@ -51,5 +78,10 @@
   function schedule() { clearTimeout(timer); timer = setTimeout(refresh, 250); }
   cron.addEventListener("input", schedule);
   if (zone) zone.addEventListener("input", schedule);
+  for (const name of ["id", "jitter_seconds", "dst_policy", "blackout_policy"]) {
+    const input = field(name);
+    if (input) { input.addEventListener("input", schedule); input.addEventListener("change", schedule); }
+  }
+  document.querySelectorAll('input[name="calendars"]').forEach((box) => box.addEventListener("change", schedule));
   refresh();
 })();
