@@ -15,7 +15,9 @@ from tests.e2e.test_system import create, wait_for
 pytestmark = pytest.mark.e2e
 
 GOING = ("queued", "running")
-PHASE_SECONDS = 16  # the longest each phase may take: A succeeding twice, then failing twice
+# A minute of upstream runs: A (every 5 s) succeeds 6 times, then fails 6 times.
+RUNS_PER_PHASE = 6
+PHASE_SECONDS = RUNS_PER_PHASE * 5 + 10  # the longest each phase may take
 
 # Run in the system's own environment (manage.py shell): A's last finished run delivered again,
 # both as its fire and as its run, then its downstream jobs fired again as a second recording of
@@ -57,11 +59,11 @@ def test_a_chain_fires_each_downstream_once_per_matching_upstream_run(system: Sy
     def ended(status: str) -> int:
         return sum(r["status"] == status for r in system.runs("wf-a"))
 
-    assert wait_for(lambda: ended("success") >= 2, timeout=PHASE_SECONDS), system.log.read_text()[-3000:]
+    assert wait_for(lambda: ended("success") >= RUNS_PER_PHASE, timeout=PHASE_SECONDS), system.log.read_text()[-3000:]
     pk, status, again = inject(system)
     assert (status, again) == ("success", "0")
     target.switches[switch] = 500
-    assert wait_for(lambda: ended("failed") >= 2, timeout=PHASE_SECONDS), system.log.read_text()[-3000:]
+    assert wait_for(lambda: ended("failed") >= RUNS_PER_PHASE, timeout=PHASE_SECONDS), system.log.read_text()[-3000:]
     pk_failed, status, again = inject(system)
     assert (status, again) == ("failed", "0")
     assert system.api("POST", "/api/jobs/wf-a/pause/").status_code == 200
@@ -79,7 +81,9 @@ def test_a_chain_fires_each_downstream_once_per_matching_upstream_run(system: Sy
     b_runs, c_runs, d_runs = system.runs("wf-b"), system.runs("wf-c"), system.runs("wf-d")
     succeeded = {r["id"] for r in a_runs if r["status"] == "success"}
     failed = {r["id"] for r in a_runs if r["status"] == "failed"}
-    assert (len(succeeded) >= 2, len(failed) >= 2) == (True, True), [(r["id"], r["status"]) for r in a_runs]
+    assert (len(succeeded) >= RUNS_PER_PHASE, len(failed) >= RUNS_PER_PHASE) == (True, True), [
+        (r["id"], r["status"]) for r in a_runs
+    ]
     assert {r["status"] for r in a_runs} == {"success", "failed"}  # no skipped fire: every fire ran once
     assert int(pk) in succeeded
     assert int(pk_failed) in failed
