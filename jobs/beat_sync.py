@@ -12,9 +12,17 @@ they are fetched with get_or_create and never deleted here.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask
+from django.utils.timezone import now
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTasks,
+)
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -29,34 +37,111 @@ def periodic_task_name(job_id: str) -> str:
 
 def sync_periodic_task(job: Job) -> PeriodicTask | None:
     """Create, update or remove the job's PeriodicTask to match it. Call inside the job's transaction."""
-    if job.trigger == job.Trigger.MANUAL:
+    task = periodic_task_for(job)
+    if task is None:
         remove_periodic_task(job)
         return None
-    # A task left behind by a job deleted outside the services is taken over, not duplicated.
-    name = periodic_task_name(job.id)
-    task = job.periodic_task or PeriodicTask.objects.filter(name=name).first() or PeriodicTask(name=name)
-    task.task = EXECUTE_TASK
-    task.kwargs = json.dumps({"job_id": job.id})
-    task.description = f"Derived from job {job.id}; edit the job, not this task."
-    task.enabled = job.status == job.Status.ACTIVE
-    task.crontab = task.interval = task.clocked = None
-    task.one_off = False
-    if job.trigger == job.Trigger.CRON:
-        task.crontab = crontab_for(job.cron, job.timezone)
-    elif job.trigger == job.Trigger.INTERVAL and job.interval_seconds is not None:
-        task.interval, _ = IntervalSchedule.objects.get_or_create(
-            every=job.interval_seconds, period=IntervalSchedule.SECONDS
-        )
-    elif job.trigger == job.Trigger.DATE and job.run_at is not None:
-        task.clocked, _ = ClockedSchedule.objects.get_or_create(clocked_time=job.run_at)
-        task.one_off = True
-    else:  # ruled out by the database (the job_trigger_fields constraint)
-        raise ValueError(f"job {job.id}: a {job.trigger} trigger without its schedule")
-    task.save()
+    schedules_changed()
     if job.periodic_task_id != task.pk:
         job.periodic_task = task
         type(job).objects.filter(pk=job.pk).update(periodic_task=task)
     return task
+
+
+#: What a sync writes of a PeriodicTask (the rest, such as its run counts, is beat's).
+_SYNCED_FIELDS = ["task", "kwargs", "description", "enabled", "one_off", "crontab", "interval", "clocked", "solar"]
+
+
+def periodic_task_for(job: Job) -> PeriodicTask | None:
+    """The job's PeriodicTask, written as the job says, in one statement: an insert, or the update
+    of the task of that name (a job's, or one left behind by a job deleted outside the services,
+    taken over rather than duplicated). None, and nothing written, for a manual job. It does not
+    link the job to it (``sync_periodic_task`` does; a create sets ``periodic_task`` before its
+    insert) nor tell beat (``schedules_changed``, once per transaction is enough).
+
+    Not ``PeriodicTask.save``: its signals and checks cost four more statements a job, and a bulk
+    create writes thousands of these at once (``jobs.bulk``)."""
+    tasks = periodic_tasks_for([job])
+    return tasks[0] if tasks else None
+
+
+def periodic_tasks_for(jobs: list[Job], schedules: ScheduleRows | None = None) -> list[PeriodicTask]:
+    """``periodic_task_for`` for many jobs at once (the manual ones have none: the list holds
+    those of the others, in order); ``schedules`` remembers the shared schedule rows between calls."""
+    schedules = schedules or ScheduleRows()
+    tasks = []
+    for job in jobs:
+        if job.trigger == job.Trigger.MANUAL:
+            continue
+        task = PeriodicTask(
+            name=periodic_task_name(job.id),
+            task=EXECUTE_TASK,
+            kwargs=json.dumps({"job_id": job.id}),
+            description=f"Derived from job {job.id}; edit the job, not this task.",
+            enabled=job.status == job.Status.ACTIVE,
+            one_off=False,
+        )
+        if job.trigger == job.Trigger.CRON:
+            task.crontab = schedules.crontab(job.cron, job.timezone)
+        elif job.trigger == job.Trigger.INTERVAL and job.interval_seconds is not None:
+            task.interval = schedules.interval(job.interval_seconds)
+        elif job.trigger == job.Trigger.DATE and job.run_at is not None:
+            task.clocked = schedules.clocked(job.run_at)
+            task.one_off = True
+        else:  # ruled out by the database (the job_trigger_fields constraint)
+            raise ValueError(f"job {job.id}: a {job.trigger} trigger without its schedule")
+        tasks.append(task)
+    # As PeriodicTask.save: a disabled task forgets when it last ran (the stock beat reads it).
+    for enabled in (True, False):
+        some = [task for task in tasks if task.enabled is enabled]
+        if some:
+            PeriodicTask.objects.bulk_create(
+                some,
+                batch_size=1000,
+                update_conflicts=True,
+                unique_fields=["name"],
+                update_fields=[*_SYNCED_FIELDS, "date_changed", *([] if enabled else ["last_run_at"])],
+            )
+    missing = [task for task in tasks if task.pk is None]  # a database that returns no ids
+    if missing:
+        ids = dict(PeriodicTask.objects.filter(name__in=[t.name for t in missing]).values_list("name", "pk"))
+        for task in missing:
+            task.pk = ids[task.name]
+    return tasks
+
+
+def schedules_changed() -> None:
+    """Tell beat the PeriodicTasks changed (django-celery-beat's ``PeriodicTasks`` row, which the
+    stock scheduler polls; its own signals do this after each save, in two statements)."""
+    if not PeriodicTasks.objects.filter(ident=1).update(last_update=now()):
+        PeriodicTasks.update_changed()  # the row's first time
+
+
+class ScheduleRows:
+    """The shared schedule rows (crontab, interval, clocked), each fetched or created once."""
+
+    def __init__(self) -> None:
+        self._crontabs: dict[tuple[str, str], CrontabSchedule] = {}
+        self._intervals: dict[int, IntervalSchedule] = {}
+        self._clocked: dict[datetime, ClockedSchedule] = {}
+
+    def crontab(self, expr: str, timezone: str) -> CrontabSchedule:
+        key = (expr, timezone)
+        if key not in self._crontabs:
+            self._crontabs[key] = crontab_for(expr, timezone)
+        return self._crontabs[key]
+
+    def interval(self, every: int) -> IntervalSchedule:
+        if every not in self._intervals:
+            self._intervals[every], _ = IntervalSchedule.objects.get_or_create(
+                every=every, period=IntervalSchedule.SECONDS
+            )
+        return self._intervals[every]
+
+    def clocked(self, when: datetime) -> ClockedSchedule:
+        if when not in self._clocked:
+            self._clocked[when], _ = ClockedSchedule.objects.get_or_create(clocked_time=when)
+        return self._clocked[when]
 
 
 def remove_periodic_task(job: Job) -> None:
