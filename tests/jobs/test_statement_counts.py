@@ -47,5 +47,6 @@ def test_an_id_taken_is_a_409_and_leaves_the_existing_job_and_its_task_as_they_w
     task = Job.objects.get(pk="web").periodic_task
     response = api.post("/api/jobs/", {"id": "web", "url": URL, "interval_seconds": 7}, format="json")
     assert response.status_code == 409
-    job = Job.objects.select_related("periodic_task").get(pk="web")
-    assert (job.periodic_task, job.periodic_task.crontab is not None, job.periodic_task.interval) == (task, True, None)
+    kept = Job.objects.select_related("periodic_task").get(pk="web").periodic_task
+    assert kept is not None
+    assert (kept, kept.crontab is not None, kept.interval) == (task, True, None)
