@@ -12,6 +12,7 @@ they are fetched with get_or_create and never deleted here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,7 @@ def periodic_tasks_for(jobs: list[Job], schedules: ScheduleRows | None = None) -
     """``periodic_task_for`` for many jobs at once (the manual ones have none: the list holds
     those of the others, in order); ``schedules`` remembers the shared schedule rows between calls."""
     schedules = schedules or ScheduleRows()
+    schedules.fetch_crontabs((job.cron, job.timezone) for job in jobs if job.trigger == job.Trigger.CRON)
     tasks = []
     for job in jobs:
         if job.trigger == job.Trigger.MANUAL:
@@ -121,15 +123,41 @@ class ScheduleRows:
     """The shared schedule rows (crontab, interval, clocked), each fetched or created once."""
 
     def __init__(self) -> None:
-        self._crontabs: dict[tuple[str, str], CrontabSchedule] = {}
+        self.forget()
+
+    def forget(self) -> None:
+        """Fetch each again (after a rollback, which may have taken back rows made here)."""
+        self._crontabs: dict[tuple[str, ...], CrontabSchedule] = {}
         self._intervals: dict[int, IntervalSchedule] = {}
         self._clocked: dict[datetime, ClockedSchedule] = {}
 
     def crontab(self, expr: str, timezone: str) -> CrontabSchedule:
-        key = (expr, timezone)
+        key = crontab_fields(expr, timezone)
         if key not in self._crontabs:
             self._crontabs[key] = crontab_for(expr, timezone)
         return self._crontabs[key]
+
+    def fetch_crontabs(self, crons: Iterable[tuple[str, str]]) -> None:
+        """Have the rows of these (cron, zone) pairs at hand: those that exist in one query, the
+        others made in one insert (a bulk create would otherwise look each up on its own)."""
+        wanted = {crontab_fields(expr, zone) for expr, zone in crons} - self._crontabs.keys()
+        if not wanted:
+            return
+        columns = {name: {key[n] for key in wanted} for n, name in enumerate(CRONTAB_KEY)}
+        rows = CrontabSchedule.objects.filter(
+            minute__in=columns["minute"], hour__in=columns["hour"], timezone__in=columns["timezone"]
+        ).order_by("-pk")  # the first row of a key wins (see crontab_for): set last
+        for row in rows.iterator(chunk_size=2000):
+            key = tuple(str(getattr(row, name)) for name in CRONTAB_KEY)
+            if key in wanted:
+                self._crontabs[key] = row
+        missing = [
+            CrontabSchedule(**dict(zip(CRONTAB_KEY, key, strict=True))) for key in wanted - self._crontabs.keys()
+        ]
+        for row in CrontabSchedule.objects.bulk_create(missing, batch_size=1000):
+            if row.pk is None:  # a database that returns no ids: made one by one instead
+                row = crontab_for(*_as_cron(row))
+            self._crontabs[tuple(str(getattr(row, name)) for name in CRONTAB_KEY)] = row
 
     def interval(self, every: int) -> IntervalSchedule:
         if every not in self._intervals:
@@ -152,23 +180,25 @@ def remove_periodic_task(job: Job) -> None:
 
 def crontab_for(expr: str, timezone: str) -> CrontabSchedule:
     """The shared crontab row for a job's cron in its time zone, in the form celery's crontab reads."""
+    fields = crontab_fields(expr, timezone)
+    found = CrontabSchedule.objects.filter(**dict(zip(CRONTAB_KEY, fields, strict=True))).order_by("pk").first()
+    # Not get_or_create: the table has no unique key, so two creators at once may each add one,
+    # and get() would then fail on the two. The first is the one everyone takes.
+    return found or CrontabSchedule.objects.create(**dict(zip(CRONTAB_KEY, fields, strict=True)))
+
+
+#: A CrontabSchedule's identity: the columns ``crontab_fields`` gives, in order.
+CRONTAB_KEY = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
+
+
+def crontab_fields(expr: str, timezone: str) -> tuple[str, ...]:
+    """A cron in its zone as CrontabSchedule's columns (``CRONTAB_KEY``)."""
     fields = expr.split()
     # A crontab row has no seconds field: a 6-field expression is kept to minute precision
     # here. Our scheduler reads the job's own cron and fires at the exact seconds.
     if len(fields) == 6:
         fields = fields[1:]
-    minute, hour, day_of_month, month_of_year, day_of_week = (
-        _celery_steps(field, last) for field, last in zip(fields, _LAST_VALUES, strict=True)
-    )
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-        timezone=timezone,
-    )
-    return crontab
+    return (*(_celery_steps(field, last) for field, last in zip(fields, _LAST_VALUES, strict=True)), timezone)
 
 
 # The largest value of each crontab field (minute, hour, day of month, month, day of week).
@@ -183,3 +213,7 @@ def _celery_steps(field: str, last: int) -> str:
         for item in field.split(",")
         for start, _, step in [item.partition("/")]
     )
+
+
+def _as_cron(row: CrontabSchedule) -> tuple[str, str]:
+    return f"{row.minute} {row.hour} {row.day_of_month} {row.month_of_year} {row.day_of_week}", str(row.timezone)

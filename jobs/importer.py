@@ -1,7 +1,8 @@
 """Import and export of jobs: JSON or YAML lists in the API's shape, and crontab files.
 
-Every entry goes through jobs.services, and so through ``jobs.preparation.job_prepare``: an import
-is validated exactly like an API call; one bad entry is reported and the rest go on. An export has
+Every entry goes through the job services (new ones through their bulk path, ``jobs.bulk``), and
+so through ``jobs.preparation.job_prepare``: an import is validated exactly like an API call; one
+bad entry is reported and the rest go on. An export has
 the fields a client sets (``jobs.models.EDITABLE_FIELDS``), which an import gives back.
 """
 
@@ -21,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from jobs import services
+from jobs.bulk import jobs_create_many
 from jobs.errors import JobConflict
 from jobs.models import EDITABLE_FIELDS, Job
 from jobs.secrets import mask_job_data
@@ -106,16 +108,58 @@ def import_entries(
     dry_run: bool = False,
     on_progress: Callable[[], None] | None = None,
 ) -> ImportSummary:
-    """Upsert each entry by id. Each entry commits on its own; a dry run rolls everything back."""
+    """Upsert each entry by id: an entry that names an existing job updates it (each in its own
+    transaction), the others are created in bulk (``jobs.bulk.jobs_create_many``: a batch at a
+    time, each batch whole or not at all). Invalid entries are reported in the file's order; a dry
+    run rolls everything back."""
     summary = ImportSummary()
+    invalid: list[tuple[int, Invalid]] = []
     with transaction.atomic() if dry_run else contextlib.nullcontext():
-        for entry in entries:
-            _import_one(entry, summary)
+        listed = list(entries)
+        existing = _existing_ids(listed)
+        new: list[tuple[int, str, dict[str, Any]]] = []
+        for index, entry in enumerate(listed):
+            if isinstance(entry, Invalid):
+                invalid.append((index, entry))
+            elif entry.get("id") in existing:
+                found = len(summary.invalid)
+                _import_one(entry, summary)
+                invalid.extend((index, item) for item in summary.invalid[found:])
+                del summary.invalid[found:]
+            else:
+                new.append((index, _label(entry), _without_status_completed(entry)))
+                continue
             if on_progress is not None:
                 on_progress()
+
+        def batch_done(count: int) -> None:
+            for _ in range(count):
+                if on_progress is not None:
+                    on_progress()
+
+        results = jobs_create_many([data for _, _, data in new], on_batch=batch_done)
+        for (index, label, _), result in zip(new, results, strict=True):
+            if result.ok:
+                summary.created += 1
+            else:
+                reason = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in result.errors.items())
+                invalid.append((index, Invalid(label, reason)))
         if dry_run:
             transaction.set_rollback(True)
+    summary.invalid = [item for _, item in sorted(invalid, key=lambda pair: pair[0])]
     return summary
+
+
+def _existing_ids(entries: list[dict[str, Any] | Invalid]) -> set[str]:
+    ids = [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]]
+    found: set[str] = set()
+    for start in range(0, len(ids), 10_000):  # bounded IN lists (SQLite's variable limit)
+        found.update(Job.objects.filter(pk__in=ids[start : start + 10_000]).values_list("pk", flat=True))
+    return found
+
+
+def _label(entry: dict[str, Any]) -> str:
+    return str(entry.get("id") or entry.get("name") or "(no id)")
 
 
 class _Unchanged(Exception):
@@ -126,7 +170,7 @@ def _import_one(entry: dict[str, Any] | Invalid, summary: ImportSummary) -> None
     if isinstance(entry, Invalid):
         summary.invalid.append(entry)
         return
-    label = str(entry.get("id") or entry.get("name") or "(no id)")
+    label = _label(entry)
     try:
         with transaction.atomic():
             job = Job.objects.filter(pk=entry.get("id")).first() if entry.get("id") else None
