@@ -4,6 +4,7 @@ its place; each batch written whole or not at all; what it writes is what ``job_
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection
@@ -27,7 +28,7 @@ def entries(n: int, prefix: str = "j") -> list[dict]:
 
 
 def test_bad_entries_are_reported_by_place_and_field_and_the_good_ones_are_created():
-    given = [
+    given: list[Any] = [
         *entries(3),
         {"id": "bad-cron", "url": URL, "cron": "61 * * * *"},
         {"id": "j1", "url": URL, "interval_seconds": 5},  # twice in the list
@@ -60,6 +61,8 @@ def test_what_the_bulk_path_writes_is_what_a_create_writes():
     for name in [*VERSIONED_FIELDS, "status", "next_run_at", "shown_target"]:
         if name not in ("id", "name"):
             assert getattr(one, name) == getattr(many, name), name
+    assert one.periodic_task is not None
+    assert many.periodic_task is not None
     assert (one.periodic_task.crontab, one.periodic_task.enabled) == (many.periodic_task.crontab, True)
     assert many.periodic_task.kwargs == '{"job_id": "many"}'
     version_one, version_many = JobVersion.objects.get(job_id="one"), JobVersion.objects.get(job_id="many")
