@@ -15,17 +15,20 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from jobs import services
-from jobs.bulk import jobs_create_many
+from jobs.bulk import entry_errors, jobs_create_many
 from jobs.errors import JobConflict
 from jobs.models import EDITABLE_FIELDS, Job
 from jobs.secrets import mask_job_data
+
+if TYPE_CHECKING:
+    from jobs.preparation import Actor
 
 CRONTAB_MACROS = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
@@ -47,16 +50,36 @@ class Invalid:
 
 
 @dataclass
+class EntryResult:
+    """What became of one entry: ``created``, ``updated``, ``unchanged`` or ``invalid`` (``errors``
+    by field), by its place in the list (from 0)."""
+
+    index: int
+    id: str
+    status: str
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
 class ImportSummary:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     invalid: list[Invalid] = field(default_factory=list)
+    results: list[EntryResult] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, invalid {len(self.invalid)}"
         )
+
+    def add(self, result: EntryResult, label: str) -> None:
+        self.results.append(result)
+        if result.status == "invalid":
+            reason = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in result.errors.items())
+            self.invalid.append(Invalid(label, reason))
+        else:
+            setattr(self, result.status, getattr(self, result.status) + 1)
 
 
 def export_job(job: Job, *, include_secrets: bool = False) -> dict[str, Any]:
@@ -107,25 +130,24 @@ def import_entries(
     *,
     dry_run: bool = False,
     on_progress: Callable[[], None] | None = None,
+    actor: Actor = None,
+    may_update: bool = True,
 ) -> ImportSummary:
     """Upsert each entry by id: an entry that names an existing job updates it (each in its own
     transaction), the others are created in bulk (``jobs.bulk.jobs_create_many``: a batch at a
-    time, each batch whole or not at all). Invalid entries are reported in the file's order; a dry
-    run rolls everything back."""
-    summary = ImportSummary()
-    invalid: list[tuple[int, Invalid]] = []
+    time, each batch whole or not at all). Each entry's result is in the file's order; a dry run
+    rolls everything back. ``may_update=False``: an entry naming an existing job is refused (an
+    API client that may add jobs but not change them)."""
+    outcomes: dict[int, tuple[EntryResult, str]] = {}
     with transaction.atomic() if dry_run else contextlib.nullcontext():
         listed = list(entries)
         existing = _existing_ids(listed)
         new: list[tuple[int, str, dict[str, Any]]] = []
         for index, entry in enumerate(listed):
             if isinstance(entry, Invalid):
-                invalid.append((index, entry))
+                outcomes[index] = (EntryResult(index, "", "invalid", {"entry": [entry.reason]}), entry.label)
             elif entry.get("id") in existing:
-                found = len(summary.invalid)
-                _import_one(entry, summary)
-                invalid.extend((index, item) for item in summary.invalid[found:])
-                del summary.invalid[found:]
+                outcomes[index] = (_update_one(index, entry, actor, may_update), _label(entry))
             else:
                 new.append((index, _label(entry), _without_status_completed(entry)))
                 continue
@@ -137,16 +159,16 @@ def import_entries(
                 if on_progress is not None:
                     on_progress()
 
-        results = jobs_create_many([data for _, _, data in new], on_batch=batch_done)
-        for (index, label, _), result in zip(new, results, strict=True):
-            if result.ok:
-                summary.created += 1
-            else:
-                reason = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in result.errors.items())
-                invalid.append((index, Invalid(label, reason)))
+        created = jobs_create_many([data for _, _, data in new], actor=actor, on_batch=batch_done)
+        for (index, label, data), result in zip(new, created, strict=True):
+            job_id = result.job.pk if result.job is not None else str(data.get("id") or "")
+            status = "created" if result.ok else "invalid"
+            outcomes[index] = (EntryResult(index, job_id, status, result.errors), label)
         if dry_run:
             transaction.set_rollback(True)
-    summary.invalid = [item for _, item in sorted(invalid, key=lambda pair: pair[0])]
+    summary = ImportSummary()
+    for index in sorted(outcomes):
+        summary.add(*outcomes[index])
     return summary
 
 
@@ -166,32 +188,27 @@ class _Unchanged(Exception):
     """Raised to roll back an update that changed nothing (so updated_at stays as it was)."""
 
 
-def _import_one(entry: dict[str, Any] | Invalid, summary: ImportSummary) -> None:
-    if isinstance(entry, Invalid):
-        summary.invalid.append(entry)
-        return
-    label = _label(entry)
+def _update_one(index: int, entry: dict[str, Any], actor: Actor, may_update: bool) -> EntryResult:
+    job_id = str(entry.get("id"))
+    if not may_update:
+        return EntryResult(
+            index, job_id, "invalid", {"id": [f"A job with id {job_id!r} exists, and you may not change jobs."]}
+        )
     try:
         with transaction.atomic():
-            job = Job.objects.filter(pk=entry.get("id")).first() if entry.get("id") else None
-            if job is None:
-                services.job_create(data=_without_status_completed(entry))
-                summary.created += 1
-                return
+            job = Job.objects.filter(pk=job_id).first()
+            if job is None:  # deleted since the import looked: made again
+                services.job_create(data=_without_status_completed(entry), actor=actor)
+                return EntryResult(index, job_id, "created")
             before = export_job(job, include_secrets=True)
-            updated = services.job_update(job=job, data=_without_status_completed(entry))
+            updated = services.job_update(job=job, data=_without_status_completed(entry), actor=actor)
             if export_job(updated, include_secrets=True) == before:
                 raise _Unchanged
-            summary.updated += 1
+            return EntryResult(index, job_id, "updated")
     except _Unchanged:
-        summary.unchanged += 1
-    except ValidationError as exc:
-        reasons = exc.message_dict if hasattr(exc, "error_dict") else {"entry": exc.messages}
-        summary.invalid.append(Invalid(label, "; ".join(f"{k}: {' '.join(v)}" for k, v in reasons.items())))
-    except JobConflict as exc:
-        summary.invalid.append(Invalid(label, exc.message))
-    except (TypeError, ValueError) as exc:
-        summary.invalid.append(Invalid(label, str(exc)))
+        return EntryResult(index, job_id, "unchanged")
+    except (ValidationError, JobConflict, PermissionDenied, TypeError, ValueError) as exc:
+        return EntryResult(index, job_id, "invalid", entry_errors(exc))
 
 
 def _without_status_completed(entry: dict[str, Any]) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from jobs.triggers import Schedule, Trigger
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}\Z"
-#: Ids a job cannot take: /api/jobs/<id>/ is an action's path for them (bulk, restore).
-RESERVED_JOB_IDS = frozenset({"bulk", "restore"})
+#: Ids a job cannot take: /api/jobs/<id>/ is an action's path for them (bulk, restore, import).
+RESERVED_JOB_IDS = frozenset({"bulk", "restore", "import"})
 
 
 def default_timezone() -> str:
