@@ -24,8 +24,11 @@ from django.utils.safestring import SafeString, mark_safe
 from alerts import rules, services
 from alerts.models import AlertRule, Channel, Incident, Notification
 from alerts.secrets import shown_secret, shown_target
+from core import times
 from core.admin_utils import CappedCountPaginator, RefusedSaveMixin, SaveRefused
+from jobs.admin_tags import TagsFormField
 from jobs.models import Job
+from jobs.tags import has_any_tag
 from runs import admin as runs_admin
 
 
@@ -79,9 +82,11 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 class AlertRuleForm(forms.ModelForm):
+    tags = TagsFormField(help_text="It also watches every job with one of these tags (as a job's tags are written).")
+
     class Meta:
         model = AlertRule
-        fields = ["name", "event", "threshold", "jobs", "channels", "remind_every_seconds", "enabled"]
+        fields = ["name", "event", "threshold", "jobs", "tags", "channels", "remind_every_seconds", "enabled"]
         widgets = {"channels": forms.CheckboxSelectMultiple}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -102,7 +107,7 @@ class AlertRuleForm(forms.ModelForm):
 
     def _post_clean(self) -> None:
         # The model's own checks are the service's; the service saves (AlertRuleAdmin.save_model).
-        for name in ("name", "event", "threshold", "remind_every_seconds", "enabled"):
+        for name in ("name", "event", "threshold", "tags", "remind_every_seconds", "enabled"):
             if name in self.cleaned_data:
                 setattr(self.instance, name, self.cleaned_data[name])
 
@@ -121,7 +126,11 @@ class AlertRuleAdmin(RefusedSaveMixin, admin.ModelAdmin):
     @admin.display(description="jobs")
     def watches(self, rule: AlertRule) -> str:
         count = getattr(rule, "job_count", 0)
-        return "every job" if count == 0 else f"{count} job(s)"
+        if count == 0 and not rule.tags:
+            return "every job"
+        named = [f"{count} job(s)"] if count else []
+        tagged = ["tagged " + ", ".join(rule.tags)] if rule.tags else []
+        return "; ".join(named + tagged)
 
     def save_model(self, request: HttpRequest, obj: AlertRule, form: forms.ModelForm, change: bool) -> None:
         # The service checks again as it saves: what changed since the form's check (a job deleted
@@ -261,27 +270,35 @@ class JobAdmin(runs_admin.JobAdmin):
 
     @admin.display(description="also watched by")
     def alerts(self, job: Job) -> SafeString:
-        every = AlertRule.objects.filter(enabled=True, jobs__isnull=True).order_by("name")
+        every = AlertRule.objects.filter(enabled=True, jobs__isnull=True, tags=[]).order_by("name")
+        by_tag = AlertRule.objects.filter(has_any_tag(job.tags or []), enabled=True).order_by("name")
         incidents = Incident.objects.filter(job=job, closed_at__isnull=True).select_related("rule").order_by("-id")
         every_html = format_html_join(
             ", ",
             '<a href="{}">{}</a> ({})',
             ((reverse("admin:alerts_alertrule_change", args=[r.pk]), r.name, r.event) for r in every),
         )
+        tag_html = format_html_join(
+            ", ",
+            '<a href="{}">{}</a> ({})',
+            ((reverse("admin:alerts_alertrule_change", args=[r.pk]), r.name, r.event) for r in by_tag),
+        )
         open_html = format_html_join(
             "",
             '<li><a href="{}">{}</a>, rule {}: {} occurrence(s) since {}</li>',
             (
                 (reverse("admin:alerts_incident_change", args=[i.pk]), i.event, i.rule.name, i.occurrences,
-                 f"{i.opened_at:%Y-%m-%d %H:%M:%S}")
+                 times.time_html(i.opened_at))
                 for i in incidents
             ),
         )  # fmt: skip
         all_incidents = reverse("admin:alerts_incident_changelist") + "?" + urlencode({"job": job.pk})
         return format_html(
-            '<div class="ct-job-alerts"><p>Enabled rules for every job: {}</p><p>Open incidents:</p><ul>{}</ul>'
+            '<div class="ct-job-alerts"><p>Enabled rules for every job: {}</p><p>Enabled rules for its tags: {}</p>'
+            "<p>Open incidents:</p><ul>{}</ul>"
             '<p><a href="{}">All incidents of this job</a></p></div>',
             every_html or "none",
+            tag_html or "none",
             open_html or mark_safe("<li>none</li>"),
             all_incidents,
         )

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from alerts import incidents
 from alerts.models import AlertRule
-from alerts.selectors import WatchingRule, rules_watching
+from alerts.selectors import WatchingRule, any_rule_may_watch, rules_watching
 from jobs.models import Job
 from runs.models import Run
 from runs.policies import skipped_by_misfire
@@ -43,8 +43,9 @@ Event = AlertRule.Event
 
 
 def watched(job_id: str) -> bool:
-    """Whether an enabled rule watches the job (no query: the cached rules)."""
-    return bool(rules_watching(job_id))
+    """Whether an enabled rule watches the job, or may by its tags (no query: the cached rules);
+    ``run_ended`` weighs the job's tags."""
+    return any_rule_may_watch(job_id)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ FINE = Verdict(problem=False)
 
 def run_ended(run: Run, job: Job, final: bool) -> None:
     """Tell the rules watching ``job`` that ``run`` ended (``final``: no retry of its fire follows)."""
-    rules = rules_watching(job.pk)
+    rules = rules_watching(job.pk, tags=job.tags or ())
     if not rules:
         return
     now = timezone.now()

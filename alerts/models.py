@@ -78,7 +78,13 @@ class AlertRule(models.Model):
         blank=True,
         related_name="alert_rules",
         verbose_name=_("jobs"),
-        help_text=_("The jobs it watches; none means every job."),
+        help_text=_("The jobs it watches, besides those with one of its tags; no jobs and no tags: every job."),
+    )
+    tags = models.JSONField(
+        _("tags"),
+        default=list,
+        blank=True,
+        help_text=_("It also watches every job that has one of these tags; no jobs and no tags: every job."),
     )
     channels = models.ManyToManyField(
         Channel, related_name="rules", verbose_name=_("channels"), help_text=_("Where its notifications go.")

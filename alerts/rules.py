@@ -20,8 +20,9 @@ from django.utils import timezone
 from alerts import selectors
 from alerts.models import AlertRule, Channel, Incident
 from jobs.models import Job
+from jobs.tags import clean_tags, has_any_tag
 
-FIELDS = ("name", "event", "threshold", "jobs", "channels", "remind_every_seconds", "enabled")
+FIELDS = ("name", "event", "threshold", "jobs", "tags", "channels", "remind_every_seconds", "enabled")
 Event = AlertRule.Event
 # What the threshold counts, per event; None: the event takes no threshold.
 THRESHOLD_UNITS: dict[str, str | None] = {
@@ -50,9 +51,10 @@ MAX_NAMED = 20  # missing ids named in an error; the rest are counted
 
 def rule_clean(data: Mapping[str, Any], *, stored: AlertRule | None = None) -> dict[str, Any]:
     """The rule's fields once ``data`` (all of them, or some for a change of ``stored``) is
-    applied: ``jobs`` as a list of job ids, ``channels`` as a list of channel ids, every field
-    checked. ValidationError keyed by field, with every problem at once."""
-    fields: dict[str, Any] = _stored_fields(stored) if stored is not None else {"enabled": True, "jobs": []}
+    applied: ``jobs`` as a list of job ids, ``tags`` as a job's tags are (``jobs.tags``: lowercased,
+    deduplicated), ``channels`` as a list of channel ids, every field checked. ValidationError keyed
+    by field, with every problem at once."""
+    fields: dict[str, Any] = _stored_fields(stored) if stored is not None else {"enabled": True, "jobs": [], "tags": []}
     fields |= {name: value for name, value in data.items() if name in FIELDS}
     problems: dict[str, str] = {}
     name = str(fields.get("name") or "").strip()
@@ -73,6 +75,11 @@ def rule_clean(data: Mapping[str, Any], *, stored: AlertRule | None = None) -> d
     jobs, problem = _job_ids(fields.get("jobs"))
     if problem:
         problems["jobs"] = problem
+    tags: list[str] = []
+    try:
+        tags = clean_tags([] if _empty(fields.get("tags")) else fields.get("tags"))
+    except ValidationError as exc:
+        problems["tags"] = " ".join(exc.messages)
     if problems:
         raise ValidationError(problems)
     return {
@@ -80,6 +87,7 @@ def rule_clean(data: Mapping[str, Any], *, stored: AlertRule | None = None) -> d
         "event": event,
         "threshold": threshold,
         "jobs": jobs,
+        "tags": tags,
         "channels": channels,
         "remind_every_seconds": remind,
         "enabled": bool(fields.get("enabled", True)),
@@ -201,8 +209,11 @@ def rule_update(*, rule: AlertRule, data: Mapping[str, Any]) -> AlertRule:
         jobs, channels = fields.pop("jobs"), fields.pop("channels")
         if not fields["enabled"] or fields["event"] != stored.event:
             _close_incidents(Q(rule=rule))
-        elif jobs:  # it stops watching the jobs it no longer names (none named: it watches every job)
-            _close_incidents(Q(rule=rule) & ~Q(job_id__in=jobs))
+        elif jobs or fields["tags"]:  # it stops watching the jobs it no longer names or tags (neither: every job)
+            still = ~Q(job_id__in=jobs)
+            if fields["tags"]:
+                still &= ~Q(job_id__in=Job.objects.filter(has_any_tag(fields["tags"])).values("pk"))
+            _close_incidents(Q(rule=rule) & still)
         for name, value in fields.items():
             setattr(rule, name, value)
         rule.save()
@@ -240,9 +251,9 @@ def rule_delete(*, rule: AlertRule) -> None:
 
 def job_rules_clean(*, job_id: str | None, attach: Iterable[int], detach: Iterable[int]) -> None:
     """Check a change to which rules name one job, made from the job's side (the job form). A rule
-    that names no job watches every job, so neither may happen there unseen: naming this job in
-    such a rule (it would then watch this job alone), or taking a rule's last job from it (it
-    would then watch every job). ValidationError naming each such rule."""
+    that names no job and no tag watches every job, so neither may happen there unseen: naming this
+    job in such a rule (it would then watch this job alone), or taking the last job from a rule
+    without tags (it would then watch every job). ValidationError naming each such rule."""
     attach, detach = set(attach) - set(detach), set(detach) - set(attach)
     counts = (
         AlertRule.jobs.through.objects.filter(alertrule_id__in=attach | detach)
@@ -252,12 +263,12 @@ def job_rules_clean(*, job_id: str | None, attach: Iterable[int], detach: Iterab
     named = {row["alertrule_id"]: row["count"] for row in counts}  # jobs each rule names now
     problems = []
     for rule in AlertRule.objects.filter(pk__in=attach | detach).order_by("id"):
-        if rule.pk in attach and not named.get(rule.pk):
+        if rule.pk in attach and not named.get(rule.pk) and not rule.tags:
             problems.append(
                 f"{rule.name!r} watches every job: naming this job would make it watch this one alone. "
                 "Change the rule itself to name its jobs."
             )
-        elif rule.pk in detach and named.get(rule.pk) == 1 and job_id is not None:
+        elif rule.pk in detach and named.get(rule.pk) == 1 and job_id is not None and not rule.tags:
             problems.append(
                 f"{rule.name!r} watches this job alone: taking it off would make it watch every job. "
                 "Disable or delete the rule instead."

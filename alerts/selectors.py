@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
@@ -33,10 +34,20 @@ class WatchingRule:
     threshold: int | None
     remind_every_seconds: int | None
     channel_ids: tuple[int, ...]
-    job_ids: frozenset[str] | None  # None: every job
+    job_ids: frozenset[str]  # the jobs it names
+    tags: frozenset[str] = frozenset()  # and the jobs with any of these; neither: every job
 
-    def watches(self, job_id: str) -> bool:
-        return self.job_ids is None or job_id in self.job_ids
+    @property
+    def every_job(self) -> bool:
+        return not self.job_ids and not self.tags
+
+    def watches(self, job_id: str, tags: Iterable[str] = ()) -> bool:
+        """Whether it watches the job ``job_id`` whose tags are ``tags``."""
+        return self.every_job or job_id in self.job_ids or not self.tags.isdisjoint(tags)
+
+    def may_watch(self, job_id: str) -> bool:
+        """``watches`` without the job's tags: True when it might (it has tags of its own)."""
+        return self.every_job or job_id in self.job_ids or bool(self.tags)
 
 
 class _Cache:
@@ -70,9 +81,18 @@ def enabled_rules() -> list[WatchingRule]:
     return rules
 
 
-def rules_watching(job_id: str, *, events: frozenset[str] | None = None) -> list[WatchingRule]:
-    """The enabled rules that watch ``job_id`` (of ``events``, if given)."""
-    return [rule for rule in enabled_rules() if rule.watches(job_id) and (events is None or rule.event in events)]
+def rules_watching(
+    job_id: str, *, tags: Iterable[str] = (), events: frozenset[str] | None = None
+) -> list[WatchingRule]:
+    """The enabled rules that watch the job ``job_id`` with ``tags`` (of ``events``, if given)."""
+    tags = frozenset(tags)
+    return [rule for rule in enabled_rules() if rule.watches(job_id, tags) and (events is None or rule.event in events)]
+
+
+def any_rule_may_watch(job_id: str) -> bool:
+    """Whether an enabled rule watches ``job_id`` or, having tags, may: asked with the job's id
+    alone (``runs.watchers``), before the job's tags are weighed (``rules_watching``)."""
+    return any(rule.may_watch(job_id) for rule in enabled_rules())
 
 
 def rules_changed() -> None:
@@ -104,7 +124,8 @@ def load_enabled_rules() -> list[WatchingRule]:
             threshold=rule.threshold,
             remind_every_seconds=rule.remind_every_seconds,
             channel_ids=tuple(sorted(channels[rule.pk])),
-            job_ids=frozenset(jobs[rule.pk]) or None,
+            job_ids=frozenset(jobs[rule.pk]),
+            tags=frozenset(rule.tags or ()),
         )
         for rule in rules
         if channels[rule.pk]

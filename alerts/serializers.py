@@ -39,12 +39,13 @@ class ChannelTestResultSerializer(serializers.Serializer):
 
 
 class AlertRuleSerializer(serializers.ModelSerializer):
-    """``jobs`` and ``channels`` as lists of ids (``jobs`` empty: the rule watches every job)."""
+    """``jobs`` and ``channels`` as lists of ids; ``tags``: it also watches the jobs with any of
+    them (``jobs`` and ``tags`` both empty: the rule watches every job)."""
 
     class Meta:
         model = AlertRule
         fields = [
-            *("id", "name", "event", "threshold", "jobs", "channels"),
+            *("id", "name", "event", "threshold", "jobs", "tags", "channels"),
             *("remind_every_seconds", "enabled", "created_at", "updated_at"),
         ]
         read_only_fields = fields
@@ -55,6 +56,8 @@ class AlertRuleWriteSerializer(serializers.Serializer):
     event = serializers.ChoiceField(choices=AlertRule.Event.choices)
     threshold = serializers.IntegerField(required=False, allow_null=True)
     jobs = serializers.ListField(child=serializers.CharField(max_length=1000), required=False)
+    # Strings only here: the rules of a tag are jobs.tags', applied by alerts.rules.rule_clean.
+    tags = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False)
     channels = serializers.ListField(child=serializers.IntegerField())
     remind_every_seconds = serializers.IntegerField(required=False, allow_null=True)
     enabled = serializers.BooleanField(required=False)

@@ -4,7 +4,9 @@ every worker and in beat; one of them sweeps each time):
 - ``no_success`` rules: an active job with no successful run for ``threshold`` seconds opens an
   incident, even when nothing runs at all (beat stopped, every worker gone but one);
 - reminders: an open incident whose rule has ``remind_every_seconds`` is told again that often;
-- notifications whose message was lost are queued again (``alerts.delivery.requeue_lost``).
+- notifications whose message was lost are queued again (``alerts.delivery.requeue_lost``);
+- the open incidents of a rule by tags whose job no longer has any of them (nor is named by it)
+  are closed: a job's tags change through the job services, which know nothing of alerts.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from alerts import delivery, incidents, messages
 from alerts.models import AlertRule, Incident
 from alerts.selectors import WatchingRule, load_enabled_rules
 from jobs.models import Job
+from jobs.tags import has_any_tag
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ class SweepReport:
     opened: int
     reminded: int
     requeued: int
+    closed: int = 0
 
 
 def sweep(*, now: datetime | None = None) -> SweepReport:
@@ -43,7 +47,25 @@ def sweep(*, now: datetime | None = None) -> SweepReport:
     rules = load_enabled_rules()
     opened = sum(check_no_success(rule, now=now) for rule in rules if rule.event == AlertRule.Event.NO_SUCCESS)
     reminded = send_reminders(rules, now=now)
-    return SweepReport(opened=opened, reminded=reminded, requeued=requeued)
+    closed = close_unwatched(rules, now=now)
+    return SweepReport(opened=opened, reminded=reminded, requeued=requeued, closed=closed)
+
+
+def close_unwatched(rules: list[WatchingRule], *, now: datetime) -> int:
+    """Close the open incidents of each rule with tags whose job it no longer watches (its tags
+    changed). Quietly, as a rule's change closes them: the rule no longer asks about that job.
+    One query per such rule, over its open incidents only."""
+    closed = 0
+    for rule in rules:
+        if not rule.tags:
+            continue
+        unwatched = (
+            Incident.objects.filter(rule_id=rule.id, closed_at__isnull=True)
+            .exclude(job_id__in=list(rule.job_ids))
+            .exclude(has_any_tag(rule.tags, field="job__tags"))
+        )
+        closed += unwatched.update(closed_at=now)
+    return closed
 
 
 def check_no_success(rule: WatchingRule, *, now: datetime) -> int:
@@ -56,10 +78,11 @@ def check_no_success(rule: WatchingRule, *, now: datetime) -> int:
     succeeded = Run.objects.filter(job=OuterRef("pk"), status=Run.Status.SUCCESS, finished_at__gte=cutoff)
     already = Incident.objects.filter(rule_id=rule.id, job=OuterRef("pk"), closed_at__isnull=True)
     silent = Job.objects.filter(status=Job.Status.ACTIVE, is_system=False, updated_at__lt=cutoff)
-    if rule.job_ids is not None:
-        silent = silent.filter(alert_rules=rule.id)
-    else:
+    if rule.every_job:
         silent = silent.exclude(trigger__in=(Job.Trigger.DATE, Job.Trigger.MANUAL))
+    else:  # the jobs it names or tags (a subquery: a join to the rules' links would repeat a job)
+        named = AlertRule.jobs.through.objects.filter(alertrule_id=rule.id).values("job_id")
+        silent = silent.filter(Q(pk__in=named) | has_any_tag(rule.tags))
     silent = silent.exclude(Exists(succeeded)).exclude(Exists(already)).order_by("pk")
     opened = 0
     for job_id in silent.values_list("pk", flat=True)[:BATCH]:

@@ -36,10 +36,11 @@ def sweep_if_my_turn() -> None:
     every = settings.CRONTASK_ALERT_SWEEP_SECONDS
     if take_turn(SWEEP_TURN, every=every * 0.9):
         report = sweep()
-        if report.opened or report.reminded or report.requeued:
+        if report.opened or report.reminded or report.requeued or report.closed:
             logger.info(
-                "alert sweep: %s incident(s) opened, %s reminder(s), %s notification(s) queued again",
-                report.opened, report.reminded, report.requeued,
+                "alert sweep: %s incident(s) opened, %s reminder(s), %s notification(s) queued again, "
+                "%s incident(s) closed (their job lost the rule's tags)",
+                report.opened, report.reminded, report.requeued, report.closed,
             )  # fmt: skip
 
 

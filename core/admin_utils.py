@@ -16,7 +16,10 @@ from django.utils.safestring import SafeString
 from core import search
 
 STATUS_COLOURS = {
-    "active": "#2e7d32", "success": "#2e7d32",
+    # A job's status says nothing of how it goes ("active" while every run fails): not green. Its
+    # health (runs.health) does: healthy, failing, late, never run.
+    "active": "#0277bd", "success": "#2e7d32", "healthy": "#2e7d32", "failing": "#c62828", "late": "#ef6c00",
+    "never_run": "#78909c",
     "paused": "#8d6e63", "queued": "#546e7a", "running": "#1565c0", "completed": "#546e7a",
     "failed": "#c62828", "timeout": "#ef6c00", "lost": "#6a1b9a", "skipped": "#757575", "cancelled": "#757575",
 }  # fmt: skip

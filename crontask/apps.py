@@ -11,6 +11,13 @@ class CrontaskConfig(AppConfig):
     verbose_name = "Crontask"
 
     def ready(self) -> None:
+        from django.contrib import admin
+
         from crontask.bootstrap import check_var_dir
 
         checks.register(check_var_dir)
+        # The lists fit a 1280 px window without the app list beside them; the index and the
+        # breadcrumbs lead everywhere.
+        admin.site.enable_nav_sidebar = False
+        # Nothing but the admin lives on this site: no "View site" link (``/`` leads to the admin).
+        admin.site.site_url = None

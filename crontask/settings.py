@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "heartbeats.apps.HeartbeatsConfig",
     "audit.apps.AuditConfig",
     "jobs.apps.JobsConfig",
+    "calendars.apps.CalendarsConfig",
     "runs.apps.RunsConfig",
     "monitoring.apps.MonitoringConfig",
     "alerts.apps.AlertsConfig",
@@ -91,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "monitoring.middleware.DisplayTimezoneMiddleware",  # the admin in the staff user's chosen time zone
     "core.origin.OriginMiddleware",  # who, through what, from where and why: read by versions and the audit trail
     "audit.middleware.AdminRefusedWriteMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -155,6 +157,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# The admin's one time format, with seconds and the zone: "2026-12-03 05:25:10 UTC" (core.times).
+FORMAT_MODULE_PATH = ["crontask.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))

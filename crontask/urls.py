@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from alerts.api import AlertRuleViewSet, ChannelViewSet, IncidentViewSet, NotificationViewSet
 from audit.api import AuditEntryViewSet
+from calendars.api import CalendarViewSet, JobPreviewView
 from jobs.api import CronPreviewView, HandlerListView, JobVersionDetailView, JobVersionListView, JobVersionRevertView
 from monitoring.dashboard import dashboard
+from monitoring.staff import preferences
 from monitoring.views import HealthView, metrics_view
 from runs.api import JobRunsView, JobViewSet, RunViewSet
 from weizhi import views as weizhi
@@ -21,14 +25,20 @@ router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("audit", AuditEntryViewSet, basename="audit")
+router.register("calendars", CalendarViewSet, basename="calendar")
 
 urlpatterns = [
+    # Nothing lives at the site's root but the admin: "View site" and a typed address land there.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("crontask/favicon.svg"), permanent=True), name="favicon"),
     path("admin/dashboard/", dashboard, name="dashboard"),
+    path("admin/preferences/", preferences, name="display-preferences"),
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="api-health"),
     path("api/handlers/", HandlerListView.as_view(), name="handlers"),
     path("api/cron/preview/", CronPreviewView.as_view(), name="cron-preview"),
     path("api/jobs/<str:job_id>/runs/", JobRunsView.as_view(), name="job-runs"),
+    path("api/jobs/<str:job_id>/preview/", JobPreviewView.as_view(), name="job-preview"),
     path("api/jobs/<str:job_id>/versions/", JobVersionListView.as_view(), name="job-versions"),
     path("api/jobs/<str:job_id>/versions/<int:number>/", JobVersionDetailView.as_view(), name="job-version"),
     path(

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers, widgets
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -22,13 +24,19 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 from django_celery_beat import models as beat_models
 
 from audit.services import audit_context, audit_record, audit_refused_write
-from core import origin
+from core import origin, times
 from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
-from jobs import services
+from jobs import handlers, services
+from jobs.admin_pause import JobActionForm, pause_jobs_until
+from jobs.admin_tags import TagListFilter, TagsFormField
+from jobs.admin_workflow import WorkflowAdminMixin
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import clone_data, cloned_fields, job_prepare
@@ -53,6 +61,14 @@ for _model in (
 
 # An action over many jobs names at most this many it left unchanged; the rest are counted.
 MAX_LISTED = 20
+#: What an action over jobs says it did, by its verb (``JobAdmin._each``), in whole sentences for
+#: the translators, with the plural of the count.
+DONE = {
+    "paused": ngettext_lazy("%(n)d job paused.", "%(n)d jobs paused.", "n"),
+    "resumed": ngettext_lazy("%(n)d job resumed.", "%(n)d jobs resumed.", "n"),
+    "deleted": ngettext_lazy("%(n)d job deleted.", "%(n)d jobs deleted.", "n"),
+    "queued to run": ngettext_lazy("%(n)d job queued to run.", "%(n)d jobs queued to run.", "n"),
+}
 
 
 def _part(part: str) -> tuple[str, ...]:
@@ -67,16 +83,63 @@ def schedule_text(job: Job) -> str:
     if job.trigger == Job.Trigger.INTERVAL:
         return _every(job.interval_seconds or 0)
     if job.trigger == Job.Trigger.DATE:
-        return f"once at {job.run_at:%Y-%m-%d %H:%M:%S %Z}" if job.run_at else "once"
-    return "by hand"
+        if not job.run_at:
+            return _("once")
+        return _("once at %(time)s") % {"time": times.format_time(job.run_at, times.zone_named(job.timezone))}
+    return _("by hand")
 
 
 def _every(seconds: int) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds % size == 0 and seconds >= size:
-            count = seconds // size
-            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
-    return "every second" if seconds == 1 else f"every {seconds} seconds"
+    if seconds % 86400 == 0 and seconds >= 86400:
+        return ngettext("every day", "every %(n)d days", seconds // 86400) % {"n": seconds // 86400}
+    if seconds % 3600 == 0 and seconds >= 3600:
+        return ngettext("every hour", "every %(n)d hours", seconds // 3600) % {"n": seconds // 3600}
+    if seconds % 60 == 0 and seconds >= 60:
+        return ngettext("every minute", "every %(n)d minutes", seconds // 60) % {"n": seconds // 60}
+    return ngettext("every second", "every %(n)d seconds", seconds) % {"n": seconds}
+
+
+class ZonedSplitDateTimeField(forms.SplitDateTimeField):
+    """The admin's date and time boxes read and shown in a zone of the form's choosing (the job's),
+    not the request's: the naive value is made aware by ``JobForm.clean`` in the zone submitted."""
+
+    zone: Any = None
+
+    def compress(self, data_list: Any) -> datetime | None:
+        if data_list and data_list[0] and data_list[1]:
+            return datetime.combine(data_list[0], data_list[1])  # naive: JobForm.clean gives it its zone
+        return super().compress(data_list)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, datetime) and timezone.is_aware(value) and self.zone is not None:
+            return value.astimezone(self.zone).replace(tzinfo=None)
+        return super().prepare_value(value)
+
+
+def _handler_choices() -> list[handlers.HandlerInfo]:
+    try:
+        return handlers.list_handlers()
+    except Exception:  # noqa: BLE001 - a broken script must not take the form down; the API names it
+        return []
+
+
+def _handler_label(info: handlers.HandlerInfo) -> str:
+    """``Check a URL — url: str, timeout: int = 10``: what the list shows beside a handler."""
+    params = ", ".join(
+        f"{p.name}: {p.type or 'any'}" + ("" if p.required else f" = {p.default!r}") for p in info.parameters
+    )
+    return " — ".join(part for part in (info.description or info.name, params) if part)
+
+
+class HandlerInput(forms.TextInput):
+    """A text box with the registry's handlers (``/api/handlers/``'s) offered as a datalist."""
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
+        box = super().render(name, value, {**(attrs or {}), "list": "ct-handlers", "size": 60}, renderer)
+        options = format_html_join(
+            "", '<option value="{}">{}</option>', ((h.handler, _handler_label(h)) for h in _handler_choices())
+        )
+        return format_html('{}<datalist id="ct-handlers">{}</datalist>', box, options)
 
 
 class JobForm(forms.ModelForm):
@@ -97,10 +160,14 @@ class JobForm(forms.ModelForm):
         widget=forms.TextInput(attrs={"size": 80}),
         help_text="Optional: kept with this version in the job's history.",
     )
+    tags = TagsFormField()
+
+    run_at = ZonedSplitDateTimeField(label=gettext_lazy("Run at"), required=False, widget=widgets.AdminSplitDateTime)
 
     class Meta:
         model = Job
         fields = list(EDITABLE_FIELDS)
+        widgets = {"handler": HandlerInput}
 
     def __init__(
         self,
@@ -118,6 +185,24 @@ class JobForm(forms.ModelForm):
             self.initial.update(mask_job_data(self.initial))
         if isinstance(status := self.fields.get("status"), forms.ChoiceField):
             status.choices = [(s.value, s.label) for s in (Job.Status.ACTIVE, Job.Status.PAUSED)]
+        if (handler := self.fields.get("handler")) is not None:
+            # The admin writes help texts as HTML: '<name>' would vanish.
+            handler.help_text = escape(handler.help_text) + " " + escape(_("Pick one of the list or type it."))
+        zone_name = self.initial.get("timezone") or self.instance.timezone or settings.TIME_ZONE
+        if isinstance(run_at := self.fields.get("run_at"), ZonedSplitDateTimeField):
+            run_at.zone = times.zone_named(zone_name)
+            run_at.help_text = format_html(
+                '{} <span id="ct-run-at-zone">{}</span>', _("For a one-off job, in the job's time zone:"), zone_name
+            )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        run_at = cleaned.get("run_at")
+        if isinstance(run_at, datetime) and timezone.is_naive(run_at):
+            # Entered in the job's zone (the form's "time zone" box), as the form says.
+            zone = times.zone_named(cleaned.get("timezone") or settings.TIME_ZONE)
+            cleaned["run_at"] = timezone.make_aware(run_at, zone)
+        return cleaned
 
     def _post_clean(self) -> None:
         # Not ModelForm's (copy the values onto the instance, full_clean it): the job prepared from
@@ -133,7 +218,7 @@ class JobForm(forms.ModelForm):
                 self._error_on(field, messages)
         except ShellNotPermitted as exc:
             if self.request is not None:
-                _audit_denied(self.request, exc)
+                audit_denied(self.request, exc)
             self._error_on("kind", [str(exc)])
         except JobConflict as exc:
             self._error_on(exc.field, [exc.message])
@@ -168,16 +253,36 @@ class ChangedRecentlyFilter(admin.SimpleListFilter):
         return queryset
 
 
-class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
+#: The state the job page shows: its next and last fires in both zones (``JobAdmin.next_fire``).
+STATE_SHOWN: tuple[str, ...] = tuple(
+    {"next_run_at": "next_fire", "last_run_at": "last_fire"}.get(name, name) for name in STATE_FIELDS
+)
+
+
+def both_zones(moment: datetime | None, job: Job) -> SafeString:
+    """The moment in the reader's zone (and how far), then in the job's own zone."""
+    if moment is None:
+        return format_html("{}", times.EMPTY)
+    own = times.zone_named(job.timezone)
+    return format_html(
+        '{}<div class="ct-sub ct-job-zone">{} {} ({})</div>',
+        times.time_html(moment),
+        _("In the job's zone:"),
+        times.time_html(moment, own, with_relative=False),
+        job.timezone,
+    )
+
+
+class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
     form = JobForm
     list_display = [
         "id", "name", "kind", "schedule", "status_badge", "next_run_at", "last_run_at",
         "success_count", "failure_count",
     ]  # fmt: skip
     list_display_links = ["id", "name"]
-    list_filter = ["status", "kind", "trigger", "is_system", ChangedRecentlyFilter]
+    list_filter = ["status", "kind", "trigger", "is_system", TagListFilter, ChangedRecentlyFilter]
     search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
-    readonly_fields = list(STATE_FIELDS)
+    readonly_fields = [*STATE_FIELDS, "next_fire", "last_fire"]
     fieldsets = [
         (None, {"fields": _part("job")}),
         ("Schedule", {"fields": _part("schedule")}),
@@ -185,10 +290,11 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         ("Python handler", {"fields": _part("python"), "classes": ["ct-kind-python"]}),
         ("Shell command", {"fields": _part("shell"), "classes": ["ct-kind-shell"]}),
         ("Policies", {"fields": _part("policies")}),
-        ("State", {"fields": STATE_FIELDS}),
+        ("State", {"fields": STATE_SHOWN}),
         ("Change", {"fields": ["change_reason"]}),
     ]
-    actions = ["pause_jobs", "resume_jobs", "delete_jobs"]
+    actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "delete_jobs"]
+    action_form = JobActionForm  # the date picker of "Pause until…" (jobs.admin_pause)
     list_per_page = 50
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list[Any]:
@@ -199,12 +305,23 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "id"] if obj is not None else fields
 
-    @admin.display(description="schedule")
+    @admin.display(description=gettext_lazy("schedule"))
     def schedule(self, job: Job) -> str:
         return schedule_text(job)
 
+    @admin.display(description=gettext_lazy("next run at"))
+    def next_fire(self, job: Job) -> SafeString:
+        return both_zones(job.next_run_at, job)
+
+    @admin.display(description=gettext_lazy("last run at"))
+    def last_fire(self, job: Job) -> SafeString:
+        return both_zones(job.last_run_at, job)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> SafeString:
+        if job.status == Job.Status.PAUSED and job.paused_until is not None:
+            until = timezone.localtime(job.paused_until).strftime("%Y-%m-%d %H:%M")
+            return format_html("{} until {}", badge(job.status), until)
         return badge(job.status)
 
     def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:
@@ -272,7 +389,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
 
     def save_refused(self, request: HttpRequest, refused: SaveRefused) -> None:
         if isinstance(refused.__cause__, PermissionDenied):
-            _audit_denied(request, refused.__cause__)
+            audit_denied(request, refused.__cause__)
 
     def delete_model(self, request: HttpRequest, obj: Job) -> None:
         services.job_delete(job=obj)
@@ -285,18 +402,42 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)  # replaced by delete_jobs, which reports system jobs it skipped
         return actions
 
-    @admin.action(description="Delete selected jobs", permissions=["delete"])
-    def delete_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(request, queryset, _delete, "deleted", bulk="delete")
+    @admin.action(description=gettext_lazy("Delete selected jobs"), permissions=["delete"])
+    def delete_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+        """Asks first: a page listing the jobs and how many runs go with each; its "Yes" posts back
+        with ``post=yes``, and the jobs are deleted through the service."""
+        if request.POST.get("post") == "yes":
+            self._each(request, queryset, _delete, "deleted", bulk="delete")
+            return None
+        jobs = list(queryset.order_by("pk")[:1000])
+        counts = self.stored_runs(jobs)
+        rows = [(job, counts.get(job.pk, 0)) for job in jobs]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Are you sure?"),
+            "subtitle": None,
+            "opts": self.model._meta,
+            "rows": rows,
+            "deletable": sum(1 for job, _count in rows if not job.is_system),
+            "total_runs": sum(count for job, count in rows if not job.is_system),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/jobs/job/delete_selected_confirmation.html", context)
+
+    def stored_runs(self, jobs: list[Job]) -> dict[str, int]:
+        """How many runs each job has, deleted with it (``runs.admin`` counts the stored rows; here,
+        below the runs, the job's own counter)."""
+        return {job.pk: job.run_count for job in jobs}
 
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_system)
 
-    @admin.action(description="Pause selected jobs", permissions=["change"])
+    @admin.action(description=gettext_lazy("Pause selected jobs"), permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, _pause, "paused", bulk="pause")
 
-    @admin.action(description="Resume selected jobs", permissions=["change"])
+    @admin.action(description=gettext_lazy("Resume selected jobs"), permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         self._each(request, queryset, _resume, "resumed", bulk="resume")
 
@@ -366,7 +507,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
         except JobVersion.DoesNotExist:
             raise Http404(f"Job {object_id!r} has no version {number}.") from None
         except (ValidationError, PermissionDenied, JobConflict) as exc:
-            _audit_denied(request, exc)
+            audit_denied(request, exc)
             self.message_user(request, f"Not reverted: {_reason(exc)}", messages.ERROR)
         else:
             self.message_user(request, f"Reverted {job.pk} to version {number}.", messages.SUCCESS)
@@ -386,7 +527,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
             except JobVersion.DoesNotExist:
                 self.message_user(request, f"No versions of a job {job_id!r} to restore.", messages.ERROR)
             except (ValidationError, PermissionDenied, JobConflict) as exc:
-                _audit_denied(request, exc)
+                audit_denied(request, exc)
                 self.message_user(request, f"Not restored: {_reason(exc)}", messages.ERROR)
             else:
                 self.message_user(request, f"Restored {job.pk}, paused.", messages.SUCCESS)
@@ -414,7 +555,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         job = get_object_or_404(Job, pk=object_id)
         if not self.has_change_permission(request, job):
-            _audit_denied(request, PermissionDenied("jobs.change_job"))
+            audit_denied(request, PermissionDenied("jobs.change_job"))
             return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
         self._each(request, Job.objects.filter(pk=job.pk), change, verb)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
@@ -431,7 +572,7 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
                 try:
                     reason = change(job, request.user)
                 except (ValidationError, PermissionDenied, JobConflict) as exc:
-                    _audit_denied(request, exc)
+                    audit_denied(request, exc)
                     reason = _reason(exc)
                 results.append({"id": job.pk, "ok": reason is None, **({"error": reason} if reason else {})})
                 if reason is None:
@@ -440,11 +581,12 @@ class JobAdmin(RefusedSaveMixin, BoundedSearchMixin, admin.ModelAdmin):
                     unchanged.append(f"{job.pk}: {reason}")
         if bulk:
             audit_record(action="bulk", details={"action": bulk, "results": results})
-        self.message_user(request, f"{changed} job(s) {verb}.", messages.SUCCESS if changed else messages.INFO)
+        done = DONE[verb] % {"n": changed}
+        self.message_user(request, done, messages.SUCCESS if changed else messages.INFO)
         if unchanged:
             more = len(unchanged) - MAX_LISTED
-            listed = " | ".join(unchanged[:MAX_LISTED]) + (f" | and {more} more" if more > 0 else "")
-            self.message_user(request, f"Not changed: {listed}", messages.WARNING)
+            listed = " | ".join(unchanged[:MAX_LISTED]) + (_(" | and %(n)d more") % {"n": more} if more > 0 else "")
+            self.message_user(request, _("Not changed: %(jobs)s") % {"jobs": listed}, messages.WARNING)
 
 
 #: Versions on a page of a job's History (``?page=2`` for the older ones).
@@ -467,7 +609,7 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _audit_denied(request: HttpRequest, exc: Exception) -> None:
+def audit_denied(request: HttpRequest, exc: Exception) -> None:
     """A write the services refused the user for want of a permission (not for bad input), in the
     audit trail as the API's refusals are. Call it outside the refused change's transaction."""
     if isinstance(exc, PermissionDenied):

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from audit.services import audit_context, audit_record
 from core import origin
 from jobs import handlers, services
+from jobs.dependencies import job_graph
 from jobs.errors import JobConflict
 from jobs.filters import JobFilter
 from jobs.importer import ImportSummary, Invalid, import_entries
@@ -39,10 +40,12 @@ from jobs.serializers import (
     HandlerSerializer,
     ImportRequestSerializer,
     ImportResponseSerializer,
+    JobGraphSerializer,
     JobSerializer,
     JobVersionDetailSerializer,
     JobVersionSerializer,
     JobWriteSerializer,
+    PauseSerializer,
     RestoreSerializer,
     RevertSerializer,
 )
@@ -103,15 +106,26 @@ class JobViewSet(viewsets.ModelViewSet):
         services.job_delete(job=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={200: JobSerializer})
+    @extend_schema(request=PauseSerializer, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str | None = None) -> Response:
-        return Response(JobSerializer(services.job_pause(job=self.get_object())).data)
+        """Pause the job; with ``until`` it resumes by itself at that time."""
+        job = self.get_object()
+        query = PauseSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        return Response(JobSerializer(services.job_pause(job=job, until=query.validated_data.get("until"))).data)
 
     @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         return Response(JobSerializer(services.job_resume(job=self.get_object(), actor=request.user)).data)
+
+    @extend_schema(responses={200: JobGraphSerializer})
+    @action(detail=True, methods=["get"])
+    def graph(self, request: Request, pk: str | None = None) -> Response:
+        """The workflow the job is part of: what it waits for (``upstream``), the jobs it fires
+        (``downstream``), and every job connected to it through ``after``, as nodes and edges."""
+        return Response(JobGraphSerializer(job_graph(self.get_object())).data)
 
     @extend_schema(request=JobWriteSerializer, responses={201: JobSerializer})
     @action(detail=True, methods=["post"])
@@ -180,6 +194,9 @@ class JobViewSet(viewsets.ModelViewSet):
         name, ids = serializer.validated_data["action"], serializer.validated_data["ids"]
         jobs = Job.objects.in_bulk(ids)
         service = self.bulk_services[name]
+        if (until := serializer.validated_data.get("until")) is not None:
+            services.validate_pause_until(until)  # once for all: a 400, not the same error per id
+            service = partial(service, until=until)
         if name in ACTOR_CHECKED:  # the services that refuse a user without the shell permission
             service = partial(service, actor=request.user)
         with audit_context(bulk=name):  # each job's own entry says it came from this bulk action

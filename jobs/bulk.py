@@ -8,7 +8,8 @@ PeriodicTasks, the jobs, their first versions and their audit entries each in a 
 inserts, and one change bump for beat. A batch is written whole or not at all; nothing is ever
 half-written.
 
-An id taken since the batch looked (another process created it meanwhile) rolls the batch back,
+The jobs' ``after`` edges and tags in use are written as ``job_create`` writes them. An id taken
+since the batch looked (another process created it meanwhile) rolls the batch back,
 and its entries are then created one by one through ``job_create``, so each is reported on its own.
 """
 
@@ -24,9 +25,11 @@ from django.db import IntegrityError, transaction
 from audit.services import audit_record_many
 from jobs import services
 from jobs.beat_sync import ScheduleRows, periodic_task_name, periodic_tasks_for, schedules_changed
+from jobs.dependencies import dependencies_sync
 from jobs.errors import JobAlreadyExists, JobConflict
 from jobs.models import Job
 from jobs.preparation import job_prepare
+from jobs.tags import tags_record
 from jobs.versions import versions_record_created
 
 if TYPE_CHECKING:
@@ -124,6 +127,10 @@ def _write(jobs: list[Job], actor: Actor, schedules: ScheduleRows) -> None:
     if tasks:
         schedules_changed()
     Job.objects.bulk_create(jobs, batch_size=BATCH_SIZE)
+    for job in jobs:
+        if job.after:  # few are: each job's edges as job_create writes them (jobs.dependencies)
+            dependencies_sync(job, new=True)
+    tags_record({tag for job in jobs for tag in job.tags})
     versions_record_created(jobs, actor=actor)
     audit_record_many(action="create", job_ids=_ids(jobs))
 

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.utils.dateparse import parse_date, parse_datetime
 
 from jobs.expressions import EXPRESSION_KEY, ExpressionError, is_expression, validate_expression
+from jobs.upstream_refs import UPSTREAM_KEY, is_upstream_ref, ref_problem
 
 # Modules of the project's own whose handlers are always allowed: the apps above jobs declare
 # them (``allow_builtin_module``), as the runs app does the one of its system job cleanup-runs.
@@ -217,7 +218,7 @@ def check_kwargs(handler: str, kwargs: dict[str, Any]) -> list[str]:
 
 def _validator_problems(handler: str, validate: KwargsValidator, kwargs: dict[str, Any]) -> list[str]:
     """The handler's own check (``handler(validate=…)``), on the arguments known before it runs."""
-    plain = {name: value for name, value in kwargs.items() if not is_expression(value)}
+    plain = {name: value for name, value in kwargs.items() if not (is_expression(value) or is_upstream_ref(value))}
     try:
         found = validate(plain)
     except Exception as exc:  # noqa: BLE001 - a broken check is the handler's problem, not a 500
@@ -227,7 +228,8 @@ def _validator_problems(handler: str, validate: KwargsValidator, kwargs: dict[st
 
 
 def expression_problems(kwargs: dict[str, Any]) -> list[str]:
-    """Every ``{"$expr": …}`` in ``kwargs``, at any depth, that would be refused when it runs."""
+    """Every ``{"$expr": …}`` (and ``{"$upstream": …}``) in ``kwargs``, at any depth, that would be
+    refused when it runs."""
     return [problem for name, value in kwargs.items() for problem in _expression_problems(name, value)]
 
 
@@ -244,6 +246,11 @@ def _expression_problems(name: str, value: Any) -> list[str]:
             except ExpressionError as exc:
                 where = f" at {path.lstrip('.')}" if path else ""
                 problems.append(f"Argument {name!r}{where}: {exc}")
+        elif is_upstream_ref(item):
+            problem = ref_problem(item[UPSTREAM_KEY])
+            if problem is not None:
+                where = f" at {path.lstrip('.')}" if path else ""
+                problems.append(f"Argument {name!r}{where}: {problem}")
         elif isinstance(item, dict):
             stack.extend((child, f"{path}.{key}") for key, child in reversed(item.items()))
         elif isinstance(item, list | tuple):
@@ -253,7 +260,7 @@ def _expression_problems(name: str, value: Any) -> list[str]:
 
 def _value_problems(param: Parameter, value: Any) -> list[str]:
     problems = _expression_problems(param.name, value)
-    if is_expression(value):
+    if is_expression(value) or is_upstream_ref(value):
         return problems  # its type is known only when it runs
     if problems:
         return problems

@@ -23,6 +23,7 @@ from django.db import transaction
 
 from jobs import services
 from jobs.bulk import entry_errors, jobs_create_many
+from jobs.dependencies import upstream_first
 from jobs.errors import JobConflict
 from jobs.models import EDITABLE_FIELDS, Job
 from jobs.secrets import mask_job_data
@@ -49,6 +50,15 @@ class Invalid:
     reason: str
 
 
+class LocatedEntry(dict[str, Any]):
+    """An entry that says where in its file it came from (``line 12`` of a crontab): an invalid
+    one is reported by that, not by the id the import made up for it."""
+
+    def __init__(self, data: dict[str, Any], *, label: str) -> None:
+        super().__init__(data)
+        self.label = label
+
+
 @dataclass
 class EntryResult:
     """What became of one entry: ``created``, ``updated``, ``unchanged`` or ``invalid`` (``errors``
@@ -67,29 +77,39 @@ class ImportSummary:
     unchanged: int = 0
     invalid: list[Invalid] = field(default_factory=list)
     results: list[EntryResult] = field(default_factory=list)
+    #: ("created" | "updated" | "unchanged", the job's id, where it came from), in the file's order.
+    outcomes: list[tuple[str, str, str]] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, invalid {len(self.invalid)}"
         )
 
-    def add(self, result: EntryResult, label: str) -> None:
+    def add(self, result: EntryResult, label: str, *, reason: str | None = None) -> None:
+        """Count ``result``; an invalid one is reported as ``label``: ``reason`` (else its errors)."""
         self.results.append(result)
         if result.status == "invalid":
-            reason = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in result.errors.items())
-            self.invalid.append(Invalid(label, reason))
+            shown = reason or "; ".join(f"{name}: {' '.join(messages)}" for name, messages in result.errors.items())
+            self.invalid.append(Invalid(label, shown))
         else:
             setattr(self, result.status, getattr(self, result.status) + 1)
+            self.outcomes.append((result.status, result.id, label))
 
 
 def export_job(job: Job, *, include_secrets: bool = False) -> dict[str, Any]:
     """The job in the API's shape, its secrets masked unless ``include_secrets``. Imported back onto
     the same jobs, masked values keep the stored ones; onto no job, they are refused."""
-    data = {name: getattr(job, name) for name in EDITABLE_FIELDS}
+    data = {name: _plain(getattr(job, name)) for name in EDITABLE_FIELDS}
     data["run_at"] = job.run_at.isoformat() if job.run_at else None
     if data["status"] == Job.Status.COMPLETED:
-        data["status"] = Job.Status.PAUSED  # a finished one-off comes back paused, not re-armed
+        data["status"] = Job.Status.PAUSED.value  # a finished one-off comes back paused, not re-armed
     return data if include_secrets else mask_job_data(data)
+
+
+def _plain(value: Any) -> Any:
+    """A choice's plain string: ``Job.Status.PAUSED`` is a ``str`` subclass, which JSON writes
+    as a string but YAML's safe dumper refuses (RepresenterError)."""
+    return str.__str__(value) if isinstance(value, str) and type(value) is not str else value
 
 
 def load_entries(path: Path) -> list[dict[str, Any] | Invalid]:
@@ -125,6 +145,20 @@ def parse_crontab(text: str) -> list[dict[str, Any] | Invalid]:
     return entries
 
 
+def add_tags(entries: Iterable[dict[str, Any] | Invalid], tags: list[str]) -> list[dict[str, Any] | Invalid]:
+    """Each entry with ``tags`` added to its own (``import_jobs --tag``: a crontab's lines have
+    none). What a job ends up with is what its entry gives, checked as any entry is."""
+    tagged: list[dict[str, Any] | Invalid] = []
+    for entry in entries:
+        if isinstance(entry, Invalid) or not tags:
+            tagged.append(entry)
+            continue
+        own = entry.get("tags")
+        data = {**entry, "tags": [*own, *tags] if isinstance(own, list) else (tags if own is None else own)}
+        tagged.append(LocatedEntry(data, label=entry.label) if isinstance(entry, LocatedEntry) else data)
+    return tagged
+
+
 def import_entries(
     entries: Iterable[dict[str, Any] | Invalid],
     *,
@@ -134,42 +168,54 @@ def import_entries(
     may_update: bool = True,
 ) -> ImportSummary:
     """Upsert each entry by id: an entry that names an existing job updates it (each in its own
-    transaction), the others are created in bulk (``jobs.bulk.jobs_create_many``: a batch at a
-    time, each batch whole or not at all). Each entry's result is in the file's order; a dry run
-    rolls everything back. ``may_update=False``: an entry naming an existing job is refused (an
-    API client that may add jobs but not change them)."""
+    transaction); the new ones are created in bulk (``jobs.bulk.jobs_create_many``: a batch at a
+    time, each batch whole or not at all), but for those that run after other jobs (``after``),
+    which are created one by one once the others are there, an upstream job before the jobs that
+    run after it. Each entry's result is in the file's order; a dry run rolls everything back.
+    ``may_update=False``: an entry naming an existing job is refused (an API client that may add
+    jobs but not change them)."""
     outcomes: dict[int, tuple[EntryResult, str]] = {}
     with transaction.atomic() if dry_run else contextlib.nullcontext():
         listed = list(entries)
         existing = _existing_ids(listed)
         new: list[tuple[int, str, dict[str, Any]]] = []
+        one_by_one: list[tuple[int, dict[str, Any]]] = []
         for index, entry in enumerate(listed):
             if isinstance(entry, Invalid):
                 outcomes[index] = (EntryResult(index, "", "invalid", {"entry": [entry.reason]}), entry.label)
-            elif entry.get("id") in existing:
-                outcomes[index] = (_update_one(index, entry, actor, may_update), _label(entry))
+                _tick(on_progress)
+            elif entry.get("id") in existing or entry.get("after"):
+                one_by_one.append((index, entry))
             else:
                 new.append((index, _label(entry), _without_status_completed(entry)))
-                continue
-            if on_progress is not None:
-                on_progress()
 
         def batch_done(count: int) -> None:
             for _ in range(count):
-                if on_progress is not None:
-                    on_progress()
+                _tick(on_progress)
 
         created = jobs_create_many([data for _, _, data in new], actor=actor, on_batch=batch_done)
-        for (index, label, data), result in zip(new, created, strict=True):
-            job_id = result.job.pk if result.job is not None else str(data.get("id") or "")
-            status = "created" if result.ok else "invalid"
-            outcomes[index] = (EntryResult(index, job_id, status, result.errors), label)
+        for (index, label, data), made in zip(new, created, strict=True):
+            job_id = made.job.pk if made.job is not None else str(data.get("id") or "")
+            status = "created" if made.ok else "invalid"
+            outcomes[index] = (EntryResult(index, job_id, status, made.errors), label)
+        # Then updates and jobs that run after others, each upstream before its downstream ones.
+        places = {id(entry): index for index, entry in one_by_one}
+        for entry in upstream_first([entry for _, entry in one_by_one]):
+            index = places[id(entry)]
+            outcomes[index] = (_one(index, entry, actor, may_update, entry.get("id") in existing), _label(entry))
+            _tick(on_progress)
         if dry_run:
             transaction.set_rollback(True)
     summary = ImportSummary()
     for index in sorted(outcomes):
-        summary.add(*outcomes[index])
+        given = listed[index]
+        summary.add(*outcomes[index], reason=given.reason if isinstance(given, Invalid) else None)
     return summary
+
+
+def _tick(on_progress: Callable[[], None] | None) -> None:
+    if on_progress is not None:
+        on_progress()
 
 
 def _existing_ids(entries: list[dict[str, Any] | Invalid]) -> set[str]:
@@ -181,6 +227,9 @@ def _existing_ids(entries: list[dict[str, Any] | Invalid]) -> set[str]:
 
 
 def _label(entry: dict[str, Any]) -> str:
+    """How an entry is named in the report: where it came from (``line 12`` of a crontab), else its id."""
+    if isinstance(entry, LocatedEntry):
+        return entry.label
     return str(entry.get("id") or entry.get("name") or "(no id)")
 
 
@@ -188,18 +237,19 @@ class _Unchanged(Exception):
     """Raised to roll back an update that changed nothing (so updated_at stays as it was)."""
 
 
-def _update_one(index: int, entry: dict[str, Any], actor: Actor, may_update: bool) -> EntryResult:
-    job_id = str(entry.get("id"))
-    if not may_update:
+def _one(index: int, entry: dict[str, Any], actor: Actor, may_update: bool, exists: bool) -> EntryResult:
+    """An update of an existing job, or a create through ``job_create`` (a job that runs after others)."""
+    job_id = str(entry.get("id") or "")
+    if exists and not may_update:
         return EntryResult(
             index, job_id, "invalid", {"id": [f"A job with id {job_id!r} exists, and you may not change jobs."]}
         )
     try:
         with transaction.atomic():
-            job = Job.objects.filter(pk=job_id).first()
-            if job is None:  # deleted since the import looked: made again
-                services.job_create(data=_without_status_completed(entry), actor=actor)
-                return EntryResult(index, job_id, "created")
+            job = Job.objects.filter(pk=job_id).first() if job_id else None
+            if job is None:  # new (or deleted since the import looked: made again)
+                made = services.job_create(data=_without_status_completed(entry), actor=actor)
+                return EntryResult(index, made.pk, "created")
             before = export_job(job, include_secrets=True)
             updated = services.job_update(job=job, data=_without_status_completed(entry), actor=actor)
             if export_job(updated, include_secrets=True) == before:
@@ -233,7 +283,7 @@ def _crontab_entry(line: str, number: int, env: dict[str, str], zone: str | None
     entry = {"id": f"crontab-{digest}", "name": command[:200], "kind": "shell", "cron": cron, "command": command}
     if zone:
         entry["timezone"] = zone
-    return entry
+    return LocatedEntry(entry, label=f"line {number}")
 
 
 def _quote(value: str) -> str:

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from jobs.triggers import Schedule, Trigger
+from jobs.triggers import MAX_JITTER_SECONDS, DstPolicy, Schedule, Trigger, jitter_offset
 
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
@@ -27,13 +27,21 @@ def default_timeout() -> int:
     return settings.CRONTASK_DEFAULT_TIMEOUT
 
 
+class BlackoutPolicy(models.TextChoices):
+    SKIP = "skip", _("Skip: record the fire skipped, naming the calendar")
+    DEFER = "defer", _("Defer: run once at the window's end")
+
+
 class Job(models.Model):
+    BlackoutPolicy = BlackoutPolicy
+
     class Kind(models.TextChoices):
         HTTP = "http", _("HTTP request")
         PYTHON = "python", _("Python handler")
         SHELL = "shell", _("Shell command")
 
     Trigger = Trigger  # defined with the trigger maths (jobs.triggers), where Schedule reads it
+    DstPolicy = DstPolicy  # likewise
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
@@ -41,12 +49,17 @@ class Job(models.Model):
         COMPLETED = "completed", _("Completed")
 
     class Method(models.TextChoices):
-        GET = "GET"
-        POST = "POST"
-        PUT = "PUT"
-        PATCH = "PATCH"
-        DELETE = "DELETE"
-        HEAD = "HEAD"
+        # Labelled as written: without a label Django shows "Get", "Post".
+        GET = "GET", "GET"
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+        PATCH = "PATCH", "PATCH"
+        DELETE = "DELETE", "DELETE"
+        HEAD = "HEAD", "HEAD"
+
+    class AfterMode(models.TextChoices):
+        ANY = "any", _("Each matching upstream run fires it")
+        ALL = "all", _("Fires once every upstream has a matching run")
 
     class ConcurrencyPolicy(models.TextChoices):
         ALLOW = "allow", _("Allow overlapping runs")
@@ -67,6 +80,13 @@ class Job(models.Model):
     )
     name = models.CharField(_("name"), max_length=200, blank=True, help_text=_("Defaults to the id."))
     description = models.TextField(_("description"), blank=True)
+    # Rules (jobs.tags): at most 20, each 1-50 of a-z 0-9 - _ . : (lowercased), no duplicates.
+    tags = models.JSONField(
+        _("tags"),
+        default=list,
+        blank=True,
+        help_text=_("Short labels to find the job by and aim alert rules at: prod, team:billing."),
+    )
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.HTTP)
     trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
 
@@ -85,6 +105,36 @@ class Job(models.Model):
     run_at = models.DateTimeField(_("run at"), null=True, blank=True, help_text=_("For a one-off job."))
     timezone = models.CharField(
         _("time zone"), max_length=64, default=default_timezone, help_text=_("IANA name the cron is read in.")
+    )
+    jitter_seconds = models.PositiveIntegerField(
+        _("jitter (seconds)"),
+        default=0,
+        validators=[MaxValueValidator(MAX_JITTER_SECONDS)],
+        help_text=_(
+            "Move every fire by the same offset in [0, jitter), derived from the job's id, to spread jobs "
+            "that share a schedule. Less than the time between two fires. 0: on time."
+        ),
+    )
+    # Calendars by id: the calendars app sits above jobs (calendars.apps registers the check that
+    # the ids exist, jobs.validators); beat reads them with the job (scheduling.blackouts).
+    calendars = models.JSONField(
+        _("calendars"), default=list, blank=True,
+        help_text=_("Ids of the calendars whose windows this job must not run in, e.g. [1, 3]."),
+    )  # fmt: skip
+    blackout_policy = models.CharField(
+        _("blackout policy"), max_length=6, choices=BlackoutPolicy.choices, default=BlackoutPolicy.SKIP,
+        help_text=_("A fire in a calendar's window: recorded skipped, or run once at the window's end."),
+    )  # fmt: skip
+    dst_policy = models.CharField(
+        _("DST policy"),
+        max_length=12,
+        choices=DstPolicy.choices,
+        default=DstPolicy.SHIFT_ONCE,
+        help_text=_(
+            "For a cron that names its minute and hour: on the day a daylight-saving change skips its "
+            "time, run at the next valid time (shift) or not at all (skip); on the day it repeats it, "
+            "run once or twice."
+        ),
     )
 
     url = models.CharField(_("URL"), max_length=2000, blank=True)
@@ -131,6 +181,30 @@ class Job(models.Model):
         help_text=_("A fire starting later than this after its time is skipped. Empty: always run."),
     )
 
+    # Workflows (jobs.dependencies): the jobs whose runs fire this one, besides its schedule.
+    after = models.JSONField(
+        _("runs after"),
+        default=list,
+        blank=True,
+        help_text=_(
+            'Upstream jobs whose runs fire this one: [{"job": "<id>", "on": "success" | "failure" | "finish"}].'
+        ),
+    )
+    after_mode = models.CharField(
+        _("after mode"),
+        max_length=3,
+        choices=AfterMode.choices,
+        default=AfterMode.ANY,
+        help_text=_("'any': each matching upstream run fires it; 'all': once every upstream has one."),
+    )
+    after_window_seconds = models.PositiveIntegerField(
+        _("after window (seconds)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_INTERVAL_SECONDS)],
+        help_text=_("With 'all': the upstream runs must have ended within this many seconds. Empty: no limit."),
+    )
+
     # Derived by the services from the fields above: what search looks in. Search over the raw url
     # or command would let anyone who may read jobs find a masked secret one guessed character at
     # a time, so it sees only what is shown.
@@ -140,6 +214,14 @@ class Job(models.Model):
     )  # fmt: skip
 
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # Set by a pause with a time to come back (``jobs.services.job_pause``): beat resumes the job
+    # then (``job_resume_due``). ``paused_at``: when it was paused, so that what fell due while it
+    # was paused (and only that) is caught up on by its misfire policy.
+    paused_until = models.DateTimeField(
+        _("paused until"), null=True, blank=True, editable=False,
+        help_text=_("The job resumes by itself at this time."),
+    )  # fmt: skip
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True, editable=False)
     is_system = models.BooleanField(_("system job"), default=False, help_text=_("System jobs cannot be deleted."))
 
     next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True, editable=False)
@@ -179,6 +261,12 @@ class Job(models.Model):
             ),
             # The API's and admin's list filters.
             models.Index(fields=["status", "kind"], name="job_status_kind_idx"),
+            # Beat's look for the paused jobs due to resume (jobs.services.job_resume_due).
+            models.Index(
+                fields=["paused_until"],
+                name="job_paused_until_idx",
+                condition=Q(status="paused", paused_until__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -211,6 +299,8 @@ class Job(models.Model):
             interval_seconds=self.interval_seconds,
             run_at=self.run_at,
             timezone=self.timezone,
+            offset_seconds=jitter_offset(self.id, self.jitter_seconds),
+            dst_policy=self.dst_policy,
         )
 
     @property
@@ -274,14 +364,16 @@ CONSTRAINTS_IN_PYTHON: dict[str, tuple[frozenset[str], Callable[[Job], bool | No
 #: and, by part, its fieldsets (``jobs.admin``), an export's keys and what an import may give
 #: (``jobs.importer``), and what ``jobs.preparation`` accepts.
 EDITABLE_PARTS: dict[str, str] = {
-    "id": "job", "name": "job", "description": "job", "kind": "job",
+    "id": "job", "name": "job", "description": "job", "tags": "job", "kind": "job",
     "trigger": "schedule", "cron": "schedule", "interval_seconds": "schedule", "run_at": "schedule",
-    "timezone": "schedule",
+    "timezone": "schedule", "jitter_seconds": "schedule", "dst_policy": "schedule",
+    "calendars": "schedule", "blackout_policy": "schedule",
     "url": "http", "method": "http", "headers": "http", "body": "http", "follow_redirects": "http",
     "handler": "python", "handler_kwargs": "python",
     "command": "shell",
     "timeout_seconds": "policies", "max_retries": "policies", "retry_backoff_seconds": "policies",
     "concurrency_policy": "policies", "max_concurrent": "policies", "misfire_grace_seconds": "policies",
+    "after": "dependencies", "after_mode": "dependencies", "after_window_seconds": "dependencies",
     "status": "job",
 }  # fmt: skip
 EDITABLE_FIELDS: tuple[str, ...] = tuple(EDITABLE_PARTS)
@@ -289,8 +381,8 @@ EDITABLE_FIELDS: tuple[str, ...] = tuple(EDITABLE_PARTS)
 #: ignores them) and in the admin. The job's other fields (``shown_target``, ``last_fired_at``,
 #: ``periodic_task``) are for the system's own use and not shown.
 STATE_FIELDS: tuple[str, ...] = (
-    "is_system", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count", "failure_count",
-    "created_at", "updated_at",
+    "is_system", "paused_until", "next_run_at", "last_run_at", "last_run_status", "run_count", "success_count",
+    "failure_count", "created_at", "updated_at",
 )  # fmt: skip
 
 
@@ -298,6 +390,22 @@ STATE_FIELDS: tuple[str, ...] = (
 #: actions (the audit trail's), not changes to what the job is: a revert keeps the job's status,
 #: and a restored job comes back paused whatever it was.
 VERSIONED_FIELDS: tuple[str, ...] = tuple(name for name in EDITABLE_FIELDS if name != "status")
+
+
+class JobTag(models.Model):
+    """A tag some job has, or had (``jobs.tags``): what the admin's filter by tag offers, read
+    without unnesting every job's tags on each page. Derived from the jobs: added by the services
+    as a job is saved with a new tag, rebuilt from the jobs (the tags no job has any more dropped)
+    by ``sync_schedules`` and by the daily ``cleanup-runs`` system job."""
+
+    name = models.CharField(_("name"), max_length=50, primary_key=True)
+
+    class Meta:
+        verbose_name = _("job tag")
+        verbose_name_plural = _("job tags")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class JobVersion(models.Model):
@@ -335,3 +443,35 @@ class JobVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} v{self.number}"
+
+
+class JobDependency(models.Model):
+    """One edge of a workflow: ``job`` runs after ``upstream_id``'s runs that end ``on`` so.
+
+    Derived from ``Job.after`` (the source of truth, versioned) by the job services
+    (``jobs.dependencies.dependencies_sync``), in the transaction that saves the job, so that a
+    finished run finds the jobs it fires with one indexed query. ``upstream_id`` is not a foreign
+    key: an upstream job may be deleted, and its downstream jobs still say what they wait for."""
+
+    class On(models.TextChoices):
+        SUCCESS = "success", _("Success")
+        FAILURE = "failure", _("Failure")
+        FINISH = "finish", _("Finish")
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependencies", verbose_name=_("job"))
+    upstream_id = models.CharField(_("upstream job id"), max_length=100)
+    on = models.CharField(_("on"), max_length=7, choices=On.choices)
+
+    class Meta:
+        verbose_name = _("job dependency")
+        verbose_name_plural = _("job dependencies")
+        constraints = [
+            models.UniqueConstraint(fields=["job", "upstream_id"], name="jobdependency_one_per_upstream"),
+        ]
+        indexes = [
+            # runs.dependencies: the jobs a finished run of upstream_id fires; the graph's walk downstream.
+            models.Index(fields=["upstream_id"], name="jobdependency_upstream_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} after {self.upstream_id} ({self.on})"

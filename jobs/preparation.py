@@ -9,8 +9,9 @@ shows it; ShellNotPermitted (a 403) and JobAlreadyExists (a 409) are the other t
 The rules, in the order they apply: the keys (unknown fields, ``trigger_args``), the id, the
 trigger (inferred from the one trigger field given), masks sent back for stored secrets, the kind
 (inferred from url, handler or command), the shell permission, the model's fields and constraints
-with the job's rules (``jobs.validators.validate_job``: bounds, text, trigger, kind, and the
-handler's signature, which imports the handler's code), a run_at in the past, the status rules,
+with the job's rules (``jobs.validators.validate_job``: bounds, text, trigger, kind, the shape of
+``after``, and the handler's signature, which imports the handler's code), the upstream jobs of
+``after`` and the cycles it would make (``jobs.dependencies.check_after``), a run_at in the past, the status rules,
 and, for a new job, whether its id is free.
 """
 
@@ -25,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.utils import timezone
 
+from jobs.dependencies import check_after
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
 from jobs.models import CONSTRAINTS_IN_PYTHON, EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
 from jobs.secrets import mask_text, restore_masked
+from jobs.tags import normalise_tags
 from jobs.trigger_args import normalise_trigger_args
 from jobs.validators import validate_job
 
@@ -160,6 +163,7 @@ def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool 
     if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
         raise ValidationError({"status": "A new job is active or paused."})
     _full_clean(job)
+    check_after(job)
     now = timezone.now()
     if not (past_run_at_ok and job.status == Job.Status.PAUSED):
         _check_run_at_future(job, now, run_if_past=run_if_past)
@@ -188,6 +192,7 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
         raise ValidationError({"status": f"Unknown status {job.status!r}."})
     job.name = job.name or job.id
     _full_clean(job)
+    check_after(job, stored=stored)
     before = stored.schedule
     schedule_changed = job.schedule != before
     now = timezone.now()
@@ -201,6 +206,8 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
         job.status = resumed_status(job, now)
     if schedule_changed or job.status != stored.status:
         job.next_run_at = first_fire(job, now, run_if_past=run_if_past and job.run_at != before.run_at)
+    if job.status != Job.Status.PAUSED:  # resumed by an update: no longer paused until a time
+        job.paused_until = job.paused_at = None
     job.shown_target = mask_text(job.target)
     return job
 
@@ -210,7 +217,10 @@ def _check_keys(data: Mapping[str, Any], *, job: Job | None = None) -> dict[str,
     if unknown:
         raise ValidationError({name: "Unknown field." for name in unknown})
     # on an update, a naive run_date is read in the job's own zone unless the data names one
-    return normalise_trigger_args(dict(data), default_timezone=job.timezone if job else None)
+    fields = normalise_trigger_args(dict(data), default_timezone=job.timezone if job else None)
+    if "tags" in fields:
+        fields["tags"] = normalise_tags(fields["tags"])  # lowercased, deduplicated; validate_job checks the rest
+    return fields
 
 
 def _resolve_trigger(fields: dict[str, Any], *, current: Job | None) -> dict[str, Any]:
@@ -247,6 +257,12 @@ def _infer_kind(fields: Mapping[str, Any]) -> str:
 
 
 def _full_clean(job: Job) -> None:
+    if job.calendars is None:  # the admin form's empty field: no calendars
+        job.calendars = []
+    _full_clean_checked(job)
+
+
+def _full_clean_checked(job: Job) -> None:
     """``Model.full_clean`` with the job's rules where ``Model.clean`` would be (the model's own
     ``clean`` imports no code), and no unique check (``_prepare_new`` checks the id): each field's
     checks, then the job's rules, then the constraints on the fields that passed both, read in

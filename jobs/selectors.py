@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone as dj_timezone
@@ -9,9 +10,10 @@ from django.utils import timezone as dj_timezone
 from jobs.triggers import cron_preview, describe_cron, get_zone
 
 
-def cron_preview_data(*, expr: str, timezone: str, count: int) -> dict[str, Any]:
-    """The next ``count`` fires of a valid cron expression, in its zone, and the expression in words."""
-    fires = cron_preview(expr, get_zone(timezone), dj_timezone.now(), count)
+def cron_preview_data(*, expr: str, timezone: str, count: int, after: datetime | None = None) -> dict[str, Any]:
+    """The next ``count`` fires of a valid cron expression after ``after`` (default: now), in its
+    zone, and the expression in words."""
+    fires = cron_preview(expr, get_zone(timezone), after or dj_timezone.now(), count)
     return {
         "expr": expr,
         "timezone": timezone,

@@ -37,12 +37,20 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "id": lambda: serializers.CharField(required=False, allow_blank=True, max_length=100),
     "name": lambda: serializers.CharField(required=False, allow_blank=True, max_length=200),
     "description": lambda: serializers.CharField(required=False, allow_blank=True, max_length=10000),
+    # Strings only here; the rules (count, length, characters) are jobs.tags', applied by the services.
+    "tags": lambda: serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False
+    ),
     "kind": lambda: serializers.ChoiceField(choices=Job.Kind.choices, required=False),
     "trigger": lambda: serializers.ChoiceField(choices=Job.Trigger.choices, required=False),
     "cron": lambda: serializers.CharField(required=False, allow_blank=True, max_length=200),
     "interval_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
     "run_at": lambda: serializers.DateTimeField(required=False, allow_null=True),
     "timezone": lambda: serializers.CharField(required=False, max_length=64),
+    "jitter_seconds": lambda: serializers.IntegerField(required=False),
+    "dst_policy": lambda: serializers.ChoiceField(choices=Job.DstPolicy.choices, required=False),
+    "calendars": lambda: serializers.ListField(child=serializers.IntegerField(), required=False, max_length=20),
+    "blackout_policy": lambda: serializers.ChoiceField(choices=Job.BlackoutPolicy.choices, required=False),
     "url": lambda: serializers.CharField(required=False, allow_blank=True, max_length=2000),
     "method": lambda: serializers.ChoiceField(choices=Job.Method.choices, required=False),
     "headers": lambda: serializers.JSONField(required=False),
@@ -57,6 +65,11 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "concurrency_policy": lambda: serializers.ChoiceField(choices=Job.ConcurrencyPolicy.choices, required=False),
     "max_concurrent": lambda: serializers.IntegerField(required=False, allow_null=True),
     "misfire_grace_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
+    "after": lambda: serializers.JSONField(
+        required=False, help_text='[{"job": "<id>", "on": "success" | "failure" | "finish"}]: runs that fire this job.'
+    ),
+    "after_mode": lambda: serializers.ChoiceField(choices=Job.AfterMode.choices, required=False),
+    "after_window_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
     "status": lambda: serializers.ChoiceField(choices=[Job.Status.ACTIVE, Job.Status.PAUSED], required=False),
     # Input only: APScheduler-style trigger arguments, normalised to the fields above.
     "trigger_args": lambda: serializers.JSONField(required=False, write_only=True),
@@ -126,6 +139,9 @@ class CronPreviewSerializer(serializers.Serializer):
     expr = serializers.CharField(max_length=200)
     timezone = serializers.CharField(max_length=64, required=False, default=settings.TIME_ZONE)
     count = serializers.IntegerField(min_value=1, max_value=100, required=False, default=5)
+    after = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="List the fires after this time (default: now), to look further on."
+    )
 
     def validate_expr(self, value: str) -> str:
         return _django_to_drf(validate_cron, value)
@@ -150,9 +166,23 @@ class CronPreviewResultSerializer(serializers.Serializer):
     next_fire_times = serializers.ListField(child=serializers.DateTimeField())
 
 
+class PauseSerializer(serializers.Serializer):
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Resume by itself at this time (in the future). Empty: stay paused."
+    )
+
+
 class BulkActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["pause", "resume", "run", "delete"])
     ids = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=1000)
+    until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="With pause: resume the jobs by themselves at this time."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("until") is not None and attrs["action"] != "pause":
+            raise serializers.ValidationError({"until": "Only with the pause action."})
+        return attrs
 
 
 #: At most this many entries in one POST /api/jobs/import/ (send more in several).
@@ -254,3 +284,40 @@ class RevertSerializer(serializers.Serializer):
 
 class RestoreSerializer(RevertSerializer):
     id = serializers.CharField(max_length=100)
+
+
+class GraphNodeSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    exists = serializers.BooleanField(help_text="False for an upstream job that was deleted.")
+    status = serializers.CharField(allow_null=True)
+    trigger = serializers.CharField(allow_null=True)
+    current = serializers.BooleanField(help_text="The job asked for.")
+
+
+class GraphEdgeSerializer(serializers.Serializer):
+    """``{"from": upstream job, "to": the job its runs fire, "on": …}`` ("from" is a keyword: fields by name)."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "from": serializers.CharField(help_text="The upstream job."),
+            "to": serializers.CharField(help_text="The job its runs fire."),
+            "on": serializers.CharField(),
+        }
+
+
+class WaitsForSerializer(serializers.Serializer):
+    job = serializers.CharField()
+    on = serializers.CharField()
+    state = serializers.CharField(help_text="The upstream job's status, or 'deleted'.")
+
+
+class JobGraphSerializer(serializers.Serializer):
+    """``GET /api/jobs/{id}/graph/`` (``jobs.dependencies.job_graph``)."""
+
+    job = serializers.CharField()
+    upstream = WaitsForSerializer(many=True)
+    downstream = serializers.ListField(child=serializers.CharField())
+    nodes = GraphNodeSerializer(many=True)
+    edges = GraphEdgeSerializer(many=True)
+    truncated = serializers.BooleanField()

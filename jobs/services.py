@@ -11,7 +11,8 @@ as it claims fires (``scheduling.fires``), and a finished run updates the counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -22,6 +23,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from audit.services import audit_changes, audit_context, audit_record
 from core import origin
 from jobs.beat_sync import periodic_task_for, remove_periodic_task, schedules_changed, sync_periodic_task
+from jobs.dependencies import dependencies_sync
 from jobs.errors import JobAlreadyExists, JobProtected
 from jobs.models import EDITABLE_FIELDS, Job, JobVersion
 from jobs.preparation import (
@@ -32,7 +34,8 @@ from jobs.preparation import (
     job_prepare,
     resumed_status,
 )
-from jobs.versions import latest_version, version_record
+from jobs.tags import tags_record
+from jobs.versions import complete, latest_version, version_record
 
 if TYPE_CHECKING:
     from jobs.preparation import Actor
@@ -69,6 +72,8 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
         if is_duplicate_id(exc):
             raise JobAlreadyExists(job.id) from None
         raise
+    dependencies_sync(job, new=True)
+    tags_record(job.tags)
     version = version_record(job, action=action, actor=actor)
     restored = action == JobVersion.Action.RESTORE and version is not None
     audit_record(action=action, job_id=job.pk, details={"version": version.number} if restored and version else None)
@@ -105,6 +110,9 @@ def _update(*, job: Job, data: Mapping[str, Any], actor: Actor, action: str) -> 
     job = job_prepare(data=data, instance=stored, actor=actor)
     job.save()
     sync_periodic_task(job)
+    dependencies_sync(job)
+    if job.tags != stored.tags:
+        tags_record(job.tags)
     version = version_record(job, action=action, actor=actor)
     if action == JobVersion.Action.REVERT:
         audit_record(action=action, job_id=job.pk, details={"version": version.number} if version else None)
@@ -118,7 +126,7 @@ def job_revert(*, job: Job, number: int, actor: Actor = None) -> Job:
     past run_at is refused; the next fire is recomputed), recorded as a new version whose reason
     says so. The job keeps its status (versions do not hold it). Raises JobVersion.DoesNotExist."""
     version = JobVersion.objects.get(job_id=job.pk, number=number)
-    data = {name: value for name, value in version.definition.items() if name != "id"}
+    data = {name: value for name, value in complete(version.definition).items() if name != "id"}
     given = origin.current().reason
     with origin.reason(f"Reverted to version {number}" + (f": {given}" if given else ".")):
         return _update(job=job, data=data, actor=actor, action=JobVersion.Action.REVERT)
@@ -133,24 +141,38 @@ def job_restore(*, job_id: str, actor: Actor = None) -> Job:
         raise JobVersion.DoesNotExist(f"No versions of a job {job_id!r}.")
     if Job.objects.filter(pk=job_id).exists():
         raise JobAlreadyExists(job_id)
-    data = {**version.definition, "id": job_id, "status": Job.Status.PAUSED}
+    data = {**complete(version.definition), "id": job_id, "status": Job.Status.PAUSED}
     given = origin.current().reason
     with origin.reason(f"Restored from version {version.number}" + (f": {given}" if given else ".")):
         return _create(data=data, is_system=False, actor=actor, action=JobVersion.Action.RESTORE)
 
 
+def validate_pause_until(until: datetime | None, *, now: datetime | None = None) -> None:
+    """A pause's ``until`` is a time to come: ValidationError on ``until`` otherwise."""
+    now = now or timezone.now()
+    if until is not None and until <= now:
+        raise ValidationError({"until": f"Must be in the future (it is {now.isoformat()} now)."})
+
+
 @transaction.atomic
-def job_pause(*, job: Job) -> Job:
+def job_pause(*, job: Job, until: datetime | None = None) -> Job:
+    """Pause the job; with ``until`` (a future time) it resumes by itself then (``job_resume_due``).
+    Pausing a paused job with another ``until`` (or none) changes when it comes back."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status == Job.Status.COMPLETED:
         raise ValidationError({"status": "A completed job cannot be paused."})
-    if job.status == Job.Status.PAUSED:
+    now = timezone.now()
+    validate_pause_until(until, now=now)
+    if job.status == Job.Status.PAUSED and job.paused_until == until:
         return job
+    if job.status != Job.Status.PAUSED:
+        job.paused_at = now
     job.status = Job.Status.PAUSED
     job.next_run_at = None
-    job.save(update_fields=["status", "next_run_at", "updated_at"])
+    job.paused_until = until
+    job.save(update_fields=["status", "next_run_at", "paused_until", "paused_at", "updated_at"])
     sync_periodic_task(job)
-    audit_record(action="pause", job_id=job.pk)
+    audit_record(action="pause", job_id=job.pk, details={"until": until.isoformat()} if until else None)
     return job
 
 
@@ -161,13 +183,54 @@ def job_resume(*, job: Job, actor: Actor = None) -> Job:
     check_shell_permission(actor, job.kind)
     if job.status != Job.Status.PAUSED:
         return job
-    now = timezone.now()
+    return _resume(job, now=timezone.now(), catch_up=False)
+
+
+def _resume(job: Job, *, now: datetime, catch_up: bool) -> Job:
+    """Resume the locked, paused ``job`` at ``now``. With ``catch_up`` (a pause that ended by
+    itself) the latest fire that fell due while it was paused is its next fire, due at once: beat
+    claims it and its misfire policy decides (run late, or ``skipped`` past the grace); the
+    fires before it are passed over as a beat that fell behind passes over them."""
+    until = job.paused_until
     job.status = resumed_status(job, now)
     job.next_run_at = first_fire(job, now)
-    job.save(update_fields=["status", "next_run_at", "updated_at"])
+    if catch_up and job.status == Job.Status.ACTIVE and job.trigger in (Job.Trigger.CRON, Job.Trigger.INTERVAL):
+        anchor = job.last_fired_at or job.paused_at
+        missed = job.schedule.missed(anchor, now, limit=1) if anchor is not None else []
+        if missed and (job.paused_at is None or missed[-1] > job.paused_at):
+            job.next_run_at = missed[-1]
+    job.paused_until = None
+    job.paused_at = None
+    job.save(update_fields=["status", "next_run_at", "paused_until", "paused_at", "updated_at"])
     sync_periodic_task(job)
-    audit_record(action="resume", job_id=job.pk)
+    audit_record(action="resume", job_id=job.pk, details={"paused_until": until.isoformat()} if until else None)
     return job
+
+
+def job_resume_due(*, now: datetime, limit: int = 100) -> list[str]:
+    """Resume the jobs whose ``paused_until`` has come (beat calls this every second or so), each
+    in its own transaction, recorded as resumed by the system. Returns their ids."""
+    due = list(
+        Job.objects.filter(status=Job.Status.PAUSED, paused_until__lte=now)
+        .order_by("paused_until")
+        .values_list("pk", flat=True)[:limit]
+    )
+    resumed = []
+    with origin.origin("system"):
+        for job_id in due:
+            with transaction.atomic():
+                # Locked and read again: a request may have resumed or re-paused it meanwhile.
+                job = Job.objects.select_for_update().filter(pk=job_id, status=Job.Status.PAUSED).first()
+                if job is None or job.paused_until is None or job.paused_until > now:
+                    continue
+                try:
+                    _resume(job, now=now, catch_up=True)
+                except ValidationError as exc:  # a one-off whose run_at passed: it stays paused
+                    Job.objects.filter(pk=job_id).update(paused_until=None)
+                    logger.warning("job %s could not resume by itself: %s", job_id, " ".join(exc.messages))
+                    continue
+            resumed.append(job_id)
+    return resumed
 
 
 @transaction.atomic
@@ -201,13 +264,16 @@ def ensure_system_jobs() -> list[str]:
     return created
 
 
-def sync_all_schedules() -> tuple[int, int]:
-    """Rebuild every job's PeriodicTask and drop ours that lost their job. Returns (synced, removed)."""
+def sync_all_schedules(*, on_progress: Callable[[], None] | None = None) -> tuple[int, int]:
+    """Rebuild every job's PeriodicTask and drop ours that lost their job. Returns (synced, removed).
+    ``on_progress`` is called after each job (``manage.py sync_schedules`` draws its bar with it)."""
     synced = 0
     for job in Job.objects.select_related("periodic_task").iterator(chunk_size=500):
         with transaction.atomic():
             sync_periodic_task(job)
         synced += 1
+        if on_progress is not None:
+            on_progress()
     orphans = PeriodicTask.objects.filter(name__startswith="crontask:", crontask_job__isnull=True)
     removed = orphans.delete()[1].get("django_celery_beat.PeriodicTask", 0)
     PeriodicTasks.update_changed()

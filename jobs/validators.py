@@ -26,10 +26,12 @@ from django.core.validators import URLValidator
 from django.db.models import Field
 from django_celery_beat.models import CrontabSchedule
 
+from jobs.dependencies import after_problems
 from jobs.egress import EgressDenied, check_host
 from jobs.expressions import budget_problem
 from jobs.handlers import check_kwargs, expression_problems
-from jobs.triggers import get_zone, validate_cron
+from jobs.tags import tag_problems
+from jobs.triggers import get_zone, shortest_gap, validate_cron
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -54,12 +56,35 @@ CRONTAB_COLUMNS = {
 
 _url_validator = URLValidator(schemes=["http", "https"])
 
+#: Calendars a job names at most.
+MAX_CALENDARS = 20
+# Which calendar ids name no calendar: the calendars app (above jobs) registers it when it loads.
+_calendar_checks: list[Callable[[list[int]], list[int]]] = []
+
+
+def register_calendar_check(check: Callable[[list[int]], list[int]]) -> None:
+    """``check(ids)`` returns the ids that name no calendar (``calendars.apps`` registers it)."""
+    if check not in _calendar_checks:
+        _calendar_checks.append(check)
+
 
 def validate_job(job: Job) -> None:
     errors: dict[str, list[str]] = {}
     # An oversized value is refused on its size alone: the other checks walk every value.
     bounds = _check_bounds(job)
-    checks = (_check_trigger,) if bounds else (_check_text, _check_trigger, _check_kind, _check_concurrency)
+    checks = (
+        (_check_trigger,)
+        if bounds
+        else (
+            _check_text,
+            _check_tags,
+            _check_trigger,
+            _check_kind,
+            _check_concurrency,
+            _check_calendars,
+            after_problems,
+        )
+    )
     for field, message in bounds:
         errors.setdefault(field, []).append(message)
     for check in checks:
@@ -67,6 +92,24 @@ def validate_job(job: Job) -> None:
             errors.setdefault(field, []).append(message)
     if errors:
         raise ValidationError(errors)
+
+
+def _check_tags(job: Job) -> list[tuple[str, str]]:
+    return [("tags", problem) for problem in tag_problems(job.tags)]
+
+
+def _check_calendars(job: Job) -> list[tuple[str, str]]:
+    ids = job.calendars
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return [("calendars", "A list of calendar ids (whole numbers).")]
+    if len(ids) > MAX_CALENDARS:
+        return [("calendars", f"At most {MAX_CALENDARS} calendars.")]
+    if len(set(ids)) != len(ids):
+        return [("calendars", "An id is given twice.")]
+    unknown = sorted({i for check in _calendar_checks for i in check(ids)})
+    if unknown:
+        return [("calendars", f"No calendar with the id(s) {', '.join(map(str, unknown))}.")]
+    return []
 
 
 def _check_concurrency(job: Job) -> list[tuple[str, str]]:
@@ -297,7 +340,28 @@ def _check_trigger(job: Job) -> list[tuple[str, str]]:
     # An int unless the field's own check (clean_fields) refused the value; that error is reported.
     if isinstance(job.interval_seconds, int) and job.interval_seconds < 1:
         problems.append(("interval_seconds", "Must be at least 1 second."))
+    if not any(field == "cron" or field == "timezone" for field, _ in problems):
+        problems += [("jitter_seconds", message) for message in _jitter_problems(job)]
     return problems
+
+
+def _jitter_problems(job: Job) -> list[str]:
+    """A jitter moves each fire by less than the time to the next one, so fires keep their order."""
+    jitter = job.jitter_seconds
+    if not isinstance(jitter, int) or jitter <= 0:
+        return []
+    if job.trigger not in ("cron", "interval"):
+        return [f"Jitter moves the fires of cron and interval jobs; a {job.trigger} job has none to move: use 0."]
+    if job.trigger == "interval":
+        if isinstance(job.interval_seconds, int) and jitter >= job.interval_seconds:
+            return [f"Must be less than the interval ({job.interval_seconds} s), or fires would overtake each other."]
+        return []
+    if not job.cron:
+        return []
+    gap = shortest_gap(job.cron, get_zone(job.timezone))
+    if jitter >= gap:
+        return [f"Must be less than the shortest time between two fires of the cron ({int(gap)} s)."]
+    return []
 
 
 def _crontab_column_problems(expr: str) -> list[str]:

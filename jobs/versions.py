@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from jobs.preparation import Actor
 
 
+def complete(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition with the fields added to jobs since it was recorded, at their defaults:
+    what the migration that added each gave every job. So a version recorded before a field
+    existed stands for the field's default (the next change does not count it as changed, and a
+    revert to that version gives it that value)."""
+    return {**{name: _default_of(name) for name in VERSIONED_FIELDS if name not in definition}, **definition}
+
+
 def definition_of(job: Job) -> dict[str, Any]:
     """The job's definition as a version keeps it: JSON, secrets as stored (an export's shape)."""
     data = {name: getattr(job, name) for name in VERSIONED_FIELDS}
@@ -104,15 +112,14 @@ def versions_record_created(jobs: list[Job], *, actor: Actor = None) -> None:
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The fields whose values differ. A field the version before does not hold (added to jobs
-    since it was recorded) differs only if the job's value is not the field's default, which is
-    what the migration that added it gave every job: an upgrade alone records no version."""
-    return [name for name in VERSIONED_FIELDS if before.get(name, _default_of(name)) != after[name]]
+    """The fields whose values differ (``before`` may be a version's stored definition: see ``complete``)."""
+    before = complete(before)
+    return [name for name in VERSIONED_FIELDS if before[name] != after[name]]
 
 
 def _default_of(name: str) -> Any:
     field = Job._meta.get_field(name)
-    return field.get_default() if hasattr(field, "get_default") else None
+    return field.get_default() if hasattr(field, "get_default") else None  # a fresh list or dict each time
 
 
 def _actor_name(actor: Actor, made: origin.Origin) -> str:
@@ -130,7 +137,7 @@ def versions_of(job_id: str) -> QuerySet[JobVersion]:
 
 
 def masked_definition(version: JobVersion) -> dict[str, Any]:
-    return mask_job_data(version.definition)
+    return mask_job_data(complete(version.definition))
 
 
 def version_diff(version: JobVersion) -> dict[str, dict[str, Any]]:
@@ -153,10 +160,10 @@ def versions_with_diffs(job_id: str, *, offset: int = 0, limit: int = 100) -> li
 def _diff(version: JobVersion, previous: JobVersion | None) -> dict[str, dict[str, Any]]:
     if version.action == JobVersion.Action.DELETE:
         return {}
-    before = {} if previous is None or previous.action == JobVersion.Action.DELETE else previous.definition
-    shown_before, shown_after = mask_job_data(before), masked_definition(version)
-    after = _comparable({name: version.definition.get(name, _default_of(name)) for name in VERSIONED_FIELDS})
-    names = _changed(_comparable(before), after) if before else list(VERSIONED_FIELDS)
+    before = {} if previous is None or previous.action == JobVersion.Action.DELETE else complete(previous.definition)
+    after = complete(version.definition)
+    shown_before, shown_after = mask_job_data(before), mask_job_data(after)
+    names = _changed(_comparable(before), _comparable(after)) if before else list(VERSIONED_FIELDS)
     return {name: {"before": shown_before.get(name), "after": shown_after.get(name)} for name in names}
 
 

@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 class MonitoringConfig(AppConfig):
-    """Carries the ``healthcheck`` command and ``GET /metrics``; it has no model of its own."""
+    """Carries the ``healthcheck`` command, ``GET /metrics``, the dashboard and staff display preferences."""
 
     name = "monitoring"
     verbose_name = "Monitoring"

@@ -1,5 +1,5 @@
 """Queueing runs: a manual run (run now, and a run again, for the API and the admin), a retry, and
-their messages.
+their messages (and those of the dependency runs ``runs.dependencies`` makes).
 
 Every run exists as a ``queued`` row before its message is sent (``scheduling.outbox``): the
 message goes once the transaction that made the run commits, and if the broker cannot take it,
@@ -92,6 +92,7 @@ def queue_retry(run: Run, job: Job) -> None:
                 scheduled_for=run.scheduled_for,
                 attempt=run.attempt + 1,
                 retry_of_id=run.retry_of_id or run.pk,
+                upstream_run_id=run.upstream_run_id,
                 status=Run.Status.QUEUED,
                 queued_at=timezone.now() + timedelta(seconds=delay),
                 target=run.target,
@@ -100,6 +101,12 @@ def queue_retry(run: Run, job: Job) -> None:
     except IntegrityError:
         return  # this attempt is already queued
     _queue(job_id=job.pk, run_id=retry.pk, countdown=delay)
+
+
+def queue_run(*, job_id: str, run_id: int) -> None:
+    """Send a queued run's message once the transaction that created it commits (a dependency
+    run: ``runs.dependencies``)."""
+    _queue(job_id=job_id, run_id=run_id)
 
 
 def _queue(*, job_id: str, run_id: int, countdown: float = 0) -> None:

@@ -187,6 +187,8 @@ def _identity(run: Run) -> dict[str, str]:
     }
     if run.scheduled_for is not None:
         headers["X-Crontask-Scheduled-For"] = run.scheduled_for.isoformat()
+    if run.upstream_run_id is not None:  # a workflow's run: the upstream run that fired it
+        headers["X-Crontask-Upstream-Run-Id"] = str(run.upstream_run_id)
     return headers
 
 

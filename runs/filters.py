@@ -12,4 +12,4 @@ class RunFilter(django_filters.FilterSet):
 
     class Meta:
         model = Run
-        fields = ["job", "status", "trigger", "started_after", "started_before"]
+        fields = ["job", "status", "trigger", "upstream_run", "started_after", "started_before"]

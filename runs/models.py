@@ -12,6 +12,7 @@ class Run(models.Model):
         SCHEDULED = "scheduled", _("Scheduled")
         MANUAL = "manual", _("Manual")
         RETRY = "retry", _("Retry")
+        DEPENDENCY = "dependency", _("Dependency")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -40,6 +41,15 @@ class Run(models.Model):
         related_name="retries",
         verbose_name=_("retry of"),
         help_text=_("The first run of the fire this attempt retries."),
+    )
+    upstream_run = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="downstream_runs",
+        verbose_name=_("upstream run"),
+        help_text=_("The run of an upstream job whose end fired this one (a dependency run and its retries)."),
     )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED)
 
@@ -96,6 +106,11 @@ class Run(models.Model):
             # however many schedulers fired it. NULL scheduled_for (manual runs) never collides.
             models.UniqueConstraint(fields=["job", "scheduled_for", "attempt"], name="run_one_per_fire_attempt"),
             models.CheckConstraint(name="run_attempt_positive", condition=Q(attempt__gte=1)),
+            # A workflow's claim (runs.dependencies): an upstream run fires each downstream job once,
+            # however often its outcome is delivered. Its retries carry upstream_run too, as retries.
+            models.UniqueConstraint(
+                fields=["job", "upstream_run"], name="run_one_per_upstream_run", condition=Q(trigger="dependency")
+            ),
         ]
         indexes = [
             # A job's runs, newest first: GET /api/jobs/{id}/runs/, the admin inline.

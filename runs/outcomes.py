@@ -32,6 +32,7 @@ from jobs.models import Job
 from jobs.secrets import mask_json_values, mask_message, mask_values, secret_values
 from runs import policies
 from runs.accounting import job_complete_if_fired, job_record_run
+from runs.dependencies import fire_downstream
 from runs.enqueue import queue_retry
 from runs.executors.base import Outcome, json_safe, storable_text
 from runs.models import Run
@@ -153,14 +154,17 @@ def masked(text: str, secrets: Sequence[str]) -> str:
 
 def record(run: Run, job: Job, *, retry: bool = True) -> None:
     """Counters, one-off completion, the retry chain (unless ``retry`` is False: the call was
-    made), and the run's watchers told (``runs.watchers``: alerts). Call in the transaction that
-    ended the run."""
+    made) or, on the final attempt, the downstream jobs fired (``runs.dependencies``), and the run's
+    watchers told (``runs.watchers``: alerts). Call in the transaction that ended the run."""
     job_record_run(job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at or timezone.now())
-    if run.trigger != Run.Trigger.MANUAL and job.trigger == Job.Trigger.DATE:  # only one-offs complete
+    # Only a one-off's own fire (or its retry) completes it: not a run by hand or by an upstream job.
+    if run.trigger not in (Run.Trigger.MANUAL, Run.Trigger.DEPENDENCY) and job.trigger == Job.Trigger.DATE:
         job_complete_if_fired(job_id=job.pk)
     retried = retry and policies.should_retry(status=run.status, attempt=run.attempt, max_retries=job.max_retries)
     if retried:
         queue_retry(run, job)
+    else:  # the fire's final attempt: the jobs that run after this one (runs.dependencies)
+        fire_downstream(run, job)
     run_ended(run, job, final=not retried)
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import ForeignObjectRel
+from django.db.models import Count, ForeignObjectRel, Q
 from django.utils import timezone
 
 from audit.services import audit_prune
 from jobs import services as job_services
 from jobs.handlers import allow_builtin_module, handler, handler_name, task_log
 from jobs.models import Job
+from jobs.tags import tags_rebuild
 from jobs.versions import prune_deleted_versions
 from runs.models import Run
 
@@ -29,6 +31,21 @@ def parse_age(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text!r} is not an age: use a number with s, m, h, d or w, such as 30d.")
     return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+@dataclass(frozen=True)
+class OldRuns:
+    total: int  # queued before the cutoff, in any status
+    finished: int  # of those, the ones a cleanup may delete
+
+
+def count_old_runs(*, older_than: timedelta, now: datetime | None = None) -> OldRuns:
+    """How many runs are older than ``older_than``: what a cleanup looks at (one aggregate query)."""
+    cutoff = (now or timezone.now()) - older_than
+    counts = Run.objects.filter(queued_at__lt=cutoff).aggregate(
+        total=Count("id"), finished=Count("id", filter=Q(status__in=Run.FINISHED))
+    )
+    return OldRuns(total=counts["total"], finished=counts["finished"])
 
 
 def delete_old_runs(
@@ -127,9 +144,11 @@ def run_cleanup(older_than_days: int | None = None, keep_per_job: int = 0) -> di
     # And the audit entries older than CRONTASK_AUDIT_RETENTION_DAYS (``prune_audit`` does the same).
     audit_deleted = audit_prune()
     task_log(f"{audit_deleted} audit entries older than {settings.CRONTASK_AUDIT_RETENTION_DAYS} days deleted")
+    # The admin's list of tags in use loses those no job has any more (jobs.models.JobTag).
+    _, tags_dropped = tags_rebuild()
     return {
         "deleted": deleted, "older_than_days": days, "keep_per_job": keep_per_job, "versions_deleted": versions_deleted,
-        "audit_deleted": audit_deleted,
+        "tags_dropped": tags_dropped, "audit_deleted": audit_deleted,
     }  # fmt: skip
 
 

@@ -26,7 +26,9 @@ class HourBar:
 def runs_per_hour(*, now: datetime | None = None, hours: int = 24) -> list[HourBar]:
     """Successes and failures per hour over the last ``hours`` hours, oldest first, gaps filled."""
     now = now or timezone.now()
-    start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
+    # Hours of the current zone (the reader's, in the admin): TruncHour truncates in it too, and a
+    # zone half an hour off UTC has its hours start at :30 UTC.
+    start = timezone.localtime(now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
     rows = (
         Run.objects.filter(started_at__gte=start)
         .annotate(hour=TruncHour("started_at"))
@@ -68,6 +70,15 @@ def slowest_jobs(*, now: datetime | None = None, limit: int = 10) -> list[SlowJo
         .values("job_id")
         .annotate(avg_ms=Avg("duration_ms"), max_ms=Max("duration_ms"), runs=Count("id"))
         .order_by("-avg_ms")[:limit]
+    )
+
+
+def upcoming_fires(*, limit: int = 20) -> list[Job]:
+    """The next fires of the active jobs, soonest first (the job_due_idx index's order)."""
+    return list(
+        Job.objects.filter(status=Job.Status.ACTIVE, next_run_at__isnull=False)
+        .order_by("next_run_at")
+        .only("id", "name", "kind", "trigger", "cron", "interval_seconds", "run_at", "timezone", "next_run_at")[:limit]
     )
 
 

@@ -18,12 +18,15 @@ from django.db.models import F
 
 from jobs.models import Job
 from jobs.secrets import mask_text
-from jobs.triggers import Schedule
+from jobs.triggers import Schedule, jitter_offset
 
 logger = logging.getLogger(__name__)
 
 #: Fires a beat that fell behind records as skipped, per job and claim: the latest ones.
 MISSED_FIRES_RECORDED = 100
+#: Distinct next fires in one claim above which the jobs are moved on by one UPDATE (CASE per row)
+#: rather than one UPDATE per next fire: jittered jobs each have their own.
+SPREAD_UPDATES = 8
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class Fire:
     missed: tuple[datetime, ...] = ()
     #: What its run runs (``Job.target``, secrets masked), recorded with the run.
     target: str = ""
+    #: The job's calendars (ids) and blackout policy: beat holds back a fire in one of their
+    #: windows (``scheduling.blackouts``).
+    calendars: tuple[int, ...] = ()
+    blackout_policy: str = ""
 
 
 def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None) -> list[Fire]:
@@ -60,22 +67,44 @@ def claim_due_fires(*, now: datetime, limit: int, until: datetime | None = None)
         .values_list(
             "id", "kind", "method", "url", "handler", "command",
             "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone",
+            "jitter_seconds", "dst_policy", "calendars", "blackout_policy",
         )[:limit]
     )  # fmt: skip
     fires: list[Fire] = []
     following: dict[tuple[object, ...], tuple[datetime | None, tuple[datetime, ...]]] = {}
     moved: dict[datetime | None, list[str]] = defaultdict(list)
-    for job_id, kind, method, url, handler, command, scheduled_for, trigger, cron, every, run_at, zone in due:
+    for row in due:
+        job_id, kind, method, url, handler, command, scheduled_for, trigger, cron, every, run_at, zone = row[:12]
+        jitter, dst_policy, calendars, blackout_policy = row[12:]
         if scheduled_for is None:  # not due: next_run_at__lte matches no NULL
             continue
-        key = (scheduled_for, trigger, cron, every, run_at, zone)
+        offset = jitter_offset(job_id, jitter)
+        key = (scheduled_for, trigger, cron, every, run_at, zone, offset, dst_policy)
         if key not in following:
-            schedule = Schedule(trigger, cron, every, run_at, zone)
+            schedule = Schedule(trigger, cron, every, run_at, zone, offset, dst_policy)
             following[key] = _following_fire(job_id, schedule, scheduled_for, now)
         next_run_at, missed = following[key]
         moved[next_run_at].append(job_id)
         target = mask_text(Job.target_of(kind=kind, method=method, url=url, handler=handler, command=command))
-        fires.append(Fire(job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed, target=target))
+        fires.append(
+            Fire(
+                job_id=job_id, scheduled_for=scheduled_for, kind=kind, missed=missed, target=target,
+                calendars=tuple(calendars) if isinstance(calendars, list) else (),
+                blackout_policy=str(blackout_policy),
+            )
+        )  # fmt: skip
+    if len(moved) > SPREAD_UPDATES:
+        # Jittered jobs each have their own next fire: one UPDATE for the batch, not one a job.
+        claimed_at = {fire.job_id: fire.scheduled_for for fire in fires}
+        Job.objects.bulk_update(
+            [
+                Job(pk=job_id, next_run_at=n, last_fired_at=claimed_at[job_id])
+                for n, ids in moved.items()
+                for job_id in ids
+            ],
+            ["next_run_at", "last_fired_at"],
+        )
+        return fires
     for next_run_at, ids in moved.items():
         # SET reads the row as it was, so last_fired_at takes the fire claimed (read on resuming a one-off).
         Job.objects.filter(pk__in=ids).update(next_run_at=next_run_at, last_fired_at=F("next_run_at"))
@@ -107,7 +136,7 @@ def _following_fire(
 
 
 def reconcile_next_runs(
-    *, now: datetime, after: str, limit: int, memo: dict[tuple[str, str], datetime | None]
+    *, now: datetime, after: str, limit: int, memo: dict[tuple[object, ...], datetime | None]
 ) -> tuple[str, int]:
     """Repair ``next_run_at`` of up to ``limit`` jobs with an id above ``after``; returns (the last
     id looked at, or "" once past the last job; how many were repaired).
@@ -122,13 +151,18 @@ def reconcile_next_runs(
     rows = list(
         Job.objects.filter(pk__gt=after)
         .order_by("pk")
-        .values_list("id", "status", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone")[:limit]
-    )
+        .values_list(
+            "id", "status", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone",
+            "jitter_seconds", "dst_policy", "calendars", "blackout_policy",
+        )[:limit]
+    )  # fmt: skip
     repaired = 0
-    for job_id, status, next_run_at, trigger, cron, every, run_at, zone in rows:
-        expected = _expected_next_run(
-            job_id, status, next_run_at, Schedule(trigger, cron, every, run_at, zone), now, memo
-        )
+    for job_id, status, next_run_at, trigger, cron, every, run_at, zone, *more in rows:
+        jitter, dst_policy, calendars, blackout_policy = more
+        if calendars and blackout_policy == Job.BlackoutPolicy.DEFER and next_run_at is not None and next_run_at > now:
+            continue  # a fire deferred to a blackout's end (scheduling.blackouts) is not the schedule's own
+        schedule = Schedule(trigger, cron, every, run_at, zone, jitter_offset(job_id, jitter), dst_policy)
+        expected = _expected_next_run(job_id, status, next_run_at, schedule, now, memo)
         if expected != next_run_at and Job.objects.filter(pk=job_id, status=status, next_run_at=next_run_at).update(
             next_run_at=expected
         ):
@@ -147,7 +181,7 @@ def _expected_next_run(
     next_run_at: datetime | None,
     schedule: Schedule,
     now: datetime,
-    memo: dict[tuple[str, str], datetime | None],
+    memo: dict[tuple[object, ...], datetime | None],
 ) -> datetime | None:
     """What ``next_run_at`` should be, or the current value when it is right (or due: the claim
     computes the following fire from the schedule as it is then)."""
@@ -156,7 +190,7 @@ def _expected_next_run(
     if next_run_at is not None and next_run_at <= now:
         return next_run_at
     if schedule.trigger == Job.Trigger.CRON:
-        key = (schedule.cron, schedule.timezone)
+        key = (schedule.cron, schedule.timezone, schedule.offset_seconds, schedule.dst_policy)
         if key not in memo or ((known := memo[key]) is not None and known <= now):
             try:
                 memo[key] = schedule.first_fire(now)
@@ -166,7 +200,7 @@ def _expected_next_run(
                     logger.exception("job %s has a schedule that cannot be computed; it fires no more", job_id)
         return memo[key]
     if schedule.trigger == Job.Trigger.INTERVAL:
-        latest = now.replace(microsecond=0) + timedelta(seconds=schedule.interval_seconds or 0)
+        latest = now.replace(microsecond=0) + timedelta(seconds=schedule.interval_seconds or 0) + schedule.offset
         return next_run_at if next_run_at is not None and next_run_at <= latest else latest
     # date: a one-off that has not fired yet fires at its run_at; one that has stays as it is
     if schedule.run_at is not None and schedule.run_at > now:

@@ -104,6 +104,27 @@ def record_fires(fires: Sequence[Fire], *, now: datetime) -> None:
     Run.objects.bulk_create(runs, ignore_conflicts=True)
 
 
+def record_held(held: Sequence[tuple[Fire, str]], *, now: datetime) -> None:
+    """Record fires beat holds back (a blackout: ``scheduling.blackouts``) as skipped runs with
+    the reason, and the fires each stands for as missed. Call in the transaction that claims them."""
+    if not held:
+        return
+    runs = []
+    for fire, reason in held:
+        for at, why in (
+            (fire.scheduled_for, reason),
+            *((m, MISSED.format(at=fire.scheduled_for.isoformat())) for m in fire.missed),
+        ):
+            runs.append(
+                Run(
+                    job_id=fire.job_id, trigger=Run.Trigger.SCHEDULED, scheduled_for=at, attempt=1,
+                    status=Run.Status.SKIPPED, queued_at=at, started_at=now, finished_at=now, duration_ms=0,
+                    error=why, target=fire.target,
+                )
+            )  # fmt: skip
+    Run.objects.bulk_create(runs, ignore_conflicts=True)
+
+
 def mark_fires_unsent(fires: Sequence[Fire]) -> None:
     """Note that the messages of recorded ``fires`` could not be sent (one UPDATE per fire time)."""
     by_time: dict[datetime, list[str]] = defaultdict(list)

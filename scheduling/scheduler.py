@@ -44,8 +44,8 @@ from jobs import services as job_services
 from jobs.beat_sync import EXECUTE_TASK
 from jobs.models import Job
 from runs.enqueue import mark_runs_sent
+from scheduling import blackouts, outbox
 from scheduling import fires as job_fires
-from scheduling import outbox
 from scheduling.fires import Fire
 from scheduling.leader import LeaderLock
 from scheduling.publisher import FirePublisher, broker_errors
@@ -66,6 +66,8 @@ class JobScheduler(DatabaseScheduler):
     waiting_every = 2.0
     #: Queued runs sent again per message batch.
     waiting_batch = 500
+    #: Seconds between two looks for paused jobs whose ``paused_until`` has come.
+    resume_every = 1.0
 
     _heartbeat_at = 0.0
     _leader: LeaderLock | None = None
@@ -76,14 +78,20 @@ class JobScheduler(DatabaseScheduler):
         self._reconcile_pass_at = -math.inf  # when the current pass started (monotonic)
         self._reconcile_next = 0.0
         self._reconcile_limit = 500
-        self._reconcile_memo: dict[tuple[str, str], datetime | None] = {}
+        self._reconcile_memo: dict[tuple[object, ...], datetime | None] = {}
         self._waiting_next = 0.0
+        self._resume_next = 0.0
+        self.calendars = blackouts.CalendarCache()
         self.broker = Outage("broker", log=logger)
         self._broker_errors: tuple[type[BaseException], ...] = ()
         # Beat looks for the database again every second at most: fires it could not claim meanwhile
         # are claimed late (and recorded), so it should not wait long.
         self.database = Outage("database", log=logger, first_delay=0.2, max_delay=1.0)
         super().__init__(*args, **kwargs)
+        if not kwargs.get("max_interval"):
+            # What beat really sleeps at most (``tick`` returns no more): its banner's "maxinterval"
+            # said the stock 5 s.
+            self.max_interval = settings.CRONTASK_SCHEDULER_MAX_SLEEP  # type: ignore[assignment]  # a float: celery-types says int
 
     def enabled_models_qs(self) -> QuerySet:
         """The periodic tasks the parent schedules: housekeeping (the reaper), not the jobs', which
@@ -183,14 +191,16 @@ class JobScheduler(DatabaseScheduler):
         if not self.leader.hold():
             return max_sleep  # another beat fires the jobs; look again at the next tick
         try:
+            self.resume_due()  # first: a job back now has its catch-up fire claimed in this tick
             while True:
                 with transaction.atomic():
                     now = timezone.now()
-                    fires = job_fires.claim_due_fires(now=now, until=now + lead, limit=self.batch_size)
+                    claimed = job_fires.claim_due_fires(now=now, until=now + lead, limit=self.batch_size)
+                    fires = blackouts.hold_back(claimed, now=now, cache=self.calendars)
                     outbox.record_fires(fires, now=now)
                 metrics.observe_claims(fires, now=now)  # once the claim is committed
                 self.send_fires(fires)  # after the commit: the worker's claim finds the run recorded
-                if len(fires) < self.batch_size:
+                if len(claimed) < self.batch_size:
                     break
             self.send_waiting()
             self.reconcile()
@@ -202,6 +212,17 @@ class JobScheduler(DatabaseScheduler):
         if upcoming is None:
             return max_sleep
         return min(max_sleep, max(0.0, (upcoming - lead - timezone.now()).total_seconds()))
+
+    def resume_due(self) -> None:
+        """Resume the jobs paused until now (``jobs.services.job_resume_due``), every ``resume_every``
+        seconds: one indexed query (``job_paused_until_idx``) when none is due."""
+        clock = time.monotonic()
+        if clock < self._resume_next:
+            return
+        self._resume_next = clock + self.resume_every
+        resumed = job_services.job_resume_due(now=timezone.now())
+        if resumed:
+            logger.info("resumed %d job(s) paused until now: %s", len(resumed), ", ".join(resumed[:20]))
 
     def send_fires(self, fires: Sequence[Fire]) -> None:
         """Publish recorded fires. If the broker cannot take them they stay queued and unsent, and

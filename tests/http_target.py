@@ -31,6 +31,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path.startswith("/slowfail/"):
             time.sleep(float(self.path.rsplit("/", 1)[1]))
             self._send(500, b"slow failure")
+        elif self.path.startswith("/switch/"):
+            # /switch/<name>: answers the status the test set in ``switches[name]`` (200 unless set)
+            self._send(self.server.switches.get(self.path.rsplit("/", 1)[1], 200), b"switch")
         elif self.path.startswith("/flaky/"):
             # fails the first N requests to this path, then succeeds
             failures = int(self.path.rsplit("/", 1)[1])
@@ -107,6 +110,7 @@ class HttpTarget(ThreadingHTTPServer):
     def __init__(self, host: str = "127.0.0.1") -> None:
         super().__init__((host, 0), _Handler)
         self.hits: Counter[str] = Counter()
+        self.switches: dict[str, int] = {}  # /switch/<name>'s status, set by a test
         self.requests: list[tuple[str, str, dict, bytes]] = []
         self.arrivals: list[tuple[float, str]] = []  # (time.time(), path) of each request
         self._lock = threading.Lock()

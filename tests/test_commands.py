@@ -190,10 +190,14 @@ def test_cleanup_deletes_old_finished_runs_in_batches_keeping_the_newest(tmp_pat
         + [Run(job=job, trigger="scheduled", status="success", queued_at=timezone.now())]  # recent: kept
     )
     out, _, _ = run("cleanup_runs", "--older-than", "30d", "--keep-per-job", "5", "--batch-size", "7")
-    assert out.strip() == "Deleted 22 runs older than 30d."
+    assert (
+        out.strip() == "Deleted 22 runs older than 30d; kept 7 older ones (not finished, or among each job's newest 5)."
+    )
     assert Run.objects.filter(job=job).count() == 5  # the newest 5, the running and the recent one among them
     assert Run.objects.filter(job=other).count() == 3  # no more than 5: all kept
-    assert run("cleanup_runs", "--older-than", "30d")[0].strip() == "Deleted 6 runs older than 30d."
+    assert run("cleanup_runs", "--older-than", "30d")[0].strip() == (
+        "Deleted 6 runs older than 30d; kept 1 older ones (not finished)."
+    )
     assert set(Run.objects.values_list("status", flat=True)) == {"running", "success"}
     with pytest.raises(CommandError, match="not an age"):
         call_command("cleanup_runs", "--older-than", "soon")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from jobs.upstream_refs import resolve_refs
 from runs.executors.base import Outcome, Progress
 from runs.executors.http import HttpCall
 from runs.executors.python import execute_python
@@ -59,7 +60,9 @@ def execute(
     if job.kind == job.Kind.PYTHON:
         return execute_python(
             handler=job.handler,
-            kwargs={**job.handler_kwargs, **overrides.get("handler_kwargs", {})},
+            # A dependency run's $upstream values are resolved in its overrides (runs.dependencies);
+            # any left (a run no upstream run fired) are None.
+            kwargs=resolve_refs({**job.handler_kwargs, **overrides.get("handler_kwargs", {})}, None),
             timeout=job.timeout_seconds,
             max_bytes=limit,
             progress=progress,

@@ -35,7 +35,7 @@ def statuses() -> dict[str, str]:
 
 def test_pausing_counts_only_the_jobs_it_paused(staff, jobs):
     text = act(staff, "pause_jobs", ["a", "b", "x"])
-    assert "1 job(s) paused." in text
+    assert "1 job paused." in text
     assert "Not changed: a: already paused | x: A completed job cannot be paused." in text
     assert statuses() == {"a": "paused", "b": "paused", "x": "completed"}
     assert Job.objects.get(pk="b").next_run_at is None
@@ -43,13 +43,13 @@ def test_pausing_counts_only_the_jobs_it_paused(staff, jobs):
 
 def test_pausing_only_paused_jobs_pauses_none(staff, jobs):
     text = act(staff, "pause_jobs", ["a"])
-    assert "0 job(s) paused." in text
+    assert "0 jobs paused." in text
     assert "a: already paused" in text
 
 
 def test_resuming_counts_only_the_jobs_it_resumed(staff, jobs):
     text = act(staff, "resume_jobs", ["a", "b", "x"])
-    assert "1 job(s) resumed." in text
+    assert "1 job resumed." in text
     assert "Not changed: b: already active | x: completed" in text
     assert statuses() == {"a": "active", "b": "active", "x": "completed"}
     assert Job.objects.get(pk="a").next_run_at is not None
@@ -63,7 +63,7 @@ def test_run_now_queues_one_manual_run_per_job_whatever_its_status(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         text = act(staff, "run_jobs_now", ["a", "b", "x"])
-    assert "3 job(s) queued to run." in text
+    assert "3 jobs queued to run." in text
     assert "Not changed" not in text
     runs = Run.objects.order_by("job_id")
     assert [(r.job_id, r.trigger, r.status) for r in runs] == [
@@ -78,7 +78,7 @@ def test_run_now_queues_one_manual_run_per_job_whatever_its_status(
 def test_the_pause_button_on_a_paused_job_says_so(staff, jobs):
     response = staff.post("/admin/jobs/job/a/pause/", follow=True)
     text = html.unescape(response.content.decode())
-    assert "0 job(s) paused." in text
+    assert "0 jobs paused." in text
     assert "a: already paused" in text
 
 

@@ -44,7 +44,7 @@ def test_a_rule_is_created_and_shown_with_the_ids_of_its_jobs_and_channels(api, 
     assert response.status_code == 201, response.content
     shown = response.json()
     assert set(shown) == {
-        *("id", "name", "event", "threshold", "jobs", "channels"),
+        *("id", "name", "event", "threshold", "jobs", "tags", "channels"),
         *("remind_every_seconds", "enabled", "created_at", "updated_at"),
     }
     assert (shown["jobs"], shown["channels"]) == (["a", "b"], sorted([ops.pk, mail.pk]))

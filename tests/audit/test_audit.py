@@ -187,8 +187,10 @@ def test_a_button_the_user_may_not_use_is_recorded(db, web):
     client = Client()
     client.force_login(viewer)
     client.post("/admin/jobs/job/web/pause/")
+    client.post("/admin/jobs/job/web/run-now/")
     assert Job.objects.get(pk="web").status == Job.Status.ACTIVE
-    assert entries() == [("permission_denied", "looker", "admin", "")]
+    assert not Run.objects.exists()
+    assert entries() == [("permission_denied", "looker", "admin", "")] * 2
 
 
 def test_run_job_is_recorded_as_a_run_now_by_the_command(web, http_target):

@@ -171,3 +171,22 @@ def test_a_dry_run_writes_nothing():
 def test_integrity_errors_other_than_an_id_are_not_taken_for_one():
     error = IntegrityError("CHECK constraint failed: job_trigger_fields")
     assert not services.is_duplicate_id(error)
+
+
+def test_tags_in_use_are_noted_as_a_create_notes_them():
+    from jobs.tags import tags_in_use
+
+    bulk.jobs_create_many([{"id": "t", "url": URL, "interval_seconds": 60, "tags": ["prod", "db"]}])
+    assert tags_in_use() == ["db", "prod"]
+
+
+def test_an_import_creates_jobs_that_run_after_new_ones_once_those_exist():
+    given = [
+        {"id": "report", "url": URL, "after": [{"job": "load", "on": "success"}]},  # before its upstream
+        *entries(2),
+        {"id": "load", "url": URL, "cron": "0 3 * * *"},
+    ]
+    summary = import_entries(given)
+    assert (summary.created, summary.invalid) == (4, [])
+    assert [r.status for r in summary.results] == ["created"] * 4
+    assert list(Job.objects.get(pk="report").dependencies.values_list("upstream_id", "on")) == [("load", "success")]

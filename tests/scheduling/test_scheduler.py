@@ -325,3 +325,9 @@ def test_beats_walk_right_after_fires_claimed_ahead_repairs_nothing(make_beat, s
         "once": None,
     }
     assert "changed around the services" not in caplog.text
+
+
+def test_its_banner_names_the_sleep_it_keeps(make_beat, settings):
+    """celery beat prints the scheduler's ``max_interval`` as "maxinterval": the half second beat
+    sleeps at most, not the stock 5 s."""
+    assert make_beat().max_interval == settings.CRONTASK_SCHEDULER_MAX_SLEEP == 0.5

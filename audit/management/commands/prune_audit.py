@@ -12,7 +12,13 @@ class Command(BaseCommand):
     help = "Delete audit entries older than a number of days (CRONTASK_AUDIT_RETENTION_DAYS by default)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--older-than-days", type=int, default=None, metavar="N")
+        parser.add_argument(
+            "--older-than-days",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Delete entries older than N days (at least 1; default: CRONTASK_AUDIT_RETENTION_DAYS).",
+        )
 
     def handle(self, *args: Any, older_than_days: int | None, **options: Any) -> None:
         days = settings.CRONTASK_AUDIT_RETENTION_DAYS if older_than_days is None else older_than_days

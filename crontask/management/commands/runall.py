@@ -34,8 +34,17 @@ class Command(BaseCommand):
     help = "Run web, worker and beat together (the embedded defaults need nothing else)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=os.environ.get("CRONTASK_HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("CRONTASK_PORT", "8000")))
+        parser.add_argument(
+            "--host",
+            default=os.environ.get("CRONTASK_HOST", "127.0.0.1"),
+            help="Address the web server listens on (default: CRONTASK_HOST or 127.0.0.1).",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=int(os.environ.get("CRONTASK_PORT", "8000")),
+            help="Port of the web server (default: CRONTASK_PORT or 8000).",
+        )
         parser.add_argument("--concurrency", type=int, default=None, help="Worker processes (default: CPUs).")
 
     def execute(self, *args: Any, **options: Any) -> str | None:

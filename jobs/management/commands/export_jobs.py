@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.importer import export_job
 from jobs.models import Job
@@ -18,8 +18,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--format", choices=["json", "yaml"], default="json")
-        parser.add_argument("--output", "-o", type=Path, help="A file to write (default: standard output).")
+        parser.add_argument("--format", choices=["json", "yaml"], default="json", help="json (default) or yaml.")
+        parser.add_argument(
+            "--output", "-o", type=Path, help="A file to write, in a folder that exists (default: standard output)."
+        )
         parser.add_argument(
             "--include-secrets",
             action="store_true",
@@ -33,8 +35,11 @@ class Command(BaseCommand):
             text = yaml.safe_dump(jobs, sort_keys=False, allow_unicode=True)
         else:
             text = json.dumps(jobs, indent=2, ensure_ascii=False) + "\n"
-        if output:
-            output.write_text(text)
-            self.stderr.write(f"Exported {len(jobs)} jobs to {output}.")
-        else:
+        if output is None:
             self.stdout.write(text, ending="")
+            return
+        try:
+            output.write_text(text)
+        except OSError as exc:  # no such folder, a folder given, no permission, a full disk
+            raise CommandError(f"Cannot write {output}: {exc.strerror or exc}.") from exc
+        self.stderr.write(f"Exported {len(jobs)} jobs to {output}.")

@@ -4,51 +4,63 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core import origin
-from jobs.importer import ImportFormatError, import_entries, load_entries
+from core.progress import ProgressBar
+from jobs.importer import ImportFormatError, add_tags, import_entries, load_entries
+from jobs.tags import clean_tags
+
+# What -v 2 prints for each entry, by its outcome (a dry run's in the conditional).
+_DONE = {"created": "created", "updated": "updated", "unchanged": "unchanged"}
+_WOULD = {"created": "would create", "updated": "would update", "unchanged": "unchanged"}
 
 
 class Command(BaseCommand):
-    help = "Create or update jobs from a JSON or YAML list (the API's shape) or a crontab file, by id."
+    help = (
+        "Create or update jobs from a JSON or YAML list (the API's shape) or a crontab file, by id. "
+        "Prints a one-line summary; -v 2 lists each job; exits 1 if any entry is invalid."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", type=Path)
-        parser.add_argument("--dry-run", action="store_true", help="Check and count; change nothing.")
+        parser.add_argument(
+            "file",
+            type=Path,
+            help="A .json or .yaml/.yml list of jobs (as export_jobs writes), or a crontab file (any other name).",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Check every entry and count; change nothing (-v 2 lists them)."
+        )
+        parser.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            metavar="TAG",
+            help="Add this tag to every job imported, besides its own (repeat for more): --tag from-cron.",
+        )
 
-    def handle(self, *args: Any, file: Path, dry_run: bool, **options: Any) -> None:
+    def handle(self, *args: Any, file: Path, dry_run: bool, tag: list[str], verbosity: int, **options: Any) -> None:
         try:
-            entries = load_entries(file)
-        except (OSError, ImportFormatError) as exc:
+            tags = clean_tags(tag)
+        except ValidationError as exc:
+            raise CommandError(f"--tag: {' '.join(exc.messages)}") from exc
+        try:
+            entries = add_tags(load_entries(file), tags)
+        except (OSError, UnicodeDecodeError, ImportFormatError) as exc:
             raise CommandError(f"{file}: {exc}") from exc
-        progress = _Progress(len(entries)) if sys.stderr.isatty() and len(entries) >= 50 else None
-        with origin.origin("import"):  # who the versions and the audit trail name: "import"
-            summary = import_entries(entries, dry_run=dry_run, on_progress=progress)
-        if progress:
-            progress.done()
+        with (
+            ProgressBar(self.stderr, len(entries), label="jobs") as progress,
+            origin.origin("import"),  # who the versions and the audit trail name: "import"
+        ):
+            summary = import_entries(entries, dry_run=dry_run, on_progress=progress.advance)
+        if verbosity >= 2:
+            words = _WOULD if dry_run else _DONE
+            for outcome, job_id, label in summary.outcomes:
+                where = f" ({label})" if label != job_id else ""
+                self.stdout.write(f"{words[outcome]} {job_id}{where}")
         for invalid in summary.invalid:
             self.stderr.write(f"invalid {invalid.label}: {invalid.reason}")
         self.stdout.write(("Dry run: " if dry_run else "") + summary.line())
         if summary.invalid:
             sys.exit(1)
-
-
-class _Progress:
-    """A one-line progress bar on the terminal (only when attached to one)."""
-
-    WIDTH = 40
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.count = 0
-
-    def __call__(self) -> None:
-        self.count += 1
-        if self.count % max(1, self.total // 200) == 0 or self.count == self.total:
-            filled = self.WIDTH * self.count // self.total
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.count}/{self.total}")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        sys.stderr.write("\n")

@@ -4,15 +4,24 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from core.progress import ProgressBar
 from jobs import services
+from jobs.models import Job
+from jobs.tags import tags_rebuild
 
 
 class Command(BaseCommand):
-    help = "Rebuild the django-celery-beat periodic tasks from the jobs (the jobs are the source of truth)."
+    help = (
+        "Rebuild the django-celery-beat periodic tasks and the list of tags in use from the jobs (the jobs are "
+        "the source of truth), remove the orphaned tasks and create missing system jobs; prints a one-line summary."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         created = services.ensure_system_jobs()
-        synced, removed = services.sync_all_schedules()
+        with ProgressBar(self.stderr, Job.objects.count(), label="jobs") as progress:
+            synced, removed = services.sync_all_schedules(on_progress=progress.advance)
+        added, dropped = tags_rebuild()
         self.stdout.write(
-            f"Synced {synced} jobs, removed {removed} orphaned periodic tasks, created {len(created)} system jobs."
+            f"Synced {synced} jobs, removed {removed} orphaned periodic tasks, created {len(created)} system jobs; "
+            f"tags in use: {added} added, {dropped} dropped."
         )

@@ -34,7 +34,12 @@
       const body = await response.json();
       if (request !== latest) return;
       if (response.ok) {
-        show([body.description + " — next:", ...body.next_fire_times], false);
+        // The admin's one format: "2026-12-04 05:00:00", then the zone ("+08:00 Asia/Shanghai").
+        const shown = body.next_fire_times.map((iso) => {
+          const match = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(iso);
+          return match ? match[1] + " " + match[2] + " " + (match[3] === "Z" ? "+00:00" : match[3]) + " " + body.timezone : iso;
+        });
+        show([body.description + " — next:", ...shown], false);
       } else {
         show(Object.values(body).flat(), true);
       }

@@ -5,7 +5,7 @@
   const config = JSON.parse(document.getElementById("cron-preview-config").textContent);
   const kind = document.getElementById("id_kind");
   const trigger = document.getElementById("id_trigger");
-  const triggerRows = { cron: ["cron", "timezone"], interval: ["interval_seconds"], date: ["run_at"], manual: [] };
+  const triggerRows = { cron: ["cron", "timezone"], interval: ["interval_seconds"], date: ["run_at", "timezone"], manual: [] };
 
   function row(field) {
     return document.querySelector(".form-row.field-" + field) || document.querySelector(".field-" + field);
@@ -67,10 +67,18 @@
     }));
   }
 
+  // A one-off's date is read in the job's zone: its help names the zone as it is typed.
+  const zone = document.getElementById("id_timezone");
+  const zoneLabel = document.getElementById("ct-run-at-zone");
+  if (zone && zoneLabel) zone.addEventListener("input", () => { zoneLabel.textContent = zone.value.trim(); });
+
   if (kind) kind.addEventListener("change", showKind);
   if (trigger) trigger.addEventListener("change", showTrigger);
   const handlerInput = document.getElementById("id_handler");
-  if (handlerInput) handlerInput.addEventListener("change", showHandler);
+  if (handlerInput) {
+    handlerInput.addEventListener("change", showHandler);
+    handlerInput.addEventListener("input", showHandler);
+  }
   showKind();
   showTrigger();
   showHandler();

@@ -17,7 +17,11 @@ class Command(BaseCommand):
     help = "Exit 0 if the part is healthy: 'beat' (a heartbeat in the last minute) or 'database'."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("part", choices=["beat", "database"])
+        parser.add_argument(
+            "part",
+            choices=["beat", "database"],
+            help="beat: its heartbeat is less than a minute old; database: a query answers.",
+        )
 
     def handle(self, *args: Any, part: str, **options: Any) -> None:
         if part == "database":

@@ -4,21 +4,28 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
-from runs.retention import delete_old_runs, parse_age
+from core.progress import ProgressBar
+from runs.retention import count_old_runs, delete_old_runs, parse_age
 
 
 class Command(BaseCommand):
-    help = "Delete finished runs older than an age, in batches, keeping each job's newest N."
+    help = (
+        "Delete finished runs older than an age, in batches, keeping each job's newest N. "
+        "Prints how many were deleted and how many of the old runs were kept."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
             default=f"{settings.CRONTASK_RUN_RETENTION_DAYS}d",
-            help="30d, 12h, 90m (default: the retention).",
+            help="An age: 30d, 12h, 90m, 3600s, 2w; a bare number is days (default: CRONTASK_RUN_RETENTION_DAYS).",
         )
-        parser.add_argument("--keep-per-job", type=int, default=0, help="Always keep each job's newest N runs.")
-        parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument(
+            "--keep-per-job", type=int, default=0, help="Always keep each job's newest N runs (default 0)."
+        )
+        parser.add_argument("--batch-size", type=int, default=5000, help="Runs deleted per statement (default 5000).")
 
     def handle(self, *args: Any, older_than: str, keep_per_job: int, batch_size: int, **options: Any) -> None:
         try:
@@ -27,5 +34,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if keep_per_job < 0 or batch_size < 1:
             raise CommandError("--keep-per-job must be 0 or more and --batch-size at least 1.")
-        deleted = delete_old_runs(older_than=age, keep_per_job=keep_per_job, batch_size=batch_size)
-        self.stdout.write(f"Deleted {deleted} runs older than {older_than}.")
+        now = timezone.now()
+        old = count_old_runs(older_than=age, now=now)
+        with ProgressBar(self.stderr, old.finished, label="runs") as progress:
+            deleted = delete_old_runs(
+                older_than=age, keep_per_job=keep_per_job, batch_size=batch_size, now=now, on_batch=progress.advance
+            )
+        # A run that ended during the cleanup may have been deleted without being counted: never below 0.
+        kept = max(old.total - deleted, 0)
+        reasons = "not finished" + (f", or among each job's newest {keep_per_job}" if keep_per_job else "")
+        self.stdout.write(f"Deleted {deleted} runs older than {older_than}; kept {kept} older ones ({reasons}).")

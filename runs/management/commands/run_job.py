@@ -15,7 +15,7 @@ class Command(BaseCommand):
     help = "Run a job now, in this process, and print the run (exit 1 unless it succeeded)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("job_id")
+        parser.add_argument("job_id", help="The id of the job to run.")
 
     def handle(self, *args: Any, job_id: str, **options: Any) -> None:
         job = Job.objects.filter(pk=job_id).first()

@@ -1,0 +1,42 @@
+"""``manage.py import_holidays CALENDAR FILE.ics [--replace]``: a holiday list into a calendar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from calendars.ics import import_ics
+from calendars.models import Calendar
+from calendars.services import calendar_create
+
+
+class Command(BaseCommand):
+    help = "Import the events of an iCalendar (.ics) file as blackout windows of a calendar (made if missing)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("calendar", help="The calendar's name (created if there is none) or id.")
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--replace", action="store_true", help="Replace the calendar's windows.")
+        parser.add_argument("--time-zone", default=None, help="For a calendar made here (default TIME_ZONE).")
+
+    def handle(self, *args: Any, calendar: str, file: Path, replace: bool, time_zone: str | None, **opts: Any) -> None:
+        try:
+            content = file.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc}") from None
+        try:
+            found = Calendar.objects.filter(name=calendar).first()
+            if found is None and calendar.isdigit():
+                found = Calendar.objects.filter(pk=int(calendar)).first()
+            if found is None:
+                found = calendar_create(data={"name": calendar, **({"time_zone": time_zone} if time_zone else {})})
+            result = import_ics(calendar=found, content=content, replace=replace)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        self.stdout.write(
+            f"{found.name}: {result.added} window(s) added, {len(result.skipped)} event(s) skipped"
+            + ("".join(f"\n  skipped {s}" for s in result.skipped))
+        )

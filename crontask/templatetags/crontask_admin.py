@@ -1,0 +1,57 @@
+"""Template filters and tags of the admin pages: times (core.times) and the jobs' health at a glance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import template
+from django.utils.html import json_script
+from django.utils.safestring import SafeString
+
+from core import times
+from core.admin_utils import badge
+from runs import health
+
+register = template.Library()
+
+
+@register.filter
+def when(moment: datetime | None) -> SafeString:
+    """``2026-12-03 05:25:10 UTC (3 min ago)`` in the request's display zone."""
+    return times.time_html(moment)
+
+
+@register.filter
+def abstime(moment: datetime | None) -> str:
+    """``2026-12-03 05:25:10 UTC`` in the request's display zone."""
+    return times.format_time(moment)
+
+
+@register.filter
+def in_zone(moment: datetime | None, zone: str) -> SafeString:
+    """The moment in the named zone (a job's own), with its relative time."""
+    return times.time_html(moment, times.zone_named(zone))
+
+
+@register.simple_tag
+def relative_words() -> SafeString:
+    """The words of relative times for ``times.js`` (a JSON script element)."""
+    return json_script(times.relative_words(), "ct-relative-words")
+
+
+@register.filter
+def run_badge(status: str) -> SafeString:
+    """A run status as its coloured badge."""
+    return badge(status)
+
+
+@register.filter
+def health_badge(state: str) -> SafeString:
+    return badge(health.COLOURS_KEY.get(state, state), str(health.LABELS.get(state, state)))
+
+
+@register.inclusion_tag("admin/health_summary.html")
+def health_summary(limit: int = 10) -> dict[str, Any]:
+    """Counts of jobs per health state, and the failing jobs first (the admin index and dashboard)."""
+    return {"counts": health.health_counts(), "failing": health.failing_jobs(limit=limit)}

@@ -1,0 +1,246 @@
+"""Workflows at run time: a run's final outcome fires the jobs that run after its job, once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import services
+from jobs.models import Job
+from runs import dependencies, execution, outcomes
+from runs.executors.base import Outcome
+from runs.models import Run
+from runs.tasks import execute_job
+
+pytestmark = pytest.mark.django_db
+FIRE = "2026-03-02T10:01:00+00:00"
+TEST_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def make(job_id: str, **extra) -> Job:
+    return services.job_create(data={"id": job_id, "url": "http://127.0.0.1:9/", **extra})
+
+
+def outcome_is(monkeypatch, status: str, **extra) -> None:
+    monkeypatch.setattr(execution.executors, "execute", lambda job, **kwargs: Outcome(status=status, **extra))
+
+
+def deliver(job_id: str, fire: str = FIRE) -> Run:
+    execute_job.apply(kwargs={"job_id": job_id, "scheduled_for": fire}, throw=True)
+    return Run.objects.get(job_id=job_id, scheduled_for=fire, attempt=1)
+
+
+def fired(job_id: str) -> list[Run]:
+    return list(Run.objects.filter(job_id=job_id, trigger=Run.Trigger.DEPENDENCY).order_by("pk"))
+
+
+def test_a_success_fires_the_jobs_after_it_on_success_and_finish_and_queues_them_on_commit(
+    monkeypatch, queued_tasks, django_capture_on_commit_callbacks
+):
+    make("a", interval_seconds=60)
+    make("b", after=[{"job": "a", "on": "success"}])
+    make("c", after=[{"job": "a", "on": "finish"}])
+    make("d", after=[{"job": "a", "on": "failure"}])
+    outcome_is(monkeypatch, "success", status_code=200)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = deliver("a")
+    (b,), (c,) = fired("b"), fired("c")
+    assert fired("d") == []
+    assert (b.upstream_run_id, b.status, b.scheduled_for) == (run.pk, "queued", None)
+    assert c.upstream_run_id == run.pk
+    assert sorted(task["run_id"] for task in queued_tasks) == [b.pk, c.pk]
+
+
+def test_a_failure_fires_failure_and_finish_only_on_the_final_attempt(
+    monkeypatch, queued_tasks, django_capture_on_commit_callbacks
+):
+    make("a", interval_seconds=60, max_retries=1, retry_backoff_seconds=1)
+    make("b", after=[{"job": "a", "on": "success"}])
+    make("d", after=[{"job": "a", "on": "failure"}])
+    outcome_is(monkeypatch, "failed", error="boom")
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver("a")
+    assert fired("d") == []  # a retry is queued: not the final attempt
+    retry = Run.objects.get(job_id="a", attempt=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        execute_job.apply(kwargs={"job_id": "a", "run_id": retry.pk}, throw=True)
+    (d,) = fired("d")
+    assert d.upstream_run_id == retry.pk
+    assert fired("b") == []
+
+
+def test_two_deliveries_of_an_upstream_outcome_fire_the_downstream_once(
+    monkeypatch, queued_tasks, django_capture_on_commit_callbacks
+):
+    make("a", interval_seconds=60)
+    make("b", after=[{"job": "a", "on": "success"}])
+    outcome_is(monkeypatch, "success", status_code=200)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = deliver("a")
+        deliver("a")  # the fire's message again: its claim makes no second run of a
+    job = Job.objects.get(pk="a")
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outcomes.record(run, job)  # the outcome recorded a second time (a retried store)
+        assert dependencies.fire_downstream(run, job) == []
+    assert len(fired("b")) == 1
+    assert len(queued_tasks) == 1
+
+
+def test_a_paused_downstream_does_not_fire(monkeypatch, queued_tasks, django_capture_on_commit_callbacks):
+    make("a", interval_seconds=60)
+    b = make("b", after=[{"job": "a", "on": "success"}])
+    services.job_pause(job=b)
+    outcome_is(monkeypatch, "success", status_code=200)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver("a")
+    assert fired("b") == []
+
+
+def test_a_chain_fires_link_by_link(monkeypatch, queued_tasks, django_capture_on_commit_callbacks):
+    make("a", interval_seconds=60)
+    make("b", after=[{"job": "a", "on": "success"}])
+    make("c", after=[{"job": "b", "on": "finish"}])
+    outcome_is(monkeypatch, "success", status_code=200)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver("a")
+    (b,) = fired("b")
+    outcome_is(monkeypatch, "failed", error="boom")
+    with django_capture_on_commit_callbacks(execute=True):
+        execute_job.apply(kwargs={"job_id": "b", "run_id": b.pk}, throw=True)
+    (c,) = fired("c")
+    assert c.upstream_run_id == b.pk
+    assert Run.objects.get(pk=b.pk).status == "failed"
+
+
+def test_all_mode_fires_once_every_upstream_has_a_matching_run_within_the_window(
+    monkeypatch, queued_tasks, django_capture_on_commit_callbacks
+):
+    make("a", interval_seconds=60)
+    make("b", interval_seconds=60)
+    make(
+        "c",
+        after=[{"job": "a", "on": "success"}, {"job": "b", "on": "success"}],
+        after_mode="all",
+        after_window_seconds=300,
+    )
+    outcome_is(monkeypatch, "success", status_code=200)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False), django_capture_on_commit_callbacks(execute=True):
+        deliver("a", "2026-03-02T10:01:00+00:00")
+    assert fired("c") == []  # b has not run yet
+    with (
+        time_machine.travel(start + timedelta(seconds=60), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        b_run = deliver("b", "2026-03-02T10:01:00+00:00")
+    (c,) = fired("c")
+    assert c.upstream_run_id == b_run.pk
+    # Since c's own run, neither counts again: b alone does not fire it.
+    with (
+        time_machine.travel(start + timedelta(seconds=120), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        deliver("b", "2026-03-02T10:02:00+00:00")
+    assert len(fired("c")) == 1
+    # a runs again, but b's run (at +120 s) is outside the 300 s window by +500 s: no fire.
+    with (
+        time_machine.travel(start + timedelta(seconds=500), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        deliver("a", "2026-03-02T10:02:00+00:00")
+    assert len(fired("c")) == 1
+    # b again within the window of a's run (+500 s): fires.
+    with (
+        time_machine.travel(start + timedelta(seconds=600), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        deliver("b", "2026-03-02T10:03:00+00:00")
+    assert len(fired("c")) == 2
+
+
+def test_a_python_downstream_reads_its_upstream_run(monkeypatch, settings, django_capture_on_commit_callbacks):
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    make("a", interval_seconds=60)
+    services.job_create(
+        data={
+            "id": "py",
+            "handler": "scripts:echo_kwargs",
+            "handler_kwargs": {
+                "count": {"$upstream": "run_id"},
+                "label": {"$upstream": "result.name"},
+                "tags": [{"$upstream": "result.rows.1"}, {"$upstream": "result.missing"}],
+            },
+            "after": [{"job": "a", "on": "success"}],
+        }
+    )
+    outcome_is(monkeypatch, "success", result={"name": "report", "rows": [1, 2, 3]})
+    with django_capture_on_commit_callbacks(execute=False):  # its message is not sent: it runs here
+        run = deliver("a")
+    (py,) = fired("py")
+    assert py.overrides == {"handler_kwargs": {"count": run.pk, "label": "report", "tags": [2, None]}}
+    monkeypatch.undo()  # the real python executor
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    execute_job.apply(kwargs={"job_id": "py", "run_id": py.pk}, throw=True)
+    py.refresh_from_db()
+    assert py.status == "success", py.error
+    assert py.result == {"count": run.pk, "label": "report", "when": None, "tags": [2, None]}
+
+
+def test_a_run_no_upstream_fired_gets_none_for_its_upstream_references(settings, django_capture_on_commit_callbacks):
+    settings.CRONTASK_SCRIPTS_DIR = TEST_SCRIPTS
+    make("a")
+    job = services.job_create(
+        data={
+            "id": "py",
+            "handler": "scripts:echo_kwargs",
+            "handler_kwargs": {"count": 1, "label": {"$upstream": "run_id"}},
+            "after": [{"job": "a", "on": "success"}],
+        }
+    )
+    run = execution.run_in_foreground(job=job)
+    assert run.status == "success", run.error
+    assert run.result == {"count": 1, "label": None, "when": None, "tags": None}
+
+
+def test_the_api_lists_dependency_runs_by_trigger_and_upstream_run(api, monkeypatch, queued_tasks):
+    make("a", interval_seconds=60)
+    make("b", after=[{"job": "a", "on": "success"}])
+    outcome_is(monkeypatch, "success", status_code=200)
+    run = deliver("a")
+    (b,) = fired("b")
+    listed = api.get(f"/api/runs/?trigger=dependency&upstream_run={run.pk}").json()["results"]
+    assert [(r["id"], r["job"], r["trigger"], r["upstream_run"]) for r in listed] == [(b.pk, "b", "dependency", run.pk)]
+    assert api.get(f"/api/runs/{b.pk}/").json()["upstream_run"] == run.pk
+
+
+def test_a_run_the_reaper_marks_lost_fires_failure_and_finish(monkeypatch, queued_tasks):
+    from runs import reaper
+
+    a = make("a", interval_seconds=60)
+    make("d", after=[{"job": "a", "on": "failure"}])
+    make("c", after=[{"job": "a", "on": "finish"}])
+    make("b", after=[{"job": "a", "on": "success"}])
+    run = Run.objects.create(
+        job=a, trigger="manual", status="running", started_at=timezone.now(), queued_at=timezone.now()
+    )
+    assert reaper.reap_lost_runs(now=timezone.now() + timedelta(hours=1)) == 1
+    assert [r.upstream_run_id for r in fired("d") + fired("c")] == [run.pk, run.pk]
+    assert fired("b") == []
+
+
+def test_an_http_dependency_run_names_its_upstream_run_to_the_target(
+    http_target, monkeypatch, django_capture_on_commit_callbacks
+):
+    services.job_create(data={"id": "a", "interval_seconds": 60, "url": f"{http_target.url}/a"})
+    services.job_create(data={"id": "b", "url": f"{http_target.url}/b", "after": [{"job": "a", "on": "success"}]})
+    with django_capture_on_commit_callbacks(execute=False):
+        run = deliver("a")
+    (b,) = fired("b")
+    execute_job.apply(kwargs={"job_id": "b", "run_id": b.pk}, throw=True)
+    [headers] = [headers for _method, path, headers, _body in http_target.requests if path == "/b"]
+    assert headers["X-Crontask-Upstream-Run-Id"] == str(run.pk)
