@@ -355,6 +355,7 @@ SPECTACULAR_SETTINGS = {
         "RunTriggerEnum": "runs.models.Run.Trigger",
         "RunStatusEnum": "runs.models.Run.Status",
         "KindEnum": "jobs.models.Job.Kind",  # the name it had before another model had a kind
+        "WindowKindEnum": "calendars.models.Window.Kind",
         "ChannelKindEnum": "alerts.models.Channel.Kind",
         "NotificationStatusEnum": "alerts.models.Notification.Status",
         "NotificationEventEnum": "alerts.models.Notification.Event",

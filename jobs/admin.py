@@ -7,7 +7,7 @@ whose ``JobAdmin`` extends this one and is the one registered.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import partial
@@ -68,6 +68,7 @@ DONE = {
     "resumed": ngettext_lazy("%(n)d job resumed.", "%(n)d jobs resumed.", "n"),
     "deleted": ngettext_lazy("%(n)d job deleted.", "%(n)d jobs deleted.", "n"),
     "queued to run": ngettext_lazy("%(n)d job queued to run.", "%(n)d jobs queued to run.", "n"),
+    "paused until": ngettext_lazy("%(n)d job paused until %(until)s.", "%(n)d jobs paused until %(until)s.", "n"),
 }
 
 
@@ -320,8 +321,7 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> SafeString:
         if job.status == Job.Status.PAUSED and job.paused_until is not None:
-            until = timezone.localtime(job.paused_until).strftime("%Y-%m-%d %H:%M")
-            return format_html("{} until {}", badge(job.status), until)
+            return format_html("{} {} {}", badge(job.status), _("until"), times.time_html(job.paused_until))
         return badge(job.status)
 
     def get_form(self, request: HttpRequest, obj: Job | None = None, change: bool = False, **kwargs: Any) -> Any:
@@ -561,7 +561,14 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
 
     def _each(
-        self, request: HttpRequest, queryset: QuerySet[Job], change: JobChange, verb: str, *, bulk: str = ""
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Job],
+        change: JobChange,
+        verb: str,
+        *,
+        bulk: str = "",
+        said: Mapping[str, str] | None = None,
     ) -> None:
         """Apply ``change`` to each job; count those it changed and name the others with the reason.
         ``bulk``: the action's name, when the user chose it for the jobs ticked in the list: each
@@ -581,7 +588,7 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
                     unchanged.append(f"{job.pk}: {reason}")
         if bulk:
             audit_record(action="bulk", details={"action": bulk, "results": results})
-        done = DONE[verb] % {"n": changed}
+        done = DONE[verb] % {"n": changed, **(said or {})}
         self.message_user(request, done, messages.SUCCESS if changed else messages.INFO)
         if unchanged:
             more = len(unchanged) - MAX_LISTED

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from core import times
 from jobs import services
 from jobs.models import Job
 
@@ -60,11 +61,11 @@ def pause_jobs_until(modeladmin: Any, request: HttpRequest, queryset: QuerySet[J
         after = services.job_pause(job=job, until=until)
         return None if (after.status, after.paused_until) != (job.status, job.paused_until) else "already so"
 
-    modeladmin._each(request, queryset, pause, f"paused until {_shown(until)}")
+    modeladmin._each(request, queryset, pause, "paused until", bulk="pause", said={"until": _shown(until)})
 
 
 def _shown(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M %Z").strip()
+    return times.format_time(at)  # the admin's one format: seconds and zone
 
 
 class PauseUntilForm(forms.Form):

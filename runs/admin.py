@@ -372,7 +372,11 @@ class JobAdmin(jobs_admin.JobAdmin):
     @admin.display(description=gettext_lazy("health"))
     def health_badge(self, job: WithAnnotations[Job, _LastRun] | Job) -> SafeString:
         state = getattr(job, "health", None) or health.job_health(job)
-        return badge(health.COLOURS_KEY[state], str(health.LABELS[state]))
+        shown = badge(health.COLOURS_KEY[state], str(health.LABELS[state]))
+        if job.status == Job.Status.PAUSED and job.paused_until is not None:  # comes back by itself
+            until = times.time_html(job.paused_until, with_relative=False)
+            return format_html('{}<div class="ct-sub">{} {}</div>', shown, _("until"), until)
+        return shown
 
     @admin.display(description=gettext_lazy("next run"), ordering="next_run_at")
     def next_run(self, job: Job) -> SafeString:

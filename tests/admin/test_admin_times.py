@@ -86,6 +86,7 @@ def test_a_one_offs_date_is_entered_in_the_jobs_zone(staff):
             "run_at_0": day.isoformat(), "run_at_1": "09:30:15", "url": "http://127.0.0.1:9/", "method": "GET",
             "headers": "{}", "handler_kwargs": "{}", "timeout_seconds": 10, "max_retries": 0,
             "retry_backoff_seconds": 10, "concurrency_policy": "allow", "status": "active", "follow_redirects": "on",
+            "jitter_seconds": 0, "dst_policy": "shift_once", "blackout_policy": "skip",
             "alertrulelink_set-TOTAL_FORMS": 0, "alertrulelink_set-INITIAL_FORMS": 0,
         },
     )  # fmt: skip
