@@ -55,6 +55,28 @@ def audit_record(
     )
 
 
+def audit_record_many(*, action: str, job_ids: Iterable[str]) -> int:
+    """``audit_record`` for many jobs at once (a bulk create: ``jobs.bulk``), one insert a batch."""
+    made = origin.current()
+    context = dict(_context.get() or {})
+    now = timezone.now()
+    entries = [
+        AuditEntry(
+            at=now,
+            action=AuditEntry.Action(action),
+            actor=made.actor_name[:150],
+            source=made.source,
+            client_ip=made.client_ip or None,
+            reason=made.reason,
+            job_id=job_id,
+            details=context,
+        )
+        for job_id in job_ids
+    ]
+    AuditEntry.objects.bulk_create(entries, batch_size=1000)
+    return len(entries)
+
+
 def changed_fields(before: object, after: object, names: Iterable[str]) -> list[str]:
     """The names among ``names`` whose values differ between two versions of an object."""
     return [name for name in names if getattr(before, name) != getattr(after, name)]

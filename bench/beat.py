@@ -3,6 +3,7 @@
     bench/run                        N = 1,000 and 10,000, then 1,000 second-level jobs for 10 min
                                      with beat alone and 10 min with workers
     bench/run --full                 adds N = 100,000
+    bench/run --stages writes        the write path and the runs at scale (bench.writes), minutes
     bench/run --sizes 1000 --publish-minutes 2 --lateness-minutes 2
     bench/run --sizes '' --publish-minutes 0 --second-level-jobs 100
                                      only the second-level jobs with workers, 100 of them
@@ -42,6 +43,18 @@ EMPTY, TEMPLATE = "crontask_bench_empty", "crontask_bench_tpl"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    stages = {stage.strip() for stage in args.stages.split(",") if stage.strip()}
+    if stages - {"beat", "writes"}:
+        print(f"Unknown stages: {', '.join(sorted(stages - {'beat', 'writes'}))} (beat, writes).", file=sys.stderr)
+        return 2
+    if "writes" in stages:  # imports, API creates, the runs lists, retention (bench.writes), before beat
+        from bench import writes
+
+        writes.run_stages(
+            import_jobs=args.import_jobs, api_jobs=args.api_jobs, runs=args.runs, baseline_sample=args.baseline_sample
+        )
+        if "beat" not in stages:
+            return 0
     server = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
     broker = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
     if not server.startswith("postgres") or not broker.startswith("redis"):
@@ -84,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--stages", default="beat", help="beat (the scheduler at N jobs), writes (bench.writes: imports, API "
+        "creates, runs lists, retention), or both: beat,writes"
+    )  # fmt: skip
+    parser.add_argument("--import-jobs", type=int, default=20_000, help="writes: jobs in the import stage")
+    parser.add_argument("--api-jobs", type=int, default=1_000, help="writes: POST /api/jobs/ creates")
+    parser.add_argument("--runs", type=int, default=2_000_000, help="writes: runs for the runs list stage")
+    parser.add_argument("--baseline-sample", type=int, default=1_000, help="writes: imports one by one (baseline)")
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated numbers of jobs ('': none)")
     parser.add_argument("--full", action="store_true", help="add N = 100,000")
     parser.add_argument("--schedulers", default="crontask,vanilla", help="crontask, vanilla or both")

@@ -29,6 +29,7 @@ from jobs import handlers, services
 from jobs.dependencies import job_graph
 from jobs.errors import JobConflict
 from jobs.filters import JobFilter
+from jobs.importer import ImportSummary, Invalid, import_entries
 from jobs.models import Job, JobVersion
 from jobs.selectors import cron_preview_data
 from jobs.serializers import (
@@ -37,6 +38,8 @@ from jobs.serializers import (
     CronPreviewResultSerializer,
     CronPreviewSerializer,
     HandlerSerializer,
+    ImportRequestSerializer,
+    ImportResponseSerializer,
     JobGraphSerializer,
     JobSerializer,
     JobVersionDetailSerializer,
@@ -51,10 +54,11 @@ from jobs.versions import versions_of
 ACTION_PERMISSIONS = {
     "pause": "jobs.change_job", "resume": "jobs.change_job", "run": "jobs.change_job", "clone": "jobs.add_job",
     "restore": "jobs.add_job",
+    "import_jobs": "jobs.add_job",  # and jobs.change_job for the entries that update a job
 }  # fmt: skip
 BULK_PERMISSIONS = {**ACTION_PERMISSIONS, "delete": "jobs.delete_job"}
 #: The actions at /api/jobs/<name>/, whose names a job's id cannot take (jobs.models.RESERVED_JOB_IDS).
-LIST_ACTIONS = frozenset({"bulk", "restore"})
+LIST_ACTIONS = frozenset({"bulk", "restore", "import"})
 ACTOR_CHECKED = frozenset({"resume", "run"})
 
 
@@ -155,6 +159,32 @@ class JobViewSet(viewsets.ModelViewSet):
                 raise NotFound(f"No versions of a job {data['id']!r} to restore it from.") from None
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=ImportRequestSerializer, responses={200: ImportResponseSerializer})
+    @action(detail=False, methods=["post"], url_path="import", url_name="import")
+    def import_jobs(self, request: Request) -> Response:
+        """Create or update many jobs at once, by id, as ``manage.py import_jobs`` does: each entry
+        validated as any create or update, the new ones written in batches (``jobs.bulk``). One
+        result an entry; a bad entry stops nothing. 200 with the results, whatever they are."""
+        body = {"jobs": request.data} if isinstance(request.data, list) else request.data
+        serializer = ImportRequestSerializer(data=body)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        entries = [entry if isinstance(entry, dict) else Invalid("", "Not an object.") for entry in data["jobs"]]
+        may_update = request.user.has_perm("jobs.change_job")
+        with _reason(data):
+            summary = import_entries(entries, dry_run=data["dry_run"], actor=request.user, may_update=may_update)
+            if not data["dry_run"]:  # each job's create or update has its own entry too
+                audit_record(action="bulk", details={"action": "import", **_counts(summary)})
+        return Response(
+            {
+                "dry_run": data["dry_run"],
+                **_counts(summary),
+                "results": [
+                    {"index": r.index, "id": r.id, "status": r.status, "errors": r.errors} for r in summary.results
+                ],
+            }
+        )
+
     @extend_schema(request=BulkActionSerializer, responses={200: BulkResponseSerializer})
     @action(detail=False, methods=["post"])
     def bulk(self, request: Request) -> Response:
@@ -186,6 +216,15 @@ class JobViewSet(viewsets.ModelViewSet):
         serializer = JobWriteSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
+
+
+def _counts(summary: ImportSummary) -> dict[str, int]:
+    return {
+        "created": summary.created,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "invalid": len(summary.invalid),
+    }
 
 
 def _reason(data: dict[str, Any]) -> AbstractContextManager[object]:

@@ -12,9 +12,18 @@ they are fetched with get_or_create and never deleted here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask
+from django.utils.timezone import now
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTasks,
+)
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -29,34 +38,138 @@ def periodic_task_name(job_id: str) -> str:
 
 def sync_periodic_task(job: Job) -> PeriodicTask | None:
     """Create, update or remove the job's PeriodicTask to match it. Call inside the job's transaction."""
-    if job.trigger == job.Trigger.MANUAL:
+    task = periodic_task_for(job)
+    if task is None:
         remove_periodic_task(job)
         return None
-    # A task left behind by a job deleted outside the services is taken over, not duplicated.
-    name = periodic_task_name(job.id)
-    task = job.periodic_task or PeriodicTask.objects.filter(name=name).first() or PeriodicTask(name=name)
-    task.task = EXECUTE_TASK
-    task.kwargs = json.dumps({"job_id": job.id})
-    task.description = f"Derived from job {job.id}; edit the job, not this task."
-    task.enabled = job.status == job.Status.ACTIVE
-    task.crontab = task.interval = task.clocked = None
-    task.one_off = False
-    if job.trigger == job.Trigger.CRON:
-        task.crontab = crontab_for(job.cron, job.timezone)
-    elif job.trigger == job.Trigger.INTERVAL and job.interval_seconds is not None:
-        task.interval, _ = IntervalSchedule.objects.get_or_create(
-            every=job.interval_seconds, period=IntervalSchedule.SECONDS
-        )
-    elif job.trigger == job.Trigger.DATE and job.run_at is not None:
-        task.clocked, _ = ClockedSchedule.objects.get_or_create(clocked_time=job.run_at)
-        task.one_off = True
-    else:  # ruled out by the database (the job_trigger_fields constraint)
-        raise ValueError(f"job {job.id}: a {job.trigger} trigger without its schedule")
-    task.save()
+    schedules_changed()
     if job.periodic_task_id != task.pk:
         job.periodic_task = task
         type(job).objects.filter(pk=job.pk).update(periodic_task=task)
     return task
+
+
+#: What a sync writes of a PeriodicTask (the rest, such as its run counts, is beat's).
+_SYNCED_FIELDS = ["task", "kwargs", "description", "enabled", "one_off", "crontab", "interval", "clocked", "solar"]
+
+
+def periodic_task_for(job: Job) -> PeriodicTask | None:
+    """The job's PeriodicTask, written as the job says, in one statement: an insert, or the update
+    of the task of that name (a job's, or one left behind by a job deleted outside the services,
+    taken over rather than duplicated). None, and nothing written, for a manual job. It does not
+    link the job to it (``sync_periodic_task`` does; a create sets ``periodic_task`` before its
+    insert) nor tell beat (``schedules_changed``, once per transaction is enough).
+
+    Not ``PeriodicTask.save``: its signals and checks cost four more statements a job, and a bulk
+    create writes thousands of these at once (``jobs.bulk``)."""
+    tasks = periodic_tasks_for([job])
+    return tasks[0] if tasks else None
+
+
+def periodic_tasks_for(jobs: list[Job], schedules: ScheduleRows | None = None) -> list[PeriodicTask]:
+    """``periodic_task_for`` for many jobs at once (the manual ones have none: the list holds
+    those of the others, in order); ``schedules`` remembers the shared schedule rows between calls."""
+    schedules = schedules or ScheduleRows()
+    schedules.fetch_crontabs((job.cron, job.timezone) for job in jobs if job.trigger == job.Trigger.CRON)
+    tasks = []
+    for job in jobs:
+        if job.trigger == job.Trigger.MANUAL:
+            continue
+        task = PeriodicTask(
+            name=periodic_task_name(job.id),
+            task=EXECUTE_TASK,
+            kwargs=json.dumps({"job_id": job.id}),
+            description=f"Derived from job {job.id}; edit the job, not this task.",
+            enabled=job.status == job.Status.ACTIVE,
+            one_off=False,
+        )
+        if job.trigger == job.Trigger.CRON:
+            task.crontab = schedules.crontab(job.cron, job.timezone)
+        elif job.trigger == job.Trigger.INTERVAL and job.interval_seconds is not None:
+            task.interval = schedules.interval(job.interval_seconds)
+        elif job.trigger == job.Trigger.DATE and job.run_at is not None:
+            task.clocked = schedules.clocked(job.run_at)
+            task.one_off = True
+        else:  # ruled out by the database (the job_trigger_fields constraint)
+            raise ValueError(f"job {job.id}: a {job.trigger} trigger without its schedule")
+        tasks.append(task)
+    # As PeriodicTask.save: a disabled task forgets when it last ran (the stock beat reads it).
+    for enabled in (True, False):
+        some = [task for task in tasks if task.enabled is enabled]
+        if some:
+            PeriodicTask.objects.bulk_create(
+                some,
+                batch_size=1000,
+                update_conflicts=True,
+                unique_fields=["name"],
+                update_fields=[*_SYNCED_FIELDS, "date_changed", *([] if enabled else ["last_run_at"])],
+            )
+    missing = [task for task in tasks if task.pk is None]  # a database that returns no ids
+    if missing:
+        ids = dict(PeriodicTask.objects.filter(name__in=[t.name for t in missing]).values_list("name", "pk"))
+        for task in missing:
+            task.pk = ids[task.name]
+    return tasks
+
+
+def schedules_changed() -> None:
+    """Tell beat the PeriodicTasks changed (django-celery-beat's ``PeriodicTasks`` row, which the
+    stock scheduler polls; its own signals do this after each save, in two statements)."""
+    if not PeriodicTasks.objects.filter(ident=1).update(last_update=now()):
+        PeriodicTasks.update_changed()  # the row's first time
+
+
+class ScheduleRows:
+    """The shared schedule rows (crontab, interval, clocked), each fetched or created once."""
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Fetch each again (after a rollback, which may have taken back rows made here)."""
+        self._crontabs: dict[tuple[str, ...], CrontabSchedule] = {}
+        self._intervals: dict[int, IntervalSchedule] = {}
+        self._clocked: dict[datetime, ClockedSchedule] = {}
+
+    def crontab(self, expr: str, timezone: str) -> CrontabSchedule:
+        key = crontab_fields(expr, timezone)
+        if key not in self._crontabs:
+            self._crontabs[key] = crontab_for(expr, timezone)
+        return self._crontabs[key]
+
+    def fetch_crontabs(self, crons: Iterable[tuple[str, str]]) -> None:
+        """Have the rows of these (cron, zone) pairs at hand: those that exist in one query, the
+        others made in one insert (a bulk create would otherwise look each up on its own)."""
+        wanted = {crontab_fields(expr, zone) for expr, zone in crons} - self._crontabs.keys()
+        if not wanted:
+            return
+        columns = {name: {key[n] for key in wanted} for n, name in enumerate(CRONTAB_KEY)}
+        rows = CrontabSchedule.objects.filter(
+            minute__in=columns["minute"], hour__in=columns["hour"], timezone__in=columns["timezone"]
+        ).order_by("-pk")  # the first row of a key wins (see crontab_for): set last
+        for row in rows.iterator(chunk_size=2000):
+            key = tuple(str(getattr(row, name)) for name in CRONTAB_KEY)
+            if key in wanted:
+                self._crontabs[key] = row
+        missing = [
+            CrontabSchedule(**dict(zip(CRONTAB_KEY, key, strict=True))) for key in wanted - self._crontabs.keys()
+        ]
+        for row in CrontabSchedule.objects.bulk_create(missing, batch_size=1000):
+            if row.pk is None:  # a database that returns no ids: made one by one instead
+                row = crontab_for(*_as_cron(row))
+            self._crontabs[tuple(str(getattr(row, name)) for name in CRONTAB_KEY)] = row
+
+    def interval(self, every: int) -> IntervalSchedule:
+        if every not in self._intervals:
+            self._intervals[every], _ = IntervalSchedule.objects.get_or_create(
+                every=every, period=IntervalSchedule.SECONDS
+            )
+        return self._intervals[every]
+
+    def clocked(self, when: datetime) -> ClockedSchedule:
+        if when not in self._clocked:
+            self._clocked[when], _ = ClockedSchedule.objects.get_or_create(clocked_time=when)
+        return self._clocked[when]
 
 
 def remove_periodic_task(job: Job) -> None:
@@ -67,23 +180,25 @@ def remove_periodic_task(job: Job) -> None:
 
 def crontab_for(expr: str, timezone: str) -> CrontabSchedule:
     """The shared crontab row for a job's cron in its time zone, in the form celery's crontab reads."""
+    fields = crontab_fields(expr, timezone)
+    found = CrontabSchedule.objects.filter(**dict(zip(CRONTAB_KEY, fields, strict=True))).order_by("pk").first()
+    # Not get_or_create: the table has no unique key, so two creators at once may each add one,
+    # and get() would then fail on the two. The first is the one everyone takes.
+    return found or CrontabSchedule.objects.create(**dict(zip(CRONTAB_KEY, fields, strict=True)))
+
+
+#: A CrontabSchedule's identity: the columns ``crontab_fields`` gives, in order.
+CRONTAB_KEY = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
+
+
+def crontab_fields(expr: str, timezone: str) -> tuple[str, ...]:
+    """A cron in its zone as CrontabSchedule's columns (``CRONTAB_KEY``)."""
     fields = expr.split()
     # A crontab row has no seconds field: a 6-field expression is kept to minute precision
     # here. Our scheduler reads the job's own cron and fires at the exact seconds.
     if len(fields) == 6:
         fields = fields[1:]
-    minute, hour, day_of_month, month_of_year, day_of_week = (
-        _celery_steps(field, last) for field, last in zip(fields, _LAST_VALUES, strict=True)
-    )
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-        timezone=timezone,
-    )
-    return crontab
+    return (*(_celery_steps(field, last) for field, last in zip(fields, _LAST_VALUES, strict=True)), timezone)
 
 
 # The largest value of each crontab field (minute, hour, day of month, month, day of week).
@@ -98,3 +213,7 @@ def _celery_steps(field: str, last: int) -> str:
         for item in field.split(",")
         for start, _, step in [item.partition("/")]
     )
+
+
+def _as_cron(row: CrontabSchedule) -> tuple[str, str]:
+    return f"{row.minute} {row.hour} {row.day_of_month} {row.month_of_year} {row.day_of_week}", str(row.timezone)

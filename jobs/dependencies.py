@@ -118,12 +118,14 @@ def find_cycle(job_id: str, upstreams: Iterable[str]) -> list[str] | None:
     return None
 
 
-def dependencies_sync(job: Job) -> None:
+def dependencies_sync(job: Job, *, new: bool = False) -> None:
     """Make ``job``'s ``JobDependency`` rows those of its ``after``. Called by the job services in
     the transaction that saves the job; adding an edge that closes a cycle (saved meanwhile by
-    another request) is refused here too."""
+    another request) is refused here too. ``new``: the job was just inserted (it has no rows)."""
     wanted = {entry["job"]: entry["on"] for entry in job.after} if isinstance(job.after, list) else {}
-    have = {row.upstream_id: row for row in JobDependency.objects.filter(job=job)}
+    if new and not wanted:
+        return  # nothing to read or write: a create without ``after`` costs no statement here
+    have = {} if new else {row.upstream_id: row for row in JobDependency.objects.filter(job=job)}
     if wanted.keys() - have.keys():
         # Two saves at once could each pass check_after and close a cycle together: edges are
         # added one save at a time, and the cycle checked again under that lock.

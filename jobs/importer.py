@@ -1,7 +1,8 @@
 """Import and export of jobs: JSON or YAML lists in the API's shape, and crontab files.
 
-Every entry goes through jobs.services, and so through ``jobs.preparation.job_prepare``: an import
-is validated exactly like an API call; one bad entry is reported and the rest go on. An export has
+Every entry goes through the job services (new ones through their bulk path, ``jobs.bulk``), and
+so through ``jobs.preparation.job_prepare``: an import is validated exactly like an API call; one
+bad entry is reported and the rest go on. An export has
 the fields a client sets (``jobs.models.EDITABLE_FIELDS``), which an import gives back.
 """
 
@@ -14,17 +15,21 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from jobs import services
+from jobs.bulk import entry_errors, jobs_create_many
 from jobs.dependencies import upstream_first
 from jobs.errors import JobConflict
 from jobs.models import EDITABLE_FIELDS, Job
 from jobs.secrets import mask_job_data
+
+if TYPE_CHECKING:
+    from jobs.preparation import Actor
 
 CRONTAB_MACROS = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
@@ -55,11 +60,23 @@ class LocatedEntry(dict[str, Any]):
 
 
 @dataclass
+class EntryResult:
+    """What became of one entry: ``created``, ``updated``, ``unchanged`` or ``invalid`` (``errors``
+    by field), by its place in the list (from 0)."""
+
+    index: int
+    id: str
+    status: str
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
 class ImportSummary:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     invalid: list[Invalid] = field(default_factory=list)
+    results: list[EntryResult] = field(default_factory=list)
     #: ("created" | "updated" | "unchanged", the job's id, where it came from), in the file's order.
     outcomes: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -67,6 +84,16 @@ class ImportSummary:
         return (
             f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, invalid {len(self.invalid)}"
         )
+
+    def add(self, result: EntryResult, label: str, *, reason: str | None = None) -> None:
+        """Count ``result``; an invalid one is reported as ``label``: ``reason`` (else its errors)."""
+        self.results.append(result)
+        if result.status == "invalid":
+            shown = reason or "; ".join(f"{name}: {' '.join(messages)}" for name, messages in result.errors.items())
+            self.invalid.append(Invalid(label, shown))
+        else:
+            setattr(self, result.status, getattr(self, result.status) + 1)
+            self.outcomes.append((result.status, result.id, label))
 
 
 def export_job(job: Job, *, include_secrets: bool = False) -> dict[str, Any]:
@@ -137,53 +164,101 @@ def import_entries(
     *,
     dry_run: bool = False,
     on_progress: Callable[[], None] | None = None,
+    actor: Actor = None,
+    may_update: bool = True,
 ) -> ImportSummary:
-    """Upsert each entry by id, an upstream job before the jobs that run after it. Each entry commits
-    on its own; a dry run rolls everything back."""
-    summary = ImportSummary()
+    """Upsert each entry by id: an entry that names an existing job updates it (each in its own
+    transaction); the new ones are created in bulk (``jobs.bulk.jobs_create_many``: a batch at a
+    time, each batch whole or not at all), but for those that run after other jobs (``after``),
+    which are created one by one once the others are there, an upstream job before the jobs that
+    run after it. Each entry's result is in the file's order; a dry run rolls everything back.
+    ``may_update=False``: an entry naming an existing job is refused (an API client that may add
+    jobs but not change them)."""
+    outcomes: dict[int, tuple[EntryResult, str]] = {}
     with transaction.atomic() if dry_run else contextlib.nullcontext():
-        for entry in upstream_first(list(entries)):
-            _import_one(entry, summary)
-            if on_progress is not None:
-                on_progress()
+        listed = list(entries)
+        existing = _existing_ids(listed)
+        new: list[tuple[int, str, dict[str, Any]]] = []
+        one_by_one: list[tuple[int, dict[str, Any]]] = []
+        for index, entry in enumerate(listed):
+            if isinstance(entry, Invalid):
+                outcomes[index] = (EntryResult(index, "", "invalid", {"entry": [entry.reason]}), entry.label)
+                _tick(on_progress)
+            elif entry.get("id") in existing or entry.get("after"):
+                one_by_one.append((index, entry))
+            else:
+                new.append((index, _label(entry), _without_status_completed(entry)))
+
+        def batch_done(count: int) -> None:
+            for _ in range(count):
+                _tick(on_progress)
+
+        created = jobs_create_many([data for _, _, data in new], actor=actor, on_batch=batch_done)
+        for (index, label, data), made in zip(new, created, strict=True):
+            job_id = made.job.pk if made.job is not None else str(data.get("id") or "")
+            status = "created" if made.ok else "invalid"
+            outcomes[index] = (EntryResult(index, job_id, status, made.errors), label)
+        # Then updates and jobs that run after others, each upstream before its downstream ones.
+        places = {id(entry): index for index, entry in one_by_one}
+        for entry in upstream_first([entry for _, entry in one_by_one]):
+            index = places[id(entry)]
+            outcomes[index] = (_one(index, entry, actor, may_update, entry.get("id") in existing), _label(entry))
+            _tick(on_progress)
         if dry_run:
             transaction.set_rollback(True)
+    summary = ImportSummary()
+    for index in sorted(outcomes):
+        given = listed[index]
+        summary.add(*outcomes[index], reason=given.reason if isinstance(given, Invalid) else None)
     return summary
+
+
+def _tick(on_progress: Callable[[], None] | None) -> None:
+    if on_progress is not None:
+        on_progress()
+
+
+def _existing_ids(entries: list[dict[str, Any] | Invalid]) -> set[str]:
+    ids = [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]]
+    found: set[str] = set()
+    for start in range(0, len(ids), 10_000):  # bounded IN lists (SQLite's variable limit)
+        found.update(Job.objects.filter(pk__in=ids[start : start + 10_000]).values_list("pk", flat=True))
+    return found
+
+
+def _label(entry: dict[str, Any]) -> str:
+    """How an entry is named in the report: where it came from (``line 12`` of a crontab), else its id."""
+    if isinstance(entry, LocatedEntry):
+        return entry.label
+    return str(entry.get("id") or entry.get("name") or "(no id)")
 
 
 class _Unchanged(Exception):
     """Raised to roll back an update that changed nothing (so updated_at stays as it was)."""
 
 
-def _import_one(entry: dict[str, Any] | Invalid, summary: ImportSummary) -> None:
-    if isinstance(entry, Invalid):
-        summary.invalid.append(entry)
-        return
-    label = entry.label if isinstance(entry, LocatedEntry) else str(entry.get("id") or entry.get("name") or "(no id)")
+def _one(index: int, entry: dict[str, Any], actor: Actor, may_update: bool, exists: bool) -> EntryResult:
+    """An update of an existing job, or a create through ``job_create`` (a job that runs after others)."""
+    job_id = str(entry.get("id") or "")
+    if exists and not may_update:
+        return EntryResult(
+            index, job_id, "invalid", {"id": [f"A job with id {job_id!r} exists, and you may not change jobs."]}
+        )
     try:
         with transaction.atomic():
-            job = Job.objects.filter(pk=entry.get("id")).first() if entry.get("id") else None
-            if job is None:
-                created = services.job_create(data=_without_status_completed(entry))
-                summary.created += 1
-                summary.outcomes.append(("created", created.pk, label))
-                return
+            job = Job.objects.filter(pk=job_id).first() if job_id else None
+            if job is None:  # new (or deleted since the import looked: made again)
+                made = services.job_create(data=_without_status_completed(entry), actor=actor)
+                return EntryResult(index, made.pk, "created")
             before = export_job(job, include_secrets=True)
-            updated = services.job_update(job=job, data=_without_status_completed(entry))
+            updated = services.job_update(job=job, data=_without_status_completed(entry), actor=actor)
             if export_job(updated, include_secrets=True) == before:
                 raise _Unchanged
-            summary.updated += 1
-            summary.outcomes.append(("updated", job.pk, label))
+            return EntryResult(index, job_id, "updated")
     except _Unchanged:
-        summary.unchanged += 1
-        summary.outcomes.append(("unchanged", str(entry["id"]), label))
-    except ValidationError as exc:
-        reasons = exc.message_dict if hasattr(exc, "error_dict") else {"entry": exc.messages}
-        summary.invalid.append(Invalid(label, "; ".join(f"{k}: {' '.join(v)}" for k, v in reasons.items())))
-    except JobConflict as exc:
-        summary.invalid.append(Invalid(label, exc.message))
-    except (TypeError, ValueError) as exc:
-        summary.invalid.append(Invalid(label, str(exc)))
+        return EntryResult(index, job_id, "unchanged")
+    except (ValidationError, JobConflict, PermissionDenied, TypeError, ValueError) as exc:
+        return EntryResult(index, job_id, "invalid", entry_errors(exc))
 
 
 def _without_status_completed(entry: dict[str, Any]) -> dict[str, Any]:

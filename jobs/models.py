@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -13,8 +15,8 @@ from jobs.triggers import MAX_JITTER_SECONDS, DstPolicy, Schedule, Trigger, jitt
 MAX_INTERVAL_SECONDS = 10 * 366 * 86400  # ten years
 # \Z, not $: "$" also matches before a final newline, so "abc\n" was a valid id.
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}\Z"
-#: Ids a job cannot take: /api/jobs/<id>/ is an action's path for them (bulk, restore).
-RESERVED_JOB_IDS = frozenset({"bulk", "restore"})
+#: Ids a job cannot take: /api/jobs/<id>/ is an action's path for them (bulk, restore, import).
+RESERVED_JOB_IDS = frozenset({"bulk", "restore", "import"})
 
 
 def default_timezone() -> str:
@@ -316,6 +318,46 @@ class Job(models.Model):
             return handler
         return command
 
+
+def _any(*values: bool | None) -> bool | None:
+    """SQL's OR: true if any is, else unknown (NULL) if any is, else false."""
+    return True if True in values else (None if None in values else False)
+
+
+def _all(*values: bool | None) -> bool | None:
+    """SQL's AND: false if any is, else unknown (NULL) if any is, else true."""
+    return False if False in values else (None if None in values else True)
+
+
+def _at_least(value: int | None, bound: int) -> bool | None:
+    return None if value is None else value >= bound
+
+
+#: ``Job.Meta.constraints`` read in Python, as the database reads them (a CHECK fails only on false,
+#: not on NULL), with the fields each reads: ``jobs.preparation`` checks a job against them without
+#: a query per constraint (``validate_constraints`` runs one each, in a savepoint).
+#: ``tests/jobs/test_constraints.py`` holds them to the database's answers.
+CONSTRAINTS_IN_PYTHON: dict[str, tuple[frozenset[str], Callable[[Job], bool | None]]] = {
+    "job_trigger_fields": (
+        frozenset({"trigger", "cron", "interval_seconds", "run_at"}),
+        lambda job: _any(
+            _all(job.trigger == "cron", job.interval_seconds is None, job.run_at is None, job.cron != ""),
+            _all(job.trigger == "interval", job.cron == "", job.run_at is None, _at_least(job.interval_seconds, 1)),
+            _all(job.trigger == "date", job.cron == "", job.interval_seconds is None, job.run_at is not None),
+            _all(job.trigger == "manual", job.cron == "", job.interval_seconds is None, job.run_at is None),
+        ),
+    ),
+    "job_kind_fields": (
+        frozenset({"kind", "url", "handler", "command"}),
+        lambda job: _any(
+            _all(job.kind == "http", job.url != ""),
+            _all(job.kind == "python", job.handler != ""),
+            _all(job.kind == "shell", job.command != ""),
+        ),
+    ),
+    "job_status_valid": (frozenset({"status"}), lambda job: job.status in ("active", "paused", "completed")),
+    "job_timeout_positive": (frozenset({"timeout_seconds"}), lambda job: _at_least(job.timeout_seconds, 1)),
+}
 
 #: The fields a client sets, each with the part of a job it belongs to: the one list of them. In
 #: this order they are the API's writable fields (``jobs.serializers``), the admin form's fields

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from jobs.dependencies import check_after
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
-from jobs.models import EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
+from jobs.models import CONSTRAINTS_IN_PYTHON, EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
 from jobs.secrets import mask_text, restore_masked
 from jobs.tags import normalise_tags
 from jobs.trigger_args import normalise_trigger_args
@@ -49,14 +49,20 @@ KIND_FIELDS = {"url": Job.Kind.HTTP, "handler": Job.Kind.PYTHON, "command": Job.
 
 
 def job_prepare(
-    *, data: Mapping[str, Any], instance: Job | None = None, actor: Actor = None, past_run_at_ok: bool = False
+    *,
+    data: Mapping[str, Any],
+    instance: Job | None = None,
+    actor: Actor = None,
+    past_run_at_ok: bool = False,
+    check_id: bool = True,
 ) -> Job:
     """The job ``data`` makes: a new one, or ``instance`` (the stored job; not changed) with
     ``data`` applied, as a partial update. Unsaved, and valid: saving it is all that is left.
     ``past_run_at_ok``: a new paused one-off may have a past ``run_at`` (a restore of a deleted
-    job: resuming it asks for a new date, see ``resumed_status``)."""
+    job: resuming it asks for a new date, see ``resumed_status``). ``check_id=False``: a
+    new job's id is not looked up (the caller's insert is the check: ``jobs.services``)."""
     if instance is None:
-        return _prepare_new(data, actor, past_run_at_ok=past_run_at_ok)
+        return _prepare_new(data, actor, past_run_at_ok=past_run_at_ok, check_id=check_id)
     return _prepare_change(data, instance, actor)
 
 
@@ -140,7 +146,7 @@ def first_fire(job: Job, now: datetime, *, run_if_past: bool = False) -> datetim
     return first
 
 
-def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool = False) -> Job:
+def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool = False, check_id: bool = True) -> Job:
     fields = _check_keys(data)
     run_if_past = bool(fields.pop("run_if_past", False))
     if "id" in fields and not fields["id"]:
@@ -161,7 +167,8 @@ def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool 
     now = timezone.now()
     if not (past_run_at_ok and job.status == Job.Status.PAUSED):
         _check_run_at_future(job, now, run_if_past=run_if_past)
-    _check_id_free(job.id)
+    if check_id:
+        _check_id_free(job.id)
     job.next_run_at = first_fire(job, now, run_if_past=run_if_past)
     job.shown_target = mask_text(job.target)
     return job
@@ -258,7 +265,8 @@ def _full_clean(job: Job) -> None:
 def _full_clean_checked(job: Job) -> None:
     """``Model.full_clean`` with the job's rules where ``Model.clean`` would be (the model's own
     ``clean`` imports no code), and no unique check (``_prepare_new`` checks the id): each field's
-    checks, then the job's rules, then the constraints on the fields that passed both."""
+    checks, then the job's rules, then the constraints on the fields that passed both, read in
+    Python (``CONSTRAINTS_IN_PYTHON``: no query)."""
     errors: dict[str, list[ValidationError]] = {}
     try:
         job.clean_fields()
@@ -268,10 +276,12 @@ def _full_clean_checked(job: Job) -> None:
         validate_job(job)
     except ValidationError as exc:
         errors = exc.update_error_dict(errors)
-    try:
-        job.validate_constraints(exclude={name for name in errors if name != NON_FIELD_ERRORS})
-    except ValidationError as exc:
-        errors = exc.update_error_dict(errors)
+    failed = {name for name in errors if name != NON_FIELD_ERRORS}
+    for name, (fields, holds) in CONSTRAINTS_IN_PYTHON.items():
+        if not fields & failed and holds(job) is False:  # as the database's CHECK: NULL passes
+            errors.setdefault(NON_FIELD_ERRORS, []).append(
+                ValidationError(f"Constraint “{name}” is violated.", code="constraint_violated")
+            )
     if errors:
         raise ValidationError(errors)
 

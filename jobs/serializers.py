@@ -185,6 +185,34 @@ class BulkActionSerializer(serializers.Serializer):
         return attrs
 
 
+#: At most this many entries in one POST /api/jobs/import/ (send more in several).
+MAX_IMPORT_ENTRIES = 10_000
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    """``{"jobs": [...], "dry_run": false}``, or the list alone: the entries import_jobs reads."""
+
+    jobs = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=MAX_IMPORT_ENTRIES)
+    dry_run = serializers.BooleanField(default=False)
+    change_reason = serializers.CharField(required=False, allow_blank=True, max_length=origin.MAX_REASON)
+
+
+class ImportResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["created", "updated", "unchanged", "invalid"])
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]  # a field named "errors", not Serializer.errors (only the schema reads it)
+
+
+class ImportResponseSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    invalid = serializers.IntegerField()
+    results = ImportResultSerializer(many=True)
+
+
 class BulkResultSerializer(serializers.Serializer):
     id = serializers.CharField()
     ok = serializers.BooleanField()

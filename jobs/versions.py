@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from core import origin
@@ -79,6 +79,35 @@ def version_record(job: Job, *, action: str, actor: Actor = None) -> JobVersion 
         actor=_actor_name(actor, made),
         source=made.source,
         reason=made.reason,
+    )
+
+
+def versions_record_created(jobs: list[Job], *, actor: Actor = None) -> None:
+    """``version_record(job, action="create")`` for many new jobs at once (``jobs.bulk``): one query
+    for the numbers (an id used by a job deleted before goes on counting), one insert a batch."""
+    made = origin.current()
+    last = dict(
+        JobVersion.objects.filter(job_id__in=[job.pk for job in jobs])
+        .values("job_id")
+        .annotate(last=Max("number"))
+        .values_list("job_id", "last")
+    )
+    who = _actor_name(actor, made)
+    JobVersion.objects.bulk_create(
+        [
+            JobVersion(
+                job_id=job.pk,
+                number=last.get(job.pk, 0) + 1,
+                definition=definition_of(job),
+                changed_fields=list(VERSIONED_FIELDS),
+                action=JobVersion.Action.CREATE,
+                actor=who,
+                source=made.source,
+                reason=made.reason,
+            )
+            for job in jobs
+        ],
+        batch_size=1000,
     )
 
 

@@ -13,6 +13,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.pagination import FeedPagination
 from jobs import api as jobs_api
 from jobs.models import Job
 from jobs.serializers import RunNowSerializer
@@ -40,6 +41,7 @@ class JobViewSet(jobs_api.JobViewSet):
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Run.objects.all()
     permission_model = Run
+    pagination_class = FeedPagination  # ?cursor= for a feed of millions; counts capped
     filterset_class = RunFilter
     search_fields: list[str] = []
     ordering_fields = ["id", "started_at", "scheduled_for", "duration_ms"]
@@ -91,6 +93,7 @@ class JobRunsView(generics.ListAPIView):
 
     serializer_class = RunListSerializer
     permission_model = Run
+    pagination_class = FeedPagination
     filterset_class = RunFilter
     search_fields: list[str] = []
     ordering_fields = RunViewSet.ordering_fields

@@ -1,0 +1,52 @@
+"""How many SQL statements a job's create costs (the write path's budget, issue #23: at most 10 for
+``POST /api/jobs/``). Counted, not timed: a statement more is a regression on any machine."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from jobs.models import Job, JobVersion
+
+pytestmark = pytest.mark.django_db
+
+URL = "http://127.0.0.1:9/"
+BUDGET = 10
+
+
+def statements(api, body: dict) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/jobs/", body, format="json")
+    assert response.status_code == 201, response.json()
+    return [query["sql"] for query in queries]
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"cron": "*/5 * * * *"},
+        {"cron": "*/10 * * * * *"},
+        {"interval_seconds": 60},
+        {"run_at": "2099-01-01T00:00:00Z"},
+        {},
+    ],
+    ids=["cron", "cron-seconds", "interval", "date", "manual"],
+)
+def test_a_create_through_the_api_costs_at_most_ten_statements(api, schedule):
+    statements(api, {"id": "warm", "url": URL, **schedule})  # the shared schedule row made once
+    made = statements(api, {"id": "counted", "url": URL, **schedule})
+    assert len(made) <= BUDGET, "\n".join(made)
+    job = Job.objects.get(pk="counted")
+    assert (job.periodic_task is None) == (schedule == {})
+    assert JobVersion.objects.filter(job_id="counted").count() == 1
+
+
+def test_an_id_taken_is_a_409_and_leaves_the_existing_job_and_its_task_as_they_were(api):
+    assert api.post("/api/jobs/", {"id": "web", "url": URL, "cron": "*/5 * * * *"}, format="json").status_code == 201
+    task = Job.objects.get(pk="web").periodic_task
+    response = api.post("/api/jobs/", {"id": "web", "url": URL, "interval_seconds": 7}, format="json")
+    assert response.status_code == 409
+    kept = Job.objects.select_related("periodic_task").get(pk="web").periodic_task
+    assert kept is not None
+    assert (kept, kept.crontab is not None, kept.interval) == (task, True, None)
