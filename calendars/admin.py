@@ -3,10 +3,13 @@ Windows are checked by the one path the API takes (``calendars.services.window_p
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -16,28 +19,49 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from calendars import services
 from calendars.ics import import_ics
 from calendars.models import Calendar, Window
 from calendars.preview import job_preview
 from calendars.selectors import jobs_using
+from core import times
+from core.admin_utils import ZonedSplitDateTimeField
 from jobs.models import Job
 from jobs.triggers import get_zone
 
 
 class WindowForm(forms.ModelForm):
+    """A window as the API reads it: a range's start and end in the calendar's time zone (the
+    boxes show and take that zone's wall time, whatever zone the reader's admin shows)."""
+
+    zone_name: str = settings.TIME_ZONE  # the calendar's: set by WindowInline.get_formset
+    start = ZonedSplitDateTimeField(label=gettext_lazy("start"), required=False, widget=AdminSplitDateTime)
+    end = ZonedSplitDateTimeField(label=gettext_lazy("end"), required=False, widget=AdminSplitDateTime)
+
     class Meta:
         model = Window
         fields = ["kind", "name", "start", "end", "cron", "duration_seconds"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = times.zone_named(self.zone_name)
+        for name in ("start", "end"):
+            box = self.fields[name]
+            if isinstance(box, ZonedSplitDateTimeField):
+                box.zone = self.zone
+                box.help_text = _("In the calendar's time zone: %(zone)s") % {"zone": self.zone_name}
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        calendar = self.instance.calendar if self.instance.calendar_id else None
-        zone = get_zone(calendar.time_zone) if calendar is not None else None
+        for name in ("start", "end"):  # the wall time entered, in the calendar's zone
+            if isinstance(data.get(name), datetime) and timezone.is_naive(data[name]):
+                data[name] = timezone.make_aware(data[name], self.zone)
         item = {k: v for k, v in data.items() if k in services.WINDOW_FIELDS and v not in (None, "")}
         try:
-            services.window_prepare(item, zone=zone)
+            services.window_prepare(item, zone=self.zone)
         except ValidationError as exc:
             raise ValidationError(exc.messages) from None
         return data
@@ -48,6 +72,17 @@ class WindowInline(admin.TabularInline):
     form = WindowForm
     extra = 1
     fields = ["kind", "name", "start", "end", "cron", "duration_seconds"]
+
+    def get_formset(self, request: HttpRequest, obj: Calendar | None = None, **kwargs: Any) -> Any:
+        # The zone the calendar has, or is given in this same post (its form is cleaned apart).
+        given = request.POST.get("time_zone") if request.method == "POST" else None
+        zone_name = given or (obj.time_zone if obj is not None else "") or settings.TIME_ZONE
+        try:
+            get_zone(zone_name)
+        except ValidationError:
+            zone_name = settings.TIME_ZONE  # the calendar's form says what is wrong with it
+        kwargs["form"] = type("WindowForm", (WindowForm,), {"zone_name": zone_name})
+        return super().get_formset(request, obj, **kwargs)
 
 
 class IcsForm(forms.Form):

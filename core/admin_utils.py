@@ -3,12 +3,15 @@ a search box with bounds."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -91,3 +94,21 @@ class RefusedSaveMixin(admin.ModelAdmin):
 
     def save_refused(self, request: HttpRequest, refused: SaveRefused) -> None:
         """Called once the refused save has rolled back (what is written here stays): by default nothing."""
+
+
+class ZonedSplitDateTimeField(forms.SplitDateTimeField):
+    """The admin's date and time boxes read and shown in a zone of the form's choosing (a job's, a
+    calendar's), not the request's: the form's ``clean`` makes the naive value aware in that zone
+    (the zone submitted with it: ``JobForm.clean``, ``calendars.admin.WindowForm.clean``)."""
+
+    zone: Any = None
+
+    def compress(self, data_list: Any) -> datetime | None:
+        if data_list and data_list[0] and data_list[1]:
+            return datetime.combine(data_list[0], data_list[1])  # naive: JobForm.clean gives it its zone
+        return super().compress(data_list)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, datetime) and timezone.is_aware(value) and self.zone is not None:
+            return value.astimezone(self.zone).replace(tzinfo=None)
+        return super().prepare_value(value)

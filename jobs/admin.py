@@ -32,7 +32,7 @@ from django_celery_beat import models as beat_models
 
 from audit.services import audit_context, audit_record, audit_refused_write
 from core import origin, times
-from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, badge
+from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, ZonedSplitDateTimeField, badge
 from jobs import handlers, services
 from jobs.admin_pause import JobActionForm, pause_jobs_until
 from jobs.admin_tags import TagListFilter, TagsFormField
@@ -98,23 +98,6 @@ def _every(seconds: int) -> str:
     if seconds % 60 == 0 and seconds >= 60:
         return ngettext("every minute", "every %(n)d minutes", seconds // 60) % {"n": seconds // 60}
     return ngettext("every second", "every %(n)d seconds", seconds) % {"n": seconds}
-
-
-class ZonedSplitDateTimeField(forms.SplitDateTimeField):
-    """The admin's date and time boxes read and shown in a zone of the form's choosing (the job's),
-    not the request's: the naive value is made aware by ``JobForm.clean`` in the zone submitted."""
-
-    zone: Any = None
-
-    def compress(self, data_list: Any) -> datetime | None:
-        if data_list and data_list[0] and data_list[1]:
-            return datetime.combine(data_list[0], data_list[1])  # naive: JobForm.clean gives it its zone
-        return super().compress(data_list)
-
-    def prepare_value(self, value: Any) -> Any:
-        if isinstance(value, datetime) and timezone.is_aware(value) and self.zone is not None:
-            return value.astimezone(self.zone).replace(tzinfo=None)
-        return super().prepare_value(value)
 
 
 def _handler_choices() -> list[handlers.HandlerInfo]:

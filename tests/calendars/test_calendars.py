@@ -374,3 +374,31 @@ def test_a_bad_draft_is_a_400_naming_the_field(api, query, field):
 @pytest.mark.django_db
 def test_the_draft_preview_needs_the_job_view_permission(client):
     assert client.get("/api/cron/preview/job/", {"expr": "* * * * *"}).status_code in (401, 403)
+
+
+@pytest.mark.django_db
+def test_the_admin_reads_and_shows_a_windows_times_in_the_calendars_zone(staff):
+    """As the API reads them: the wall time entered is the calendar's, whatever zone the reader's
+    admin shows times in."""
+    staff.post("/admin/preferences/", {"timezone": "America/New_York"})
+    response = staff.post(
+        "/admin/calendars/calendar/add/",
+        {
+            "name": "shanghai", "description": "", "time_zone": "Asia/Shanghai",
+            "windows-TOTAL_FORMS": "1", "windows-INITIAL_FORMS": "0",
+            "windows-MIN_NUM_FORMS": "0", "windows-MAX_NUM_FORMS": "1000",
+            "windows-0-kind": "range", "windows-0-name": "release",
+            "windows-0-start_0": "2026-12-10", "windows-0-start_1": "09:00:00",
+            "windows-0-end_0": "2026-12-10", "windows-0-end_1": "11:30:00",
+        },
+    )  # fmt: skip
+    assert response.status_code == 302, [f.errors for f in response.context["inline_admin_formsets"][0].formset]
+    window = Calendar.objects.get(name="shanghai").windows.get()
+    assert (window.start, window.end) == (
+        datetime(2026, 12, 10, 1, 0, tzinfo=UTC),
+        datetime(2026, 12, 10, 3, 30, tzinfo=UTC),
+    )
+    page = staff.get(f"/admin/calendars/calendar/{window.calendar_id}/change/").content.decode()
+    assert 'value="09:00:00"' in page
+    assert 'value="11:30:00"' in page
+    assert "In the calendar&#x27;s time zone: Asia/Shanghai" in page
