@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -99,11 +99,11 @@ class CalendarAdmin(admin.ModelAdmin):
     fields = ["name", "description", "time_zone", "used_by", "import_link", "created_at", "updated_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Calendar]:
-        return super().get_queryset(request).prefetch_related("windows")
+        return super().get_queryset(request).annotate(windows_counted=Count("windows"))
 
-    @admin.display(description="windows")
+    @admin.display(description="windows", ordering="windows_counted")
     def window_count(self, calendar: Calendar) -> int:
-        return len(calendar.windows.all())
+        return int(getattr(calendar, "windows_counted", 0))
 
     @admin.display(description="used by jobs")
     def used_by(self, calendar: Calendar) -> str:
@@ -131,6 +131,17 @@ class CalendarAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Calendar) -> None:
         services.calendar_delete(calendar=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Calendar]) -> None:
+        """ "Delete selected calendars": through the service, each; those jobs still use are kept."""
+        kept = []
+        for calendar in queryset:
+            try:
+                services.calendar_delete(calendar=calendar)
+            except ValidationError as exc:
+                kept.append(f"{calendar.name}: {' '.join(exc.messages)}")
+        if kept:
+            self.message_user(request, "Not deleted: " + " | ".join(kept[:20]), messages.ERROR)
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
         calendar = Calendar.objects.filter(pk=object_id).first()

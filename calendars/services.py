@@ -38,7 +38,9 @@ def calendar_update(*, calendar: Calendar, data: Mapping[str, Any], partial: boo
 
 @transaction.atomic
 def calendar_delete(*, calendar: Calendar) -> None:
-    """Refused while jobs name the calendar: they would lose a blackout without a version saying so."""
+    """Refused while jobs name the calendar: they would lose a blackout without a version saying so.
+    Under the calendar's lock, so a job saved at the same time naming it is seen here or refused there."""
+    calendar = Calendar.objects.select_for_update().get(pk=calendar.pk)
     users = jobs_using(calendar.pk)
     if users:
         shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")

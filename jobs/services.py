@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
@@ -224,10 +224,17 @@ def job_resume_due(*, now: datetime, limit: int = 100) -> list[str]:
                 if job is None or job.paused_until is None or job.paused_until > now:
                     continue
                 try:
-                    _resume(job, now=now, catch_up=True)
-                except ValidationError as exc:  # a one-off whose run_at passed: it stays paused
+                    with transaction.atomic():  # what it wrote is undone if it cannot finish
+                        _resume(job, now=now, catch_up=True)
+                except DatabaseError:
+                    raise  # beat's outage handling: the database is the problem, not this job
+                except Exception as exc:  # noqa: BLE001 - one job must not stop beat (it calls this before each claim)
+                    # A one-off whose run_at passed (a ValidationError), or a schedule written
+                    # around the services that cannot be computed: it stays paused, and is not
+                    # tried again every second.
                     Job.objects.filter(pk=job_id).update(paused_until=None)
-                    logger.warning("job %s could not resume by itself: %s", job_id, " ".join(exc.messages))
+                    reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else repr(exc)
+                    logger.warning("job %s could not resume by itself, it stays paused: %s", job_id, reason)
                     continue
             resumed.append(job_id)
     return resumed

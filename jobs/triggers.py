@@ -248,7 +248,8 @@ class Schedule:
             if self.dst_policy == DstPolicy.SHIFT_ONCE or not dst_policy_applies(self.cron):
                 return fires[::-1]
             # The walk back found where the latest ``limit`` begin; the policy's fires from there on.
-            begin = max(previous, fires[-1] - _DST_MARGIN) if fires else previous
+            # (Fewer than ``limit`` found: all since ``previous``, a repeated time's second one too.)
+            begin = max(previous, fires[-1] - _DST_MARGIN) if len(fires) == limit else previous
             kept: deque[datetime] = deque(maxlen=limit)
             for fire in cron_fires(self.cron, zone, begin - self.offset, self.dst_policy):
                 if fire + self.offset > now:
