@@ -103,8 +103,9 @@ def test_catching_up_across_a_fall_back_keeps_the_repeated_times_second_fire():
     schedule = Schedule("cron", "0 2 * * *", None, None, "Europe/Berlin", 0, "shift_twice")
     previous, now = datetime(2026, 10, 25, 0, 0, tzinfo=UTC), datetime(2026, 10, 27, 1, 0, tzinfo=UTC)
     missed = schedule.missed(previous, now, limit=100)
-    walked, at = [], previous
-    while (at := schedule.next_fire(at, at)) is not None and at <= now:
+    walked: list[datetime] = []
+    at: datetime | None = previous
+    while at is not None and (at := schedule.next_fire(at, at)) is not None and at <= now:
         walked.append(at)
     assert missed == walked
     assert datetime(2026, 10, 25, 1, 0, tzinfo=UTC) in missed  # 02:00 the second time (CET)
