@@ -402,3 +402,25 @@ def test_the_admin_reads_and_shows_a_windows_times_in_the_calendars_zone(staff):
     assert 'value="09:00:00"' in page
     assert 'value="11:30:00"' in page
     assert "In the calendar&#x27;s time zone: Asia/Shanghai" in page
+
+
+@pytest.mark.django_db
+def test_the_preview_of_an_interval_job_keeps_its_phase_from_next_run_at(api):
+    # Made at 00:00 every hour: beat fires it at 01:00, 02:00…, not at 01:30, 02:30 (an hour from "now").
+    with time_machine.travel(T0, tick=False):
+        job_services.job_create(data={"id": "iv", "interval_seconds": 3600, "url": URL})
+    assert Job.objects.get(pk="iv").next_run_at == T0 + timedelta(hours=1)
+    with time_machine.travel(T0 + timedelta(minutes=30), tick=False):
+        listed = api.get("/api/jobs/iv/preview/", {"count": 2}).json()["fires"]
+    assert [f["at"] for f in listed] == [(T0 + timedelta(hours=h)).isoformat() for h in (1, 2)]
+    # After a later time: the fires from next_run_at on, in the same phase.
+    later = api.get("/api/jobs/iv/preview/", {"count": 2, "after": (T0 + timedelta(hours=5, minutes=30)).isoformat()})
+    assert [f["at"] for f in later.json()["fires"]] == [(T0 + timedelta(hours=h)).isoformat() for h in (6, 7)]
+    # A draft (not saved) is counted from "after", as a job created then.
+    draft = api.get(
+        "/api/cron/preview/job/",
+        {"interval_seconds": 3600, "count": 2, "after": (T0 + timedelta(minutes=30)).isoformat()},
+    )
+    assert [f["at"] for f in draft.json()["fires"]] == [
+        (T0 + timedelta(hours=h, minutes=30)).isoformat() for h in (1, 2)
+    ]
