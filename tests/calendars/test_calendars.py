@@ -3,6 +3,7 @@ what beat does with a fire in a blackout (skip, defer), with simulated time."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from zoneinfo import ZoneInfo
@@ -423,4 +424,72 @@ def test_the_preview_of_an_interval_job_keeps_its_phase_from_next_run_at(api):
     )
     assert [f["at"] for f in draft.json()["fires"]] == [
         (T0 + timedelta(hours=h, minutes=30)).isoformat() for h in (1, 2)
+    ]
+
+
+def ics_of(*events: str) -> bytes:
+    body = "".join(f"BEGIN:VEVENT\r\n{event}\r\nEND:VEVENT\r\n" for event in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{body}END:VCALENDAR\r\n".encode()
+
+
+@pytest.mark.django_db
+def test_ics_repeating_events_are_walked_not_materialised():
+    from calendars.ics import MAX_OCCURRENCES, import_ics
+
+    calendar = services.calendar_create(data={"name": "c", "time_zone": "UTC"})
+    # Every minute for three years is 1.5 million occurrences; every second, 94 million.
+    often = ics_of(
+        "SUMMARY:minutely\r\nDTSTART:20260605T000000Z\r\nDURATION:PT30S\r\nRRULE:FREQ=MINUTELY",
+        "SUMMARY:secondly\r\nDTSTART:20261101T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY;INTERVAL=2",
+        # Filters no day passes: dateutil would walk every second to year 9999.
+        "SUMMARY:never\r\nDTSTART:20260101T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
+        # Started long ago: too many occurrences to walk to now.
+        "SUMMARY:old\r\nDTSTART:20000101T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY",
+    )
+    began = time.monotonic()
+    with time_machine.travel(T0, tick=False):
+        result = import_ics(calendar=calendar, content=often)
+    assert time.monotonic() - began < 5
+    assert result.added == 2 * MAX_OCCURRENCES
+    assert calendar.windows.filter(name="minutely").count() == MAX_OCCURRENCES
+    assert calendar.windows.filter(name="never").count() == 0
+    assert [s.split(":")[0] for s in result.skipped] == ["old"]
+    assert "repeats too often" in result.skipped[0]
+
+
+@pytest.mark.django_db
+def test_ics_import_stops_expanding_past_what_a_calendar_holds(api):
+    from calendars.services import MAX_WINDOWS
+
+    calendar = services.calendar_create(data={"name": "c", "time_zone": "UTC"})
+    many = ics_of(
+        *(f"SUMMARY:e{n}\r\nDTSTART:20260606T00{n:02d}00Z\r\nDURATION:PT1S\r\nRRULE:FREQ=MINUTELY" for n in range(6))
+    )
+    began = time.monotonic()
+    with time_machine.travel(T0, tick=False):
+        upload = SimpleUploadedFile("h.ics", many, content_type="text/calendar")
+        response = api.post(f"/api/calendars/{calendar.pk}/import-ics/", {"file": upload})
+    assert time.monotonic() - began < 5  # each event walked to its cap only, not expanded over 3 years
+    assert response.status_code == 400
+    assert response.json() == {"windows": [f"At most {MAX_WINDOWS} windows a calendar."]}
+    assert calendar.windows.count() == 0
+
+
+@pytest.mark.django_db
+def test_ics_events_with_dates_out_of_range_are_skipped_named_not_a_500(api):
+    calendar = services.calendar_create(data={"name": "c", "time_zone": "UTC"})
+    content = ics_of(
+        "SUMMARY:End of time\r\nDTSTART;VALUE=DATE:99991231",
+        "SUMMARY:Ancient\r\nDTSTART;VALUE=DATE:00010101\r\nRRULE:FREQ=YEARLY",
+        "SUMMARY:Christmas\r\nDTSTART;VALUE=DATE:20261225",
+    )
+    upload = SimpleUploadedFile("h.ics", content, content_type="text/calendar")
+    with time_machine.travel(T0, tick=False):
+        response = api.post(f"/api/calendars/{calendar.pk}/import-ics/", {"file": upload})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["imported"] == 1
+    assert body["skipped_events"] == [
+        "End of time: its dates are out of range",
+        "Ancient: a repeating event must start in 1900 or later",
     ]
