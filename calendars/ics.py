@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from calendars.models import Calendar
-from calendars.services import MAX_WINDOWS, calendar_add_windows
+from calendars.services import MAX_WINDOWS, calendar_add_windows, in_window_years
 from jobs.triggers import get_zone
 
 #: The most bytes of an .ics file read.
@@ -66,6 +66,9 @@ def import_ics(*, calendar: Calendar, content: bytes, replace: bool = False, yea
             continue
         except (ValueError, TypeError, KeyError) as exc:
             result.skipped.append(f"{name or 'an event'}: {exc}")
+            continue
+        if not all(in_window_years(start) and in_window_years(end) for start, end in spans):
+            result.skipped.append(f"{name or 'an event'}: its dates are out of range")
             continue
         windows += [{"name": name, "start": start, "end": end} for start, end in spans]
     result.added = calendar_add_windows(calendar=calendar, windows=windows, replace=replace)

@@ -493,3 +493,47 @@ def test_ics_events_with_dates_out_of_range_are_skipped_named_not_a_500(api):
         "End of time: its dates are out of range",
         "Ancient: a repeating event must start in 1900 or later",
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "window,reason",
+    [
+        # Past what the database holds once in UTC (a psycopg DataError: a 500).
+        (
+            {"start": "9999-12-31T23:00:00-05:00", "end": "9999-12-31T23:30:00-05:00"},
+            "windows[0]: start: a date-time in the years 1970 to 2200 (UTC), not 9999-12-31T23:00:00-05:00.",
+        ),
+        (
+            {"start": "2026-01-01T00:00:00", "end": "2201-01-01T00:00:00"},
+            "windows[0]: end: a date-time in the years 1970 to 2200 (UTC), not 2201-01-01T00:00:00.",
+        ),
+        (
+            {"start": "0001-01-01T00:00:00+05:00", "end": "2026-01-01T00:00:00"},
+            "windows[0]: start: a date-time in the years 1970 to 2200 (UTC), not 0001-01-01T00:00:00+05:00.",
+        ),
+        # Messages are sentences, not a printed Python list.
+        (
+            {"kind": "recurring", "cron": "", "duration_seconds": 5},
+            "windows[0]: cron: required for a recurring window.",
+        ),
+        ({"cron": "61 * * * *", "duration_seconds": 5}, "windows[0]: cron: "),
+    ],
+)
+def test_a_bad_window_is_a_400_naming_it_in_a_sentence(api, window, reason):
+    response = api.post("/api/calendars/", {"name": "x", "time_zone": "UTC", "windows": [window]}, format="json")
+    assert response.status_code == 400, response.content
+    (message,) = response.json()["windows"]
+    assert message.startswith(reason) if reason.endswith(" ") else message == reason
+    assert "['" not in message
+    assert not Calendar.objects.filter(name="x").exists()
+
+
+@pytest.mark.django_db
+def test_ics_events_outside_the_window_years_are_skipped_named(api):
+    calendar = services.calendar_create(data={"name": "c", "time_zone": "UTC"})
+    content = ics_of("SUMMARY:Far\r\nDTSTART;VALUE=DATE:30000101", "SUMMARY:Christmas\r\nDTSTART;VALUE=DATE:20261225")
+    upload = SimpleUploadedFile("h.ics", content, content_type="text/calendar")
+    response = api.post(f"/api/calendars/{calendar.pk}/import-ics/", {"file": upload})
+    assert response.status_code == 200, response.content
+    assert (response.json()["imported"], response.json()["skipped_events"]) == (1, ["Far: its dates are out of range"])
