@@ -537,3 +537,32 @@ def test_ics_events_outside_the_window_years_are_skipped_named(api):
     response = api.post(f"/api/calendars/{calendar.pk}/import-ics/", {"file": upload})
     assert response.status_code == 200, response.content
     assert (response.json()["imported"], response.json()["skipped_events"]) == (1, ["Far: its dates are out of range"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_import_holidays_leaves_no_calendar_behind(tmp_path):
+    from django.core.management.base import CommandError
+
+    from calendars.services import MAX_WINDOWS
+
+    junk = tmp_path / "junk.ics"
+    junk.write_bytes(b"not a calendar")
+    with pytest.raises(CommandError, match="Not an iCalendar file"):
+        call_command("import_holidays", "new-one", str(junk), stdout=StringIO())
+    assert not Calendar.objects.filter(name="new-one").exists()
+    # Refused by the service (too many windows) after the calendar was made: undone too.
+    many = tmp_path / "many.ics"
+    events = (
+        f"SUMMARY:e{n}\r\nDTSTART:2026060{n}T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=MINUTELY" for n in range(1, 6)
+    )
+    many.write_bytes(ics_of(*events))
+    with time_machine.travel(T0, tick=False), pytest.raises(CommandError, match=f"At most {MAX_WINDOWS} windows"):
+        call_command("import_holidays", "new-two", str(many), stdout=StringIO())
+    assert not Calendar.objects.filter(name="new-two").exists()
+    # An existing calendar keeps its windows when an import into it fails.
+    kept = services.calendar_create(
+        data={"name": "kept", "windows": [{"start": "2026-12-24T00:00:00", "end": "2026-12-25T00:00:00"}]}
+    )
+    with time_machine.travel(T0, tick=False), pytest.raises(CommandError):
+        call_command("import_holidays", "kept", str(many), "--replace", stdout=StringIO())
+    assert kept.windows.count() == 1
