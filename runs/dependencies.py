@@ -81,7 +81,8 @@ def fire_downstream(run: Run, job: Job) -> list[Run]:
 
 def _fire(downstream: Job, upstream: Run) -> Run | None:
     """The dependency run of ``downstream`` that ``upstream`` fires, queued on commit (or
-    ``skipped``, not queued, in a blackout of its calendars); None if its ``all`` is not met yet. In a savepoint of its own: a claim already taken undoes only it."""
+    ``skipped``, not queued, in a blackout of its calendars); None if its ``all`` is not met
+    yet. In a savepoint of its own: a claim already taken undoes only it."""
     with transaction.atomic():
         if downstream.after_mode == Job.AfterMode.ALL:
             # One finished upstream run at a time decides for this job: the next sees the run this

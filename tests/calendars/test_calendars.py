@@ -497,7 +497,7 @@ def test_ics_events_with_dates_out_of_range_are_skipped_named_not_a_500(api):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "window,reason",
+    ("window", "reason"),
     [
         # Past what the database holds once in UTC (a psycopg DataError: a 500).
         (
