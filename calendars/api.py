@@ -25,6 +25,7 @@ from calendars.models import Calendar, Window
 from calendars.preview import MAX_PREVIEW, job_preview
 from calendars.serializers import CalendarSerializer, CalendarWriteSerializer, IcsImportSerializer
 from jobs.models import Job
+from jobs.serializers import PreviewAfterField
 from jobs.triggers import MAX_JITTER_SECONDS, DstPolicy, get_zone, validate_cron
 
 
@@ -87,7 +88,7 @@ class CalendarViewSet(viewsets.ModelViewSet):
 
 class JobPreviewQuerySerializer(serializers.Serializer):
     count = serializers.IntegerField(required=False, default=10, min_value=1, max_value=MAX_PREVIEW)
-    after = serializers.DateTimeField(required=False, help_text="Fires after this time (default: now).")
+    after = PreviewAfterField(required=False, help_text="Fires after this time (default: now).")
 
 
 class JobPreviewView(APIView):
@@ -120,7 +121,7 @@ class DraftPreviewQuerySerializer(serializers.Serializer):
     )
     calendars = serializers.CharField(required=False, allow_blank=True, help_text="calendar ids, comma-separated")
     count = serializers.IntegerField(required=False, default=5, min_value=1, max_value=MAX_PREVIEW)
-    after = serializers.DateTimeField(required=False, help_text="Fires after this time (default: now).")
+    after = PreviewAfterField(required=False, help_text="Fires after this time (default: now).")
 
     def validate_expr(self, value: str) -> str:
         if value:

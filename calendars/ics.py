@@ -14,16 +14,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
-from dateutil.rrule import rrulestr  # type: ignore[import-untyped]  # no stubs installed
+from dateutil.rrule import YEARLY, rrule, rrulestr  # type: ignore[import-untyped]  # no stubs installed
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from calendars.models import Calendar
-from calendars.services import calendar_add_windows
+from calendars.services import MAX_WINDOWS, calendar_add_windows, in_window_years
 from jobs.triggers import get_zone
 
 #: The most bytes of an .ics file read.
 MAX_ICS_BYTES = 2 * 1024 * 1024
+#: The most windows one repeating event gives (its first occurrences from now).
+MAX_OCCURRENCES = 500
+#: The most occurrences of a repeating event walked to reach now (a FREQ=SECONDLY rule that
+#: started years ago would walk for ever): beyond that the event is skipped, named.
+MAX_STEPS = 20_000
+#: A repeating event starts no earlier (its occurrences are walked from its start).
+MIN_RRULE_YEAR = 1900
+DAY_FILTERS = ("bymonth", "bymonthday", "byyearday", "byweekno", "byweekday", "byeaster", "bynweekday")
 
 
 @dataclass
@@ -46,17 +54,32 @@ def import_ics(*, calendar: Calendar, content: bytes, replace: bool = False, yea
     windows: list[dict[str, Any]] = []
     for event in parsed.walk("VEVENT"):
         name = str(event.get("SUMMARY", "") or "")[:200]
+        # One more than a calendar holds: an import that would pass it is refused (the service's
+        # check), without expanding the rest first.
+        room = MAX_WINDOWS + 1 - len(windows)
+        if room <= 0:
+            break
         try:
-            spans = _event_spans(event, zone, horizon)
+            spans = _event_spans(event, zone, horizon, limit=min(room, MAX_OCCURRENCES))
+        except OverflowError:
+            result.skipped.append(f"{name or 'an event'}: its dates are out of range")
+            continue
         except (ValueError, TypeError, KeyError) as exc:
             result.skipped.append(f"{name or 'an event'}: {exc}")
+            continue
+        if not all(in_window_years(start) and in_window_years(end) for start, end in spans):
+            result.skipped.append(f"{name or 'an event'}: its dates are out of range")
             continue
         windows += [{"name": name, "start": start, "end": end} for start, end in spans]
     result.added = calendar_add_windows(calendar=calendar, windows=windows, replace=replace)
     return result
 
 
-def _event_spans(event: Any, zone: ZoneInfo, horizon: datetime) -> list[tuple[datetime, datetime]]:
+def _event_spans(
+    event: Any, zone: ZoneInfo, horizon: datetime, *, limit: int = MAX_OCCURRENCES
+) -> list[tuple[datetime, datetime]]:
+    """The event's spans: its own, or at most ``limit`` occurrences of its ``RRULE`` that end after
+    now and start before ``horizon``, walked one at a time (never all materialised)."""
     start_value = event.decoded("DTSTART")
     if "DTEND" in event:
         end_value = event.decoded("DTEND")
@@ -70,9 +93,37 @@ def _event_spans(event: Any, zone: ZoneInfo, horizon: datetime) -> list[tuple[da
     if "RRULE" not in event:
         return [(start, end)]
     length = end - start
+    if start.year < MIN_RRULE_YEAR:
+        raise ValueError(f"a repeating event must start in {MIN_RRULE_YEAR} or later")
     rule = rrulestr(event["RRULE"].to_ical().decode(), dtstart=start)
+    if isinstance(rule, rrule):
+        if rule._count is None and (rule._until is None or rule._until > horizon):
+            # Ends at the horizon: a rule whose filters match nothing is not searched up to year 9999.
+            rule = rule.replace(until=horizon)
+        if rule._freq != YEARLY and _no_day_before(rule, horizon):
+            return []  # dateutil walks such a rule step by step to year 9999, never checking its end
     now = timezone.now()
-    return [(s, s + length) for s in rule.between(now - length, horizon, inc=True)][:500]
+    spans: list[tuple[datetime, datetime]] = []
+    for steps, occurrence in enumerate(rule):
+        if occurrence > horizon or len(spans) >= limit:
+            break
+        if occurrence + length > now:
+            spans.append((occurrence, occurrence + length))
+        elif steps >= MAX_STEPS:
+            raise ValueError(f"it repeats too often: more than {MAX_STEPS} occurrences before now")
+    return spans
+
+
+def _no_day_before(rule: Any, horizon: datetime) -> bool:
+    """Whether no day before ``horizon`` passes the day filters of ``rule`` (not yearly): asked of
+    a yearly rule with the same filters, which dateutil walks a year at a time."""
+    given = rule._original_rule
+    if not any(given.get(name) for name in DAY_FILTERS):
+        return False  # every day passes
+    days = rule.replace(
+        freq=YEARLY, interval=1, count=None, until=horizon, byhour=None, byminute=None, bysecond=None, bysetpos=None
+    )
+    return next(iter(days), None) is None
 
 
 def _is_date(value: object) -> bool:

@@ -41,7 +41,7 @@ def _walk(
     """Beat's steps: the first fire, then each following fire from the one before; a fire in a
     blackout is skipped, or deferred to the blackout's end (and the next counted from there)."""
     out: list[dict[str, Any]] = []
-    fire = schedule.first_fire(after)
+    fire = _start(job, schedule, after)
     deferred_to: datetime | None = None
     dst_skipped = _dst_skipped(schedule, after)
     for _ in range(count * 4):
@@ -70,6 +70,20 @@ def _walk(
             break
         fire = schedule.next_fire(fire, fire)
     return out
+
+
+def _start(job: Job, schedule: Schedule, after: datetime) -> datetime | None:
+    """The walk's first fire. A saved, active job's is beat's: its stored ``next_run_at`` (an
+    interval's phase is counted from its creation, a deferred fire sits at a blackout's end),
+    or, when that is not after ``after``, the first fire from it that is. A draft (not saved)
+    fires first as a job created at ``after`` would."""
+    stored = job.next_run_at
+    recurring = job.trigger in (Job.Trigger.CRON, Job.Trigger.INTERVAL)
+    if job._state.adding or job.status != Job.Status.ACTIVE or stored is None or not recurring:
+        return schedule.first_fire(after)
+    if stored > after:
+        return stored
+    return schedule.next_fire(stored, after)
 
 
 def _entry(schedule: Schedule, fire: datetime) -> dict[str, Any]:

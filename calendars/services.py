@@ -5,7 +5,7 @@ that beat reloads the calendar (``scheduling.blackouts``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -20,6 +20,8 @@ CALENDAR_FIELDS = ("name", "description", "time_zone")
 WINDOW_FIELDS = ("kind", "name", "start", "end", "cron", "duration_seconds")
 #: Windows a calendar holds at most: each fire of a job naming it looks through them.
 MAX_WINDOWS = 2000
+#: The years a range window's start and end fall in (in UTC).
+WINDOW_YEARS = (1970, 2200)
 
 
 @transaction.atomic
@@ -93,7 +95,10 @@ def _windows(calendar: Calendar, items: object) -> list[Window]:
         try:
             made.append(window_prepare(item, zone=zone, calendar=calendar))
         except ValidationError as exc:
-            errors[f"windows[{n}]"] = exc.messages if not hasattr(exc, "error_dict") else exc.message_dict
+            if hasattr(exc, "error_dict"):
+                errors[f"windows[{n}]"] = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            else:
+                errors[f"windows[{n}]"] = " ".join(exc.messages)
     if errors:
         raise ValidationError({"windows": [f"{where}: {problem}" for where, problem in errors.items()]})
     return made
@@ -121,7 +126,10 @@ def window_prepare(item: object, *, zone: Any, calendar: Calendar | None = None)
         duration = item.get("duration_seconds")
         if not isinstance(cron, str) or not cron.strip():
             raise ValidationError("cron: required for a recurring window.")
-        validate_cron(cron)
+        try:
+            validate_cron(cron)
+        except ValidationError as exc:
+            raise ValidationError(f"cron: {' '.join(exc.messages)}") from None
         if not isinstance(duration, int) or isinstance(duration, bool) or not 1 <= duration <= MAX_DURATION_SECONDS:
             raise ValidationError(f"duration_seconds: a whole number of seconds, 1 to {MAX_DURATION_SECONDS}.")
         if item.get("start") or item.get("end"):
@@ -144,4 +152,17 @@ def _when(value: object, zone: Any, field: str) -> datetime:
         raise ValidationError(f"{field}: required for a range window.")
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=zone)
+    if not in_window_years(parsed):
+        first, last = WINDOW_YEARS
+        raise ValidationError(f"{field}: a date-time in the years {first} to {last} (UTC), not {value!s:.40}.")
     return parsed
+
+
+def in_window_years(at: datetime) -> bool:
+    """Whether ``at`` (aware) falls in WINDOW_YEARS once in UTC (the database's range is no wider
+    than a datetime's, and 9999-12-31T23:00-05:00 is past both)."""
+    try:
+        year = at.astimezone(UTC).year
+    except OverflowError:
+        return False
+    return WINDOW_YEARS[0] <= year <= WINDOW_YEARS[1]

@@ -94,7 +94,9 @@ def check_after(job: Job, *, stored: Job | None = None) -> None:
 
 def find_cycle(job_id: str, upstreams: Iterable[str]) -> list[str] | None:
     """The cycle ``job_id`` would close by running after ``upstreams``, in the direction runs
-    flow (``[job_id, …, job_id]``), or None. Walks the stored edges upstream, breadth first."""
+    flow (``[job_id, …, job_id]``), or None. Walks the stored edges upstream, breadth first.
+    A chain with more than MAX_CHAIN_JOBS jobs upstream cannot be checked: ValidationError on
+    ``after``."""
     parent: dict[str, str] = {}  # an upstream job -> the job that waits for it, on the way back to job_id
     frontier: deque[str] = deque()
     for upstream in upstreams:
@@ -112,7 +114,12 @@ def find_cycle(job_id: str, upstreams: Iterable[str]) -> list[str] | None:
                 while path[-1] != job_id:
                     path.append(parent[path[-1]])
                 return [job_id, *path]
-            if upstream not in parent and len(parent) < MAX_CHAIN_JOBS:
+            if upstream not in parent:
+                if len(parent) >= MAX_CHAIN_JOBS:
+                    # Not walked to its end, a cycle could hide past the limit: refused, not passed.
+                    raise ValidationError(
+                        {"after": f"This chain is too long to check for cycles: at most {MAX_CHAIN_JOBS} jobs."}
+                    )
                 parent[upstream] = downstream
                 frontier.append(upstream)
     return None

@@ -135,11 +135,27 @@ class RunNowSerializer(serializers.Serializer):
         return attrs
 
 
+#: The years a preview's ``after`` may name: the walks step fire by fire from it, and near
+#: year 1 or 9999 a step (a jitter, a time zone) leaves what a datetime can hold.
+PREVIEW_YEARS = (1971, 2200)
+
+
+class PreviewAfterField(serializers.DateTimeField):
+    """A preview's ``after``: a date-time within PREVIEW_YEARS (a 400 naming it, not a 500)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        parsed = super().to_internal_value(value)
+        first, last = PREVIEW_YEARS
+        if not first <= parsed.year <= last:
+            raise serializers.ValidationError(f"A date-time in the years {first} to {last}.")
+        return parsed
+
+
 class CronPreviewSerializer(serializers.Serializer):
     expr = serializers.CharField(max_length=200)
     timezone = serializers.CharField(max_length=64, required=False, default=settings.TIME_ZONE)
     count = serializers.IntegerField(min_value=1, max_value=100, required=False, default=5)
-    after = serializers.DateTimeField(
+    after = PreviewAfterField(
         required=False, allow_null=True, help_text="List the fires after this time (default: now), to look further on."
     )
 

@@ -16,6 +16,10 @@ A downstream job that is not active (paused, completed) does not fire, and nothi
 it: with ``after_mode`` ``any`` the upstream runs that ended while it was paused are gone for it;
 with ``all`` they still count once it is active again, if they ended since its last run and
 within its window.
+
+Calendars: a downstream job fired while one of its calendars' windows is on gets a ``skipped``
+dependency run naming the window (with either ``blackout_policy``: ``defer`` moves scheduled
+fires, it keeps no dependency run for later). It takes the claim like a queued one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from django.db.models import Exists, Max, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from calendars.selectors import calendar_windows
+from calendars.windows import Blackout, blackout_at
 from core.outage import DATABASE_DISCONNECTS, describe
 from jobs.models import Job, JobDependency
 from jobs.secrets import mask_text
@@ -74,8 +80,9 @@ def fire_downstream(run: Run, job: Job) -> list[Run]:
 
 
 def _fire(downstream: Job, upstream: Run) -> Run | None:
-    """The dependency run of ``downstream`` that ``upstream`` fires, queued on commit; None if
-    its ``all`` is not met yet. In a savepoint of its own: a claim already taken undoes only it."""
+    """The dependency run of ``downstream`` that ``upstream`` fires, queued on commit (or
+    ``skipped``, not queued, in a blackout of its calendars); None if its ``all`` is not met
+    yet. In a savepoint of its own: a claim already taken undoes only it."""
     with transaction.atomic():
         if downstream.after_mode == Job.AfterMode.ALL:
             # One finished upstream run at a time decides for this job: the next sees the run this
@@ -84,6 +91,15 @@ def _fire(downstream: Job, upstream: Run) -> Run | None:
             if downstream.status != Job.Status.ACTIVE or not all_met(downstream, upstream, now=timezone.now()):
                 return None
         now = timezone.now()
+        blackout = _blackout(downstream, now)
+        if blackout is not None:
+            # Recorded, not sent: the row is the claim on (job, upstream run) all the same.
+            return Run.objects.create(
+                job=downstream, trigger=Run.Trigger.DEPENDENCY, upstream_run=upstream,
+                status=Run.Status.SKIPPED, queued_at=now, started_at=now, finished_at=now, duration_ms=0,
+                error=f"Blackout: {blackout.reason}; a dependency run in a blackout is skipped.",
+                target=mask_text(downstream.target),
+            )  # fmt: skip
         made = Run.objects.create(
             job=downstream,
             trigger=Run.Trigger.DEPENDENCY,
@@ -99,6 +115,18 @@ def _fire(downstream: Job, upstream: Run) -> Run | None:
         extra={"run_id": made.pk, "job_id": downstream.pk, "upstream_run_id": upstream.pk},
     )  # fmt: skip
     return made
+
+
+def _blackout(downstream: Job, now: datetime) -> Blackout | None:
+    """The blackout window of ``downstream``'s calendars that ``now`` falls in, if any (the
+    windows beat reads: ``calendars.selectors``). Either blackout policy: ``defer`` moves
+    scheduled fires only, a dependency run is not kept for later."""
+    ids = [pk for pk in downstream.calendars if isinstance(pk, int)] if isinstance(downstream.calendars, list) else []
+    if not ids:
+        return None
+    by_calendar = calendar_windows(ids)
+    windows = [spec for pk in ids for spec in by_calendar.get(pk, (None, []))[1]]
+    return blackout_at(windows, now) if windows else None
 
 
 def _overrides(downstream: Job, upstream: Run) -> dict[str, Any]:

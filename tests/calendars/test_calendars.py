@@ -3,6 +3,7 @@ what beat does with a fire in a blackout (skip, defer), with simulated time."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from zoneinfo import ZoneInfo
@@ -402,3 +403,166 @@ def test_the_admin_reads_and_shows_a_windows_times_in_the_calendars_zone(staff):
     assert 'value="09:00:00"' in page
     assert 'value="11:30:00"' in page
     assert "In the calendar&#x27;s time zone: Asia/Shanghai" in page
+
+
+@pytest.mark.django_db
+def test_the_preview_of_an_interval_job_keeps_its_phase_from_next_run_at(api):
+    # Made at 00:00 every hour: beat fires it at 01:00, 02:00…, not at 01:30, 02:30 (an hour from "now").
+    with time_machine.travel(T0, tick=False):
+        job_services.job_create(data={"id": "iv", "interval_seconds": 3600, "url": URL})
+    assert Job.objects.get(pk="iv").next_run_at == T0 + timedelta(hours=1)
+    with time_machine.travel(T0 + timedelta(minutes=30), tick=False):
+        listed = api.get("/api/jobs/iv/preview/", {"count": 2}).json()["fires"]
+    assert [f["at"] for f in listed] == [(T0 + timedelta(hours=h)).isoformat() for h in (1, 2)]
+    # After a later time: the fires from next_run_at on, in the same phase.
+    later = api.get("/api/jobs/iv/preview/", {"count": 2, "after": (T0 + timedelta(hours=5, minutes=30)).isoformat()})
+    assert [f["at"] for f in later.json()["fires"]] == [(T0 + timedelta(hours=h)).isoformat() for h in (6, 7)]
+    # A draft (not saved) is counted from "after", as a job created then.
+    draft = api.get(
+        "/api/cron/preview/job/",
+        {"interval_seconds": 3600, "count": 2, "after": (T0 + timedelta(minutes=30)).isoformat()},
+    )
+    assert [f["at"] for f in draft.json()["fires"]] == [
+        (T0 + timedelta(hours=h, minutes=30)).isoformat() for h in (1, 2)
+    ]
+
+
+def ics_of(*events: str) -> bytes:
+    body = "".join(f"BEGIN:VEVENT\r\n{event}\r\nEND:VEVENT\r\n" for event in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{body}END:VCALENDAR\r\n".encode()
+
+
+@pytest.mark.django_db
+def test_ics_repeating_events_are_walked_not_materialised():
+    from calendars.ics import MAX_OCCURRENCES, import_ics
+
+    calendar = services.calendar_create(data={"name": "c", "time_zone": "UTC"})
+    # Every minute for three years is 1.5 million occurrences; every second, 94 million.
+    often = ics_of(
+        "SUMMARY:minutely\r\nDTSTART:20260605T000000Z\r\nDURATION:PT30S\r\nRRULE:FREQ=MINUTELY",
+        "SUMMARY:secondly\r\nDTSTART:20261101T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY;INTERVAL=2",
+        # Filters no day passes: dateutil would walk every second to year 9999.
+        "SUMMARY:never\r\nDTSTART:20260101T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
+        # Started long ago: too many occurrences to walk to now.
+        "SUMMARY:old\r\nDTSTART:20000101T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=SECONDLY",
+    )
+    began = time.monotonic()
+    with time_machine.travel(T0, tick=False):
+        result = import_ics(calendar=calendar, content=often)
+    assert time.monotonic() - began < 5
+    assert result.added == 2 * MAX_OCCURRENCES
+    assert calendar.windows.filter(name="minutely").count() == MAX_OCCURRENCES
+    assert calendar.windows.filter(name="never").count() == 0
+    assert [s.split(":")[0] for s in result.skipped] == ["old"]
+    assert "repeats too often" in result.skipped[0]
+
+
+@pytest.mark.django_db
+def test_ics_import_stops_expanding_past_what_a_calendar_holds(api):
+    from calendars.services import MAX_WINDOWS
+
+    calendar = services.calendar_create(data={"name": "c", "time_zone": "UTC"})
+    many = ics_of(
+        *(f"SUMMARY:e{n}\r\nDTSTART:20260606T00{n:02d}00Z\r\nDURATION:PT1S\r\nRRULE:FREQ=MINUTELY" for n in range(6))
+    )
+    began = time.monotonic()
+    with time_machine.travel(T0, tick=False):
+        upload = SimpleUploadedFile("h.ics", many, content_type="text/calendar")
+        response = api.post(f"/api/calendars/{calendar.pk}/import-ics/", {"file": upload})
+    assert time.monotonic() - began < 5  # each event walked to its cap only, not expanded over 3 years
+    assert response.status_code == 400
+    assert response.json() == {"windows": [f"At most {MAX_WINDOWS} windows a calendar."]}
+    assert calendar.windows.count() == 0
+
+
+@pytest.mark.django_db
+def test_ics_events_with_dates_out_of_range_are_skipped_named_not_a_500(api):
+    calendar = services.calendar_create(data={"name": "c", "time_zone": "UTC"})
+    content = ics_of(
+        "SUMMARY:End of time\r\nDTSTART;VALUE=DATE:99991231",
+        "SUMMARY:Ancient\r\nDTSTART;VALUE=DATE:00010101\r\nRRULE:FREQ=YEARLY",
+        "SUMMARY:Christmas\r\nDTSTART;VALUE=DATE:20261225",
+    )
+    upload = SimpleUploadedFile("h.ics", content, content_type="text/calendar")
+    with time_machine.travel(T0, tick=False):
+        response = api.post(f"/api/calendars/{calendar.pk}/import-ics/", {"file": upload})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["imported"] == 1
+    assert body["skipped_events"] == [
+        "End of time: its dates are out of range",
+        "Ancient: a repeating event must start in 1900 or later",
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("window", "reason"),
+    [
+        # Past what the database holds once in UTC (a psycopg DataError: a 500).
+        (
+            {"start": "9999-12-31T23:00:00-05:00", "end": "9999-12-31T23:30:00-05:00"},
+            "windows[0]: start: a date-time in the years 1970 to 2200 (UTC), not 9999-12-31T23:00:00-05:00.",
+        ),
+        (
+            {"start": "2026-01-01T00:00:00", "end": "2201-01-01T00:00:00"},
+            "windows[0]: end: a date-time in the years 1970 to 2200 (UTC), not 2201-01-01T00:00:00.",
+        ),
+        (
+            {"start": "0001-01-01T00:00:00+05:00", "end": "2026-01-01T00:00:00"},
+            "windows[0]: start: a date-time in the years 1970 to 2200 (UTC), not 0001-01-01T00:00:00+05:00.",
+        ),
+        # Messages are sentences, not a printed Python list.
+        (
+            {"kind": "recurring", "cron": "", "duration_seconds": 5},
+            "windows[0]: cron: required for a recurring window.",
+        ),
+        ({"cron": "61 * * * *", "duration_seconds": 5}, "windows[0]: cron: "),
+    ],
+)
+def test_a_bad_window_is_a_400_naming_it_in_a_sentence(api, window, reason):
+    response = api.post("/api/calendars/", {"name": "x", "time_zone": "UTC", "windows": [window]}, format="json")
+    assert response.status_code == 400, response.content
+    (message,) = response.json()["windows"]
+    assert message.startswith(reason) if reason.endswith(" ") else message == reason
+    assert "['" not in message
+    assert not Calendar.objects.filter(name="x").exists()
+
+
+@pytest.mark.django_db
+def test_ics_events_outside_the_window_years_are_skipped_named(api):
+    calendar = services.calendar_create(data={"name": "c", "time_zone": "UTC"})
+    content = ics_of("SUMMARY:Far\r\nDTSTART;VALUE=DATE:30000101", "SUMMARY:Christmas\r\nDTSTART;VALUE=DATE:20261225")
+    upload = SimpleUploadedFile("h.ics", content, content_type="text/calendar")
+    response = api.post(f"/api/calendars/{calendar.pk}/import-ics/", {"file": upload})
+    assert response.status_code == 200, response.content
+    assert (response.json()["imported"], response.json()["skipped_events"]) == (1, ["Far: its dates are out of range"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_import_holidays_leaves_no_calendar_behind(tmp_path):
+    from django.core.management.base import CommandError
+
+    from calendars.services import MAX_WINDOWS
+
+    junk = tmp_path / "junk.ics"
+    junk.write_bytes(b"not a calendar")
+    with pytest.raises(CommandError, match="Not an iCalendar file"):
+        call_command("import_holidays", "new-one", str(junk), stdout=StringIO())
+    assert not Calendar.objects.filter(name="new-one").exists()
+    # Refused by the service (too many windows) after the calendar was made: undone too.
+    many = tmp_path / "many.ics"
+    events = (
+        f"SUMMARY:e{n}\r\nDTSTART:2026060{n}T000000Z\r\nDURATION:PT1S\r\nRRULE:FREQ=MINUTELY" for n in range(1, 6)
+    )
+    many.write_bytes(ics_of(*events))
+    with time_machine.travel(T0, tick=False), pytest.raises(CommandError, match=f"At most {MAX_WINDOWS} windows"):
+        call_command("import_holidays", "new-two", str(many), stdout=StringIO())
+    assert not Calendar.objects.filter(name="new-two").exists()
+    # An existing calendar keeps its windows when an import into it fails.
+    kept = services.calendar_create(
+        data={"name": "kept", "windows": [{"start": "2026-12-24T00:00:00", "end": "2026-12-25T00:00:00"}]}
+    )
+    with time_machine.travel(T0, tick=False), pytest.raises(CommandError):
+        call_command("import_holidays", "kept", str(many), "--replace", stdout=StringIO())
+    assert kept.windows.count() == 1

@@ -180,3 +180,34 @@ def test_an_import_creates_upstream_jobs_before_the_jobs_that_run_after_them(tmp
     assert Job.objects.get(pk="a-send").after == [{"job": "c-build", "on": "finish"}]
     again = import_entries([export_job(job) for job in Job.objects.order_by("pk")])
     assert (again.unchanged, again.invalid) == (4, [])
+
+
+def test_a_chain_too_long_to_check_for_cycles_is_refused(monkeypatch):
+    # The walk stops at MAX_CHAIN_JOBS: a cycle longer than that was accepted (no cycle found).
+    from jobs import dependencies
+
+    make("c0")
+    for n in range(1, 7):
+        make(f"c{n}", after=[{"job": f"c{n - 1}", "on": "finish"}])
+    monkeypatch.setattr(dependencies, "MAX_CHAIN_JOBS", 5)  # the chain was made under a higher limit
+    c0 = Job.objects.get(pk="c0")
+    errors = errors_of(lambda: services.job_update(job=c0, data={"after": [{"job": "c6", "on": "finish"}]}))
+    assert errors == {"after": ["This chain is too long to check for cycles: at most 5 jobs."]}
+    assert not JobDependency.objects.filter(job_id="c0").exists()
+    # A new job at the end of the chain is refused the same way: its upstream chain cannot be walked.
+    errors = errors_of(lambda: make("tail", after=[{"job": "c6", "on": "finish"}]))
+    assert errors == {"after": ["This chain is too long to check for cycles: at most 5 jobs."]}
+    # Within the limit, a chain is accepted.
+    make("short", after=[{"job": "c3", "on": "finish"}])
+
+
+def test_the_api_refuses_a_cycle_too_long_to_check_with_a_400(api, monkeypatch):
+    from jobs import dependencies
+
+    make("d0")
+    for n in range(1, 5):
+        make(f"d{n}", after=[{"job": f"d{n - 1}", "on": "finish"}])
+    monkeypatch.setattr(dependencies, "MAX_CHAIN_JOBS", 3)
+    response = api.patch("/api/jobs/d0/", {"after": [{"job": "d4", "on": "finish"}]}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"after": ["This chain is too long to check for cycles: at most 3 jobs."]}

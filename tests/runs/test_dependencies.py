@@ -244,3 +244,55 @@ def test_an_http_dependency_run_names_its_upstream_run_to_the_target(
     execute_job.apply(kwargs={"job_id": "b", "run_id": b.pk}, throw=True)
     [headers] = [headers for _method, path, headers, _body in http_target.requests if path == "/b"]
     assert headers["X-Crontask-Upstream-Run-Id"] == str(run.pk)
+
+
+@pytest.mark.parametrize("policy", ["skip", "defer"])
+def test_a_dependency_run_in_a_blackout_of_the_downstream_job_is_recorded_skipped_naming_it(
+    monkeypatch, queued_tasks, django_capture_on_commit_callbacks, policy
+):
+    from calendars import services as calendar_services
+
+    cal = calendar_services.calendar_create(
+        data={
+            "name": "freeze",
+            "time_zone": "UTC",
+            "windows": [{"start": "2026-03-02T10:00:00", "end": "2026-03-02T11:00:00"}],
+        }
+    )
+    make("a", interval_seconds=60)
+    make("b", after=[{"job": "a", "on": "success"}], calendars=[cal.pk], blackout_policy=policy)
+    make("c", after=[{"job": "a", "on": "success"}])  # no calendar: fired as ever
+    outcome_is(monkeypatch, "success", status_code=200)
+    with time_machine.travel("2026-03-02T10:01:01Z", tick=False), django_capture_on_commit_callbacks(execute=True):
+        run = deliver("a")
+    (b,), (c,) = fired("b"), fired("c")
+    assert (b.status, b.upstream_run_id, b.trigger) == ("skipped", run.pk, "dependency")
+    assert "calendar 'freeze'" in b.error
+    assert b.error.startswith("Blackout: ")
+    assert b.finished_at is not None
+    assert c.status == "queued"
+    assert [task["run_id"] for task in queued_tasks] == [c.pk]  # nothing sent for b
+    # The skipped run is the claim: the same outcome delivered again fires nothing more.
+    assert dependencies.fire_downstream(run, Job.objects.get(pk="a")) == []
+    assert len(fired("b")) == 1
+    # After the window, the next upstream run fires b as ever.
+    with time_machine.travel("2026-03-02T11:02:01Z", tick=False), django_capture_on_commit_callbacks(execute=True):
+        deliver("a", fire="2026-03-02T11:02:00+00:00")
+    assert [r.status for r in fired("b")] == ["skipped", "queued"]
+
+
+def test_a_dependency_run_under_all_in_a_blackout_is_skipped(
+    monkeypatch, queued_tasks, django_capture_on_commit_callbacks
+):
+    from calendars import services as calendar_services
+
+    cal = calendar_services.calendar_create(
+        data={"name": "nightly", "time_zone": "UTC", "windows": [{"cron": "0 10 * * *", "duration_seconds": 3600}]}
+    )
+    make("a", interval_seconds=60)
+    make("b", after=[{"job": "a", "on": "success"}], after_mode="all", calendars=[cal.pk])
+    outcome_is(monkeypatch, "success", status_code=200)
+    with time_machine.travel("2026-03-02T10:01:01Z", tick=False), django_capture_on_commit_callbacks(execute=True):
+        deliver("a")
+    assert [(r.status, "calendar 'nightly'" in r.error) for r in fired("b")] == [("skipped", True)]
+    assert queued_tasks == []

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from calendars.ics import import_ics
 from calendars.models import Calendar
@@ -28,12 +29,15 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc}") from None
         try:
-            found = Calendar.objects.filter(name=calendar).first()
-            if found is None and calendar.isdigit():
-                found = Calendar.objects.filter(pk=int(calendar)).first()
-            if found is None:
-                found = calendar_create(data={"name": calendar, **({"time_zone": time_zone} if time_zone else {})})
-            result = import_ics(calendar=found, content=content, replace=replace)
+            # One transaction: a file refused leaves no calendar made for it, and no window.
+            with transaction.atomic():
+                found = Calendar.objects.filter(name=calendar).first()
+                if found is None and calendar.isdigit():
+                    found = Calendar.objects.filter(pk=int(calendar)).first()
+                if found is None:
+                    zone = {"time_zone": time_zone} if time_zone else {}
+                    found = calendar_create(data={"name": calendar, **zone})
+                result = import_ics(calendar=found, content=content, replace=replace)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(
