@@ -3,6 +3,9 @@
 "use strict";
 (function () {
   const config = JSON.parse(document.getElementById("cron-preview-config").textContent);
+  // The words are the djangojs catalogue's (jsi18n/, loaded by admin/base_site.html) in the page's language.
+  const _ = window.gettext || ((text) => text);
+  const fmt = (text, args) => (window.interpolate ? window.interpolate(text, args) : text.replace("%s", args[0]));
   const cron = document.getElementById("id_cron");
   const zone = document.getElementById("id_timezone");
   if (!cron) return;
@@ -39,12 +42,12 @@
           const match = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(iso);
           return match ? match[1] + " " + match[2] + " " + (match[3] === "Z" ? "+00:00" : match[3]) + " " + body.timezone : iso;
         });
-        show([body.description + " — next:", ...shown], false);
+        show([fmt(_("%s — next:"), [body.description]), ...shown], false);
       } else {
         show(Object.values(body).flat(), true);
       }
     } catch (err) {
-      if (request === latest) show(["Preview unavailable: " + err], true);
+      if (request === latest) show([fmt(_("Preview unavailable: %s"), [String(err)])], true);
     }
   }
 
