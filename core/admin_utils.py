@@ -11,8 +11,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.translation import pgettext_lazy
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext, pgettext_lazy
 
 from core import search
 
@@ -41,6 +42,7 @@ STATUS_WORDS = {
     "lost": pgettext_lazy("status badge", "lost"),
     "skipped": pgettext_lazy("status badge", "skipped"),
     "cancelled": pgettext_lazy("status badge", "cancelled"),
+    "deleted": pgettext_lazy("status badge", "deleted"),
 }
 
 
@@ -80,11 +82,15 @@ class BoundedSearchMixin(admin.ModelAdmin):
         kept, left_out = search.admin_search_terms(search_term)
         if left_out:
             shown = ", ".join(repr(term[:30] + ("…" if len(term) > 30 else "")) for term in left_out[:3])
-            more = f" and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+            more = (
+                ngettext(" and %(n)d more", " and %(n)d more", len(left_out) - 3) % {"n": len(left_out) - 3}
+                if len(left_out) > 3
+                else ""
+            )
+            message = _("Search uses at most %(terms)d terms of at most %(length)d characters; left out: %(shown)s.")
             messages.warning(
                 request,
-                f"Search uses at most {search.MAX_TERMS} terms of at most {search.MAX_TERM_LENGTH} characters; "
-                f"left out: {shown}{more}.",
+                message % {"terms": search.MAX_TERMS, "length": search.MAX_TERM_LENGTH, "shown": shown + more},
             )
         return super().get_search_results(request, queryset, " ".join(kept))
 
@@ -105,7 +111,7 @@ class RefusedSaveMixin(admin.ModelAdmin):
             return super().changeform_view(request, object_id, form_url, extra_context)
         except SaveRefused as refused:
             self.save_refused(request, refused)
-            self.message_user(request, f"Nothing was saved: {refused}", messages.ERROR)
+            self.message_user(request, _("Nothing was saved: %(reason)s") % {"reason": refused}, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
     def save_refused(self, request: HttpRequest, refused: SaveRefused) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from jobs import services
 from jobs.dependencies import upstream_first
@@ -64,9 +65,12 @@ class ImportSummary:
     outcomes: list[tuple[str, str, str]] = field(default_factory=list)
 
     def line(self) -> str:
-        return (
-            f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, invalid {len(self.invalid)}"
-        )
+        return _("created %(created)d, updated %(updated)d, unchanged %(unchanged)d, invalid %(invalid)d") % {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "invalid": len(self.invalid),
+        }
 
 
 def export_job(job: Job, *, include_secrets: bool = False) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
 from cronsim import CronSim, CronSimError
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -94,7 +95,8 @@ def get_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"Unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'.") from None
+        message = gettext("Unknown time zone %(name)r: use an IANA name such as 'Europe/Berlin'.")
+        raise ValidationError(message % {"name": name}) from None
 
 
 def validate_cron(expr: str) -> None:
@@ -102,16 +104,21 @@ def validate_cron(expr: str) -> None:
     fields = expr.split()
     if len(fields) not in (5, 6):
         raise ValidationError(
-            f"A cron expression has 5 fields (minute hour day month weekday) or 6 with seconds "
-            f"first; {expr!r} has {len(fields)}."
+            gettext(
+                "A cron expression has 5 fields (minute hour day month weekday) or 6 with seconds first; "
+                "%(expr)r has %(n)d."
+            )
+            % {"expr": expr, "n": len(fields)}
         )
     try:
         it = CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
         next(it)
     except CronSimError as exc:
-        raise ValidationError(f"Invalid cron expression {expr!r}: {exc}.") from None
+        raise ValidationError(
+            gettext("Invalid cron expression %(expr)r: %(error)s.") % {"expr": expr, "error": exc}
+        ) from None
     except StopIteration:
-        raise ValidationError(f"The cron expression {expr!r} never fires.") from None
+        raise ValidationError(gettext("The cron expression %(expr)r never fires.") % {"expr": expr}) from None
 
 
 def cron_has_seconds(expr: str) -> bool:

@@ -8,12 +8,22 @@ from typing import Any
 from django import template
 from django.utils.html import json_script
 from django.utils.safestring import SafeString
+from django.utils.translation import pgettext_lazy
 
 from core import times
-from core.admin_utils import badge
+from core.admin_utils import STATUS_WORDS, badge
 from runs import health
 
 register = template.Library()
+
+#: What a job version records (jobs.JobVersion.Action), in the request's language.
+ACTION_WORDS = {
+    "create": pgettext_lazy("version action", "create"),
+    "update": pgettext_lazy("version action", "update"),
+    "delete": pgettext_lazy("version action", "delete"),
+    "restore": pgettext_lazy("version action", "restore"),
+    "revert": pgettext_lazy("version action", "revert"),
+}
 
 
 @register.filter
@@ -38,6 +48,17 @@ def in_zone(moment: datetime | None, zone: str) -> SafeString:
 def relative_words() -> SafeString:
     """The words of relative times for ``times.js`` (a JSON script element)."""
     return json_script(times.relative_words(), "ct-relative-words")
+
+
+@register.filter
+def status_word(status: str) -> str:
+    """A status (of a job, run or health state) in the request's language, as its badge says it."""
+    return str(STATUS_WORDS.get(status, status))
+
+
+@register.filter
+def action_word(action: str) -> str:
+    return str(ACTION_WORDS.get(action, action))
 
 
 @register.filter
