@@ -3,6 +3,7 @@ Windows are checked by the one path the API takes (``calendars.services.window_p
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -24,6 +25,7 @@ from calendars.ics import import_ics
 from calendars.models import Calendar, Window
 from calendars.preview import job_preview
 from calendars.selectors import jobs_using
+from core import times
 from jobs.models import Job
 from jobs.triggers import get_zone
 
@@ -151,7 +153,7 @@ def next_fires_html(job: Job) -> SafeString | str:
         "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
             (
-                fire["at"],
+                times.time_html(datetime.fromisoformat(fire["at"]), with_relative=False),
                 _("skipped") if fire["skipped"] else _("moved") if fire["moved"] else "",
                 "; ".join(fire["reasons"]),
             )

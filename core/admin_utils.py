@@ -13,9 +13,10 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext, pgettext_lazy
+from django.utils.translation import ngettext
 
 from core import search
+from core.status_words import STATUS_WORDS
 
 STATUS_COLOURS = {
     # A job's status says nothing of how it goes ("active" while every run fails): not green. Its
@@ -25,25 +26,6 @@ STATUS_COLOURS = {
     "paused": "#8d6e63", "queued": "#546e7a", "running": "#1565c0", "completed": "#546e7a",
     "failed": "#c62828", "timeout": "#ef6c00", "lost": "#6a1b9a", "skipped": "#757575", "cancelled": "#757575",
 }  # fmt: skip
-# The words on the badges, in the request's language (English keeps the stored value's word).
-STATUS_WORDS = {
-    "active": pgettext_lazy("status badge", "active"),
-    "success": pgettext_lazy("status badge", "success"),
-    "healthy": pgettext_lazy("status badge", "healthy"),
-    "failing": pgettext_lazy("status badge", "failing"),
-    "late": pgettext_lazy("status badge", "late"),
-    "never_run": pgettext_lazy("status badge", "never run"),
-    "paused": pgettext_lazy("status badge", "paused"),
-    "queued": pgettext_lazy("status badge", "queued"),
-    "running": pgettext_lazy("status badge", "running"),
-    "completed": pgettext_lazy("status badge", "completed"),
-    "failed": pgettext_lazy("status badge", "failed"),
-    "timeout": pgettext_lazy("status badge", "timeout"),
-    "lost": pgettext_lazy("status badge", "lost"),
-    "skipped": pgettext_lazy("status badge", "skipped"),
-    "cancelled": pgettext_lazy("status badge", "cancelled"),
-    "deleted": pgettext_lazy("status badge", "deleted"),
-}
 
 
 def badge(status: str, label: str | None = None) -> SafeString:

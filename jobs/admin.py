@@ -257,7 +257,8 @@ class ChangedRecentlyFilter(admin.SimpleListFilter):
 STATE_TITLE = gettext_lazy("State")
 #: The state the job page shows: its next and last fires in both zones (``JobAdmin.next_fire``).
 STATE_SHOWN: tuple[str, ...] = tuple(
-    {"next_run_at": "next_fire", "last_run_at": "last_fire"}.get(name, name) for name in STATE_FIELDS
+    {"next_run_at": "next_fire", "last_run_at": "last_fire", "last_run_status": "last_run_status_shown"}.get(name, name)
+    for name in STATE_FIELDS
 )
 
 
@@ -284,7 +285,7 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
     list_display_links = ["id", "name"]
     list_filter = ["status", "kind", "trigger", "is_system", TagListFilter, ChangedRecentlyFilter]
     search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
-    readonly_fields = [*STATE_FIELDS, "next_fire", "last_fire"]
+    readonly_fields = [*STATE_FIELDS, "next_fire", "last_fire", "last_run_status_shown"]
     fieldsets = [
         (None, {"fields": _part("job")}),
         (gettext_lazy("Schedule"), {"fields": _part("schedule")}),
@@ -318,6 +319,10 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
     @admin.display(description=gettext_lazy("last run at"))
     def last_fire(self, job: Job) -> SafeString:
         return both_zones(job.last_run_at, job)
+
+    @admin.display(description=gettext_lazy("last run status"))
+    def last_run_status_shown(self, job: Job) -> SafeString | str:
+        return badge(job.last_run_status) if job.last_run_status else times.EMPTY
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_badge(self, job: Job) -> SafeString:

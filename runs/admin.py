@@ -369,8 +369,8 @@ class JobAdmin(jobs_admin.JobAdmin):
     ]  # fmt: skip
     fieldsets = [
         *[_with_health(fieldset) for fieldset in jobs_admin.JobAdmin.fieldsets],
-        ("Next fires", {"fields": ["next_fires", "pause_until"]}),
-        ("Recent runs", {"fields": ["run_pictures", "recent_runs"]}),
+        (gettext_lazy("Next fires"), {"fields": ["next_fires", "pause_until"]}),
+        (gettext_lazy("Recent runs"), {"fields": ["run_pictures", "recent_runs"]}),
     ]
     actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "run_jobs_now", "delete_jobs"]
 

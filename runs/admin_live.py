@@ -10,7 +10,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString
 
-from core.admin_utils import STATUS_COLOURS, STATUS_WORDS
+from core.admin_utils import STATUS_COLOURS
+from core.status_words import STATUS_WORDS
 from runs.models import Run
 
 LIVE_LOG_JS = "runs/live_log.js"

@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.admin_utils import STATUS_WORDS
+from core.status_words import STATUS_WORDS
 from runs.models import Run
 
 if TYPE_CHECKING:
