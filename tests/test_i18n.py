@@ -216,3 +216,27 @@ def test_a_validation_message_is_translated_where_it_is_raised():
     with translation.override("zh-hans"), pytest.raises(ValidationError) as raised:
         validate_cron("61 * * * *")
     assert "无效的 cron 表达式" in raised.value.messages[0]
+
+
+def test_a_command_speaks_language_code_from_the_environment(tmp_path):
+    """No request, no override: a command's summary is in LANGUAGE_CODE (here set for the process)."""
+    env = {
+        **os.environ,
+        "LANGUAGE_CODE": "zh-hans",
+        "CRONTASK_VAR_DIR": str(tmp_path / "var"),
+        "STATIC_ROOT": str(tmp_path / "static"),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "init_var"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith("已创建 ")
+
+
+def test_a_language_code_crontask_does_not_speak_is_refused_at_start():
+    from django.core.checks.translation import check_language_settings_consistent
+    from django.test import override_settings
+
+    with override_settings(LANGUAGE_CODE="fr"):
+        assert [error.id for error in check_language_settings_consistent(None)] == ["translation.E004"]
+    with override_settings(LANGUAGE_CODE="zh-hans"):
+        assert check_language_settings_consistent(None) == []
