@@ -19,7 +19,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from alerts import rules, services
 from alerts.models import AlertRule, Channel, Incident, Notification
@@ -67,22 +69,26 @@ class ChannelAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     actions = ["send_test_message"]
 
-    @admin.display(description="target")
+    @admin.display(description=gettext_lazy("target"))
     def shown_target(self, channel: Channel) -> str:
         return shown_target(channel.target)
 
-    @admin.action(description="Send a test message", permissions=["change"])
+    @admin.action(description=gettext_lazy("Send a test message"), permissions=["change"])
     def send_test_message(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
         for channel in queryset:
             notification = services.channel_test(channel=channel)
             if notification.status == Notification.Status.SENT:
-                self.message_user(request, f"{channel.name}: the test message was sent.", messages.SUCCESS)
+                self.message_user(
+                    request, _("%(channel)s: the test message was sent.") % {"channel": channel.name}, messages.SUCCESS
+                )
             else:
                 self.message_user(request, f"{channel.name}: {notification.error}", messages.ERROR)
 
 
 class AlertRuleForm(forms.ModelForm):
-    tags = TagsFormField(help_text="It also watches every job with one of these tags (as a job's tags are written).")
+    tags = TagsFormField(
+        help_text=gettext_lazy("It also watches every job with one of these tags (as a job's tags are written).")
+    )
 
     class Meta:
         model = AlertRule
@@ -123,13 +129,13 @@ class AlertRuleAdmin(RefusedSaveMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[AlertRule]:
         return super().get_queryset(request).annotate(job_count=Count("jobs"))
 
-    @admin.display(description="jobs")
+    @admin.display(description=gettext_lazy("jobs"))
     def watches(self, rule: AlertRule) -> str:
         count = getattr(rule, "job_count", 0)
         if count == 0 and not rule.tags:
-            return "every job"
-        named = [f"{count} job(s)"] if count else []
-        tagged = ["tagged " + ", ".join(rule.tags)] if rule.tags else []
+            return _("every job")
+        named = [ngettext("%(n)d job", "%(n)d jobs", count) % {"n": count}] if count else []
+        tagged = [_("tagged %(tags)s") % {"tags": ", ".join(rule.tags)}] if rule.tags else []
         return "; ".join(named + tagged)
 
     def save_model(self, request: HttpRequest, obj: AlertRule, form: forms.ModelForm, change: bool) -> None:
@@ -157,11 +163,11 @@ class AlertRuleAdmin(RefusedSaveMixin, admin.ModelAdmin):
 
 
 class IncidentStateFilter(admin.SimpleListFilter):
-    title = "state"
+    title = gettext_lazy("state")
     parameter_name = "open"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
-        return [("1", "open"), ("0", "closed")]
+        return [("1", _("open")), ("0", _("closed"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Incident]) -> QuerySet[Incident]:
         if self.value() in ("0", "1"):
@@ -235,17 +241,18 @@ class RuleLinkInline(admin.TabularInline):
     formset = RuleLinkFormSet
     fields = ["alertrule"]
     extra = 0
-    verbose_name = "alert rule naming this job"
-    verbose_name_plural = "alert rules naming this job"
+    verbose_name = gettext_lazy("alert rule naming this job")
+    verbose_name_plural = gettext_lazy("alert rules naming this job")
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if field is not None and db_field.name == "alertrule":
-            field.label = "Rule"  # not the through model's "alertrule"
+            field.label = _("Rule")  # not the through model's "alertrule"
         return field
 
 
 admin.site.unregister(Job)
+ALERTS_TITLE = gettext_lazy("Alerts")
 
 
 @admin.register(Job)
@@ -255,12 +262,12 @@ class JobAdmin(runs_admin.JobAdmin):
 
     inlines = [RuleLinkInline]
     readonly_fields = [*runs_admin.JobAdmin.readonly_fields, "alerts"]
-    fieldsets = [*runs_admin.JobAdmin.fieldsets, ("Alerts", {"fields": ["alerts"]})]
+    fieldsets = [*runs_admin.JobAdmin.fieldsets, (ALERTS_TITLE, {"fields": ["alerts"]})]
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list:
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None or not request.user.has_perm("alerts.view_alertrule"):
-            fieldsets = [f for f in fieldsets if f[0] != "Alerts"]
+            fieldsets = [f for f in fieldsets if f[0] != ALERTS_TITLE]
         return fieldsets
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
@@ -268,7 +275,7 @@ class JobAdmin(runs_admin.JobAdmin):
         if isinstance(formset, RuleLinkFormSet):
             rules.job_rules_saved(job_id=form.instance.pk, detached=formset.detached)
 
-    @admin.display(description="also watched by")
+    @admin.display(description=gettext_lazy("also watched by"))
     def alerts(self, job: Job) -> SafeString:
         every = AlertRule.objects.filter(enabled=True, jobs__isnull=True, tags=[]).order_by("name")
         by_tag = AlertRule.objects.filter(has_any_tag(job.tags or []), enabled=True).order_by("name")
@@ -285,20 +292,24 @@ class JobAdmin(runs_admin.JobAdmin):
         )
         open_html = format_html_join(
             "",
-            '<li><a href="{}">{}</a>, rule {}: {} occurrence(s) since {}</li>',
+            '<li><a href="{}">{}</a>, {} {}</li>',
             (
-                (reverse("admin:alerts_incident_change", args=[i.pk]), i.event, i.rule.name, i.occurrences,
+                (reverse("admin:alerts_incident_change", args=[i.pk]), i.event,
+                 ngettext("rule %(rule)s: %(n)d occurrence since", "rule %(rule)s: %(n)d occurrences since",
+                          i.occurrences) % {"rule": i.rule.name, "n": i.occurrences},
                  times.time_html(i.opened_at))
                 for i in incidents
             ),
         )  # fmt: skip
         all_incidents = reverse("admin:alerts_incident_changelist") + "?" + urlencode({"job": job.pk})
         return format_html(
-            '<div class="ct-job-alerts"><p>Enabled rules for every job: {}</p><p>Enabled rules for its tags: {}</p>'
-            "<p>Open incidents:</p><ul>{}</ul>"
-            '<p><a href="{}">All incidents of this job</a></p></div>',
-            every_html or "none",
-            tag_html or "none",
-            open_html or mark_safe("<li>none</li>"),
+            '<div class="ct-job-alerts"><p>{} {}</p><p>{} {}</p><p>{}</p><ul>{}</ul><p><a href="{}">{}</a></p></div>',
+            _("Enabled rules for every job:"),
+            every_html or _("none"),
+            _("Enabled rules for its tags:"),
+            tag_html or _("none"),
+            _("Open incidents:"),
+            open_html or format_html("<li>{}</li>", _("none")),
             all_incidents,
+            _("All incidents of this job"),
         )

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class AlertsConfig(AppConfig):
     name = "alerts"
-    verbose_name = "Alerts"
+    verbose_name = gettext_lazy("Alerts")
 
     def ready(self) -> None:
         # Register the tasks in every process: alerts.delivery queues deliver_notification through

@@ -10,6 +10,7 @@ sends.
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -149,8 +150,8 @@ class Incident(models.Model):
         ]
 
     def __str__(self) -> str:
-        state = "open" if self.closed_at is None else "closed"
-        return f"{self.event} of {self.job_id} ({state})"
+        state = gettext("open") if self.closed_at is None else gettext("closed")
+        return gettext("%(event)s of %(job)s (%(state)s)") % {"event": self.event, "job": self.job_id, "state": state}
 
 
 class Notification(models.Model):

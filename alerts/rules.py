@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from alerts import selectors
 from alerts.models import AlertRule, Channel, Incident
@@ -28,10 +30,10 @@ Event = AlertRule.Event
 THRESHOLD_UNITS: dict[str, str | None] = {
     Event.FAILED: None,
     Event.RECOVERED: None,
-    Event.CONSECUTIVE_FAILURES: "failed fires in a row",
-    Event.NO_SUCCESS: "seconds",
-    Event.SLOW: "milliseconds",
-    Event.LATE: "milliseconds",
+    Event.CONSECUTIVE_FAILURES: gettext_noop("failed fires in a row"),
+    Event.NO_SUCCESS: gettext_noop("seconds"),
+    Event.SLOW: gettext_noop("milliseconds"),
+    Event.LATE: gettext_noop("milliseconds"),
 }
 THRESHOLD_REQUIRED = frozenset({Event.CONSECUTIVE_FAILURES, Event.NO_SUCCESS})
 # The largest threshold per event: beyond these a rule would never speak (a year of silence, ten
@@ -59,10 +61,13 @@ def rule_clean(data: Mapping[str, Any], *, stored: AlertRule | None = None) -> d
     problems: dict[str, str] = {}
     name = str(fields.get("name") or "").strip()
     if not name:
-        problems["name"] = "A rule needs a name."
+        problems["name"] = _("A rule needs a name.")
     event = fields.get("event")
     if event not in Event.values:
-        problems["event"] = f"{event!r} is not one of {', '.join(Event.values)}."
+        problems["event"] = _("%(given)r is not one of %(values)s.") % {
+            "given": event,
+            "values": ", ".join(Event.values),
+        }
     threshold, problem = _threshold(event, fields.get("threshold"))
     if problem:
         problems["threshold"] = problem
@@ -122,14 +127,14 @@ def _threshold(event: Any, value: Any) -> tuple[int | None, str | None]:
         return None, None  # the event's own error says it; what a threshold means depends on it
     unit = THRESHOLD_UNITS[event]
     if unit is None:
-        return None, None if _empty(value) else f"Not used by {event}: leave it empty."
+        return None, None if _empty(value) else _("Not used by %(event)s: leave it empty.") % {"event": event}
     if _empty(value):
         if event in THRESHOLD_REQUIRED:
-            return None, f"{event} needs a threshold ({unit})."
+            return None, _("%(event)s needs a threshold (%(unit)s).") % {"event": event, "unit": _(unit)}
         return None, None
     number, most = _whole(value), MAX_THRESHOLD[event]
     if number is None or not 1 <= number <= most:
-        return None, f"Give a whole number of {unit} from 1 to {most}."
+        return None, _("Give a whole number of %(unit)s from 1 to %(most)d.") % {"unit": _(unit), "most": most}
     return number, None
 
 
@@ -138,7 +143,8 @@ def _remind_every(value: Any) -> tuple[int | None, str | None]:
         return None, None
     number = _whole(value)
     if number is None or not MIN_REMIND_SECONDS <= number <= MAX_REMIND_SECONDS:
-        return None, f"Give at least {MIN_REMIND_SECONDS} seconds (at most {MAX_REMIND_SECONDS}), or leave it empty."
+        message = _("Give at least %(least)d seconds (at most %(most)d), or leave it empty.")
+        return None, message % {"least": MIN_REMIND_SECONDS, "most": MAX_REMIND_SECONDS}
     return number, None
 
 
@@ -154,33 +160,33 @@ def _ids(value: Any) -> list[Any] | None:
 def _channel_ids(value: Any) -> tuple[list[int], str | None]:
     ids = _ids(value)
     if ids is None:
-        return [], "Give a list of channel ids."
+        return [], _("Give a list of channel ids.")
     if not ids:
-        return [], "A rule needs at least one channel."
+        return [], _("A rule needs at least one channel.")
     numbers = [_whole(item) for item in ids]
     bad = [str(item) for item, number in zip(ids, numbers, strict=True) if number is None]
     if bad:
-        return [], f"Not channel ids: {_named(bad)}."
+        return [], _("Not channel ids: %(ids)s.") % {"ids": _named(bad)}
     wanted = [number for number in numbers if number is not None]
     existing = set(Channel.objects.filter(pk__in=[n for n in wanted if 1 <= n <= MAX_ID]).values_list("pk", flat=True))
     missing = [str(number) for number in wanted if number not in existing]
     if missing:
-        return [], f"No such channel: {_named(missing)}."
+        return [], _("No such channel: %(ids)s.") % {"ids": _named(missing)}
     return wanted, None
 
 
 def _job_ids(value: Any) -> tuple[list[str], str | None]:
     ids = _ids(value)
     if ids is None:
-        return [], "Give a list of job ids (an empty list: every job)."
+        return [], _("Give a list of job ids (an empty list: every job).")
     if len(ids) > MAX_JOBS:
-        return [], f"At most {MAX_JOBS} jobs; a rule with no jobs watches every job."
+        return [], _("At most %(n)d jobs; a rule with no jobs watches every job.") % {"n": MAX_JOBS}
     wanted = [str(item) for item in ids]
     max_length = Job._meta.get_field("id").max_length or 0
     existing = set(Job.objects.filter(pk__in=[i for i in wanted if len(i) <= max_length]).values_list("pk", flat=True))
     missing = [job_id for job_id in wanted if job_id not in existing]
     if missing:
-        return [], f"No such job: {_named(missing)}."
+        return [], _("No such job: %(ids)s.") % {"ids": _named(missing)}
     return wanted, None
 
 
@@ -236,7 +242,7 @@ def _named_rows_kept() -> Iterator[None]:
             )
     except IntegrityError as exc:
         raise ValidationError(
-            {"jobs": "A job or channel the rule names was deleted while it was saved; nothing was saved."}
+            {"jobs": _("A job or channel the rule names was deleted while it was saved; nothing was saved.")}
         ) from exc
 
 
@@ -265,13 +271,19 @@ def job_rules_clean(*, job_id: str | None, attach: Iterable[int], detach: Iterab
     for rule in AlertRule.objects.filter(pk__in=attach | detach).order_by("id"):
         if rule.pk in attach and not named.get(rule.pk) and not rule.tags:
             problems.append(
-                f"{rule.name!r} watches every job: naming this job would make it watch this one alone. "
-                "Change the rule itself to name its jobs."
+                _(
+                    "%(rule)r watches every job: naming this job would make it watch this one alone. "
+                    "Change the rule itself to name its jobs."
+                )
+                % {"rule": rule.name}
             )
         elif rule.pk in detach and named.get(rule.pk) == 1 and job_id is not None and not rule.tags:
             problems.append(
-                f"{rule.name!r} watches this job alone: taking it off would make it watch every job. "
-                "Disable or delete the rule instead."
+                _(
+                    "%(rule)r watches this job alone: taking it off would make it watch every job. "
+                    "Disable or delete the rule instead."
+                )
+                % {"rule": rule.name}
             )
     if problems:
         raise ValidationError(problems)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy
 
 from jobs.secrets import MASK, mask_message, mask_text, restore_masked_text, text_secret_values, value_forms
 
@@ -17,8 +18,8 @@ if TYPE_CHECKING:
     from alerts.models import Channel
 
 
-UNKEPT = (
-    f"The secret is the mask {MASK}, which stands for a stored secret, and there is none to keep here: "
+UNKEPT = gettext_lazy(
+    "The secret is the mask ********, which stands for a stored secret, and there is none to keep here: "
     "give the value itself."
 )
 

@@ -11,6 +11,7 @@ from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from alerts import channels, messages, selectors
 from alerts.models import AlertRule, Channel, Incident, Notification
@@ -31,17 +32,21 @@ def channel_clean(data: Mapping[str, Any], *, stored: Channel | None = None) -> 
     problems: dict[str, str] = {}
     name = str(fields.get("name") or "").strip()
     if not name:
-        problems["name"] = "A channel needs a name."
+        problems["name"] = _("A channel needs a name.")
     kind = fields.get("kind")
     if kind not in Channel.Kind.values:
-        problems["kind"] = f"{kind!r} is not one of {', '.join(Channel.Kind.values)}."
+        problems["kind"] = _("%(given)r is not one of %(values)s.") % {
+            "given": kind,
+            "values": ", ".join(Channel.Kind.values),
+        }
     target = str(fields.get("target") or "").strip()
     if not target:
-        problems["target"] = "A channel needs a target: a URL, or email addresses for email."
+        problems["target"] = _("A channel needs a target: a URL, or email addresses for email.")
     elif kind == Channel.Kind.EMAIL:
         bad = [address for address in _addresses(target) if not _is_email(address)]
         if bad or not _addresses(target):
-            problems["target"] = f"Not email addresses: {', '.join(bad) or target!r} (give them comma-separated)."
+            message = _("Not email addresses: %(given)s (give them comma-separated).")
+            problems["target"] = message % {"given": ", ".join(bad) or repr(target)}
     elif kind in URL_KINDS:
         problem = _url_problem(target)
         if problem:
@@ -67,7 +72,7 @@ def _url_problem(target: str) -> str | None:
     try:
         _url(target)
     except ValidationError:
-        return "Enter an http:// or https:// URL."
+        return _("Enter an http:// or https:// URL.")
     try:
         check_host(urlsplit(target).hostname)
     except EgressDenied as exc:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from calendars import services
 from calendars.ics import import_ics
@@ -86,8 +86,8 @@ class WindowInline(admin.TabularInline):
 
 
 class IcsForm(forms.Form):
-    file = forms.FileField(label="iCalendar file (.ics)")
-    replace = forms.BooleanField(required=False, label="Replace the calendar's windows")
+    file = forms.FileField(label=gettext_lazy("iCalendar file (.ics)"))
+    replace = forms.BooleanField(required=False, label=gettext_lazy("Replace the calendar's windows"))
 
 
 @admin.register(Calendar)
@@ -101,20 +101,20 @@ class CalendarAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Calendar]:
         return super().get_queryset(request).annotate(windows_counted=Count("windows"))
 
-    @admin.display(description="windows", ordering="windows_counted")
+    @admin.display(description=gettext_lazy("windows"), ordering="windows_counted")
     def window_count(self, calendar: Calendar) -> int:
         return int(getattr(calendar, "windows_counted", 0))
 
-    @admin.display(description="used by jobs")
+    @admin.display(description=gettext_lazy("used by jobs"))
     def used_by(self, calendar: Calendar) -> str:
         return ", ".join(jobs_using(calendar.pk)) if calendar.pk else ""
 
-    @admin.display(description="holidays")
+    @admin.display(description=gettext_lazy("holidays"))
     def import_link(self, calendar: Calendar) -> SafeString | str:
         if not calendar.pk:
-            return "Save the calendar first."
+            return _("Save the calendar first.")
         url = reverse("admin:calendars_calendar_import_ics", args=[calendar.pk])
-        return format_html('<a class="button" href="{}">Import holidays (.ics)</a>', url)
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Import holidays (.ics)"))
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -146,8 +146,8 @@ class CalendarAdmin(admin.ModelAdmin):
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
         calendar = Calendar.objects.filter(pk=object_id).first()
         if request.method == "POST" and calendar is not None and (users := jobs_using(calendar.pk)):
-            self.message_user(request, f"Used by the jobs {', '.join(users[:10])}: take it out of them first.",
-                              messages.ERROR)  # fmt: skip
+            message = _("Used by the jobs %(jobs)s: take it out of them first.") % {"jobs": ", ".join(users[:10])}
+            self.message_user(request, message, messages.ERROR)
             return HttpResponseRedirect(reverse("admin:calendars_calendar_change", args=[calendar.pk]))
         return super().delete_view(request, object_id, extra_context)
 
@@ -168,12 +168,14 @@ class CalendarAdmin(admin.ModelAdmin):
             except ValidationError as exc:
                 form.add_error("file", " ".join(exc.messages))
             else:
-                skipped = f"; {len(result.skipped)} event(s) skipped" if result.skipped else ""
-                self.message_user(request, f"{result.added} window(s) imported{skipped}.", messages.SUCCESS)
+                n = len(result.skipped)
+                skipped = ngettext("; %(n)d event skipped", "; %(n)d events skipped", n) % {"n": n} if n else ""
+                added = ngettext("%(n)d window imported", "%(n)d windows imported", result.added) % {"n": result.added}
+                self.message_user(request, f"{added}{skipped}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:calendars_calendar_change", args=[calendar.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Import holidays into {calendar.name}",
+            "title": _("Import holidays into %(name)s") % {"name": calendar.name},
             "calendar": calendar,
             "form": form,
             "opts": self.model._meta,
@@ -184,19 +186,25 @@ class CalendarAdmin(admin.ModelAdmin):
 def next_fires_html(job: Job) -> SafeString | str:
     """The job page's "Next fires": the API's preview (``calendars.preview``) as a small table."""
     if job._state.adding or not job.pk:
-        return "Shown once the job is saved."
+        return _("Shown once the job is saved.")
     fires = job_preview(job=job, after=timezone.now(), count=10)["fires"]
     if not fires:
-        return "None: the job has no fire to come."
+        return _("None: the job has no fire to come.")
     rows = format_html_join(
         "",
         "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
-            (fire["at"], "skipped" if fire["skipped"] else "moved" if fire["moved"] else "", "; ".join(fire["reasons"]))
+            (
+                times.time_html(datetime.fromisoformat(fire["at"]), with_relative=False),
+                _("skipped") if fire["skipped"] else _("moved") if fire["moved"] else "",
+                "; ".join(fire["reasons"]),
+            )
             for fire in fires
         ),
     )
-    return format_html('<table class="ct-next-fires"><tr><th>at</th><th></th><th>why</th></tr>{}</table>', rows)
+    return format_html(
+        '<table class="ct-next-fires"><tr><th>{}</th><th></th><th>{}</th></tr>{}</table>', _("at"), _("why"), rows
+    )
 
 
 def _calendar_choices() -> list[tuple[int, str]]:
@@ -210,6 +218,6 @@ def calendar_choice_field(**kwargs: Any) -> forms.TypedMultipleChoiceField:
         coerce=int,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        label="calendars",
-        help_text="The job does not run in these calendars' windows (see the blackout policy).",
+        label=gettext_lazy("calendars"),
+        help_text=gettext_lazy("The job does not run in these calendars' windows (see the blackout policy)."),
     )

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class CalendarsConfig(AppConfig):
     name = "calendars"
-    verbose_name = "Calendars"
+    verbose_name = gettext_lazy("Calendars")
 
     def ready(self) -> None:
         # Jobs name calendars by id (Job.calendars) and check those ids through this hook: the

@@ -17,6 +17,7 @@ import icalendar
 from dateutil.rrule import YEARLY, rrule, rrulestr  # type: ignore[import-untyped]  # no stubs installed
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from calendars.models import Calendar
 from calendars.services import MAX_WINDOWS, calendar_add_windows, in_window_years
@@ -43,11 +44,11 @@ class IcsResult:
 def import_ics(*, calendar: Calendar, content: bytes, replace: bool = False, years: int = 3) -> IcsResult:
     """Add the file's events to ``calendar`` as windows (through ``calendar_add_windows``)."""
     if len(content) > MAX_ICS_BYTES:
-        raise ValidationError({"file": f"At most {MAX_ICS_BYTES // 1024} KiB."})
+        raise ValidationError({"file": _("At most %(n)d KiB.") % {"n": MAX_ICS_BYTES // 1024}})
     try:
         parsed = icalendar.Calendar.from_ical(content)
     except (ValueError, KeyError, IndexError) as exc:
-        raise ValidationError({"file": f"Not an iCalendar file: {exc}"}) from None
+        raise ValidationError({"file": _("Not an iCalendar file: %(error)s") % {"error": exc}}) from None
     zone = get_zone(calendar.time_zone)
     horizon = timezone.now() + timedelta(days=366 * years)
     result = IcsResult()
@@ -65,7 +66,7 @@ def import_ics(*, calendar: Calendar, content: bytes, replace: bool = False, yea
             result.skipped.append(f"{name or 'an event'}: its dates are out of range")
             continue
         except (ValueError, TypeError, KeyError) as exc:
-            result.skipped.append(f"{name or 'an event'}: {exc}")
+            result.skipped.append(f"{name or _('an event')}: {exc}")
             continue
         if not all(in_window_years(start) and in_window_years(end) for start, end in spans):
             result.skipped.append(f"{name or 'an event'}: its dates are out of range")

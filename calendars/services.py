@@ -11,6 +11,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from calendars.models import MAX_DURATION_SECONDS, Calendar, Window
 from calendars.selectors import jobs_using
@@ -45,8 +47,14 @@ def calendar_delete(*, calendar: Calendar) -> None:
     calendar = Calendar.objects.select_for_update().get(pk=calendar.pk)
     users = jobs_using(calendar.pk)
     if users:
-        shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
-        raise ValidationError({"calendar": f"Used by the jobs {shown}: take it out of them first."})
+        shown = ", ".join(users[:10]) + (
+            ngettext(" and %(n)d more", " and %(n)d more", len(users) - 10) % {"n": len(users) - 10}
+            if len(users) > 10
+            else ""
+        )
+        raise ValidationError(
+            {"calendar": _("Used by the jobs %(jobs)s: take it out of them first.") % {"jobs": shown}}
+        )
     calendar.delete()
 
 
@@ -57,7 +65,7 @@ def calendar_add_windows(*, calendar: Calendar, windows: Sequence[Mapping[str, A
     made = _windows(calendar, windows)
     existing = 0 if replace else calendar.windows.count()
     if existing + len(made) > MAX_WINDOWS:
-        raise ValidationError({"windows": f"At most {MAX_WINDOWS} windows a calendar."})
+        raise ValidationError({"windows": _("At most %(n)d windows a calendar.") % {"n": MAX_WINDOWS}})
     if replace:
         calendar.windows.all().delete()
     Window.objects.bulk_create(made)
@@ -68,7 +76,7 @@ def calendar_add_windows(*, calendar: Calendar, windows: Sequence[Mapping[str, A
 def _apply(calendar: Calendar, data: Mapping[str, Any], *, partial: bool) -> None:
     unknown = sorted(set(data) - {*CALENDAR_FIELDS, "windows"})
     if unknown:
-        raise ValidationError({name: "Unknown field." for name in unknown})
+        raise ValidationError({name: _("Unknown field.") for name in unknown})
     for name in CALENDAR_FIELDS:
         if name in data:
             setattr(calendar, name, data[name])
@@ -77,7 +85,7 @@ def _apply(calendar: Calendar, data: Mapping[str, Any], *, partial: bool) -> Non
     if "windows" in data or not partial:
         windows = _windows(calendar, data.get("windows") or [])
         if len(windows) > MAX_WINDOWS:
-            raise ValidationError({"windows": f"At most {MAX_WINDOWS} windows a calendar."})
+            raise ValidationError({"windows": _("At most %(n)d windows a calendar.") % {"n": MAX_WINDOWS}})
     calendar.save()
     if windows is not None:
         calendar.windows.all().delete()
@@ -111,7 +119,7 @@ def window_prepare(item: object, *, zone: Any, calendar: Calendar | None = None)
         raise ValidationError("A window is an object.")
     unknown = sorted(set(item) - set(WINDOW_FIELDS) - {"id"})
     if unknown:
-        raise ValidationError(f"Unknown field(s): {', '.join(unknown)}.")
+        raise ValidationError(_("Unknown field(s): %(names)s.") % {"names": ", ".join(unknown)})
     kind = item.get("kind") or (Window.Kind.RECURRING if item.get("cron") else Window.Kind.RANGE)
     window = Window(calendar=calendar, kind=kind, name=str(item.get("name") or "")[:200])
     if kind == Window.Kind.RANGE:
@@ -131,12 +139,13 @@ def window_prepare(item: object, *, zone: Any, calendar: Calendar | None = None)
         except ValidationError as exc:
             raise ValidationError(f"cron: {' '.join(exc.messages)}") from None
         if not isinstance(duration, int) or isinstance(duration, bool) or not 1 <= duration <= MAX_DURATION_SECONDS:
-            raise ValidationError(f"duration_seconds: a whole number of seconds, 1 to {MAX_DURATION_SECONDS}.")
+            message = _("duration_seconds: a whole number of seconds, 1 to %(max)d.")
+            raise ValidationError(message % {"max": MAX_DURATION_SECONDS})
         if item.get("start") or item.get("end"):
             raise ValidationError("A recurring window has cron and duration_seconds, not start or end.")
         window.cron, window.duration_seconds = cron.strip(), duration
     else:
-        raise ValidationError(f"kind: 'range' or 'recurring', not {kind!r}.")
+        raise ValidationError(_("kind: 'range' or 'recurring', not %(kind)r.") % {"kind": kind})
     return window
 
 
@@ -147,9 +156,10 @@ def _when(value: object, zone: Any, field: str) -> datetime:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise ValidationError(f"{field}: not an ISO 8601 date-time: {value!r}.") from None
+            message = _("%(field)s: not an ISO 8601 date-time: %(value)r.")
+            raise ValidationError(message % {"field": field, "value": value}) from None
     else:
-        raise ValidationError(f"{field}: required for a range window.")
+        raise ValidationError(_("%(field)s: required for a range window.") % {"field": field})
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=zone)
     if not in_window_years(parsed):

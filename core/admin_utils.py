@@ -15,8 +15,11 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from core import search
+from core.status_words import STATUS_WORDS
 
 STATUS_COLOURS = {
     # A job's status says nothing of how it goes ("active" while every run fails): not green. Its
@@ -34,7 +37,7 @@ def badge(status: str, label: str | None = None) -> SafeString:
         '<span class="ct-badge" style="background:{};color:#fff;border-radius:8px;padding:1px 8px;'
         'font-size:11px;white-space:nowrap">{}</span>',
         colour,
-        label or status,
+        label or STATUS_WORDS.get(status, status),
     )
 
 
@@ -64,11 +67,15 @@ class BoundedSearchMixin(admin.ModelAdmin):
         kept, left_out = search.admin_search_terms(search_term)
         if left_out:
             shown = ", ".join(repr(term[:30] + ("…" if len(term) > 30 else "")) for term in left_out[:3])
-            more = f" and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+            more = (
+                ngettext(" and %(n)d more", " and %(n)d more", len(left_out) - 3) % {"n": len(left_out) - 3}
+                if len(left_out) > 3
+                else ""
+            )
+            message = _("Search uses at most %(terms)d terms of at most %(length)d characters; left out: %(shown)s.")
             messages.warning(
                 request,
-                f"Search uses at most {search.MAX_TERMS} terms of at most {search.MAX_TERM_LENGTH} characters; "
-                f"left out: {shown}{more}.",
+                message % {"terms": search.MAX_TERMS, "length": search.MAX_TERM_LENGTH, "shown": shown + more},
             )
         return super().get_search_results(request, queryset, " ".join(kept))
 
@@ -89,7 +96,7 @@ class RefusedSaveMixin(admin.ModelAdmin):
             return super().changeform_view(request, object_id, form_url, extra_context)
         except SaveRefused as refused:
             self.save_refused(request, refused)
-            self.message_user(request, f"Nothing was saved: {refused}", messages.ERROR)
+            self.message_user(request, _("Nothing was saved: %(reason)s") % {"reason": refused}, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
     def save_refused(self, request: HttpRequest, refused: SaveRefused) -> None:

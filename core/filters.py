@@ -7,6 +7,7 @@ from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 from django_filters.fields import IsoDateTimeField
 
 
@@ -20,7 +21,7 @@ class UtcIsoDateTimeField(IsoDateTimeField):
         try:
             return parsed.astimezone(UTC)
         except (OverflowError, ValueError):
-            raise ValidationError("Enter a date and time within the supported range.", code="invalid") from None
+            raise ValidationError(_("Enter a date and time within the supported range."), code="invalid") from None
 
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):

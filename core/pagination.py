@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -37,9 +38,13 @@ def _bounded(name: str, raw: str, *, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError({name: [f"Must be a whole number from {low} to {high}."]}) from None
+        raise ValidationError(
+            {name: [_("Must be a whole number from %(low)d to %(high)d.") % {"low": low, "high": high}]}
+        ) from None
     if not low <= value <= high:
-        raise ValidationError({name: [f"Must be a whole number from {low} to {high}."]})
+        raise ValidationError(
+            {name: [_("Must be a whole number from %(low)d to %(high)d.") % {"low": low, "high": high}]}
+        )
     return value
 
 

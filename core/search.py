@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.utils.text import smart_split, unescape_string_literal
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
 
@@ -25,10 +26,11 @@ MAX_TERM_LENGTH = 100
 def search_problem(terms: list[str]) -> str | None:
     """Why these terms are refused, or None when they are within the bounds."""
     if len(terms) > MAX_TERMS:
-        return f"At most {MAX_TERMS} search terms are allowed; {len(terms)} were given."
+        return _("At most %(max)d search terms are allowed; %(n)d were given.") % {"max": MAX_TERMS, "n": len(terms)}
     longest = max((len(term) for term in terms), default=0)
     if longest > MAX_TERM_LENGTH:
-        return f"A search term may have at most {MAX_TERM_LENGTH} characters; one has {longest}."
+        message = _("A search term may have at most %(max)d characters; one has %(n)d.")
+        return message % {"max": MAX_TERM_LENGTH, "n": longest}
     return None
 
 

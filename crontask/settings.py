@@ -89,6 +89,9 @@ MIDDLEWARE = [
     "core.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions (the admin's language switch is kept in a cookie, read with Accept-Language)
+    # and before CommonMiddleware, as Django asks: every page and API error in the request's language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -153,7 +156,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# The language of a request without a choice of its own (no language cookie from the admin's
+# switch, no Accept-Language we speak). Must be one of LANGUAGES (checked at start).
+LANGUAGE_CODE = envstr("LANGUAGE_CODE", "en")
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# One top-level catalogue rather than one per app: the apps share many words (job, run, schedule)
+# that should read the same everywhere, and a translator works in one file per domain.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

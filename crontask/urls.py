@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -34,6 +35,10 @@ urlpatterns = [
     path("admin/dashboard/", dashboard, name="dashboard"),
     path("admin/preferences/", preferences, name="display-preferences"),
     path("admin/", admin.site.urls),
+    # The admin's language switch posts to i18n/setlang/ (Django's set_language: a cookie, then back);
+    # jsi18n/ gives our scripts their words (the djangojs catalogue) in the request's language.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("api/health/", HealthView.as_view(), name="api-health"),
     path("api/handlers/", HandlerListView.as_view(), name="handlers"),
     path("api/cron/preview/", CronPreviewView.as_view(), name="cron-preview"),

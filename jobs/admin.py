@@ -36,7 +36,7 @@ from core.admin_utils import BoundedSearchMixin, RefusedSaveMixin, SaveRefused, 
 from jobs import handlers, services
 from jobs.admin_pause import JobActionForm, pause_jobs_until
 from jobs.admin_tags import TagListFilter, TagsFormField
-from jobs.admin_workflow import WorkflowAdminMixin
+from jobs.admin_workflow import POLICIES_TITLE, WorkflowAdminMixin
 from jobs.errors import JobConflict, ShellNotPermitted
 from jobs.models import EDITABLE_FIELDS, EDITABLE_PARTS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import clone_data, cloned_fields, job_prepare
@@ -138,11 +138,11 @@ class JobForm(forms.ModelForm):
 
     # Not the job's: why, recorded on the version the save makes (jobs.versions).
     change_reason = forms.CharField(
-        label="Reason for this change",
+        label=gettext_lazy("Reason for this change"),
         required=False,
         max_length=origin.MAX_REASON,
         widget=forms.TextInput(attrs={"size": 80}),
-        help_text="Optional: kept with this version in the job's history.",
+        help_text=gettext_lazy("Optional: kept with this version in the job's history."),
     )
     tags = TagsFormField()
 
@@ -225,11 +225,11 @@ JobChange = Callable[[Job, "Actor"], str | None]
 class ChangedRecentlyFilter(admin.SimpleListFilter):
     """Jobs whose definition changed (a version recorded) in the last day."""
 
-    title = "changed"
+    title = gettext_lazy("changed")
     parameter_name = "changed"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
-        return [("1d", "in the last day")]
+        return [("1d", _("in the last day"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
         if self.value() == "1d":
@@ -237,9 +237,11 @@ class ChangedRecentlyFilter(admin.SimpleListFilter):
         return queryset
 
 
+STATE_TITLE = gettext_lazy("State")
 #: The state the job page shows: its next and last fires in both zones (``JobAdmin.next_fire``).
 STATE_SHOWN: tuple[str, ...] = tuple(
-    {"next_run_at": "next_fire", "last_run_at": "last_fire"}.get(name, name) for name in STATE_FIELDS
+    {"next_run_at": "next_fire", "last_run_at": "last_fire", "last_run_status": "last_run_status_shown"}.get(name, name)
+    for name in STATE_FIELDS
 )
 
 
@@ -266,16 +268,16 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
     list_display_links = ["id", "name"]
     list_filter = ["status", "kind", "trigger", "is_system", TagListFilter, ChangedRecentlyFilter]
     search_fields = ["id", "name", "shown_target"]  # not url or command: see Job.shown_target
-    readonly_fields = [*STATE_FIELDS, "next_fire", "last_fire"]
+    readonly_fields = [*STATE_FIELDS, "next_fire", "last_fire", "last_run_status_shown"]
     fieldsets = [
         (None, {"fields": _part("job")}),
-        ("Schedule", {"fields": _part("schedule")}),
-        ("HTTP request", {"fields": _part("http"), "classes": ["ct-kind-http"]}),
-        ("Python handler", {"fields": _part("python"), "classes": ["ct-kind-python"]}),
-        ("Shell command", {"fields": _part("shell"), "classes": ["ct-kind-shell"]}),
-        ("Policies", {"fields": _part("policies")}),
-        ("State", {"fields": STATE_SHOWN}),
-        ("Change", {"fields": ["change_reason"]}),
+        (gettext_lazy("Schedule"), {"fields": _part("schedule")}),
+        (gettext_lazy("HTTP request"), {"fields": _part("http"), "classes": ["ct-kind-http"]}),
+        (gettext_lazy("Python handler"), {"fields": _part("python"), "classes": ["ct-kind-python"]}),
+        (gettext_lazy("Shell command"), {"fields": _part("shell"), "classes": ["ct-kind-shell"]}),
+        (POLICIES_TITLE, {"fields": _part("policies")}),
+        (STATE_TITLE, {"fields": STATE_SHOWN}),
+        (gettext_lazy("Change"), {"fields": ["change_reason"]}),
     ]
     actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "delete_jobs"]
     action_form = JobActionForm  # the date picker of "Pause until…" (jobs.admin_pause)
@@ -283,7 +285,7 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
 
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list[Any]:
         fieldsets = list(super().get_fieldsets(request, obj))
-        return [f for f in fieldsets if f[0] != "State"] if obj is None else fieldsets
+        return [f for f in fieldsets if f[0] != STATE_TITLE] if obj is None else fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
@@ -301,7 +303,11 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
     def last_fire(self, job: Job) -> SafeString:
         return both_zones(job.last_run_at, job)
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=gettext_lazy("last run status"))
+    def last_run_status_shown(self, job: Job) -> SafeString | str:
+        return badge(job.last_run_status) if job.last_run_status else times.EMPTY
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_badge(self, job: Job) -> SafeString:
         if job.status == Job.Status.PAUSED and job.paused_until is not None:
             return format_html("{} {} {}", badge(job.status), _("until"), times.time_html(job.paused_until))
@@ -330,7 +336,9 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
         if source is not None:
             initial.update(mask_job_data(cloned_fields(source)))
         elif request.GET.get("clone"):
-            self.message_user(request, f"There is no job {request.GET['clone']!r} to copy.", messages.WARNING)
+            self.message_user(
+                request, _("There is no job %(id)r to copy.") % {"id": request.GET["clone"]}, messages.WARNING
+            )
         return initial
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Job | None:
@@ -452,7 +460,7 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
         more = len(shown) > HISTORY_PAGE
         shown = shown[:HISTORY_PAGE]
         if job is None and not shown and page == 1:
-            raise Http404(f"No job {object_id!r} and no versions of one.")
+            raise Http404(_("No job %(id)r and no versions of one.") % {"id": object_id})
         may_revert = job is not None and self.has_change_permission(request, job)
         rows = [
             {
@@ -468,7 +476,7 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
         ]
         context = {
             **self.admin_site.each_context(request),
-            "title": f"History of {job or object_id}",
+            "title": _("History of %(job)s") % {"job": job or object_id},
             "subtitle": None,
             "object_id": object_id,
             "job": job,
@@ -492,12 +500,16 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
             with origin.reason(given) if given else nullcontext():
                 services.job_revert(job=job, number=number, actor=request.user)
         except JobVersion.DoesNotExist:
-            raise Http404(f"Job {object_id!r} has no version {number}.") from None
+            raise Http404(_("Job %(id)r has no version %(number)d.") % {"id": object_id, "number": number}) from None
         except (ValidationError, PermissionDenied, JobConflict) as exc:
             audit_denied(request, exc)
-            self.message_user(request, f"Not reverted: {_reason(exc)}", messages.ERROR)
+            self.message_user(request, _("Not reverted: %(reason)s") % {"reason": _reason(exc)}, messages.ERROR)
         else:
-            self.message_user(request, f"Reverted {job.pk} to version {number}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                _("Reverted %(id)s to version %(number)d.") % {"id": job.pk, "number": number},
+                messages.SUCCESS,
+            )
         return HttpResponseRedirect(reverse("admin:jobs_job_history", args=[job.pk]))
 
     def deleted_view(self, request: HttpRequest) -> HttpResponse:
@@ -512,18 +524,20 @@ class JobAdmin(WorkflowAdminMixin, RefusedSaveMixin, BoundedSearchMixin, admin.M
             try:
                 job = services.job_restore(job_id=job_id, actor=request.user)
             except JobVersion.DoesNotExist:
-                self.message_user(request, f"No versions of a job {job_id!r} to restore.", messages.ERROR)
+                self.message_user(
+                    request, _("No versions of a job %(id)r to restore.") % {"id": job_id}, messages.ERROR
+                )
             except (ValidationError, PermissionDenied, JobConflict) as exc:
                 audit_denied(request, exc)
-                self.message_user(request, f"Not restored: {_reason(exc)}", messages.ERROR)
+                self.message_user(request, _("Not restored: %(reason)s") % {"reason": _reason(exc)}, messages.ERROR)
             else:
-                self.message_user(request, f"Restored {job.pk}, paused.", messages.SUCCESS)
+                self.message_user(request, _("Restored %(id)s, paused.") % {"id": job.pk}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
             return HttpResponseRedirect(reverse("admin:jobs_job_deleted"))
         rows = [(version, masked_definition(version)) for version in deleted_jobs()[:500]]
         context = {
             **self.admin_site.each_context(request),
-            "title": "Deleted jobs",
+            "title": _("Deleted jobs"),
             "subtitle": None,
             "rows": rows,
             "opts": self.model._meta,
@@ -619,7 +633,7 @@ def _reason(exc: ValidationError | PermissionDenied | JobConflict) -> str:
 
 
 def _pause(job: Job, actor: Actor) -> str | None:
-    return None if services.job_pause(job=job).status != job.status else "already paused"
+    return None if services.job_pause(job=job).status != job.status else _("already paused")
 
 
 def _resume(job: Job, actor: Actor) -> str | None:
@@ -627,8 +641,8 @@ def _resume(job: Job, actor: Actor) -> str | None:
     if after.status == Job.Status.ACTIVE and job.status != Job.Status.ACTIVE:
         return None
     if after.status == Job.Status.COMPLETED:  # was already, or its one run happened before the pause
-        return "completed (its one run is done; give it a new date to run it again)"
-    return "already active"
+        return _("completed (its one run is done; give it a new date to run it again)")
+    return _("already active")
 
 
 def _delete(job: Job, actor: Actor) -> str | None:

@@ -20,6 +20,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core import times
 from jobs import services
@@ -33,22 +35,25 @@ class JobActionForm(ActionForm):
     """The action bar with the time a "Pause until…" brings the jobs back (in the site's zone)."""
 
     until = forms.SplitDateTimeField(
-        label="until", required=False, widget=AdminSplitDateTime, help_text="For “Pause selected jobs until…”."
+        label=gettext_lazy("until"),
+        required=False,
+        widget=AdminSplitDateTime,
+        help_text=gettext_lazy("For “Pause selected jobs until…”."),
     )
 
 
-@admin.action(description="Pause selected jobs until… (the date and time beside)", permissions=["change"])
+@admin.action(description=gettext_lazy("Pause selected jobs until… (the date and time beside)"), permissions=["change"])
 def pause_jobs_until(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Job]) -> None:
     # The until field alone: the action bar's own fields were read by the admin already.
     field = JobActionForm.base_fields["until"]
     try:
         until = field.clean(field.widget.value_from_datadict(request.POST, {}, "until"))
     except ValidationError as exc:
-        modeladmin.message_user(request, f"until: {' '.join(exc.messages)}", messages.ERROR)
+        modeladmin.message_user(request, _("until: %(reason)s") % {"reason": " ".join(exc.messages)}, messages.ERROR)
         return
     if until is None:
         modeladmin.message_user(
-            request, "Give the date and time the jobs come back (beside the action).", messages.ERROR
+            request, _("Give the date and time the jobs come back (beside the action)."), messages.ERROR
         )
         return
     try:
@@ -59,7 +64,7 @@ def pause_jobs_until(modeladmin: Any, request: HttpRequest, queryset: QuerySet[J
 
     def pause(job: Job, actor: Actor) -> str | None:
         after = services.job_pause(job=job, until=until)
-        return None if (after.status, after.paused_until) != (job.status, job.paused_until) else "already so"
+        return None if (after.status, after.paused_until) != (job.status, job.paused_until) else _("already so")
 
     modeladmin._each(request, queryset, pause, "paused until", bulk="pause", said={"until": _shown(until)})
 
@@ -70,7 +75,7 @@ def _shown(at: datetime) -> str:
 
 class PauseUntilForm(forms.Form):
     until = forms.SplitDateTimeField(
-        label="Pause until", widget=AdminSplitDateTime, help_text="In the site's time zone."
+        label=gettext_lazy("Pause until"), widget=AdminSplitDateTime, help_text=gettext_lazy("In the site's time zone.")
     )
 
 
@@ -88,11 +93,13 @@ def pause_until_view(modeladmin: Any, request: HttpRequest, object_id: str) -> H
         except ValidationError as exc:
             form.add_error("until", " ".join(exc.messages))
         else:
-            modeladmin.message_user(request, f"{job.pk} paused until {_shown(until)}.", messages.SUCCESS)
+            modeladmin.message_user(
+                request, _("%(id)s paused until %(until)s.") % {"id": job.pk, "until": _shown(until)}, messages.SUCCESS
+            )
             return HttpResponseRedirect(back)
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": f"Pause {job.pk} until…",
+        "title": _("Pause %(id)s until…") % {"id": job.pk},
         "job": job,
         "form": form,
         "media": modeladmin.media + form.media,
@@ -106,4 +113,4 @@ def pause_until_link(job: Job) -> SafeString | str:
     if job._state.adding or not job.pk or job.status == Job.Status.COMPLETED:
         return "—"
     url = reverse("admin:jobs_job_pause_until", args=[job.pk])
-    return format_html('<a class="button" href="{}">Pause until…</a>', url)
+    return format_html('<a class="button" href="{}">{}</a>', url, _("Pause until…"))

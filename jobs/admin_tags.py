@@ -10,9 +10,11 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from jobs.models import Job
-from jobs.tags import MAX_TAGS, TAG_RULE, has_all_tags, parse_tag_text, tags_in_use
+from jobs.tags import MAX_TAGS, has_all_tags, parse_tag_text, tag_rule, tags_in_use
 
 
 class TagsFormField(forms.CharField):
@@ -20,9 +22,10 @@ class TagsFormField(forms.CharField):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault("label", "Tags")
+        kwargs.setdefault("label", gettext_lazy("Tags"))
         kwargs.setdefault(
-            "help_text", f"Separated by commas or spaces; at most {MAX_TAGS}, each {TAG_RULE} (lowercased)."
+            "help_text",
+            _help_lazy(),
         )
         kwargs.setdefault("widget", forms.TextInput(attrs={"size": 80, "placeholder": "prod, team:billing"}))
         super().__init__(**kwargs)
@@ -41,10 +44,20 @@ class TagsFormField(forms.CharField):
         return self.to_python(initial) != self.to_python(data)
 
 
+def _help() -> str:
+    return gettext("Separated by commas or spaces; at most %(max)d, each %(rule)s (lowercased).") % {
+        "max": MAX_TAGS,
+        "rule": tag_rule(),
+    }
+
+
+_help_lazy = lazy(_help, str)  # in the language of the request that shows the form
+
+
 class TagListFilter(admin.SimpleListFilter):
     """The jobs with a tag (``?tag=prod``), chosen among the tags in use."""
 
-    title = "tag"
+    title = gettext_lazy("tag")
     parameter_name = "tag"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:

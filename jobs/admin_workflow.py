@@ -15,6 +15,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from jobs.dependencies import job_graph
 from jobs.models import EDITABLE_PARTS, Job
@@ -24,7 +26,9 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-FIELDSET = "Runs after"
+FIELDSET = gettext_lazy("Runs after")
+#: The title of the job form's section the workflow's follows (jobs.admin's fieldsets).
+POLICIES_TITLE = gettext_lazy("Policies")
 WORKFLOW_FIELDS = tuple(name for name, part in EDITABLE_PARTS.items() if part == "dependencies")
 
 # The graph's geometry, in SVG user units.
@@ -41,7 +45,7 @@ class WorkflowAdminMixin(_Base):
         fieldsets = list(super().get_fieldsets(request, obj))
         fields: tuple[str, ...] = (*WORKFLOW_FIELDS, "workflow") if obj is not None else WORKFLOW_FIELDS
         names = [name for name, _ in fieldsets]
-        where = names.index("Policies") + 1 if "Policies" in names else len(fieldsets)
+        where = names.index(POLICIES_TITLE) + 1 if POLICIES_TITLE in names else len(fieldsets)
         fieldsets.insert(where, (FIELDSET, {"fields": fields}))
         return fieldsets
 
@@ -52,7 +56,7 @@ class WorkflowAdminMixin(_Base):
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         return [*super().get_readonly_fields(request, obj), "workflow"]
 
-    @admin.display(description="workflow")
+    @admin.display(description=gettext_lazy("workflow"))
     def workflow(self, job: Job) -> SafeString | str:
         if job is None or job.pk is None or job._state.adding:
             return "—"
@@ -126,8 +130,8 @@ def graph_svg(graph: dict[str, Any]) -> SafeString:
     )
     return format_html(
         '<svg class="ct-workflow" xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}" '
-        'role="img" aria-label="workflow graph"><defs>{}</defs>{}{}</svg>',
-        width, height, width, height, markers, edges, boxes,
+        'role="img" aria-label="{}"><defs>{}</defs>{}{}</svg>',
+        width, height, width, height, _("workflow graph"), markers, edges, boxes,
     )  # fmt: skip
 
 
@@ -151,7 +155,7 @@ def _depths(node_ids: list[str], edges: list[dict[str, str]]) -> dict[str, int]:
     """Each job's column: the longest chain of upstream jobs before it (the graph has no cycle:
     saving refuses one; a bound keeps a bad row from looping)."""
     depth = dict.fromkeys(node_ids, 0)
-    for _ in range(len(node_ids)):
+    for _round in range(len(node_ids)):
         changed = False
         for edge in edges:
             if depth[edge["to"]] < depth[edge["from"]] + 1:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from jobs.models import JOB_ID_PATTERN, Job, JobDependency
 
@@ -41,29 +42,34 @@ def after_problems(job: Job) -> list[tuple[str, str]]:
     (no query): the shape of each entry, one entry per upstream job, the window only with ``all``."""
     after = job.after
     if not isinstance(after, list):
-        return [("after", 'Must be a list of {"job": "<id>", "on": "success" | "failure" | "finish"}.')]
+        return [("after", _('Must be a list of {"job": "<id>", "on": "success" | "failure" | "finish"}.'))]
     if len(after) > MAX_UPSTREAMS:
-        return [("after", f"At most {MAX_UPSTREAMS} upstream jobs; this lists {len(after)}.")]
+        message = _("At most %(max)d upstream jobs; this lists %(n)d.")
+        return [("after", message % {"max": MAX_UPSTREAMS, "n": len(after)})]
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
     for index, entry in enumerate(after):
-        where = f"Entry {index}"
+        where = _("Entry %(n)d") % {"n": index}
         if not isinstance(entry, dict) or set(entry) != {"job", "on"}:
-            problems.append(("after", f'{where}: give exactly "job" and "on", as {{"job": "<id>", "on": "success"}}.'))
+            message = _('%(where)s: give exactly "job" and "on", as {"job": "<id>", "on": "success"}.')
+            problems.append(("after", message % {"where": where}))
             continue
         upstream, on = entry["job"], entry["on"]
         if not isinstance(upstream, str) or not re.match(JOB_ID_PATTERN, upstream):
-            problems.append(("after", f"{where}: 'job' must be a job id, not {upstream!r:.60}."))
+            message = _("%(where)s: 'job' must be a job id, not %(given).60r.")
+            problems.append(("after", message % {"where": where, "given": upstream}))
         elif upstream in seen:
-            problems.append(("after", f"{where}: job {upstream!r} is listed twice; list each upstream job once."))
+            message = _("%(where)s: job %(job)r is listed twice; list each upstream job once.")
+            problems.append(("after", message % {"where": where, "job": upstream}))
         else:
             seen.add(upstream)
         if on not in ON_VALUES:
-            problems.append(("after", f"{where}: 'on' must be one of {', '.join(ON_VALUES)}, not {on!r:.60}."))
+            message = _("%(where)s: 'on' must be one of %(values)s, not %(given).60r.")
+            problems.append(("after", message % {"where": where, "values": ", ".join(ON_VALUES), "given": on}))
     if job.after_window_seconds is not None and job.after_mode != Job.AfterMode.ALL:
-        problems.append(("after_window_seconds", "Only with after_mode 'all'; leave it empty."))
+        problems.append(("after_window_seconds", _("Only with after_mode 'all'; leave it empty.")))
     if job.after_mode == Job.AfterMode.ALL and not after:
-        problems.append(("after_mode", "'all' needs upstream jobs in 'after'."))
+        problems.append(("after_mode", _("'all' needs upstream jobs in 'after'.")))
     return problems
 
 
@@ -80,16 +86,16 @@ def check_after(job: Job, *, stored: Job | None = None) -> None:
     if not ids:
         return
     if job.pk in ids:
-        raise ValidationError({"after": f"A job cannot run after itself: {job.pk} → {job.pk}."})
+        raise ValidationError({"after": _("A job cannot run after itself: %(id)s → %(id)s.") % {"id": job.pk}})
     known = set(upstream_ids(stored.after)) if stored is not None else set()
     new = [upstream for upstream in ids if upstream not in known]
     existing = set(Job.objects.filter(pk__in=new).values_list("pk", flat=True))
     missing = [upstream for upstream in new if upstream not in existing]
     if missing:
-        raise ValidationError({"after": f"No job with id {', '.join(repr(m) for m in missing)}."})
+        raise ValidationError({"after": _("No job with id %(ids)s.") % {"ids": ", ".join(repr(m) for m in missing)}})
     cycle = find_cycle(job.pk, ids)
     if cycle is not None:
-        raise ValidationError({"after": f"This makes a cycle: {' → '.join(cycle)}."})
+        raise ValidationError({"after": _("This makes a cycle: %(cycle)s.") % {"cycle": " → ".join(cycle)}})
 
 
 def find_cycle(job_id: str, upstreams: Iterable[str]) -> list[str] | None:
@@ -139,7 +145,7 @@ def dependencies_sync(job: Job, *, new: bool = False) -> None:
         _lock_edges()
         cycle = find_cycle(job.pk, wanted)
         if cycle is not None:
-            raise ValidationError({"after": f"This makes a cycle: {' → '.join(cycle)}."})
+            raise ValidationError({"after": _("This makes a cycle: %(cycle)s.") % {"cycle": " → ".join(cycle)}})
     gone = [row.pk for upstream, row in have.items() if upstream not in wanted]
     if gone:
         JobDependency.objects.filter(pk__in=gone).delete()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from jobs import services
 from jobs.bulk import entry_errors, jobs_create_many
@@ -81,9 +82,12 @@ class ImportSummary:
     outcomes: list[tuple[str, str, str]] = field(default_factory=list)
 
     def line(self) -> str:
-        return (
-            f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, invalid {len(self.invalid)}"
-        )
+        return _("created %(created)d, updated %(updated)d, unchanged %(unchanged)d, invalid %(invalid)d") % {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "invalid": len(self.invalid),
+        }
 
     def add(self, result: EntryResult, label: str, *, reason: str | None = None) -> None:
         """Count ``result``; an invalid one is reported as ``label``: ``reason`` (else its errors)."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from jobs.dependencies import check_after
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
@@ -85,7 +86,7 @@ def clone_data(*, source: Job, data: Mapping[str, Any]) -> dict[str, Any]:
     """
     changes = restore_masked(dict(data), source)
     if not changes.get("id"):
-        raise ValidationError({"id": "Give the copy an id of its own."})
+        raise ValidationError({"id": _("Give the copy an id of its own.")})
     base = cloned_fields(source)
     for given, replaced in _CLONE_GROUPS:
         if given & changes.keys():
@@ -108,7 +109,7 @@ def check_clone_permission(actor: Actor) -> None:
     """A clone carries its source's secrets (headers, body, kwargs) to wherever its own URL or
     command sends them: only someone who may change jobs (and so set those values) may clone."""
     if actor is not None and not actor.has_perm("jobs.change_job"):
-        raise PermissionDenied("Cloning a job copies its secrets: it needs the permission to change jobs.")
+        raise PermissionDenied(_("Cloning a job copies its secrets: it needs the permission to change jobs."))
 
 
 def check_shell_permission(actor: Actor, *kinds: str) -> None:
@@ -132,7 +133,7 @@ def resumed_status(job: Job, now: datetime) -> str:
         return Job.Status.ACTIVE
     if job.last_fired_at is not None and job.last_fired_at >= job.run_at:
         return Job.Status.COMPLETED
-    raise ValidationError({"run_at": "Passed while the job was paused: give it a new run_at to run it."})
+    raise ValidationError({"run_at": _("Passed while the job was paused: give it a new run_at to run it.")})
 
 
 def first_fire(job: Job, now: datetime, *, run_if_past: bool = False) -> datetime | None:
@@ -158,7 +159,8 @@ def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool 
     job = Job(**fields)
     job.id = job.id or uuid.uuid4().hex[:12]
     if job.id in RESERVED_JOB_IDS:
-        raise ValidationError({"id": f"'{job.id}' is reserved: /api/jobs/{job.id}/ is the path of an action."})
+        message = _("'%(id)s' is reserved: /api/jobs/%(id)s/ is the path of an action.")
+        raise ValidationError({"id": message % {"id": job.id}})
     job.name = job.name or job.id
     if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
         raise ValidationError({"status": "A new job is active or paused."})
@@ -179,7 +181,7 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
     fields = _check_keys(data, job=stored)
     run_if_past = bool(fields.pop("run_if_past", False))
     if fields.get("id", stored.id) != stored.id:
-        raise ValidationError({"id": "The id of a job cannot be changed."})
+        raise ValidationError({"id": _("The id of a job cannot be changed.")})
     fields.pop("id", None)
     fields = _resolve_trigger(fields, current=stored)
     check_shell_permission(actor, stored.kind, fields.get("kind", stored.kind))
@@ -189,7 +191,7 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
     for name, value in fields.items():
         setattr(job, name, value)
     if job.status not in Job.Status.values:
-        raise ValidationError({"status": f"Unknown status {job.status!r}."})
+        raise ValidationError({"status": _("Unknown status %(status)r.") % {"status": job.status}})
     job.name = job.name or job.id
     _full_clean(job)
     check_after(job, stored=stored)
@@ -215,7 +217,7 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
 def _check_keys(data: Mapping[str, Any], *, job: Job | None = None) -> dict[str, Any]:
     unknown = sorted(set(data) - {*EDITABLE_FIELDS, *INPUT_ONLY_FIELDS})
     if unknown:
-        raise ValidationError({name: "Unknown field." for name in unknown})
+        raise ValidationError({name: _("Unknown field.") for name in unknown})
     # on an update, a naive run_date is read in the job's own zone unless the data names one
     fields = normalise_trigger_args(dict(data), default_timezone=job.timezone if job else None)
     if "tags" in fields:
@@ -228,11 +230,15 @@ def _resolve_trigger(fields: dict[str, Any], *, current: Job | None) -> dict[str
     given = [name for name in TRIGGER_FIELDS if fields.get(name) not in (None, "")]
     explicit = fields.get("trigger")
     if len(given) > 1:
-        raise ValidationError({"trigger": f"Give only one of cron, interval_seconds, run_at; got {', '.join(given)}."})
+        message = _("Give only one of cron, interval_seconds, run_at; got %(given)s.")
+        raise ValidationError({"trigger": message % {"given": ", ".join(given)}})
     if given:
         inferred = TRIGGER_FIELDS[given[0]]
         if explicit and explicit != inferred:
-            raise ValidationError({"trigger": f"{given[0]} is given, so the trigger is {inferred}, not {explicit}."})
+            message = _("%(field)s is given, so the trigger is %(inferred)s, not %(explicit)s.")
+            raise ValidationError(
+                {"trigger": message % {"field": given[0], "inferred": inferred, "explicit": explicit}}
+            )
         trigger = inferred
     elif explicit:
         trigger = explicit
@@ -241,7 +247,7 @@ def _resolve_trigger(fields: dict[str, Any], *, current: Job | None) -> dict[str
     else:
         trigger = Job.Trigger.MANUAL
     if trigger not in Job.Trigger.values:
-        raise ValidationError({"trigger": f"Unknown trigger {trigger!r}."})
+        raise ValidationError({"trigger": _("Unknown trigger %(trigger)r.") % {"trigger": trigger}})
     fields["trigger"] = trigger
     for name, owner in TRIGGER_FIELDS.items():
         if owner != trigger:
@@ -252,7 +258,7 @@ def _resolve_trigger(fields: dict[str, Any], *, current: Job | None) -> dict[str
 def _infer_kind(fields: Mapping[str, Any]) -> str:
     given = [kind for name, kind in KIND_FIELDS.items() if fields.get(name)]
     if len(given) > 1:
-        raise ValidationError({"kind": "Give kind: more than one of url, handler, command is set."})
+        raise ValidationError({"kind": _("Give kind: more than one of url, handler, command is set.")})
     return given[0] if given else Job.Kind.HTTP
 
 
@@ -294,5 +300,5 @@ def _check_id_free(job_id: str) -> None:
 def _check_run_at_future(job: Job, now: datetime, *, run_if_past: bool) -> None:
     if job.trigger == Job.Trigger.DATE and job.run_at is not None and job.run_at <= now and not run_if_past:
         raise ValidationError(
-            {"run_at": "Is in the past: give a future time, or send run_if_past: true to run the job now."}
+            {"run_at": _("Is in the past: give a future time, or send run_if_past: true to run the job now.")}
         )

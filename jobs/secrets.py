@@ -31,6 +31,7 @@ from urllib.parse import unquote
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -188,10 +189,10 @@ def restore_masked(fields: Mapping[str, Any], stored: Job | None) -> dict[str, A
 
 
 def _unkept(what: str) -> str:
-    return (
-        f"The value of {what} is the mask {MASK}, which stands for a stored secret, and there is none "
+    return _(
+        "The value of %(what)s is the mask %(mask)s, which stands for a stored secret, and there is none "
         "to keep here: give the value itself."
-    )
+    ) % {"what": what, "mask": MASK}
 
 
 def _keep_json(incoming: Any, stored: Any, path: str, missing: list[str]) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from audit.services import audit_changes, audit_context, audit_record
@@ -151,7 +152,7 @@ def validate_pause_until(until: datetime | None, *, now: datetime | None = None)
     """A pause's ``until`` is a time to come: ValidationError on ``until`` otherwise."""
     now = now or timezone.now()
     if until is not None and until <= now:
-        raise ValidationError({"until": f"Must be in the future (it is {now.isoformat()} now)."})
+        raise ValidationError({"until": _("Must be in the future (it is %(now)s now).") % {"now": now.isoformat()}})
 
 
 @transaction.atomic
@@ -160,7 +161,7 @@ def job_pause(*, job: Job, until: datetime | None = None) -> Job:
     Pausing a paused job with another ``until`` (or none) changes when it comes back."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status == Job.Status.COMPLETED:
-        raise ValidationError({"status": "A completed job cannot be paused."})
+        raise ValidationError({"status": _("A completed job cannot be paused.")})
     now = timezone.now()
     validate_pause_until(until, now=now)
     if job.status == Job.Status.PAUSED and job.paused_until == until:

@@ -24,13 +24,22 @@ from django.db import connection
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.db.models.lookups import Contains
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext
 
 from jobs.models import Job, JobTag
 
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 TAG_PATTERN = re.compile(rf"[a-z0-9_.:-]{{1,{MAX_TAG_LENGTH}}}")  # after lowercasing
-TAG_RULE = f"1-{MAX_TAG_LENGTH} letters, digits, '-', '_', '.' or ':'"
+TAG_RULE = gettext_noop("1-%(n)d letters, digits, '-', '_', '.' or ':'")
+
+
+def tag_rule() -> str:
+    """What a tag is, in the request's language."""
+    return _(TAG_RULE) % {"n": MAX_TAG_LENGTH}
+
+
 # Beyond this many items a list is refused as it is, not deduplicated first: at most MAX_TAGS are kept.
 _MAX_GIVEN = 1000
 
@@ -50,11 +59,13 @@ def tag_problems(value: Any) -> list[str]:
     if not isinstance(value, list):
         return ['Give a list of tags (strings), such as ["prod", "team:billing"].']
     if len(value) > MAX_TAGS:
-        return [f"At most {MAX_TAGS} tags; got {len(value)}."]
+        return [_("At most %(max)d tags; got %(n)d.") % {"max": MAX_TAGS, "n": len(value)}]
     bad = [tag for tag in value if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag)]
     if bad:
-        shown = ", ".join(repr(tag)[:60] for tag in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        return [f"Not a tag: {shown}. A tag is {TAG_RULE}."]
+        shown = ", ".join(repr(tag)[:60] for tag in bad[:5]) + (
+            ngettext(" and %(n)d more", " and %(n)d more", len(bad) - 5) % {"n": len(bad) - 5} if len(bad) > 5 else ""
+        )
+        return [_("Not a tag: %(shown)s. A tag is %(rule)s.") % {"shown": shown, "rule": tag_rule()}]
     return []
 
 

@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from jobs.models import MAX_INTERVAL_SECONDS
 from jobs.triggers import get_zone
@@ -41,7 +43,9 @@ _DAY = "[0-6]|" + "|".join(WEEKDAYS)
 _WEEKDAY_TERM = re.compile(
     rf"(?:(?P<all>\*)|(?P<start>{_DAY})(?:-(?P<end>{_DAY}))?)(?:/(?P<step>\d{{1,3}}))?", re.IGNORECASE
 )
-_WEEKDAY_HELP = "use 0-6 (Monday is 0) or mon-sun: one day, a range (mon-fri, 0-4), */step, or a list of these"
+_WEEKDAY_HELP = gettext_noop(
+    "use 0-6 (Monday is 0) or mon-sun: one day, a range (mon-fri, 0-4), */step, or a list of these"
+)
 # A cron field given as a JSON number: any real one is small; a 5000-digit int cannot even be str()-ed.
 _MAX_CRON_NUMBER = 10**6
 
@@ -58,13 +62,15 @@ def normalise_trigger_args(data: dict[str, Any], *, default_timezone: str | None
     args = data.pop("trigger_args")
     trigger = data.get("trigger")
     if not isinstance(args, dict):
-        raise ValidationError({"trigger_args": "Must be a JSON object."})
+        raise ValidationError({"trigger_args": _("Must be a JSON object.")})
     field = CANONICAL_FIELDS.get(trigger) if isinstance(trigger, str) else None
     if field is None:
-        raise ValidationError({"trigger_args": "Give trigger 'cron', 'interval' or 'date' with trigger_args."})
+        raise ValidationError({"trigger_args": _("Give trigger 'cron', 'interval' or 'date' with trigger_args.")})
     # Both given: one would silently replace the other, and the client could not tell which won.
     if data.get(field) not in (None, ""):
-        raise ValidationError({"trigger_args": f"Give one of {field} or trigger_args, not both."})
+        raise ValidationError(
+            {"trigger_args": _("Give one of %(field)s or trigger_args, not both.") % {"field": field}}
+        )
     if trigger == "cron":
         data["cron"] = _cron_from_args(args)
     elif trigger == "interval":
@@ -77,7 +83,10 @@ def normalise_trigger_args(data: dict[str, Any], *, default_timezone: str | None
 def _unknown(args: dict[str, Any], allowed: tuple[str, ...] | dict[str, int]) -> None:
     unknown = sorted(str(name) for name in set(args) - set(allowed))
     if unknown:
-        raise ValidationError({"trigger_args": f"Unsupported: {', '.join(unknown)}. Allowed: {', '.join(allowed)}."})
+        message = _("Unsupported: %(unknown)s. Allowed: %(allowed)s.")
+        raise ValidationError(
+            {"trigger_args": message % {"unknown": ", ".join(unknown), "allowed": ", ".join(allowed)}}
+        )
 
 
 def _cron_from_args(args: dict[str, Any]) -> str:
@@ -88,7 +97,7 @@ def _cron_from_args(args: dict[str, Any]) -> str:
         if text:
             given[name] = text
     if not given:
-        raise ValidationError({"trigger_args": "Give at least one cron field."})
+        raise ValidationError({"trigger_args": _("Give at least one cron field.")})
     coarsest = min(CRON_ARGS.index(name) for name in given)
     fields = {}
     for index, name in enumerate(CRON_ARGS):
@@ -110,7 +119,9 @@ def _cron_text(name: str, value: Any) -> str:
         return value.strip()
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _MAX_CRON_NUMBER:
         return str(value)
-    raise ValidationError({"trigger_args": f"{name} must be text such as '*/5' or a whole number."})
+    raise ValidationError(
+        {"trigger_args": _("%(name)s must be text such as '*/5' or a whole number.") % {"name": name}}
+    )
 
 
 def _cron_weekdays(value: str) -> str:
@@ -120,11 +131,14 @@ def _cron_weekdays(value: str) -> str:
         match = _WEEKDAY_TERM.fullmatch(term.strip())
         if match is None:
             raise ValidationError(
-                {"trigger_args": f"day_of_week: {term.strip()[:40]!r} is not a weekday; {_WEEKDAY_HELP}."}
+                {
+                    "trigger_args": _("day_of_week: %(term)r is not a weekday; %(help)s.")
+                    % {"term": term.strip()[:40], "help": _(_WEEKDAY_HELP)}
+                }
             )
         step = int(match["step"]) if match["step"] is not None else None
         if step == 0:
-            raise ValidationError({"trigger_args": "day_of_week: a step must be at least 1, not 0."})
+            raise ValidationError({"trigger_args": _("day_of_week: a step must be at least 1, not 0.")})
         if match["all"]:
             start, end = 0, 6
         else:
@@ -133,12 +147,16 @@ def _cron_weekdays(value: str) -> str:
             if start > end:
                 raise ValidationError(
                     {
-                        "trigger_args": f"day_of_week: {term.strip()!r} runs backwards "
-                        f"({WEEKDAYS[start]}-{WEEKDAYS[end]}); give a range from the earlier day, mon first."
+                        "trigger_args": _(
+                            "day_of_week: %(term)r runs backwards (%(start)s-%(end)s); "
+                            "give a range from the earlier day, mon first."
+                        )
+                        % {"term": term.strip(), "start": WEEKDAYS[start], "end": WEEKDAYS[end]}
                     }
                 )
             if step is not None and not match["end"]:
-                raise ValidationError({"trigger_args": f"day_of_week: a step goes with * or a range, not {term!r}."})
+                message = _("day_of_week: a step goes with * or a range, not %(term)r.")
+                raise ValidationError({"trigger_args": message % {"term": term}})
         if step is None and (match["all"] or not any(char.isdigit() for char in term)):
             parts.append(term.strip().lower())  # '*', 'mon', 'mon-fri': the same in cron
         else:
@@ -155,18 +173,24 @@ def _interval_from_args(args: dict[str, Any]) -> int:
     total: int | float = 0
     for name, value in args.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValidationError({"trigger_args": f"{name} must be a number of {name}, at least 0."})
+            raise ValidationError(
+                {"trigger_args": _("%(name)s must be a number of %(name)s, at least 0.") % {"name": name}}
+            )
         # Before multiplying: 1e308 weeks overflows to inf, and int(inf) raises.
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValidationError({"trigger_args": f"{name} must be a finite number."})
+            raise ValidationError({"trigger_args": _("%(name)s must be a finite number.") % {"name": name}})
         if value > MAX_INTERVAL_SECONDS / INTERVAL_ARGS[name]:
-            raise ValidationError({"trigger_args": f"The interval must be at most {MAX_INTERVAL_SECONDS} seconds."})
+            raise ValidationError({"trigger_args": _too_long()})
         total += value * INTERVAL_ARGS[name]
     if total > MAX_INTERVAL_SECONDS:
-        raise ValidationError({"trigger_args": f"The interval must be at most {MAX_INTERVAL_SECONDS} seconds."})
+        raise ValidationError({"trigger_args": _too_long()})
     if total < 1 or total != int(total):
-        raise ValidationError({"trigger_args": "The interval must be a whole number of seconds, at least 1."})
+        raise ValidationError({"trigger_args": _("The interval must be a whole number of seconds, at least 1.")})
     return int(total)
+
+
+def _too_long() -> str:
+    return _("The interval must be at most %(n)d seconds.") % {"n": MAX_INTERVAL_SECONDS}
 
 
 def _date_from_args(args: dict[str, Any], zone_name: Any) -> datetime:
@@ -177,7 +201,7 @@ def _date_from_args(args: dict[str, Any], zone_name: Any) -> datetime:
     except ValueError:  # well formed but no such moment: February 30th
         parsed = None
     if parsed is None:
-        raise ValidationError({"trigger_args": "run_date must be an ISO 8601 date and time."})
+        raise ValidationError({"trigger_args": _("run_date must be an ISO 8601 date and time.")})
     if parsed.tzinfo is None:
         # Compared with "now" later, a naive value raised TypeError (a 500); the job's zone is
         # what the user meant, as for its cron.
@@ -185,12 +209,12 @@ def _date_from_args(args: dict[str, Any], zone_name: Any) -> datetime:
     try:
         return parsed.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59:59-12:00 is in the year 10000 in UTC
-        raise ValidationError({"trigger_args": "run_date is out of range."}) from None
+        raise ValidationError({"trigger_args": _("run_date is out of range.")}) from None
 
 
 def _zone(name: Any) -> ZoneInfo:
     if not isinstance(name, str):
-        raise ValidationError({"timezone": "Must be an IANA time zone name such as 'Europe/Berlin'."})
+        raise ValidationError({"timezone": _("Must be an IANA time zone name such as 'Europe/Berlin'.")})
     try:
         return get_zone(name)
     except ValidationError as exc:

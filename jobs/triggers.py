@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
 from cronsim import CronSim, CronSimError
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -94,7 +97,8 @@ def get_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"Unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin'.") from None
+        message = gettext("Unknown time zone %(name)r: use an IANA name such as 'Europe/Berlin'.")
+        raise ValidationError(message % {"name": name}) from None
 
 
 def validate_cron(expr: str) -> None:
@@ -102,16 +106,21 @@ def validate_cron(expr: str) -> None:
     fields = expr.split()
     if len(fields) not in (5, 6):
         raise ValidationError(
-            f"A cron expression has 5 fields (minute hour day month weekday) or 6 with seconds "
-            f"first; {expr!r} has {len(fields)}."
+            gettext(
+                "A cron expression has 5 fields (minute hour day month weekday) or 6 with seconds first; "
+                "%(expr)r has %(n)d."
+            )
+            % {"expr": expr, "n": len(fields)}
         )
     try:
         it = CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
         next(it)
     except CronSimError as exc:
-        raise ValidationError(f"Invalid cron expression {expr!r}: {exc}.") from None
+        raise ValidationError(
+            gettext("Invalid cron expression %(expr)r: %(error)s.") % {"expr": expr, "error": exc}
+        ) from None
     except StopIteration:
-        raise ValidationError(f"The cron expression {expr!r} never fires.") from None
+        raise ValidationError(gettext("The cron expression %(expr)r never fires.") % {"expr": expr}) from None
 
 
 def cron_has_seconds(expr: str) -> bool:
@@ -171,15 +180,31 @@ def cron_preview(expr: str, zone: ZoneInfo, after: datetime, count: int) -> list
     return fires
 
 
+# cron-descriptor's Chinese catalogue leaves the names of days and months in English.
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")  # fmt: skip
+_ZH_NAMES = {
+    **dict(zip(_DAYS, ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"), strict=True)),
+    **{name: f"{n}月" for n, name in enumerate(_MONTHS, 1)},
+}
+_ZH_NAME = re.compile(r"\b(" + "|".join(_ZH_NAMES) + r")\b")
+
+
 def describe_cron(expr: str) -> str:
-    """A valid expression in words: '*/10 * * * * *' is 'Every 10 seconds'."""
+    """A valid expression in words, in the active language: '*/10 * * * * *' is 'Every 10 seconds'
+    ('每 10 秒' in Chinese)."""
     options = Options()
     options.use_24hour_time_format = True
     options.casing_type = CasingTypeEnum.Sentence
+    chinese = (translation.get_language() or "").lower().startswith("zh")
+    if chinese:
+        options.locale_code = "zh_CN"
     try:
-        return ExpressionDescriptor(expr, options).get_description()
+        described = ExpressionDescriptor(expr, options).get_description()
     except Exception:  # noqa: BLE001 - a description is a nicety; cronsim is the authority
         return expr
+    return _ZH_NAME.sub(lambda m: _ZH_NAMES[m.group(1)], described) if chinese else described
 
 
 @dataclass(frozen=True)

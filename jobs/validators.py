@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db.models import Field
+from django.utils.translation import gettext as _
 from django_celery_beat.models import CrontabSchedule
 
 from jobs.dependencies import after_problems
@@ -101,14 +102,14 @@ def _check_tags(job: Job) -> list[tuple[str, str]]:
 def _check_calendars(job: Job) -> list[tuple[str, str]]:
     ids = job.calendars
     if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        return [("calendars", "A list of calendar ids (whole numbers).")]
+        return [("calendars", _("A list of calendar ids (whole numbers)."))]
     if len(ids) > MAX_CALENDARS:
-        return [("calendars", f"At most {MAX_CALENDARS} calendars.")]
+        return [("calendars", _("At most %(n)d calendars.") % {"n": MAX_CALENDARS})]
     if len(set(ids)) != len(ids):
-        return [("calendars", "An id is given twice.")]
+        return [("calendars", _("An id is given twice."))]
     unknown = sorted({i for check in _calendar_checks for i in check(ids)})
     if unknown:
-        return [("calendars", f"No calendar with the id(s) {', '.join(map(str, unknown))}.")]
+        return [("calendars", _("No calendar with the id(s) %(ids)s.") % {"ids": ", ".join(map(str, unknown))})]
     return []
 
 
@@ -117,7 +118,8 @@ def _check_concurrency(job: Job) -> list[tuple[str, str]]:
     (one, the newest) set their own."""
     if job.max_concurrent is not None and job.concurrency_policy != job.ConcurrencyPolicy.ALLOW:
         policy = job.concurrency_policy
-        return [("max_concurrent", f"Only with the 'allow' policy ('{policy}' runs one at a time); leave it empty.")]
+        message = _("Only with the 'allow' policy ('%(policy)s' runs one at a time); leave it empty.")
+        return [("max_concurrent", message % {"policy": policy})]
     return []
 
 
@@ -132,11 +134,11 @@ def text_problem(value: object) -> str | None:
         item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return "Must not contain NUL (\\u0000) characters."
+                return _("Must not contain NUL (\\u0000) characters.")
             try:
                 item.encode()
             except UnicodeEncodeError:
-                return "Must not contain unpaired surrogates (\\ud800-\\udfff)."
+                return _("Must not contain unpaired surrogates (\\ud800-\\udfff).")
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -157,7 +159,8 @@ def json_size(value: object) -> int:
 def _too_large(size: int, limit: int, what: str = "") -> list[str]:
     if size <= limit:
         return []
-    return [f"At most {limit // 1024} KiB ({limit} bytes){what}; this is {size} bytes."]
+    message = _("At most %(kib)d KiB (%(limit)d bytes)%(what)s; this is %(size)d bytes.")
+    return [message % {"kib": limit // 1024, "limit": limit, "what": what, "size": size}]
 
 
 def kwargs_bound_problems(kwargs: object) -> list[str]:
@@ -172,8 +175,8 @@ def kwargs_bound_problems(kwargs: object) -> list[str]:
 
 def header_bound_problems(headers: object) -> list[str]:
     if isinstance(headers, dict) and len(headers) > MAX_HEADERS:
-        return [f"At most {MAX_HEADERS} headers."]
-    return _too_large(json_size(headers), MAX_HEADERS_BYTES, " as JSON")
+        return [_("At most %(n)d headers.") % {"n": MAX_HEADERS}]
+    return _too_large(json_size(headers), MAX_HEADERS_BYTES, _(" as JSON"))
 
 
 def body_bound_problems(body: object) -> list[str]:
@@ -184,30 +187,32 @@ def body_bound_problems(body: object) -> list[str]:
 
 def body_problems(body: object) -> list[str]:
     if not isinstance(body, str):
-        return ["Must be text."]
+        return [_("Must be text.")]
     return body_bound_problems(body)
 
 
 def header_problems(headers: object) -> list[str]:
     """What is wrong with ``headers``. The messages never quote a value: values hold secrets."""
     if not isinstance(headers, dict):
-        return ["Must be a JSON object of header names to string values."]
+        return [_("Must be a JSON object of header names to string values.")]
     problems = header_bound_problems(headers)
     if problems:
         return problems
     for name, value in headers.items():
         if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
-            problems.append(f"{name!r:.80} is not a valid header name.")
+            problems.append(_("%(name).80r is not a valid header name.") % {"name": name})
         elif not isinstance(value, str):
-            problems.append(f"The value of {name!r} must be a string.")
+            problems.append(_("The value of %(name)r must be a string.") % {"name": name})
         elif "\r" in value or "\n" in value or "\0" in value:
-            problems.append(f"The value of {name!r} must not contain line breaks.")
+            problems.append(_("The value of %(name)r must not contain line breaks.") % {"name": name})
         elif value != value.strip():
             # requests refuses these at send time with InvalidHeader, whose message quotes the value.
-            problems.append(f"The value of {name!r} must not start or end with whitespace.")
+            problems.append(_("The value of %(name)r must not start or end with whitespace.") % {"name": name})
         elif not value.isascii() and not _is_latin1(value):
             # http.client encodes header values as Latin-1; anything else fails every run.
-            problems.append(f"The value of {name!r} must be Latin-1 text (percent-encode other characters).")
+            problems.append(
+                _("The value of %(name)r must be Latin-1 text (percent-encode other characters).") % {"name": name}
+            )
     return problems
 
 
@@ -253,15 +258,15 @@ def _override_problems(field: str, value: object, job: Job | None) -> list[str]:
         return [problem]
     kind, label = _OVERRIDE_KINDS.get(field, (None, ""))
     if job is not None and kind is not None and job.kind != kind:
-        return [f"Only for {label}; this one is {job.kind}."]
+        return [_("Only for %(kind)s; this one is %(this)s.") % {"kind": label, "this": job.kind}]
     if field == "headers":
         problems = header_problems(value)
         if not problems and job is not None:
             merged = {**job.headers, **cast(dict[str, str], value)}  # header_problems found none: a dict of str
             if len(merged) > MAX_HEADERS:
-                problems = [f"At most {MAX_HEADERS} headers, with the job's own."]
+                problems = [_("At most %(n)d headers, with the job's own.") % {"n": MAX_HEADERS}]
             else:
-                problems = _too_large(json_size(merged), MAX_HEADERS_BYTES, " as JSON, with the job's own")
+                problems = _too_large(json_size(merged), MAX_HEADERS_BYTES, _(" as JSON, with the job's own"))
         return problems
     if field == "body":
         return body_problems(value)
@@ -272,13 +277,13 @@ def _override_problems(field: str, value: object, job: Job | None) -> list[str]:
 
 def _override_kwargs_problems(kwargs: object, job: Job | None) -> list[str]:
     if not isinstance(kwargs, dict):
-        return ["Must be a JSON object."]
+        return [_("Must be a JSON object.")]
     if job is None:
         return expression_problems(kwargs)
     merged = {**job.handler_kwargs, **kwargs}
     bounds = kwargs_bound_problems(merged)
     if bounds:
-        return [f"{message.rstrip('.')}, with the job's own." for message in bounds]
+        return [_("%(problem)s, with the job's own.") % {"problem": message.rstrip(".。")} for message in bounds]
     # A handler that no longer loads is the run's failure to record, not the request's.
     return [
         message for field, message in map(_handler_problem, check_kwargs(job.handler, merged)) if field != "handler"
@@ -326,10 +331,14 @@ def _check_trigger(job: Job) -> list[tuple[str, str]]:
     for field, given in trigger_fields.items():
         if given and field != expected:
             problems.append(
-                (field, f"Not used by a {job.trigger} trigger: give only one of cron, interval_seconds, run_at.")
+                (
+                    field,
+                    _("Not used by a %(trigger)s trigger: give only one of cron, interval_seconds, run_at.")
+                    % {"trigger": job.trigger},
+                )
             )
     if expected and not trigger_fields[expected]:
-        problems.append((expected, f"Required for a {job.trigger} trigger."))
+        problems.append((expected, _("Required for a %(trigger)s trigger.") % {"trigger": job.trigger}))
     if job.trigger == "cron" and job.cron:
         try:
             validate_cron(job.cron)
@@ -339,8 +348,8 @@ def _check_trigger(job: Job) -> list[tuple[str, str]]:
             problems += [("cron", message) for message in _crontab_column_problems(job.cron)]
     # An int unless the field's own check (clean_fields) refused the value; that error is reported.
     if isinstance(job.interval_seconds, int) and job.interval_seconds < 1:
-        problems.append(("interval_seconds", "Must be at least 1 second."))
-    if not any(field == "cron" or field == "timezone" for field, _ in problems):
+        problems.append(("interval_seconds", _("Must be at least 1 second.")))
+    if not any(field == "cron" or field == "timezone" for field, _message in problems):
         problems += [("jitter_seconds", message) for message in _jitter_problems(job)]
     return problems
 
@@ -351,16 +360,18 @@ def _jitter_problems(job: Job) -> list[str]:
     if not isinstance(jitter, int) or jitter <= 0:
         return []
     if job.trigger not in ("cron", "interval"):
-        return [f"Jitter moves the fires of cron and interval jobs; a {job.trigger} job has none to move: use 0."]
+        message = _("Jitter moves the fires of cron and interval jobs; a %(trigger)s job has none to move: use 0.")
+        return [message % {"trigger": job.trigger}]
     if job.trigger == "interval":
         if isinstance(job.interval_seconds, int) and jitter >= job.interval_seconds:
-            return [f"Must be less than the interval ({job.interval_seconds} s), or fires would overtake each other."]
+            message = _("Must be less than the interval (%(n)d s), or fires would overtake each other.")
+            return [message % {"n": job.interval_seconds}]
         return []
     if not job.cron:
         return []
     gap = shortest_gap(job.cron, get_zone(job.timezone))
     if jitter >= gap:
-        return [f"Must be less than the shortest time between two fires of the cron ({int(gap)} s)."]
+        return [_("Must be less than the shortest time between two fires of the cron (%(n)d s).") % {"n": int(gap)}]
     return []
 
 
@@ -376,7 +387,8 @@ def _crontab_column_problems(expr: str) -> list[str]:
         limit = field.max_length if isinstance(field, Field) else None
         if limit is not None and len(text) > limit:
             problems.append(
-                f"The {label} field is {len(text)} characters long; at most {limit} fit the schedule table."
+                _("The %(field)s field is %(n)d characters long; at most %(limit)d fit the schedule table.")
+                % {"field": label, "n": len(text), "limit": limit}
             )
     return problems
 
@@ -385,12 +397,12 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if job.kind == "http":
         if not job.url:
-            problems.append(("url", "Required for an http job."))
+            problems.append(("url", _("Required for an http job.")))
         else:
             try:
                 _url_validator(job.url)
             except ValidationError:
-                problems.append(("url", "Enter a valid http:// or https:// URL."))
+                problems.append(("url", _("Enter a valid http:// or https:// URL.")))
             else:
                 problems += [("url", message) for message in _egress_problems(job.url)]
         problems += [("headers", message) for message in header_problems(job.headers)]
@@ -398,18 +410,18 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
     elif job.kind == "python":
         handler_ok = isinstance(job.handler, str) and HANDLER_PATTERN.fullmatch(job.handler) is not None
         if not job.handler:
-            problems.append(("handler", "Required for a python job."))
+            problems.append(("handler", _("Required for a python job.")))
         elif not handler_ok:
-            problems.append(("handler", "Use 'scripts:<name>' or 'package.module:function'."))
+            problems.append(("handler", _("Use 'scripts:<name>' or 'package.module:function'.")))
         if not isinstance(job.handler_kwargs, dict):
-            problems.append(("handler_kwargs", "Must be a JSON object."))
+            problems.append(("handler_kwargs", _("Must be a JSON object.")))
         elif handler_ok:
             problems += [_handler_problem(message) for message in check_kwargs(job.handler, job.handler_kwargs)]
     elif job.kind == "shell":
         if not (job.command or "").strip():
-            problems.append(("command", "Required for a shell job."))
+            problems.append(("command", _("Required for a shell job.")))
         if not settings.CRONTASK_ALLOW_SHELL:
-            problems.append(("kind", "Shell jobs are disabled: set CRONTASK_ALLOW_SHELL=true to allow them."))
+            problems.append(("kind", _("Shell jobs are disabled: set CRONTASK_ALLOW_SHELL=true to allow them.")))
     return problems
 
 

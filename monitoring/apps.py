@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class MonitoringConfig(AppConfig):
     """Carries the ``healthcheck`` command, ``GET /metrics``, the dashboard and staff display preferences."""
 
     name = "monitoring"
-    verbose_name = "Monitoring"
+    verbose_name = gettext_lazy("Monitoring")
 
     def ready(self) -> None:
         from monitoring import metrics

@@ -62,17 +62,26 @@ LIST_COLUMNS = (
 # The sections of a run's page that only one kind of job fills.
 KIND_SECTIONS: dict[str, str | None] = {"HTTP": Job.Kind.HTTP, "Python": Job.Kind.PYTHON, "Shell": Job.Kind.SHELL}
 
+# The run page's sections shown only when they apply (RunAdmin.get_fieldsets).
+CANCELLED_TITLE = gettext_lazy("Cancelled")
+FAILURE_TITLE = gettext_lazy("Failure")
+
 TEXT_BLOCK = (
     '<pre style="white-space:pre-wrap;max-height:30em;overflow:auto;background:var(--darkened-bg,#f8f8f8);'
     'padding:8px;margin:0;font-family:var(--font-family-monospace,monospace)">{}</pre>'
 )
 
 
+def trigger_label(trigger: str) -> str:
+    """What fired a run, in the request's language ("schedule", "manual", …)."""
+    return str(Run.Trigger(trigger).label) if trigger in Run.Trigger.values else trigger
+
+
 class JobIdFilter(admin.SimpleListFilter):
     """``?job=<id>``: one job's runs (the link under a job's recent runs). No option list: there may be
     a hundred thousand jobs."""
 
-    title = "job"
+    title = gettext_lazy("job")
     parameter_name = "job"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
@@ -106,15 +115,15 @@ class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["job_link", "status_badge", "trigger", "attempt", "retry_of_link", "target", "error"]}),
         (
-            "Timing",
+            gettext_lazy("Timing"),
             {"fields": ["scheduled_for_shown", "queued_at_shown", "started_at_shown", "finished_at_shown", "duration"]},
         ),
-        ("Cancelled", {"fields": ["cancelled_at", "cancelled_by"]}),
+        (CANCELLED_TITLE, {"fields": ["cancelled_at", "cancelled_by"]}),
         ("HTTP", {"fields": ["status_code", "response_body_block"]}),
         ("Python", {"fields": ["result_block", "log_output_block"]}),
         ("Shell", {"fields": ["exit_code", "output_block"]}),
-        ("Failure", {"fields": ["traceback_block"]}),
-        ("Delivery", {"fields": ["overrides_masked", "sent_at", "worker", "celery_task_id"]}),
+        (FAILURE_TITLE, {"fields": ["traceback_block"]}),
+        (gettext_lazy("Delivery"), {"fields": ["overrides_masked", "sent_at", "worker", "celery_task_id"]}),
     ]
     readonly_fields = [
         "job_link", "status_badge", "trigger", "attempt", "retry_of_link", "target", "error", "scheduled_for_shown",
@@ -135,12 +144,12 @@ class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Run | None = None) -> list:
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None or obj.cancelled_at is None:
-            fieldsets = [f for f in fieldsets if f[0] != "Cancelled"]
+            fieldsets = [f for f in fieldsets if f[0] != CANCELLED_TITLE]
         if obj is not None:  # only the section of the run's kind (HTTP, Python or Shell)
             kind = Job.objects.filter(pk=obj.job_id).values_list("kind", flat=True).first()
             fieldsets = [f for f in fieldsets if KIND_SECTIONS.get(str(f[0]), kind) == kind]
         if obj is not None and not obj.traceback:
-            fieldsets = [f for f in fieldsets if f[0] != "Failure"]
+            fieldsets = [f for f in fieldsets if f[0] != FAILURE_TITLE]
         return list(fieldsets)
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
@@ -152,7 +161,7 @@ class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("trigger"), ordering="trigger")
     def trigger_shown(self, run: Run) -> str:
-        label = str(Run.Trigger(run.trigger).label) if run.trigger in Run.Trigger.values else run.trigger
+        label = trigger_label(run.trigger)
         return label if run.attempt <= 1 else _("%(trigger)s, attempt %(n)d") % {"trigger": label, "n": run.attempt}
 
     @admin.display(description=gettext_lazy("started"), ordering="started_at")
@@ -203,7 +212,7 @@ class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
             self.cancel_runs(request, Run.objects.filter(pk=run.pk))
         return HttpResponseRedirect(reverse("admin:runs_run_change", args=[run.pk]))
 
-    @admin.action(description="Cancel selected runs", permissions=["cancel"])
+    @admin.action(description=gettext_lazy("Cancel selected runs"), permissions=["cancel"])
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
         cancelled, asked, ended = 0, 0, []
         for run in queryset.only("pk", "status"):
@@ -220,11 +229,13 @@ class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
             grace = settings.CRONTASK_CANCEL_GRACE_SECONDS
             self.message_user(
                 request,
-                f"{cancelled} queued run(s) cancelled; {asked} running run(s) asked to stop (within {grace} s).",
+                _("%(cancelled)d queued run(s) cancelled; %(asked)d running run(s) asked to stop (within %(grace)d s).")
+                % {"cancelled": cancelled, "asked": asked, "grace": grace},
                 messages.SUCCESS,
             )
         if ended:
-            self.message_user(request, "Not cancelled: " + " | ".join(ended[: jobs_admin.MAX_LISTED]), messages.WARNING)
+            listed = " | ".join(ended[: jobs_admin.MAX_LISTED])
+            self.message_user(request, _("Not cancelled: %(runs)s") % {"runs": listed}, messages.WARNING)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -232,47 +243,50 @@ class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
         return False
 
-    @admin.display(description="job", ordering="job_id")
+    @admin.display(description=gettext_lazy("job"), ordering="job_id")
     def job_link(self, run: Run) -> SafeString:
         return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[run.job_id]), run.job_id)
 
-    @admin.display(description="retry of")
+    @admin.display(description=gettext_lazy("retry of"))
     def retry_of_link(self, run: Run) -> SafeString | str:
         if not run.retry_of_id:
             return "—"
         return format_html(
-            '<a href="{}">run {}</a>', reverse("admin:runs_run_change", args=[run.retry_of_id]), run.retry_of_id
+            '<a href="{}">{} {}</a>',
+            reverse("admin:runs_run_change", args=[run.retry_of_id]),
+            _("run"),
+            run.retry_of_id,
         )
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_badge(self, run: Run) -> SafeString:
         return badge(run.status)
 
-    @admin.display(description="duration", ordering="duration_ms")
+    @admin.display(description=gettext_lazy("duration"), ordering="duration_ms")
     def duration(self, run: Run) -> str:
         return f"{run.duration_ms} ms" if run.duration_ms is not None else "—"
 
-    @admin.display(description="response body")
+    @admin.display(description=gettext_lazy("response body"))
     def response_body_block(self, run: Run) -> SafeString:
         return format_html(TEXT_BLOCK, run.response_body or "—")
 
-    @admin.display(description="result")
+    @admin.display(description=gettext_lazy("result"))
     def result_block(self, run: Run) -> SafeString:
         return format_html(TEXT_BLOCK, json.dumps(run.result, indent=2) if run.result is not None else "—")
 
-    @admin.display(description="log output")
+    @admin.display(description=gettext_lazy("log output"))
     def log_output_block(self, run: Run) -> SafeString:
         return text_block(run, "log_output")  # live while the run goes on (runs.admin_live)
 
-    @admin.display(description="output")
+    @admin.display(description=gettext_lazy("output"))
     def output_block(self, run: Run) -> SafeString:
         return text_block(run, "output")
 
-    @admin.display(description="traceback")
+    @admin.display(description=gettext_lazy("traceback"))
     def traceback_block(self, run: Run) -> SafeString:
         return format_html(TEXT_BLOCK, run.traceback or "—")
 
-    @admin.display(description="overrides")
+    @admin.display(description=gettext_lazy("overrides"))
     def overrides_masked(self, run: Run) -> SafeString:
         return format_html(TEXT_BLOCK, json.dumps(mask_overrides(run.overrides), indent=2))
 
@@ -286,15 +300,18 @@ class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
             raise Http404
         here = reverse("admin:runs_run_change", args=[run.pk])
         if not request.user.has_perm("jobs.change_job"):  # run now's permission (the job page's button)
-            self.message_user(request, "Running a job again needs the permission to change it.", messages.ERROR)
+            self.message_user(request, _("Running a job again needs the permission to change it."), messages.ERROR)
             return HttpResponseRedirect(here)
         try:
             new = enqueue.run_again(run=run, actor=request.user)
         except (ValidationError, PermissionDenied) as exc:
             reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-            self.message_user(request, f"Not run again: {reason}", messages.ERROR)
+            self.message_user(request, _("Not run again: %(reason)s") % {"reason": reason}, messages.ERROR)
             return HttpResponseRedirect(here)
-        self.message_user(request, f"Run {new.pk} queued: run {run.pk} again, with its one-off values.")
+        self.message_user(
+            request,
+            _("Run %(new)d queued: run %(old)d again, with its one-off values.") % {"new": new.pk, "old": run.pk},
+        )
         return HttpResponseRedirect(reverse("admin:runs_run_change", args=[new.pk]))
 
 
@@ -302,7 +319,7 @@ class LastRunStatusFilter(admin.SimpleListFilter):
     """The run statuses as options. The field has no choices, so the stock filter would read the
     distinct values of the whole job table on every page of the list."""
 
-    title = "last run status"
+    title = gettext_lazy("last run status")
     parameter_name = "last_run_status"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
@@ -315,7 +332,11 @@ class LastRunStatusFilter(admin.SimpleListFilter):
 def _with_health(fieldset: Any) -> Any:
     """The job page's State section starts with the job's health."""
     name, options = fieldset
-    return (name, {**options, "fields": ["health_badge", *options["fields"]]}) if name == "State" else fieldset
+    return (
+        (name, {**options, "fields": ["health_badge", *options["fields"]]})
+        if name == jobs_admin.STATE_TITLE
+        else fieldset
+    )
 
 
 class HealthFilter(admin.SimpleListFilter):
@@ -348,8 +369,8 @@ class JobAdmin(jobs_admin.JobAdmin):
     ]  # fmt: skip
     fieldsets = [
         *[_with_health(fieldset) for fieldset in jobs_admin.JobAdmin.fieldsets],
-        ("Next fires", {"fields": ["next_fires", "pause_until"]}),
-        ("Recent runs", {"fields": ["run_pictures", "recent_runs"]}),
+        (gettext_lazy("Next fires"), {"fields": ["next_fires", "pause_until"]}),
+        (gettext_lazy("Recent runs"), {"fields": ["run_pictures", "recent_runs"]}),
     ]
     actions = ["pause_jobs", pause_jobs_until, "resume_jobs", "run_jobs_now", "delete_jobs"]
 
@@ -420,11 +441,11 @@ class JobAdmin(jobs_admin.JobAdmin):
             return calendar_choice_field()
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
-    @admin.display(description="pause")
+    @admin.display(description=gettext_lazy("pause"))
     def pause_until(self, job: Job) -> SafeString | str:
         return pause_until_link(job)
 
-    @admin.display(description="next fires (after jitter, DST policy and calendars)")
+    @admin.display(description=gettext_lazy("next fires (after jitter, DST policy and calendars)"))
     def next_fires(self, job: Job) -> SafeString | str:
         return next_fires_html(job)
 
@@ -443,7 +464,7 @@ class JobAdmin(jobs_admin.JobAdmin):
             '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
             (
                 (
-                    reverse("admin:runs_run_change", args=[r.pk]), r.pk, r.trigger, badge(r.status),
+                    reverse("admin:runs_run_change", args=[r.pk]), r.pk, trigger_label(r.trigger), badge(r.status),
                     times.time_html(r.started_at or r.queued_at),
                     f"{r.duration_ms} ms" if r.duration_ms is not None else times.EMPTY,
                     r.error[:120],

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from core.admin_utils import STATUS_COLOURS
+from core.status_words import STATUS_WORDS
 from runs.models import Run
 
 LIVE_LOG_JS = "runs/live_log.js"
@@ -30,5 +31,6 @@ def text_block(run: Run, field: str) -> SafeString:
             "offset": len(text),  # in characters of the stored text, as the API counts
             "url": reverse("run-log", args=[run.pk]) if going else "",
             "colours": json.dumps(STATUS_COLOURS) if going else "",
+            "words": json.dumps({key: str(word) for key, word in STATUS_WORDS.items()}) if going else "",
         },
     )

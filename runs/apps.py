@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class RunsConfig(AppConfig):
     name = "runs"
-    verbose_name = "Runs"
+    verbose_name = gettext_lazy("Runs")
 
     def ready(self) -> None:
         # Register the tasks in every process (web, commands, worker): runs.enqueue sends

@@ -18,6 +18,7 @@ from celery import Task, current_app
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.services import audit_context, audit_record
 from core.outage import describe
@@ -49,7 +50,8 @@ def run_again(*, run: Run, actor: Actor = None) -> Run:
     job as it is now, as run now checks them: it may have changed kind or handler since."""
     job = Job.objects.filter(pk=run.job_id).first()
     if job is None:  # deleted since the run was read (its runs go with it)
-        raise ValidationError({"job": f"Run {run.pk}'s job {run.job_id!r} no longer exists."})
+        message = _("Run %(run)d's job %(job)r no longer exists.")
+        raise ValidationError({"job": message % {"run": run.pk, "job": run.job_id}})
     check_shell_permission(actor, job.kind)
     errors = run_override_errors(run.overrides, job=job)
     if errors:

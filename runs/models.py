@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+from core.status_words import STATUS_WORDS
 
 
 class Run(models.Model):
@@ -134,4 +137,5 @@ class Run(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"run {self.pk} of {self.job_id} ({self.status})"
+        status = STATUS_WORDS.get(self.status, self.status)
+        return gettext("run %(id)s of %(job)s (%(status)s)") % {"id": self.pk, "job": self.job_id, "status": status}

@@ -8,12 +8,23 @@ from typing import Any
 from django import template
 from django.utils.html import json_script
 from django.utils.safestring import SafeString
+from django.utils.translation import pgettext_lazy
 
 from core import times
 from core.admin_utils import badge
+from core.status_words import STATUS_WORDS
 from runs import health
 
 register = template.Library()
+
+#: What a job version records (jobs.JobVersion.Action), in the request's language.
+ACTION_WORDS = {
+    "create": pgettext_lazy("version action", "create"),
+    "update": pgettext_lazy("version action", "update"),
+    "delete": pgettext_lazy("version action", "delete"),
+    "restore": pgettext_lazy("version action", "restore"),
+    "revert": pgettext_lazy("version action", "revert"),
+}
 
 
 @register.filter
@@ -38,6 +49,38 @@ def in_zone(moment: datetime | None, zone: str) -> SafeString:
 def relative_words() -> SafeString:
     """The words of relative times for ``times.js`` (a JSON script element)."""
     return json_script(times.relative_words(), "ct-relative-words")
+
+
+@register.filter
+def status_word(status: str) -> str:
+    """A status (of a job, run or health state) in the request's language, as its badge says it."""
+    return str(STATUS_WORDS.get(status, status))
+
+
+#: The words of the health report (monitoring.health, the API's /api/health/ in English) as the
+#: dashboard shows them; an error it does not know (an exception's name) is shown as it is.
+HEALTH_WORDS = {
+    "database": pgettext_lazy("health", "database"),
+    "broker": pgettext_lazy("health", "broker"),
+    "beat": pgettext_lazy("health", "beat"),
+    "workers": pgettext_lazy("health", "workers"),
+    "ok": pgettext_lazy("health", "ok"),
+    "error": pgettext_lazy("health", "error"),
+    "database unavailable": pgettext_lazy("health", "database unavailable"),
+    "beat has never run": pgettext_lazy("health", "beat has never run"),
+    "no heartbeat for over a minute": pgettext_lazy("health", "no heartbeat for over a minute"),
+    "no worker heartbeat in the last minute": pgettext_lazy("health", "no worker heartbeat in the last minute"),
+}
+
+
+@register.filter
+def health_word(word: str) -> str:
+    return str(HEALTH_WORDS.get(word, word))
+
+
+@register.filter
+def action_word(action: str) -> str:
+    return str(ACTION_WORDS.get(action, action))
 
 
 @register.filter

@@ -118,7 +118,7 @@ def test_the_rule_list_shows_event_threshold_and_what_it_watches(admin_client, o
     rules.rule_create(data={"name": "slow ones", "event": "slow", "threshold": 5000, "channels": [ops.pk]})
     rules.rule_create(data={"name": "late a", "event": "late", "jobs": ["a"], "channels": [ops.pk]})
     page = admin_client.get("/admin/alerts/alertrule/").content.decode()
-    for text in ("slow ones", "5000", "every job", "late a", "1 job(s)"):
+    for text in ("slow ones", "5000", "every job", "late a", "1 job<"):
         assert text in page
     assert "late a" not in admin_client.get("/admin/alerts/alertrule/", {"event": "slow"}).content.decode()
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from audit.services import audit_prune
 
@@ -23,6 +24,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, older_than_days: int | None, **options: Any) -> None:
         days = settings.CRONTASK_AUDIT_RETENTION_DAYS if older_than_days is None else older_than_days
         if days < 1:
-            raise CommandError("--older-than-days must be at least 1.")
+            raise CommandError(_("--older-than-days must be at least 1."))
         removed = audit_prune(older_than_days=days)
-        self.stdout.write(f"Pruned {removed} audit entries older than {days} days.")
+        self.stdout.write(_("Pruned %(n)d audit entries older than %(days)d days.") % {"n": removed, "days": days})

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from calendars.ics import import_ics
 from calendars.models import Calendar
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         try:
             content = file.read_bytes()
         except OSError as exc:
-            raise CommandError(f"Cannot read {file}: {exc}") from None
+            raise CommandError(_("Cannot read %(file)s: %(error)s") % {"file": file, "error": exc}) from None
         try:
             # One transaction: a file refused leaves no calendar made for it, and no window.
             with transaction.atomic():
@@ -41,6 +42,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(
-            f"{found.name}: {result.added} window(s) added, {len(result.skipped)} event(s) skipped"
-            + ("".join(f"\n  skipped {s}" for s in result.skipped))
+            _("%(calendar)s: %(added)d window(s) added, %(skipped)d event(s) skipped")
+            % {"calendar": found.name, "added": result.added, "skipped": len(result.skipped)}
+            + ("".join("\n  " + _("skipped %(event)s") % {"event": s} for s in result.skipped))
         )

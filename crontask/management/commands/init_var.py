@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 from crontask.bootstrap import prepare_var_dir
 
@@ -22,6 +23,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         created = prepare_var_dir()
         if created:
-            self.stdout.write("Created " + ", ".join(str(path) for path in created))
+            self.stdout.write(_("Created %(paths)s") % {"paths": ", ".join(str(path) for path in created)})
         else:
-            self.stdout.write(f"Nothing to create: {settings.VAR_DIR} is ready.")
+            self.stdout.write(_("Nothing to create: %(dir)s is ready.") % {"dir": settings.VAR_DIR})

@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
+from django.utils.translation import gettext as _
 
 from core import multiprocess
 from crontask.bootstrap import ensure_admin_user, prepare_var_dir
@@ -58,10 +59,12 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         password = ensure_admin_user(password=os.environ.get("CRONTASK_ADMIN_PASSWORD", ""))
         url = f"http://{host}:{port}/admin/"
-        self.stdout.write(f"Crontask admin: {url}  (user: admin)")
+        self.stdout.write(_("Crontask admin: %(url)s  (user: admin)") % {"url": url})
         if password:
-            self.stdout.write(f"Generated admin password (shown only this once): {password}")
-        self.stdout.write("API token: python manage.py drf_create_token admin")
+            self.stdout.write(
+                _("Generated admin password (shown only this once): %(password)s") % {"password": password}
+            )
+        self.stdout.write(_("API token: python manage.py drf_create_token admin"))
         self.stdout.flush()
         # The metrics of the last run of these processes go: counts start again from 0 (Prometheus
         # takes it as a restart), and the directory holds only the files of processes running now.

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from jobs.importer import export_job
 from jobs.models import Job
@@ -41,5 +42,7 @@ class Command(BaseCommand):
         try:
             output.write_text(text)
         except OSError as exc:  # no such folder, a folder given, no permission, a full disk
-            raise CommandError(f"Cannot write {output}: {exc.strerror or exc}.") from exc
-        self.stderr.write(f"Exported {len(jobs)} jobs to {output}.")
+            raise CommandError(
+                _("Cannot write %(file)s: %(error)s.") % {"file": output, "error": exc.strerror or exc}
+            ) from exc
+        self.stderr.write(_("Exported %(n)d jobs to %(file)s.") % {"n": len(jobs), "file": output})

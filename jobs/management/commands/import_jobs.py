@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from core import origin
 from core.progress import ProgressBar
@@ -13,8 +15,12 @@ from jobs.importer import ImportFormatError, add_tags, import_entries, load_entr
 from jobs.tags import clean_tags
 
 # What -v 2 prints for each entry, by its outcome (a dry run's in the conditional).
-_DONE = {"created": "created", "updated": "updated", "unchanged": "unchanged"}
-_WOULD = {"created": "would create", "updated": "would update", "unchanged": "unchanged"}
+_DONE = {"created": gettext_noop("created"), "updated": gettext_noop("updated"), "unchanged": gettext_noop("unchanged")}
+_WOULD = {
+    "created": gettext_noop("would create"),
+    "updated": gettext_noop("would update"),
+    "unchanged": gettext_noop("unchanged"),
+}
 
 
 class Command(BaseCommand):
@@ -50,7 +56,7 @@ class Command(BaseCommand):
         except (OSError, UnicodeDecodeError, ImportFormatError) as exc:
             raise CommandError(f"{file}: {exc}") from exc
         with (
-            ProgressBar(self.stderr, len(entries), label="jobs") as progress,
+            ProgressBar(self.stderr, len(entries), label=_("jobs")) as progress,
             origin.origin("import"),  # who the versions and the audit trail name: "import"
         ):
             summary = import_entries(entries, dry_run=dry_run, on_progress=progress.advance)
@@ -58,9 +64,9 @@ class Command(BaseCommand):
             words = _WOULD if dry_run else _DONE
             for outcome, job_id, label in summary.outcomes:
                 where = f" ({label})" if label != job_id else ""
-                self.stdout.write(f"{words[outcome]} {job_id}{where}")
+                self.stdout.write(f"{_(words[outcome])} {job_id}{where}")
         for invalid in summary.invalid:
-            self.stderr.write(f"invalid {invalid.label}: {invalid.reason}")
-        self.stdout.write(("Dry run: " if dry_run else "") + summary.line())
+            self.stderr.write(_("invalid %(where)s: %(reason)s") % {"where": invalid.label, "reason": invalid.reason})
+        self.stdout.write((_("Dry run: ") if dry_run else "") + summary.line())
         if summary.invalid:
             sys.exit(1)

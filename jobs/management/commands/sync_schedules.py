@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 from core.progress import ProgressBar
 from jobs import services
@@ -18,10 +19,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         created = services.ensure_system_jobs()
-        with ProgressBar(self.stderr, Job.objects.count(), label="jobs") as progress:
+        with ProgressBar(self.stderr, Job.objects.count(), label=_("jobs")) as progress:
             synced, removed = services.sync_all_schedules(on_progress=progress.advance)
         added, dropped = tags_rebuild()
         self.stdout.write(
-            f"Synced {synced} jobs, removed {removed} orphaned periodic tasks, created {len(created)} system jobs; "
-            f"tags in use: {added} added, {dropped} dropped."
+            _(
+                "Synced %(synced)d jobs, removed %(removed)d orphaned periodic tasks, created %(created)d system jobs; "
+                "tags in use: %(added)d added, %(dropped)d dropped."
+            )
+            % {"synced": synced, "removed": removed, "created": len(created), "added": added, "dropped": dropped}
         )

@@ -3,6 +3,9 @@
 "use strict";
 (function () {
   const config = JSON.parse(document.getElementById("cron-preview-config").textContent);
+  // The words are the djangojs catalogue's (jsi18n/, loaded by admin/base_site.html) in the page's language.
+  const _ = window.gettext || ((text) => text);
+  const fmt = (text, args) => (window.interpolate ? window.interpolate(text, args) : text.replace("%s", args[0]));
   const cron = document.getElementById("id_cron");
   const zone = document.getElementById("id_timezone");
   if (!cron) return;
@@ -65,13 +68,13 @@
         const walked = await draft.json();
         if (request !== latest) return;
         lines = walked.fires.map((fire) => {
-          const mark = fire.skipped ? "skipped: " : (fire.moved ? "moved: " : "");
+          const mark = fire.skipped ? _("skipped: ") : (fire.moved ? _("moved: ") : "");
           return shownTime(fire.at, walked.timezone) + (fire.reasons.length ? " (" + mark + fire.reasons.join("; ") + ")" : "");
         });
       }
-      show([body.description + " — next:", ...lines], false);
+      show([fmt(_("%s — next:"), [body.description]), ...lines], false);
     } catch (err) {
-      if (request === latest) show(["Preview unavailable: " + err], true);
+      if (request === latest) show([fmt(_("Preview unavailable: %s"), [String(err)])], true);
     }
   }
 

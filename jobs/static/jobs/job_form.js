@@ -3,6 +3,9 @@
 "use strict";
 (function () {
   const config = JSON.parse(document.getElementById("cron-preview-config").textContent);
+  // The words are the djangojs catalogue's (jsi18n/, loaded by admin/base_site.html) in the page's language.
+  const _ = window.gettext || ((text) => text);
+  const fmt = (text, args) => (window.interpolate ? window.interpolate(text, args) : text.replace("%s", args[0]));
   const kind = document.getElementById("id_kind");
   const trigger = document.getElementById("id_trigger");
   const triggerRows = { cron: ["cron", "timezone"], interval: ["interval_seconds"], date: ["run_at", "timezone"], manual: [] };
@@ -54,11 +57,11 @@
       lines.push(found.name + (found.description ? " — " + found.description : ""));
       for (const p of found.parameters) {
         const type = p.type || "any";
-        const extra = p.required ? "required" : "default " + JSON.stringify(p.default);
+        const extra = p.required ? _("required") : fmt(_("default %s"), [JSON.stringify(p.default)]);
         lines.push(p.name + ": " + type + (p.nullable ? " | null" : "") + " (" + extra + ")");
       }
     } else if (handlers.length) {
-      lines.push("Scripts: " + handlers.map((h) => h.handler).join(", "));
+      lines.push(fmt(_("Scripts: %s"), [handlers.map((h) => h.handler).join(", ")]));
     }
     box.replaceChildren(...lines.map((text) => {
       const line = document.createElement("div");

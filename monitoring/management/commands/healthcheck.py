@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from heartbeats.models import Heartbeat
 from heartbeats.services import BEAT
@@ -26,10 +27,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, part: str, **options: Any) -> None:
         if part == "database":
             Heartbeat.objects.exists()
-            self.stdout.write("database ok")
+            self.stdout.write(_("database ok"))
             return
         beat = Heartbeat.objects.filter(name=BEAT).first()
         if beat is None or timezone.now() - beat.seen_at > BEAT_STALE_AFTER:
-            self.stderr.write("beat: no recent heartbeat")
+            self.stderr.write(_("beat: no recent heartbeat"))
             sys.exit(1)
-        self.stdout.write(f"beat ok, last seen {beat.seen_at.isoformat()}")
+        self.stdout.write(_("beat ok, last seen %(at)s") % {"at": beat.seen_at.isoformat()})

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.progress import ProgressBar
 from runs.retention import count_old_runs, delete_old_runs, parse_age
@@ -33,14 +34,19 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if keep_per_job < 0 or batch_size < 1:
-            raise CommandError("--keep-per-job must be 0 or more and --batch-size at least 1.")
+            raise CommandError(_("--keep-per-job must be 0 or more and --batch-size at least 1."))
         now = timezone.now()
         old = count_old_runs(older_than=age, now=now)
-        with ProgressBar(self.stderr, old.finished, label="runs") as progress:
+        with ProgressBar(self.stderr, old.finished, label=_("runs")) as progress:
             deleted = delete_old_runs(
                 older_than=age, keep_per_job=keep_per_job, batch_size=batch_size, now=now, on_batch=progress.advance
             )
         # A run that ended during the cleanup may have been deleted without being counted: never below 0.
         kept = max(old.total - deleted, 0)
-        reasons = "not finished" + (f", or among each job's newest {keep_per_job}" if keep_per_job else "")
-        self.stdout.write(f"Deleted {deleted} runs older than {older_than}; kept {kept} older ones ({reasons}).")
+        reasons = _("not finished") + (
+            _(", or among each job's newest %(n)d") % {"n": keep_per_job} if keep_per_job else ""
+        )
+        self.stdout.write(
+            _("Deleted %(deleted)d runs older than %(age)s; kept %(kept)d older ones (%(reasons)s).")
+            % {"deleted": deleted, "age": older_than, "kept": kept, "reasons": reasons}
+        )

@@ -5,6 +5,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from core import origin
 from jobs.models import Job
@@ -20,18 +21,21 @@ class Command(BaseCommand):
     def handle(self, *args: Any, job_id: str, **options: Any) -> None:
         job = Job.objects.filter(pk=job_id).first()
         if job is None:
-            raise CommandError(f"No job {job_id!r}.")
+            raise CommandError(_("No job %(id)r.") % {"id": job_id})
         with origin.origin("command"):  # who the audit trail names: "command"
             run = run_in_foreground(job=job)
-        self.stdout.write(f"run {run.pk} of {job.pk}: {run.status} in {run.duration_ms} ms ({run.target})")
+        self.stdout.write(
+            _("run %(run)s of %(job)s: %(status)s in %(ms)s ms (%(target)s)")
+            % {"run": run.pk, "job": job.pk, "status": run.status, "ms": run.duration_ms, "target": run.target}
+        )
         for label, value in (
-            ("status code", run.status_code),
-            ("exit code", run.exit_code),
-            ("result", json.dumps(run.result) if run.result is not None else None),
-            ("error", run.error),
-            ("response body", run.response_body),
-            ("output", run.output),
-            ("log", run.log_output),
+            (_("status code"), run.status_code),
+            (_("exit code"), run.exit_code),
+            (_("result"), json.dumps(run.result) if run.result is not None else None),
+            (_("error"), run.error),
+            (_("response body"), run.response_body),
+            (_("output"), run.output),
+            (_("log"), run.log_output),
         ):
             if value not in (None, ""):
                 self.stdout.write(f"{label}: {value}")

@@ -5,10 +5,14 @@
 // The admin loads a ModelAdmin's Media in the page's head: wait for the page's blocks.
 document.addEventListener("DOMContentLoaded", function () {
   const blocks = Array.from(document.querySelectorAll("pre[data-ct-live]"));
+  // The words are the djangojs catalogue's (jsi18n/, loaded by admin/base_site.html) in the page's language.
+  const _ = window.gettext || ((text) => text);
+  const fmt = (text, args) => (window.interpolate ? window.interpolate(text, args) : text.replace("%s", args[0]));
   if (!blocks.length) return;
   const EVERY_MS = 1000;
   const url = blocks[0].dataset.ctUrl;
   const colours = JSON.parse(blocks[0].dataset.ctColours || "{}");
+  const words = JSON.parse(blocks[0].dataset.ctWords || "{}");  // a status's word on its badge
   const streams = {};  // field -> {block, offset}
   for (const block of blocks) {
     streams[block.dataset.ctLive] = { block: block, offset: Number(block.dataset.ctOffset) || 0 };
@@ -21,7 +25,7 @@ document.addEventListener("DOMContentLoaded", function () {
   const badge = document.querySelector(".field-status_badge .ct-badge");
   if (badge) badge.insertAdjacentElement("afterend", note);
   else blocks[0].insertAdjacentElement("afterend", note);
-  note.textContent = "Live: following the run.";
+  note.textContent = _("Live: following the run.");
   let failures = 0;
 
   function show(stream, text, reset) {
@@ -42,16 +46,16 @@ document.addEventListener("DOMContentLoaded", function () {
   function ended(status) {
     showStatus(status);
     for (const stream of Object.values(streams)) stream.block.removeAttribute("data-ct-live");
-    note.replaceChildren("The run ended. ");
+    note.replaceChildren(_("The run ended.") + " ");
     const reload = document.createElement("a");
     reload.href = window.location.href;
-    reload.textContent = "Reload the page for its outcome.";
+    reload.textContent = _("Reload the page for its outcome.");
     note.append(reload);
   }
 
   function showStatus(status) {
     if (!badge) return;
-    badge.textContent = status;
+    badge.textContent = words[status] || status;
     if (colours[status]) badge.style.background = colours[status];
   }
 
@@ -73,7 +77,7 @@ document.addEventListener("DOMContentLoaded", function () {
         show(stream, body[field], body[prefix + "_reset"]);
         stream.offset = body[prefix + "_offset"];
       }
-      if (failures) note.textContent = "Live: following the run.";
+      if (failures) note.textContent = _("Live: following the run.");
       failures = 0;
       if (body.finished) {
         ended(body.status);
@@ -83,10 +87,10 @@ document.addEventListener("DOMContentLoaded", function () {
     } catch (err) {
       failures += 1;
       if (failures >= 60) {  // a minute without an answer: leave it to a reload
-        note.textContent = "Live: stopped, the log could not be read (" + err.message + "). Reload the page.";
+        note.textContent = fmt(_("Live: stopped, the log could not be read (%s). Reload the page."), [err.message]);
         return;
       }
-      note.textContent = "Live: could not read the log (" + err.message + "); trying again.";
+      note.textContent = fmt(_("Live: could not read the log (%s); trying again."), [err.message]);
     }
     setTimeout(poll, Math.max(0, EVERY_MS - (Date.now() - started)));
   }
