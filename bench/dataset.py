@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
-from jobs.beat_sync import EXECUTE_TASK, crontab_for, periodic_task_name
+from jobs.beat_sync import EXECUTE_TASK, ScheduleRows, periodic_task_name
 from jobs.models import Job
 from jobs.triggers import Schedule, get_zone
 
@@ -92,7 +92,7 @@ def mix_specs(n: int, now: datetime, rng: random.Random) -> Iterator[Spec]:
 
 def insert(specs: Iterator[Spec], *, now: datetime) -> int:
     """Insert the jobs and their PeriodicTasks; returns how many."""
-    cache = _ScheduleRows()
+    cache = ScheduleRows()
     count = 0
     batch: list[Spec] = []
     for spec in specs:
@@ -107,7 +107,7 @@ def insert(specs: Iterator[Spec], *, now: datetime) -> int:
 
 
 @transaction.atomic
-def _insert_batch(specs: list[Spec], now: datetime, cache: _ScheduleRows) -> int:
+def _insert_batch(specs: list[Spec], now: datetime, cache: ScheduleRows) -> int:
     tasks = PeriodicTask.objects.bulk_create([_task_for(spec, cache) for spec in specs], batch_size=1000)
     jobs = []
     for spec, task in zip(specs, tasks, strict=True):
@@ -124,7 +124,7 @@ def _insert_batch(specs: list[Spec], now: datetime, cache: _ScheduleRows) -> int
     return len(jobs)
 
 
-def _task_for(spec: Spec, cache: _ScheduleRows) -> PeriodicTask:
+def _task_for(spec: Spec, cache: ScheduleRows) -> PeriodicTask:
     task = PeriodicTask(
         name=periodic_task_name(spec.id),
         task=EXECUTE_TASK,
@@ -142,33 +142,6 @@ def _task_for(spec: Spec, cache: _ScheduleRows) -> PeriodicTask:
     else:
         raise ValueError(f"{spec.id}: a benchmark job needs a cron, an interval or a date")
     return task
-
-
-class _ScheduleRows:
-    """Shared schedule rows, fetched or created once each (as jobs.beat_sync does)."""
-
-    def __init__(self) -> None:
-        self._crontabs: dict[tuple[str, str], CrontabSchedule] = {}
-        self._intervals: dict[int, IntervalSchedule] = {}
-        self._clocked: dict[datetime, ClockedSchedule] = {}
-
-    def crontab(self, expr: str, tz: str) -> CrontabSchedule:
-        key = (expr, tz)
-        if key not in self._crontabs:
-            self._crontabs[key] = crontab_for(expr, tz)
-        return self._crontabs[key]
-
-    def interval(self, every: int) -> IntervalSchedule:
-        if every not in self._intervals:
-            self._intervals[every], _ = IntervalSchedule.objects.get_or_create(
-                every=every, period=IntervalSchedule.SECONDS
-            )
-        return self._intervals[every]
-
-    def clocked(self, when: datetime) -> ClockedSchedule:
-        if when not in self._clocked:
-            self._clocked[when], _ = ClockedSchedule.objects.get_or_create(clocked_time=when)
-        return self._clocked[when]
 
 
 def _weighted(n: int, pick: list[tuple[float, Callable[[int], Spec]]], rng: random.Random) -> Iterator[Spec]:
