@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 
+from django.db import connection
 from django.db.models import Case, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -60,10 +61,11 @@ def beat_seen(*, now: datetime | None = None) -> bool:
 
 
 def health_expression(*, now: datetime, beat_is_seen: bool) -> Case:
-    grace = ExpressionWrapper(
-        Coalesce(F("misfire_grace_seconds"), Value(int(DEFAULT_GRACE.total_seconds()))) * Value(timedelta(seconds=1)),
-        output_field=DurationField(),
-    )
+    seconds = Coalesce(F("misfire_grace_seconds"), Value(int(DEFAULT_GRACE.total_seconds())))
+    if connection.features.has_native_duration_field:  # PostgreSQL: seconds times an interval
+        grace = ExpressionWrapper(seconds * Value(timedelta(seconds=1)), output_field=DurationField())
+    else:  # SQLite keeps a duration as microseconds, and cannot multiply a number by one
+        grace = ExpressionWrapper(seconds * Value(1_000_000), output_field=DurationField())
     scheduled = Q(status=Job.Status.ACTIVE, next_run_at__isnull=False)
     overdue = Q(next_run_at__lt=Value(now) - grace) if beat_is_seen else Q()
     return Case(
