@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -25,8 +23,8 @@ from calendars.models import Calendar, Window
 from calendars.preview import MAX_PREVIEW, job_preview
 from calendars.serializers import CalendarSerializer, CalendarWriteSerializer, IcsImportSerializer
 from jobs.models import Job
-from jobs.serializers import PreviewAfterField
-from jobs.triggers import MAX_JITTER_SECONDS, DstPolicy, get_zone, validate_cron
+from jobs.serializers import CronPreviewSerializer, PreviewAfterField
+from jobs.triggers import MAX_JITTER_SECONDS, DstPolicy
 
 
 class CalendarViewSet(viewsets.ModelViewSet):
@@ -106,13 +104,13 @@ class JobPreviewView(APIView):
         return Response(job_preview(job=job, after=after, count=query.validated_data["count"]))
 
 
-class DraftPreviewQuerySerializer(serializers.Serializer):
+class DraftPreviewQuerySerializer(CronPreviewSerializer):
     """A job being written, not saved yet (the admin form as it is typed): its schedule and what
-    moves its fires. ``id`` gives the jitter's offset (derived from it); without one, none."""
+    moves its fires. ``id`` gives the jitter's offset (derived from it); without one, none. The
+    expression, zone, count and ``after`` are read as the cron preview reads them."""
 
     expr = serializers.CharField(max_length=200, required=False, allow_blank=True, help_text="a cron")
     interval_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    timezone = serializers.CharField(max_length=64, required=False, default=settings.TIME_ZONE)
     id = serializers.CharField(max_length=100, required=False, allow_blank=True)
     jitter_seconds = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_JITTER_SECONDS)
     dst_policy = serializers.ChoiceField(choices=DstPolicy.choices, required=False, default=DstPolicy.SHIFT_ONCE)
@@ -120,23 +118,9 @@ class DraftPreviewQuerySerializer(serializers.Serializer):
         choices=Job.BlackoutPolicy.choices, required=False, default=Job.BlackoutPolicy.SKIP
     )
     calendars = serializers.CharField(required=False, allow_blank=True, help_text="calendar ids, comma-separated")
-    count = serializers.IntegerField(required=False, default=5, min_value=1, max_value=MAX_PREVIEW)
-    after = PreviewAfterField(required=False, help_text="Fires after this time (default: now).")
 
     def validate_expr(self, value: str) -> str:
-        if value:
-            try:
-                validate_cron(value)
-            except DjangoValidationError as exc:
-                raise serializers.ValidationError(exc.messages) from None
-        return value
-
-    def validate_timezone(self, value: str) -> str:
-        try:
-            get_zone(value)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from None
-        return value
+        return super().validate_expr(value) if value else value
 
     def validate_calendars(self, value: str) -> list[int]:
         try:
