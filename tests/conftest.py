@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import override_settings
+from django.utils import translation
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -92,3 +93,11 @@ def _fresh_alert_rules():
     rules_changed()
     yield
     rules_changed()
+
+
+@pytest.fixture(autouse=True)
+def _language_of_the_settings():
+    """Each test starts in LANGUAGE_CODE: a request with Accept-Language (or a language cookie)
+    activates its language in this thread, and it would otherwise stay for the tests after it."""
+    yield
+    translation.deactivate()
