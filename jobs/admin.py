@@ -109,8 +109,9 @@ def _handler_choices() -> list[handlers.HandlerInfo]:
 
 def _handler_label(info: handlers.HandlerInfo) -> str:
     """``Check a URL — url: str, timeout: int = 10``: what the list shows beside a handler."""
+    any_type = _("any")
     params = ", ".join(
-        f"{p.name}: {p.type or 'any'}" + ("" if p.required else f" = {p.default!r}") for p in info.parameters
+        f"{p.name}: {p.type or any_type}" + ("" if p.required else f" = {p.default!r}") for p in info.parameters
     )
     return " — ".join(part for part in (info.description or info.name, params) if part)
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from jobs.dependencies import job_graph
 from jobs.models import EDITABLE_PARTS, Job
@@ -138,13 +138,14 @@ def graph_svg(graph: dict[str, Any]) -> SafeString:
 def _box(node: dict[str, Any], x: int, y: int) -> SafeString:
     label = node["id"] if len(node["id"]) <= MAX_LABEL else node["id"][: MAX_LABEL - 1] + "…"
     state = node["status"] if node["exists"] else "deleted"
+    shown = Job.Status(state).label if state in Job.Status.values else pgettext("status badge", "deleted")
     rect = format_html(
         '<rect x="{}" y="{}" width="{}" height="{}" rx="4" fill="{}" stroke="#555" stroke-width="{}"{}/>'
         '<text x="{}" y="{}" font-size="12" text-anchor="middle" font-weight="{}" fill="#222">{}</text>'
         "<title>{} ({})</title>",
         x, y, BOX_W, BOX_H, "#fff" if state == "active" else "#eee", 2 if node["current"] else 1,
         SafeString(' stroke-dasharray="4 3"') if not node["exists"] else "",
-        x + BOX_W // 2, y + BOX_H // 2 + 4, "bold" if node["current"] else "normal", label, node["id"], state,
+        x + BOX_W // 2, y + BOX_H // 2 + 4, "bold" if node["current"] else "normal", label, node["id"], shown,
     )  # fmt: skip
     if not node["exists"]:
         return rect

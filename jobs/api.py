@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status, viewsets
@@ -156,7 +157,9 @@ class JobViewSet(viewsets.ModelViewSet):
             try:
                 job = services.job_restore(job_id=data["id"], actor=request.user)
             except JobVersion.DoesNotExist:
-                raise NotFound(f"No versions of a job {data['id']!r} to restore it from.") from None
+                raise NotFound(
+                    _("No versions of a job %(id)s to restore it from.") % {"id": repr(data["id"])}
+                ) from None
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ImportRequestSerializer, responses={200: ImportResponseSerializer})
@@ -169,7 +172,7 @@ class JobViewSet(viewsets.ModelViewSet):
         serializer = ImportRequestSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        entries = [entry if isinstance(entry, dict) else Invalid("", "Not an object.") for entry in data["jobs"]]
+        entries = [entry if isinstance(entry, dict) else Invalid("", _("Not an object.")) for entry in data["jobs"]]
         may_update = request.user.has_perm("jobs.change_job")
         with _reason(data):
             summary = import_entries(entries, dry_run=data["dry_run"], actor=request.user, may_update=may_update)
@@ -279,13 +282,13 @@ class JobVersionRevertView(APIView):
             try:
                 job = services.job_revert(job=job, number=number, actor=request.user)
             except JobVersion.DoesNotExist:
-                raise NotFound(f"Job {job_id!r} has no version {number}.") from None
+                raise NotFound(_("Job %(id)r has no version %(number)d.") % {"id": job_id, "number": number}) from None
         return Response(JobSerializer(job).data)
 
 
 def _bulk_one(service: Callable[..., object], job: Job | None, job_id: str) -> dict[str, Any]:
     if job is None:
-        return {"id": job_id, "ok": False, "error": "Not found."}
+        return {"id": job_id, "ok": False, "error": _("Not found.")}
     try:
         service(job=job)
     except ValidationError as exc:

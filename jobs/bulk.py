@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from audit.services import audit_record_many
 from jobs import services
@@ -92,16 +93,20 @@ def _create_batch(
             result.errors = entry_errors(exc)
             continue
         if job.id in prepared:
-            result.errors = {"id": [f"{job.id!r} is given twice in this list (entry {prepared[job.id][0].index + 1})."]}
+            message = _("%(id)s is given twice in this list (entry %(number)d).") % {
+                "id": repr(job.id),
+                "number": prepared[job.id][0].index + 1,
+            }
+            result.errors = {"id": [message]}
             continue
         prepared[job.id] = (result, job)
     for job_id in Job.objects.filter(pk__in=list(prepared)).values_list("pk", flat=True):
-        result, _ = prepared.pop(job_id)
+        result, _job = prepared.pop(job_id)
         result.errors = entry_errors(JobAlreadyExists(job_id))
     if not prepared:
         return results
     try:
-        _write([job for _, job in prepared.values()], actor, schedules)
+        _write([job for _result, job in prepared.values()], actor, schedules)
     except IntegrityError:
         # An id taken meanwhile (or a schedule row deleted): the batch rolled back, and with it any
         # schedule row it made, so the cache forgets them. Its entries go one by one.

@@ -124,7 +124,10 @@ def find_cycle(job_id: str, upstreams: Iterable[str]) -> list[str] | None:
                 if len(parent) >= MAX_CHAIN_JOBS:
                     # Not walked to its end, a cycle could hide past the limit: refused, not passed.
                     raise ValidationError(
-                        {"after": f"This chain is too long to check for cycles: at most {MAX_CHAIN_JOBS} jobs."}
+                        {
+                            "after": _("This chain is too long to check for cycles: at most %(max)d jobs.")
+                            % {"max": MAX_CHAIN_JOBS}
+                        }
                     )
                 parent[upstream] = downstream
                 frontier.append(upstream)

@@ -27,12 +27,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from core.env import Network, host_entry
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-METADATA = "a cloud metadata address"
+METADATA = gettext_noop("a cloud metadata address")
 # Always denied, whatever the settings say. Metadata services hand out the instance's credentials.
 BUILTIN_DENY: tuple[tuple[str, str], ...] = (
     ("169.254.169.254/32", METADATA),  # AWS, GCP, Azure, OCI, DigitalOcean, OpenStack, Hetzner…
@@ -41,10 +43,10 @@ BUILTIN_DENY: tuple[tuple[str, str], ...] = (
     ("100.100.100.200/32", METADATA),  # Alibaba Cloud
     ("168.63.129.16/32", METADATA),  # Azure WireServer
     ("192.0.0.192/32", METADATA),  # Oracle Cloud (legacy)
-    ("169.254.0.0/16", "link-local"),  # also AWS ECS task credentials (169.254.170.2)
-    ("fe80::/10", "link-local"),
-    ("0.0.0.0/8", "an unspecified ('this host') address"),  # connecting to 0.0.0.0 reaches loopback
-    ("::/128", "the unspecified address"),
+    ("169.254.0.0/16", gettext_noop("link-local")),  # also AWS ECS task credentials (169.254.170.2)
+    ("fe80::/10", gettext_noop("link-local")),
+    ("0.0.0.0/8", gettext_noop("an unspecified ('this host') address")),  # connecting to 0.0.0.0 reaches loopback
+    ("::/128", gettext_noop("the unspecified address")),
 )
 # Each also denies the names under it.
 BUILTIN_DENY_NAMES: tuple[str, ...] = (
@@ -55,7 +57,7 @@ BUILTIN_DENY_NAMES: tuple[str, ...] = (
     "instance-data.ec2.internal",  # AWS
     "metadata.tencentyun.com",  # Tencent Cloud
 )
-BUILT_IN = "CRONTASK_EGRESS_DENY, built in"
+BUILT_IN = gettext_noop("CRONTASK_EGRESS_DENY, built in")
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Host spellings that resolvers read as an IPv4 address (inet_aton): "127.1", "0x7f000001", "017700000001".
@@ -69,8 +71,11 @@ class EgressDenied(Exception):
 @dataclass(frozen=True)
 class _Rule:
     network: Network
-    why: str
+    why: str  # what the network is (translated when shown); empty for a network of the settings
     source: str
+
+    def reason(self) -> str:
+        return _(self.why) if self.why else _("in %(network)s") % {"network": self.network}
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class Policy:
             if isinstance(entry, str):
                 names.append((entry, "CRONTASK_EGRESS_DENY"))
             else:
-                rules.append(_Rule(entry, f"in {entry}", "CRONTASK_EGRESS_DENY"))
+                rules.append(_Rule(entry, "", "CRONTASK_EGRESS_DENY"))
         allowed = [host_entry(item) for item in allow]
         return cls(
             deny=tuple(rules),
@@ -111,17 +116,21 @@ class Policy:
             return
         for denied, source in self.deny_names:
             if _under(name, denied):
-                why = "a cloud metadata host name" if source == BUILT_IN else f"under {denied}"
-                raise EgressDenied(f"Egress denied: {name} is {why} ({source}).")
+                under = _("under %(name)s") % {"name": denied}
+                why = _("a cloud metadata host name") if source == BUILT_IN else under
+                raise EgressDenied(
+                    _("Egress denied: %(target)s is %(why)s (%(source)s).")
+                    % {"target": name, "why": why, "source": _source(source)}
+                )
         if self.allow is not None and not self.allow and not self.name_allowed(name):
-            raise EgressDenied(f"Egress denied: {name} is not in CRONTASK_EGRESS_ALLOW.")
+            raise EgressDenied(_("Egress denied: %(target)s is not in CRONTASK_EGRESS_ALLOW.") % {"target": name})
 
     def check_address(self, ip: str, *, host: str = "") -> None:
         """Refuse a connection to ``ip``, reached for ``host``: denied addresses always, and with
         an allow list, addresses outside it unless ``host`` is a name the list allows."""
         address = parse_address(ip)
         if address is None:
-            raise EgressDenied(f"Egress denied: {ip!r} is not an IP address.")
+            raise EgressDenied(_("Egress denied: %(address)s is not an IP address.") % {"address": repr(ip)})
         name = _normal_name(host)
         self._check(address, text=ip, host=name if parse_address(name) is None else "")
 
@@ -140,12 +149,16 @@ class Policy:
         for form in forms:
             for rule in self.deny:
                 if form.version == rule.network.version and form in rule.network:
-                    also = f" (via {form})" if form != forms[0] else ""
-                    raise EgressDenied(f"Egress denied: {shown}{also} is {rule.why} ({rule.source}).")
+                    if form != forms[0]:
+                        shown = _("%(target)s (via %(address)s)") % {"target": shown, "address": form}
+                    raise EgressDenied(
+                        _("Egress denied: %(target)s is %(why)s (%(source)s).")
+                        % {"target": shown, "why": rule.reason(), "source": _source(rule.source)}
+                    )
         if self.allow is None or (host and self.name_allowed(host)):
             return
         if not any(forms[0].version == net.version and forms[0] in net for net in self.allow):
-            raise EgressDenied(f"Egress denied: {shown} is not in CRONTASK_EGRESS_ALLOW.")
+            raise EgressDenied(_("Egress denied: %(target)s is not in CRONTASK_EGRESS_ALLOW.") % {"target": shown})
 
 
 def parse_address(text: str) -> Address | None:
@@ -200,6 +213,11 @@ def _forms(address: Address) -> list[Address]:
     if address.teredo is not None:
         carried.extend(address.teredo)
     return [address, *carried]
+
+
+def _source(source: str) -> str:
+    """Where a rule comes from, as shown: the built-in list's words translated, a setting's name as is."""
+    return _(source) if source == BUILT_IN else source
 
 
 def _normal_name(host: str | None) -> str:

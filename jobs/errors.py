@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from core.exceptions import Conflict
 
 #: The permission that shell jobs need, beyond the job model's own.
 SHELL_PERMISSION = "jobs.manage_shell_jobs"
-SHELL_REFUSED = "Shell jobs need the 'Can create and change shell jobs' permission."
+SHELL_REFUSED = gettext_noop("Shell jobs need the 'Can create and change shell jobs' permission.")
 
 
 class JobConflict(Conflict):
@@ -17,16 +19,16 @@ class JobConflict(Conflict):
 
 class JobAlreadyExists(JobConflict):
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"A job with id {job_id!r} already exists.")
+        super().__init__(_("A job with id %(id)s already exists.") % {"id": repr(job_id)})
 
 
 class JobProtected(JobConflict):
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"{job_id!r} is a system job and cannot be deleted.")
+        super().__init__(_("%(id)s is a system job and cannot be deleted.") % {"id": repr(job_id)})
 
 
 class ShellNotPermitted(PermissionDenied):
     """The user may not create, change, resume or run shell jobs (HTTP 403)."""
 
     def __init__(self) -> None:
-        super().__init__(SHELL_REFUSED)
+        super().__init__(_(SHELL_REFUSED))

@@ -8,6 +8,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -41,7 +42,7 @@ class TagsFilter(django_filters.Filter):
 
 class JobFilter(django_filters.FilterSet):
     #: ``?tag=a&tag=b``: the jobs that have every one of the tags given.
-    tag = TagsFilter(label="tag (repeat for jobs with every one)")
+    tag = TagsFilter(label=gettext_lazy("tag (repeat for jobs with every one)"))
 
     class Meta:
         model = Job

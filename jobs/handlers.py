@@ -27,6 +27,8 @@ from typing import Any, TypeVar, overload
 
 from django.conf import settings
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from jobs.expressions import EXPRESSION_KEY, ExpressionError, is_expression, validate_expression
 from jobs.upstream_refs import UPSTREAM_KEY, is_upstream_ref, ref_problem
@@ -127,32 +129,44 @@ def log_sink(sink: Callable[[str], None]) -> Iterator[None]:
 
 def resolve(handler: str) -> Callable[..., Any]:
     """The callable that ``handler`` names, or HandlerError saying why not."""
-    module_name, _, function = handler.partition(":")
+    module_name, _sep, function = handler.partition(":")
     if not function:
-        raise HandlerError(f"{handler!r}: use 'scripts:<name>' or 'package.module:function'.")
+        raise HandlerError(
+            _("%(handler)s: use 'scripts:<name>' or 'package.module:function'.") % {"handler": repr(handler)}
+        )
     if module_name == "scripts":
         module = _load_script(function)
         target = getattr(module, "run", None)
     else:
         if not _package_allowed(module_name):
             raise HandlerError(
-                f"{module_name!r} is not under a package listed in CRONTASK_HANDLER_PACKAGES; "
-                "use a script in the scripts folder or ask an operator to allow the package."
+                _(
+                    "%(module)s is not under a package listed in CRONTASK_HANDLER_PACKAGES; "
+                    "use a script in the scripts folder or ask an operator to allow the package."
+                )
+                % {"module": repr(module_name)}
             )
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise HandlerError(f"Cannot import {module_name!r}: {exc}") from None
+            raise HandlerError(
+                _("Cannot import %(module)s: %(error)s") % {"module": repr(module_name), "error": exc}
+            ) from None
         target = getattr(module, function, None) if not function.startswith("_") else None
         # Only a function written in that module: a module's namespace also holds what it
         # imports (``subprocess.run``) and its classes (``runs.retention:Run``), and allowing a
         # package must not allow everything its modules happen to import.
         if callable(target) and not (inspect.isfunction(target) and target.__module__ == module_name):
-            raise HandlerError(f"{handler!r} is not a function defined in {module_name}.")
+            raise HandlerError(
+                _("%(handler)s is not a function defined in %(module)s.")
+                % {"handler": repr(handler), "module": module_name}
+            )
         if callable(target) and getattr(target, HANDLER_ATTRIBUTE, False) is not True:
-            raise HandlerError(f"{handler!r} is not marked as a handler (@jobs.handlers.handler).")
+            raise HandlerError(
+                _("%(handler)s is not marked as a handler (@jobs.handlers.handler).") % {"handler": repr(handler)}
+            )
     if not callable(target):
-        raise HandlerError(f"{handler!r} names no function.")
+        raise HandlerError(_("%(handler)s names no function.") % {"handler": repr(handler)})
     return target
 
 
@@ -194,26 +208,37 @@ def list_handlers() -> list[HandlerInfo]:
 
 def check_kwargs(handler: str, kwargs: dict[str, Any]) -> list[str]:
     """What is wrong with ``kwargs`` for ``handler``: one message per problem, naming the parameter."""
+    return [message for _field, message in kwargs_problems(handler, kwargs)]
+
+
+def kwargs_problems(handler: str, kwargs: dict[str, Any]) -> list[tuple[str, str]]:
+    """As :func:`check_kwargs`, each message with the field it is about: ``handler`` when the handler
+    itself cannot be found or read, ``handler_kwargs`` when its arguments do not fit it."""
     try:
         info = describe(handler)
     except HandlerError as exc:
-        return [str(exc)]
+        return [("handler", str(exc))]
     known = {p.name: p for p in info.parameters}
     problems = []
     for name, value in kwargs.items():
         param = known.get(name)
         if param is None and not info.accepts_any_kwargs:
-            problems.append(f"Unknown argument {name!r}: {handler} takes {', '.join(known) or 'no arguments'}.")
+            problems.append(
+                _("Unknown argument %(name)s: %(handler)s takes %(known)s.")
+                % {"name": repr(name), "handler": handler, "known": ", ".join(known) or _("no arguments")}
+            )
         elif param is None:
             problems += _expression_problems(name, value)  # taken by **kwargs: any type, but expressions run
         else:
             problems += _value_problems(param, value)
     problems += [
-        f"Missing required argument {p.name!r}." for p in info.parameters if p.required and p.name not in kwargs
+        _("Missing required argument %(name)s.") % {"name": repr(p.name)}
+        for p in info.parameters
+        if p.required and p.name not in kwargs
     ]
     if not problems and info.validate is not None:
         problems = _validator_problems(handler, info.validate, kwargs)
-    return problems
+    return [("handler_kwargs", message) for message in problems]
 
 
 def _validator_problems(handler: str, validate: KwargsValidator, kwargs: dict[str, Any]) -> list[str]:
@@ -222,9 +247,15 @@ def _validator_problems(handler: str, validate: KwargsValidator, kwargs: dict[st
     try:
         found = validate(plain)
     except Exception as exc:  # noqa: BLE001 - a broken check is the handler's problem, not a 500
-        # "Argument…": reported on handler_kwargs, and not passed over as a handler that fails to load.
-        return [f"Arguments could not be checked by {handler}: {type(exc).__name__}: {exc}"]
-    return [f"Argument {name!r}: {message}" for name, message in found.items()]
+        # Reported on handler_kwargs, and not passed over as a handler that fails to load.
+        return [
+            _("Arguments could not be checked by %(handler)s: %(error)s")
+            % {"handler": handler, "error": f"{type(exc).__name__}: {exc}"}
+        ]
+    return [
+        _("Argument %(name)s: %(problem)s") % {"name": repr(name), "problem": message}
+        for name, message in found.items()
+    ]
 
 
 def expression_problems(kwargs: dict[str, Any]) -> list[str]:
@@ -244,18 +275,27 @@ def _expression_problems(name: str, value: Any) -> list[str]:
             try:
                 validate_expression(item[EXPRESSION_KEY])
             except ExpressionError as exc:
-                where = f" at {path.lstrip('.')}" if path else ""
-                problems.append(f"Argument {name!r}{where}: {exc}")
+                problems.append(_argument_problem(name, path, str(exc)))
         elif is_upstream_ref(item):
             problem = ref_problem(item[UPSTREAM_KEY])
             if problem is not None:
-                where = f" at {path.lstrip('.')}" if path else ""
-                problems.append(f"Argument {name!r}{where}: {problem}")
+                problems.append(_argument_problem(name, path, problem))
         elif isinstance(item, dict):
             stack.extend((child, f"{path}.{key}") for key, child in reversed(item.items()))
         elif isinstance(item, list | tuple):
             stack.extend((child, f"{path}[{index}]") for index, child in reversed(list(enumerate(item))))
     return problems
+
+
+def _argument_problem(name: str, path: str, problem: str) -> str:
+    """``Argument 'x': …``, or ``Argument 'x' at a[0].b: …`` for a value nested in it."""
+    if not path:
+        return _("Argument %(name)s: %(problem)s") % {"name": repr(name), "problem": problem}
+    return _("Argument %(name)s at %(path)s: %(problem)s") % {
+        "name": repr(name),
+        "path": path.lstrip("."),
+        "problem": problem,
+    }
 
 
 def _value_problems(param: Parameter, value: Any) -> list[str]:
@@ -268,18 +308,26 @@ def _value_problems(param: Parameter, value: Any) -> list[str]:
         return []
     if param.type is None or _fits(param.type, value):
         return []
-    return [f"Argument {param.name!r} must be {_TYPE_WORDS[param.type]}, not {type(value).__name__} {value!r:.60}."]
+    return [
+        _("Argument %(name)s must be %(type)s, not %(given_type)s %(value)s.")
+        % {
+            "name": repr(param.name),
+            "type": _TYPE_WORDS[param.type],
+            "given_type": type(value).__name__,
+            "value": repr(value)[:60],
+        }
+    ]
 
 
 _TYPE_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "list": "a list",
-    "dict": "an object",
-    "datetime": "an ISO 8601 date-time string",
-    "date": "an ISO 8601 date string",
+    "int": gettext_lazy("an integer"),
+    "float": gettext_lazy("a number"),
+    "str": gettext_lazy("a string"),
+    "bool": gettext_lazy("true or false"),
+    "list": gettext_lazy("a list"),
+    "dict": gettext_lazy("an object"),
+    "datetime": gettext_lazy("an ISO 8601 date-time string"),
+    "date": gettext_lazy("an ISO 8601 date string"),
 }
 
 
@@ -345,7 +393,7 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature:
     try:
         return inspect.signature(func)
     except (TypeError, ValueError) as exc:
-        raise HandlerError(f"Cannot read the signature of the handler: {exc}") from None
+        raise HandlerError(_("Cannot read the signature of the handler: %(error)s") % {"error": exc}) from None
 
 
 def _hints(func: Callable[..., Any]) -> dict[str, Any]:
@@ -368,25 +416,29 @@ _script_cache: dict[str, tuple[float, types.ModuleType]] = {}
 def _load_script(name: str) -> types.ModuleType:
     """Load ``scripts/<name>.py`` by path (not from sys.path), reloading it when the file changes."""
     if not SCRIPT_NAME.fullmatch(name):
-        raise HandlerError(f"{name!r} is not a valid script name.")
+        raise HandlerError(_("%(name)s is not a valid script name.") % {"name": repr(name)})
     path = Path(settings.CRONTASK_SCRIPTS_DIR) / f"{name}.py"
     try:
         mtime = path.stat().st_mtime
     except FileNotFoundError:
-        raise HandlerError(f"No script {name!r}: {path.name} is not in the scripts folder.") from None
+        raise HandlerError(
+            _("No script %(name)s: %(file)s is not in the scripts folder.") % {"name": repr(name), "file": path.name}
+        ) from None
     cached = _script_cache.get(str(path))
     if cached and cached[0] == mtime:
         return cached[1]
     module_name = f"crontask_scripts.{name}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise HandlerError(f"Cannot load {path.name}.")
+        raise HandlerError(_("Cannot load %(file)s.") % {"file": path.name})
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - a broken script is reported, not raised
         sys.modules.pop(module_name, None)
-        raise HandlerError(f"{path.name} fails to load: {type(exc).__name__}: {exc}") from None
+        raise HandlerError(
+            _("%(file)s fails to load: %(error)s") % {"file": path.name, "error": f"{type(exc).__name__}: {exc}"}
+        ) from None
     _script_cache[str(path)] = (mtime, module)
     return module

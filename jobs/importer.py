@@ -234,7 +234,7 @@ def _label(entry: dict[str, Any]) -> str:
     """How an entry is named in the report: where it came from (``line 12`` of a crontab), else its id."""
     if isinstance(entry, LocatedEntry):
         return entry.label
-    return str(entry.get("id") or entry.get("name") or "(no id)")
+    return str(entry.get("id") or entry.get("name") or _("(no id)"))
 
 
 class _Unchanged(Exception):
@@ -246,7 +246,10 @@ def _one(index: int, entry: dict[str, Any], actor: Actor, may_update: bool, exis
     job_id = str(entry.get("id") or "")
     if exists and not may_update:
         return EntryResult(
-            index, job_id, "invalid", {"id": [f"A job with id {job_id!r} exists, and you may not change jobs."]}
+            index,
+            job_id,
+            "invalid",
+            {"id": [_("A job with id %(id)s exists, and you may not change jobs.") % {"id": repr(job_id)}]},
         )
     try:
         with transaction.atomic():
@@ -270,16 +273,19 @@ def _without_status_completed(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _crontab_entry(line: str, number: int, env: dict[str, str], zone: str | None) -> dict[str, Any] | Invalid:
+    where = _("line %(number)d") % {"number": number}
     parts = line.split(None, 1 if line.startswith("@") else 5)
     if line.startswith("@"):
         macro = parts[0].lower()
         if macro not in CRONTAB_MACROS:
-            return Invalid(f"line {number}", f"{parts[0]} is not supported (only time macros such as @daily).")
+            return Invalid(
+                where, _("%(macro)s is not supported (only time macros such as @daily).") % {"macro": parts[0]}
+            )
         cron, command = CRONTAB_MACROS[macro], parts[1] if len(parts) > 1 else ""
     elif len(parts) == 6:
         cron, command = " ".join(parts[:5]), parts[5]
     else:
-        return Invalid(f"line {number}", "Expected five schedule fields and a command.")
+        return Invalid(where, _("Expected five schedule fields and a command."))
     if env:
         assignments = " ".join(f"{name}={_quote(value)}" for name, value in env.items())
         command = f"env {assignments} {command}"
@@ -287,7 +293,7 @@ def _crontab_entry(line: str, number: int, env: dict[str, str], zone: str | None
     entry = {"id": f"crontab-{digest}", "name": command[:200], "kind": "shell", "cron": cron, "command": command}
     if zone:
         entry["timezone"] = zone
-    return LocatedEntry(entry, label=f"line {number}")
+    return LocatedEntry(entry, label=where)
 
 
 def _quote(value: str) -> str:
@@ -298,14 +304,15 @@ def _parse(loader: Callable[[str], Any], text: str, kind: str) -> Any:
     try:
         return loader(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ImportFormatError(f"Not valid {kind}: {exc}") from None
+        raise ImportFormatError(_("Not valid %(format)s: %(error)s") % {"format": kind, "error": exc}) from None
 
 
 def _as_list(data: Any) -> list[dict[str, Any] | Invalid]:
     if isinstance(data, dict) and isinstance(data.get("jobs"), list):
         data = data["jobs"]
     if not isinstance(data, list):
-        raise ImportFormatError('Expected a list of jobs (or {"jobs": [...]}).')
+        raise ImportFormatError(_('Expected a list of jobs (or {"jobs": [...]}).'))
     return [
-        item if isinstance(item, dict) else Invalid(f"entry {n}", "Not an object.") for n, item in enumerate(data, 1)
+        item if isinstance(item, dict) else Invalid(_("entry %(number)d") % {"number": n}, _("Not an object."))
+        for n, item in enumerate(data, 1)
     ]

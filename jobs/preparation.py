@@ -163,7 +163,7 @@ def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool 
         raise ValidationError({"id": message % {"id": job.id}})
     job.name = job.name or job.id
     if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
-        raise ValidationError({"status": "A new job is active or paused."})
+        raise ValidationError({"status": _("A new job is active or paused.")})
     _full_clean(job)
     check_after(job)
     now = timezone.now()
@@ -203,7 +203,7 @@ def _prepare_change(data: Mapping[str, Any], stored: Job, actor: Actor) -> Job:
     if schedule_changed and job.status == Job.Status.COMPLETED:
         job.status = Job.Status.ACTIVE  # a finished one-off given a new date runs again
     if stored.status == Job.Status.COMPLETED and job.status != Job.Status.COMPLETED and not schedule_changed:
-        raise ValidationError({"status": "A completed one-off job runs again only when given a new run_at."})
+        raise ValidationError({"status": _("A completed one-off job runs again only when given a new run_at.")})
     if stored.status == Job.Status.PAUSED and job.status == Job.Status.ACTIVE and not schedule_changed:
         job.status = resumed_status(job, now)
     if schedule_changed or job.status != stored.status:
@@ -286,7 +286,7 @@ def _full_clean_checked(job: Job) -> None:
     for name, (fields, holds) in CONSTRAINTS_IN_PYTHON.items():
         if not fields & failed and holds(job) is False:  # as the database's CHECK: NULL passes
             errors.setdefault(NON_FIELD_ERRORS, []).append(
-                ValidationError(f"Constraint “{name}” is violated.", code="constraint_violated")
+                ValidationError(_("Constraint “%(name)s” is violated.") % {"name": name}, code="constraint_violated")
             )
     if errors:
         raise ValidationError(errors)

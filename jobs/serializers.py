@@ -8,6 +8,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from core import origin
@@ -66,7 +68,8 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     "max_concurrent": lambda: serializers.IntegerField(required=False, allow_null=True),
     "misfire_grace_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
     "after": lambda: serializers.JSONField(
-        required=False, help_text='[{"job": "<id>", "on": "success" | "failure" | "finish"}]: runs that fire this job.'
+        required=False,
+        help_text=gettext_lazy('[{"job": "<id>", "on": "success" | "failure" | "finish"}]: runs that fire this job.'),
     ),
     "after_mode": lambda: serializers.ChoiceField(choices=Job.AfterMode.choices, required=False),
     "after_window_seconds": lambda: serializers.IntegerField(required=False, allow_null=True),
@@ -74,7 +77,7 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
     # Input only: APScheduler-style trigger arguments, normalised to the fields above.
     "trigger_args": lambda: serializers.JSONField(required=False, write_only=True),
     "run_if_past": lambda: serializers.BooleanField(
-        required=False, write_only=True, help_text="Accept a run_at in the past and run the job now."
+        required=False, write_only=True, help_text=gettext_lazy("Accept a run_at in the past and run the job now.")
     ),
     # Input only, and not the job's: why, recorded on the version the write makes (as the
     # X-Change-Reason header; this field wins over it).
@@ -83,7 +86,7 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
         allow_blank=True,
         write_only=True,
         max_length=origin.MAX_REASON,
-        help_text="Why: recorded on the version this write makes (as the X-Change-Reason header).",
+        help_text=gettext_lazy("Why: recorded on the version this write makes (as the X-Change-Reason header)."),
     ),
 }
 
@@ -97,10 +100,10 @@ class JobWriteSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+            raise serializers.ValidationError({"non_field_errors": [_("Expected a JSON object.")]})
         unknown = sorted(set(data) - set(self.fields) - set(STATE_FIELDS))
         if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            raise serializers.ValidationError({name: [_("Unknown field.")] for name in unknown})
         known = {key: value for key, value in data.items() if key in self.fields}
         return super().to_internal_value(known)
 
@@ -120,11 +123,14 @@ class RunNowSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+            raise serializers.ValidationError({"non_field_errors": [_("Expected a JSON object.")]})
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError(
-                {name: [f"Unknown field: a run takes {', '.join(self.fields)}."] for name in unknown}
+                {
+                    name: [_("Unknown field: a run takes %(fields)s.") % {"fields": ", ".join(self.fields)}]
+                    for name in unknown
+                }
             )
         return super().to_internal_value(data)
 
@@ -147,7 +153,9 @@ class PreviewAfterField(serializers.DateTimeField):
         parsed = super().to_internal_value(value)
         first, last = PREVIEW_YEARS
         if not first <= parsed.year <= last:
-            raise serializers.ValidationError(f"A date-time in the years {first} to {last}.")
+            raise serializers.ValidationError(
+                _("A date-time in the years %(first)d to %(last)d.") % {"first": first, "last": last}
+            )
         return parsed
 
 
@@ -156,7 +164,9 @@ class CronPreviewSerializer(serializers.Serializer):
     timezone = serializers.CharField(max_length=64, required=False, default=settings.TIME_ZONE)
     count = serializers.IntegerField(min_value=1, max_value=100, required=False, default=5)
     after = PreviewAfterField(
-        required=False, allow_null=True, help_text="List the fires after this time (default: now), to look further on."
+        required=False,
+        allow_null=True,
+        help_text=gettext_lazy("List the fires after this time (default: now), to look further on."),
     )
 
     def validate_expr(self, value: str) -> str:
@@ -184,7 +194,9 @@ class CronPreviewResultSerializer(serializers.Serializer):
 
 class PauseSerializer(serializers.Serializer):
     until = serializers.DateTimeField(
-        required=False, allow_null=True, help_text="Resume by itself at this time (in the future). Empty: stay paused."
+        required=False,
+        allow_null=True,
+        help_text=gettext_lazy("Resume by itself at this time (in the future). Empty: stay paused."),
     )
 
 
@@ -192,12 +204,14 @@ class BulkActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["pause", "resume", "run", "delete"])
     ids = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=1000)
     until = serializers.DateTimeField(
-        required=False, allow_null=True, help_text="With pause: resume the jobs by themselves at this time."
+        required=False,
+        allow_null=True,
+        help_text=gettext_lazy("With pause: resume the jobs by themselves at this time."),
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("until") is not None and attrs["action"] != "pause":
-            raise serializers.ValidationError({"until": "Only with the pause action."})
+            raise serializers.ValidationError({"until": _("Only with the pause action.")})
         return attrs
 
 
@@ -305,10 +319,10 @@ class RestoreSerializer(RevertSerializer):
 class GraphNodeSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
-    exists = serializers.BooleanField(help_text="False for an upstream job that was deleted.")
+    exists = serializers.BooleanField(help_text=gettext_lazy("False for an upstream job that was deleted."))
     status = serializers.CharField(allow_null=True)
     trigger = serializers.CharField(allow_null=True)
-    current = serializers.BooleanField(help_text="The job asked for.")
+    current = serializers.BooleanField(help_text=gettext_lazy("The job asked for."))
 
 
 class GraphEdgeSerializer(serializers.Serializer):
@@ -316,8 +330,8 @@ class GraphEdgeSerializer(serializers.Serializer):
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return {
-            "from": serializers.CharField(help_text="The upstream job."),
-            "to": serializers.CharField(help_text="The job its runs fire."),
+            "from": serializers.CharField(help_text=gettext_lazy("The upstream job.")),
+            "to": serializers.CharField(help_text=gettext_lazy("The job its runs fire.")),
             "on": serializers.CharField(),
         }
 
@@ -325,7 +339,7 @@ class GraphEdgeSerializer(serializers.Serializer):
 class WaitsForSerializer(serializers.Serializer):
     job = serializers.CharField()
     on = serializers.CharField()
-    state = serializers.CharField(help_text="The upstream job's status, or 'deleted'.")
+    state = serializers.CharField(help_text=gettext_lazy("The upstream job's status, or 'deleted'."))
 
 
 class JobGraphSerializer(serializers.Serializer):

@@ -129,7 +129,11 @@ def job_revert(*, job: Job, number: int, actor: Actor = None) -> Job:
     version = JobVersion.objects.get(job_id=job.pk, number=number)
     data = {name: value for name, value in complete(version.definition).items() if name != "id"}
     given = origin.current().reason
-    with origin.reason(f"Reverted to version {number}" + (f": {given}" if given else ".")):
+    if given:
+        reason = _("Reverted to version %(number)d: %(reason)s") % {"number": number, "reason": given}
+    else:
+        reason = _("Reverted to version %(number)d.") % {"number": number}
+    with origin.reason(reason):
         return _update(job=job, data=data, actor=actor, action=JobVersion.Action.REVERT)
 
 
@@ -139,12 +143,16 @@ def job_restore(*, job_id: str, actor: Actor = None) -> Job:
     existed, or pruned by CRONTASK_VERSION_RETENTION_DAYS) and JobAlreadyExists when it exists."""
     version = latest_version(job_id)
     if version is None:
-        raise JobVersion.DoesNotExist(f"No versions of a job {job_id!r}.")
+        raise JobVersion.DoesNotExist(_("No versions of a job %(id)s.") % {"id": repr(job_id)})
     if Job.objects.filter(pk=job_id).exists():
         raise JobAlreadyExists(job_id)
     data = {**complete(version.definition), "id": job_id, "status": Job.Status.PAUSED}
     given = origin.current().reason
-    with origin.reason(f"Restored from version {version.number}" + (f": {given}" if given else ".")):
+    if given:
+        reason = _("Restored from version %(number)d: %(reason)s") % {"number": version.number, "reason": given}
+    else:
+        reason = _("Restored from version %(number)d.") % {"number": version.number}
+    with origin.reason(reason):
         return _create(data=data, is_system=False, actor=actor, action=JobVersion.Action.RESTORE)
 
 

@@ -57,7 +57,7 @@ def normalise_tags(value: Any) -> Any:
 def tag_problems(value: Any) -> list[str]:
     """What is wrong with a (normalised) tag list: each problem a sentence, none if it is fine."""
     if not isinstance(value, list):
-        return ['Give a list of tags (strings), such as ["prod", "team:billing"].']
+        return [_('Give a list of tags (strings), such as ["prod", "team:billing"].')]
     if len(value) > MAX_TAGS:
         return [_("At most %(max)d tags; got %(n)d.") % {"max": MAX_TAGS, "n": len(value)}]
     bad = [tag for tag in value if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag)]

@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 UPSTREAM_KEY = "$upstream"
 MAX_PATH_CHARS = 200
 ROOTS = ("run_id", "status", "job_id", "result")
@@ -31,11 +33,10 @@ def is_upstream_ref(value: object) -> bool:
 def ref_problem(value: object) -> str | None:
     """Why ``{"$upstream": value}`` is refused, or None."""
     if not isinstance(value, str) or len(value) > MAX_PATH_CHARS or not _PATH.fullmatch(value):
-        shown = f"{value!r:.80}"
-        return (
-            f"$upstream {shown}: give 'run_id', 'status', 'job_id', 'result' or a path into it such as "
-            f"'result.rows' (names and list indexes, dot-separated, at most {MAX_PATH_CHARS} characters)."
-        )
+        return _(
+            "$upstream %(value)s: give 'run_id', 'status', 'job_id', 'result' or a path into it such as "
+            "'result.rows' (names and list indexes, dot-separated, at most %(max)d characters)."
+        ) % {"value": repr(value)[:80], "max": MAX_PATH_CHARS}
     return None
 
 

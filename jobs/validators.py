@@ -30,7 +30,7 @@ from django_celery_beat.models import CrontabSchedule
 from jobs.dependencies import after_problems
 from jobs.egress import EgressDenied, check_host
 from jobs.expressions import budget_problem
-from jobs.handlers import check_kwargs, expression_problems
+from jobs.handlers import expression_problems, kwargs_problems
 from jobs.tags import tag_problems
 from jobs.triggers import get_zone, shortest_gap, validate_cron
 
@@ -285,9 +285,7 @@ def _override_kwargs_problems(kwargs: object, job: Job | None) -> list[str]:
     if bounds:
         return [_("%(problem)s, with the job's own.") % {"problem": message.rstrip(".。")} for message in bounds]
     # A handler that no longer loads is the run's failure to record, not the request's.
-    return [
-        message for field, message in map(_handler_problem, check_kwargs(job.handler, merged)) if field != "handler"
-    ]
+    return [message for field, message in kwargs_problems(job.handler, merged) if field != "handler"]
 
 
 def _is_latin1(value: str) -> bool:
@@ -416,7 +414,7 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
         if not isinstance(job.handler_kwargs, dict):
             problems.append(("handler_kwargs", _("Must be a JSON object.")))
         elif handler_ok:
-            problems += [_handler_problem(message) for message in check_kwargs(job.handler, job.handler_kwargs)]
+            problems += kwargs_problems(job.handler, job.handler_kwargs)
     elif job.kind == "shell":
         if not (job.command or "").strip():
             problems.append(("command", _("Required for a shell job.")))
@@ -433,9 +431,3 @@ def _egress_problems(url: str) -> list[str]:
     except EgressDenied as exc:
         return [str(exc)]
     return []
-
-
-def _handler_problem(message: str) -> tuple[str, str]:
-    """Problems with the handler itself go on ``handler``; with its arguments on ``handler_kwargs``."""
-    field = "handler_kwargs" if message.startswith(("Argument", "Unknown argument", "Missing")) else "handler"
-    return field, message

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from jobs.expressions.vocabulary import EXPRESSION_KEY, is_expression
 
 MAX_EXPRESSIONS = 100  # what a run evaluates
@@ -25,9 +27,11 @@ def budget_problem(value: Any) -> str | None:
             count += 1
             chars += len(item[EXPRESSION_KEY])
             if count > MAX_EXPRESSIONS:
-                return f'At most {MAX_EXPRESSIONS} expressions ({{"$expr": …}}) per job, at any depth.'
+                return _('At most %(max)d expressions ({"$expr": …}) per job, at any depth.') % {"max": MAX_EXPRESSIONS}
             if chars > MAX_EXPRESSION_CHARS:
-                return f"At most {MAX_EXPRESSION_CHARS} characters of expressions per job, all of them together."
+                return _("At most %(max)d characters of expressions per job, all of them together.") % {
+                    "max": MAX_EXPRESSION_CHARS
+                }
         elif isinstance(item, dict):
             stack.extend(item.values())
         elif isinstance(item, list | tuple):

@@ -8,6 +8,9 @@ import ast
 from collections.abc import Callable
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from jobs.expressions.limits import MAX_AST_DEPTH, MAX_INT, MAX_LENGTH, MAX_NODES, measure
 from jobs.expressions.vocabulary import KNOWN_ATTRS, NAMES, OPERATOR_SYMBOLS, PLAIN_TYPES, ExpressionError
 
@@ -16,18 +19,18 @@ _MODULE_STYLE = frozenset({"datetime", "date", "time", "timedelta"})
 
 _REFUSED_NODES: dict[type, str] = {
     ast.Lambda: "lambda",
-    ast.ListComp: "comprehensions",
-    ast.SetComp: "comprehensions",
-    ast.DictComp: "comprehensions",
-    ast.GeneratorExp: "generator expressions",
-    ast.NamedExpr: "assignment expressions (:=)",
+    ast.ListComp: gettext_noop("comprehensions"),
+    ast.SetComp: gettext_noop("comprehensions"),
+    ast.DictComp: gettext_noop("comprehensions"),
+    ast.GeneratorExp: gettext_noop("generator expressions"),
+    ast.NamedExpr: gettext_noop("assignment expressions (:=)"),
     ast.JoinedStr: "f-strings",
     ast.FormattedValue: "f-strings",
-    ast.Starred: "* unpacking",
+    ast.Starred: gettext_noop("* unpacking"),
     ast.Yield: "yield",
     ast.YieldFrom: "yield",
     ast.Await: "await",
-    ast.Set: "set literals",
+    ast.Set: gettext_noop("set literals"),
 }
 
 _ALLOWED_NODES = frozenset(
@@ -75,16 +78,18 @@ _MARKERS = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
 def compile_expression(text: str) -> ast.Expression:
     """The parsed tree of ``text``, checked; raises :class:`ExpressionError` if refused."""
     if not isinstance(text, str):
-        raise ExpressionError(f"an expression must be a string, not {type(text).__name__}")
+        raise ExpressionError(_("an expression must be a string, not %(type)s") % {"type": type(text).__name__})
     if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"expression too long: {len(text)} characters, at most {MAX_LENGTH}")
+        raise ExpressionError(
+            _("expression too long: %(n)d characters, at most %(max)d") % {"n": len(text), "max": MAX_LENGTH}
+        )
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"invalid syntax: {exc.msg}") from exc
+        raise ExpressionError(_("invalid syntax: %(error)s") % {"error": exc.msg}) from exc
     except (ValueError, RecursionError, MemoryError) as exc:
         # Null bytes, or nesting the parser itself cannot take.
-        raise ExpressionError(f"invalid expression: {exc}") from exc
+        raise ExpressionError(_("invalid expression: %(error)s") % {"error": exc}) from exc
     nodes = _checked_nodes(tree)
     # Kinds first, so `lambda x: x` is refused as a lambda rather than for its unknown name `x`;
     # then names, so `os.system()` is refused for `os` rather than for `system`.
@@ -116,11 +121,11 @@ def _checked_nodes(tree: ast.Expression) -> list[ast.AST]:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_AST_DEPTH:
-            raise ExpressionError(f"expression nested too deeply (at most {MAX_AST_DEPTH} levels)")
+            raise ExpressionError(_("expression nested too deeply (at most %(max)d levels)") % {"max": MAX_AST_DEPTH})
         if not isinstance(node, _MARKERS):
             count += 1
             if count > MAX_NODES:
-                raise ExpressionError(f"expression too complex: more than {MAX_NODES} parts")
+                raise ExpressionError(_("expression too complex: more than %(max)d parts") % {"max": MAX_NODES})
         nodes.append(node)
         children: list[ast.AST] = []
         for field in _child_fields(type(node)):
@@ -178,30 +183,32 @@ def _module_style(nodes: list[ast.AST], rewrites: list[tuple[ast.AST, str, int, 
 def _check_kind(node: ast.AST) -> None:
     kind = type(node)
     if kind in _REFUSED_NODES:
-        raise ExpressionError(f"{_REFUSED_NODES[kind]} not allowed")
+        raise ExpressionError(_("%(what)s not allowed") % {"what": _(_REFUSED_NODES[kind])})
     if kind in OPERATOR_SYMBOLS and kind not in _ALLOWED_NODES:
-        raise ExpressionError(f"operator '{OPERATOR_SYMBOLS[kind]}' not allowed")
+        raise ExpressionError(_("operator '%(operator)s' not allowed") % {"operator": OPERATOR_SYMBOLS[kind]})
     if kind not in _ALLOWED_NODES:
-        raise ExpressionError(f"{kind.__name__} not allowed")
+        raise ExpressionError(_("%(what)s not allowed") % {"what": kind.__name__})
 
 
 def _check_name(node: ast.Name) -> None:
     if node.id not in NAMES:
-        raise ExpressionError(f"name '{node.id}' not allowed; allowed names: {', '.join(NAMES)}")
+        raise ExpressionError(
+            _("name '%(name)s' not allowed; allowed names: %(names)s") % {"name": node.id, "names": ", ".join(NAMES)}
+        )
 
 
 def _check_attribute(node: ast.Attribute) -> None:
     if node.attr.startswith("_"):
-        raise ExpressionError(f"private or dunder attribute '{node.attr}' not allowed")
+        raise ExpressionError(_("private or dunder attribute '%(name)s' not allowed") % {"name": node.attr})
     if node.attr not in KNOWN_ATTRS:
-        raise ExpressionError(f"attribute '{node.attr}' not allowed")
+        raise ExpressionError(_("attribute '%(name)s' not allowed") % {"name": node.attr})
 
 
 def _check_constant(node: ast.Constant) -> None:
     value = node.value
     kind = type(value)
     if kind not in PLAIN_TYPES:
-        raise ExpressionError(f"{kind.__name__} literals not allowed")
+        raise ExpressionError(_("%(type)s literals not allowed") % {"type": kind.__name__})
     if kind in (bool, float, type(None)) or (type(value) is int and abs(value) < MAX_INT):
         return  # most literals: nothing to measure
     measure(value)  # a 1000-digit literal is refused at save time, not only when run
@@ -210,14 +217,14 @@ def _check_constant(node: ast.Constant) -> None:
 def _check_call(node: ast.Call) -> None:
     # Calling whatever a call returned, or an item of a list, would need callables as values.
     if not isinstance(node.func, ast.Name | ast.Attribute):
-        raise ExpressionError("only named functions and methods can be called")
+        raise ExpressionError(_("only named functions and methods can be called"))
     if any(keyword.arg is None for keyword in node.keywords):
-        raise ExpressionError("** unpacking not allowed")
+        raise ExpressionError(_("** unpacking not allowed"))
 
 
 def _check_dict(node: ast.Dict) -> None:
     if any(key is None for key in node.keys):
-        raise ExpressionError("** unpacking not allowed")
+        raise ExpressionError(_("** unpacking not allowed"))
 
 
 _STATIC_CHECKS: dict[type, Callable[[Any], None]] = {

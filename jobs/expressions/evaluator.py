@@ -9,6 +9,8 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from jobs.expressions.guards import GUARDS
 from jobs.expressions.limits import MAX_SIZE, measure
 from jobs.expressions.vocabulary import (
@@ -44,14 +46,16 @@ def _value(node: ast.expr) -> Any:
     """Evaluate ``node`` to plain data; classes, functions and the module can only be called or dotted."""
     value = _eval(node)
     if type(value) not in PLAIN_TYPES:
-        raise ExpressionError(f"{describe(value)} can only be called or used with '.', not as a value")
+        raise ExpressionError(
+            _("%(what)s can only be called or used with '.', not as a value") % {"what": describe(value)}
+        )
     return _checked(value)
 
 
 def _eval(node: ast.expr) -> Any:
     handler = _HANDLERS.get(type(node))
     if handler is None:  # _check_kind refused these already; this guards against a gap between the two
-        raise ExpressionError(f"{type(node).__name__} not allowed")
+        raise ExpressionError(_("%(what)s not allowed") % {"what": type(node).__name__})
     return handler(node)
 
 
@@ -61,7 +65,7 @@ def _eval_constant(node: ast.Constant) -> Any:
 
 def _eval_name(node: ast.Name) -> Any:
     if node.id not in NAMES:
-        raise ExpressionError(f"name '{node.id}' not allowed")
+        raise ExpressionError(_("name '%(name)s' not allowed") % {"name": node.id})
     return NAMES[node.id]
 
 
@@ -77,7 +81,7 @@ def _eval_dict(node: ast.Dict) -> dict[Any, Any]:
     result: dict[Any, Any] = {}
     for key_node, value_node in zip(node.keys, node.values, strict=True):
         if key_node is None:
-            raise ExpressionError("** unpacking not allowed")
+            raise ExpressionError(_("** unpacking not allowed"))
         key = _value(key_node)
         _attempt("dict literal", operator.setitem, result, key, _value(value_node))
     return result
@@ -98,14 +102,16 @@ def _multiply(left: Any, right: Any) -> Any:
     for sequence, count in ((left, right), (right, left)):
         repeats = isinstance(sequence, str | list | tuple) and isinstance(count, int)
         if repeats and measure(sequence) * max(count, 0) > MAX_SIZE:
-            raise ExpressionError(f"value too large: repetition beyond {MAX_SIZE} characters or items")
+            raise ExpressionError(
+                _("value too large: repetition beyond %(max)d characters or items") % {"max": MAX_SIZE}
+            )
     return left * right
 
 
 def _modulo(left: Any, right: Any) -> Any:
     # "%10000000d" % 1 builds a huge string; printf-style formatting is not needed here.
     if isinstance(left, str):
-        raise ExpressionError("string formatting with '%' not allowed")
+        raise ExpressionError(_("string formatting with '%' not allowed"))
     return left % right
 
 
@@ -133,7 +139,9 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
 def _operator(table: dict[type, Callable[..., Any]], op: ast.AST) -> Callable[..., Any]:
     function = table.get(type(op))
     if function is None:
-        raise ExpressionError(f"operator '{OPERATOR_SYMBOLS.get(type(op), type(op).__name__)}' not allowed")
+        raise ExpressionError(
+            _("operator '%(operator)s' not allowed") % {"operator": OPERATOR_SYMBOLS.get(type(op), type(op).__name__)}
+        )
     return function
 
 
@@ -176,20 +184,22 @@ def _eval_ifexp(node: ast.IfExp) -> Any:
 def _eval_subscript(node: ast.Subscript) -> Any:
     container = _value(node.value)
     if type(container) not in (list, tuple, dict, str):
-        raise ExpressionError(f"subscripts on {type(container).__name__} values not allowed")
+        raise ExpressionError(_("subscripts on %(type)s values not allowed") % {"type": type(container).__name__})
     if isinstance(node.slice, ast.Slice):
         key: Any = slice(*(_slice_part(part) for part in (node.slice.lower, node.slice.upper, node.slice.step)))
     else:
         key = _value(node.slice)
         if type(key) not in (int, str, bool):
-            raise ExpressionError(f"subscripts must be integers or strings, not {type(key).__name__}")
+            raise ExpressionError(
+                _("subscripts must be integers or strings, not %(type)s") % {"type": type(key).__name__}
+            )
     return _attempt("subscript", operator.getitem, container, key)
 
 
 def _slice_part(node: ast.expr | None) -> int | None:
     part = None if node is None else _value(node)
     if part is not None and not isinstance(part, int):
-        raise ExpressionError(f"slice bounds must be integers, not {type(part).__name__}")
+        raise ExpressionError(_("slice bounds must be integers, not %(type)s") % {"type": type(part).__name__})
     return part
 
 
@@ -211,7 +221,7 @@ def _eval_attribute(node: ast.Attribute) -> Any:
 def _get_attribute(obj: Any, attr: str) -> Any:
     label, allowed = _owner(obj)
     if attr.startswith("_") or attr not in allowed:
-        raise ExpressionError(f"attribute '{attr}' not allowed on {label}")
+        raise ExpressionError(_("attribute '%(name)s' not allowed on %(owner)s") % {"name": attr, "owner": label})
     return getattr(obj, attr)
 
 
@@ -226,9 +236,9 @@ def _eval_call(node: ast.Call) -> Any:
         obj, function = None, _eval_name(node.func)
         guard_key, label = node.func.id, node.func.id
     else:
-        raise ExpressionError("only named functions and methods can be called")
+        raise ExpressionError(_("only named functions and methods can be called"))
     if not callable(function):
-        raise ExpressionError(f"{label} cannot be called")
+        raise ExpressionError(_("%(what)s cannot be called") % {"what": label})
     args = [_value(arg) for arg in node.args]
     kwargs = {_keyword_name(keyword): _value(keyword.value) for keyword in node.keywords}
     guard = GUARDS.get(guard_key)
@@ -242,7 +252,7 @@ def _eval_call(node: ast.Call) -> Any:
 
 def _keyword_name(keyword: ast.keyword) -> str:
     if keyword.arg is None:
-        raise ExpressionError("** unpacking not allowed")
+        raise ExpressionError(_("** unpacking not allowed"))
     return keyword.arg
 
 

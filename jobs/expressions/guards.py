@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from jobs.expressions.limits import MAX_INDENT, MAX_NDIGITS, refuse_if_too_large
 from jobs.expressions.vocabulary import ExpressionError
 
@@ -36,21 +38,21 @@ def _guard_dumps(_module: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
     # separators, default and cls are left out: each can make the output grow or run other code.
     unknown = sorted(set(kwargs) - {"sort_keys", "ensure_ascii", "indent"})
     if unknown:
-        raise ExpressionError(f"json.dumps: argument(s) {', '.join(unknown)} not allowed")
+        raise ExpressionError(_("json.dumps: argument(s) %(names)s not allowed") % {"names": ", ".join(unknown)})
     indent = kwargs.get("indent")
     if indent is not None and (type(indent) is not int or not 0 <= indent <= MAX_INDENT):
-        raise ExpressionError(f"json.dumps: indent must be an integer from 0 to {MAX_INDENT}")
+        raise ExpressionError(_("json.dumps: indent must be an integer from 0 to %(max)d") % {"max": MAX_INDENT})
 
 
 def _guard_loads(_module: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
     if kwargs:
-        raise ExpressionError(f"json.loads: argument(s) {', '.join(sorted(kwargs))} not allowed")
+        raise ExpressionError(_("json.loads: argument(s) %(names)s not allowed") % {"names": ", ".join(sorted(kwargs))})
 
 
 def _guard_round(_none: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
     ndigits = args[1] if len(args) > 1 else kwargs.get("ndigits")
     if isinstance(ndigits, int) and abs(ndigits) > MAX_NDIGITS:
-        raise ExpressionError(f"round: ndigits must be from -{MAX_NDIGITS} to {MAX_NDIGITS}")
+        raise ExpressionError(_("round: ndigits must be from -%(max)d to %(max)d") % {"max": MAX_NDIGITS})
 
 
 def _guard_sum(_none: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
@@ -61,7 +63,9 @@ def _guard_sum(_none: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
     start = args[1] if len(args) > 1 else kwargs.get("start", 0)
     for value in [start, *items]:
         if type(value) not in _SUMMABLE:
-            raise ExpressionError(f"sum: only numbers and timedeltas can be summed, not {type(value).__name__}")
+            raise ExpressionError(
+                _("sum: only numbers and timedeltas can be summed, not %(type)s") % {"type": type(value).__name__}
+            )
 
 
 _SUMMABLE = frozenset({int, float, bool, timedelta})

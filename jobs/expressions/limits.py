@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from jobs.expressions.vocabulary import PLAIN_TYPES, ExpressionError, describe
 
 MAX_LENGTH = 1000  # characters of expression text
@@ -27,24 +29,27 @@ def measure(value: Any) -> int:
         item, depth = stack.pop()
         kind = type(item)
         if kind not in PLAIN_TYPES:
-            raise ExpressionError(f"{describe(item)} cannot be used as a value")
+            raise ExpressionError(_("%(what)s cannot be used as a value") % {"what": describe(item)})
         if kind is int and abs(item) >= MAX_INT:
-            raise ExpressionError(f"integer too large (at most {MAX_INT - 1} in absolute value)")
+            raise ExpressionError(_("integer too large (at most %(max)d in absolute value)") % {"max": MAX_INT - 1})
         if kind is str:
             size += len(item)
         elif kind in _CONTAINERS:
             if depth >= MAX_VALUE_DEPTH:
-                raise ExpressionError(f"value nested too deeply (at most {MAX_VALUE_DEPTH} levels)")
+                raise ExpressionError(_("value nested too deeply (at most %(max)d levels)") % {"max": MAX_VALUE_DEPTH})
             size += len(item)
             if size <= MAX_SIZE:  # else we are about to refuse: don't push millions of items first
                 children = [part for pair in item.items() for part in pair] if kind is dict else item
                 stack.extend((child, depth + 1) for child in children)
         if size > MAX_SIZE:
-            raise ExpressionError(f"value too large (more than {MAX_SIZE} characters or items)")
+            raise ExpressionError(_("value too large (more than %(max)d characters or items)") % {"max": MAX_SIZE})
     return size
 
 
 def refuse_if_too_large(predicted: int, what: str) -> None:
     """Refuse a call that would make a value of ``predicted`` characters over ``MAX_SIZE``."""
     if predicted > MAX_SIZE:
-        raise ExpressionError(f"value too large: {what} would make {predicted} characters, at most {MAX_SIZE}")
+        raise ExpressionError(
+            _("value too large: %(what)s would make %(n)d characters, at most %(max)d")
+            % {"what": what, "n": predicted, "max": MAX_SIZE}
+        )

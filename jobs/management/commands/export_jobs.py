@@ -5,29 +5,33 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from jobs.importer import export_job
+from jobs.management.translated import TranslatedCommand
 from jobs.models import Job
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help_text = gettext_lazy(
         "Write every job as a JSON (or YAML) list that import_jobs reads back. Secrets (secret headers, "
         "kwargs, URL passwords and parameters) are masked unless --include-secrets."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--format", choices=["json", "yaml"], default="json", help="json (default) or yaml.")
+        parser.add_argument("--format", choices=["json", "yaml"], default="json", help=_("json (default) or yaml."))
         parser.add_argument(
-            "--output", "-o", type=Path, help="A file to write, in a folder that exists (default: standard output)."
+            "--output", "-o", type=Path, help=_("A file to write, in a folder that exists (default: standard output).")
         )
         parser.add_argument(
             "--include-secrets",
             action="store_true",
-            help="Export secret values as stored (a backup to restore from). Masked otherwise: imported "
-            "back onto the same jobs, a masked value keeps the stored one; a new job refuses it.",
+            help=_(
+                "Export secret values as stored (a backup to restore from). Masked otherwise: imported "
+                "back onto the same jobs, a masked value keeps the stored one; a new job refuses it."
+            ),
         )
 
     def handle(self, *args: Any, format: str, output: Path | None, include_secrets: bool, **options: Any) -> None:

@@ -5,13 +5,14 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from core import origin
 from core.progress import ProgressBar
 from jobs.importer import ImportFormatError, add_tags, import_entries, load_entries
+from jobs.management.translated import TranslatedCommand
 from jobs.tags import clean_tags
 
 # What -v 2 prints for each entry, by its outcome (a dry run's in the conditional).
@@ -23,8 +24,8 @@ _WOULD = {
 }
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help_text = gettext_lazy(
         "Create or update jobs from a JSON or YAML list (the API's shape) or a crontab file, by id. "
         "Prints a one-line summary; -v 2 lists each job; exits 1 if any entry is invalid."
     )
@@ -33,17 +34,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "file",
             type=Path,
-            help="A .json or .yaml/.yml list of jobs (as export_jobs writes), or a crontab file (any other name).",
+            help=_("A .json or .yaml/.yml list of jobs (as export_jobs writes), or a crontab file (any other name)."),
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="Check every entry and count; change nothing (-v 2 lists them)."
+            "--dry-run", action="store_true", help=_("Check every entry and count; change nothing (-v 2 lists them).")
         )
         parser.add_argument(
             "--tag",
             action="append",
             default=[],
             metavar="TAG",
-            help="Add this tag to every job imported, besides its own (repeat for more): --tag from-cron.",
+            help=_("Add this tag to every job imported, besides its own (repeat for more): --tag from-cron."),
         )
 
     def handle(self, *args: Any, file: Path, dry_run: bool, tag: list[str], verbosity: int, **options: Any) -> None:

@@ -2,17 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.progress import ProgressBar
 from jobs import services
+from jobs.management.translated import TranslatedCommand
 from jobs.models import Job
 from jobs.tags import tags_rebuild
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help_text = gettext_lazy(
         "Rebuild the django-celery-beat periodic tasks and the list of tags in use from the jobs (the jobs are "
         "the source of truth), remove the orphaned tasks and create missing system jobs; prints a one-line summary."
     )
