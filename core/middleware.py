@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from core.outage import DATABASE_DISCONNECTS, describe
@@ -29,7 +30,9 @@ class RejectNulMiddleware:
         if "\x00" in request.path:
             raise Http404(_("No such object."))
         if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
-            reason = _("The query string contains a NUL character, which no value can hold.")
+            # Ahead of LocaleMiddleware (nothing else should see the NUL): the language asked for, here.
+            with translation.override(translation.get_language_from_request(request)):
+                reason = _("The query string contains a NUL character, which no value can hold.")
             if is_api(request):
                 return JsonResponse({"detail": reason}, status=400)
             return HttpResponseBadRequest(reason)
