@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -55,7 +56,7 @@ def run_cancel(*, run: Run, actor: Actor = None) -> Run:
     return Run.objects.get(pk=run.pk)
 
 
-def cancel_runs(ids: Iterable[int], *, by: str, now: datetime | None = None) -> None:
+def cancel_runs(ids: Iterable[int], *, by: str | Promise, now: datetime | None = None) -> None:
     """Cancel the runs ``ids`` that have not ended: the queued ones now, the running ones by asking
     their workers. Call in a transaction (the claim's, for ``replace``)."""
     now = now or timezone.now()
