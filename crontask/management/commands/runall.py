@@ -99,12 +99,13 @@ class Command(TranslatedCommand):
                 name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
                 for name, cmd in commands.items()
             }
-            _say(self.stdout, "Started " + ", ".join(f"{name} (pid {p.pid})" for name, p in procs.items()))
+            started = ", ".join(_("%(name)s (pid %(pid)s)") % {"name": name, "pid": p.pid} for name, p in procs.items())
+            _say(self.stdout, _("Started %(processes)s") % {"processes": started})
             exit_code = 0
             while not stopping:
                 dead = [name for name, p in procs.items() if p.poll() is not None]
                 if dead:
-                    _say(self.stderr, f"{', '.join(dead)} exited; stopping the others.")
+                    _say(self.stderr, _("%(processes)s exited; stopping the others.") % {"processes": ", ".join(dead)})
                     exit_code = 1
                     break
                 time.sleep(0.5)
