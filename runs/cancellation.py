@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -51,7 +52,9 @@ def run_cancel(*, run: Run, actor: Actor = None) -> Run:
             message = _("Run %(run)s has ended (%(status)s): there is nothing to cancel.")
             raise Conflict(message % {"run": locked.pk, "status": locked.status}, field="status")
         if locked.cancelled_at is None:
-            cancel_runs([locked.pk], by=_who(actor))
+            with translation.override(settings.LANGUAGE_CODE):  # stored: the deployment's language
+                by = _who(actor)
+            cancel_runs([locked.pk], by=by)
             audit_record(action="cancel", job_id=locked.job_id, run_id=locked.pk)
     return Run.objects.get(pk=run.pk)
 
@@ -60,7 +63,11 @@ def cancel_runs(ids: Iterable[int], *, by: str | Promise, now: datetime | None =
     """Cancel the runs ``ids`` that have not ended: the queued ones now, the running ones by asking
     their workers. Call in a transaction (the claim's, for ``replace``)."""
     now = now or timezone.now()
-    by = str(by)  # a lazy text (REPLACED_BY) in the language of this process
+    # What is stored on the runs is in the deployment's language, whoever asked (a request speaks
+    # its reader's): the same as the errors a worker writes.
+    with translation.override(settings.LANGUAGE_CODE):
+        by = str(by)
+        cancelled_error = _("Cancelled by %(by)s before it started.") % {"by": by}
     ids = list(ids)
     for run in Run.objects.filter(pk__in=ids, status=Run.Status.QUEUED).select_related("job"):
         fields = {
@@ -68,7 +75,7 @@ def cancel_runs(ids: Iterable[int], *, by: str | Promise, now: datetime | None =
             "finished_at": now,
             "cancelled_at": now,
             "cancelled_by": by,
-            "error": _("Cancelled by %(by)s before it started.") % {"by": by},
+            "error": cancelled_error,
         }
         if not Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(**fields):
             continue  # started meanwhile: asked below, as a running run

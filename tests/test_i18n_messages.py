@@ -159,3 +159,19 @@ def test_a_job_page_hides_recent_runs_from_who_may_not_view_runs_in_either_langu
     assert page.count('class="fieldset-heading"') >= 2  # the job's sections are there
     assert ">Recent runs</h2>" not in page
     assert ">最近运行</h2>" not in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language_code", "error"),
+    [("en", "Cancelled by root before it started."), ("zh-hans", "在开始前被 root 取消。")],
+)
+def test_a_run_cancelled_through_the_api_stores_its_error_in_language_code(api, settings, language_code, error):
+    """Stored on the run for every reader: in the deployment's language, not the canceller's."""
+    settings.LANGUAGE_CODE = language_code
+    job = job_services.job_create(data={"id": "queued", "interval_seconds": 60, "url": URL})
+    run = Run.objects.create(job=job, trigger="manual", status="queued")
+    answer = api.post(f"/api/runs/{run.pk}/cancel/", HTTP_ACCEPT_LANGUAGE="zh-hans" if language_code == "en" else "en")
+    assert answer.status_code == 200
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("cancelled", error)
