@@ -21,6 +21,7 @@ from celery import Task, current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from alerts import channels, messages
 from alerts.models import AlertRule, Channel, Incident, Notification
@@ -147,7 +148,7 @@ def deliver(notification_id: int, *, attempt: int | None = None) -> Retry | None
     last_attempt = notification.attempts >= settings.CRONTASK_ALERT_MAX_ATTEMPTS
     channel = notification.channel
     if not channel.enabled:
-        return _record(notification, error="The channel is disabled.", retry=False)
+        return _record(notification, error=_("The channel is disabled."), retry=False)
     alert = messages.alert_for(
         notification.event,
         notification.message,

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from alerts import incidents
 from alerts.models import AlertRule
@@ -107,7 +109,9 @@ def judge(rule: WatchingRule, job: Job, run: Run, *, failed: Run | None) -> Verd
     elif rule.event == Event.CONSECUTIVE_FAILURES:
         threshold = rule.threshold or 1
         if failed is not None and consecutive_failures(job, up_to=threshold) >= threshold:
-            detail = f"{threshold} fire{'s' if threshold != 1 else ''} in a row failed."
+            detail = ngettext("%(count)s fire in a row failed.", "%(count)s fires in a row failed.", threshold) % {
+                "count": threshold
+            }
             return Verdict(problem=True, detail=detail, run=failed)
     elif rule.event == Event.SLOW:
         return _judge_slow(rule, job, run)
@@ -163,8 +167,17 @@ def _judge_slow(rule: WatchingRule, job: Job, run: Run) -> Verdict | None:
     if limit is None:
         return None
     if run.duration_ms > limit:
-        how = f"{limit} ms" if rule.threshold else f"{limit} ms ({SLOW_FACTOR} times the p95 of its recent runs)"
-        return Verdict(problem=True, detail=f"The run took {run.duration_ms} ms; the limit is {how}.")
+        how = (
+            _("%(limit)s ms") % {"limit": limit}
+            if rule.threshold
+            else _("%(limit)s ms (%(factor)s times the p95 of its recent runs)")
+            % {"limit": limit, "factor": SLOW_FACTOR}
+        )
+        detail = _("The run took %(duration)s ms; the limit is %(limit)s.") % {
+            "duration": run.duration_ms,
+            "limit": how,
+        }
+        return Verdict(problem=True, detail=detail)
     return FINE if run.status == Run.Status.SUCCESS else None
 
 
@@ -172,19 +185,20 @@ def _judge_late(rule: WatchingRule, run: Run) -> Verdict | None:
     if run.trigger != Run.Trigger.SCHEDULED or run.attempt != 1 or run.scheduled_for is None:
         return None  # a manual run has no time to be late for; a retry waits on purpose
     if skipped_by_misfire(run.status, run.error):
-        return Verdict(problem=True, detail=f"The fire was skipped: {run.error}")
+        return Verdict(problem=True, detail=_("The fire was skipped: %(reason)s") % {"reason": run.error})
     if run.started_at is None or run.status == Run.Status.SKIPPED:
         return None
     late_ms = int((run.started_at - run.scheduled_for).total_seconds() * 1000)
     if rule.threshold and late_ms > rule.threshold:
-        return Verdict(
-            problem=True, detail=f"The fire started {late_ms} ms after its time; the limit is {rule.threshold} ms."
-        )
+        detail = _("The fire started %(late)s ms after its time; the limit is %(limit)s ms.")
+        return Verdict(problem=True, detail=detail % {"late": late_ms, "limit": rule.threshold})
     return FINE
 
 
 def _failed_detail(failed: Run, ended: Run) -> str:
-    told = f"The fire failed after {failed.attempt} attempts." if failed.attempt > 1 else ""
+    told = (
+        _("The fire failed after %(attempts)s attempts.") % {"attempts": failed.attempt} if failed.attempt > 1 else ""
+    )
     if ended is not failed:
-        told = f"{told} Its retry was skipped: {ended.error}".strip()
+        told = f"{told} {_('Its retry was skipped: %(reason)s') % {'reason': ended.error}}".strip()
     return told

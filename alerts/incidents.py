@@ -13,6 +13,8 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from alerts import delivery, messages
 from alerts.models import AlertRule, Channel, Incident, Notification
@@ -82,8 +84,11 @@ def _tell_recovery(
     first = min(closed, key=lambda incident: incident.opened_at)
     first.closed_at = now
     seen = max(incident.occurrences for incident in closed)
-    times = f"{seen} time{'s' if seen != 1 else ''}"
-    detail = f"Succeeded again {_since(first.opened_at, now)} after the first alert (the problem was seen {times})."
+    detail = ngettext(
+        "Succeeded again %(since)s after the first alert (the problem was seen %(count)s time).",
+        "Succeeded again %(since)s after the first alert (the problem was seen %(count)s times).",
+        seen,
+    ) % {"since": _since(first.opened_at, now), "count": seen}
     text = messages.build_message(AlertRule.Event.RECOVERED, job=job, run=run, incident=first, detail=detail)
     for channel_id, telling_rule in channels.items():
         if channel_id not in live:
@@ -118,10 +123,10 @@ def _open_incident(rule_id: int, job: Job) -> QuerySet[Incident]:
 def _since(opened_at: datetime, now: datetime) -> str:
     seconds = max(0, int((now - opened_at).total_seconds()))
     if seconds < 120:
-        return f"{seconds} s"
+        return _("%(seconds)s s") % {"seconds": seconds}
     if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+        return _("%(minutes)s min") % {"minutes": seconds // 60}
+    return _("%(hours)s h %(minutes)s min") % {"hours": seconds // 3600, "minutes": seconds % 3600 // 60}
 
 
 def incident_remind(incident: Incident, rule: WatchingRule, *, now: datetime) -> bool:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import pgettext_lazy
 
 from alerts.channels.base import Alert
 from alerts.models import Incident, Notification
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
 
     from jobs.models import Job
     from runs.models import Run
+
+# A run's status as a message writes it: the code in English ("Run 5: failed"), a word in Chinese.
+STATUS_WORDS = {
+    "queued": pgettext_lazy("a run's status in a notification", "queued"),
+    "running": pgettext_lazy("a run's status in a notification", "running"),
+    "success": pgettext_lazy("a run's status in a notification", "success"),
+    "failed": pgettext_lazy("a run's status in a notification", "failed"),
+    "timeout": pgettext_lazy("a run's status in a notification", "timeout"),
+    "skipped": pgettext_lazy("a run's status in a notification", "skipped"),
+    "cancelled": pgettext_lazy("a run's status in a notification", "cancelled"),
+    "lost": pgettext_lazy("a run's status in a notification", "lost"),
+}
 
 
 def context(
@@ -66,6 +79,8 @@ def context(
             "started_at": _local(run.started_at, job).isoformat() if run.started_at else None,
             "url": run_url(run.pk),
         }
+        # The message's word for the run's status (a webhook's data keeps the code).
+        data["run_status_label"] = str(STATUS_WORDS.get(run.status, run.status))
     return data
 
 

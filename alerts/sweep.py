@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from alerts import delivery, incidents, messages
 from alerts.models import AlertRule, Incident
@@ -98,8 +99,12 @@ def check_no_success(rule: WatchingRule, *, now: datetime) -> int:
                 .values_list("finished_at", flat=True)
                 .first()
             )
-            since = f"the last one ended {messages.local_time(last, job)}" if last else "it has never succeeded"
-            detail = f"No successful run for {seconds} s ({since})."
+            since = (
+                _("the last one ended %(at)s") % {"at": messages.local_time(last, job)}
+                if last
+                else _("it has never succeeded")
+            )
+            detail = _("No successful run for %(seconds)s s (%(since)s).") % {"seconds": seconds, "since": since}
             opened += incidents.incident_report(rule, job, None, now=now, detail=detail) is not None
     return opened
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -21,10 +22,10 @@ class AppendOnly(Exception):
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
     def update(self, **kwargs: Any) -> int:
-        raise AppendOnly("Audit entries are append-only: they cannot be updated.")
+        raise AppendOnly(gettext("Audit entries are append-only: they cannot be updated."))
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        raise AppendOnly("Audit entries are append-only: prune them by age (prune_audit).")
+        raise AppendOnly(gettext("Audit entries are append-only: prune them by age (prune_audit)."))
 
 
 class AuditEntry(models.Model):
@@ -78,9 +79,9 @@ class AuditEntry(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
-            raise AppendOnly("Audit entries are append-only: they cannot be changed.")
+            raise AppendOnly(gettext("Audit entries are append-only: they cannot be changed."))
         kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AppendOnly("Audit entries are append-only: prune them by age (prune_audit).")
+        raise AppendOnly(gettext("Audit entries are append-only: prune them by age (prune_audit)."))

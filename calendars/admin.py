@@ -141,7 +141,9 @@ class CalendarAdmin(admin.ModelAdmin):
             except ValidationError as exc:
                 kept.append(f"{calendar.name}: {' '.join(exc.messages)}")
         if kept:
-            self.message_user(request, "Not deleted: " + " | ".join(kept[:20]), messages.ERROR)
+            self.message_user(
+                request, _("Not deleted: %(calendars)s") % {"calendars": " | ".join(kept[:20])}, messages.ERROR
+            )
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
         calendar = Calendar.objects.filter(pk=object_id).first()

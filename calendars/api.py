@@ -8,6 +8,8 @@ from typing import Any
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
@@ -86,7 +88,7 @@ class CalendarViewSet(viewsets.ModelViewSet):
 
 class JobPreviewQuerySerializer(serializers.Serializer):
     count = serializers.IntegerField(required=False, default=10, min_value=1, max_value=MAX_PREVIEW)
-    after = PreviewAfterField(required=False, help_text="Fires after this time (default: now).")
+    after = PreviewAfterField(required=False, help_text=gettext_lazy("Fires after this time (default: now)."))
 
 
 class JobPreviewView(APIView):
@@ -109,7 +111,7 @@ class DraftPreviewQuerySerializer(CronPreviewSerializer):
     moves its fires. ``id`` gives the jitter's offset (derived from it); without one, none. The
     expression, zone, count and ``after`` are read as the cron preview reads them."""
 
-    expr = serializers.CharField(max_length=200, required=False, allow_blank=True, help_text="a cron")
+    expr = serializers.CharField(max_length=200, required=False, allow_blank=True, help_text=gettext_lazy("a cron"))
     interval_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     id = serializers.CharField(max_length=100, required=False, allow_blank=True)
     jitter_seconds = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_JITTER_SECONDS)
@@ -117,7 +119,9 @@ class DraftPreviewQuerySerializer(CronPreviewSerializer):
     blackout_policy = serializers.ChoiceField(
         choices=Job.BlackoutPolicy.choices, required=False, default=Job.BlackoutPolicy.SKIP
     )
-    calendars = serializers.CharField(required=False, allow_blank=True, help_text="calendar ids, comma-separated")
+    calendars = serializers.CharField(
+        required=False, allow_blank=True, help_text=gettext_lazy("calendar ids, comma-separated")
+    )
 
     def validate_expr(self, value: str) -> str:
         return super().validate_expr(value) if value else value
@@ -126,15 +130,16 @@ class DraftPreviewQuerySerializer(CronPreviewSerializer):
         try:
             ids = [int(part) for part in value.split(",") if part.strip()]
         except ValueError:
-            raise serializers.ValidationError("Calendar ids, comma-separated: 1,2.") from None
+            raise serializers.ValidationError(_("Calendar ids, comma-separated: 1,2.")) from None
         missing = sorted(set(ids) - set(Calendar.objects.filter(pk__in=ids).values_list("pk", flat=True)))
         if missing:
-            raise serializers.ValidationError(f"No calendar with the id(s) {', '.join(map(str, missing))}.")
+            message = _("No calendar with the id(s) %(ids)s.") % {"ids": ", ".join(map(str, missing))}
+            raise serializers.ValidationError(message)
         return ids
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs.get("expr")) == bool(attrs.get("interval_seconds")):
-            raise serializers.ValidationError({"expr": ["Give a cron expression (expr) or interval_seconds."]})
+            raise serializers.ValidationError({"expr": [_("Give a cron expression (expr) or interval_seconds.")]})
         return attrs
 
 

@@ -63,13 +63,13 @@ def import_ics(*, calendar: Calendar, content: bytes, replace: bool = False, yea
         try:
             spans = _event_spans(event, zone, horizon, limit=min(room, MAX_OCCURRENCES))
         except OverflowError:
-            result.skipped.append(f"{name or 'an event'}: its dates are out of range")
+            result.skipped.append(_("%(event)s: its dates are out of range") % {"event": name or _("an event")})
             continue
         except (ValueError, TypeError, KeyError) as exc:
             result.skipped.append(f"{name or _('an event')}: {exc}")
             continue
         if not all(in_window_years(start) and in_window_years(end) for start, end in spans):
-            result.skipped.append(f"{name or 'an event'}: its dates are out of range")
+            result.skipped.append(_("%(event)s: its dates are out of range") % {"event": name or _("an event")})
             continue
         windows += [{"name": name, "start": start, "end": end} for start, end in spans]
     result.added = calendar_add_windows(calendar=calendar, windows=windows, replace=replace)
@@ -90,12 +90,12 @@ def _event_spans(
         end_value = start_value + timedelta(days=1) if _is_date(start_value) else start_value
     start, end = _aware(start_value, zone), _aware(end_value, zone)
     if end <= start:
-        raise ValueError("it has no length")
+        raise ValueError(_("it has no length"))
     if "RRULE" not in event:
         return [(start, end)]
     length = end - start
     if start.year < MIN_RRULE_YEAR:
-        raise ValueError(f"a repeating event must start in {MIN_RRULE_YEAR} or later")
+        raise ValueError(_("a repeating event must start in %(year)s or later") % {"year": MIN_RRULE_YEAR})
     rule = rrulestr(event["RRULE"].to_ical().decode(), dtstart=start)
     if isinstance(rule, rrule):
         if rule._count is None and (rule._until is None or rule._until > horizon):
@@ -111,7 +111,7 @@ def _event_spans(
         if occurrence + length > now:
             spans.append((occurrence, occurrence + length))
         elif steps >= MAX_STEPS:
-            raise ValueError(f"it repeats too often: more than {MAX_STEPS} occurrences before now")
+            raise ValueError(_("it repeats too often: more than %(n)s occurrences before now") % {"n": MAX_STEPS})
     return spans
 
 
@@ -135,5 +135,5 @@ def _aware(value: date | datetime, zone: ZoneInfo) -> datetime:
     if _is_date(value):
         return datetime.combine(value, time(0), tzinfo=zone)
     if not isinstance(value, datetime):
-        raise TypeError(f"not a date or date-time: {value!r}")
+        raise TypeError(_("not a date or date-time: %(value)r") % {"value": value})
     return value if timezone.is_aware(value) else value.replace(tzinfo=zone)

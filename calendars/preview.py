@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from calendars.selectors import calendar_windows
 from calendars.windows import WindowSpec, blackout_at, blackout_end
 from jobs.models import Job
@@ -44,7 +46,7 @@ def _walk(
     fire = _start(job, schedule, after)
     deferred_to: datetime | None = None
     dst_skipped = _dst_skipped(schedule, after)
-    for _ in range(count * 4):
+    for _step in range(count * 4):
         if fire is None or len(out) >= count:
             break
         while dst_skipped and dst_skipped[0][0] < fire and len(out) < count:
@@ -53,18 +55,20 @@ def _walk(
         blackout = blackout_at(windows, fire) if windows else None
         if blackout is not None and job.blackout_policy == Job.BlackoutPolicy.DEFER:
             end = blackout_end(windows, blackout)
-            entry.update(skipped=True, reasons=[*entry["reasons"], f"deferred to {end.isoformat()}: {blackout.reason}"])
+            entry.update(skipped=True, reasons=[*entry["reasons"], _deferred(end, blackout.reason)])
             out.append(entry)
             if deferred_to != end:
                 deferred_to = end
                 fire = end
                 continue
         elif blackout is not None:
-            entry.update(skipped=True, reasons=[*entry["reasons"], f"blackout: {blackout.reason}"])
+            entry.update(
+                skipped=True, reasons=[*entry["reasons"], _("blackout: %(reason)s") % {"reason": blackout.reason}]
+            )
             out.append(entry)
         else:
             if deferred_to is not None and fire == deferred_to:
-                entry.update(moved=True, reasons=[*entry["reasons"], "deferred: the blackout's end"])
+                entry.update(moved=True, reasons=[*entry["reasons"], _("deferred: the blackout's end")])
             out.append(entry)
         if job.trigger == Job.Trigger.DATE:
             break
@@ -86,21 +90,41 @@ def _start(job: Job, schedule: Schedule, after: datetime) -> datetime | None:
     return schedule.next_fire(stored, after)
 
 
+def _deferred(end: datetime, reason: str) -> str:
+    return _("deferred to %(end)s: %(reason)s") % {"end": end.isoformat(), "reason": reason}
+
+
+# What daylight saving does to a fire of a cron that names its time (``_dst_change``).
+DST_MISSING = "missing"  # the time named does not exist that day
+DST_REPEATED = "repeated"  # the time named occurs twice that day; this is its second occurrence
+
+
+def _dst_change(schedule: Schedule, fire: datetime) -> str | None:
+    """DST_MISSING, DST_REPEATED or None for ``fire`` of ``schedule``."""
+    if schedule.trigger != Job.Trigger.CRON or not dst_policy_applies(schedule.cron):
+        return None
+    zone = get_zone(schedule.timezone)
+    local = (fire - schedule.offset).astimezone(zone)
+    hours, minutes = _named(schedule.cron)
+    if (hours is not None and local.hour not in hours) or (minutes is not None and local.minute not in minutes):
+        return DST_MISSING
+    if local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset() and local.fold == 1:
+        return DST_REPEATED
+    return None
+
+
 def _entry(schedule: Schedule, fire: datetime) -> dict[str, Any]:
     reasons: list[str] = []
     moved = False
-    if schedule.trigger == Job.Trigger.CRON and dst_policy_applies(schedule.cron):
-        zone = get_zone(schedule.timezone)
-        local = (fire - schedule.offset).astimezone(zone)
-        hours, minutes = _named(schedule.cron)
-        if (hours is not None and local.hour not in hours) or (minutes is not None and local.minute not in minutes):
-            moved = True
-            reasons.append("DST: the time named does not exist that day; at the next valid time")
-        elif local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset() and local.fold == 1:
-            reasons.append("DST: the time named occurs twice that day; its second occurrence")
+    change = _dst_change(schedule, fire)
+    if change == DST_MISSING:
+        moved = True
+        reasons.append(_("DST: the time named does not exist that day; at the next valid time"))
+    elif change == DST_REPEATED:
+        reasons.append(_("DST: the time named occurs twice that day; its second occurrence"))
     if schedule.offset_seconds:
         moved = True
-        reasons.append(f"jitter: +{schedule.offset_seconds} s")
+        reasons.append(_("jitter: +%(seconds)s s") % {"seconds": schedule.offset_seconds})
     return {"at": fire.isoformat(), "moved": moved, "skipped": False, "reasons": reasons}
 
 
@@ -118,9 +142,8 @@ def _dst_skipped(schedule: Schedule, after: datetime) -> list[tuple[datetime, di
     for steps, fire in enumerate(shifted.fires(after)):
         if (fire - after).days > 400 or len(dropped) >= 3 or steps > 5000:
             break
-        entry = _entry(shifted, fire)
-        if any(reason.startswith("DST: the time named does not exist") for reason in entry["reasons"]):
-            reasons = ["DST: the time named does not exist that day; skipped by the job's DST policy"]
+        if _dst_change(shifted, fire) == DST_MISSING:
+            reasons = [_("DST: the time named does not exist that day; skipped by the job's DST policy")]
             dropped.append((fire, {"at": fire.isoformat(), "moved": False, "skipped": True, "reasons": reasons}))
     return dropped
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from calendars.models import MAX_DURATION_SECONDS, Calendar, Window
@@ -27,9 +28,9 @@ class WindowWriteSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Window.Kind.choices, required=False)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     start = serializers.CharField(
-        required=False, allow_blank=True, help_text="ISO 8601; without an offset, read in the calendar's zone."
+        required=False, allow_blank=True, help_text=_("ISO 8601; without an offset, read in the calendar's zone.")
     )
-    end = serializers.CharField(required=False, allow_blank=True, help_text="ISO 8601; excluded.")
+    end = serializers.CharField(required=False, allow_blank=True, help_text=_("ISO 8601; excluded."))
     cron = serializers.CharField(required=False, allow_blank=True, max_length=200)
     duration_seconds = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=MAX_DURATION_SECONDS
@@ -40,7 +41,7 @@ class CalendarWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
     time_zone = serializers.CharField(required=False, max_length=64)
-    windows = WindowWriteSerializer(many=True, required=False, help_text="Replaces the calendar's windows.")
+    windows = WindowWriteSerializer(many=True, required=False, help_text=_("Replaces the calendar's windows."))
 
 
 class IcsImportSerializer(serializers.Serializer):

@@ -96,7 +96,7 @@ def _apply(calendar: Calendar, data: Mapping[str, Any], *, partial: bool) -> Non
 
 def _windows(calendar: Calendar, items: object) -> list[Window]:
     if not isinstance(items, list | tuple):
-        raise ValidationError({"windows": "A list of windows."})
+        raise ValidationError({"windows": _("A list of windows.")})
     made, errors = [], {}
     zone = get_zone(calendar.time_zone)
     for n, item in enumerate(items):
@@ -116,7 +116,7 @@ def window_prepare(item: object, *, zone: Any, calendar: Calendar | None = None)
     """A valid, unsaved window from the API's shape: ``{"start", "end"}`` (ISO datetimes; one
     without an offset is read in the calendar's zone) or ``{"cron", "duration_seconds"}``."""
     if not isinstance(item, Mapping):
-        raise ValidationError("A window is an object.")
+        raise ValidationError(_("A window is an object."))
     unknown = sorted(set(item) - set(WINDOW_FIELDS) - {"id"})
     if unknown:
         raise ValidationError(_("Unknown field(s): %(names)s.") % {"names": ", ".join(unknown)})
@@ -126,14 +126,14 @@ def window_prepare(item: object, *, zone: Any, calendar: Calendar | None = None)
         window.start = _when(item.get("start"), zone, "start")
         window.end = _when(item.get("end"), zone, "end")
         if window.end <= window.start:
-            raise ValidationError("end: must be after start.")
+            raise ValidationError(_("end: must be after start."))
         if item.get("cron") or item.get("duration_seconds") is not None:
-            raise ValidationError("A range window has start and end, not cron or duration_seconds.")
+            raise ValidationError(_("A range window has start and end, not cron or duration_seconds."))
     elif kind == Window.Kind.RECURRING:
         cron = item.get("cron")
         duration = item.get("duration_seconds")
         if not isinstance(cron, str) or not cron.strip():
-            raise ValidationError("cron: required for a recurring window.")
+            raise ValidationError(_("cron: required for a recurring window."))
         try:
             validate_cron(cron)
         except ValidationError as exc:
@@ -142,7 +142,7 @@ def window_prepare(item: object, *, zone: Any, calendar: Calendar | None = None)
             message = _("duration_seconds: a whole number of seconds, 1 to %(max)d.")
             raise ValidationError(message % {"max": MAX_DURATION_SECONDS})
         if item.get("start") or item.get("end"):
-            raise ValidationError("A recurring window has cron and duration_seconds, not start or end.")
+            raise ValidationError(_("A recurring window has cron and duration_seconds, not start or end."))
         window.cron, window.duration_seconds = cron.strip(), duration
     else:
         raise ValidationError(_("kind: 'range' or 'recurring', not %(kind)r.") % {"kind": kind})
@@ -164,7 +164,8 @@ def _when(value: object, zone: Any, field: str) -> datetime:
         parsed = parsed.replace(tzinfo=zone)
     if not in_window_years(parsed):
         first, last = WINDOW_YEARS
-        raise ValidationError(f"{field}: a date-time in the years {first} to {last} (UTC), not {value!s:.40}.")
+        message = _("%(field)s: a date-time in the years %(first)s to %(last)s (UTC), not %(value)s.")
+        raise ValidationError(message % {"field": field, "first": first, "last": last, "value": f"{value!s:.40}"})
     return parsed
 
 

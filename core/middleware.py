@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from core.outage import DATABASE_DISCONNECTS, describe
 from core.views import is_api
@@ -26,9 +28,11 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path:
-            raise Http404("No such object.")
+            raise Http404(_("No such object."))
         if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
-            reason = "The query string contains a NUL character, which no value can hold."
+            # Ahead of LocaleMiddleware (nothing else should see the NUL): the language asked for, here.
+            with translation.override(translation.get_language_from_request(request)):
+                reason = _("The query string contains a NUL character, which no value can hold.")
             if is_api(request):
                 return JsonResponse({"detail": reason}, status=400)
             return HttpResponseBadRequest(reason)
@@ -52,7 +56,7 @@ class DatabaseUnavailableMiddleware:
         if not isinstance(exception, DATABASE_DISCONNECTS):
             return None
         logger.warning("database unavailable for %s %s: %s", request.method, request.path, describe(exception))
-        reason = "The database is unavailable; try again shortly."
+        reason = _("The database is unavailable; try again shortly.")
         response: HttpResponse
         if is_api(request):
             response = JsonResponse({"detail": reason}, status=503)

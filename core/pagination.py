@@ -113,7 +113,7 @@ class FeedPagination(LimitOffsetPagination):
                 "name": self.cursor_query_param,
                 "required": False,
                 "in": "query",
-                "description": "Page by id, not offset: empty for the first page, then the next or previous link's.",
+                "description": _("Page by id, not offset: empty for the first page, then the next or previous link's."),
                 "schema": {"type": "string"},
             },
         ]
@@ -158,7 +158,7 @@ def _id_order(queryset: QuerySet[Any]) -> bool:
         return True
     if order in (["id"], ["pk"]):
         return False
-    raise ValidationError({"cursor": ["Paging by cursor needs ordering=-id (the default) or ordering=id."]})
+    raise ValidationError({"cursor": [_("Paging by cursor needs ordering=-id (the default) or ordering=id.")]})
 
 
 def _cursor(last_id: int, backwards: bool) -> str:
@@ -175,4 +175,4 @@ def _read_cursor(given: str) -> tuple[int | None, bool]:
             raise ValueError(text)
         return int(text[1:]), text[0] == "b"
     except (ValueError, UnicodeDecodeError):
-        raise ValidationError({"cursor": ["Not a cursor this list gave: use its next or previous link."]}) from None
+        raise ValidationError({"cursor": [_("Not a cursor this list gave: use its next or previous link.")]}) from None

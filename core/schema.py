@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import Direction
 
 ERROR_SCHEMA = {
     "type": "object",
-    "description": 'Field-keyed messages (`{"cron": ["…"]}`) or `{"detail": "…"}`.',
+    "description": gettext_lazy('Field-keyed messages (`{"cron": ["…"]}`) or `{"detail": "…"}`.'),
     "additionalProperties": True,
 }
 ERRORS = {
-    "400": "Invalid input: the field and the reason.",
-    "401": "Not authenticated.",
-    "403": "Not allowed.",
-    "404": "Not found.",
-    "409": "Conflicts with the current state (duplicate id, system job).",
+    "400": gettext_lazy("Invalid input: the field and the reason."),
+    "401": gettext_lazy("Not authenticated."),
+    "403": gettext_lazy("Not allowed."),
+    "404": gettext_lazy("Not found."),
+    "409": gettext_lazy("Conflicts with the current state (duplicate id, system job)."),
 }
 
 
@@ -33,8 +34,9 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append("404")
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
             codes.append("409")
+        error_schema = {**ERROR_SCHEMA, "description": str(ERROR_SCHEMA["description"])}
         for code in codes:
             responses.setdefault(
-                code, {"description": ERRORS[code], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+                code, {"description": str(ERRORS[code]), "content": {"application/json": {"schema": error_schema}}}
             )
         return responses

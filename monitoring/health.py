@@ -18,6 +18,7 @@ from typing import Any
 from celery import current_app
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from heartbeats.models import Heartbeat
 from heartbeats.services import BEAT, WORKER_PREFIX
@@ -49,7 +50,7 @@ def _from_heartbeats(*, show_hostnames: bool) -> tuple[dict[str, Any], dict[str,
             .values_list("name", "hostname", "seen_at")
         )
     except Exception as exc:  # noqa: BLE001 - any failure means the database is down
-        unknown = {"status": "error", "error": "database unavailable"}
+        unknown = {"status": "error", "error": gettext("database unavailable")}
         return {"status": "error", "error": type(exc).__name__}, unknown, {**unknown, "count": 0}
     beat_row = next((row for row in rows if row[0] == BEAT), None)
     workers = [hostname for name, hostname, _ in rows if name != BEAT]
@@ -58,20 +59,20 @@ def _from_heartbeats(*, show_hostnames: bool) -> tuple[dict[str, Any], dict[str,
 
 def _beat(row: tuple[str, str, datetime] | None, fresh: datetime, show_hostnames: bool) -> dict[str, Any]:
     if row is None:
-        return {"status": "error", "error": "beat has never run", "last_seen": None}
+        return {"status": "error", "error": gettext("beat has never run"), "last_seen": None}
     _, hostname, seen_at = row
     report: dict[str, Any] = {"status": "ok" if seen_at >= fresh else "error", "last_seen": seen_at.isoformat()}
     if show_hostnames:
         report["hostname"] = hostname
     if report["status"] != "ok":
-        report["error"] = "no heartbeat for over a minute"
+        report["error"] = gettext("no heartbeat for over a minute")
     return report
 
 
 def _workers(names: list[str], show_hostnames: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"status": "ok" if names else "error", "count": len(names)}
     if not names:
-        report["error"] = "no worker heartbeat in the last minute"
+        report["error"] = gettext("no worker heartbeat in the last minute")
     if show_hostnames:
         report["names"] = names
     return report

@@ -6,6 +6,8 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -33,8 +35,8 @@ class HealthView(APIView):
 
     @extend_schema(
         responses={
-            200: OpenApiResponse(description="Every part is up."),
-            503: OpenApiResponse(description="A part is down: its entry says which and why."),
+            200: OpenApiResponse(description=gettext_lazy("Every part is up.")),
+            503: OpenApiResponse(description=gettext_lazy("A part is down: its entry says which and why.")),
         }
     )
     def get(self, request: Request) -> Response:
@@ -50,7 +52,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     who reaches web may read it. Not a DRF view: no session, throttle or content negotiation."""
     token = settings.CRONTASK_METRICS_TOKEN
     if token and not _bearer_matches(request.headers.get("Authorization", ""), token):
-        response = HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
+        response = HttpResponse(_("A bearer token is required.") + "\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)

@@ -381,7 +381,7 @@ class JobAdmin(jobs_admin.JobAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> list:
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None or not request.user.has_perm("runs.view_run"):  # the runs' errors are theirs to see
-            fieldsets = [f for f in fieldsets if f[0] != "Recent runs"]
+            fieldsets = [f for f in fieldsets if "recent_runs" not in f[1]["fields"]]
         return fieldsets
 
     @admin.display(description=gettext_lazy("job"), ordering="id")

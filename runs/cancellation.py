@@ -22,8 +22,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from audit.services import audit_record
 from core.exceptions import Conflict
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REPLACED_BY = "the job's 'replace' policy (a newer run started)"
+REPLACED_BY = gettext_lazy("the job's 'replace' policy (a newer run started)")
 
 
 def run_cancel(*, run: Run, actor: Actor = None) -> Run:
@@ -45,17 +49,25 @@ def run_cancel(*, run: Run, actor: Actor = None) -> Run:
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
         if locked.status in Run.FINISHED:
-            raise Conflict(f"Run {locked.pk} has ended ({locked.status}): there is nothing to cancel.", field="status")
+            message = _("Run %(run)s has ended (%(status)s): there is nothing to cancel.")
+            raise Conflict(message % {"run": locked.pk, "status": locked.status}, field="status")
         if locked.cancelled_at is None:
-            cancel_runs([locked.pk], by=_who(actor))
+            with translation.override(settings.LANGUAGE_CODE):  # stored: the deployment's language
+                by = _who(actor)
+            cancel_runs([locked.pk], by=by)
             audit_record(action="cancel", job_id=locked.job_id, run_id=locked.pk)
     return Run.objects.get(pk=run.pk)
 
 
-def cancel_runs(ids: Iterable[int], *, by: str, now: datetime | None = None) -> None:
+def cancel_runs(ids: Iterable[int], *, by: str | Promise, now: datetime | None = None) -> None:
     """Cancel the runs ``ids`` that have not ended: the queued ones now, the running ones by asking
     their workers. Call in a transaction (the claim's, for ``replace``)."""
     now = now or timezone.now()
+    # What is stored on the runs is in the deployment's language, whoever asked (a request speaks
+    # its reader's): the same as the errors a worker writes.
+    with translation.override(settings.LANGUAGE_CODE):
+        by = str(by)
+        cancelled_error = _("Cancelled by %(by)s before it started.") % {"by": by}
     ids = list(ids)
     for run in Run.objects.filter(pk__in=ids, status=Run.Status.QUEUED).select_related("job"):
         fields = {
@@ -63,7 +75,7 @@ def cancel_runs(ids: Iterable[int], *, by: str, now: datetime | None = None) -> 
             "finished_at": now,
             "cancelled_at": now,
             "cancelled_by": by,
-            "error": f"Cancelled by {by} before it started.",
+            "error": cancelled_error,
         }
         if not Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(**fields):
             continue  # started meanwhile: asked below, as a running run
@@ -82,7 +94,7 @@ def cancel_runs(ids: Iterable[int], *, by: str, now: datetime | None = None) -> 
 def _who(actor: Actor) -> str:
     if actor is not None and getattr(actor, "is_authenticated", False):
         return actor.get_username()
-    return "an anonymous caller"
+    return _("an anonymous caller")
 
 
 class CancelWatch:

@@ -32,6 +32,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from calendars.selectors import calendar_windows
 from calendars.windows import Blackout, blackout_at
@@ -93,11 +94,12 @@ def _fire(downstream: Job, upstream: Run) -> Run | None:
         now = timezone.now()
         blackout = _blackout(downstream, now)
         if blackout is not None:
+            reason = blackout.reason
             # Recorded, not sent: the row is the claim on (job, upstream run) all the same.
             return Run.objects.create(
                 job=downstream, trigger=Run.Trigger.DEPENDENCY, upstream_run=upstream,
                 status=Run.Status.SKIPPED, queued_at=now, started_at=now, finished_at=now, duration_ms=0,
-                error=f"Blackout: {blackout.reason}; a dependency run in a blackout is skipped.",
+                error=_("Blackout: %(reason)s; a dependency run in a blackout is skipped.") % {"reason": reason},
                 target=mask_text(downstream.target),
             )  # fmt: skip
         made = Run.objects.create(

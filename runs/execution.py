@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.services import audit_record
 from core.outage import DATABASE_DISCONNECTS, describe, retrying
@@ -41,7 +42,7 @@ from runs import claims, executors, policies
 from runs.cancellation import REPLACED_BY, cancel_runs, cancel_watch
 from runs.claims import Claimant
 from runs.enqueue import create_manual
-from runs.executors.base import Outcome, OutputBuffer, Progress, storable_text
+from runs.executors.base import Outcome, OutputBuffer, Progress, cancelled_error, storable_text
 from runs.models import Run
 from runs.outcomes import finish, masked
 
@@ -98,9 +99,8 @@ def run_execute(
     limited = policies.limits_concurrency(job.concurrency_policy, job.max_concurrent)
     if run.status == Run.Status.RUNNING and limited and not _begin_limited(job, run):
         # Cancelled before it began (a newer run of a ``replace`` job): it never starts.
-        return finish(
-            run, _who_cancelled(run, Outcome(status="cancelled", error="Cancelled: before it began.")), job=job
-        )
+        cancelled = Outcome(status="cancelled", error=cancelled_error(gettext("before it began.")))
+        return finish(run, _who_cancelled(run, cancelled), job=job)
     progress = RunProgress(run.pk, secrets=secret_values(job, run.overrides))
     execute = partial(executors.execute, job, overrides=run.overrides, progress=progress, identity=_identity(run))
     with cancel_watch().watching(run.pk, progress.cancel):
@@ -296,8 +296,9 @@ def _who_cancelled(run: Run, outcome: Outcome) -> Outcome:
     """A cancelled run's outcome, saying who cancelled it (the run's ``cancelled_by``)."""
     if outcome.status != Run.Status.CANCELLED:
         return outcome
-    by = Run.objects.filter(pk=run.pk).values_list("cancelled_by", flat=True).first() or "someone"
-    outcome.error = f"Cancelled by {by}: {outcome.error.removeprefix('Cancelled: ')}"
+    by = Run.objects.filter(pk=run.pk).values_list("cancelled_by", flat=True).first() or gettext("someone")
+    reason = outcome.error.removeprefix(cancelled_error(""))
+    outcome.error = gettext("Cancelled by %(by)s: %(reason)s") % {"by": by, "reason": reason}
     return outcome
 
 
@@ -423,7 +424,7 @@ class RunProgress(Progress):
     def text(self) -> str:
         text = "\n".join(self.lines)
         if self.dropped:
-            text += f"\n[… truncated: {self.dropped} more bytes not kept]"
+            text += "\n" + gettext("[… truncated: %(bytes)s more bytes not kept]") % {"bytes": self.dropped}
         return text
 
     def output_so_far(self) -> str:

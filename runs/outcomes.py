@@ -26,6 +26,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.outage import DATABASE_DISCONNECTS, describe, retrying
 from jobs.models import Job
@@ -85,7 +86,8 @@ def finish(run: Run, outcome: Outcome, *, job: Job, finished: datetime | None = 
             "started_at": run.started_at,
             "finished_at": finished,
             "duration_ms": fields["duration_ms"],
-            "error": f"The run ended {outcome.status}, but its outcome could not be stored ({problem}).",
+            "error": _("The run ended %(status)s, but its outcome could not be stored (%(problem)s).")
+            % {"status": outcome.status, "problem": problem},
         }
         store = partial(_store_outcome, run, fields, job=job, retry=False)
         ended = retrying(store, within=_store_window(run, job), what=what)
@@ -141,7 +143,10 @@ def _late_outcome(run: Run, outcome: Outcome, finished: datetime) -> None:
         run.pk, run.job_id, outcome.status, seconds,
         extra={"run_id": run.pk, "job_id": run.job_id, "status": outcome.status},
     )  # fmt: skip
-    note = f" It did end later ({outcome.status}, after {seconds:.1f} s); that outcome was not recorded."
+    note = " " + _("It did end later (%(status)s, after %(seconds)s s); that outcome was not recorded.") % {
+        "status": outcome.status,
+        "seconds": f"{seconds:.1f}",
+    }
     Run.objects.filter(pk=run.pk, status=Run.Status.LOST).update(
         error=Concat(F("error"), Value(note), output_field=TextField())
     )

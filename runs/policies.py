@@ -14,6 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from jobs.models import Job
 from runs.models import Run
 
@@ -40,7 +45,7 @@ def fire_time(scheduled_for: datetime | None, *, now: datetime) -> datetime:
     return scheduled_for or now.replace(microsecond=0)
 
 
-MISFIRE = "Misfire"
+MISFIRE = gettext_lazy("Misfire")
 
 
 def misfire_reason(scheduled_for: datetime, *, now: datetime, grace_seconds: int | None) -> str:
@@ -51,22 +56,33 @@ def misfire_reason(scheduled_for: datetime, *, now: datetime, grace_seconds: int
     late = (now - scheduled_for).total_seconds()
     if late <= grace_seconds:
         return ""
-    return f"{MISFIRE}: started {late:.1f} s after its scheduled time; the grace is {grace_seconds} s."
+    reason = _("started %(late)s s after its scheduled time; the grace is %(grace)s s.")
+    return f"{MISFIRE}: " + reason % {"late": f"{late:.1f}", "grace": grace_seconds}
 
 
 def skipped_by_misfire(status: str, error: str) -> bool:
     """Whether a run of this status and error was skipped for starting past its misfire grace."""
-    return status == Run.Status.SKIPPED and error.startswith(MISFIRE + ":")
+    return status == Run.Status.SKIPPED and error.startswith(_misfire_prefixes())
+
+
+def _misfire_prefixes() -> tuple[str, ...]:
+    """ "Misfire:" in each language Crontask speaks: the run's error was written in the language
+    of the process that skipped it, which need not be this one's."""
+    prefixes = []
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            prefixes.append(f"{MISFIRE}:")
+    return tuple(prefixes)
 
 
 def paused_reason(job_status: str) -> str:
     """The reason to skip a fire whose job was paused before it started; "" if it was not."""
-    return "The job was paused before this fire started." if job_status == Job.Status.PAUSED else ""
+    return _("The job was paused before this fire started.") if job_status == Job.Status.PAUSED else ""
 
 
 def overlap_reason(going_run_id: int) -> str:
     """The reason to skip a run of a ``forbid`` job while its run ``going_run_id`` is going."""
-    return f"Concurrency policy 'forbid': run {going_run_id} of this job was still running."
+    return _("Concurrency policy 'forbid': run %(run)s of this job was still running.") % {"run": going_run_id}
 
 
 def concurrency_verdict(policy: str, max_concurrent: int | None, going: Sequence[int]) -> str:
@@ -78,7 +94,11 @@ def concurrency_verdict(policy: str, max_concurrent: int | None, going: Sequence
         return overlap_reason(going[-1])
     if policy == Job.ConcurrencyPolicy.ALLOW and max_concurrent is not None and len(going) >= max_concurrent:
         runs = ", ".join(str(pk) for pk in going[-3:]) + (" …" if len(going) > 3 else "")
-        return f"max_concurrent {max_concurrent}: {len(going)} runs of this job were going (runs {runs})."
+        return _("max_concurrent %(max)s: %(count)s runs of this job were going (runs %(runs)s).") % {
+            "max": max_concurrent,
+            "count": len(going),
+            "runs": runs,
+        }
     return ""
 
 

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from runs import policies
 from runs.models import Run
@@ -20,9 +22,12 @@ from runs.outcomes import elapsed_ms, record
 
 logger = logging.getLogger(__name__)
 
-_LOST_RUNNING = "The worker running it stopped (killed or crashed) before it finished."
-_LOST_QUEUED = "No worker picked it up in time."
-_LOST_HELD = "The worker that took it ahead of its time stopped (killed or crashed) before that time came."
+# Stored on the run in the language of the process that reaps it (LANGUAGE_CODE): str() at use.
+_LOST_RUNNING = gettext_lazy("The worker running it stopped (killed or crashed) before it finished.")
+_LOST_QUEUED = gettext_lazy("No worker picked it up in time.")
+_LOST_HELD = gettext_lazy(
+    "The worker that took it ahead of its time stopped (killed or crashed) before that time came."
+)
 
 
 def reap_lost_runs(*, now: datetime | None = None) -> int:
@@ -62,7 +67,9 @@ def reap_lost_runs(*, now: datetime | None = None) -> int:
         + [(pk, Run.Status.QUEUED, _LOST_HELD) for pk in unstarted]
     ):
         with transaction.atomic():
-            if not Run.objects.filter(pk=pk, status=was).update(status=Run.Status.LOST, finished_at=now, error=reason):
+            if not Run.objects.filter(pk=pk, status=was).update(
+                status=Run.Status.LOST, finished_at=now, error=str(reason)
+            ):
                 continue  # it finished meanwhile
             run = Run.objects.select_related("job").get(pk=pk)
             if run.started_at is not None:
@@ -88,7 +95,7 @@ def _end_unanswered_cancels(now: datetime) -> int:
     unanswered = Run.objects.filter(status=Run.Status.RUNNING, cancelled_at__lt=asked_before)
     ended = 0
     for pk, by in unanswered.values_list("pk", "cancelled_by"):
-        error = f"Cancelled by {by}; its worker did not end it within the grace (it may be gone)."
+        error = _("Cancelled by %(by)s; its worker did not end it within the grace (it may be gone).") % {"by": by}
         with transaction.atomic():
             if not Run.objects.filter(pk=pk, status=Run.Status.RUNNING).update(
                 status=Run.Status.CANCELLED, finished_at=now, error=error

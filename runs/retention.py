@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, ForeignObjectRel, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.services import audit_prune
 from jobs import services as job_services
@@ -29,7 +30,7 @@ def parse_age(text: str) -> timedelta:
     """'30d', '12h', '90m', '3600s', '2w'; a bare number is days."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not an age: use a number with s, m, h, d or w, such as 30d.")
+        raise ValueError(_("%(text)r is not an age: use a number with s, m, h, d or w, such as 30d.") % {"text": text})
     return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from jobs.secrets import mask_overrides
@@ -37,10 +38,10 @@ class RunLogQuerySerializer(serializers.Serializer):
     """GET /api/runs/{id}/log/'s query: where the reader is in each text (characters)."""
 
     after = serializers.IntegerField(
-        min_value=0, required=False, help_text="The offset in both texts (a run has one of them); default 0."
+        min_value=0, required=False, help_text=_("The offset in both texts (a run has one of them); default 0.")
     )
-    log_after = serializers.IntegerField(min_value=0, required=False, help_text="The offset in log_output.")
-    output_after = serializers.IntegerField(min_value=0, required=False, help_text="The offset in output.")
+    log_after = serializers.IntegerField(min_value=0, required=False, help_text=_("The offset in log_output."))
+    output_after = serializers.IntegerField(min_value=0, required=False, help_text=_("The offset in output."))
 
     def offsets(self) -> dict[str, int]:
         data = self.validated_data
@@ -53,10 +54,12 @@ class RunLogSerializer(serializers.Serializer):
 
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=Run.Status.choices)
-    finished = serializers.BooleanField(help_text="The run has ended: its text will not grow any more.")
-    log_output = serializers.CharField(allow_blank=True, help_text="log_output after log_after (all of it if reset).")
-    log_offset = serializers.IntegerField(help_text="The length of log_output: the next log_after.")
-    log_reset = serializers.BooleanField(help_text="log_after was past the end: log_output is the whole text.")
-    output = serializers.CharField(allow_blank=True, help_text="output after output_after (all of it if reset).")
-    output_offset = serializers.IntegerField(help_text="The length of output: the next output_after.")
-    output_reset = serializers.BooleanField(help_text="output_after was past the end: output is the whole text.")
+    finished = serializers.BooleanField(help_text=_("The run has ended: its text will not grow any more."))
+    log_output = serializers.CharField(
+        allow_blank=True, help_text=_("log_output after log_after (all of it if reset).")
+    )
+    log_offset = serializers.IntegerField(help_text=_("The length of log_output: the next log_after."))
+    log_reset = serializers.BooleanField(help_text=_("log_after was past the end: log_output is the whole text."))
+    output = serializers.CharField(allow_blank=True, help_text=_("output after output_after (all of it if reset)."))
+    output_offset = serializers.IntegerField(help_text=_("The length of output: the next output_after."))
+    output_reset = serializers.BooleanField(help_text=_("output_after was past the end: output is the whole text."))

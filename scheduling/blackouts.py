@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.db import DatabaseError
+from django.utils.translation import gettext as _
 
 from calendars.models import Calendar
 from calendars.selectors import calendar_windows
@@ -77,9 +78,10 @@ def hold_back(fires: Sequence[Fire], *, now: datetime, cache: CalendarCache) -> 
             end = blackout_end(windows, blackout)
             # Row locked by the claim: its following fire is replaced by the one deferred run.
             Job.objects.filter(pk=fire.job_id).update(next_run_at=end)
-            held.append((fire, f"Blackout: {blackout.reason}; deferred: the job runs once at {end.isoformat()}."))
+            deferred = _("Blackout: %(reason)s; deferred: the job runs once at %(end)s.")
+            held.append((fire, deferred % {"reason": blackout.reason, "end": end.isoformat()}))
         else:
-            held.append((fire, f"Blackout: {blackout.reason}."))
+            held.append((fire, _("Blackout: %(reason)s.") % {"reason": blackout.reason}))
     outbox.record_held(held, now=now)
     # A one-off whose one fire a blackout skipped has had its time, as one a misfire skipped.
     skipped = [fire.job_id for fire, _ in held if fire.blackout_policy != Job.BlackoutPolicy.DEFER]

@@ -23,17 +23,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
+from django.utils.translation import gettext_lazy
 
 from runs.models import Run
 from scheduling.fires import Fire
 
 #: Seconds a run created by another process is left to that process to send, before beat does.
 SETTLE_SECONDS = 2.0
-MISSED = (
+# Stored on the skipped runs in the language of beat's process (LANGUAGE_CODE).
+MISSED = gettext_lazy(
     "Missed: it fell due while beat could not fire jobs (it was stopped, or cut off from the database or "
-    "held up); the fire at {at} stands for it."
+    "held up); the fire at %(at)s stands for it."
 )
-SUPERSEDED = (
+SUPERSEDED = gettext_lazy(
     "Missed: its message could not reach a worker in time (the broker was unreachable, or lost it); "
     "a later fire of the job stands for it."
 )
@@ -84,7 +86,7 @@ def record_fires(fires: Sequence[Fire], *, now: datetime) -> None:
                 target=fire.target,
             )
         )
-        reason = MISSED.format(at=fire.scheduled_for.isoformat())
+        reason = MISSED % {"at": fire.scheduled_for.isoformat()}
         runs += [
             Run(
                 job_id=fire.job_id,
@@ -113,7 +115,7 @@ def record_held(held: Sequence[tuple[Fire, str]], *, now: datetime) -> None:
     for fire, reason in held:
         for at, why in (
             (fire.scheduled_for, reason),
-            *((m, MISSED.format(at=fire.scheduled_for.isoformat())) for m in fire.missed),
+            *((m, MISSED % {"at": fire.scheduled_for.isoformat()}) for m in fire.missed),
         ):
             runs.append(
                 Run(
@@ -169,7 +171,7 @@ def coalesce_waiting(*, now: datetime, resend_after: float, lost_before: datetim
         Exists(later), trigger=Run.Trigger.SCHEDULED, attempt=1
     )
     return Run.objects.filter(pk__in=superseded.values("pk")).update(
-        status=Run.Status.SKIPPED, started_at=now, finished_at=now, duration_ms=0, error=SUPERSEDED
+        status=Run.Status.SKIPPED, started_at=now, finished_at=now, duration_ms=0, error=str(SUPERSEDED)
     )
 
 

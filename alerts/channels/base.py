@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from jobs.egress import EgressDenied
 from jobs.egress_http import EgressAdapter
@@ -82,8 +83,11 @@ def check_robot_answer(response: requests.Response, code_key: str, message_key: 
     try:
         answer = response.json()
     except ValueError:
-        raise DeliveryFailed(f"The robot's answer is not JSON: {response.text[:QUOTED]}") from None
+        raise DeliveryFailed(
+            _("The robot's answer is not JSON: %(answer)s") % {"answer": response.text[:QUOTED]}
+        ) from None
     code = answer.get(code_key, 0) if isinstance(answer, dict) else None
     if code not in (0, None) or not isinstance(answer, dict):
         message = answer.get(message_key, "") if isinstance(answer, dict) else answer
-        raise DeliveryFailed(f"The robot refused the message: {code_key} {code}: {str(message)[:QUOTED]}")
+        refused = _("The robot refused the message: %(key)s %(code)s: %(message)s")
+        raise DeliveryFailed(refused % {"key": code_key, "code": code, "message": str(message)[:QUOTED]})

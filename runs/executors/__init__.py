@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from jobs.upstream_refs import resolve_refs
 from runs.executors.base import Outcome, Progress
@@ -68,5 +69,5 @@ def execute(
             progress=progress,
         )
     if not settings.CRONTASK_ALLOW_SHELL:
-        return Outcome(status="failed", error="Shell jobs are disabled on this server (CRONTASK_ALLOW_SHELL).")
+        return Outcome(status="failed", error=_("Shell jobs are disabled on this server (CRONTASK_ALLOW_SHELL)."))
     return execute_shell(command=job.command, timeout=job.timeout_seconds, max_bytes=limit, progress=progress)

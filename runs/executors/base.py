@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 
 @dataclass
 class Outcome:
@@ -67,7 +69,8 @@ def clip(data: bytes | str, max_bytes: int) -> str:
     if len(raw) <= max_bytes:
         return storable_text(raw.decode("utf-8", errors="replace"))
     kept = raw[:max_bytes].decode("utf-8", errors="ignore")
-    return storable_text(f"{kept}\n[… truncated: {len(raw) - max_bytes} more bytes not kept]")
+    marker = _("[… truncated: %(bytes)s more bytes not kept]") % {"bytes": len(raw) - max_bytes}
+    return storable_text(f"{kept}\n{marker}")
 
 
 class Cancelled(Exception):
@@ -128,7 +131,7 @@ class OutputBuffer:
     def text(self) -> str:
         text = self.kept.decode("utf-8", errors="replace")
         if self.dropped:
-            text += f"\n[… truncated: {self.dropped} more bytes not kept]"
+            text += "\n" + _("[… truncated: %(bytes)s more bytes not kept]") % {"bytes": self.dropped}
         return storable_text(text)
 
 
@@ -186,8 +189,17 @@ def terminate_group(pid: int, *, grace: float, exited: Callable[[], bool]) -> bo
 
 def cancelled_outcome(*, gentle: bool, grace: float, **fields: Any) -> Outcome:
     """How a cancelled run of a process ended: on SIGTERM, or killed after the grace."""
-    how = "it stopped on SIGTERM" if gentle else f"it was still running {grace:g} s after SIGTERM: killed"
-    return Outcome(status="cancelled", error=f"Cancelled: {how}.", **fields)
+    how = (
+        _("it stopped on SIGTERM.")
+        if gentle
+        else _("it was still running %(grace)s s after SIGTERM: killed.") % {"grace": f"{grace:g}"}
+    )
+    return Outcome(status="cancelled", error=cancelled_error(how), **fields)
+
+
+def cancelled_error(reason: str) -> str:
+    """A cancelled run's error: "Cancelled: " and ``reason`` (``runs.execution`` names who cancelled it)."""
+    return _("Cancelled: %(reason)s") % {"reason": reason}
 
 
 def kill_group(pid: int) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
+from django.utils.translation import gettext as _
 from requests.utils import check_header_validity
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
@@ -33,7 +34,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 from jobs import egress
 from jobs.egress_http import EgressAdapter
 from jobs.secrets import mask_values, value_forms
-from runs.executors.base import Outcome, OutputBuffer, Progress
+from runs.executors.base import Outcome, OutputBuffer, Progress, cancelled_error
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection  # a Protocol urllib3 defines for type checkers only
@@ -219,12 +220,14 @@ def _read_body(response: requests.Response, content: OutputBuffer, *, deadline: 
 
 def _timed_out(response: requests.Response | None, content: OutputBuffer, timeout: float) -> Outcome:
     if response is None:
-        return Outcome(status="timeout", error=f"No complete answer within {timeout:g} s.")
+        return Outcome(
+            status="timeout", error=_("No complete answer within %(timeout)s s.") % {"timeout": f"{timeout:g}"}
+        )
     return Outcome(
         status="timeout",
         status_code=response.status_code,
         response_body=content.text(),
-        error=f"The response body was still arriving after {timeout:g} s.",
+        error=_("The response body was still arriving after %(timeout)s s.") % {"timeout": f"{timeout:g}"},
     )
 
 
@@ -233,7 +236,7 @@ def _cancelled(response: requests.Response | None, content: OutputBuffer) -> Out
         status="cancelled",
         status_code=response.status_code if response is not None else None,
         response_body=content.text() if response is not None else "",
-        error="Cancelled: the call's connection was closed.",
+        error=cancelled_error(_("the call's connection was closed.")),
     )
 
 
@@ -353,11 +356,13 @@ def _refused_header(headers: Mapping[str, Any]) -> str:
         except (requests.exceptions.InvalidHeader, UnicodeEncodeError, AttributeError):
             if not (isinstance(name, str) and name.isascii() and _HEADER_NAME.fullmatch(name)):
                 # A broken name may be a whole "Name: value" line pasted in: not shown either.
-                return f"InvalidHeader: the name of header #{position} is not a valid header name."
-            return (
-                f"InvalidHeader: the value of header {name!r} cannot be sent (leading whitespace, "
+                return _("InvalidHeader: the name of header #%(position)s is not a valid header name.") % {
+                    "position": position
+                }
+            return _(
+                "InvalidHeader: the value of header %(name)s cannot be sent (leading whitespace, "
                 "a line break, or a character outside Latin-1); the value is not shown."
-            )
+            ) % {"name": repr(name)}
     return ""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
+from django.utils.translation import gettext as _
 
 from jobs import handlers
 from jobs.expressions import ExpressionError, resolve_kwargs
@@ -75,12 +76,15 @@ def execute_python(
     if not finished:
         kill_group(pid)
         os.waitpid(pid, 0)
-        return Outcome(status="timeout", error=f"Still running after {timeout:g} s: killed.")
-    _, status = os.waitpid(pid, 0)
+        return Outcome(
+            status="timeout", error=_("Still running after %(timeout)s s: killed.") % {"timeout": f"{timeout:g}"}
+        )
+    _pid, status = os.waitpid(pid, 0)
     kill_group(pid)  # anything the handler left running in the background
     if result.dropped:
         size = len(result.kept) + result.dropped
-        return Outcome(status="failed", error=f"The handler's report was too large ({size} bytes); it was not read.")
+        error = _("The handler's report was too large (%(size)s bytes); it was not read.") % {"size": size}
+        return Outcome(status="failed", error=error)
     return _outcome(bytes(result.kept), status)
 
 
@@ -102,10 +106,11 @@ def _outcome(raw: bytes, wait_status: int) -> Outcome:
         report = json.loads(raw)
     except ValueError:
         if os.WIFSIGNALED(wait_status):
-            reason = f"killed by signal {signal.Signals(os.WTERMSIG(wait_status)).name}"
-        else:
-            reason = f"exited with code {os.waitstatus_to_exitcode(wait_status)}"
-        return Outcome(status="failed", error=f"The handler's process {reason} before reporting a result.")
+            signame = signal.Signals(os.WTERMSIG(wait_status)).name
+            error = _("The handler's process was killed by signal %(signal)s before reporting a result.")
+            return Outcome(status="failed", error=error % {"signal": signame})
+        error = _("The handler's process exited with code %(code)s before reporting a result.")
+        return Outcome(status="failed", error=error % {"code": os.waitstatus_to_exitcode(wait_status)})
     if report["ok"]:
         return Outcome(status="success", result=json_safe(report["result"]))
     # The child cut these already; cutting again would cut into its marker.

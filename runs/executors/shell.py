@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from runs.executors.base import (
     Cancelled,
@@ -62,9 +63,9 @@ def execute_shell(*, command: str, timeout: float, max_bytes: int, progress: Pro
             start_new_session=True,  # its own process group, so a timeout kills its children too
         )
     except ValueError as exc:  # shlex: unbalanced quotes
-        return Outcome(status="failed", error=f"Cannot parse the command: {exc}")
+        return Outcome(status="failed", error=_("Cannot parse the command: %(error)s") % {"error": exc})
     except OSError as exc:
-        return Outcome(status="failed", error=f"Cannot start the command: {exc.strerror or exc}")
+        return Outcome(status="failed", error=_("Cannot start the command: %(error)s") % {"error": exc.strerror or exc})
     output = OutputBuffer(max_bytes)
     assert proc.stdout is not None  # noqa: S101 - stdout=PIPE above
     stdout_fd = os.dup(proc.stdout.fileno())
@@ -85,15 +86,21 @@ def execute_shell(*, command: str, timeout: float, max_bytes: int, progress: Pro
     if not finished:
         kill_group(proc.pid)
         proc.wait()
-        return Outcome(status="timeout", output=output.text(), error=f"Still running after {timeout:g} s: killed.")
+        return Outcome(status="timeout", output=output.text(), error=_still_running(timeout))
     try:
         code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         kill_group(proc.pid)
         proc.wait()
-        return Outcome(status="timeout", output=output.text(), error=f"Still running after {timeout:g} s: killed.")
+        return Outcome(status="timeout", output=output.text(), error=_still_running(timeout))
     kill_group(proc.pid)  # anything it left running in the background
     if code == 0:
         return Outcome(status="success", exit_code=0, output=output.text())
-    error = f"Exit code {code}." if code > 0 else f"Killed by signal {-code}."
+    error = (
+        _("Exit code %(code)s.") % {"code": code} if code > 0 else _("Killed by signal %(signal)s.") % {"signal": -code}
+    )
     return Outcome(status="failed", exit_code=code, output=output.text(), error=error)
+
+
+def _still_running(timeout: float) -> str:
+    return _("Still running after %(timeout)s s: killed.") % {"timeout": f"{timeout:g}"}

@@ -3,14 +3,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from audit.services import audit_prune
+from core.commands import TranslatedCommand
 
 
-class Command(BaseCommand):
-    help = "Delete audit entries older than a number of days (CRONTASK_AUDIT_RETENTION_DAYS by default)."
+class Command(TranslatedCommand):
+    help = gettext_noop("Delete audit entries older than a number of days (CRONTASK_AUDIT_RETENTION_DAYS by default).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -18,7 +20,7 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="N",
-            help="Delete entries older than N days (at least 1; default: CRONTASK_AUDIT_RETENTION_DAYS).",
+            help=_("Delete entries older than N days (at least 1; default: CRONTASK_AUDIT_RETENTION_DAYS)."),
         )
 
     def handle(self, *args: Any, older_than_days: int | None, **options: Any) -> None:

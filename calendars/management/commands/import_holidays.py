@@ -6,23 +6,27 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from calendars.ics import import_ics
 from calendars.models import Calendar
 from calendars.services import calendar_create
+from core.commands import TranslatedCommand
 
 
-class Command(BaseCommand):
-    help = "Import the events of an iCalendar (.ics) file as blackout windows of a calendar (made if missing)."
+class Command(TranslatedCommand):
+    help = gettext_noop(
+        "Import the events of an iCalendar (.ics) file as blackout windows of a calendar (made if missing)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("calendar", help="The calendar's name (created if there is none) or id.")
+        parser.add_argument("calendar", help=_("The calendar's name (created if there is none) or id."))
         parser.add_argument("file", type=Path)
-        parser.add_argument("--replace", action="store_true", help="Replace the calendar's windows.")
-        parser.add_argument("--time-zone", default=None, help="For a calendar made here (default TIME_ZONE).")
+        parser.add_argument("--replace", action="store_true", help=_("Replace the calendar's windows."))
+        parser.add_argument("--time-zone", default=None, help=_("For a calendar made here (default TIME_ZONE)."))
 
     def handle(self, *args: Any, calendar: str, file: Path, replace: bool, time_zone: str | None, **opts: Any) -> None:
         try:

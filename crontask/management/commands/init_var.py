@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from core.commands import TranslatedCommand
 from crontask.bootstrap import prepare_var_dir
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Create var/ (CRONTASK_VAR_DIR), the filesystem broker's folders, STATIC_ROOT and, unless SECRET_KEY "
         "is set, the install's secret key. bin/run does this; run it before starting web, worker or beat "
         "yourself on the embedded defaults."

@@ -19,10 +19,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
+from django.core.management.base import CommandParser, OutputWrapper
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from core import multiprocess
+from core.commands import TranslatedCommand
 from crontask.bootstrap import ensure_admin_user, prepare_var_dir
 
 STOP_GRACE_SECONDS = 30
@@ -31,22 +33,22 @@ STOP_GRACE_SECONDS = 30
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class Command(BaseCommand):
-    help = "Run web, worker and beat together (the embedded defaults need nothing else)."
+class Command(TranslatedCommand):
+    help = gettext_noop("Run web, worker and beat together (the embedded defaults need nothing else).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--host",
             default=os.environ.get("CRONTASK_HOST", "127.0.0.1"),
-            help="Address the web server listens on (default: CRONTASK_HOST or 127.0.0.1).",
+            help=_("Address the web server listens on (default: CRONTASK_HOST or 127.0.0.1)."),
         )
         parser.add_argument(
             "--port",
             type=int,
             default=int(os.environ.get("CRONTASK_PORT", "8000")),
-            help="Port of the web server (default: CRONTASK_PORT or 8000).",
+            help=_("Port of the web server (default: CRONTASK_PORT or 8000)."),
         )
-        parser.add_argument("--concurrency", type=int, default=None, help="Worker processes (default: CPUs).")
+        parser.add_argument("--concurrency", type=int, default=None, help=_("Worker processes (default: CPUs)."))
 
     def execute(self, *args: Any, **options: Any) -> str | None:
         # Before the system checks (which warn about a missing var/) and before any process that
@@ -97,12 +99,13 @@ class Command(BaseCommand):
                 name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
                 for name, cmd in commands.items()
             }
-            _say(self.stdout, "Started " + ", ".join(f"{name} (pid {p.pid})" for name, p in procs.items()))
+            started = ", ".join(_("%(name)s (pid %(pid)s)") % {"name": name, "pid": p.pid} for name, p in procs.items())
+            _say(self.stdout, _("Started %(processes)s") % {"processes": started})
             exit_code = 0
             while not stopping:
                 dead = [name for name, p in procs.items() if p.poll() is not None]
                 if dead:
-                    _say(self.stderr, f"{', '.join(dead)} exited; stopping the others.")
+                    _say(self.stderr, _("%(processes)s exited; stopping the others.") % {"processes": ", ".join(dead)})
                     exit_code = 1
                     break
                 time.sleep(0.5)

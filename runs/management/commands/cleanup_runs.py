@@ -3,16 +3,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from core.commands import TranslatedCommand
 from core.progress import ProgressBar
 from runs.retention import count_old_runs, delete_old_runs, parse_age
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Delete finished runs older than an age, in batches, keeping each job's newest N. "
         "Prints how many were deleted and how many of the old runs were kept."
     )
@@ -21,12 +23,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--older-than",
             default=f"{settings.CRONTASK_RUN_RETENTION_DAYS}d",
-            help="An age: 30d, 12h, 90m, 3600s, 2w; a bare number is days (default: CRONTASK_RUN_RETENTION_DAYS).",
+            help=_("An age: 30d, 12h, 90m, 3600s, 2w; a bare number is days (default: CRONTASK_RUN_RETENTION_DAYS)."),
         )
         parser.add_argument(
-            "--keep-per-job", type=int, default=0, help="Always keep each job's newest N runs (default 0)."
+            "--keep-per-job", type=int, default=0, help=_("Always keep each job's newest N runs (default 0).")
         )
-        parser.add_argument("--batch-size", type=int, default=5000, help="Runs deleted per statement (default 5000).")
+        parser.add_argument(
+            "--batch-size", type=int, default=5000, help=_("Runs deleted per statement (default 5000).")
+        )
 
     def handle(self, *args: Any, older_than: str, keep_per_job: int, batch_size: int, **options: Any) -> None:
         try:

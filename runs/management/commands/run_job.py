@@ -4,19 +4,21 @@ import json
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from core import origin
+from core.commands import TranslatedCommand
 from jobs.models import Job
 from runs.execution import run_in_foreground
 
 
-class Command(BaseCommand):
-    help = "Run a job now, in this process, and print the run (exit 1 unless it succeeded)."
+class Command(TranslatedCommand):
+    help = gettext_noop("Run a job now, in this process, and print the run (exit 1 unless it succeeded).")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("job_id", help="The id of the job to run.")
+        parser.add_argument("job_id", help=_("The id of the job to run."))
 
     def handle(self, *args: Any, job_id: str, **options: Any) -> None:
         job = Job.objects.filter(pk=job_id).first()
