@@ -7,15 +7,15 @@ from typing import Any
 import yaml
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 
+from core.commands import TranslatedCommand
 from jobs.importer import export_job
-from jobs.management.translated import TranslatedCommand
 from jobs.models import Job
 
 
 class Command(TranslatedCommand):
-    help_text = gettext_lazy(
+    help = gettext_noop(
         "Write every job as a JSON (or YAML) list that import_jobs reads back. Secrets (secret headers, "
         "kwargs, URL passwords and parameters) are masked unless --include-secrets."
     )

@@ -7,12 +7,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop
+from django.utils.translation import gettext_noop
 
 from core import origin
+from core.commands import TranslatedCommand
 from core.progress import ProgressBar
 from jobs.importer import ImportFormatError, add_tags, import_entries, load_entries
-from jobs.management.translated import TranslatedCommand
 from jobs.tags import clean_tags
 
 # What -v 2 prints for each entry, by its outcome (a dry run's in the conditional).
@@ -25,7 +25,7 @@ _WOULD = {
 
 
 class Command(TranslatedCommand):
-    help_text = gettext_lazy(
+    help = gettext_noop(
         "Create or update jobs from a JSON or YAML list (the API's shape) or a crontab file, by id. "
         "Prints a one-line summary; -v 2 lists each job; exits 1 if any entry is invalid."
     )

@@ -3,17 +3,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 
+from core.commands import TranslatedCommand
 from core.progress import ProgressBar
 from jobs import services
-from jobs.management.translated import TranslatedCommand
 from jobs.models import Job
 from jobs.tags import tags_rebuild
 
 
 class Command(TranslatedCommand):
-    help_text = gettext_lazy(
+    help = gettext_noop(
         "Rebuild the django-celery-beat periodic tasks and the list of tags in use from the jobs (the jobs are "
         "the source of truth), remove the orphaned tasks and create missing system jobs; prints a one-line summary."
     )
