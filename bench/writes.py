@@ -304,6 +304,7 @@ def runs_list_cases(count: int) -> dict[str, str]:
 
     newest = Run.objects.order_by("-id").values_list("id", "started_at").first()
     assert newest is not None
+    assert newest[1] is not None
     halfway = _cursor(newest[0] - count // 2, False)
     day_start = (newest[1] - timedelta(days=60)).replace(microsecond=0)
     day = f"started_after={day_start.isoformat()}&started_before={(day_start + timedelta(days=1)).isoformat()}"
@@ -369,6 +370,7 @@ def _retention_stage(million: int = 1_000_000) -> dict[str, Any]:
     # The cutoff: the queued_at of the run a million after the oldest (write_runs: one a second).
     cutoff = Run.objects.filter(id__gte=oldest + min(million, total // 2)).order_by("id")
     cut = cutoff.values_list("queued_at", flat=True).first()
+    assert cut is not None  # write_runs gives every run its queued_at
     now = datetime.now(UTC)
     batches: list[float] = []
     last = time.perf_counter()

@@ -133,7 +133,8 @@ def _delete_batch(ids: list[int]) -> int:
     quote = connection.ops.quote_name
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         for relation in run_links():
-            table, column = quote(relation.related_model._meta.db_table), quote(relation.field.column)
+            table = quote(relation.related_model._meta.db_table)
+            column = quote(relation.field.get_attname_column()[1] or "")  # a foreign key always has one
             cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} = ANY(%s)", [ids])  # noqa: S608 (model names)
         cursor.execute(f"DELETE FROM {quote(Run._meta.db_table)} WHERE id = ANY(%s)", [ids])  # noqa: S608
         return cursor.rowcount
