@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench import writes
 
         writes.run_stages(
-            import_jobs=args.import_jobs, api_jobs=args.api_jobs, runs=args.runs, baseline_sample=args.baseline_sample
-        )
+            import_jobs=args.import_jobs, api_jobs=args.api_jobs, runs=args.runs, baseline_sample=args.baseline_sample,
+            parts=writes.parse_parts(args.writes_parts), database=args.writes_database,
+        )  # fmt: skip
         if "beat" not in stages:
             return 0
     server = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
@@ -95,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def writes_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench.writes import add_part_arguments
+
+    add_part_arguments(parser)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -105,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-jobs", type=int, default=1_000, help="writes: POST /api/jobs/ creates")
     parser.add_argument("--runs", type=int, default=2_000_000, help="writes: runs for the runs list stage")
     parser.add_argument("--baseline-sample", type=int, default=1_000, help="writes: imports one by one (baseline)")
+    writes_arguments(parser)
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated numbers of jobs ('': none)")
     parser.add_argument("--full", action="store_true", help="add N = 100,000")
     parser.add_argument("--schedulers", default="crontask,vanilla", help="crontask, vanilla or both")

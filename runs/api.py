@@ -20,7 +20,13 @@ from jobs.serializers import RunNowSerializer
 from runs import cancellation, enqueue, selectors
 from runs.filters import RunFilter
 from runs.models import Run
-from runs.serializers import RunListSerializer, RunLogQuerySerializer, RunLogSerializer, RunSerializer
+from runs.serializers import (
+    LARGE_TEXT_FIELDS,
+    RunListSerializer,
+    RunLogQuerySerializer,
+    RunLogSerializer,
+    RunSerializer,
+)
 
 
 # /api/jobs/: the jobs' viewset with the actions that queue a run (``run``, bulk ``run``). (A
@@ -46,6 +52,11 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     search_fields: list[str] = []
     ordering_fields = ["id", "started_at", "scheduled_for", "duration_ms"]
     ordering = ["-id"]
+
+    def get_queryset(self) -> QuerySet[Run]:
+        # A list shows no captured text (RunListSerializer): reading it would fetch up to
+        # megabytes a row (out of line, TOAST) for a page that drops it.
+        return Run.objects.defer(*LARGE_TEXT_FIELDS) if self.action == "list" else Run.objects.all()
 
     def get_serializer_class(self) -> type:
         return RunListSerializer if self.action == "list" else RunSerializer
@@ -103,4 +114,4 @@ class JobRunsView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Run.objects.none()
         job = get_object_or_404(Job.objects.only("pk"), pk=self.kwargs["job_id"])
-        return Run.objects.filter(job=job)
+        return Run.objects.filter(job=job).defer(*LARGE_TEXT_FIELDS)  # as RunViewSet's list

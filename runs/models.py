@@ -125,6 +125,9 @@ class Run(models.Model):
             models.Index(fields=["status", "-id"], name="run_status_idx"),
             # Retention (runs.retention): a job's runs queued before the cutoff.
             models.Index(fields=["job", "queued_at"], name="run_job_queued_idx"),
+            # Retention without keep-per-job (runs.retention): the whole table's old runs, oldest first,
+            # in batches of neighbouring rows; the walk stops at the cutoff.
+            models.Index(fields=["queued_at", "id"], name="run_queued_idx"),
             # Beat's outbox sweep (scheduling.outbox.waiting_runs): queued runs no worker has taken, oldest
             # first. Few rows, except while the broker is down.
             models.Index(fields=["queued_at"], name="run_waiting_idx", condition=Q(status="queued")),

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, ForeignObjectRel, Q
+from django.db import connections, transaction
+from django.db.models import Count, ForeignObjectRel, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -59,26 +59,54 @@ def delete_old_runs(
 ) -> int:
     """Delete finished runs older than ``older_than``, keeping each job's newest ``keep_per_job``.
 
-    Works job by job and batch by batch (ids first, then a DELETE by id), so each statement is
-    short and nothing is loaded beyond one batch of ids. Returns how many runs were deleted.
+    Batch by batch (ids first, then a DELETE by id, each batch its own short transaction), so each
+    statement is short and nothing is loaded beyond one batch of ids. Returns how many runs were
+    deleted.
+
+    Without ``keep_per_job``, the batches go oldest first through the whole table along
+    ``run_queued_idx`` (``queued_at``, ``id``): each batch is rows written together, on a few
+    neighbouring pages, and the walk ends at the cutoff. (Job by job, a batch was one row on each
+    of thousands of pages: two and a half times as slow at 10,000,000 runs.) With it, job by job:
+    a job's newest N are found through ``run_job_recent_idx``.
     """
     cutoff = (now or timezone.now()) - older_than
     finished = Run.objects.filter(status__in=Run.FINISHED, queued_at__lt=cutoff)
+    if not keep_per_job:
+        return _delete_in_queued_order(finished, batch_size, on_batch)
     deleted = 0
     for job_id in finished.order_by().values_list("job_id", flat=True).distinct():
-        candidates = finished.filter(job_id=job_id)
-        if keep_per_job:
-            newest = Run.objects.filter(job_id=job_id).order_by("-id").values_list("id", flat=True)
-            kept_from = newest[keep_per_job - 1 : keep_per_job].first()
-            if kept_from is None:
-                continue  # the job has no more than keep_per_job runs
-            candidates = candidates.filter(id__lt=kept_from)
-        while ids := list(candidates.order_by("id").values_list("id", flat=True)[:batch_size]):
+        newest = Run.objects.filter(job_id=job_id).order_by("-id").values_list("id", flat=True)
+        kept_from = newest[keep_per_job - 1 : keep_per_job].first()
+        if kept_from is None:
+            continue  # the job has no more than keep_per_job runs
+        candidates = finished.filter(job_id=job_id, id__lt=kept_from).order_by("id").values_list("id", flat=True)
+        after = 0
+        while ids := list(candidates.filter(id__gt=after)[:batch_size]):  # from the last batch on, not the start
             count = _delete_batch(ids)
+            after = ids[-1]
             deleted += count
             if on_batch is not None:
                 on_batch(count)
     return deleted
+
+
+def _delete_in_queued_order(finished: QuerySet[Run], batch_size: int, on_batch: Callable[[int], None] | None) -> int:
+    """Delete ``finished`` (old runs) oldest queued first, a batch at a time, each batch from where
+    the last one ended (``queued_at`` at least the last one's: the deleted rows are gone, and the
+    unfinished old runs left behind are not read again batch after batch)."""
+    deleted = 0
+    since = None
+    while True:
+        batch = finished.filter(queued_at__gte=since) if since is not None else finished
+        rows = list(batch.order_by("queued_at", "id").values_list("id", "queued_at")[:batch_size])
+        if not rows:
+            return deleted
+        ids = [run_id for run_id, _ in rows]
+        since = rows[-1][1]
+        count = _delete_batch(sorted(ids))
+        deleted += count
+        if on_batch is not None:
+            on_batch(count)
 
 
 def _delete_batch(ids: list[int]) -> int:
@@ -91,12 +119,26 @@ def _delete_batch(ids: list[int]) -> int:
     relations without importing them) is nulled with one UPDATE, and the runs deleted by id.
     ``_raw_delete`` is the single DELETE that Django's own fast-delete path issues (the collector
     would also split it into statements of 100 ids).
+
+    On PostgreSQL each statement takes the batch as one array (``= ANY(%s)``): Django's ``__in``
+    writes one placeholder an id, and building and sending five statements of 5,000 placeholders
+    a batch was a third of the time a cleanup took.
     """
-    with transaction.atomic():
+    connection = connections[Run.objects.db]
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            for relation in run_links():
+                name = relation.field.name
+                relation.related_model._base_manager.filter(**{f"{name}__in": ids}).update(**{name: None})
+            return Run.objects.filter(id__in=ids)._raw_delete(Run.objects.db)
+    quote = connection.ops.quote_name
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         for relation in run_links():
-            name = relation.field.name
-            relation.related_model._base_manager.filter(**{f"{name}__in": ids}).update(**{name: None})
-        return Run.objects.filter(id__in=ids)._raw_delete(Run.objects.db)
+            table = quote(relation.related_model._meta.db_table)
+            column = quote(relation.field.get_attname_column()[1] or "")  # a foreign key always has one
+            cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {column} = ANY(%s)", [ids])  # noqa: S608 (model names)
+        cursor.execute(f"DELETE FROM {quote(Run._meta.db_table)} WHERE id = ANY(%s)", [ids])  # noqa: S608
+        return cursor.rowcount
 
 
 def run_links() -> list[ForeignObjectRel]:

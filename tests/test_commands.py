@@ -223,12 +223,53 @@ def test_cleanup_deletes_each_batch_with_one_statement_and_loads_no_captured_tex
     for column in ("output", "response_body", "log_output", "traceback"):
         assert not [sql for sql in loaded if f'"{column}"' in sql], column
     deletes = [sql for sql in statements if sql.lstrip().upper().startswith("DELETE")]
-    assert len(deletes) == math.ceil(12 / 5) + math.ceil(3 / 5)
+    # Without keep_per_job the batches go across jobs, oldest queued first: 15 runs in batches of 5.
+    assert len(deletes) == math.ceil(15 / 5)
     updates = [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]
     assert len(updates) == len(deletes) * len(run_links())  # one UPDATE per link to a run, per batch
     assert list(Run.objects.values_list("pk", flat=True)) == [retry.pk]
     retry.refresh_from_db()
     assert retry.retry_of_id is None
+
+
+def test_cleanup_keeping_newest_per_job_batches_job_by_job_each_batch_once():
+    """With keep_per_job, job by job: each batch starts after the last one (no batch read twice)."""
+    job = services.job_create(data={"id": "j", "interval_seconds": 60, "url": URL})
+    other = services.job_create(data={"id": "k", "interval_seconds": 60, "url": URL})
+    old = timezone.now() - timedelta(days=40)
+    runs = Run.objects.bulk_create(
+        [Run(job=job, trigger="scheduled", status="failed", queued_at=old) for _ in range(13)]
+        + [Run(job=other, trigger="scheduled", status="success", queued_at=old) for _ in range(4)]
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        assert delete_old_runs(older_than=timedelta(days=30), keep_per_job=1, batch_size=5) == 15
+    deletes = [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("DELETE")]
+    assert len(deletes) == math.ceil(12 / 5) + math.ceil(3 / 5)
+    assert sorted(Run.objects.values_list("pk", flat=True)) == [runs[12].pk, runs[16].pk]  # each job's newest
+
+
+def test_cleanup_walks_past_old_unfinished_runs_and_keeps_them():
+    """The oldest runs still queued or running stay, and the batches after them are deleted."""
+    job = services.job_create(data={"id": "j", "interval_seconds": 60, "url": URL})
+    now = timezone.now()
+    stuck = Run.objects.bulk_create(
+        [
+            Run(job=job, trigger="manual", status=status, queued_at=now - timedelta(days=90))
+            for status in ("queued", "running")
+        ]
+    )
+    Run.objects.bulk_create(
+        [
+            Run(job=job, trigger="manual", status="success", queued_at=now - timedelta(days=80, minutes=i))
+            for i in range(7)
+        ]
+        + [Run(job=job, trigger="manual", status="success", queued_at=None)]  # no time: never old
+    )
+    recent = Run.objects.create(job=job, trigger="manual", status="success", queued_at=now - timedelta(days=1))
+    assert delete_old_runs(older_than=timedelta(days=30), batch_size=2, now=now) == 7
+    left = set(Run.objects.values_list("pk", flat=True))
+    assert left >= {stuck[0].pk, stuck[1].pk, recent.pk}
+    assert len(left) == 4
 
 
 def test_every_link_to_a_run_is_set_null_and_retention_unlinks_them_all():

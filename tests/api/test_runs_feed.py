@@ -89,3 +89,19 @@ def test_limit_and_offset_still_page_and_count_up_to_the_cap(api, runs, monkeypa
     beyond = api.get(capped["next"]).json()  # the rows past the cap are still reached
     assert ids(beyond) == runs[20:]
     assert beyond["next"] is None
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/runs/?limit=10", "/api/runs/?cursor=&limit=10", "/api/jobs/web/runs/?cursor=&limit=10"]
+)
+def test_the_lists_read_no_captured_text(api, runs, url):
+    """A list shows no captured text: it is not read either (up to megabytes a run, out of line)."""
+    with CaptureQueriesContext(connection) as ctx:
+        page = api.get(url).json()
+    assert page["results"]
+    reads = [q["sql"] for q in ctx.captured_queries if 'FROM "runs_run"' in q["sql"]]
+    assert reads
+    for column in ("response_body", "output", "log_output", "traceback", "result", "overrides"):
+        assert not [sql for sql in reads if f'"runs_run"."{column}"' in sql], column
+    detail = api.get(f"/api/runs/{runs[0]}/").json()
+    assert "output" in detail  # the detail view still has it
