@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from audit.services import audit_record_many
+from core.bulk_insert import insert_many
 from jobs import services
 from jobs.beat_sync import ScheduleRows, periodic_task_name, periodic_tasks_for, schedules_changed
 from jobs.dependencies import dependencies_sync
@@ -126,7 +127,7 @@ def _write(jobs: list[Job], actor: Actor, schedules: ScheduleRows) -> None:
         job.periodic_task = tasks.get(periodic_task_name(job.id))
     if tasks:
         schedules_changed()
-    Job.objects.bulk_create(jobs, batch_size=BATCH_SIZE)
+    insert_many(Job, jobs)
     for job in jobs:
         if job.after:  # few are: each job's edges as job_create writes them (jobs.dependencies)
             dependencies_sync(job, new=True)

@@ -107,6 +107,8 @@ def _check_calendars(job: Job) -> list[tuple[str, str]]:
         return [("calendars", _("At most %(n)d calendars.") % {"n": MAX_CALENDARS})]
     if len(set(ids)) != len(ids):
         return [("calendars", _("An id is given twice."))]
+    if not ids:
+        return []  # most jobs name none: no look-up
     unknown = sorted({i for check in _calendar_checks for i in check(ids)})
     if unknown:
         return [("calendars", _("No calendar with the id(s) %(ids)s.") % {"ids": ", ".join(map(str, unknown))})]

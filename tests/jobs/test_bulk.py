@@ -12,7 +12,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from audit.models import AuditEntry
 from core import origin
-from jobs import bulk, services
+from jobs import bulk, services, versions
 from jobs.importer import import_entries
 from jobs.models import VERSIONED_FIELDS, Job, JobVersion
 
@@ -95,16 +95,16 @@ def test_an_existing_id_is_reported_and_its_job_left_as_it_was():
 
 
 def test_a_batch_is_written_whole_or_not_at_all(monkeypatch):
-    real = JobVersion.objects.bulk_create
+    real = versions.insert_many
     calls = []
 
-    def fails_on_the_second_batch(objs, *args, **kwargs):
+    def fails_on_the_second_batch(model, objs, *args, **kwargs):  # the versions' insert
         calls.append(len(objs))
         if len(calls) == 2:
             raise RuntimeError("the database went away")
-        return real(objs, *args, **kwargs)
+        return real(model, objs, *args, **kwargs)
 
-    monkeypatch.setattr(JobVersion.objects, "bulk_create", fails_on_the_second_batch)
+    monkeypatch.setattr(versions, "insert_many", fails_on_the_second_batch)
     with pytest.raises(RuntimeError):
         bulk.jobs_create_many(entries(5), batch_size=2)
     assert sorted(Job.objects.values_list("pk", flat=True)) == ["j0", "j1"]  # the first batch; none of the second
