@@ -122,7 +122,7 @@ def _create_batch(
 
 @transaction.atomic
 def _write(jobs: list[Job], actor: Actor, schedules: ScheduleRows) -> None:
-    tasks = {task.name: task for task in periodic_tasks_for(jobs, schedules)}
+    tasks = {task.name: task for task in periodic_tasks_for(jobs, schedules, stream=True)}
     for job in jobs:
         job.periodic_task = tasks.get(periodic_task_name(job.id))
     if tasks:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from audit.models import AuditEntry
 from core import origin
@@ -190,3 +190,24 @@ def test_an_import_creates_jobs_that_run_after_new_ones_once_those_exist():
     assert (summary.created, summary.invalid) == (4, [])
     assert [r.status for r in summary.results] == ["created"] * 4
     assert list(Job.objects.get(pk="report").dependencies.values_list("upstream_id", "on")) == [("load", "success")]
+
+
+def test_a_task_left_behind_is_taken_over_and_the_new_tasks_are_linked():
+    """The bulk path streams the tasks whose names are free and updates one left by a job deleted
+    outside the services: each job ends up linked to its own task, written as the job says."""
+    every = IntervalSchedule.objects.create(every=77, period=IntervalSchedule.SECONDS)
+    left = PeriodicTask.objects.create(name="crontask:j1", task="old.task", interval=every, enabled=False, one_off=True)
+    results = bulk.jobs_create_many([*entries(3), {"id": "paused", "url": URL, "interval_seconds": 9, "status": "paused"}])
+    assert all(r.ok for r in results)
+    tasks = {job.pk: job.periodic_task for job in Job.objects.select_related("periodic_task")}
+    assert tasks["j1"].pk == left.pk  # taken over, not duplicated
+    assert (tasks["j1"].interval, tasks["j1"].crontab.minute) == (None, "1")
+    assert PeriodicTask.objects.filter(name__startswith="crontask:").count() == 4
+    for job_id, task in tasks.items():
+        assert task.name == f"crontask:{job_id}"
+        assert task.kwargs == f'{{"job_id": "{job_id}"}}'
+        assert task.task == "runs.tasks.execute_job"
+        assert task.enabled is (job_id != "paused")
+        assert task.one_off is False
+    assert tasks["j2"].crontab is not None and tasks["j2"].crontab.minute == "2"
+    assert tasks["paused"].interval is not None and tasks["paused"].interval.every == 9
