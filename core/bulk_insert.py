@@ -31,7 +31,7 @@ def insert_many(model: type[models.Model], objs: Sequence[models.Model], *, usin
         return
     connection = connections[using]
     if connection.vendor != "postgresql":
-        model._default_manager.using(using).bulk_create(objs, batch_size=BATCH_SIZE)
+        model._default_manager.db_manager(using).bulk_create(objs, batch_size=BATCH_SIZE)
         return
     fields = [
         field
@@ -40,7 +40,7 @@ def insert_many(model: type[models.Model], objs: Sequence[models.Model], *, usin
     ]
     readers = [_reader(field) for field in fields]
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(field.column or field.attname) for field in fields)
     sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
     # The wrapper raises Django's errors (an IntegrityError for a key taken), as a query would.
     with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:

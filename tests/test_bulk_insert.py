@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -27,7 +28,7 @@ def job(job_id: str) -> Job:
         cron="*/5 * * * *",
         timezone="Asia/Shanghai",
         url="http://127.0.0.1:9/",
-        headers={"X-Quote": "it's \"quoted\"\ttab\\back", "Ünï": "ç"},
+        headers={"X-Quote": 'it\'s "quoted"\ttab\\back', "Ünï": "ç"},
         body="line 1\nline 2\\N",
         handler_kwargs={"nested": {"list": [1, 2.5, None, True]}},
         calendars=[],
@@ -41,12 +42,13 @@ def job(job_id: str) -> Job:
 def test_the_rows_are_those_bulk_create_writes():
     insert_many(Job, [job("fast")])
     Job.objects.bulk_create([job("slow")])
-    fast, slow = Job.objects.filter(pk="fast").values().get(), Job.objects.filter(pk="slow").values().get()
+    fast: dict[str, Any] = dict(Job.objects.filter(pk="fast").values().get())
+    slow: dict[str, Any] = dict(Job.objects.filter(pk="slow").values().get())
     for name in ("id", "name", "created_at", "updated_at"):
         assert fast.pop(name) is not None
         slow.pop(name)
     assert fast == slow
-    assert fast["headers"] == {"X-Quote": "it's \"quoted\"\ttab\\back", "Ünï": "ç"}
+    assert fast["headers"] == {"X-Quote": 'it\'s "quoted"\ttab\\back', "Ünï": "ç"}
     assert fast["body"] == "line 1\nline 2\\N"
     assert (fast["status"], fast["next_run_at"], fast["tags"]) == ("paused", WHEN, ["a", "b"])
 
