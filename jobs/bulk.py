@@ -4,8 +4,9 @@
 Each entry is checked by the one validation path (``jobs.preparation.job_prepare``, as
 ``job_create`` does), and a bad one is reported by its place in the list without stopping the
 others. The good entries are then written a batch at a time, in one transaction per batch: the
-PeriodicTasks, the jobs, their first versions and their audit entries each in a few multi-row
-inserts, and one change bump for beat. A batch is written whole or not at all; nothing is ever
+PeriodicTasks, the jobs, their first versions and their audit entries each in one ``COPY`` on
+PostgreSQL (``core.bulk_insert.insert_many``; a few multi-row inserts elsewhere), and one change
+bump for beat. A batch is written whole or not at all; nothing is ever
 half-written.
 
 The jobs' ``after`` edges and tags in use are written as ``job_create`` writes them. An id taken

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -312,7 +313,10 @@ def _check_bounds(job: Job) -> list[tuple[str, str]]:
 def _check_text(job: Job) -> list[tuple[str, str]]:
     problems = []
     for field in job._meta.concrete_fields:
-        problem = text_problem(getattr(job, field.attname))
+        value = getattr(job, field.attname)
+        if value is None or isinstance(value, int | float | datetime):
+            continue  # no text in it (most of a job's fields): not walked
+        problem = text_problem(value)
         if problem:
             problems.append((field.name, problem))
     return problems
