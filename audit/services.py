@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from core import origin
+from core.bulk_insert import insert_many
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def audit_record_many(*, action: str, job_ids: Iterable[str]) -> int:
         )
         for job_id in job_ids
     ]
-    AuditEntry.objects.bulk_create(entries, batch_size=1000)
+    insert_many(AuditEntry, entries)
     return len(entries)
 
 

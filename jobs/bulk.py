@@ -4,8 +4,9 @@
 Each entry is checked by the one validation path (``jobs.preparation.job_prepare``, as
 ``job_create`` does), and a bad one is reported by its place in the list without stopping the
 others. The good entries are then written a batch at a time, in one transaction per batch: the
-PeriodicTasks, the jobs, their first versions and their audit entries each in a few multi-row
-inserts, and one change bump for beat. A batch is written whole or not at all; nothing is ever
+PeriodicTasks, the jobs, their first versions and their audit entries each in one ``COPY`` on
+PostgreSQL (``core.bulk_insert.insert_many``; a few multi-row inserts elsewhere), and one change
+bump for beat. A batch is written whole or not at all; nothing is ever
 half-written.
 
 The jobs' ``after`` edges and tags in use are written as ``job_create`` writes them. An id taken
@@ -24,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from audit.services import audit_record_many
+from core.bulk_insert import insert_many
 from jobs import services
 from jobs.beat_sync import ScheduleRows, periodic_task_name, periodic_tasks_for, schedules_changed
 from jobs.dependencies import dependencies_sync
@@ -126,12 +128,12 @@ def _create_batch(
 
 @transaction.atomic
 def _write(jobs: list[Job], actor: Actor, schedules: ScheduleRows) -> None:
-    tasks = {task.name: task for task in periodic_tasks_for(jobs, schedules)}
+    tasks = {task.name: task for task in periodic_tasks_for(jobs, schedules, stream=True)}
     for job in jobs:
         job.periodic_task = tasks.get(periodic_task_name(job.id))
     if tasks:
         schedules_changed()
-    Job.objects.bulk_create(jobs, batch_size=BATCH_SIZE)
+    insert_many(Job, jobs)
     for job in jobs:
         if job.after:  # few are: each job's edges as job_create writes them (jobs.dependencies)
             dependencies_sync(job, new=True)

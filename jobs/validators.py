@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -107,6 +108,8 @@ def _check_calendars(job: Job) -> list[tuple[str, str]]:
         return [("calendars", _("At most %(n)d calendars.") % {"n": MAX_CALENDARS})]
     if len(set(ids)) != len(ids):
         return [("calendars", _("An id is given twice."))]
+    if not ids:
+        return []  # most jobs name none: no look-up
     unknown = sorted({i for check in _calendar_checks for i in check(ids)})
     if unknown:
         return [("calendars", _("No calendar with the id(s) %(ids)s.") % {"ids": ", ".join(map(str, unknown))})]
@@ -308,7 +311,10 @@ def _check_bounds(job: Job) -> list[tuple[str, str]]:
 def _check_text(job: Job) -> list[tuple[str, str]]:
     problems = []
     for field in job._meta.concrete_fields:
-        problem = text_problem(getattr(job, field.attname))
+        value = getattr(job, field.attname)
+        if value is None or isinstance(value, int | float | datetime):
+            continue  # no text in it (most of a job's fields): not walked
+        problem = text_problem(value)
         if problem:
             problems.append((field.name, problem))
     return problems

@@ -18,6 +18,7 @@ from django.db.models import Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from core import origin
+from core.bulk_insert import insert_many
 from jobs.models import VERSIONED_FIELDS, Job, JobVersion
 from jobs.secrets import mask_job_data
 
@@ -93,7 +94,8 @@ def versions_record_created(jobs: list[Job], *, actor: Actor = None) -> None:
         .values_list("job_id", "last")
     )
     who = _actor_name(actor, made)
-    JobVersion.objects.bulk_create(
+    insert_many(
+        JobVersion,
         [
             JobVersion(
                 job_id=job.pk,
@@ -107,7 +109,6 @@ def versions_record_created(jobs: list[Job], *, actor: Actor = None) -> None:
             )
             for job in jobs
         ],
-        batch_size=1000,
     )
 
 

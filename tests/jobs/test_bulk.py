@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from audit.models import AuditEntry
 from core import origin
-from jobs import bulk, services
+from jobs import bulk, services, versions
 from jobs.importer import import_entries
 from jobs.models import VERSIONED_FIELDS, Job, JobVersion
 
@@ -95,16 +95,16 @@ def test_an_existing_id_is_reported_and_its_job_left_as_it_was():
 
 
 def test_a_batch_is_written_whole_or_not_at_all(monkeypatch):
-    real = JobVersion.objects.bulk_create
+    real = versions.insert_many
     calls = []
 
-    def fails_on_the_second_batch(objs, *args, **kwargs):
+    def fails_on_the_second_batch(model, objs, *args, **kwargs):  # the versions' insert
         calls.append(len(objs))
         if len(calls) == 2:
             raise RuntimeError("the database went away")
-        return real(objs, *args, **kwargs)
+        return real(model, objs, *args, **kwargs)
 
-    monkeypatch.setattr(JobVersion.objects, "bulk_create", fails_on_the_second_batch)
+    monkeypatch.setattr(versions, "insert_many", fails_on_the_second_batch)
     with pytest.raises(RuntimeError):
         bulk.jobs_create_many(entries(5), batch_size=2)
     assert sorted(Job.objects.values_list("pk", flat=True)) == ["j0", "j1"]  # the first batch; none of the second
@@ -190,3 +190,30 @@ def test_an_import_creates_jobs_that_run_after_new_ones_once_those_exist():
     assert (summary.created, summary.invalid) == (4, [])
     assert [r.status for r in summary.results] == ["created"] * 4
     assert list(Job.objects.get(pk="report").dependencies.values_list("upstream_id", "on")) == [("load", "success")]
+
+
+def test_a_task_left_behind_is_taken_over_and_the_new_tasks_are_linked():
+    """The bulk path streams the tasks whose names are free and updates one left by a job deleted
+    outside the services: each job ends up linked to its own task, written as the job says."""
+    every = IntervalSchedule.objects.create(every=77, period=IntervalSchedule.SECONDS)
+    left = PeriodicTask.objects.create(name="crontask:j1", task="old.task", interval=every, enabled=False, one_off=True)
+    results = bulk.jobs_create_many(
+        [*entries(3), {"id": "paused", "url": URL, "interval_seconds": 9, "status": "paused"}]
+    )
+    assert all(r.ok for r in results)
+    tasks: dict[str, PeriodicTask] = {}
+    for job in Job.objects.select_related("periodic_task__crontab", "periodic_task__interval"):
+        assert job.periodic_task is not None
+        tasks[job.pk] = job.periodic_task
+    assert tasks["j1"].pk == left.pk  # taken over, not duplicated
+    assert PeriodicTask.objects.filter(name__startswith="crontask:").count() == 4
+    for job_id, task in tasks.items():
+        assert task.name == f"crontask:{job_id}"
+        assert task.kwargs == f'{{"job_id": "{job_id}"}}'
+        assert task.task == "runs.tasks.execute_job"
+        assert task.enabled is (job_id != "paused")
+        assert task.one_off is False
+    minutes = {job_id: task.crontab.minute if task.crontab else None for job_id, task in tasks.items()}
+    intervals = {job_id: task.interval.every if task.interval else None for job_id, task in tasks.items()}
+    assert minutes == {"j0": "0", "j1": "1", "j2": "2", "paused": None}
+    assert intervals == {"j0": None, "j1": None, "j2": None, "paused": 9}
