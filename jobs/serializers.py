@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from core import origin
+from core.serializers import SharedFields
 from jobs.models import EDITABLE_FIELDS, STATE_FIELDS, Job, JobVersion
 from jobs.preparation import INPUT_ONLY_FIELDS
 from jobs.secrets import mask_job_data
@@ -21,7 +22,9 @@ from jobs.validators import run_override_errors
 from jobs.versions import version_diff
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(SharedFields, serializers.ModelSerializer):
+    """A job as the API shows it. Its fields are built once (``core.serializers.SharedFields``)."""
+
     class Meta:
         model = Job
         fields = [*EDITABLE_FIELDS, *STATE_FIELDS]
@@ -91,9 +94,10 @@ WRITE_FIELDS: dict[str, Callable[[], serializers.Field]] = {
 }
 
 
-class JobWriteSerializer(serializers.Serializer):
+class JobWriteSerializer(SharedFields, serializers.Serializer):
     """The writable fields with their JSON types. Unknown fields are refused; the system's own
-    fields (a GET's output sent back in a PUT) are ignored."""
+    fields (a GET's output sent back in a PUT) are ignored. Its fields are built once
+    (``core.serializers.SharedFields``)."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return {name: WRITE_FIELDS[name]() for name in (*EDITABLE_FIELDS, *INPUT_ONLY_FIELDS, CHANGE_REASON)}

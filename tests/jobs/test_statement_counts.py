@@ -50,3 +50,29 @@ def test_an_id_taken_is_a_409_and_leaves_the_existing_job_and_its_task_as_they_w
     kept = Job.objects.select_related("periodic_task").get(pk="web").periodic_task
     assert kept is not None
     assert (kept, kept.crontab is not None, kept.interval) == (task, True, None)
+
+
+@pytest.mark.parametrize("schedule", [{"cron": "*/5 * * * *"}, {"cron": "0 3 * * 1-5"}], ids=["known", "new"])
+def test_a_create_through_the_api_reads_its_crontab_without_a_server_side_cursor(api, monkeypatch, schedule):
+    """A chunked read (a server-side cursor on PostgreSQL) costs round trips the count above does not
+    see (DECLARE, FETCH, CLOSE): one job's crontab is read in one query."""
+    statements(api, {"id": "warm", "url": URL, "cron": "*/5 * * * *"})
+    chunked: list[object] = []
+    opened = connection.chunked_cursor
+
+    def chunked_cursor() -> object:
+        chunked.append(1)
+        return opened()
+
+    monkeypatch.setattr(connection, "chunked_cursor", chunked_cursor)
+    statements(api, {"id": "counted", "url": URL, **schedule})
+    assert chunked == []
+    task = Job.objects.select_related("periodic_task__crontab").get(pk="counted").periodic_task
+    assert task is not None
+    assert task.crontab is not None
+    row = task.crontab
+    assert f"{row.minute} {row.hour} {row.day_of_month} {row.month_of_year} {row.day_of_week}" == schedule["cron"]
+    if schedule["cron"] == "*/5 * * * *":  # the shared row, not a second one
+        warm = Job.objects.select_related("periodic_task").get(pk="warm").periodic_task
+        assert warm is not None
+        assert warm.crontab == row
