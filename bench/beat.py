@@ -38,14 +38,16 @@ if TYPE_CHECKING:  # imported where used at run time: after django.setup()
     from bench.scenarios import Context
 
 ROOT = Path(__file__).resolve().parents[1]
-EMPTY, TEMPLATE = "crontask_bench_empty", "crontask_bench_tpl"
+WORK = os.environ.get("CRONTASK_BENCH_DATABASE", "crontask_bench")  # as bench.db's
+EMPTY, TEMPLATE = f"{WORK}_empty", f"{WORK}_tpl"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     stages = {stage.strip() for stage in args.stages.split(",") if stage.strip()}
-    if stages - {"beat", "writes"}:
-        print(f"Unknown stages: {', '.join(sorted(stages - {'beat', 'writes'}))} (beat, writes).", file=sys.stderr)
+    if stages - {"beat", "writes", "throughput"}:
+        unknown = ", ".join(sorted(stages - {"beat", "writes", "throughput"}))
+        print(f"Unknown stages: {unknown} (beat, writes, throughput).", file=sys.stderr)
         return 2
     if "writes" in stages:  # imports, API creates, the runs lists, retention (bench.writes), before beat
         from bench import writes
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             import_jobs=args.import_jobs, api_jobs=args.api_jobs, runs=args.runs, baseline_sample=args.baseline_sample,
             parts=writes.parse_parts(args.writes_parts), database=args.writes_database,
         )  # fmt: skip
-        if "beat" not in stages:
+        if not stages - {"writes"}:
             return 0
     server = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
     broker = os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"
@@ -78,6 +80,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _migrate_empty(dbs)
+        if "throughput" in stages:  # N HTTP jobs due at once, real beat and workers (bench.throughput)
+            from bench.throughput import print_comparison, run_throughput
+
+            baseline = Path(args.run_baseline_code) if args.run_baseline_code else None
+            results["throughput"] = run_throughput(
+                ctx, dbs, EMPTY, jobs=args.run_jobs, concurrency=args.run_concurrency, baseline_code=baseline
+            )
+            save()
+            print_comparison(results["throughput"])
+            if "beat" not in stages:
+                print(f"\nall numbers: {out}\nlogs: {logs}")
+                return 0
         for n in sizes:
             results["sizes"][n] = _one_size(ctx, dbs, n, args)
             save()
@@ -89,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             results["lateness"] = _lateness(ctx, dbs, args)
             save()
     finally:
-        for name in ("crontask_bench", TEMPLATE, EMPTY):
+        for name in (WORK, TEMPLATE, EMPTY):
             dbs.drop(name)
     print_report(results)
     print(f"\nall numbers: {out}\nbeat logs: {logs}")
@@ -106,8 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--stages", default="beat", help="beat (the scheduler at N jobs), writes (bench.writes: imports, API "
-        "creates, runs lists, retention), or both: beat,writes"
+        "creates, runs lists, retention), throughput (bench.throughput: N HTTP jobs due at once, run by real "
+        "workers), or several: beat,writes"
     )  # fmt: skip
+    parser.add_argument("--run-jobs", type=int, default=10_000, help="throughput: HTTP jobs due at the same minute")
+    parser.add_argument("--run-concurrency", type=int, default=4, help="throughput: worker processes")
+    parser.add_argument("--run-baseline-code", default="", help="throughput: a code tree to run beside this one")
     parser.add_argument("--import-jobs", type=int, default=20_000, help="writes: jobs in the import stage")
     parser.add_argument("--api-jobs", type=int, default=1_000, help="writes: POST /api/jobs/ creates")
     parser.add_argument("--runs", type=int, default=2_000_000, help="writes: runs for the runs list stage")
@@ -138,7 +156,7 @@ def _configure(server: str, broker: str, logs: Path, args: argparse.Namespace) -
     from urllib.parse import urlsplit, urlunsplit
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    work_url = urlunsplit(urlsplit(server)._replace(path="/crontask_bench"))
+    work_url = urlunsplit(urlsplit(server)._replace(path=f"/{WORK}"))
     env = {
         **os.environ,
         "DATABASE_URL": work_url,

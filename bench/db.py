@@ -6,6 +6,7 @@ template database, and copied back (``CREATE DATABASE … TEMPLATE``, a file cop
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +17,9 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.models import Job
 from jobs.triggers import cron_fires_after, get_zone
 
-WORK = "crontask_bench"
+# The database the benchmark works in; its templates are named after it. Another name
+# (CRONTASK_BENCH_DATABASE) lets two benchmarks share a server.
+WORK = os.environ.get("CRONTASK_BENCH_DATABASE", "crontask_bench")
 
 
 class Databases:

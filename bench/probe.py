@@ -45,14 +45,14 @@ class Message:
 class BeatProcess:
     """``celery -A crontask beat`` with the given scheduler class, started and stopped by PID."""
 
-    def __init__(self, scheduler: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, scheduler: str, env: dict[str, str], log: Path, cwd: Path = ROOT) -> None:
         self.scheduler = scheduler
         self.started_at = time.time()
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "crontask", "beat", "-l", "INFO", "-S", scheduler,
                  "--pidfile=", "-s", str(log.with_suffix(".schedule"))],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss = 0

@@ -49,7 +49,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-DATABASE = os.environ.get("BENCH_WRITES_DATABASE", "crontask_bench_writes")  # one of its own per checkout
+# Its own database, named after CRONTASK_BENCH_DATABASE (bench.db) so two benchmarks can share a server.
+DATABASE = os.environ.get("CRONTASK_BENCH_DATABASE", "crontask_bench") + "_writes"
 TARGETS = {
     "import_jobs_per_s": 100_000 / 60,  # 100,000 jobs in under 60 s
     "api_creates_per_s": 200,

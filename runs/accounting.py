@@ -18,9 +18,11 @@ from jobs.models import Job
 from runs.models import Run
 
 
-def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: bool = True) -> None:
+def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: bool = True) -> bool:
     """Fold a finished run into the job's counters with one atomic UPDATE (exact under concurrency):
-    a run, and a success or a failure (a cancelled run is neither).
+    a run, and a success or a failure (a cancelled run is neither). Returns whether any job runs
+    after this one (``JobDependency``), read by the same statement, so that a run whose job has
+    none (nearly all) asks nothing more for ``runs.dependencies`` (True if the job is gone).
 
     ``last_run_at`` and ``last_run_status`` move only forward: a run that started before the
     one already recorded does not replace it. Every run ends here, so the statement is written
@@ -39,6 +41,8 @@ def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: b
     }
     with connection.cursor() as cursor:
         cursor.execute(_RECORD_RUN, params)
+        row = cursor.fetchone()
+    return row is None or bool(row[0])
 
 
 # Every expression in SET reads the row as it was before the UPDATE (in PostgreSQL and SQLite;
@@ -51,6 +55,7 @@ UPDATE jobs_job SET
     success_count = success_count + %(successes)s,
     failure_count = failure_count + %(failures)s
 WHERE id = %(id)s
+RETURNING EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = %(id)s)
 """
 
 

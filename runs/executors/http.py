@@ -16,13 +16,17 @@ redirect to another origin drops every header the call was given (``_CallSession
 from __future__ import annotations
 
 import contextlib
+import heapq
+import logging
+import os
 import re
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -96,7 +100,7 @@ class HttpCall:
             self.send_kwargs: dict[str, Any] = {  # Session.send's options, as Session.request gives them
                 "timeout": timeout,
                 "allow_redirects": follow_redirects,
-                **self.session.merge_environment_settings(prepared_url, {}, True, None, None),
+                **_environment_settings(self.session, prepared_url),
             }
         except Exception as exc:  # noqa: BLE001 - raised again by send(), as session.request would
             self.problem = exc
@@ -164,6 +168,48 @@ class HttpCall:
             response_body=content.text(),
             error="" if ok else f"HTTP {response.status_code} {response.reason or ''}".strip(),
         )
+
+
+def _environment_settings(session: requests.Session, url: str) -> dict[str, Any]:
+    """``session.merge_environment_settings(url, {}, True, None, None)`` (the proxies and CA bundle
+    the environment names for ``url``), remembered by the URL's scheme and host and the variables
+    it reads. requests reads the proxy variables by walking the whole environment twice, a few
+    tenths of a millisecond per call in a worker; a worker's environment does not change, so
+    only those variables are looked at again (in one pass over the raw environment), and a
+    change to them (a test's) is seen at the next call."""
+    parts = urlsplit(url)
+    key = (parts.scheme, parts.netloc, _proxy_environment())
+    cached = _settings_cache.get(key)
+    if cached is None:
+        cached = dict(session.merge_environment_settings(url, {}, True, None, None))
+        if len(_settings_cache) >= 1024:
+            _settings_cache.clear()
+        _settings_cache[key] = cached
+    return {**cached, "proxies": dict(cached["proxies"])}
+
+
+_settings_cache: dict[tuple[str, str, tuple[Any, ...]], dict[str, Any]] = {}
+# What requests' and urllib's environment lookups read: every ``*_proxy`` (any case), the CA
+# bundles, and REQUEST_METHOD (urllib ignores HTTP_PROXY under CGI).
+_ENVIRONMENT_NAMES = {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "REQUEST_METHOD"}
+_ENVIRONMENT_NAMES_RAW = {name.encode() for name in _ENVIRONMENT_NAMES}
+
+
+def _proxy_environment() -> tuple[Any, ...]:
+    raw = getattr(os.environ, "_data", None)  # POSIX: the encoded variables, read without decoding each
+    if isinstance(raw, dict) and all(isinstance(name, bytes) for name in raw):
+        return tuple(
+            sorted(
+                item for item in raw.items() if item[0][-6:].lower() == b"_proxy" or item[0] in _ENVIRONMENT_NAMES_RAW
+            )
+        )
+    return tuple(
+        sorted(
+            item
+            for item in os.environ.items()
+            if item[0][-6:].lower() == "_proxy" or item[0].upper() in _ENVIRONMENT_NAMES
+        )
+    )
 
 
 def _connect_ahead(pool: HTTPConnectionPool, within: float) -> BaseHTTPConnection | None:
@@ -254,15 +300,16 @@ class _Watchdog:
         self.cancelled = False
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self._seconds = seconds
+        self._alarm: _Alarm | None = None
 
     def __enter__(self) -> _Watchdog:
-        self._timer.start()
+        self._alarm = _alarms().set(self._seconds, self._expire)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        if self._alarm is not None:
+            _alarms().clear(self._alarm)
         with self._lock:
             for sock in self._sockets:
                 sock.close()
@@ -286,6 +333,82 @@ class _Watchdog:
             self.expired = True
             for sock in self._sockets:
                 _shut(sock)
+
+
+class _Alarm:
+    """One deadline of ``_Alarms``: ``callback`` is called at ``at`` (time.monotonic) unless cleared."""
+
+    __slots__ = ("at", "callback", "cleared")
+
+    def __init__(self, at: float, callback: Callable[[], None]) -> None:
+        self.at = at
+        self.callback = callback
+        self.cleared = False
+
+    def __lt__(self, other: _Alarm) -> bool:
+        return self.at < other.at
+
+
+class _Alarms:
+    """The watchdogs' deadlines, kept by one thread of the process: a ``threading.Timer`` per call
+    started a thread per call (a batch of 20 calls, 20 more threads), which cost about as much
+    CPU as the rest of making the call ready. The thread is started at the first deadline, in
+    the process that sets it (a worker's pool process, after the fork), and lives on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._heap: list[_Alarm] = []
+        self._thread: threading.Thread | None = None
+
+    def set(self, seconds: float, callback: Callable[[], None]) -> _Alarm:
+        alarm = _Alarm(time.monotonic() + seconds, callback)
+        with self._lock:
+            heapq.heappush(self._heap, alarm)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="crontask-call-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0] is alarm:
+                self._lock.notify()
+        return alarm
+
+    def clear(self, alarm: _Alarm) -> None:
+        with self._lock:
+            alarm.cleared = True  # dropped from the heap when it comes up (no search for it now)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._heap and self._heap[0].cleared:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._lock.wait()
+                    continue
+                wait = self._heap[0].at - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                alarm = heapq.heappop(self._heap)
+            try:
+                alarm.callback()
+            except Exception:  # one watchdog's failure must not stop the others'
+                logging.getLogger(__name__).exception("a call's deadline could not be applied")
+
+
+_alarms_of_process: tuple[int, _Alarms] | None = None
+_alarms_lock = threading.Lock()
+
+
+def _alarms() -> _Alarms:
+    """This process's deadlines (made again in a forked child: the parent's thread is not there)."""
+    global _alarms_of_process
+    pid = os.getpid()
+    current = _alarms_of_process
+    if current is not None and current[0] == pid:
+        return current[1]
+    with _alarms_lock:
+        if _alarms_of_process is None or _alarms_of_process[0] != pid:
+            _alarms_of_process = (pid, _Alarms())
+        return _alarms_of_process[1]
 
 
 def _shut(sock: socket.socket) -> None:

@@ -296,3 +296,38 @@ def test_a_dependency_run_under_all_in_a_blackout_is_skipped(
         deliver("a")
     assert [(r.status, "calendar 'nightly'" in r.error) for r in fired("b")] == [("skipped", True)]
     assert queued_tasks == []
+
+
+def test_a_run_whose_job_has_no_dependents_ends_in_two_statements(monkeypatch):
+    """The run's outcome and the job's counters; whether a job runs after this one is read by
+    the counters' UPDATE, not asked apart (most jobs have none)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = make("alone", interval_seconds=60)
+    make("other", interval_seconds=60)
+    make("after-other", after=[{"job": "other", "on": "finish"}])  # a dependency, not on this job
+    first, run = (
+        Run.objects.create(job=job, status=Run.Status.RUNNING, started_at=timezone.now(), queued_at=timezone.now())
+        for _ in range(2)
+    )
+    outcomes.finish(first, Outcome(status="success", status_code=200), job=job)  # the watchers' caches loaded
+    with CaptureQueriesContext(connection) as captured:
+        outcomes.finish(run, Outcome(status="success", status_code=200), job=job)
+    statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert [sql.split()[:2] for sql in statements] == [["UPDATE", '"runs_run"'], ["UPDATE", "jobs_job"]]
+    run.refresh_from_db()
+    job.refresh_from_db()
+    assert (run.status, run.status_code, job.run_count, job.success_count) == ("success", 200, 2, 2)
+    assert fired("after-other") == []
+
+
+def test_the_counters_update_says_whether_the_job_has_dependents(monkeypatch, queued_tasks):
+    """A dependency added after the job's earlier runs is seen at its next run."""
+    make("a", interval_seconds=60)
+    outcome_is(monkeypatch, "success", status_code=200)
+    deliver("a")
+    make("b", after=[{"job": "a", "on": "success"}])
+    run = deliver("a", "2026-03-02T10:02:00+00:00")
+    [b] = fired("b")
+    assert b.upstream_run_id == run.pk

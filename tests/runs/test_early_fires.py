@@ -15,6 +15,7 @@ from jobs import services as job_services
 from jobs.models import Job
 from runs import claims, execution, reaper
 from runs.claims import Claimant
+from runs.executors import http as http_executor
 from runs.models import Run
 from runs.tasks import execute_fires, execute_job
 
@@ -64,13 +65,15 @@ def test_a_batch_sent_ahead_makes_its_calls_ready_before_the_fires_time(http_tar
         make_job(job_id, f"{http_target.url}/{job_id}")
     fire = soon(1.5)
     ready = []
-    merge = requests.Session.merge_environment_settings
+    # What the environment says for each call (proxies, CA bundle): read per call, remembered
+    # while the variables it reads do not change (runs.executors.http._environment_settings).
+    read = http_executor._environment_settings
 
-    def note_when(self, *args, **kwargs):
+    def note_when(*args, **kwargs):
         ready.append(time.time())
-        return merge(self, *args, **kwargs)
+        return read(*args, **kwargs)
 
-    monkeypatch.setattr(requests.Session, "merge_environment_settings", note_when)
+    monkeypatch.setattr(http_executor, "_environment_settings", note_when)
     execute_fires.apply(kwargs={"fires": [[job_id, fire.isoformat()] for job_id in ("a", "b")]}, throw=True)
     assert len(ready) == 2
     assert max(ready) < fire.timestamp() <= min(at for at, _ in http_target.arrivals)

@@ -231,3 +231,40 @@ def test_an_executor_crash_quoting_a_header_value_is_masked_in_the_run_and_the_l
     assert SECRET not in run.traceback
     assert "executor crashed" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_the_proxy_environment_is_read_again_when_it_changes(monkeypatch):
+    """The environment's settings for a call are remembered by host and by the variables they
+    come from: a proxy set, or a host exempted, is seen by the next call."""
+    import requests
+
+    from runs.executors.http import _environment_settings
+
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    session = requests.Session()
+    assert _environment_settings(session, "http://example.test/a")["proxies"] == {}
+    monkeypatch.setenv("http_proxy", "http://proxy.test:3128")
+    assert _environment_settings(session, "http://example.test/b")["proxies"] == {"http": "http://proxy.test:3128"}
+    monkeypatch.setenv("no_proxy", "example.test")
+    assert _environment_settings(session, "http://example.test/c")["proxies"] == {}
+    assert _environment_settings(session, "http://other.test/")["proxies"]["http"] == "http://proxy.test:3128"
+
+
+def test_calls_share_one_thread_for_their_deadlines(http_target, monkeypatch):
+    """A call's deadline is kept by the process's deadline thread, not a timer thread of its own
+    (a thread per call in a batch of 20), and it still ends a call that runs past it."""
+    import threading
+
+    def no_timer(*args, **kwargs):
+        raise AssertionError("a threading.Timer per call")
+
+    monkeypatch.setattr(threading, "Timer", no_timer)
+    make_job(f"{http_target.url}/slow/3", timeout_seconds=1)
+    deliver()
+    run = Run.objects.get()
+    assert run.status == "timeout"
+    assert run.duration_ms is not None
+    assert run.duration_ms < 2500
+    deadline_threads = [t for t in threading.enumerate() if t.name == "crontask-call-deadlines"]
+    assert len(deadline_threads) == 1
