@@ -55,7 +55,7 @@ def _walk(
         blackout = blackout_at(windows, fire) if windows else None
         if blackout is not None and job.blackout_policy == Job.BlackoutPolicy.DEFER:
             end = blackout_end(windows, blackout)
-            entry.update(skipped=True, reasons=[*entry["reasons"], _deferred(end, blackout.reason)])
+            entry.update(skipped=True, reasons=[*entry["reasons"], _deferred(schedule, end, blackout.reason)])
             out.append(entry)
             if deferred_to != end:
                 deferred_to = end
@@ -90,8 +90,14 @@ def _start(job: Job, schedule: Schedule, after: datetime) -> datetime | None:
     return schedule.next_fire(stored, after)
 
 
-def _deferred(end: datetime, reason: str) -> str:
-    return _("deferred to %(end)s: %(reason)s") % {"end": end.isoformat(), "reason": reason}
+def _deferred(schedule: Schedule, end: datetime, reason: str) -> str:
+    return _("deferred to %(end)s: %(reason)s") % {"end": _local(schedule, end), "reason": reason}
+
+
+def _local(schedule: Schedule, moment: datetime) -> str:
+    """ISO 8601 in the job's own zone, with its offset: as /api/cron/preview/ gives its times, and
+    as the admin labels them with that zone."""
+    return moment.astimezone(get_zone(schedule.timezone)).isoformat()
 
 
 # What daylight saving does to a fire of a cron that names its time (``_dst_change``).
@@ -125,7 +131,7 @@ def _entry(schedule: Schedule, fire: datetime) -> dict[str, Any]:
     if schedule.offset_seconds:
         moved = True
         reasons.append(_("jitter: +%(seconds)s s") % {"seconds": schedule.offset_seconds})
-    return {"at": fire.isoformat(), "moved": moved, "skipped": False, "reasons": reasons}
+    return {"at": _local(schedule, fire), "moved": moved, "skipped": False, "reasons": reasons}
 
 
 def _dst_skipped(schedule: Schedule, after: datetime) -> list[tuple[datetime, dict[str, Any]]]:
@@ -144,7 +150,7 @@ def _dst_skipped(schedule: Schedule, after: datetime) -> list[tuple[datetime, di
             break
         if _dst_change(shifted, fire) == DST_MISSING:
             reasons = [_("DST: the time named does not exist that day; skipped by the job's DST policy")]
-            dropped.append((fire, {"at": fire.isoformat(), "moved": False, "skipped": True, "reasons": reasons}))
+            dropped.append((fire, {"at": _local(schedule, fire), "moved": False, "skipped": True, "reasons": reasons}))
     return dropped
 
 

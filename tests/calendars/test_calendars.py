@@ -245,6 +245,25 @@ def test_preview_lists_a_dst_skip(api):
 
 
 @pytest.mark.django_db
+def test_preview_gives_its_times_in_the_jobs_zone_as_the_cron_preview_does(api):
+    # The admin labels each fire with the job's zone: a fire in UTC labelled Asia/Shanghai read as
+    # 01:20 where the job fires at 09:20.
+    after = "2026-06-06T00:00:00Z"
+    with time_machine.travel(T0, tick=False):
+        job_services.job_create(data={"id": "sh", "cron": "20 9 * * *", "timezone": "Asia/Shanghai", "url": URL})
+    listed = api.get("/api/jobs/sh/preview/", {"count": 2, "after": after}).json()["fires"]
+    drafted = api.get(
+        "/api/cron/preview/job/", {"expr": "20 9 * * *", "timezone": "Asia/Shanghai", "count": 2, "after": after}
+    ).json()["fires"]
+    described = api.get(
+        "/api/cron/preview/", {"expr": "20 9 * * *", "timezone": "Asia/Shanghai", "count": 2, "after": after}
+    ).json()["next_fire_times"]
+    assert described == ["2026-06-06T09:20:00+08:00", "2026-06-07T09:20:00+08:00"]
+    assert [f["at"] for f in listed] == described
+    assert [f["at"] for f in drafted] == described
+
+
+@pytest.mark.django_db
 def test_cron_preview_takes_after(api):
     response = api.get(
         "/api/cron/preview/", {"expr": "0 0 1 1 *", "timezone": "UTC", "count": 2, "after": "2030-06-01T00:00:00Z"}
