@@ -120,9 +120,10 @@ def insert(specs: Iterator[Spec], *, now: datetime) -> int:
 
 def _row_template(obj: Model, skip: set[str]) -> tuple[list[str], list[object]]:
     """The columns of ``obj``'s table (but ``skip``) and the values a new ``obj`` would be saved with."""
-    columns, values = [], []
+    columns: list[str] = []
+    values: list[object] = []
     for field in obj._meta.concrete_fields:
-        if field.attname in skip:
+        if field.attname in skip or field.column is None:
             continue
         columns.append(field.column)
         values.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -149,9 +150,14 @@ def test_the_change_mark_is_at_or_before_every_transaction_to_come():
 
 
 def test_beats_later_passes_read_only_the_jobs_written_since_the_one_before_began(make_beat, monkeypatch):
-    calls = []
+    calls: list[dict[str, Any]] = []
     walk = fires.reconcile_next_runs
-    monkeypatch.setattr(fires, "reconcile_next_runs", lambda **kw: calls.append(kw) or walk(**kw))
+
+    def recorded(**kw: Any) -> tuple[str, int]:
+        calls.append(kw)
+        return walk(**kw)
+
+    monkeypatch.setattr(fires, "reconcile_next_runs", recorded)
     monkeypatch.setattr(fires, "change_mark", iter([101, 202, 303]).__next__)
     scheduler = make_beat()
     scheduler.publish = lambda fires: None
