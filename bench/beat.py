@@ -3,6 +3,9 @@
     bench/run                        N = 1,000 and 10,000, then 1,000 second-level jobs for 10 min
                                      with beat alone and 10 min with workers
     bench/run --full                 adds N = 100,000
+    bench/run --sizes 100000,1000000 --schedulers crontask --kinds quiet
+                                     our scheduler at 1,000,000 jobs (the stock one is skipped above
+                                     --stock-max jobs: it needs 708 MB and 26 s to start at 100,000)
     bench/run --stages writes        the write path and the runs at scale (bench.writes), minutes
     bench/run --sizes 1000 --publish-minutes 2 --lateness-minutes 2
     bench/run --sizes '' --publish-minutes 0 --second-level-jobs 100
@@ -26,6 +29,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -38,8 +42,18 @@ if TYPE_CHECKING:  # imported where used at run time: after django.setup()
     from bench.scenarios import Context
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = os.environ.get("CRONTASK_BENCH_DATABASE", "crontask_bench")  # as bench.db's
-EMPTY, TEMPLATE = f"{WORK}_empty", f"{WORK}_tpl"
+WORK = os.environ.get("CRONTASK_BENCH_DATABASE", "crontask_bench")  # bench.db's default (imported after setup)
+#: Above this many jobs the stock scheduler is not run (``--stock-max``): at 100,000 it took 26 s
+#: to start and 708 MB, and both grow with N.
+STOCK_MAX = 100_000
+
+
+def _empty(dbs: Databases) -> str:
+    return f"{dbs.work}_empty"
+
+
+def _template(dbs: Databases) -> str:
+    return f"{dbs.work}_tpl"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.db import Databases
     from bench.report import print_report
 
-    dbs = Databases(server)
+    dbs = Databases(server, work=args.db_prefix)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | ({100_000} if args.full else set()))
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "logs": str(logs), "sizes": {}}
     out = ROOT / "var" / "bench" / f"beat-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
@@ -85,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
             baseline = Path(args.run_baseline_code) if args.run_baseline_code else None
             results["throughput"] = run_throughput(
-                ctx, dbs, EMPTY, jobs=args.run_jobs, concurrency=args.run_concurrency, baseline_code=baseline
+                ctx, dbs, _empty(dbs), jobs=args.run_jobs, concurrency=args.run_concurrency, baseline_code=baseline
             )
             save()
             print_comparison(results["throughput"])
@@ -103,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             results["lateness"] = _lateness(ctx, dbs, args)
             save()
     finally:
-        for name in (WORK, TEMPLATE, EMPTY):
+        for name in (dbs.work, _template(dbs), _empty(dbs)):
             dbs.drop(name)
     print_report(results)
     print(f"\nall numbers: {out}\nbeat logs: {logs}")
@@ -134,6 +148,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated numbers of jobs ('': none)")
     parser.add_argument("--full", action="store_true", help="add N = 100,000")
     parser.add_argument("--schedulers", default="crontask,vanilla", help="crontask, vanilla or both")
+    parser.add_argument(
+        "--stock-max", type=int, default=STOCK_MAX, help="the stock scheduler (vanilla) is skipped above this N"
+    )
+    parser.add_argument("--kinds", default="quiet,mix", help="data sets per N: quiet (start, idle, changes, "
+                        "bursts, memory), mix (the realistic mix), or both")  # fmt: skip
+    parser.add_argument(
+        "--db-prefix",
+        default=WORK,
+        help="the work database's name; its templates are NAME_empty and NAME_tpl (default: $CRONTASK_BENCH_DATABASE "
+        "or crontask_bench); give each benchmark running at once its own",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="times each kind of change is measured")
     parser.add_argument("--idle-seconds", type=float, default=20)
     parser.add_argument("--mix-seconds", type=float, default=120, help="how long the realistic mix runs")
@@ -156,7 +181,7 @@ def _configure(server: str, broker: str, logs: Path, args: argparse.Namespace) -
     from urllib.parse import urlsplit, urlunsplit
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    work_url = urlunsplit(urlsplit(server)._replace(path=f"/{WORK}"))
+    work_url = urlunsplit(urlsplit(server)._replace(path=f"/{args.db_prefix}"))
     env = {
         **os.environ,
         "DATABASE_URL": work_url,
@@ -185,7 +210,7 @@ def _migrate_empty(dbs: Databases) -> None:
 
     dbs.recreate()
     call_command("migrate", verbosity=0)
-    dbs.freeze(EMPTY)
+    dbs.freeze(_empty(dbs))
 
 
 def _one_size(ctx: Context, dbs: Databases, n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -198,17 +223,26 @@ def _one_size(ctx: Context, dbs: Databases, n: int, args: argparse.Namespace) ->
 
     wanted = {"crontask": OURS, "vanilla": VANILLA}
     schedulers = [wanted[name] for name in ("crontask", "vanilla") if name in args.schedulers]
+    if VANILLA in schedulers and n > args.stock_max:
+        schedulers.remove(VANILLA)
+        print(f"N={n:,}: the stock scheduler is skipped above {args.stock_max:,} jobs (--stock-max): it holds "
+              "every task in memory and reloads them all on each change (708 MB and 26 s to start at 100,000)",
+              flush=True)  # fmt: skip
+    kinds = {kind.strip() for kind in args.kinds.split(",")}
     out: dict[str, Any] = {}
     for kind, specs, runner in (("quiet", quiet_specs, run_quiet), ("mix", mix_specs, run_mix)):
-        dbs.recreate(EMPTY)
+        if kind not in kinds or not schedulers:
+            continue
+        dbs.recreate(_empty(dbs))
         now = timezone.now()
+        started = time.monotonic()
         count = insert(chain(specs(n, now, random.Random(n)), extra_specs(now, args.repeat)), now=now)
         services.ensure_system_jobs()
-        dbs.freeze(TEMPLATE)
-        print(f"N={n:,} {kind}: {count:,} jobs", flush=True)
+        dbs.freeze(_template(dbs))
+        print(f"N={n:,} {kind}: {count:,} jobs (built in {time.monotonic() - started:.0f} s)", flush=True)
         out[kind] = {}
         for scheduler in schedulers:
-            dbs.recreate(TEMPLATE)
+            dbs.recreate(_template(dbs))
             name = "crontask" if scheduler == OURS else "vanilla"
             print(f"  {name} …", flush=True)
             out[kind][name] = runner(ctx, scheduler, n)
@@ -218,7 +252,7 @@ def _one_size(ctx: Context, dbs: Databases, n: int, args: argparse.Namespace) ->
 def _publish(ctx: Context, dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
     from bench.lateness import run_publish_lateness
 
-    dbs.recreate(EMPTY)
+    dbs.recreate(_empty(dbs))
     size, lead = _fire_settings(args)[0]
     print(f"{args.second_level_jobs:,} second-level jobs, beat alone, for {args.publish_minutes} min, "
           f"lead {lead} ms …", flush=True)  # fmt: skip
@@ -237,7 +271,7 @@ def _lateness(ctx: Context, dbs: Databases, args: argparse.Namespace) -> dict[st
 
     out = {}
     for size, lead in _fire_settings(args):
-        dbs.recreate(EMPTY)
+        dbs.recreate(_empty(dbs))
         label = f"batches of {size}, lead {lead} ms"
         print(f"{args.second_level_jobs:,} second-level jobs with workers for {args.lateness_minutes} min, "
               f"{label} …", flush=True)  # fmt: skip

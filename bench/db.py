@@ -17,18 +17,19 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from jobs.models import Job
 from jobs.triggers import cron_fires_after, get_zone
 
-# The database the benchmark works in; its templates are named after it. Another name
-# (CRONTASK_BENCH_DATABASE) lets two benchmarks share a server.
+#: The work database's default name; the templates are named after it (``--db-prefix``). Another
+#: name (``CRONTASK_BENCH_DATABASE``) lets two benchmarks share a server.
 WORK = os.environ.get("CRONTASK_BENCH_DATABASE", "crontask_bench")
 
 
 class Databases:
-    def __init__(self, server_url: str) -> None:
+    def __init__(self, server_url: str, work: str = WORK) -> None:
         parts = urlsplit(server_url)
         self._server = parts
+        self.work = work
         self.admin_dsn = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-        self.work_url = urlunsplit(parts._replace(path=f"/{WORK}"))
-        self.work_dsn = urlunsplit(parts._replace(scheme="postgresql", path=f"/{WORK}"))
+        self.work_url = urlunsplit(parts._replace(path=f"/{work}"))
+        self.work_dsn = urlunsplit(parts._replace(scheme="postgresql", path=f"/{work}"))
 
     def _admin(self, sql: str) -> None:
         connections.close_all()  # DROP and TEMPLATE need the work database to have no sessions
@@ -36,13 +37,13 @@ class Databases:
             conn.execute(sql)
 
     def recreate(self, template: str | None = None) -> None:
-        self._admin(f'DROP DATABASE IF EXISTS "{WORK}" WITH (FORCE)')
-        self._admin(f'CREATE DATABASE "{WORK}"' + (f' TEMPLATE "{template}"' if template else ""))
+        self._admin(f'DROP DATABASE IF EXISTS "{self.work}" WITH (FORCE)')
+        self._admin(f'CREATE DATABASE "{self.work}"' + (f' TEMPLATE "{template}"' if template else ""))
 
     def freeze(self, template: str) -> None:
         """Keep the work database as it is now under the name ``template``."""
         self.drop(template)
-        self._admin(f'CREATE DATABASE "{template}" TEMPLATE "{WORK}"')
+        self._admin(f'CREATE DATABASE "{template}" TEMPLATE "{self.work}"')
 
     def drop(self, name: str) -> None:
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

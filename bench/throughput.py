@@ -31,7 +31,7 @@ import redis
 from django.db.models import Count
 
 from bench.dataset import Spec, insert
-from bench.db import WORK, Databases, anchor_schedules
+from bench.db import Databases, anchor_schedules
 from bench.probe import OURS, ROOT, BeatProcess, CpuMeter, processes_named, processes_of_user, stop_group
 from bench.scenarios import Context, percentiles
 from jobs.models import Job
@@ -51,12 +51,12 @@ def run_throughput(
         dbs.recreate(empty)
         print(f"{jobs:,} HTTP jobs due at the same minute, {concurrency} worker processes, {label} ({code}) …",
               flush=True)  # fmt: skip
-        out[label] = _one(ctx, code, jobs=jobs, concurrency=concurrency, label=label.replace(" ", "-"))
+        out[label] = _one(ctx, code, dbs.work, jobs=jobs, concurrency=concurrency, label=label.replace(" ", "-"))
         print_throughput(label, out[label])
     return out
 
 
-def _one(ctx: Context, code: Path, *, jobs: int, concurrency: int, label: str) -> dict[str, Any]:
+def _one(ctx: Context, code: Path, work: str, *, jobs: int, concurrency: int, label: str) -> dict[str, Any]:
     # A queue of its own: beat sends again the fires still waiting after a while (scheduling.outbox),
     # and those left over when the workers stop must not reach the next tree's workers.
     ctx = replace(ctx, env={**ctx.env, "CRONTASK_QUEUE": f"{ctx.queue}-{label}"})
@@ -70,7 +70,7 @@ def _one(ctx: Context, code: Path, *, jobs: int, concurrency: int, label: str) -
         beat = BeatProcess(OURS, ctx.env, ctx.logs / f"throughput-{label}-beat.log", cwd=code)
         try:
             time.sleep(max(0.0, (fire - datetime.now(UTC)).total_seconds() - 5))
-            meter = _meter(worker, beat)
+            meter = _meter(worker, beat, work)
             runs = Run.objects.filter(scheduled_for=fire)
             deadline = fire + timedelta(seconds=TIMEOUT_SECONDS)
             while datetime.now(UTC) < deadline:
@@ -110,13 +110,13 @@ def _one(ctx: Context, code: Path, *, jobs: int, concurrency: int, label: str) -
     }
 
 
-def _meter(worker: subprocess.Popen, beat: BeatProcess) -> CpuMeter:
+def _meter(worker: subprocess.Popen, beat: BeatProcess, work: str) -> CpuMeter:
     consumer = psutil.Process(worker.pid)
     return CpuMeter({
         "worker_consumer": lambda: [consumer],
         "worker_pool": lambda: consumer.children(recursive=True),
         # The backends serving the benchmark's database: the server is shared with other work.
-        "postgres": lambda: _backends_of(WORK),
+        "postgres": lambda: _backends_of(work),
         "postgres_all": lambda: processes_of_user("postgres"),
         "redis": lambda: processes_named("redis-server"),
         "beat": lambda: [beat.ps],

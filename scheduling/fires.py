@@ -14,7 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import F
+from django.db import connection
+from django.db.models import BooleanField, F
+from django.db.models.expressions import RawSQL
 
 from jobs.models import Job
 from jobs.secrets import mask_text
@@ -135,11 +137,45 @@ def _following_fire(
     return following, missed
 
 
+def change_mark() -> int | None:
+    """A mark to give ``reconcile_next_runs`` later as ``changed_since``: on PostgreSQL, the oldest
+    transaction still running now (every row written from now on, or by a transaction open now,
+    has a ``xmin`` at or after it); None elsewhere (the walk then reads every job)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        return int(cursor.fetchone()[0])
+
+
+def _changed_since(mark: int) -> RawSQL:
+    """The rows written (inserted or updated) by a transaction at or after ``mark`` (``change_mark``).
+
+    A row's ``xmin`` is the 32-bit id of the transaction that wrote it: it is after the mark when
+    its distance from the mark's low 32 bits, modulo 2**32, is below the number of transactions
+    begun since. A row not written since is before the mark (a frozen row written over 2**32
+    transactions ago may pass too: it is only looked at once more)."""
+    return RawSQL(
+        "((xmin::text::bigint - %s + 4294967296) %% 4294967296)"
+        " < (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - %s)",
+        (mark % 2**32, mark),
+        output_field=BooleanField(),
+    )
+
+
 def reconcile_next_runs(
-    *, now: datetime, after: str, limit: int, memo: dict[tuple[object, ...], datetime | None]
+    *,
+    now: datetime,
+    after: str,
+    limit: int,
+    memo: dict[tuple[object, ...], datetime | None],
+    changed_since: int | None = None,
 ) -> tuple[str, int]:
     """Repair ``next_run_at`` of up to ``limit`` jobs with an id above ``after``; returns (the last
-    id looked at, or "" once past the last job; how many were repaired).
+    id looked at, or "" once past the last job; how many were repaired). With ``changed_since``
+    (a ``change_mark``), only the jobs written since that mark are looked at: a job that was
+    right at the last look and has not been written since is still right (its schedule has not
+    changed, and a fire it has fallen due for is the claim's).
 
     Beat fires from ``next_run_at``, which the services keep right. A change made around them (a
     queryset ``update()``, raw SQL) can leave it wrong: a job set active with no next fire, a cron
@@ -148,9 +184,11 @@ def reconcile_next_runs(
     ``now`` is beat's horizon: the fires due by then are claimed or being claimed (see
     ``claim_due_fires``' ``until``).
     """
+    jobs = Job.objects.filter(pk__gt=after)
+    if changed_since is not None:
+        jobs = jobs.filter(_changed_since(changed_since))
     rows = list(
-        Job.objects.filter(pk__gt=after)
-        .order_by("pk")
+        jobs.order_by("pk")
         .values_list(
             "id", "status", "next_run_at", "trigger", "cron", "interval_seconds", "run_at", "timezone",
             "jitter_seconds", "dst_policy", "calendars", "blackout_policy",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -106,3 +108,59 @@ def test_beat_repairs_a_change_made_around_the_services(make_beat):
     with time_machine.travel(T0 + timedelta(seconds=1), tick=False):
         scheduler.fire_due_jobs()
     assert Job.objects.get(pk="sql").next_run_at == T0.replace(microsecond=0) + timedelta(seconds=6)
+
+
+def _xid() -> int:
+    """A transaction id of its own (a transaction that is committed at once)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        return int(cursor.fetchone()[0])
+
+
+def _break_cron(job_id: str) -> None:
+    """Edit the job's cron around the services: its next fire is left as it was."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE jobs_job SET cron = %s WHERE id = %s", ["*/10 * * * * *", job_id])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a row's xmin is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)  # each write its own transaction: rows written apart
+def test_a_pass_after_the_first_reads_only_the_jobs_written_since_it_began():
+    with time_machine.travel(T0, tick=False):
+        for job_id in ("before", "since", "same"):
+            services.job_create(data={"id": job_id, "cron": "0 3 * * *", **HTTP})
+    _break_cron("before")
+    mark = _xid()  # as fires.change_mark: every transaction from here on is at or after it
+    _break_cron("since")
+    at = T0 + timedelta(seconds=1)
+    with time_machine.travel(at, tick=False):
+        assert fires.reconcile_next_runs(now=at, after="", limit=100, memo={}, changed_since=mark) == ("", 1)
+    assert Job.objects.get(pk="since").next_run_at == datetime(2026, 3, 2, 10, 0, 40, tzinfo=UTC)
+    assert Job.objects.get(pk="before").next_run_at == datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # not read
+    assert reconcile(at) == 1  # a pass over every job finds it
+    assert Job.objects.get(pk="before").next_run_at == datetime(2026, 3, 2, 10, 0, 40, tzinfo=UTC)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a row's xmin is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_the_change_mark_is_at_or_before_every_transaction_to_come():
+    mark = fires.change_mark()
+    assert mark is not None
+    assert _xid() >= mark
+
+
+def test_beats_later_passes_read_only_the_jobs_written_since_the_one_before_began(make_beat, monkeypatch):
+    calls: list[dict[str, Any]] = []
+
+    def recorded(**kw: Any) -> tuple[str, int]:  # what beat asks for (a pass of one step)
+        calls.append(kw)
+        return "", 0
+
+    monkeypatch.setattr(fires, "reconcile_next_runs", recorded)
+    monkeypatch.setattr(fires, "change_mark", iter([101, 202, 303]).__next__)
+    scheduler = make_beat()
+    scheduler.publish = lambda fires: None
+    for _ in range(3):
+        scheduler._reconcile_pass_at = scheduler._reconcile_next = -math.inf  # a period has gone by
+        scheduler.fire_due_jobs()
+    assert [call["changed_since"] for call in calls] == [None, 101, 202]  # the first reads every job

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import time_machine
+from django.db import connection
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from jobs import services
@@ -331,3 +332,15 @@ def test_its_banner_names_the_sleep_it_keeps(make_beat, settings):
     """celery beat prints the scheduler's ``max_interval`` as "maxinterval": the half second beat
     sleeps at most, not the stock 5 s."""
     assert make_beat().max_interval == settings.CRONTASK_SCHEDULER_MAX_SLEEP == 0.5
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="reads PostgreSQL's plan")
+def test_beats_reload_after_a_change_reads_the_tasks_that_are_not_a_jobs_by_their_index(make_beat):
+    """Each change to a job makes beat reload its own tasks (a handful): not a read of the whole
+    PeriodicTask table, one row a job (300 ms of the database at 1,000,000 jobs)."""
+    sql, params = make_beat().enabled_models_qs().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the table is small here: as it is when it is big
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "jobs_periodictask_not_job_idx" in plan
