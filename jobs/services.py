@@ -63,7 +63,7 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
     job = job_prepare(data=data, actor=actor, past_run_at_ok=action == JobVersion.Action.RESTORE, check_id=False)
     job.is_system = is_system
     # The PeriodicTask first, so that the job's insert links it; the insert is the id's check (a
-    # job of that id rolls all of it back). 7 statements a create: test_statement_counts.
+    # job of that id rolls all of it back). 6 statements a create: test_statement_counts.
     job.periodic_task = periodic_task_for(job)
     if job.periodic_task is not None:
         schedules_changed()
