@@ -65,6 +65,16 @@ def test_a_create_with_a_schedule_row_not_made_yet_costs_no_savepoint(api, sched
     assert len(made) <= (9 if connection.vendor == "postgresql" else 10), "\n".join(made)
 
 
+def test_a_create_tells_beat_last_so_the_row_every_write_locks_is_held_the_least(api):
+    """django-celery-beat's PeriodicTasks row is one row: a create's UPDATE of it waits for the
+    commit of any other create or update that wrote it. Its last statement, it is held for the commit only."""
+    statements(api, {"id": "warm", "url": URL, "cron": "*/5 * * * *"})
+    made = statements(api, {"id": "counted", "url": URL, "cron": "*/5 * * * *"})
+    work = [sql for sql in made if not sql.upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert "django_celery_beat_periodictasks" in work[-1], "\n".join(made)
+    assert sum("django_celery_beat_periodictasks" in sql for sql in made) == 1
+
+
 def test_an_id_taken_is_a_409_and_leaves_the_existing_job_and_its_task_as_they_were(api):
     assert api.post("/api/jobs/", {"id": "web", "url": URL, "cron": "*/5 * * * *"}, format="json").status_code == 201
     task = Job.objects.get(pk="web").periodic_task
