@@ -53,6 +53,7 @@ def drive(url: str, token: str, bodies: list[dict[str, Any]], threads: int) -> d
         "creates": len(bodies),
         "seconds": seconds,
         "threads": threads,
+        "warm_requests": sum(min(len(share), WARM) for share in shares),
         "latencies_ms": [ms for taken in latencies for ms in taken],
     }
 

@@ -14,7 +14,8 @@ prints its figures beside the issue's target and the baseline it names:
 - ``api``: ``POST /api/jobs/`` as production serves it: a real gunicorn (``gunicorn.conf.py``) with
   one worker process and its threads (``WEB_THREADS``, 4), started here and stopped by its PID,
   driven by ``--api-clients`` concurrent HTTP clients (``bench.http_clients``: threads of another
-  process, keep-alive, token auth): creates a second, p50 and p99 latency. Beside it, the same
+  process, keep-alive, token auth): creates a second, p50 and p99 latency, the worker's CPU a
+  create (from /proc: what one process serves at most on a free core). Beside it, the same
   creates one at a time in this process (Django's test client: no network, one web process's
   work) and the SQL statements a create; and the bulk endpoint ``POST /api/jobs/import/`` in
   requests of 10,000. Baseline: the issue's measure before (63 creates a second, 33 statements a
@@ -236,7 +237,11 @@ def _gunicorn_creates(bodies: list[dict[str, Any]], token: str, clients: int) ->
         )  # fmt: skip
         try:
             _wait_until_served(server, log, f"http://127.0.0.1:{port}/api/health/", token)
+            workers = _children(server.pid)
+            cpu_before = _cpu_seconds(workers)
             figures = _drive(f"http://127.0.0.1:{port}/api/jobs/", token, bodies, clients, env)
+            cpu_after = _cpu_seconds(workers)
+            cpu = cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
         finally:
             os.kill(server.pid, signal.SIGTERM)  # the gunicorn master: it stops its worker
             try:
@@ -252,7 +257,29 @@ def _gunicorn_creates(bodies: list[dict[str, Any]], token: str, clients: int) ->
         "creates_per_s": figures["creates"] / figures["seconds"],
         "p50_ms": statistics.median(taken),
         "p99_ms": taken[max(int(len(taken) * 0.99) - 1, 0)],
+        # The worker's CPU a request (warm-ups included): what one process can do at most on a free core.
+        "worker_cpu_ms": cpu / (figures["creates"] + figures["warm_requests"]) * 1000 if cpu is not None else None,
     }
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (gunicorn's worker), from /proc; none where there is no /proc."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User and system CPU seconds of these processes so far (Linux's /proc); None without them."""
+    if not pids:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
 
 
 def _drive(url: str, token: str, bodies: list[dict[str, Any]], clients: int, env: dict[str, str]) -> dict[str, Any]:
@@ -575,7 +602,8 @@ def print_writes(results: dict[str, Any]) -> None:
             rows.append((
                 f"POST /api/jobs/, gunicorn 1 worker x {served['threads']} threads, {served['clients']} clients",
                 f"{served['creates_per_s']:,.0f} creates/s "
-                f"(p50 {served['p50_ms']:.1f} ms, p99 {served['p99_ms']:.1f} ms)",
+                f"(p50 {served['p50_ms']:.1f} ms, p99 {served['p99_ms']:.1f} ms"
+                + (f"; worker CPU {served['worker_cpu_ms']:.1f} ms a create)" if served.get("worker_cpu_ms") else ")"),
                 f"{BEFORE['api_creates_per_s']} /s (issue)", f"≥ {TARGETS['api_creates_per_s']} /s",
             ))  # fmt: skip
         rows.append((
