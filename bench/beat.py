@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         writes.run_stages(
             import_jobs=args.import_jobs, api_jobs=args.api_jobs, runs=args.runs, baseline_sample=args.baseline_sample,
             parts=writes.parse_parts(args.writes_parts), database=args.writes_database,
+            api_clients=args.api_clients,
         )  # fmt: skip
         if not stages - {"writes"}:
             return 0

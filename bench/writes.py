@@ -11,10 +11,15 @@ prints its figures beside the issue's target and the baseline it names:
   crons in five zones, intervals, dates) in a JSON file, timed in a child process as a user runs it.
   Baseline, in the same run: the one-by-one path it replaced (``services.job_create`` an entry,
   as ``import_jobs`` did before the bulk path), on a sample of the same entries.
-- ``api``: ``POST /api/jobs/`` one job at a time, in this process (Django's test client: no
-  network, one web process's work), creates a second and SQL statements a create; and the bulk
-  endpoint ``POST /api/jobs/import/`` in requests of 10,000. Baseline: the issue's measure before
-  (63 creates a second, 33 statements a create; the code that did that is gone).
+- ``api``: ``POST /api/jobs/`` as production serves it: a real gunicorn (``gunicorn.conf.py``) with
+  one worker process and its threads (``WEB_THREADS``, 4), started here and stopped by its PID,
+  driven by ``--api-clients`` concurrent HTTP clients (``bench.http_clients``: threads of another
+  process, keep-alive, token auth): creates a second, p50 and p99 latency, the worker's CPU a
+  create (from /proc: what one process serves at most on a free core). Beside it, the same
+  creates one at a time in this process (Django's test client: no network, one web process's
+  work) and the SQL statements a create; and the bulk endpoint ``POST /api/jobs/import/`` in
+  requests of 10,000. Baseline: the issue's measure before (63 creates a second, 33 statements a
+  create; the code that did that is gone).
 - ``runs``: R runs of 1,000 jobs (``write_runs``: a realistic mix of statuses, triggers and times,
   written by ``INSERT … SELECT generate_series`` with the indexes built after), then the latency
   (p50, p99 of 200 requests; 20 for a list slower than half a second) of the lists people ask for
@@ -37,6 +42,8 @@ import functools
 import json
 import os
 import random
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -75,6 +82,7 @@ def run_stages(
     baseline_sample: int,
     parts: tuple[str, ...] = PARTS,
     database: str = DATABASE,
+    api_clients: int = 8,
 ) -> dict[str, Any]:
     """The stages (``parts`` of them; retention needs runs), in a database made for them on
     ``DATABASE_URL``'s server, named ``database``; returns the figures."""
@@ -96,7 +104,7 @@ def run_stages(
             results["import"] = _import_stage(import_jobs, baseline_sample, work)
             _empty_jobs()
         if "api" in parts:
-            results["api"] = _api_stage(api_jobs)
+            results["api"] = _api_stage(api_jobs, api_clients)
             _empty_jobs()
         if "runs" in parts:
             results["runs"] = _runs_stage(runs)
@@ -157,7 +165,7 @@ def _import_stage(n: int, sample: int, database_url: str) -> dict[str, Any]:
     }
 
 
-def _api_stage(n: int) -> dict[str, Any]:
+def _api_stage(n: int, clients: int = 8) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -187,6 +195,7 @@ def _api_stage(n: int) -> dict[str, Any]:
         response = client.post("/api/jobs/", {**bodies[0], "id": "counted"}, content_type="application/json")
     if response.status_code != 201:
         raise RuntimeError(f"POST /api/jobs/ answered {response.status_code}: {response.content[:500]!r}")
+    served = _gunicorn_creates([{**body, "id": f"http-{body['id']}"} for body in bodies], token, clients)
     bulk = [{**body, "id": f"bulk-{body['id']}"} for body in _entries_for_api(min(10 * n, 10_000))]
     started = time.perf_counter()
     response = client.post("/api/jobs/import/", bulk, content_type="application/json")
@@ -198,9 +207,110 @@ def _api_stage(n: int) -> dict[str, Any]:
         "creates_per_s": n / seconds,
         "create_ms_median": statistics.median(durations) * 1000,
         "statements_per_create": len(statements),
+        "gunicorn": served,
         "bulk_jobs": len(bulk),
         "bulk_jobs_per_s": len(bulk) / bulk_seconds,
     }
+
+
+def _gunicorn_creates(bodies: list[dict[str, Any]], token: str, clients: int) -> dict[str, Any]:
+    """``bodies`` POSTed to a gunicorn started here (``gunicorn.conf.py``, one worker process, its
+    threads as configured) by ``clients`` threads of another process (``bench.http_clients``);
+    the gunicorn is stopped by its PID at the end. Creates a second, p50 and p99 latency in ms."""
+    from django.conf import settings
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "WEB_CONCURRENCY": "1",
+        "PORT": str(port),
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or settings.SECRET_KEY,
+        "PYTHONPATH": str(ROOT),
+    }
+    # gunicorn's own log in a file (a pipe nobody reads could fill and stop it)
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "crontask.wsgi"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
+        )  # fmt: skip
+        try:
+            _wait_until_served(server, log, f"http://127.0.0.1:{port}/api/health/", token)
+            workers = _children(server.pid)
+            cpu_before = _cpu_seconds(workers)
+            figures = _drive(f"http://127.0.0.1:{port}/api/jobs/", token, bodies, clients, env)
+            cpu_after = _cpu_seconds(workers)
+            cpu = cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
+        finally:
+            os.kill(server.pid, signal.SIGTERM)  # the gunicorn master: it stops its worker
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(server.pid, signal.SIGKILL)
+                server.wait()
+    taken = sorted(figures["latencies_ms"])
+    return {
+        "creates": figures["creates"],
+        "clients": clients,
+        "threads": int(os.environ.get("WEB_THREADS") or 4),
+        "creates_per_s": figures["creates"] / figures["seconds"],
+        "p50_ms": statistics.median(taken),
+        "p99_ms": taken[max(int(len(taken) * 0.99) - 1, 0)],
+        # The worker's CPU a request (warm-ups included): what one process can do at most on a free core.
+        "worker_cpu_ms": cpu / (figures["creates"] + figures["warm_requests"]) * 1000 if cpu is not None else None,
+    }
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (gunicorn's worker), from /proc; none where there is no /proc."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User and system CPU seconds of these processes so far (Linux's /proc); None without them."""
+    if not pids:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
+def _drive(url: str, token: str, bodies: list[dict[str, Any]], clients: int, env: dict[str, str]) -> dict[str, Any]:
+    """``bench.http_clients`` in a process of its own; its figures."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump(bodies, file)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.http_clients", url, token, file.name, str(clients)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    Path(file.name).unlink()
+    if done.returncode != 0:
+        raise RuntimeError(f"the HTTP clients failed: {(done.stderr or done.stdout)[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _wait_until_served(server: subprocess.Popen[str], log: Any, url: str, token: str, seconds: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"gunicorn ended ({server.returncode}): {log.read()[-2000:]}")
+        try:
+            requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=5)
+            return  # any answer: the worker is up
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer {url} in {seconds:.0f} s")
 
 
 RUN_JOBS = 1000  # the runs stage's jobs: 10 busy ones with a quarter of the runs, 990 others
@@ -487,8 +597,18 @@ def print_writes(results: dict[str, Any]) -> None:
         rows.append(("  → 100,000 jobs", f"{imp['seconds_for_100k']:.0f} s", "", "< 60 s"))
     api = results.get("api") or {}
     if api:
+        served = api.get("gunicorn") or {}
+        if served:
+            rows.append((
+                f"POST /api/jobs/, gunicorn 1 worker x {served['threads']} threads, {served['clients']} clients",
+                f"{served['creates_per_s']:,.0f} creates/s "
+                f"(p50 {served['p50_ms']:.1f} ms, p99 {served['p99_ms']:.1f} ms"
+                + (f"; worker CPU {served['worker_cpu_ms']:.1f} ms a create)" if served.get("worker_cpu_ms") else ")"),
+                f"{BEFORE['api_creates_per_s']} /s (issue)", f"≥ {TARGETS['api_creates_per_s']} /s",
+            ))  # fmt: skip
         rows.append((
-            "POST /api/jobs/", f"{api['creates_per_s']:,.0f} creates/s",
+            "POST /api/jobs/, one at a time in process", f"{api['creates_per_s']:,.0f} creates/s "
+            f"(median {api['create_ms_median']:.1f} ms)",
             f"{BEFORE['api_creates_per_s']} /s (issue)", f"≥ {TARGETS['api_creates_per_s']} /s",
         ))  # fmt: skip
         rows.append((
@@ -531,6 +651,9 @@ def add_part_arguments(parser: Any) -> None:
         default=DATABASE,
         help="writes: the database made and dropped (another name to run beside another bench)",
     )
+    parser.add_argument(
+        "--api-clients", type=int, default=8, help="writes: concurrent HTTP clients of the gunicorn in the api stage"
+    )
 
 
 def parse_parts(text: str) -> tuple[str, ...]:
@@ -545,14 +668,14 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--import-jobs", type=int, default=20_000, help="jobs in the import stage")
-    parser.add_argument("--api-jobs", type=int, default=1_000, help="POST /api/jobs/ creates, one at a time")
+    parser.add_argument("--api-jobs", type=int, default=1_000, help="POST /api/jobs/ creates (each way)")
     parser.add_argument("--runs", type=int, default=2_000_000, help="runs written for the runs list stage")
     parser.add_argument("--baseline-sample", type=int, default=1_000, help="imports one by one, for the baseline")
     add_part_arguments(parser)
     args = parser.parse_args(argv)
     run_stages(
         import_jobs=args.import_jobs, api_jobs=args.api_jobs, runs=args.runs, baseline_sample=args.baseline_sample,
-        parts=parse_parts(args.writes_parts), database=args.writes_database,
+        parts=parse_parts(args.writes_parts), database=args.writes_database, api_clients=args.api_clients,
     )  # fmt: skip
     return 0
 

@@ -6,7 +6,7 @@ rebuild it at any time (``manage.py sync_schedules``). Our beat scheduler fires 
 vanilla DatabaseScheduler runs them too, which the benchmark relies on).
 
 Schedule rows (crontab, interval, clocked) are shared between tasks and cascade on delete:
-they are fetched with get_or_create and never deleted here.
+each is found or made (``shared_row``: one statement on PostgreSQL) and never deleted here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.db import connection
+from django.db.models import Model
 from django.utils.timezone import now
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -29,6 +31,8 @@ from core.bulk_insert import insert_many
 
 if TYPE_CHECKING:
     from jobs.models import Job
+
+_Row = TypeVar("_Row", bound=Model)
 
 EXECUTE_TASK = "runs.tasks.execute_job"
 EXECUTE_FIRES_TASK = "runs.tasks.execute_fires"  # several HTTP fires due together (scheduling.publisher)
@@ -155,6 +159,10 @@ class ScheduleRows:
         wanted = {crontab_fields(expr, zone) for expr, zone in crons} - self._crontabs.keys()
         if not wanted:
             return
+        if len(wanted) == 1 and connection.vendor == "postgresql":  # one job's: found or made in one statement
+            (key,) = wanted
+            self._crontabs[key] = shared_row(CrontabSchedule, **dict(zip(CRONTAB_KEY, key, strict=True)))
+            return
         columns = {name: {key[n] for key in wanted} for n, name in enumerate(CRONTAB_KEY)}
         rows = CrontabSchedule.objects.filter(
             minute__in=columns["minute"], hour__in=columns["hour"], timezone__in=columns["timezone"]
@@ -176,15 +184,51 @@ class ScheduleRows:
 
     def interval(self, every: int) -> IntervalSchedule:
         if every not in self._intervals:
-            self._intervals[every], _ = IntervalSchedule.objects.get_or_create(
-                every=every, period=IntervalSchedule.SECONDS
-            )
+            self._intervals[every] = shared_row(IntervalSchedule, every=every, period=IntervalSchedule.SECONDS)
         return self._intervals[every]
 
     def clocked(self, when: datetime) -> ClockedSchedule:
         if when not in self._clocked:
-            self._clocked[when], _ = ClockedSchedule.objects.get_or_create(clocked_time=when)
+            self._clocked[when] = shared_row(ClockedSchedule, clocked_time=when)
         return self._clocked[when]
+
+
+def shared_row(model: type[_Row], **values: Any) -> _Row:
+    """The first row (the lowest id) of ``model`` with these ``values``, else a new one with them.
+
+    Not ``get_or_create``: the schedule tables have no unique key, so two creators at once may
+    each add a row, and its ``get`` would then fail on the two (the first is the one everyone
+    takes); and it costs a SELECT, then a SAVEPOINT, the INSERT and its RELEASE. On PostgreSQL one
+    statement (a SELECT and an INSERT … WHERE NOT EXISTS in a WITH); elsewhere a SELECT and an INSERT."""
+    rows = model._default_manager
+    if connection.vendor != "postgresql":
+        found = rows.filter(**values).order_by("pk").first()
+        if found is not None:
+            return found
+        # As the PostgreSQL insert below and the crontabs' bulk insert: without django-celery-beat's
+        # post_save (which tells beat; the services do, once, for the task that uses the row).
+        made = rows.bulk_create([model(**values)])[0]
+        return made if made.pk is not None else rows.filter(**values).order_by("pk")[0]  # no ids returned
+    row = model(**values)
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    inserted = [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
+    matched = [field for field in fields if field.name in values]
+    table, pk = quote(meta.db_table), quote(str(meta.pk.column if meta.pk else "id"))
+    where = " AND ".join(f"{quote(str(field.column))} = %s" for field in matched)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH found AS (SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT 1),"  # noqa: S608 (the model's own names)
+            f" made AS (INSERT INTO {table} ({', '.join(quote(str(field.column)) for field in fields)})"
+            f" SELECT {', '.join(['%s'] * len(fields))} WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING {pk})"
+            f" SELECT {pk} FROM found UNION ALL SELECT {pk} FROM made",
+            [*(field.get_db_prep_save(getattr(row, field.attname), connection) for field in matched), *inserted],
+        )
+        (row.pk,) = cursor.fetchone()
+    row._state.adding = False
+    row._state.db = connection.alias
+    return row
 
 
 def remove_periodic_task(job: Job) -> None:

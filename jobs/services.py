@@ -63,10 +63,8 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
     job = job_prepare(data=data, actor=actor, past_run_at_ok=action == JobVersion.Action.RESTORE, check_id=False)
     job.is_system = is_system
     # The PeriodicTask first, so that the job's insert links it; the insert is the id's check (a
-    # job of that id rolls all of it back). 7 statements a create: test_statement_counts.
+    # job of that id rolls all of it back). 6 statements a create: test_statement_counts.
     job.periodic_task = periodic_task_for(job)
-    if job.periodic_task is not None:
-        schedules_changed()
     try:
         job.save(force_insert=True)
     except IntegrityError as exc:
@@ -78,6 +76,10 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
     version = version_record(job, action=action, actor=actor)
     restored = action == JobVersion.Action.RESTORE and version is not None
     audit_record(action=action, job_id=job.pk, details={"version": version.number} if restored and version else None)
+    if job.periodic_task is not None:
+        # Last: the PeriodicTasks row is one row that every create and update writes, locked until
+        # the commit; taken here, creates at once wait for each other's commit only, not their inserts.
+        schedules_changed()
     return job
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
@@ -60,8 +61,14 @@ def version_record(job: Job, *, action: str, actor: Actor = None) -> JobVersion 
     one; ``None`` (nothing written) when an update changed none. A delete records the definition
     it removed. Called by the services inside their transaction, under the job's lock (updates)
     or its new primary key (creates), so numbers do not race; the unique (job_id, number) is the guard."""
-    previous = latest_version(job.pk)
     definition = definition_of(job)
+    if action in (JobVersion.Action.CREATE, JobVersion.Action.RESTORE):
+        # The usual first version (no version before, or a delete): one INSERT … SELECT that
+        # numbers it, not a SELECT of the last version and then an INSERT.
+        first = _insert_first_version(job, definition, action=action, actor=actor)
+        if first is not None:
+            return first
+    previous = latest_version(job.pk)
     if previous is None or previous.action == JobVersion.Action.DELETE:
         changed = list(VERSIONED_FIELDS)  # a first version (a create, a restore): all of it is new
     else:
@@ -81,6 +88,53 @@ def version_record(job: Job, *, action: str, actor: Actor = None) -> JobVersion 
         source=made.source,
         reason=made.reason,
     )
+
+
+def _insert_first_version(job: Job, definition: dict[str, Any], *, action: str, actor: Actor) -> JobVersion | None:
+    """``job``'s version with every field changed, numbered after the last of its id (1 if none),
+    in one statement, if that last version is a delete or there is none; else ``None`` and nothing
+    written (a job deleted outside the services: ``version_record`` compares with that version)."""
+    if not connection.features.can_return_columns_from_insert:
+        return None
+    made = origin.current()
+    version = JobVersion(
+        job_id=job.pk,
+        number=0,  # set below, from the database's answer
+        definition=definition,
+        changed_fields=list(VERSIONED_FIELDS),
+        action=action,
+        actor=_actor_name(actor, made),
+        source=made.source,
+        reason=made.reason,
+    )
+    meta = JobVersion._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key and field.name != "number"]
+    values = [field.get_db_prep_save(field.pre_save(version, True), connection) for field in fields]
+    quote = connection.ops.quote_name
+    column = {field.name: quote(str(field.column)) for field in meta.concrete_fields}
+    table, number, job_column, action_column = (
+        quote(meta.db_table),
+        column["number"],
+        column["job_id"],
+        column["action"],
+    )
+    columns = ", ".join(column[field.name] for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}, {number}) SELECT {placeholders}, last.n + 1"  # noqa: S608 (the model's own names)
+            f" FROM (SELECT COALESCE(MAX({number}), 0) AS n FROM {table} WHERE {job_column} = %s) AS last"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS v WHERE v.{job_column} = %s AND v.{number} = last.n"
+            f" AND v.{action_column} <> %s) RETURNING {column['id']}, {number}",
+            [*values, job.pk, job.pk, JobVersion.Action.DELETE],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    version.pk, version.number = row
+    version._state.adding = False
+    version._state.db = connection.alias
+    return version
 
 
 def versions_record_created(jobs: list[Job], *, actor: Actor = None) -> None:
