@@ -30,6 +30,7 @@ from jobs import services
 from jobs.beat_sync import ScheduleRows, periodic_task_name, periodic_tasks_for, schedules_changed
 from jobs.dependencies import dependencies_sync
 from jobs.errors import JobAlreadyExists, JobConflict
+from jobs.memo import bulk_memo
 from jobs.models import Job
 from jobs.preparation import job_prepare
 from jobs.tags import tags_record
@@ -66,11 +67,12 @@ def jobs_create_many(
     told of each batch done (its number of entries)."""
     results: list[Created] = []
     schedules = ScheduleRows()
-    for start in range(0, len(entries), batch_size):
-        batch = entries[start : start + batch_size]
-        results.extend(_create_batch(batch, start, actor, schedules))
-        if on_batch is not None:
-            on_batch(len(batch))
+    with bulk_memo():  # a cron, a zone, a host's egress decision...: checked once in this call
+        for start in range(0, len(entries), batch_size):
+            batch = entries[start : start + batch_size]
+            results.extend(_create_batch(batch, start, actor, schedules))
+            if on_batch is not None:
+                on_batch(len(batch))
     return results
 
 

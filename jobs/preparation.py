@@ -18,17 +18,21 @@ and, for a new job, whether its id is free.
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db.models import CharField, Field, TextField
+from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from jobs.dependencies import check_after
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
+from jobs.memo import memoized
 from jobs.models import CONSTRAINTS_IN_PYTHON, EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
 from jobs.secrets import mask_text, restore_masked
 from jobs.tags import normalise_tags
@@ -273,11 +277,7 @@ def _full_clean_checked(job: Job) -> None:
     ``clean`` imports no code), and no unique check (``_prepare_new`` checks the id): each field's
     checks, then the job's rules, then the constraints on the fields that passed both, read in
     Python (``CONSTRAINTS_IN_PYTHON``: no query)."""
-    errors: dict[str, list[ValidationError]] = {}
-    try:
-        job.clean_fields()
-    except ValidationError as exc:
-        errors = exc.update_error_dict(errors)
+    errors: dict[str, list[ValidationError]] = _clean_fields(job)
     try:
         validate_job(job)
     except ValidationError as exc:
@@ -290,6 +290,110 @@ def _full_clean_checked(job: Job) -> None:
             )
     if errors:
         raise ValidationError(errors)
+
+
+# The values whose field checks a bulk call memoizes (``jobs.memo``): numbers, flags and choices,
+# which most entries leave at their defaults, all together (one look-up an entry); and, one by one,
+# the schedule's, which vary more (a shared zone, a cron many jobs have). Not the text each entry
+# has its own of (id, name, url).
+_SCHEDULE_FIELDS = frozenset({"timezone", "cron", "interval_seconds"})
+_SHARED_TEXT_LENGTH = 200
+
+
+def _clean_fields(job: Job) -> dict[str, list[ValidationError]]:
+    """``Model.clean_fields``'s errors by field, each field cleaned as it does, in its order. Within
+    a bulk call, a check of a shared value (above) is made once for all the entries with it; an
+    error found is kept as its error list and given to each entry with that value."""
+    errors: dict[str, list[ValidationError]] = {}
+    values = job.__dict__
+    grouped: list[tuple[int, type, Any]] = []
+    plan = _clean_plan(type(job))
+    for index, (field, sharing) in enumerate(plan):
+        raw_value = values[field.attname] if field.attname in values else getattr(job, field.attname)
+        if field.blank and raw_value in field.empty_values:
+            continue
+        if isinstance(raw_value, DatabaseDefault):
+            continue
+        kind = type(raw_value)  # part of a key: True == 1, and a choice's enum member is not its text
+        shared = sharing is not None and (
+            kind is bool
+            or kind is int
+            or (
+                isinstance(raw_value, str)
+                and (sharing == "own" or field.choices is not None)
+                and len(raw_value) <= _SHARED_TEXT_LENGTH
+            )
+        )
+        if shared and sharing == "group":
+            grouped.append((index, kind, raw_value))
+            continue
+        if shared:
+            outcome = memoized(
+                "clean_field",
+                (index, kind, raw_value),
+                lambda f=field, v=raw_value: _clean_field(f, v, job),  # type: ignore[misc]
+                translated=_refused,
+            )
+        else:
+            outcome = _clean_field(field, raw_value, job)
+        _apply(job, field, outcome, errors)
+    if grouped:
+        key = tuple(grouped)
+        outcomes = memoized(
+            "clean_fields",
+            key,
+            lambda: tuple(_clean_field(plan[index][0], raw, job) for index, _kind, raw in key),
+            translated=_any_refused,
+        )
+        for (index, _kind, _raw), outcome in zip(grouped, outcomes, strict=True):
+            _apply(job, plan[index][0], outcome, errors)
+    if not errors:
+        return errors
+    return {field.name: errors[field.name] for field, _sharing in plan if field.name in errors}  # in field order
+
+
+def _apply(job: Job, field: Field, outcome: tuple[bool, Any], errors: dict[str, list[ValidationError]]) -> None:
+    ok, value = outcome
+    if ok:
+        setattr(job, field.attname, value)
+    else:
+        errors[field.name] = list(value)
+
+
+def _refused(outcome: tuple[bool, Any]) -> bool:
+    return not outcome[0]
+
+
+def _any_refused(outcomes: tuple[tuple[bool, Any], ...]) -> bool:
+    return not all(ok for ok, _value in outcomes)
+
+
+@functools.cache
+def _clean_plan(model: type[Job]) -> tuple[tuple[Field, str | None], ...]:
+    """The fields ``clean_fields`` checks, in order, each with how a bulk call shares its check:
+    ``"own"`` (a schedule field), ``"group"`` (numbers, flags, choices), or None (a relation's,
+    which is a query; other text only an entry has: any text but a choice's)."""
+    plan: list[tuple[Field, str | None]] = []
+    for field in model._meta.fields:
+        if field.generated:
+            continue
+        if field.is_relation:
+            sharing = None
+        elif field.name in _SCHEDULE_FIELDS:
+            sharing = "own"
+        elif field.choices or not isinstance(field, CharField | TextField):
+            sharing = "group"  # its text (if any) is a choice's; or it takes no text: numbers, flags
+        else:
+            sharing = None
+        plan.append((field, sharing))
+    return tuple(plan)
+
+
+def _clean_field(field: Field, raw_value: Any, job: Job) -> tuple[bool, Any]:
+    try:
+        return True, field.clean(raw_value, job)
+    except ValidationError as exc:
+        return False, exc.error_list
 
 
 def _check_id_free(job_id: str) -> None:

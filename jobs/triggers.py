@@ -32,6 +32,8 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from jobs.memo import memo_table
+
 
 class Trigger(models.TextChoices):
     """What makes a job fire: the one definition, which ``Job.Trigger`` is."""
@@ -128,11 +130,26 @@ def cron_has_seconds(expr: str) -> bool:
 
 
 def cron_fires_after(expr: str, zone: ZoneInfo, after: datetime) -> datetime | None:
-    """The first fire strictly after ``after``, as an aware UTC datetime."""
+    """The first fire strictly after ``after``, as an aware UTC datetime.
+
+    Within a bulk call (``jobs.memo``), a fire found from ``since`` is the answer for any later
+    ``after`` before it: the cron has none between. Only when the zone's offset is the same at
+    both ends and they are less than a day apart: no DST change between them, so the wall clock
+    the cron is read on moves as time does."""
+    start = after.astimezone(zone).replace(microsecond=0)
+    table = memo_table("cron_fire")
+    if table is not None:
+        kept = table.get((expr, zone))
+        if kept is not None:
+            since, fire = kept
+            if since <= start < fire and start.utcoffset() == since.utcoffset():
+                return fire.astimezone(UTC)
     try:
-        fire = next(CronSim(expr, after.astimezone(zone).replace(microsecond=0)))
+        fire = next(CronSim(expr, start))
     except StopIteration:
         return None
+    if table is not None and fire - start < timedelta(days=1) and fire.utcoffset() == start.utcoffset():
+        table[(expr, zone)] = (start, fire)
     return fire.astimezone(UTC)
 
 

@@ -32,6 +32,7 @@ from jobs.dependencies import after_problems
 from jobs.egress import EgressDenied, check_host
 from jobs.expressions import budget_problem
 from jobs.handlers import expression_problems, kwargs_problems
+from jobs.memo import memoized
 from jobs.tags import tag_problems
 from jobs.triggers import get_zone, shortest_gap, validate_cron
 
@@ -152,6 +153,8 @@ def text_problem(value: object) -> str | None:
 
 def json_size(value: object) -> int:
     """Bytes of ``value`` as compact JSON in UTF-8, as it is stored."""
+    if not value and type(value) in (dict, list):
+        return 2  # {} or [], the default of most jobs
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     except (TypeError, ValueError):
@@ -179,7 +182,8 @@ def kwargs_bound_problems(kwargs: object) -> list[str]:
 def header_bound_problems(headers: object) -> list[str]:
     if isinstance(headers, dict) and len(headers) > MAX_HEADERS:
         return [_("At most %(n)d headers.") % {"n": MAX_HEADERS}]
-    return _too_large(json_size(headers), MAX_HEADERS_BYTES, _(" as JSON"))
+    size = json_size(headers)
+    return _too_large(size, MAX_HEADERS_BYTES, _(" as JSON")) if size > MAX_HEADERS_BYTES else []
 
 
 def body_bound_problems(body: object) -> list[str]:
@@ -310,22 +314,37 @@ def _check_bounds(job: Job) -> list[tuple[str, str]]:
 
 def _check_text(job: Job) -> list[tuple[str, str]]:
     problems = []
-    for field in job._meta.concrete_fields:
-        value = getattr(job, field.attname)
+    values = job.__dict__
+    for name, attname in _field_names(job):
+        value = values.get(attname) if attname in values else getattr(job, attname)
         if value is None or isinstance(value, int | float | datetime):
             continue  # no text in it (most of a job's fields): not walked
+        if isinstance(value, str) and value.isascii() and "\x00" not in value:
+            continue  # ASCII text: no surrogate in it, and no NUL
+        if not value and type(value) in (dict, list):
+            continue  # {} or []
         problem = text_problem(value)
         if problem:
-            problems.append((field.name, problem))
+            problems.append((name, problem))
     return problems
+
+
+def _field_names(job: Job) -> list[tuple[str, str]]:
+    """The name and attribute of each of ``job``'s concrete fields, in order."""
+    names = _FIELD_NAMES.get(type(job))
+    if names is None:
+        names = _FIELD_NAMES[type(job)] = [(field.name, field.attname) for field in job._meta.concrete_fields]
+    return names
+
+
+_FIELD_NAMES: dict[type, list[tuple[str, str]]] = {}
 
 
 def _check_trigger(job: Job) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
-    try:
-        get_zone(job.timezone)
-    except ValidationError as exc:
-        problems.append(("timezone", exc.messages[0]))
+    zone_problem = _zone_problem(job.timezone)
+    if zone_problem:
+        problems.append(("timezone", zone_problem))
     trigger_fields = {
         "cron": bool(job.cron),
         "interval_seconds": job.interval_seconds is not None,
@@ -344,12 +363,7 @@ def _check_trigger(job: Job) -> list[tuple[str, str]]:
     if expected and not trigger_fields[expected]:
         problems.append((expected, _("Required for a %(trigger)s trigger.") % {"trigger": job.trigger}))
     if job.trigger == "cron" and job.cron:
-        try:
-            validate_cron(job.cron)
-        except ValidationError as exc:
-            problems.append(("cron", exc.messages[0]))
-        else:
-            problems += [("cron", message) for message in _crontab_column_problems(job.cron)]
+        problems += [("cron", message) for message in _cron_problems(job.cron)]
     # An int unless the field's own check (clean_fields) refused the value; that error is reported.
     if isinstance(job.interval_seconds, int) and job.interval_seconds < 1:
         problems.append(("interval_seconds", _("Must be at least 1 second.")))
@@ -373,10 +387,39 @@ def _jitter_problems(job: Job) -> list[str]:
         return []
     if not job.cron:
         return []
-    gap = shortest_gap(job.cron, get_zone(job.timezone))
+    zone = get_zone(job.timezone)
+    gap = memoized("shortest_gap", (job.cron, zone), lambda: shortest_gap(job.cron, zone))
     if jitter >= gap:
         return [_("Must be less than the shortest time between two fires of the cron (%(n)d s).") % {"n": int(gap)}]
     return []
+
+
+def _zone_problem(name: object) -> str | None:
+    """Why ``name`` is no time zone, or None (memoized within a bulk call: ``jobs.memo``)."""
+    if not isinstance(name, str):
+        return _compute_zone_problem(name)
+    return memoized("zone", name, lambda: _compute_zone_problem(name), translated=bool)
+
+
+def _compute_zone_problem(name: Any) -> str | None:
+    try:
+        get_zone(name)
+    except ValidationError as exc:
+        return exc.messages[0]
+    return None
+
+
+def _cron_problems(expr: str) -> tuple[str, ...]:
+    """What is wrong with the cron expression ``expr`` (memoized within a bulk call)."""
+    return memoized("cron", expr, lambda: _compute_cron_problems(expr), translated=bool)
+
+
+def _compute_cron_problems(expr: str) -> tuple[str, ...]:
+    try:
+        validate_cron(expr)
+    except ValidationError as exc:
+        return (exc.messages[0],)
+    return tuple(_crontab_column_problems(expr))
 
 
 def _crontab_column_problems(expr: str) -> list[str]:
@@ -403,12 +446,7 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
         if not job.url:
             problems.append(("url", _("Required for an http job.")))
         else:
-            try:
-                _url_validator(job.url)
-            except ValidationError:
-                problems.append(("url", _("Enter a valid http:// or https:// URL.")))
-            else:
-                problems += [("url", message) for message in _egress_problems(job.url)]
+            problems += [("url", message) for message in _url_problems(job.url)]
         problems += [("headers", message) for message in header_problems(job.headers)]
         problems += [("body", message) for message in body_problems(job.body or "")]
     elif job.kind == "python":
@@ -427,6 +465,18 @@ def _check_kind(job: Job) -> list[tuple[str, str]]:
         if not settings.CRONTASK_ALLOW_SHELL:
             problems.append(("kind", _("Shell jobs are disabled: set CRONTASK_ALLOW_SHELL=true to allow them.")))
     return problems
+
+
+def _url_problems(url: str) -> tuple[str, ...]:
+    """The URL's form, then the egress policy on its host. Within a bulk call the form is
+    memoized by URL and the policy's decision by host (``jobs.memo``): the policy is read afresh
+    by the next call, and it resolves no name (a run checks the addresses it connects to)."""
+    try:
+        memoized("url", url, lambda: _url_validator(url))
+    except ValidationError:
+        return (_("Enter a valid http:// or https:// URL."),)
+    host = urlsplit(url).hostname
+    return memoized("egress", host, lambda: tuple(_egress_problems(url)), translated=bool)
 
 
 def _egress_problems(url: str) -> list[str]:
