@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 
 from jobs.dependencies import check_after
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
-from jobs.memo import memoized
+from jobs.memo import bulk_memo_active, memoized
 from jobs.models import CONSTRAINTS_IN_PYTHON, EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
 from jobs.secrets import mask_text, restore_masked
 from jobs.tags import normalise_tags
@@ -168,7 +168,8 @@ def _prepare_new(data: Mapping[str, Any], actor: Actor, *, past_run_at_ok: bool 
     job.name = job.name or job.id
     if job.status not in (Job.Status.ACTIVE, Job.Status.PAUSED):
         raise ValidationError({"status": _("A new job is active or paused.")})
-    _full_clean(job)
+    # What the data did not set holds the field's default, whose check a bulk call makes once.
+    _full_clean(job, given=frozenset({*fields, "id", "name"}))
     check_after(job)
     now = timezone.now()
     if not (past_run_at_ok and job.status == Job.Status.PAUSED):
@@ -266,18 +267,18 @@ def _infer_kind(fields: Mapping[str, Any]) -> str:
     return given[0] if given else Job.Kind.HTTP
 
 
-def _full_clean(job: Job) -> None:
+def _full_clean(job: Job, *, given: frozenset[str] | None = None) -> None:
     if job.calendars is None:  # the admin form's empty field: no calendars
         job.calendars = []
-    _full_clean_checked(job)
+    _full_clean_checked(job, given=given)
 
 
-def _full_clean_checked(job: Job) -> None:
+def _full_clean_checked(job: Job, *, given: frozenset[str] | None = None) -> None:
     """``Model.full_clean`` with the job's rules where ``Model.clean`` would be (the model's own
     ``clean`` imports no code), and no unique check (``_prepare_new`` checks the id): each field's
     checks, then the job's rules, then the constraints on the fields that passed both, read in
     Python (``CONSTRAINTS_IN_PYTHON``: no query)."""
-    errors: dict[str, list[ValidationError]] = _clean_fields(job)
+    errors: dict[str, list[ValidationError]] = _clean_fields(job, given=given)
     try:
         validate_job(job)
     except ValidationError as exc:
@@ -300,15 +301,20 @@ _SCHEDULE_FIELDS = frozenset({"timezone", "cron", "interval_seconds"})
 _SHARED_TEXT_LENGTH = 200
 
 
-def _clean_fields(job: Job) -> dict[str, list[ValidationError]]:
+def _clean_fields(job: Job, *, given: frozenset[str] | None = None) -> dict[str, list[ValidationError]]:
     """``Model.clean_fields``'s errors by field, each field cleaned as it does, in its order. Within
     a bulk call, a check of a shared value (above) is made once for all the entries with it; an
-    error found is kept as its error list and given to each entry with that value."""
+    error found is kept as its error list and given to each entry with that value. ``given``: the
+    fields set on a new job (the others hold their defaults, whose checks a bulk call makes once:
+    a default that failed its check would fail every entry's, as it does without the memo)."""
     errors: dict[str, list[ValidationError]] = {}
     values = job.__dict__
     grouped: list[tuple[int, type, Any]] = []
     plan = _clean_plan(type(job))
+    memo_on = bulk_memo_active()
     for index, (field, sharing) in enumerate(plan):
+        if given is not None and memo_on and field.name not in given and _default_clean(index, field, job):
+            continue
         raw_value = values[field.attname] if field.attname in values else getattr(job, field.attname)
         if field.blank and raw_value in field.empty_values:
             continue
@@ -350,6 +356,25 @@ def _clean_fields(job: Job) -> dict[str, list[ValidationError]]:
     if not errors:
         return errors
     return {field.name: errors[field.name] for field, _sharing in plan if field.name in errors}  # in field order
+
+
+def _default_clean(index: int, field: Field, job: Job) -> bool:
+    """Whether ``field``'s default passes its check unchanged (once a bulk call): then a field left
+    at its default needs no check."""
+
+    def check() -> bool:
+        default = field.get_default()
+        if field.is_relation or callable(default):
+            return False
+        raw = getattr(job, field.attname)
+        if type(raw) is not type(default) or raw != default:
+            return False  # not the default (a model that sets one in __init__): checked as given
+        if field.blank and default in field.empty_values:
+            return True
+        ok, value = _clean_field(field, default, job)
+        return ok and type(value) is type(default) and value == default
+
+    return memoized("default_clean", index, check)
 
 
 def _apply(job: Job, field: Field, outcome: tuple[bool, Any], errors: dict[str, list[ValidationError]]) -> None:
