@@ -36,10 +36,6 @@ def bulk_memo() -> Iterator[None]:
         _memo.reset(token)
 
 
-def bulk_memo_active() -> bool:
-    return _memo.get() is not None
-
-
 def memoized(kind: str, key: Hashable, compute: Callable[[], T], *, translated: Callable[[T], bool] | None = None) -> T:
     """``compute()``, or within ``bulk_memo`` what it returned for the same ``kind`` and ``key``
     before. It must depend on nothing but those for the length of a call. ``translated(value)``

@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 
 from jobs.dependencies import check_after
 from jobs.errors import SHELL_PERMISSION, JobAlreadyExists, ShellNotPermitted
-from jobs.memo import bulk_memo_active, memoized
+from jobs.memo import memo_table, memoized
 from jobs.models import CONSTRAINTS_IN_PYTHON, EDITABLE_FIELDS, RESERVED_JOB_IDS, Job
 from jobs.secrets import mask_text, restore_masked
 from jobs.tags import normalise_tags
@@ -311,10 +311,14 @@ def _clean_fields(job: Job, *, given: frozenset[str] | None = None) -> dict[str,
     values = job.__dict__
     grouped: list[tuple[int, type, Any]] = []
     plan = _clean_plan(type(job))
-    memo_on = bulk_memo_active()
+    defaults = memo_table("default_clean") if given is not None else None
     for index, (field, sharing) in enumerate(plan):
-        if given is not None and memo_on and field.name not in given and _default_clean(index, field, job):
-            continue
+        if defaults is not None and field.name not in given:  # type: ignore[operator]
+            clean = defaults.get(index)
+            if clean is None:
+                clean = defaults[index] = _default_clean(field, job)
+            if clean:
+                continue
         raw_value = values[field.attname] if field.attname in values else getattr(job, field.attname)
         if field.blank and raw_value in field.empty_values:
             continue
@@ -358,23 +362,19 @@ def _clean_fields(job: Job, *, given: frozenset[str] | None = None) -> dict[str,
     return {field.name: errors[field.name] for field, _sharing in plan if field.name in errors}  # in field order
 
 
-def _default_clean(index: int, field: Field, job: Job) -> bool:
-    """Whether ``field``'s default passes its check unchanged (once a bulk call): then a field left
-    at its default needs no check."""
-
-    def check() -> bool:
-        default = field.get_default()
-        if field.is_relation or callable(default):
-            return False
-        raw = getattr(job, field.attname)
-        if type(raw) is not type(default) or raw != default:
-            return False  # not the default (a model that sets one in __init__): checked as given
-        if field.blank and default in field.empty_values:
-            return True
-        ok, value = _clean_field(field, default, job)
-        return ok and type(value) is type(default) and value == default
-
-    return memoized("default_clean", index, check)
+def _default_clean(field: Field, job: Job) -> bool:
+    """Whether ``field``'s default passes its check unchanged (asked once a bulk call): then a
+    field left at its default needs no check."""
+    default = field.get_default()
+    if field.is_relation or callable(default):
+        return False
+    raw = getattr(job, field.attname)
+    if type(raw) is not type(default) or raw != default:
+        return False  # not the default (a model that sets one in __init__): checked as given
+    if field.blank and default in field.empty_values:
+        return True
+    ok, value = _clean_field(field, default, job)
+    return ok and type(value) is type(default) and value == default
 
 
 def _apply(job: Job, field: Field, outcome: tuple[bool, Any], errors: dict[str, list[ValidationError]]) -> None:
