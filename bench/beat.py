@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Unknown stages: {unknown} (beat, writes, throughput).", file=sys.stderr)
         return 2
     if "writes" in stages:  # imports, API creates, the runs lists, retention (bench.writes), before beat
-        from bench import writes
-
-        writes.run_stages(
-            import_jobs=args.import_jobs, api_jobs=args.api_jobs, runs=args.runs, baseline_sample=args.baseline_sample,
-            parts=writes.parse_parts(args.writes_parts), database=args.writes_database,
-            api_clients=args.api_clients,
+        # In a process of its own: it sets Django up on a database it makes and drops, and the stages
+        # after it set Django up on theirs.
+        subprocess.run(
+            [sys.executable, "-m", "bench.writes", "--import-jobs", str(args.import_jobs),
+             "--api-jobs", str(args.api_jobs), "--runs", str(args.runs), "--baseline-sample", str(args.baseline_sample),
+             "--writes-parts", args.writes_parts, "--writes-database", args.writes_database,
+             "--api-clients", str(args.api_clients)],
+            cwd=ROOT, check=True,
         )  # fmt: skip
         if not stages - {"writes"}:
             return 0
