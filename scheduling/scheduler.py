@@ -337,28 +337,29 @@ class JobScheduler(DatabaseScheduler):
         if clock < self._reconcile_next:
             return
         period = settings.CRONTASK_RECONCILE_SECONDS
-        if not self._reconcile_after:
+        starting = not self._reconcile_after
+        since, mark, limit = self._reconcile_since, self._reconcile_mark, self._reconcile_limit
+        if starting:
             if clock - self._reconcile_pass_at < period:
                 self._reconcile_next = self._reconcile_pass_at + period
                 return
-            self._reconcile_pass_at = clock
-            self._reconcile_since, self._reconcile_mark = self._reconcile_mark, job_fires.change_mark()
-            if self._reconcile_since is None:  # every job: a step's share, within the budget
+            since, mark = self._reconcile_mark, job_fires.change_mark()
+            if since is None:  # every job: a step's share, within the budget
                 steps = max(1.0, 0.8 * period / self.reconcile_step)
                 share = math.ceil(Job.objects.count() / steps)
-                self._reconcile_limit = min(self.reconcile_max_rows, max(200, share))
+                limit = min(self.reconcile_max_rows, max(200, share))
             else:  # the jobs written since: few, found by the database
-                self._reconcile_limit = self.reconcile_max_rows
+                limit = self.reconcile_max_rows
+        self._reconcile_next = clock + self.reconcile_step  # after a failure too: the next step retries
         # Read at beat's horizon: a fire claimed ahead (within the lead) already has its following
         # fire as next_run_at, which the current time alone would take for a fire skipped.
         horizon = timezone.now() + timedelta(milliseconds=settings.CRONTASK_FIRE_LEAD_MS)
         self._reconcile_after, repaired = job_fires.reconcile_next_runs(
-            now=horizon,
-            after=self._reconcile_after,
-            limit=self._reconcile_limit,
-            memo=self._reconcile_memo,
-            changed_since=self._reconcile_since,
+            now=horizon, after=self._reconcile_after, limit=limit, memo=self._reconcile_memo, changed_since=since
         )
-        self._reconcile_next = clock + self.reconcile_step
+        if starting:  # the pass has begun: only now do its marks replace the last pass's (a first
+            # step that failed leaves them, so the pass is made again from the same mark)
+            self._reconcile_pass_at = clock
+            self._reconcile_since, self._reconcile_mark, self._reconcile_limit = since, mark, limit
         if repaired:
             logger.warning("repaired the next run of %d job(s) changed around the services", repaired)

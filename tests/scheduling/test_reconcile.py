@@ -164,3 +164,31 @@ def test_beats_later_passes_read_only_the_jobs_written_since_the_one_before_bega
         scheduler._reconcile_pass_at = scheduler._reconcile_next = -math.inf  # a period has gone by
         scheduler.fire_due_jobs()
     assert [call["changed_since"] for call in calls] == [None, 101, 202]  # the first reads every job
+
+
+def test_a_pass_whose_first_step_fails_is_made_again_from_the_same_mark(make_beat, monkeypatch):
+    # The database fails as the second pass begins: the pass after it must still read every job
+    # written since the first pass began (101), not only those since the failed attempt (202).
+    from django.db import OperationalError
+
+    calls: list[Any] = []
+
+    def flaky(**kw: Any) -> tuple[str, int]:
+        calls.append(kw["changed_since"])
+        if len(calls) == 2:
+            raise OperationalError("the connection was cut")
+        return "", 0
+
+    monkeypatch.setattr(fires, "reconcile_next_runs", flaky)
+    monkeypatch.setattr(fires, "change_mark", iter([101, 202, 303, 404]).__next__)
+    monkeypatch.setattr("scheduling.scheduler.close_old_connections", lambda: None)  # the test's transaction stays
+    scheduler = make_beat()
+    scheduler.publish = lambda fires: None
+    scheduler.fire_due_jobs()  # the first pass: every job
+    scheduler._reconcile_pass_at = scheduler._reconcile_next = -math.inf  # a period has gone by
+    scheduler.fire_due_jobs()  # the second pass's first step fails
+    scheduler._reconcile_next = scheduler.database.next_attempt = -math.inf  # the next step, and the database back
+    scheduler.fire_due_jobs()
+    scheduler._reconcile_pass_at = scheduler._reconcile_next = -math.inf
+    scheduler.fire_due_jobs()
+    assert calls == [None, 101, 101, 303]
