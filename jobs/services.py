@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
@@ -131,10 +132,11 @@ def job_revert(*, job: Job, number: int, actor: Actor = None) -> Job:
     version = JobVersion.objects.get(job_id=job.pk, number=number)
     data = {name: value for name, value in complete(version.definition).items() if name != "id"}
     given = origin.current().reason
-    if given:
-        reason = _("Reverted to version %(number)d: %(reason)s") % {"number": number, "reason": given}
-    else:
-        reason = _("Reverted to version %(number)d.") % {"number": number}
+    with translation.override(settings.LANGUAGE_CODE):  # stored: the deployment's language, whoever asks
+        if given:
+            reason = _("Reverted to version %(number)d: %(reason)s") % {"number": number, "reason": given}
+        else:
+            reason = _("Reverted to version %(number)d.") % {"number": number}
     with origin.reason(reason):
         return _update(job=job, data=data, actor=actor, action=JobVersion.Action.REVERT)
 
@@ -150,10 +152,11 @@ def job_restore(*, job_id: str, actor: Actor = None) -> Job:
         raise JobAlreadyExists(job_id)
     data = {**complete(version.definition), "id": job_id, "status": Job.Status.PAUSED}
     given = origin.current().reason
-    if given:
-        reason = _("Restored from version %(number)d: %(reason)s") % {"number": version.number, "reason": given}
-    else:
-        reason = _("Restored from version %(number)d.") % {"number": version.number}
+    with translation.override(settings.LANGUAGE_CODE):  # stored: the deployment's language, whoever asks
+        if given:
+            reason = _("Restored from version %(number)d: %(reason)s") % {"number": version.number, "reason": given}
+        else:
+            reason = _("Restored from version %(number)d.") % {"number": version.number}
     with origin.reason(reason):
         return _create(data=data, is_system=False, actor=actor, action=JobVersion.Action.RESTORE)
 

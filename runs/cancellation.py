@@ -83,7 +83,8 @@ def cancel_runs(ids: Iterable[int], *, by: str | Promise, now: datetime | None =
             setattr(run, name, value)
         # Never ran: in the job's last run, not counted (as a skipped fire), and told to the watchers.
         job_record_run(job_id=run.job_id, status=run.status, started_at=now, counted=False)
-        run_ended(run, run.job, final=True)
+        with translation.override(settings.LANGUAGE_CODE):  # what the alerts store, as a worker would
+            run_ended(run, run.job, final=True)
         logger.info("run cancelled run_id=%s job_id=%s by=%s (queued)", run.pk, run.job_id, by)
     asked = Run.objects.filter(pk__in=ids, status=Run.Status.RUNNING, cancelled_at__isnull=True)
     for pk, job_id in asked.values_list("pk", "job_id"):

@@ -110,9 +110,15 @@ def test_manage_py_help_speaks_language_code(tmp_path):
 
 
 @pytest.mark.django_db
-def test_a_revert_records_its_reason_in_the_language_active():
+def test_a_revert_records_its_reason_in_the_deployments_language_whoever_asks(settings):
+    # Stored texts do not follow the reader: a version's reason is in LANGUAGE_CODE, as a run's error.
     job = services.job_create(data={"id": "j", "interval_seconds": 60, "url": "http://127.0.0.1:9/"})
     services.job_update(job=job, data={"interval_seconds": 120})
-    with translation.override("zh-hans"):
+    settings.LANGUAGE_CODE = "zh-hans"
+    with translation.override("en"):
         services.job_revert(job=job, number=1)
     assert JobVersion.objects.filter(job_id="j").latest("number").reason == "已回滚到版本 1。"
+    settings.LANGUAGE_CODE = "en-us"
+    with translation.override("zh-hans"):
+        services.job_revert(job=job, number=2)
+    assert JobVersion.objects.filter(job_id="j").latest("number").reason == "Reverted to version 2."
