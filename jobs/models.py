@@ -251,7 +251,8 @@ class Job(models.Model):
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
         ordering = ["id"]
-        permissions = [("manage_shell_jobs", _("Can create and change shell jobs"))]
+        # Stored in auth_permission by migrate, in no language: as Django's own permission names.
+        permissions = [("manage_shell_jobs", "Can create and change shell jobs")]
         indexes = [
             # The scheduler's due query: active jobs with next_run_at <= now, oldest first.
             models.Index(

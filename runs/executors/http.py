@@ -349,6 +349,10 @@ class _Alarm:
         return self.at < other.at
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Alarms:
     """The watchdogs' deadlines, kept by one thread of the process: a ``threading.Timer`` per call
     started a thread per call (a batch of 20 calls, 20 more threads), which cost about as much
@@ -358,6 +362,7 @@ class _Alarms:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._heap: list[_Alarm] = []
+        self._cleared = 0  # cleared alarms still in the heap
         self._thread: threading.Thread | None = None
 
     def set(self, seconds: float, callback: Callable[[], None]) -> _Alarm:
@@ -373,13 +378,23 @@ class _Alarms:
 
     def clear(self, alarm: _Alarm) -> None:
         with self._lock:
+            if alarm.cleared:
+                return
             alarm.cleared = True  # dropped from the heap when it comes up (no search for it now)
+            alarm.callback = _nothing  # what the call's watchdog holds is free at once
+            self._cleared += 1
+            # Calls with long timeouts that end early would otherwise pile up until their deadlines.
+            if self._cleared > 64 and self._cleared * 2 > len(self._heap):
+                self._heap = [kept for kept in self._heap if not kept.cleared]
+                heapq.heapify(self._heap)
+                self._cleared = 0
 
     def _run(self) -> None:
         while True:
             with self._lock:
                 while self._heap and self._heap[0].cleared:
                     heapq.heappop(self._heap)
+                    self._cleared -= 1
                 if not self._heap:
                     self._lock.wait()
                     continue

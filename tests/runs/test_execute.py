@@ -268,3 +268,25 @@ def test_calls_share_one_thread_for_their_deadlines(http_target, monkeypatch):
     assert run.duration_ms < 2500
     deadline_threads = [t for t in threading.enumerate() if t.name == "crontask-call-deadlines"]
     assert len(deadline_threads) == 1
+
+
+def test_cleared_deadlines_do_not_pile_up_until_their_time():
+    # Calls with an hour's timeout that end at once: their deadlines leave the heap, and what
+    # their watchdogs hold is let go, long before the hour is up.
+    from runs.executors.http import _Alarms
+
+    alarms = _Alarms()
+    fired: list[int] = []
+    for number in range(1_000):
+        callback = lambda number=number: fired.append(number)  # noqa: E731
+        alarm = alarms.set(3600, callback)
+        alarms.clear(alarm)
+        assert alarm.cleared
+        assert alarm.callback is not callback
+    assert len(alarms._heap) <= 130
+    kept = alarms.set(0.05, lambda: fired.append(-1))
+    deadline = time.monotonic() + 5
+    while not fired and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fired == [-1]
+    assert not kept.cleared
