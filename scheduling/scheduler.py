@@ -344,6 +344,8 @@ class JobScheduler(DatabaseScheduler):
                 self._reconcile_next = self._reconcile_pass_at + period
                 return
             since, mark = self._reconcile_mark, job_fires.change_mark()
+            if since is not None and (mark is None or mark < since):  # a database restored, or another one
+                since = None  # behind the last mark: no row can be told apart by it, so every job is read
             if since is None:  # every job: a step's share, within the budget
                 steps = max(1.0, 0.8 * period / self.reconcile_step)
                 share = math.ceil(Job.objects.count() / steps)

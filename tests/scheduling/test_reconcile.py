@@ -192,3 +192,22 @@ def test_a_pass_whose_first_step_fails_is_made_again_from_the_same_mark(make_bea
     scheduler._reconcile_pass_at = scheduler._reconcile_next = -math.inf
     scheduler.fire_due_jobs()
     assert calls == [None, 101, 101, 303]
+
+
+def test_a_mark_behind_the_last_one_makes_the_next_pass_read_every_job(make_beat, monkeypatch):
+    # A restored database, or a fail-over to another cluster: its transaction counter is behind the
+    # last mark, and no row could be told apart by that mark.
+    calls: list[Any] = []
+
+    def recorded(**kw: Any) -> tuple[str, int]:
+        calls.append(kw["changed_since"])
+        return "", 0
+
+    monkeypatch.setattr(fires, "reconcile_next_runs", recorded)
+    monkeypatch.setattr(fires, "change_mark", iter([5_000, 6_000, 100, 200]).__next__)
+    scheduler = make_beat()
+    scheduler.publish = lambda fires: None
+    for _ in range(4):
+        scheduler._reconcile_pass_at = scheduler._reconcile_next = -math.inf
+        scheduler.fire_due_jobs()
+    assert calls == [None, 5_000, None, 100]
