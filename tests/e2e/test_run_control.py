@@ -119,9 +119,17 @@ def test_cancel_a_queued_a_held_and_each_kind_of_running_run(control):
         )
         return bool(found)
 
-    assert wait_for(held_ahead, 20, every=0.01), made.log("worker-1")
-    [(held_id,)] = found
-    assert ctl.cancel(held_id)[0] == 200
+    # The cancel must arrive within the lead: on a loaded machine the request can take longer, and
+    # the run has started (202). That fire is not the case under test: take the next one (every 2 s).
+    codes: list[int] = []
+    for _attempt in range(5):
+        assert wait_for(held_ahead, 20, every=0.01), made.log("worker-1")
+        [(held_id,)] = found
+        codes.append(ctl.cancel(held_id)[0])
+        if codes[-1] == 200:
+            break
+    assert codes[-1] == 200, codes
+    assert set(codes) <= {200, 202}, codes
     ctl.api("POST", "/api/jobs/every2/pause/")
 
     # Running: a python handler, a shell command that ignores SIGTERM, a slow HTTP call.
