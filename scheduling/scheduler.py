@@ -80,7 +80,7 @@ class JobScheduler(DatabaseScheduler):
         self._reconcile_pass_at = -math.inf  # when the current pass started (monotonic)
         self._reconcile_next = 0.0
         self._reconcile_limit = 500
-        self._reconcile_memo: dict[tuple[object, ...], datetime | None] = {}
+        self._reconcile_memo: dict[tuple[object, ...], int | None] = {}  # a cron's next fire (µs)
         self._reconcile_since: int | None = None  # the current pass reads only the jobs written since
         self._reconcile_mark: int | None = None  # taken as the current pass started: the next one's since
         self._waiting_next = 0.0
