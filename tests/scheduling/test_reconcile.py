@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -287,3 +288,55 @@ def test_the_walk_reads_each_time_as_an_integer_on_postgresql():
     assert select.count("EXTRACT(EPOCH FROM") == 2
     assert '"jobs_job"."next_run_at" AS' not in select
     assert '"jobs_job"."calendars" AS' not in select
+
+
+class _Clock:
+    """A CPU clock for beat that each step of the walk moves on by ``spent`` seconds."""
+
+    def __init__(self, spent: float) -> None:
+        self.now, self.spent, self.calls = 0.0, spent, 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        if self.calls % 2 == 0:  # read before and after each step
+            self.now += self.spent
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("spent", "wait"),
+    [
+        (0.002, 1.0),  # within its share (0.5 % of a core): the next step in a second
+        (0.020, 4.0),  # four times its share: the next step four seconds on
+        (1.000, 10.0),  # at most reconcile_max_wait
+    ],
+)
+def test_a_step_of_the_walk_is_paced_by_the_cpu_it_took(make_beat, monkeypatch, spent, wait):
+    monkeypatch.setattr(fires, "reconcile_next_runs", lambda **kw: ("j1", 0))  # a pass of many steps
+    scheduler = make_beat()
+    scheduler.publish = lambda fires: None
+    scheduler.cpu_clock = _Clock(spent)
+    before = time.monotonic()
+    scheduler.reconcile()
+    after = time.monotonic()
+    assert before + wait <= scheduler._reconcile_next <= after + wait
+
+
+def test_a_paced_walk_still_reads_every_job_once_a_pass(make_beat):
+    # However long its steps wait, each goes on where the last one stopped: every job is read.
+    with time_machine.travel(T0, tick=False):
+        for i in range(7):
+            services.job_pause(job=services.job_create(data={"id": f"j{i}", "interval_seconds": 60, **HTTP}))
+    Job.objects.update(status=Job.Status.ACTIVE)  # around the services: none has a next fire
+    scheduler = make_beat()
+    scheduler.reconcile_max_rows = 2
+    scheduler.cpu_clock = _Clock(0.05)  # each step ten times its share
+    steps = 0
+    while Job.objects.filter(next_run_at__isnull=True).exists():
+        assert scheduler._reconcile_next > time.monotonic() or steps == 0  # paced
+        scheduler._reconcile_next = -math.inf  # the wait is over
+        with time_machine.travel(T0 + timedelta(seconds=1), tick=False):
+            scheduler.reconcile()
+        steps += 1
+        assert steps <= 4  # 7 jobs, 2 a step
+    assert steps == 4
