@@ -60,10 +60,16 @@ class JobScheduler(DatabaseScheduler):
     batch_size = 500
     #: Seconds between two heartbeats written for /api/health/.
     heartbeat_every = 5.0
-    #: Seconds between two steps of the reconciliation (see ``reconcile``).
+    #: Seconds between two steps of the reconciliation (see ``reconcile``), at least.
     reconcile_step = 1.0
-    #: Jobs read at most per step of a pass that reads them all (about 10 ms of beat's CPU).
+    #: Jobs read at most per step of a pass that reads them all (about 4 ms of beat's CPU).
     reconcile_max_rows = 1000
+    #: The share of a core the reconciliation's steps may take: a step that cost more puts the
+    #: next one off in proportion (at most ``reconcile_max_wait`` seconds after it).
+    reconcile_cpu_share = 0.005
+    reconcile_max_wait = 10.0
+    #: Beat's own CPU time (this thread's), what ``reconcile_cpu_share`` is counted in.
+    cpu_clock = staticmethod(time.thread_time)
     #: Seconds between two looks for queued runs whose message is missing (see ``send_waiting``).
     waiting_every = 2.0
     #: Queued runs sent again per message batch.
@@ -80,7 +86,7 @@ class JobScheduler(DatabaseScheduler):
         self._reconcile_pass_at = -math.inf  # when the current pass started (monotonic)
         self._reconcile_next = 0.0
         self._reconcile_limit = 500
-        self._reconcile_memo: dict[tuple[object, ...], datetime | None] = {}
+        self._reconcile_memo: dict[tuple[object, ...], int | None] = {}  # a cron's next fire (µs)
         self._reconcile_since: int | None = None  # the current pass reads only the jobs written since
         self._reconcile_mark: int | None = None  # taken as the current pass started: the next one's since
         self._waiting_next = 0.0
@@ -328,7 +334,10 @@ class JobScheduler(DatabaseScheduler):
 
         A pass starts at most every CRONTASK_RECONCILE_SECONDS. The first one after beat starts
         reads every job, spread over that time (a step a second, sized from the number of jobs, at
-        most ``reconcile_max_rows``: above 240,000 jobs it takes longer). On PostgreSQL each later
+        most ``reconcile_max_rows``: above 240,000 jobs it takes longer). A step waits longer when
+        the one before took more than ``reconcile_cpu_share`` of beat's CPU (0.5 % of a core: a
+        step of 1,000 jobs costs about 4 ms, or more while the crons' next fires are first
+        computed), up to ``reconcile_max_wait``. On PostgreSQL each later
         pass reads only the jobs written since the previous pass began (``fires.change_mark``),
         which the database finds for it: a few rows, not the table. So such a change is picked up
         within about two periods, at a cost that does not grow with the number of jobs.
@@ -356,9 +365,14 @@ class JobScheduler(DatabaseScheduler):
         # Read at beat's horizon: a fire claimed ahead (within the lead) already has its following
         # fire as next_run_at, which the current time alone would take for a fire skipped.
         horizon = timezone.now() + timedelta(milliseconds=settings.CRONTASK_FIRE_LEAD_MS)
+        cpu = self.cpu_clock()
         self._reconcile_after, repaired = job_fires.reconcile_next_runs(
             now=horizon, after=self._reconcile_after, limit=limit, memo=self._reconcile_memo, changed_since=since
         )
+        # Paced by its cost: a step that took more than its share (the first ones of a pass, which
+        # compute each cron's next fire once; a slow machine) waits longer before the next.
+        wait = (self.cpu_clock() - cpu) / self.reconcile_cpu_share
+        self._reconcile_next = clock + min(self.reconcile_max_wait, max(self.reconcile_step, wait))
         if starting:  # the pass has begun: only now do its marks replace the last pass's (a first
             # step that failed leaves them, so the pass is made again from the same mark)
             self._reconcile_pass_at = clock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.db import connection
 
 from jobs import services
 from jobs.models import Job
+from jobs.triggers import jitter_offset
 from scheduling import fires
 
 pytestmark = pytest.mark.django_db
@@ -211,3 +213,130 @@ def test_a_mark_behind_the_last_one_makes_the_next_pass_read_every_job(make_beat
         scheduler._reconcile_pass_at = scheduler._reconcile_next = -math.inf
         scheduler.fire_due_jobs()
     assert calls == [None, 5_000, None, 100]
+
+
+@pytest.fixture(params=["integers", "datetimes"])
+def read_times_as(request, monkeypatch) -> str:
+    """Both ways a step reads times: integers from PostgreSQL, datetimes elsewhere (SQLite)."""
+    if request.param == "datetimes":
+        monkeypatch.setattr(fires, "_times_as_integers", lambda: False)
+    elif not fires._times_as_integers():
+        pytest.skip("times are read as integers on PostgreSQL only")
+    return request.param
+
+
+def test_times_are_compared_to_the_microsecond(read_times_as):
+    run_at = T0 + timedelta(hours=1, microseconds=123_457)
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "once", "run_at": run_at.isoformat(), **HTTP})
+        services.job_create(data={"id": "moved", "run_at": run_at.isoformat(), **HTTP})
+    assert reconcile(T0 + timedelta(seconds=1)) == 0  # right to the microsecond: left as it is
+    Job.objects.filter(pk="moved").update(run_at=run_at + timedelta(microseconds=1))  # around the services
+    assert reconcile(T0 + timedelta(seconds=2)) == 1
+    assert Job.objects.get(pk="once").next_run_at == run_at
+    assert Job.objects.get(pk="moved").next_run_at == run_at + timedelta(microseconds=1)
+
+
+def test_jittered_jobs_are_right_at_their_moved_times_and_repaired_to_them(read_times_as):
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "jc", "cron": "0 3 * * *", "jitter_seconds": 600, **HTTP})
+        services.job_create(data={"id": "ji", "interval_seconds": 3600, "jitter_seconds": 600, **HTTP})
+    assert reconcile(T0 + timedelta(seconds=1)) == 0
+    assert reconcile(T0 + timedelta(seconds=2)) == 0  # with the cron's next fire remembered
+    offset = timedelta(seconds=jitter_offset("jc", 600))
+    assert timedelta(0) < offset  # the test is about a moved fire
+    _break_cron("jc")  # every 10 s
+    Job.objects.filter(pk="ji").update(interval_seconds=60)
+    at = T0 + timedelta(seconds=3)
+    assert reconcile(at) == 2
+    # its cron's first fire after now less its offset (10:00:33 - 568 s), moved by the offset
+    assert offset == timedelta(seconds=568)
+    assert Job.objects.get(pk="jc").next_run_at == datetime(2026, 3, 2, 9, 51, 10, tzinfo=UTC) + offset
+    assert Job.objects.get(pk="ji").next_run_at == at.replace(microsecond=0) + timedelta(
+        seconds=60 + jitter_offset("ji", 600)
+    )
+
+
+def test_a_deferred_fire_is_left_but_the_defer_policy_alone_defers_nothing(read_times_as):
+    # A fire deferred to a blackout's end is not the schedule's own (scheduling.blackouts): the walk
+    # leaves a later next fire of a job with calendars and the defer policy; without calendars the
+    # policy holds nothing back, and such a next fire is repaired.
+    with time_machine.travel(T0, tick=False):
+        for job_id in ("with-calendars", "no-calendars", "skip-policy"):
+            services.job_create(data={"id": job_id, "cron": "0 * * * *", **HTTP})
+    later = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    Job.objects.filter(pk="with-calendars").update(calendars=[1], blackout_policy="defer", next_run_at=later)
+    Job.objects.filter(pk="no-calendars").update(calendars=[], blackout_policy="defer", next_run_at=later)
+    Job.objects.filter(pk="skip-policy").update(calendars=[1], blackout_policy="skip", next_run_at=later)
+    assert reconcile(T0 + timedelta(seconds=1)) == 2
+    assert Job.objects.get(pk="with-calendars").next_run_at == later
+    assert Job.objects.get(pk="no-calendars").next_run_at == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+    assert Job.objects.get(pk="skip-policy").next_run_at == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="times are read as integers on PostgreSQL only")
+def test_the_walk_reads_each_time_as_an_integer_on_postgresql():
+    # What makes a step cheap: no datetime (about 6 µs each through Django's time zone loader),
+    # nor the calendars' JSON, is loaded per row.
+    from django.test.utils import CaptureQueriesContext
+
+    with time_machine.travel(T0, tick=False):
+        services.job_create(data={"id": "c", "cron": "0 3 * * *", **HTTP})
+    with CaptureQueriesContext(connection) as queries:
+        reconcile(T0 + timedelta(seconds=1))
+    (select,) = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert select.count("EXTRACT(EPOCH FROM") == 2
+    assert '"jobs_job"."next_run_at" AS' not in select
+    assert '"jobs_job"."calendars" AS' not in select
+
+
+class _Clock:
+    """A CPU clock for beat that each step of the walk moves on by ``spent`` seconds."""
+
+    def __init__(self, spent: float) -> None:
+        self.now, self.spent, self.calls = 0.0, spent, 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        if self.calls % 2 == 0:  # read before and after each step
+            self.now += self.spent
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("spent", "wait"),
+    [
+        (0.002, 1.0),  # within its share (0.5 % of a core): the next step in a second
+        (0.020, 4.0),  # four times its share: the next step four seconds on
+        (1.000, 10.0),  # at most reconcile_max_wait
+    ],
+)
+def test_a_step_of_the_walk_is_paced_by_the_cpu_it_took(make_beat, monkeypatch, spent, wait):
+    monkeypatch.setattr(fires, "reconcile_next_runs", lambda **kw: ("j1", 0))  # a pass of many steps
+    scheduler = make_beat()
+    scheduler.publish = lambda fires: None
+    scheduler.cpu_clock = _Clock(spent)
+    before = time.monotonic()
+    scheduler.reconcile()
+    after = time.monotonic()
+    assert before + wait <= scheduler._reconcile_next <= after + wait
+
+
+def test_a_paced_walk_still_reads_every_job_once_a_pass(make_beat):
+    # However long its steps wait, each goes on where the last one stopped: every job is read.
+    with time_machine.travel(T0, tick=False):
+        for i in range(7):
+            services.job_pause(job=services.job_create(data={"id": f"j{i}", "interval_seconds": 60, **HTTP}))
+    Job.objects.update(status=Job.Status.ACTIVE)  # around the services: none has a next fire
+    scheduler = make_beat()
+    scheduler.reconcile_max_rows = 2
+    scheduler.cpu_clock = _Clock(0.05)  # each step ten times its share
+    steps = 0
+    while Job.objects.filter(next_run_at__isnull=True).exists():
+        assert scheduler._reconcile_next > time.monotonic() or steps == 0  # paced
+        scheduler._reconcile_next = -math.inf  # the wait is over
+        with time_machine.travel(T0 + timedelta(seconds=1), tick=False):
+            scheduler.reconcile()
+        steps += 1
+        assert steps <= 4  # 7 jobs, 2 a step
+    assert steps == 4
