@@ -28,7 +28,7 @@ class RunFilter(django_filters.FilterSet):
         # A closed window, listed by id: within the id range of its runs as well (the same runs,
         # found from the window's newest or oldest run rather than from the newest or oldest run of
         # all; see the selector). Another order reads the window by started_at or sorts it anyway.
-        ordering = self.request.query_params.get("ordering", "") if self.request is not None else ""
+        ordering = (self.data or {}).get("ordering") or ""  # the list's query (DjangoFilterBackend's data)
         if ordering.strip() not in BY_ID:
             return queryset
         ids = selectors.started_window_ids(after=after, before=before, newest_first=BY_ID[ordering.strip()])

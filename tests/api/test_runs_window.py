@@ -75,8 +75,8 @@ def walk(api, url: str, key: str = "next") -> list[int]:
 
 def test_the_window_ids_are_not_in_started_at_order(runs):
     window = in_window(runs)
-    first_to_start = min(window, key=lambda pk: runs[pk])  # type: ignore[arg-type, return-value]
-    last_to_start = max(window, key=lambda pk: runs[pk])  # type: ignore[arg-type, return-value]
+    first_to_start = min(window, key=lambda pk: runs[pk])
+    last_to_start = max(window, key=lambda pk: runs[pk])
     assert (first_to_start, last_to_start) != (min(window), max(window))
     outside_between = [pk for pk in runs if min(window) < pk < max(window) and pk not in window]
     assert outside_between  # the id range holds runs the window does not
@@ -133,7 +133,7 @@ def test_the_other_filters_and_a_jobs_runs_within_a_window_are_those_of_before(a
         == in_window(runs, lambda pk: pk not in web)[::-1]
     )
     by_start = api.get(f"/api/runs/?limit=50&ordering=-started_at&{WINDOW}").json()
-    assert ids(by_start) == sorted(in_window(runs), key=lambda pk: runs[pk], reverse=True)  # type: ignore[arg-type, return-value]
+    assert ids(by_start) == sorted(in_window(runs), key=lambda pk: runs[pk], reverse=True)
 
 
 def test_an_empty_window_or_one_backwards_lists_nothing(api, runs, path):
