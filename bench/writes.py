@@ -426,7 +426,8 @@ def runs_list_cases(count: int) -> dict[str, str]:
         f"started_after={(newest[1] - timedelta(days=30)).replace(microsecond=0).isoformat()}"
         f"&started_before={(newest[1] + timedelta(days=1)).replace(microsecond=0).isoformat()}"
     ).replace("+", "%2B")
-    busy, other = "runs-0003", f"runs-{RUN_JOBS // 2:04d}"
+    # write_runs: the busy jobs are those of n % 10 for n % 4 == 0, the even ones (runs-0003 has no runs)
+    busy, other = "runs-0002", f"runs-{RUN_JOBS // 2:04d}"
     return {
         "first page": "/api/runs/?limit=50",
         "first page, status=failed": "/api/runs/?limit=50&status=failed",
