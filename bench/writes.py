@@ -24,8 +24,10 @@ prints its figures beside the issue's target and the baseline it names:
   written by ``INSERT … SELECT generate_series`` with the indexes built after), then the latency
   (p50, p99 of 200 requests; 20 for a list slower than half a second) of the lists people ask for
   (``runs_list_cases``: limit/offset as existing clients page, the cursor from the top and from
-  halfway down, filtered by status, trigger, job and time range). Baseline, same data: the first
-  page with an exact count (the paginator the runs list had before).
+  halfway down, filtered by status, trigger, job and time range: a closed day 60 days ago, the
+  last 30 days). Baselines, same data: the first page with an exact count (the paginator the runs
+  list had before); the closed day 60 days ago without its id range (``runs.filters.RunFilter``,
+  as before it).
 - ``retention``: ``runs.retention.delete_old_runs`` deleting the oldest 1,000,000 runs (or R/2),
   in batches; and the longest a batch held its locks. Baseline: the measure before (151 s a
   million, job by job; that code is gone).
@@ -420,7 +422,12 @@ def runs_list_cases(count: int) -> dict[str, str]:
     day_start = (newest[1] - timedelta(days=60)).replace(microsecond=0)
     day = f"started_after={day_start.isoformat()}&started_before={(day_start + timedelta(days=1)).isoformat()}"
     day = day.replace("+", "%2B")
-    busy, other = "runs-0003", f"runs-{RUN_JOBS // 2:04d}"
+    month = (  # closed, and most of the recent runs: a wide window
+        f"started_after={(newest[1] - timedelta(days=30)).replace(microsecond=0).isoformat()}"
+        f"&started_before={(newest[1] + timedelta(days=1)).replace(microsecond=0).isoformat()}"
+    ).replace("+", "%2B")
+    # write_runs: the busy jobs are those of n % 10 for n % 4 == 0, the even ones (runs-0003 has no runs)
+    busy, other = "runs-0002", f"runs-{RUN_JOBS // 2:04d}"
     return {
         "first page": "/api/runs/?limit=50",
         "first page, status=failed": "/api/runs/?limit=50&status=failed",
@@ -436,6 +443,10 @@ def runs_list_cases(count: int) -> dict[str, str]:
         "cursor: halfway, job+status=failed": f"/api/runs/?cursor={halfway}&limit=50&job={other}&status=failed",
         "cursor: one day 60 days ago": f"/api/runs/?cursor=&limit=50&{day}",
         "cursor: one day 60 days ago, status=failed": f"/api/runs/?cursor=&limit=50&status=failed&{day}",
+        "cursor: one day 60 days ago, status=lost (1%)": f"/api/runs/?cursor=&limit=50&status=lost&{day}",
+        "cursor: one day 60 days ago, oldest first": f"/api/runs/?cursor=&limit=50&ordering=id&{day}",
+        "a job's runs, one day 60 days ago": f"/api/jobs/{busy}/runs/?limit=50&{day}",
+        "first page, the last 30 days (closed, wide)": f"/api/runs/?limit=50&{month}",
         "cursor: a job's runs, halfway": f"/api/jobs/{other}/runs/?cursor={halfway}&limit=50",
         "cursor: a busy job's runs, halfway": f"/api/jobs/{busy}/runs/?cursor={halfway}&limit=50",
     }
@@ -464,6 +475,16 @@ def _runs_stage(count: int) -> dict[str, Any]:
         paginator.count = Run.objects.count()
 
     latency["baseline: first page with an exact count"] = _latency(exact_count)
+    # The baseline of the closed windows: the same requests as before their id range (runs.filters).
+    from unittest import mock
+
+    from runs import selectors
+
+    with mock.patch.object(selectors, "started_window_ids", return_value=None):
+        for name in ("first page, one day 60 days ago", "cursor: one day 60 days ago"):
+            latency[f"baseline: {name}, no id range (before)"] = _latency(
+                functools.partial(_get_ok, client, cases[name])
+            )
     return {"runs": count, "seconds_to_write": made_seconds, "latency_ms": latency}
 
 

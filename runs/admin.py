@@ -102,7 +102,7 @@ class RunAdmin(RunWorkflowAdminMixin, BoundedSearchMixin, admin.ModelAdmin):
     # Fits 1280 px: the scheduled time, worker and captured text are on the run's page.
     list_display = ["id", "job_link", "outcome", "trigger_shown", "started", "duration"]
     # "started_at" is the admin's date filter (today, past 7 days, this month, this year): fixed
-    # ranges over the run_started_idx index. No date_hierarchy: it reads the distinct days of the
+    # ranges over the run_started_id_idx index. No date_hierarchy: it reads the distinct days of the
     # whole table on every page. No facets: they count every option over the table.
     list_filter = [JobIdFilter, "status", "trigger", "started_at"]
     show_facets = admin.ShowFacets.NEVER

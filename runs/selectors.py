@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypedDict
 
-from django.db.models import Avg, Count, F, FloatField, Max, Q
+from django.db.models import Avg, Count, F, FloatField, Max, Min, Q
 from django.db.models.functions import Cast, TruncHour
 from django.utils import timezone
 
@@ -132,3 +132,46 @@ def run_log(*, run_id: int, log_after: int = 0, output_after: int = 0) -> RunLog
 def _after(text: str, offset: int) -> tuple[str, bool]:
     """The text after ``offset``, or all of it (and True) if it is shorter than that."""
     return (text, True) if offset > len(text) else (text[offset:], False)
+
+
+# A closed started_at window of at most this many runs is listed within the id range of its runs
+# (``started_window_ids``); a wider one as any filter.
+NARROW_WINDOW_RUNS = 100_000
+# Nor is one with fewer runs than this started past its end (before its start, oldest first): the
+# walk down the id index from the newest run reaches it at once.
+NEAR_END_RUNS = 10_000
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """The smallest and largest id of the runs in a started_at window; None for both: no run in it."""
+
+    lowest: int | None
+    highest: int | None
+
+
+def started_window_ids(
+    *, after: datetime, before: datetime, newest_first: bool = True, cap: int = NARROW_WINDOW_RUNS
+) -> IdRange | None:
+    """The ids of the runs started in [``after``, ``before``) lie between these two; None where
+    bounding the ids would not pay: more than ``cap`` runs started in the window (reading their
+    ids would cost more than it saves), or fewer than ``NEAR_END_RUNS`` started after it (before
+    it, if not ``newest_first``).
+
+    For the runs lists (``runs.filters.RunFilter``), newest (or oldest) first by id: a page of a
+    narrow window far back is otherwise a walk down the id index from the newest run until the
+    window is reached (PostgreSQL assumes a window's runs are spread over all ids; they are
+    together). Bounded by these ids, the walk starts at the window's newest run. The bounds are
+    exact (read from the window's runs, not guessed from the times: a run's id and started_at are
+    not in the same order), so a list filtered by the window and the ids is the same list. Index-only
+    scans of ``run_started_id_idx`` (``started_at``, ``id``): at most ``NEAR_END_RUNS`` entries past
+    the window's end, then at most ``cap`` + 1 in it.
+    """
+    past = Run.objects.filter(started_at__gte=before) if newest_first else Run.objects.filter(started_at__lt=after)
+    if past.order_by().values("id")[:NEAR_END_RUNS].count() < NEAR_END_RUNS:
+        return None
+    window = Run.objects.filter(started_at__gte=after, started_at__lt=before).order_by().values("id")[: cap + 1]
+    found = window.aggregate(runs=Count("id"), lowest=Min("id"), highest=Max("id"))
+    if found["runs"] > cap:
+        return None
+    return IdRange(lowest=found["lowest"], highest=found["highest"])
