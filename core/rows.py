@@ -1,4 +1,5 @@
-"""One new row written in one statement whose SQL is built once a process: ``insert_row``.
+"""One new row written in one statement whose SQL is built once a process: ``insert_row``
+(``save``'s INSERT) and ``upsert_row`` (``bulk_create``'s with ``update_conflicts``).
 
 ``Model.save`` and ``QuerySet.bulk_create`` build their INSERT anew on every call (the query, its
 compiler, a placeholder and a quoted name a column): for a job's create through the API (issue
@@ -9,9 +10,10 @@ a model (and conflict clause) with the backend's own pieces (``insert_statement`
 time zones), and the database checks the row as any insert (an ``IntegrityError`` as ``save``
 raises it). The object gets its id and is marked saved, as after ``save``.
 
-PostgreSQL only. Elsewhere, and for what the statement does not cover (a model with parents,
-``pre_save``/``post_save`` receivers that ``save`` would call, a value that is an expression, a
-returned column that is not an auto id), it is the ORM's own call.
+PostgreSQL only. Elsewhere, and for what the statement does not cover (a model with parents or
+``order_with_respect_to``, a primary key with a default, ``pre_save``/``post_save`` receivers that
+``save`` would call, a value that is an expression, a returned column that is not an auto id), it
+is the ORM's own call.
 """
 
 from __future__ import annotations
@@ -58,12 +60,18 @@ def upsert_row(obj: models.Model, *, unique_field: str, update_fields: Sequence[
     )
 
 
+@functools.cache
 def _fast(model: type[models.Model], using: str) -> bool:
+    """Whether ``_statement`` covers ``model``'s rows on ``using`` (receivers aside: asked each time)."""
     connection = connections[using]
     return (
         connection.vendor == "postgresql"
         and connection.features.can_return_columns_from_insert
         and not model._meta.parents
+        and not model._meta.order_with_respect_to
+        and model._meta.pk is not None
+        # an auto id (the database's) or none; not a key's default, which save and bulk_create set first
+        and (model._meta.pk is model._meta.auto_field or not model._meta.pk.has_default())
         and all(isinstance(field, models.AutoField) for field in model._meta.db_returning_fields)
     )
 

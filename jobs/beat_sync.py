@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Field, Model
 from django.utils.timezone import now
 from django_celery_beat.models import (
@@ -134,7 +134,7 @@ def schedules_changed() -> None:
     stock scheduler polls; its own signals do this after each save, in two statements)."""
     if connection.vendor == "postgresql":  # the ORM's UPDATE, its SQL built once: every write sends it
         field = PeriodicTasks._meta.get_field("last_update")
-        with connection.cursor() as cursor:
+        with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:  # as update()
             cursor.execute(_touch_sql(), [field.get_db_prep_save(now(), connection), 1])
             touched = cursor.rowcount
     else:
