@@ -326,7 +326,7 @@ elif CRONTASK_CACHE_URL:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "core.authentication.TokenAuthentication",  # DRF's, its query built once a process
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.permissions.ApiPermission"],
     "DEFAULT_FILTER_BACKENDS": [

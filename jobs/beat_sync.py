@@ -11,13 +11,14 @@ each is found or made (``shared_row``: one statement on PostgreSQL) and never de
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import connection
-from django.db.models import Model
+from django.db import connection, transaction
+from django.db.models import Field, Model
 from django.utils.timezone import now
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -28,6 +29,7 @@ from django_celery_beat.models import (
 )
 
 from core.bulk_insert import insert_many
+from core.rows import upsert_row
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -112,13 +114,12 @@ def periodic_tasks_for(
     # As PeriodicTask.save: a disabled task forgets when it last ran (the stock beat reads it).
     for enabled in (True, False):
         some = [task for task in upserted if task.enabled is enabled]
-        if some:
+        fields = [*_SYNCED_FIELDS, "date_changed", *([] if enabled else ["last_run_at"])]
+        if len(some) == 1:  # one job's (a create or update): the same statement, its SQL built once
+            upsert_row(some[0], unique_field="name", update_fields=fields)
+        elif some:
             PeriodicTask.objects.bulk_create(
-                some,
-                batch_size=1000,
-                update_conflicts=True,
-                unique_fields=["name"],
-                update_fields=[*_SYNCED_FIELDS, "date_changed", *([] if enabled else ["last_run_at"])],
+                some, batch_size=1000, update_conflicts=True, unique_fields=["name"], update_fields=fields
             )
     missing = [task for task in tasks if task.pk is None]  # a database that returns no ids
     if missing:
@@ -131,8 +132,23 @@ def periodic_tasks_for(
 def schedules_changed() -> None:
     """Tell beat the PeriodicTasks changed (django-celery-beat's ``PeriodicTasks`` row, which the
     stock scheduler polls; its own signals do this after each save, in two statements)."""
-    if not PeriodicTasks.objects.filter(ident=1).update(last_update=now()):
+    if connection.vendor == "postgresql":  # the ORM's UPDATE, its SQL built once: every write sends it
+        field = PeriodicTasks._meta.get_field("last_update")
+        with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:  # as update()
+            cursor.execute(_touch_sql(), [field.get_db_prep_save(now(), connection), 1])
+            touched = cursor.rowcount
+    else:
+        touched = PeriodicTasks.objects.filter(ident=1).update(last_update=now())
+    if not touched:
         PeriodicTasks.update_changed()  # the row's first time
+
+
+@functools.cache
+def _touch_sql() -> str:
+    """``PeriodicTasks.objects.filter(ident=1).update(last_update=…)``'s statement."""
+    meta, quote = PeriodicTasks._meta, connection.ops.quote_name
+    table, column = quote(meta.db_table), quote(str(meta.get_field("last_update").column))
+    return f"UPDATE {table} SET {column} = %s WHERE {table}.{quote(str(meta.get_field('ident').column))} = %s"  # noqa: S608 (the model's own names)
 
 
 class ScheduleRows:
@@ -210,25 +226,33 @@ def shared_row(model: type[_Row], **values: Any) -> _Row:
         made = rows.bulk_create([model(**values)])[0]
         return made if made.pk is not None else rows.filter(**values).order_by("pk")[0]  # no ids returned
     row = model(**values)
-    meta = model._meta
-    quote = connection.ops.quote_name
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    sql, fields, matched = _shared_row_sql(model, frozenset(values))
     inserted = [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
-    matched = [field for field in fields if field.name in values]
-    table, pk = quote(meta.db_table), quote(str(meta.pk.column if meta.pk else "id"))
-    where = " AND ".join(f"{quote(str(field.column))} = %s" for field in matched)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH found AS (SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT 1),"  # noqa: S608 (the model's own names)
-            f" made AS (INSERT INTO {table} ({', '.join(quote(str(field.column)) for field in fields)})"
-            f" SELECT {', '.join(['%s'] * len(fields))} WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING {pk})"
-            f" SELECT {pk} FROM found UNION ALL SELECT {pk} FROM made",
-            [*(field.get_db_prep_save(getattr(row, field.attname), connection) for field in matched), *inserted],
-        )
+        cursor.execute(sql, [*(inserted[index] for index in matched), *inserted])
         (row.pk,) = cursor.fetchone()
     row._state.adding = False
     row._state.db = connection.alias
     return row
+
+
+@functools.cache
+def _shared_row_sql(model: type[Model], names: frozenset[str]) -> tuple[str, list[Field[Any, Any]], list[int]]:
+    """``shared_row``'s statement for ``model`` and the fields named, built once: the SQL, the
+    fields it inserts, and which of them (by position) it looks a row up by."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    matched = [index for index, field in enumerate(fields) if field.name in names]
+    table, pk = quote(meta.db_table), quote(str(meta.pk.column if meta.pk else "id"))
+    where = " AND ".join(f"{quote(str(fields[index].column))} = %s" for index in matched)
+    sql = (
+        f"WITH found AS (SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT 1),"  # noqa: S608 (the model's own names)
+        f" made AS (INSERT INTO {table} ({', '.join(quote(str(field.column)) for field in fields)})"
+        f" SELECT {', '.join(['%s'] * len(fields))} WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING {pk})"
+        f" SELECT {pk} FROM found UNION ALL SELECT {pk} FROM made"
+    )
+    return sql, fields, matched
 
 
 def remove_periodic_task(job: Job) -> None:

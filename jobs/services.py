@@ -24,6 +24,7 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from audit.services import audit_changes, audit_context, audit_record
 from core import origin
+from core.rows import insert_row
 from jobs.beat_sync import periodic_task_for, remove_periodic_task, schedules_changed, sync_periodic_task
 from jobs.dependencies import dependencies_sync
 from jobs.errors import JobAlreadyExists, JobProtected
@@ -67,7 +68,7 @@ def _create(*, data: Mapping[str, Any], is_system: bool, actor: Actor, action: s
     # job of that id rolls all of it back). 6 statements a create: test_statement_counts.
     job.periodic_task = periodic_task_for(job)
     try:
-        job.save(force_insert=True)
+        insert_row(job)  # job.save(force_insert=True)'s INSERT, its SQL built once (core.rows)
     except IntegrityError as exc:
         if is_duplicate_id(exc):
             raise JobAlreadyExists(job.id) from None

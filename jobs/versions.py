@@ -10,12 +10,13 @@ that changed since the version before it, and nothing at all when nothing change
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, OuterRef, QuerySet, Subquery
+from django.db.models import Field, Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from core import origin
@@ -107,9 +108,24 @@ def _insert_first_version(job: Job, definition: dict[str, Any], *, action: str, 
         source=made.source,
         reason=made.reason,
     )
+    sql, fields = _first_version_sql()
+    values = [field.get_db_prep_save(field.pre_save(version, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, job.pk, job.pk, JobVersion.Action.DELETE])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    version.pk, version.number = row
+    version._state.adding = False
+    version._state.db = connection.alias
+    return version
+
+
+@functools.cache
+def _first_version_sql() -> tuple[str, list[Field[Any, Any]]]:
+    """``_insert_first_version``'s statement (built once) and the fields whose values it inserts."""
     meta = JobVersion._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key and field.name != "number"]
-    values = [field.get_db_prep_save(field.pre_save(version, True), connection) for field in fields]
     quote = connection.ops.quote_name
     column = {field.name: quote(str(field.column)) for field in meta.concrete_fields}
     table, number, job_column, action_column = (
@@ -120,21 +136,13 @@ def _insert_first_version(job: Job, definition: dict[str, Any], *, action: str, 
     )
     columns = ", ".join(column[field.name] for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}, {number}) SELECT {placeholders}, last.n + 1"  # noqa: S608 (the model's own names)
-            f" FROM (SELECT COALESCE(MAX({number}), 0) AS n FROM {table} WHERE {job_column} = %s) AS last"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS v WHERE v.{job_column} = %s AND v.{number} = last.n"
-            f" AND v.{action_column} <> %s) RETURNING {column['id']}, {number}",
-            [*values, job.pk, job.pk, JobVersion.Action.DELETE],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    version.pk, version.number = row
-    version._state.adding = False
-    version._state.db = connection.alias
-    return version
+    sql = (
+        f"INSERT INTO {table} ({columns}, {number}) SELECT {placeholders}, last.n + 1"  # noqa: S608 (the model's own names)
+        f" FROM (SELECT COALESCE(MAX({number}), 0) AS n FROM {table} WHERE {job_column} = %s) AS last"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS v WHERE v.{job_column} = %s AND v.{number} = last.n"
+        f" AND v.{action_column} <> %s) RETURNING {column['id']}, {number}"
+    )
+    return sql, fields
 
 
 def versions_record_created(jobs: list[Job], *, actor: Actor = None) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTasks
 
 from jobs import services
 from jobs.models import VERSIONED_FIELDS, Job, JobVersion
@@ -148,3 +148,18 @@ def test_shared_row_finds_the_row_it_made_and_makes_one_for_other_values():
     assert other.pk != made.pk
     assert str(CrontabSchedule.objects.get(pk=other.pk).timezone) == "Asia/Shanghai"
     assert CrontabSchedule.objects.count() == 2
+
+
+def test_a_create_tells_beat_by_moving_the_periodic_tasks_mark():
+    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": datetime(2020, 1, 1, tzinfo=UTC)})
+    services.job_create(data={"id": "told", "url": "http://127.0.0.1:9/", "cron": "*/5 * * * *"})
+    mark = PeriodicTasks.objects.get(ident=1).last_update
+    assert mark is not None
+    assert mark > datetime(2020, 1, 1, tzinfo=UTC)
+    assert PeriodicTasks.objects.count() == 1
+
+
+def test_the_first_create_makes_the_periodic_tasks_mark():
+    PeriodicTasks.objects.all().delete()
+    services.job_create(data={"id": "first", "url": "http://127.0.0.1:9/", "interval_seconds": 60})
+    assert PeriodicTasks.objects.filter(ident=1, last_update__isnull=False).count() == 1
