@@ -217,12 +217,19 @@ def burst(beat: BeatProcess, watch: QueueWatch, size: int, lead: float, cap: flo
     mark, wanted = watch.count(), set(ids)
     deadline = due.timestamp() + cap
     seen: dict[str, float] = {}
+
+    def this_fire(message: Message) -> bool:
+        # The 1,000 burst's fires of the same jobs, still queued (nothing consumes them here), are
+        # sent again by beat after half of CRONTASK_LOST_GRACE_SECONDS, during this burst: they are
+        # not this fire's doubles. The stock scheduler's messages name no time.
+        return message.job_id in wanted and message.scheduled_for in (None, due)
+
     while time.time() < deadline and len(seen) < size:
         time.sleep(0.05)
-        for message in watch.messages(mark + 0):
-            if message.job_id in wanted:
+        for message in watch.messages(mark):
+            if this_fire(message):
                 seen.setdefault(message.job_id, message.seen_at)
-    doubles = sum(1 for m in watch.messages(mark) if m.job_id in wanted) - len(seen)
+    doubles = sum(1 for m in watch.messages(mark) if this_fire(m)) - len(seen)
     last = max(seen.values(), default=None)
     late = (last - due.timestamp()) if last is not None and len(seen) == size else None
     return {
