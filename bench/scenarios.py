@@ -227,7 +227,7 @@ def burst(beat: BeatProcess, watch: QueueWatch, size: int, lead: float, cap: flo
     while time.time() < deadline and len(seen) < size:
         time.sleep(0.05)
         for message in watch.messages(mark):
-            if this_fire(message):
+            if this_fire(message) and message.job_id is not None:
                 seen.setdefault(message.job_id, message.seen_at)
     doubles = sum(1 for m in watch.messages(mark) if this_fire(m)) - len(seen)
     last = max(seen.values(), default=None)
