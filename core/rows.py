@@ -73,6 +73,8 @@ def _fast(model: type[models.Model], using: str) -> bool:
         # an auto id (the database's) or none; not a key's default, which save and bulk_create set first
         and (model._meta.pk is model._meta.auto_field or not model._meta.pk.has_default())
         and all(isinstance(field, models.AutoField) for field in model._meta.db_returning_fields)
+        # a value written as ``%s``: not a field whose placeholder casts it (ArrayField, ranges)
+        and not any(hasattr(field, "get_placeholder") for field in model._meta.concrete_fields)
     )
 
 

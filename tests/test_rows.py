@@ -139,3 +139,20 @@ def test_upsert_row_refuses_an_unsaved_related_row_as_bulk_create_does():
             unique_field="name",
             update_fields=["task"],
         )
+
+
+def test_insert_row_is_save_for_a_model_with_a_field_whose_placeholder_casts_its_value(monkeypatch):
+    from core import rows
+
+    field_class = type(Job._meta.get_field("tags"))
+    fast = rows._fast.__wrapped__  # _fast is asked once a model and database: not cached here
+    assert fast(Job, "default") == (connection.vendor == "postgresql")
+    # As an ArrayField or a range field has: the compiler writes ``%s::type[]``, not ``%s``.
+    monkeypatch.setattr(field_class, "get_placeholder", lambda self, value, compiler, conn: "%s", raising=False)
+    assert fast(Job, "default") is False
+    rows._fast.cache_clear()
+    try:
+        insert_row(job("cast"))
+    finally:
+        rows._fast.cache_clear()
+    assert Job.objects.filter(pk="cast").exists()

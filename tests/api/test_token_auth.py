@@ -80,3 +80,20 @@ def test_an_unknown_key_is_refused_with_drf_s_error(admin_user, key):
     Token.objects.create(user=admin_user)
     with pytest.raises(AuthenticationFailed, match=r"Invalid token\."):
         TokenAuthentication().authenticate_credentials(key)
+
+
+def test_a_token_model_with_a_manager_of_its_own_is_read_through_it(admin_user, monkeypatch):
+    """A manager may leave tokens out (expired ones): then DRF's query, through the manager."""
+    from django.db import models
+
+    class Unexpired(models.Manager):
+        def get_queryset(self):
+            return super().get_queryset().none()
+
+    manager = Unexpired()
+    manager.model = Token
+    token = Token.objects.create(user=admin_user)
+    monkeypatch.setattr(Token._meta, "default_manager", manager)
+    monkeypatch.setattr(Token, "objects", manager)
+    with pytest.raises(AuthenticationFailed):
+        TokenAuthentication().authenticate_credentials(token.key)
