@@ -86,11 +86,11 @@ def test_a_token_model_with_a_manager_of_its_own_is_read_through_it(admin_user, 
     """A manager may leave tokens out (expired ones): then DRF's query, through the manager."""
     from django.db import models
 
-    class Unexpired(models.Manager):
+    class Unexpired(models.Manager[Token]):
         def get_queryset(self):
             return super().get_queryset().none()
 
-    manager = Unexpired()
+    manager: Unexpired = Unexpired()
     manager.model = Token
     token = Token.objects.create(user=admin_user)
     monkeypatch.setattr(Token._meta, "default_manager", manager)
