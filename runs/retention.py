@@ -67,7 +67,7 @@ def delete_old_runs(
     ``run_queued_idx`` (``queued_at``, ``id``): each batch is rows written together, on a few
     neighbouring pages, and the walk ends at the cutoff. (Job by job, a batch was one row on each
     of thousands of pages: two and a half times as slow at 10,000,000 runs.) With it, job by job:
-    a job's newest N are found through ``run_job_recent_idx``.
+    a job's newest N are found through ``run_job_recent_at_idx``.
     """
     cutoff = (now or timezone.now()) - older_than
     finished = Run.objects.filter(status__in=Run.FINISHED, queued_at__lt=cutoff)
