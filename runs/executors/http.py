@@ -474,10 +474,30 @@ class _WatchedAdapter(EgressAdapter):
 
     def __init__(self, watchdog: _Watchdog) -> None:
         self.watchdog = watchdog
+        self._found: tuple[tuple[Any, ...], HTTPConnectionPool] | None = None
         super().__init__()
 
     def watch(self, sock: socket.socket) -> None:
         self.watchdog.watch(sock)
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: tuple[str, str] | str | None = None,
+    ) -> HTTPConnectionPool:
+        """The pool for ``request``, looked up once for the same URL and settings: ``HttpCall``
+        looks it up when the call is made ready, and requests' ``send`` asks again with the same
+        request. The pool depends on nothing else, so the second answer is the first (the host's
+        egress check and requests' pool key are not made again); a redirect elsewhere, or any other
+        change, is looked up anew."""
+        key = (request.url, verify, tuple(sorted((proxies or {}).items())), cert)
+        if self._found is not None and self._found[0] == key:
+            return self._found[1]
+        pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        self._found = (key, pool)
+        return pool
 
 
 def _refused_header(headers: Mapping[str, Any]) -> str:

@@ -214,3 +214,25 @@ def test_through_a_proxy_the_host_is_checked_and_the_proxy_connection_is_not(htt
     refused = call("http://169.254.169.254/latest/").send()
     assert refused.error.startswith("Egress denied: 169.254.169.254 is a cloud metadata address")
     assert len(http_target.requests) == 1
+
+
+def test_a_call_checks_each_host_once_made_ready_and_again_at_each_hop(http_target, other_target, monkeypatch):
+    """The pool (and the host's check) is looked up when the call is made ready; sending it asks
+    again for the same request and is answered from that look (``_WatchedAdapter``). A redirect to
+    another host is a new look, checked as ever."""
+    from jobs import egress_http
+
+    checked: list[str | None] = []
+    original = egress_http.check_host
+
+    def counted(host: str | None) -> None:
+        checked.append(host)
+        original(host)
+
+    monkeypatch.setattr(egress_http, "check_host", counted)
+    assert call(f"{http_target.url}/ok").send().status == "success"
+    assert checked == ["127.0.0.1"]
+    checked.clear()
+    outcome = call(redirect(http_target, f"{other_target.url}/ok")).send()
+    assert (outcome.status, outcome.status_code) == ("success", 200)
+    assert checked == ["127.0.0.1", "127.0.0.2"]
