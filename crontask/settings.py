@@ -146,6 +146,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not Django's in-memory default, so processes the tests fork (python jobs) see it.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DATABASES = {"default": _db}
+# An index's included columns (runs' run_job_recent_at_idx includes started_at, for PostgreSQL's
+# index-only scans) are left out on SQLite, which has none: the index is still there, by its key.
+SILENCED_SYSTEM_CHECKS = ["models.W040"] if _db["ENGINE"] == "django.db.backends.sqlite3" else []
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -489,15 +489,20 @@ class _WatchedAdapter(EgressAdapter):
     ) -> HTTPConnectionPool:
         """The pool for ``request``, looked up once for the same URL and settings: ``HttpCall``
         looks it up when the call is made ready, and requests' ``send`` asks again with the same
-        request. The pool depends on nothing else, so the second answer is the first (the host's
-        egress check and requests' pool key are not made again); a redirect elsewhere, or any other
-        change, is looked up anew."""
+        request. The pool depends on nothing else while the adapter is open, so the second answer is
+        the first (the host's egress check, which reads only the host and the settings, and requests'
+        pool key are not made again); a redirect to another URL, or any other change, is looked up
+        anew, and ``close`` forgets it with the pools."""
         key = (request.url, verify, tuple(sorted((proxies or {}).items())), cert)
         if self._found is not None and self._found[0] == key:
             return self._found[1]
         pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
         self._found = (key, pool)
         return pool
+
+    def close(self) -> None:
+        self._found = None
+        super().close()
 
 
 def _refused_header(headers: Mapping[str, Any]) -> str:

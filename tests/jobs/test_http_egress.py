@@ -236,3 +236,17 @@ def test_a_call_checks_each_host_once_made_ready_and_again_at_each_hop(http_targ
     outcome = call(redirect(http_target, f"{other_target.url}/ok")).send()
     assert (outcome.status, outcome.status_code) == ("success", 200)
     assert checked == ["127.0.0.1", "127.0.0.2"]
+
+
+def test_a_call_adapter_looks_a_pool_up_again_once_closed():
+    import requests
+
+    from runs.executors.http import _Watchdog, _WatchedAdapter
+
+    adapter = _WatchedAdapter(_Watchdog(5))
+    request = requests.Request("GET", "http://127.0.0.1:9/").prepare()
+    first = adapter.get_connection_with_tls_context(request, True, {}, None)
+    assert adapter.get_connection_with_tls_context(request, True, {}, None) is first
+    assert adapter.get_connection_with_tls_context(request, False, {}, None) is not first  # other settings
+    adapter.close()
+    assert adapter.get_connection_with_tls_context(request, True, {}, None) is not first
