@@ -247,6 +247,7 @@ def test_a_call_adapter_looks_a_pool_up_again_once_closed():
     request = requests.Request("GET", "http://127.0.0.1:9/").prepare()
     first = adapter.get_connection_with_tls_context(request, True, {}, None)
     assert adapter.get_connection_with_tls_context(request, True, {}, None) is first
-    assert adapter.get_connection_with_tls_context(request, False, {}, None) is not first  # other settings
-    adapter.close()
-    assert adapter.get_connection_with_tls_context(request, True, {}, None) is not first
+    adapter.close()  # the pools are closed: a new one is found
+    second = adapter.get_connection_with_tls_context(request, True, {}, None)
+    assert second is not first
+    assert adapter.get_connection_with_tls_context(request, False, {}, None) is not second  # other settings
