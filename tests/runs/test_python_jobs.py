@@ -100,7 +100,9 @@ def test_a_handler_past_its_timeout_is_killed_and_the_run_ends_timeout():
 
 @pytest.mark.django_db(transaction=True)
 def test_log_lines_reach_the_run_while_it_is_still_going():
-    python_job("scripts:chatty", handler_kwargs={"lines": 3, "pause": 1.5})
+    # A timeout well past the handler's 4.5 s, and a wait as long: on a loaded machine the child
+    # process can take seconds to start (a run that timed out at the default 10 s failed this test).
+    python_job("scripts:chatty", handler_kwargs={"lines": 3, "pause": 1.5}, timeout_seconds=60)
 
     def work() -> None:
         try:
@@ -112,9 +114,11 @@ def test_log_lines_reach_the_run_while_it_is_still_going():
     worker.start()
     try:
         seen = ""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             run = Run.objects.filter(job_id="py").first()
+            if run is not None and run.status not in ("queued", "running"):
+                break  # ended before a line was seen: the assertion below says so
             if run is not None and run.status == "running" and "line 2 of 3" in run.log_output:
                 seen = run.log_output
                 break
