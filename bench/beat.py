@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         unknown = ", ".join(sorted(stages - {"beat", "writes", "throughput"}))
         print(f"Unknown stages: {unknown} (beat, writes, throughput).", file=sys.stderr)
         return 2
+    from bench.speed import report as machine_speed
+
+    speeds = {"before": machine_speed("before the stages")}  # bench/speed.py: read the numbers against it
     if "writes" in stages:  # imports, API creates, the runs lists, retention (bench.writes), before beat
         # In a process of its own: it sets Django up on a database it makes and drops, and the stages
         # after it set Django up on theirs.
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
              "--api-clients", str(args.api_clients)],
             cwd=ROOT, check=True,
         )  # fmt: skip
+        speeds["after writes"] = machine_speed("after the writes stage")
         if not stages - {"writes"}:
             return 0
     server = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
@@ -89,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
     dbs = Databases(server, work=args.db_prefix)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | ({100_000} if args.full else set()))
-    results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(), "logs": str(logs), "sizes": {}}
+    results: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(), "logs": str(logs), "sizes": {}, "machine_speed_ms": speeds,
+    }  # fmt: skip
     out = ROOT / "var" / "bench" / f"beat-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -105,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             results["throughput"] = run_throughput(
                 ctx, dbs, _empty(dbs), jobs=args.run_jobs, concurrency=args.run_concurrency, baseline_code=baseline
             )
+            speeds["after throughput"] = machine_speed("after the throughput stage")
             save()
             print_comparison(results["throughput"])
             if "beat" not in stages:
@@ -124,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in (dbs.work, _template(dbs), _empty(dbs)):
             dbs.drop(name)
     print_report(results)
+    speeds["after"] = machine_speed("after the stages")
+    save()
     print(f"\nall numbers: {out}\nbeat logs: {logs}")
     return 0
 
