@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from django.db.models import DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 from django.utils.translation import gettext_lazy
 
+from core.rows import insert_columns
 from runs.models import Run
 from scheduling.fires import Fire
 
@@ -72,38 +73,42 @@ def record_fires(fires: Sequence[Fire], *, now: datetime) -> None:
     """
     if not fires:
         return
-    runs = []
-    for fire in fires:
-        runs.append(
-            Run(
-                job_id=fire.job_id,
-                trigger=Run.Trigger.SCHEDULED,
-                scheduled_for=fire.scheduled_for,
-                attempt=1,
-                status=Run.Status.QUEUED,
-                queued_at=fire.scheduled_for,
-                sent_at=now,
-                target=fire.target,
-            )
+    # The queued runs differ only by job, time and target: their other fields are sent once
+    # (core.rows.insert_columns; a burst of 10,000 fires spent most of beat's CPU here).
+    insert_columns(
+        Run,
+        same={
+            "trigger": Run.Trigger.SCHEDULED,
+            "attempt": 1,
+            "status": Run.Status.QUEUED,
+            "sent_at": now,
+        },
+        each={
+            "job_id": [fire.job_id for fire in fires],
+            "scheduled_for": [fire.scheduled_for for fire in fires],
+            "queued_at": [fire.scheduled_for for fire in fires],
+            "target": [fire.target for fire in fires],
+        },
+    )
+    skipped = [
+        Run(
+            job_id=fire.job_id,
+            trigger=Run.Trigger.SCHEDULED,
+            scheduled_for=at,
+            attempt=1,
+            status=Run.Status.SKIPPED,
+            queued_at=at,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0,
+            error=MISSED % {"at": fire.scheduled_for.isoformat()},
+            target=fire.target,
         )
-        reason = MISSED % {"at": fire.scheduled_for.isoformat()}
-        runs += [
-            Run(
-                job_id=fire.job_id,
-                trigger=Run.Trigger.SCHEDULED,
-                scheduled_for=at,
-                attempt=1,
-                status=Run.Status.SKIPPED,
-                queued_at=at,
-                started_at=now,
-                finished_at=now,
-                duration_ms=0,
-                error=reason,
-                target=fire.target,
-            )
-            for at in fire.missed
-        ]
-    Run.objects.bulk_create(runs, ignore_conflicts=True)
+        for fire in fires
+        for at in fire.missed
+    ]
+    if skipped:  # rare: fires a beat that fell behind stands for
+        Run.objects.bulk_create(skipped, ignore_conflicts=True)
 
 
 def record_held(held: Sequence[tuple[Fire, str]], *, now: datetime) -> None:

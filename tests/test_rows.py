@@ -156,3 +156,56 @@ def test_insert_row_is_save_for_a_model_with_a_field_whose_placeholder_casts_its
     finally:
         rows._fast.cache_clear()
     assert Job.objects.filter(pk="cast").exists()
+
+
+def without_id(values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if name != "id"}
+
+
+def test_insert_columns_writes_the_rows_bulk_create_writes_ignoring_conflicts():
+    from core.rows import insert_columns
+    from runs.models import Run
+
+    Job.objects.bulk_create([job("a"), job("b"), job("c")])
+    same = {"trigger": Run.Trigger.SCHEDULED, "attempt": 1, "status": Run.Status.QUEUED, "sent_at": WHEN}
+    at = [WHEN, WHEN.replace(minute=5), WHEN.replace(minute=6)]
+    targets = ["GET http://a/", "", 'POST http://c/ "ü"']
+    Run.objects.bulk_create(
+        [
+            Run(**same, job_id=job_id, scheduled_for=when, queued_at=when, target=target)
+            for job_id, when, target in zip(["a", "b", "c"], at, targets, strict=True)
+        ],
+        ignore_conflicts=True,
+    )
+    expected = {(r["job_id"], r["scheduled_for"]): without_id(r) for r in Run.objects.values()}
+    # The same fires again under other jobs' ids (new rows), and one that is there already (kept).
+    Run.objects.filter(job_id="b").update(scheduled_for=WHEN.replace(minute=7), error="kept")
+    kept = dict(Run.objects.filter(job_id="b").values().get())
+    Run.objects.exclude(job_id="b").delete()
+    with CaptureQueriesContext(connection) as queries:
+        insert_columns(
+            Run,
+            same=same,
+            each={
+                "job_id": ["a", "b", "c"],
+                "scheduled_for": [at[0], WHEN.replace(minute=7), at[2]],
+                "queued_at": at,
+                "target": targets,
+            },
+        )
+    if connection.vendor == "postgresql":
+        assert len(queries) == 1
+        assert "ON CONFLICT DO NOTHING" in queries[0]["sql"]
+    written = {(r["job_id"], r["scheduled_for"]): without_id(r) for r in Run.objects.exclude(job_id="b").values()}
+    assert written == {key: value for key, value in expected.items() if key[0] != "b"}
+    assert dict(Run.objects.filter(job_id="b").values().get()) == kept  # the conflicting row, as it was
+
+
+def test_insert_columns_takes_lists_of_one_length():
+    from core.rows import insert_columns
+    from runs.models import Run
+
+    with pytest.raises(ValueError, match="each row"):
+        insert_columns(Run, same={}, each={"job_id": ["a"], "target": []})
+    insert_columns(Run, same={}, each={"job_id": [], "target": []})  # nothing to write
+    assert not Run.objects.exists()
