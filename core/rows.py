@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.constants import OnConflict
 from django.db.models.signals import post_save, pre_save
 
@@ -134,6 +135,10 @@ def _statement(
     return _Statement(" ".join(sql), tuple(fields), returning)
 
 
+def _base_type(field: models.Field, connection: BaseDatabaseWrapper) -> str:
+    return str(field.cast_db_type(connection)).split("(")[0]
+
+
 def _column(model: type[models.Model], name: str) -> str:
     return str(_field(model, name).column)  # never None: _field checks it
 
@@ -163,7 +168,13 @@ def insert_columns(
     one object made with ``same`` (defaults and ``auto_now`` as ``bulk_create`` has them), and sent
     once; only ``each``'s columns are arrays (``INSERT … SELECT … FROM UNNEST(…) ON CONFLICT DO
     NOTHING``). PostgreSQL, for a model ``insert_row`` covers; elsewhere ``bulk_create`` itself.
+
+    A field's default is taken once for all the rows (a ``dict`` default: the same ``{}`` in each);
+    a field whose default must differ by row (a ``uuid4``) must be given in ``each``. ``each``'s
+    values are written as given: plain values, not expressions, not stamped by ``auto_now``.
     """
+    if set(same) & set(each):
+        raise ValueError(f"a field in both same and each: {sorted(set(same) & set(each))}")
     lengths = {len(values) for values in each.values()}
     if len(lengths) != 1:
         raise ValueError("every column of each must have a value for each row")
@@ -193,7 +204,8 @@ def insert_columns(
 @functools.cache
 def _columns_statement(model: type[models.Model], using: str, varying_names: tuple[str, ...]) -> str:
     """``insert_columns``' statement: the constant fields' values first, then an array a varying
-    field, each cast to its column's type."""
+    field, each cast to its column's type without its length (as Django's own ``UNNEST`` insert:
+    a cast to ``varchar(n)`` would cut a longer value short, where the INSERT refuses it)."""
     connection = connections[using]
     meta, ops = model._meta, connection.ops
     fields = [f for f in meta.concrete_fields if not f.generated and not isinstance(f, models.AutoField)]
@@ -203,8 +215,8 @@ def _columns_statement(model: type[models.Model], using: str, varying_names: tup
         if field in varying:
             selected.append(f"u.c{varying.index(field)}")
         else:
-            selected.append(f"%s::{field.cast_db_type(connection)}")
-    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in varying)
+            selected.append(f"%s::{_base_type(field, connection)}")
+    arrays = ", ".join(f"%s::{_base_type(field, connection)}[]" for field in varying)
     names = ", ".join(f"c{i}" for i in range(len(varying)))
     return " ".join(
         [

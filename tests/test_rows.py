@@ -209,3 +209,20 @@ def test_insert_columns_takes_lists_of_one_length():
         insert_columns(Run, same={}, each={"job_id": ["a"], "target": []})
     insert_columns(Run, same={}, each={"job_id": [], "target": []})  # nothing to write
     assert not Run.objects.exists()
+    with pytest.raises(ValueError, match="both"):
+        insert_columns(Run, same={"job_id": "a"}, each={"job_id": ["a"]})
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not hold a varchar to its length")
+def test_insert_columns_refuses_a_value_too_long_for_its_column_as_an_insert_does():
+    from django.db import DataError
+
+    from core.rows import insert_columns
+    from runs.models import Run
+
+    Job.objects.bulk_create([job("a")])
+    with pytest.raises(DataError), transaction.atomic():
+        insert_columns(Run, same={"status": "x" * 50}, each={"job_id": ["a"]})
+    with pytest.raises(DataError), transaction.atomic():
+        insert_columns(Run, same={}, each={"job_id": ["a"], "worker": ["w" * 500]})
+    assert not Run.objects.exists()
