@@ -38,6 +38,13 @@ class _Statement:
     returning: tuple[models.Field, ...]
 
 
+@dataclass(frozen=True)
+class _ColumnsStatement:
+    sql: str
+    fields: tuple[models.Field, ...]
+    varying: tuple[models.Field, ...]
+
+
 def insert_row(obj: models.Model, *, using: str = "default") -> None:
     """``obj.save(force_insert=True)``, the new ``obj``'s INSERT (its model's own ``save`` method aside)."""
     model = type(obj)
@@ -181,44 +188,41 @@ def insert_columns(
     (count,) = lengths
     if not count:
         return
-    connection = connections[using]
-    fields = [f for f in model._meta.concrete_fields if not f.generated and not isinstance(f, models.AutoField)]
-    varying = [_field(model, name) for name in each]
-    template = model(**same)
-    constants = {f: f.pre_save(template, True) for f in fields if f not in varying}
-    if not _fast(model, using) or any(hasattr(value, "resolve_expression") for value in constants.values()):
-        rows = [model(**same, **{name: values[i] for name, values in each.items()}) for i in range(count)]
-        model._default_manager.db_manager(using).bulk_create(rows, ignore_conflicts=True)
-        return
-    sql = _columns_statement(model, using, tuple(f.name for f in varying))
-    params: list[Any] = []
-    for field in fields:
-        if field not in varying:
-            params.append(field.get_db_prep_save(constants[field], connection))
-    for field, name in zip(varying, each, strict=True):
-        params.append([field.get_db_prep_save(value, connection) for value in each[name]])
-    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    if _fast(model, using):
+        statement = _columns_statement(model, using, tuple(each))
+        template = model(**same)
+        raw = [field.pre_save(template, True) for field in statement.fields]
+        if not any(hasattr(value, "resolve_expression") for value in raw):  # else the compiler's to resolve
+            connection = connections[using]
+            params: list[Any] = [
+                field.get_db_prep_save(value, connection) for field, value in zip(statement.fields, raw, strict=True)
+            ]
+            for field, values in zip(statement.varying, each.values(), strict=True):
+                params.append([field.get_db_prep_save(value, connection) for value in values])
+            with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+                cursor.execute(statement.sql, params)
+            return
+    rows = [model(**same, **{name: values[i] for name, values in each.items()}) for i in range(count)]
+    model._default_manager.db_manager(using).bulk_create(rows, ignore_conflicts=True)
 
 
 @functools.cache
-def _columns_statement(model: type[models.Model], using: str, varying_names: tuple[str, ...]) -> str:
-    """``insert_columns``' statement: the constant fields' values first, then an array a varying
-    field, each cast to its column's type without its length (as Django's own ``UNNEST`` insert:
-    a cast to ``varchar(n)`` would cut a longer value short, where the INSERT refuses it)."""
+def _columns_statement(model: type[models.Model], using: str, varying_names: tuple[str, ...]) -> _ColumnsStatement:
+    """``insert_columns``' statement, with the fields that take one value for all rows (``fields``,
+    in their placeholders' order) and those that take an array each (``varying``, in
+    ``varying_names``' order, after them). Each value is cast to its column's type without its
+    length (as Django's own ``UNNEST`` insert: a cast to ``varchar(n)`` would cut a longer value
+    short, where the INSERT refuses it)."""
     connection = connections[using]
     meta, ops = model._meta, connection.ops
     fields = [f for f in meta.concrete_fields if not f.generated and not isinstance(f, models.AutoField)]
     varying = [_field(model, name) for name in varying_names]
-    selected = []
-    for field in fields:
-        if field in varying:
-            selected.append(f"u.c{varying.index(field)}")
-        else:
-            selected.append(f"%s::{_base_type(field, connection)}")
+    selected = [
+        f"u.c{varying.index(field)}" if field in varying else f"%s::{_base_type(field, connection)}" for field in fields
+    ]
     arrays = ", ".join(f"%s::{_base_type(field, connection)}[]" for field in varying)
     names = ", ".join(f"c{i}" for i in range(len(varying)))
-    return " ".join(
+    sql = " ".join(
         [
             f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} {ops.quote_name(meta.db_table)}",
             f"({', '.join(ops.quote_name(str(f.column)) for f in fields)})",
@@ -227,3 +231,4 @@ def _columns_statement(model: type[models.Model], using: str, varying_names: tup
             ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, [], []),
         ]
     )
+    return _ColumnsStatement(sql, tuple(f for f in fields if f not in varying), tuple(varying))
