@@ -172,6 +172,9 @@ def test_staff_watch_a_running_jobs_log_grow_on_its_page(live_server, browser_pa
             "kind": "python",
             "handler": "scripts:chatty",
             "handler_kwargs": {"lines": 20, "pause": 0.3},
+            # Well past the handler's 6 s: on a loaded machine its child process can take seconds to
+            # start (a run that timed out at the default 10 s failed this test).
+            "timeout_seconds": 60,
         }
     )
     page = browser_page
@@ -203,7 +206,7 @@ def test_staff_watch_a_running_jobs_log_grow_on_its_page(live_server, browser_pa
         page.evaluate("window.ctNotReloaded = true")
         block = page.locator("pre[data-ct-live=log_output]")
         counts = []
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # the run's timeout: the loop ends with the run
         while worker.is_alive() and time.monotonic() < deadline:
             counts.append(block.inner_text().count(" of 20"))
             time.sleep(0.2)
