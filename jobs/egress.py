@@ -24,7 +24,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -84,6 +84,12 @@ class Policy:
     deny_names: tuple[tuple[str, str], ...]  # (name, source)
     allow: tuple[Network, ...] | None  # None: no allow list
     allow_names: tuple[str, ...]
+    # The checks this policy passed, by what was checked: a worker's calls go to the same few
+    # hosts and addresses, each checked against every rule twice a call (its host, then the
+    # address connected). A policy is built once per value of the settings, so a change to them
+    # is a new policy with nothing passed yet. A refusal is not kept: it is checked (and its
+    # message written) each time.
+    passed: dict[tuple[str, str, str], bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, deny: Iterable[str], allow: Iterable[str]) -> Policy:
@@ -107,6 +113,13 @@ class Policy:
         """Refuse ``host`` (a URL's host, brackets or not) if it is a denied address or name, or
         is not allowed. A name is only refused if the lists name it: its addresses are checked
         at connect time."""
+        key = ("host", host or "", "")
+        if key in self.passed:
+            return
+        self._check_host(host)
+        self._passed(key)
+
+    def _check_host(self, host: str | None) -> None:
         name = _normal_name(host)
         if not name:
             return
@@ -128,11 +141,23 @@ class Policy:
     def check_address(self, ip: str, *, host: str = "") -> None:
         """Refuse a connection to ``ip``, reached for ``host``: denied addresses always, and with
         an allow list, addresses outside it unless ``host`` is a name the list allows."""
+        key = ("address", ip, host)
+        if key in self.passed:
+            return
+        self._check_address(ip, host=host)
+        self._passed(key)
+
+    def _check_address(self, ip: str, *, host: str) -> None:
         address = parse_address(ip)
         if address is None:
             raise EgressDenied(_("Egress denied: %(address)s is not an IP address.") % {"address": repr(ip)})
         name = _normal_name(host)
         self._check(address, text=ip, host=name if parse_address(name) is None else "")
+
+    def _passed(self, key: tuple[str, str, str]) -> None:
+        if len(self.passed) >= 4096:  # a worker calling ever new hosts: start again
+            self.passed.clear()
+        self.passed[key] = True
 
     def name_allowed(self, name: str) -> bool:
         name = _normal_name(name)

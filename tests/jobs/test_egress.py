@@ -151,3 +151,22 @@ def test_a_bad_entry_in_the_settings_stops_the_process(monkeypatch, value):
     monkeypatch.setenv("CRONTASK_EGRESS_ALLOW", f"10.0.0.0/8,{value}")
     with pytest.raises(ImproperlyConfigured, match=r"^CRONTASK_EGRESS_ALLOW: "):
         envhosts("CRONTASK_EGRESS_ALLOW")
+
+
+def test_a_passed_check_is_remembered_by_what_was_checked_and_a_refusal_never(monkeypatch):
+    allow = Policy.build([], ["api.example.com"])
+    allow.check_address("203.0.113.5", host="api.example.com")
+    allow.check_host("api.example.com")
+    for _ in range(2):  # refused each time, with its message
+        with pytest.raises(EgressDenied, match=r"other\.example\.com \(203\.0\.113\.5\) is not in"):
+            allow.check_address("203.0.113.5", host="other.example.com")
+    checked: list[tuple[str, ...]] = []
+    monkeypatch.setattr(Policy, "_check_address", lambda self, ip, *, host: checked.append((ip, host)))
+    monkeypatch.setattr(Policy, "_check_host", lambda self, host: checked.append((host,)))
+    allow.check_address("203.0.113.5", host="api.example.com")
+    allow.check_host("api.example.com")
+    assert checked == []  # both passed before: not checked again
+    allow.check_address("203.0.113.6", host="api.example.com")
+    allow.check_host("v2.api.example.com")
+    assert checked == [("203.0.113.6", "api.example.com"), ("v2.api.example.com",)]
+    assert Policy.build([], ["api.example.com"]).passed == {}  # a new policy (new settings) starts empty
