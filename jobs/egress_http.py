@@ -11,8 +11,10 @@ the operator configured, must filter the addresses it connects to.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import requests
 import urllib3
@@ -22,13 +24,14 @@ from urllib3.connectionpool import HTTPConnectionPool
 
 from jobs.egress import check_address, check_host
 
+Watch = Callable[[socket.socket], None]
+
 
 class EgressAdapter(HTTPAdapter):
-    """An HTTPAdapter under the egress policy. ``watch`` sees each socket it opens (a subclass's
-    watchdog); by default it does nothing."""
+    """An HTTPAdapter under the egress policy. ``watcher``, if set (a subclass's watchdog), is
+    called with each new connection's socket, once its address passed."""
 
-    def watch(self, sock: socket.socket) -> None:
-        """Called with each new connection's socket, once its address passed."""
+    watcher: Watch | None = None
 
     def get_connection_with_tls_context(
         self,
@@ -45,26 +48,39 @@ class EgressAdapter(HTTPAdapter):
             request, verify, proxies=proxies, cert=cert
         )
         if not getattr(pool.ConnectionCls, "crontask_checked", False):
-            check = check_address if not select_proxy(url, proxies) else None
-            pool.ConnectionCls = _checked_connection(pool.ConnectionCls, self.watch, check)
+            pool.ConnectionCls = _checked_connection(pool.ConnectionCls, checks_address=not select_proxy(url, proxies))
+            pool.conn_kw = {**pool.conn_kw, "crontask_watch": self.watcher}  # given to each connection it makes
         return pool
 
 
-def _checked_connection(base: type, watch: Callable[[socket.socket], None], check: Callable[..., None] | None) -> type:
+@functools.cache
+def _checked_connection(base: type, *, checks_address: bool) -> type:
+    """``base`` (urllib3's connection class of a pool) checking the address each new connection
+    reached (unless through a proxy) and showing its socket to the ``crontask_watch`` its pool gives
+    it. One class per base and kind, made once: a class made for each pool (each HTTP call) cost
+    as much as the check itself, and left a cycle for the garbage collector."""
+
     class CheckedConnection(base):
         crontask_checked = True
 
+        def __init__(
+            self, *args: Any, crontask_watch: Callable[[socket.socket], None] | None = None, **kw: Any
+        ) -> None:
+            super().__init__(*args, **kw)
+            self.crontask_watch = crontask_watch
+
         def _new_conn(self) -> socket.socket:
             sock = super()._new_conn()
-            if check is not None:
+            if checks_address:
                 # The address actually connected, whatever the name resolved to. Fails closed if
                 # it cannot be read.
                 try:
-                    check(sock.getpeername()[0], host=self.host)
+                    check_address(sock.getpeername()[0], host=self.host)
                 except BaseException:
                     sock.close()
                     raise
-            watch(sock)
+            if self.crontask_watch is not None:
+                self.crontask_watch(sock)
             return sock
 
     return CheckedConnection

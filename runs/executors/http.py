@@ -504,12 +504,9 @@ class _WatchedAdapter(EgressAdapter):
     pool never blocks for a slot, so a second connection would still be opened if one were asked for."""
 
     def __init__(self, watchdog: _Watchdog) -> None:
-        self.watchdog = watchdog
+        self.watcher = watchdog.watch
         self._found: tuple[tuple[Any, ...], HTTPConnectionPool] | None = None
         super().__init__(pool_maxsize=1)
-
-    def watch(self, sock: socket.socket) -> None:
-        self.watchdog.watch(sock)
 
     def get_connection_with_tls_context(
         self,
