@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import Q
@@ -27,35 +28,47 @@ def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: b
     ``last_run_at`` and ``last_run_status`` move only forward: a run that started before the
     one already recorded does not replace it. Every run ends here, so the statement is written
     out rather than built by the ORM each time, which cost most of a millisecond per run.
+    ``runs.outcomes`` sends the same UPDATE inside the statement that ends the run, on PostgreSQL
+    (``record_run_statement``).
     """
-
-    succeeded = counted and status == Run.Status.SUCCESS
-    failed = counted and status in (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST)  # not: cancelled
-    params = {
-        "at": Job._meta.get_field("last_run_at").get_db_prep_value(started_at, connection),
-        "status": status,
-        "runs": int(counted),
-        "successes": int(succeeded),
-        "failures": int(failed),
-        "id": job_id,
-    }
     with connection.cursor() as cursor:
-        cursor.execute(_RECORD_RUN, params)
+        cursor.execute(record_run_statement(), record_run_params(job_id, status, started_at, counted=counted))
         row = cursor.fetchone()
     return row is None or bool(row[0])
+
+
+def record_run_params(job_id: str, status: str, started_at: datetime, *, counted: bool = True) -> dict[str, Any]:
+    """The parameters of ``record_run_statement``, all named ``record_…``."""
+    succeeded = counted and status == Run.Status.SUCCESS
+    failed = counted and status in (Run.Status.FAILED, Run.Status.TIMEOUT, Run.Status.LOST)  # not: cancelled
+    return {
+        "record_at": Job._meta.get_field("last_run_at").get_db_prep_value(started_at, connection),
+        "record_status": status,
+        "record_runs": int(counted),
+        "record_successes": int(succeeded),
+        "record_failures": int(failed),
+        "record_id": job_id,
+    }
+
+
+def record_run_statement(*, only_if: str = "") -> str:
+    """``job_record_run``'s UPDATE, with ``only_if`` (SQL) added to its condition when given: a
+    statement that ends a run makes it one of its WITH queries, run only if the run was ended."""
+    return _RECORD_RUN.format(only_if=f" AND {only_if}" if only_if else "")
 
 
 # Every expression in SET reads the row as it was before the UPDATE (in PostgreSQL and SQLite;
 # MySQL would read last_run_at already set, hence the order).
 _RECORD_RUN = """
 UPDATE jobs_job SET
-    last_run_status = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(status)s ELSE last_run_status END,
-    last_run_at = CASE WHEN last_run_at IS NULL OR last_run_at <= %(at)s THEN %(at)s ELSE last_run_at END,
-    run_count = run_count + %(runs)s,
-    success_count = success_count + %(successes)s,
-    failure_count = failure_count + %(failures)s
-WHERE id = %(id)s
-RETURNING EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = %(id)s)
+    last_run_status = CASE WHEN last_run_at IS NULL OR last_run_at <= %(record_at)s
+        THEN %(record_status)s ELSE last_run_status END,
+    last_run_at = CASE WHEN last_run_at IS NULL OR last_run_at <= %(record_at)s THEN %(record_at)s ELSE last_run_at END,
+    run_count = run_count + %(record_runs)s,
+    success_count = success_count + %(record_successes)s,
+    failure_count = failure_count + %(record_failures)s
+WHERE id = %(record_id)s{only_if}
+RETURNING EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = %(record_id)s)
 """
 
 

@@ -32,7 +32,7 @@ from core.outage import DATABASE_DISCONNECTS, describe, retrying
 from jobs.models import Job
 from jobs.secrets import mask_json_values, mask_message, mask_values, secret_values
 from runs import policies
-from runs.accounting import job_complete_if_fired, job_record_run
+from runs.accounting import job_complete_if_fired, job_record_run, record_run_params, record_run_statement
 from runs.dependencies import fire_downstream
 from runs.enqueue import queue_retry
 from runs.executors.base import Outcome, json_safe, storable_text
@@ -120,7 +120,8 @@ def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = 
     Safe to run again after a lost connection: if the first commit did happen, the run already
     holds this very outcome, and that counts as stored (once)."""
     with transaction.atomic():
-        if not _end_going(run.pk, fields):
+        ended, dependents = _end_going(run.pk, fields, job_id=job.pk)
+        if not ended:
             stored = Run.objects.filter(pk=run.pk, status=fields["status"], finished_at=fields["finished_at"])
             if not stored.exists():
                 return False
@@ -130,31 +131,59 @@ def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = 
         for name, value in fields.items():
             setattr(run, name, value)
         if not mine:
-            record(run, job, retry=retry)
+            record(run, job, retry=retry, dependents=dependents)
     return True
 
 
-def _end_going(pk: int, fields: dict[str, Any]) -> int:
+def _end_going(pk: int, fields: dict[str, Any], *, job_id: str) -> tuple[int, bool | None]:
     """``Run.objects.filter(pk=pk, status__in=(running, queued)).update(**fields)``, written out:
     every run ends here, and the ORM took about as long to build that UPDATE as the database
     to run it. Each value is prepared by its field as the ORM's UPDATE prepares it
-    (``get_db_prep_save``; None is NULL). Returns the rows updated (0 or 1)."""
+    (``get_db_prep_save``; None is NULL). Returns the rows updated (0 or 1), and whether any job
+    runs after this one, or None where that is left to ``record``.
+
+    On PostgreSQL the same statement folds the run into its job's counters if it ended it
+    (``runs.accounting.record_run_statement``, a second data-modifying WITH query): one statement
+    where there were two, in the same transaction, in the same order (the run's row, then the
+    job's), so ``record`` is told whether any job runs after this one instead of asking."""
     names = tuple(fields)
     columns = [_concrete(name) for name in names]
     if any(hasattr(field, "get_placeholder") for field in columns):  # none of the run's fields: for safety
-        return Run.objects.filter(pk=pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED)).update(**fields)
+        updated = Run.objects.filter(pk=pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED)).update(**fields)
+        return updated, None
+    together = connection.vendor == "postgresql"
     key = (connection.vendor, names)
     sql = _ENDING.get(key)
     if sql is None:
         quote = connection.ops.quote_name
-        sets = ", ".join(f"{quote(str(field.column))} = %s" for field in columns)
+        sets = ", ".join(f"{quote(str(field.column))} = %(end_{n})s" for n, field in enumerate(columns))
         table, id_column, status = quote(Run._meta.db_table), quote("id"), quote("status")
         # Only the model's own names: the values are parameters.
-        sql = _ENDING[key] = f"UPDATE {table} SET {sets} WHERE {id_column} = %s AND {status} IN (%s, %s)"  # noqa: S608
-    params = [field.get_db_prep_save(fields[name], connection) for name, field in zip(names, columns, strict=True)]
+        where = f"{id_column} = %(end_id)s AND {status} IN (%(end_going)s, %(end_queued)s)"
+        ending = f"UPDATE {table} SET {sets} WHERE {where}"  # noqa: S608
+        if together:
+            counting = record_run_statement(only_if="EXISTS (SELECT 1 FROM ended)")
+            ending = (
+                f"WITH ended AS ({ending} RETURNING 1), counted AS ({counting}) "  # noqa: S608 (the same)
+                "SELECT (SELECT count(*) FROM ended), (SELECT * FROM counted)"
+            )
+        sql = _ENDING[key] = ending
+    params = {
+        f"end_{n}": field.get_db_prep_save(fields[name], connection)
+        for n, (name, field) in enumerate(zip(names, columns, strict=True))
+    }
+    params |= {"end_id": pk, "end_going": Run.Status.RUNNING.value, "end_queued": Run.Status.QUEUED.value}
+    if together:
+        started = fields.get("started_at") or fields.get("finished_at") or timezone.now()  # as record() reads it
+        params |= record_run_params(job_id, fields["status"], started)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, pk, Run.Status.RUNNING.value, Run.Status.QUEUED.value])
-        return cursor.rowcount
+        cursor.execute(sql, params)
+        if not together:
+            return cursor.rowcount, None
+        ended, dependents = cursor.fetchone()  # dependents: NULL if the run was not ended, or its job is gone
+    if not ended:
+        return 0, None
+    return ended, dependents is None or bool(dependents)  # a job gone: True, as job_record_run says
 
 
 _ENDING: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -189,13 +218,16 @@ def masked(text: str, secrets: Sequence[str]) -> str:
     return storable_text(mask_message(text, secrets))
 
 
-def record(run: Run, job: Job, *, retry: bool = True) -> None:
+def record(run: Run, job: Job, *, retry: bool = True, dependents: bool | None = None) -> None:
     """Counters, one-off completion, the retry chain (unless ``retry`` is False: the call was
     made) or, on the final attempt, the downstream jobs fired (``runs.dependencies``), and the run's
-    watchers told (``runs.watchers``: alerts). Call in the transaction that ended the run."""
-    dependents = job_record_run(
-        job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at or timezone.now()
-    )
+    watchers told (``runs.watchers``: alerts). Call in the transaction that ended the run.
+    ``dependents`` given: the counters were kept by the statement that ended the run
+    (``_end_going``), which said whether any job runs after this one."""
+    if dependents is None:
+        dependents = job_record_run(
+            job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at or timezone.now()
+        )
     # Only a one-off's own fire (or its retry) completes it: not a run by hand or by an upstream job.
     if run.trigger not in (Run.Trigger.MANUAL, Run.Trigger.DEPENDENCY) and job.trigger == Job.Trigger.DATE:
         job_complete_if_fired(job_id=job.pk)
