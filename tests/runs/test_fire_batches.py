@@ -46,6 +46,37 @@ def test_a_batch_makes_one_run_per_fire_with_the_calls_made_at_once(http_target)
         assert (job.run_count, job.success_count, job.last_run_status) == (1, 1, "success")
 
 
+def test_later_batches_make_their_calls_in_the_threads_of_earlier_ones(http_target, monkeypatch):
+    """The process keeps its call threads between batches (``runs.execution.call_threads``), and
+    a batch's calls are still all going at once, each in a thread of its own."""
+    import threading
+
+    from runs import execution
+
+    threads: list[list[int]] = [[], []]
+    original = execution._call_and_time
+
+    def recorded(*args, **kwargs):
+        threads[batch].append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "_call_and_time", recorded)
+    ids = [f"slow{i}" for i in range(4)]
+    for job_id in ids:
+        make_job(job_id, f"{http_target.url}/slow/0.5")
+    for batch in (0, 1):
+        deliver(*ids, at=FIRE + timedelta(minutes=batch))
+    assert len(set(threads[0])) == len(set(threads[1])) == 4  # a thread a call
+    assert set(threads[1]) == set(threads[0])  # the same four
+    assert execution.call_threads() is execution.call_threads()
+    runs = list(Run.objects.filter(scheduled_for=FIRE + timedelta(minutes=1)))
+    assert [r.status for r in runs] == ["success"] * 4
+    started = [r.started_at for r in runs if r.started_at is not None]
+    finished = [r.finished_at for r in runs if r.finished_at is not None]
+    assert len(started) == len(finished) == 4
+    assert max(started) < min(finished)
+
+
 def test_a_batch_delivered_twice_runs_each_fire_once(http_target, caplog):
     for job_id in ("a", "b", "c"):
         make_job(job_id, f"{http_target.url}/{job_id}")
