@@ -89,7 +89,7 @@ class Policy:
     # address connected). A policy is built once per value of the settings, so a change to them
     # is a new policy with nothing passed yet. A refusal is not kept: it is checked (and its
     # message written) each time.
-    passed: dict[tuple[str, str, str], bool] = field(default_factory=dict, compare=False, repr=False)
+    passed: dict[tuple[str, str, str], bool] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def build(cls, deny: Iterable[str], allow: Iterable[str]) -> Policy:

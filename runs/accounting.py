@@ -32,7 +32,7 @@ def job_record_run(*, job_id: str, status: str, started_at: datetime, counted: b
     (``record_run_statement``).
     """
     with connection.cursor() as cursor:
-        cursor.execute(record_run_statement(), record_run_params(job_id, status, started_at, counted=counted))
+        cursor.execute(_RECORD_RUN_ALONE, record_run_params(job_id, status, started_at, counted=counted))
         row = cursor.fetchone()
     return row is None or bool(row[0])
 
@@ -70,6 +70,7 @@ UPDATE jobs_job SET
 WHERE id = %(record_id)s{only_if}
 RETURNING EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = %(record_id)s)
 """
+_RECORD_RUN_ALONE = record_run_statement()
 
 
 def job_complete_if_fired(*, job_id: str) -> None:

@@ -23,7 +23,7 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -148,23 +148,25 @@ def run_execute_fires(
         begun = {run.pk: threading.Event() for run in to_run}
         # The calls touch no database; the outcomes are stored here, on this thread's connection.
         pool = call_threads()
-        ended = {pool.submit(_call_and_time, jobs[run.job_id], run, begun[run.pk]): run for run in to_run}
+        ended: dict[Future[tuple[datetime, Outcome | None, datetime]], Run] = {}
         try:
+            for run in to_run:
+                ended[pool.submit(_call_and_time, jobs[run.job_id], run, begun[run.pk])] = run
             _start_queued(to_run, on_marked=lambda run: begun[run.pk].set())
+            for future in as_completed(ended):
+                run = ended[future]
+                try:
+                    # The run started when its call began: on a busy machine, a little after the claim.
+                    run.started_at, outcome, finished = future.result()
+                    if outcome is None:
+                        continue  # ended before its time (cancelled while held): nothing was called
+                    finish(run, _who_cancelled(run, outcome), job=jobs[run.job_id], finished=finished)
+                except Exception as exc:  # one outcome that cannot be stored must not lose the others
+                    logger.exception("could not finish run %s of job %s", run.pk, run.job_id)
+                    failure = failure or exc
         except BaseException:
             wait(ended)  # the calls end before this fails, as they did when each batch had its own threads
             raise
-        for future in as_completed(ended):
-            run = ended[future]
-            try:
-                # The run started when its call began: on a busy machine, a little after the claim.
-                run.started_at, outcome, finished = future.result()
-                if outcome is None:
-                    continue  # ended before its time (cancelled while held): nothing was called
-                finish(run, _who_cancelled(run, outcome), job=jobs[run.job_id], finished=finished)
-            except Exception as exc:  # one outcome that cannot be stored must not lose the others
-                logger.exception("could not finish run %s of job %s", run.pk, run.job_id)
-                failure = failure or exc
     # Jobs that changed kind since beat sent the fire: rare, so simply after the calls.
     for job_id, at in others:
         try:
@@ -192,7 +194,9 @@ def call_threads() -> ThreadPoolExecutor:
     """The threads this process makes its batches' calls in, kept between batches: a thread whose
     call ended takes the next instead of a thread being started and ended for each call (about 50
     µs of CPU a call). It starts a thread only when none is idle, so a batch's calls never wait
-    for each other. Made again in a forked child (the parent's threads are not there)."""
+    for each other. Made again in a forked child (the parent's threads are not there). A thread
+    serves call after call: what a call runs must leave no state in its thread (thread-locals, an
+    activated language, context variables); ``_call_and_time`` and the executors set none."""
     global _call_threads_of_process
     pid = os.getpid()
     current = _call_threads_of_process

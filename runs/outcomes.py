@@ -174,7 +174,8 @@ def _end_going(pk: int, fields: dict[str, Any], *, job_id: str) -> tuple[int, bo
     }
     params |= {"end_id": pk, "end_going": Run.Status.RUNNING.value, "end_queued": Run.Status.QUEUED.value}
     if together:
-        started = fields.get("started_at") or fields.get("finished_at") or timezone.now()  # as record() reads it
+        # What record() reads once the fields are on the run (finish() always gives started_at).
+        started = fields.get("started_at") or fields.get("finished_at") or timezone.now()
         params |= record_run_params(job_id, fields["status"], started)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

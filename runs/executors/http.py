@@ -458,7 +458,9 @@ class _CallSession(requests.Session):
         same way), no cookies (an empty jar, so no ``Cookie`` header of its own), the body, the
         netrc or URL credentials, the hooks. Anything else is left to requests
         (``tests/runs/test_http_prepare.py`` holds the two to the same result)."""
-        plain = not (request.cookies or request.params or request.files or request.json or request.auth)
+        plain = (
+            not (request.cookies or request.params or request.files) and request.json is None and request.auth is None
+        )
         if not plain or self.cookies or self.params or self.auth or any(self.hooks.values()):
             return super().prepare_request(request)
         url = str(request.url)
@@ -500,8 +502,10 @@ class _WatchedAdapter(EgressAdapter):
     """The egress policy's adapter (``jobs.egress_http``), showing each socket to the watchdog.
     The session, and so its pools, live for one request only: nothing else uses them. A call
     sends one request at a time, so each pool keeps one connection (requests' default of ten
-    slots were filled and emptied for every call, a sixth of the CPU of making it ready); a
-    pool never blocks for a slot, so a second connection would still be opened if one were asked for."""
+    slots were filled and emptied for every call, a sixth of the CPU of making it ready). Only one
+    connection of a pool is ever out at a time (the one opened ahead is put back before the
+    request takes it); were a second asked for, it would be opened, not waited for, and closed
+    when given back (urllib3 logs that the pool was full)."""
 
     def __init__(self, watchdog: _Watchdog) -> None:
         self.watcher = watchdog.watch

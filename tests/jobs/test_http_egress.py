@@ -251,3 +251,26 @@ def test_a_call_adapter_looks_a_pool_up_again_once_closed():
     second = adapter.get_connection_with_tls_context(request, True, {}, None)
     assert second is not first
     assert adapter.get_connection_with_tls_context(request, False, {}, None) is not second  # other settings
+
+
+def test_every_call_shares_one_checked_connection_class_and_watches_its_own_sockets(http_target):
+    """``jobs.egress_http._checked_connection`` makes a class once per urllib3 class and kind; each
+    pool gives its connections its own adapter's watch, so each call's watchdog sees its own socket."""
+    import requests
+
+    from runs.executors.http import _Watchdog, _WatchedAdapter
+
+    watchdogs = [_Watchdog(5), _Watchdog(5)]
+    adapters = [_WatchedAdapter(watchdog) for watchdog in watchdogs]
+    request = requests.Request("GET", f"{http_target.url}/ok").prepare()
+    pools = [adapter.get_connection_with_tls_context(request, True, {}, None) for adapter in adapters]
+    assert pools[0] is not pools[1]
+    assert pools[0].ConnectionCls is pools[1].ConnectionCls
+    assert getattr(pools[0].ConnectionCls, "crontask_checked", False)
+    for pool in pools:
+        pool.urlopen("GET", "/ok").release_conn()
+    assert [len(watchdog._sockets) for watchdog in watchdogs] == [1, 1]
+    for adapter in adapters:
+        adapter.close()
+    for watchdog in watchdogs:
+        watchdog.__exit__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,11 +62,16 @@ def test_later_batches_make_their_calls_in_the_threads_of_earlier_ones(http_targ
         return original(*args, **kwargs)
 
     monkeypatch.setattr(execution, "_call_and_time", recorded)
+    monkeypatch.setattr(execution, "_call_threads_of_process", None)  # this test's own, whatever ran before
     ids = [f"slow{i}" for i in range(4)]
     for job_id in ids:
         make_job(job_id, f"{http_target.url}/slow/0.5")
     for batch in (0, 1):
         deliver(*ids, at=FIRE + timedelta(minutes=batch))
+        idle = execution.call_threads()._idle_semaphore  # the executor's own count of idle threads
+        deadline = time.monotonic() + 5
+        while idle._value < 4 and time.monotonic() < deadline:  # a thread counts itself idle just after its call
+            time.sleep(0.01)
     assert len(set(threads[0])) == len(set(threads[1])) == 4  # a thread a call
     assert set(threads[1]) == set(threads[0])  # the same four
     assert execution.call_threads() is execution.call_threads()

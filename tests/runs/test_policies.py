@@ -173,6 +173,41 @@ def test_job_counters_stay_exact_under_concurrent_runs():
     assert (job.run_count, job.success_count, job.failure_count) == (150, 75, 75)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_runs_of_one_job_ended_at_once_are_each_counted_once():
+    """``runs.outcomes.finish`` from several connections at once: each run ends once and is counted
+    once (on PostgreSQL the ending and the counting are one statement), whichever order the job's
+    row is locked in, and a run ended twice is counted once."""
+    from runs import outcomes
+    from runs.executors.base import Outcome
+
+    job = make_job("http://127.0.0.1:9/", max_retries=0)
+    now = timezone.now()
+    runs = Run.objects.bulk_create(
+        Run(job=job, status=Run.Status.RUNNING, started_at=now, queued_at=now, scheduled_for=now + timedelta(seconds=n))
+        for n in range(60)
+    )
+
+    def end(share: list[Run]) -> None:
+        try:
+            for run in share:
+                status = "success" if run.pk % 2 else "failed"
+                outcomes.finish(run, Outcome(status=status, status_code=200), job=job)
+                outcomes.finish(run, Outcome(status=status, status_code=200), job=job)  # ended already: no count
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=end, args=(runs[n::4],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    job.refresh_from_db()
+    successes = sum(1 for run in runs if run.pk % 2)
+    assert (job.run_count, job.success_count, job.failure_count) == (60, successes, 60 - successes)
+    assert Run.objects.filter(status=Run.Status.RUNNING).count() == 0
+
+
 @pytest.mark.django_db
 def test_last_run_moves_only_forward_and_skipped_runs_are_not_counted():
     make_job("http://127.0.0.1:9/")
