@@ -274,3 +274,19 @@ def test_an_unusable_metrics_directory_never_fails_the_caller(settings, monkeypa
     core_metrics.count_fires_published(3)
     core_metrics.count_notification(sent=True, retrying=False)
     assert caplog.text.count("metrics are not counted in this process") == 1
+
+
+def test_the_scrape_reads_only_the_runs_going():
+    """The running and queued gauges are counted from those runs' index entries alone, not from
+    every run's (a scrape at 10,000,000 runs took 1.7 s)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = job_services.job_create(data={"id": "a1", "interval_seconds": 60, "url": "http://127.0.0.1:9/"})
+    Run.objects.create(job=job, trigger=Run.Trigger.MANUAL, status=Run.Status.SUCCESS, started_at=timezone.now())
+    with CaptureQueriesContext(connection) as captured:
+        found = scrape()
+    assert (found["crontask_runs_running"], found["crontask_runs_queued"]) == ({(): 0.0}, {(): 0.0})
+    counting = [q["sql"] for q in captured.captured_queries if 'FROM "runs_run"' in q["sql"] and "COUNT" in q["sql"]]
+    assert counting
+    assert all(""""runs_run"."status" IN ('running', 'queued')""" in sql for sql in counting), counting
