@@ -36,6 +36,7 @@ from django.utils.translation import gettext
 
 from audit.services import audit_record
 from core.outage import DATABASE_DISCONNECTS, describe, retrying
+from core.per_process import PerProcess
 from jobs.models import Job
 from jobs.secrets import mask_values, secret_values
 from runs import claims, executors, policies
@@ -186,8 +187,6 @@ def run_execute_fires(
 # The most calls a worker process makes at once (its batches' calls, all begun together, each
 # waiting for its fire's time): never reached by a pool process, which runs one batch at a time.
 CALL_THREADS = 1024
-_call_threads_of_process: tuple[int, ThreadPoolExecutor] | None = None
-_call_threads_lock = threading.Lock()
 
 
 def call_threads() -> ThreadPoolExecutor:
@@ -197,16 +196,10 @@ def call_threads() -> ThreadPoolExecutor:
     for each other. Made again in a forked child (the parent's threads are not there). A thread
     serves call after call: what a call runs must leave no state in its thread (thread-locals, an
     activated language, context variables); ``_call_and_time`` and the executors set none."""
-    global _call_threads_of_process
-    pid = os.getpid()
-    current = _call_threads_of_process
-    if current is not None and current[0] == pid:
-        return current[1]
-    with _call_threads_lock:
-        if _call_threads_of_process is None or _call_threads_of_process[0] != pid:
-            pool = ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="crontask-call")
-            _call_threads_of_process = (pid, pool)
-        return _call_threads_of_process[1]
+    return _call_threads.get()
+
+
+_call_threads = PerProcess(lambda: ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="crontask-call"))
 
 
 def _identity(run: Run) -> dict[str, str]:

@@ -37,6 +37,7 @@ from requests.utils import check_header_validity, get_netrc_auth
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
+from core.per_process import PerProcess
 from jobs import egress
 from jobs.egress_http import EgressAdapter
 from jobs.secrets import mask_values, value_forms
@@ -411,21 +412,12 @@ class _Alarms:
                 logging.getLogger(__name__).exception("a call's deadline could not be applied")
 
 
-_alarms_of_process: tuple[int, _Alarms] | None = None
-_alarms_lock = threading.Lock()
-
-
 def _alarms() -> _Alarms:
     """This process's deadlines (made again in a forked child: the parent's thread is not there)."""
-    global _alarms_of_process
-    pid = os.getpid()
-    current = _alarms_of_process
-    if current is not None and current[0] == pid:
-        return current[1]
-    with _alarms_lock:
-        if _alarms_of_process is None or _alarms_of_process[0] != pid:
-            _alarms_of_process = (pid, _Alarms())
-        return _alarms_of_process[1]
+    return _process_alarms.get()
+
+
+_process_alarms = PerProcess(_Alarms)
 
 
 def _shut(sock: socket.socket) -> None:

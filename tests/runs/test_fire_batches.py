@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from core.per_process import PerProcess
 from jobs import services as job_services
 from jobs.models import Job
 from runs.models import Run
@@ -62,7 +63,7 @@ def test_later_batches_make_their_calls_in_the_threads_of_earlier_ones(http_targ
         return original(*args, **kwargs)
 
     monkeypatch.setattr(execution, "_call_and_time", recorded)
-    monkeypatch.setattr(execution, "_call_threads_of_process", None)  # this test's own, whatever ran before
+    monkeypatch.setattr(execution, "_call_threads", PerProcess(execution._call_threads._make))  # this test's own
     ids = [f"slow{i}" for i in range(4)]
     for job_id in ids:
         make_job(job_id, f"{http_target.url}/slow/0.5")
