@@ -19,6 +19,12 @@ class PerProcess(Generic[T]):
         self._make = make
         self._made: tuple[int, T] | None = None
         self._lock = threading.Lock()
+        # A child forked while a thread of the parent held the lock would wait on it for ever.
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._made = None
 
     def get(self) -> T:
         pid = os.getpid()

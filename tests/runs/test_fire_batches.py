@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def test_later_batches_make_their_calls_in_the_threads_of_earlier_ones(http_targ
         return original(*args, **kwargs)
 
     monkeypatch.setattr(execution, "_call_and_time", recorded)
-    monkeypatch.setattr(execution, "_call_threads", PerProcess(execution._call_threads._make))  # this test's own
+    own = PerProcess(lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="crontask-call"))
+    monkeypatch.setattr(execution, "_call_threads", own)  # this test's own, whatever ran before
     ids = [f"slow{i}" for i in range(4)]
     for job_id in ids:
         make_job(job_id, f"{http_target.url}/slow/0.5")
@@ -76,6 +78,7 @@ def test_later_batches_make_their_calls_in_the_threads_of_earlier_ones(http_targ
     assert len(set(threads[0])) == len(set(threads[1])) == 4  # a thread a call
     assert set(threads[1]) == set(threads[0])  # the same four
     assert execution.call_threads() is execution.call_threads()
+    own.get().shutdown()
     runs = list(Run.objects.filter(scheduled_for=FIRE + timedelta(minutes=1)))
     assert [r.status for r in runs] == ["success"] * 4
     started = [r.started_at for r in runs if r.started_at is not None]
