@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import F, Field, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -132,6 +132,12 @@ def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = 
             setattr(run, name, value)
         if not mine:
             record(run, job, retry=retry, dependents=dependents)
+        if connection.needs_rollback:
+            # A step of record() met a database error and went on (a watcher's read, undone by its
+            # savepoint; with the connection gone, the savepoint could not be): leaving the block
+            # would roll the outcome back without a word, and the run would stay running until the
+            # reaper called it lost. Raised, it is stored again on a new connection.
+            raise OperationalError("the outcome's transaction cannot commit: a step inside it failed")
     return True
 
 
