@@ -63,9 +63,7 @@ def _checked_connection(base: type, *, checks_address: bool) -> type:
     class CheckedConnection(base):
         crontask_checked = True
 
-        def __init__(
-            self, *args: Any, crontask_watch: Callable[[socket.socket], None] | None = None, **kw: Any
-        ) -> None:
+        def __init__(self, *args: Any, crontask_watch: Watch | None = None, **kw: Any) -> None:
             super().__init__(*args, **kw)
             self.crontask_watch = crontask_watch
 

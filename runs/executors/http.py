@@ -16,6 +16,7 @@ redirect to another origin drops every header the call was given (``_CallSession
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import logging
 import os
@@ -529,21 +530,14 @@ class _WatchedAdapter(EgressAdapter):
         super().close()
 
 
+@functools.lru_cache(maxsize=1024)
 def _prepared_url(url: str) -> str:
     """``url`` as ``PreparedRequest.prepare_url`` writes it (no parameters): quoted, its host IDNA
-    encoded, a bare host given its "/". A URL it refuses raises as it did, each time."""
-    prepared = _prepared_urls.get(url)
-    if prepared is None:
-        request = requests.PreparedRequest()
-        request.prepare_url(url, {})
-        prepared = str(request.url)
-        if len(_prepared_urls) >= 1024:
-            _prepared_urls.clear()
-        _prepared_urls[url] = prepared
-    return prepared
-
-
-_prepared_urls: dict[str, str] = {}
+    encoded, a bare host given its "/". A URL it refuses raises as it did, each time (an error is
+    not remembered)."""
+    request = requests.PreparedRequest()
+    request.prepare_url(url, {})
+    return str(request.url)
 
 
 def _refused_header(headers: Mapping[str, Any]) -> str:
