@@ -19,6 +19,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.db.models import SET_NULL
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -26,6 +27,7 @@ from django_celery_beat.models import PeriodicTask
 
 from alerts.models import AlertRule, Incident, Notification
 from alerts.services import channel_create
+from core.foreign_keys import SetNullInDatabase, nulled_by_database
 from crontask.bootstrap import ensure_admin_user
 from crontask.management.commands import runall
 from heartbeats.services import BEAT, record_heartbeat
@@ -33,7 +35,7 @@ from jobs import services
 from jobs.importer import export_job, parse_crontab
 from jobs.models import Job
 from runs.models import Run
-from runs.retention import delete_old_runs, run_links
+from runs.retention import delete_old_runs, links_to_null, run_links
 
 pytestmark = pytest.mark.django_db
 URL = "http://127.0.0.1:9/"
@@ -226,7 +228,13 @@ def test_cleanup_deletes_each_batch_with_one_statement_and_loads_no_captured_tex
     # Without keep_per_job the batches go across jobs, oldest queued first: 15 runs in batches of 5.
     assert len(deletes) == math.ceil(15 / 5)
     updates = [sql for sql in statements if sql.lstrip().upper().startswith("UPDATE")]
-    assert len(updates) == len(deletes) * len(run_links())  # one UPDATE per link to a run, per batch
+    # On PostgreSQL the database nulls every link itself (ON DELETE SET NULL): no UPDATE. Elsewhere
+    # one UPDATE per link to a run, per batch.
+    nulled_here = [] if connection.vendor == "postgresql" else run_links()
+    assert [(rel.related_model, rel.field.name) for rel in links_to_null()] == [
+        (rel.related_model, rel.field.name) for rel in nulled_here
+    ]
+    assert len(updates) == len(deletes) * len(nulled_here)
     assert list(Run.objects.values_list("pk", flat=True)) == [retry.pk]
     retry.refresh_from_db()
     assert retry.retry_of_id is None
@@ -295,6 +303,39 @@ def test_every_link_to_a_run_is_set_null_and_retention_unlinks_them_all():
     incident.refresh_from_db()
     notification.refresh_from_db()
     assert (incident.first_run_id, incident.last_run_id, notification.run_id) == (None, None, None)
+    if connection.vendor == "postgresql":  # and the database nulls each of them itself
+        tables = {(rel.related_model._meta.db_table, rel.field.column) for rel in run_links()}
+        assert nulled_by_database(connection, Run._meta.db_table) == tables
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's constraints have no ON DELETE action here")
+def test_cleanup_nulls_a_link_itself_when_its_constraint_lost_the_database_action():
+    """A link whose constraint no longer says ON DELETE SET NULL (a later migration that alters the
+    field writes it again without) is nulled by the cleanup, and only that one; reversing the
+    migration's operation takes the action off, applying it puts it back."""
+    operation = SetNullInDatabase(model_name="notification", name="run")
+    state = MigrationExecutor(connection).loader.project_state()
+    with connection.schema_editor(atomic=False) as editor:  # the test's transaction rolls it back
+        operation.database_backwards("alerts", editor, state, state)
+    assert [(rel.related_model, rel.field.name) for rel in links_to_null()] == [(Notification, "run")]
+    job = services.job_create(data={"id": "old", "interval_seconds": 60, "url": URL})
+    long_ago = timezone.now() - timedelta(days=60)
+    old = Run.objects.create(job=job, trigger="manual", status="failed", queued_at=long_ago)
+    retry = Run.objects.create(job=job, trigger="retry", status="success", queued_at=timezone.now(), retry_of=old)
+    channel = channel_create(data={"name": "ops", "kind": "slack", "target": "https://hooks.example.com/x"})
+    notification = Notification.objects.create(channel=channel, job=job, run=old, event="failed")
+    with CaptureQueriesContext(connection) as ctx:
+        assert delete_old_runs(older_than=timedelta(days=30)) == 1
+    updates = [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 1
+    assert '"alerts_notification"' in updates[0]
+    connection.check_constraints()
+    notification.refresh_from_db()
+    retry.refresh_from_db()
+    assert (notification.run_id, retry.retry_of_id) == (None, None)  # the one by the cleanup, the other by the database
+    with connection.schema_editor(atomic=False) as editor:
+        operation.database_forwards("alerts", editor, state, state)
+    assert links_to_null() == []
 
 
 def test_run_job_runs_in_the_foreground_and_prints_the_run(http_target):
