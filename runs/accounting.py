@@ -57,6 +57,12 @@ def record_run_statement(*, only_if: str = "") -> str:
     return _RECORD_RUN.format(only_if=f" AND {only_if}" if only_if else "")
 
 
+def record_run_without_dependents() -> str:
+    """SQL true when no job runs after the job of ``record_run_params`` (``%(record_id)s``): what
+    the counters' statement returns, negated, for a statement that must not end a run with any."""
+    return "NOT EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = %(record_id)s)"
+
+
 # Every expression in SET reads the row as it was before the UPDATE (in PostgreSQL and SQLite;
 # MySQL would read last_run_at already set, hence the order).
 _RECORD_RUN = """

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -32,12 +33,18 @@ from core.outage import DATABASE_DISCONNECTS, describe, retrying
 from jobs.models import Job
 from jobs.secrets import mask_json_values, mask_message, mask_values, secret_values
 from runs import policies
-from runs.accounting import job_complete_if_fired, job_record_run, record_run_params, record_run_statement
+from runs.accounting import (
+    job_complete_if_fired,
+    job_record_run,
+    record_run_params,
+    record_run_statement,
+    record_run_without_dependents,
+)
 from runs.dependencies import fire_downstream
 from runs.enqueue import queue_retry
 from runs.executors.base import Outcome, json_safe, storable_text
 from runs.models import Run
-from runs.watchers import run_ended
+from runs.watchers import run_ended, watched
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +125,22 @@ def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = 
     start could not be stored), and record it; False if someone else ended it (the reaper).
 
     Safe to run again after a lost connection: if the first commit did happen, the run already
-    holds this very outcome, and that counts as stored (once)."""
+    holds this very outcome, and that counts as stored (once).
+
+    Most runs need nothing but their ending statement (``_alone``): that statement is then the
+    whole of it, in no transaction of its own (one statement is atomic by itself; a savepoint
+    within a caller's transaction), which spares the BEGIN and COMMIT (about 0.23 ms of the
+    machine's CPU a run, a twentieth of it). Should it not end the run (its job turns out to have
+    dependents, or the run was ended already), the run goes the whole way below."""
+    if _alone(run, fields, job=job, retry=retry):
+        # Within a caller's transaction, a savepoint: a statement refused would abort it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            ended, _ = _end_going(run.pk, fields, job_id=job.pk, alone=True)
+        if ended:
+            for name, value in fields.items():
+                setattr(run, name, value)
+            record(run, job, retry=retry, dependents=False)  # the watchers that want every run
+            return True
     with transaction.atomic():
         ended, dependents = _end_going(run.pk, fields, job_id=job.pk)
         if not ended:
@@ -141,7 +163,31 @@ def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = 
     return True
 
 
-def _end_going(pk: int, fields: dict[str, Any], *, job_id: str) -> tuple[int, bool | None]:
+def _alone(run: Run, fields: dict[str, Any], *, job: Job, retry: bool) -> bool:
+    """Whether ending ``run`` with ``fields`` is all its outcome takes, known before it is stored:
+    on PostgreSQL (the ending statement keeps the job's counters too), no retry due, not a
+    one-off's own fire (which completes its job), and no watcher that writes wants its job
+    (``runs.watchers.watched``). Whether the job has dependents (whose runs the end fires) is
+    not known yet: the statement then does not end the run (see ``_end_going``)."""
+    if connection.vendor != "postgresql" or _with_placeholders(tuple(fields)):
+        return False
+    if retry and policies.should_retry(status=fields["status"], attempt=run.attempt, max_retries=job.max_retries):
+        return False
+    if run.trigger not in (Run.Trigger.MANUAL, Run.Trigger.DEPENDENCY) and job.trigger == Job.Trigger.DATE:
+        return False
+    try:
+        return not watched(job.pk)
+    except Exception:  # noqa: BLE001 - their check failed (a cache's read): the whole way, where run_ended handles it
+        return False
+
+
+def _with_placeholders(names: tuple[str, ...]) -> bool:
+    """Whether a field among ``names`` writes its value through a placeholder of its own (none of
+    the run's do): ``_end_going`` then leaves the UPDATE to the ORM."""
+    return any(hasattr(_concrete(name), "get_placeholder") for name in names)
+
+
+def _end_going(pk: int, fields: dict[str, Any], *, job_id: str, alone: bool = False) -> tuple[int, bool | None]:
     """``Run.objects.filter(pk=pk, status__in=(running, queued)).update(**fields)``, written out:
     every run ends here, and the ORM took about as long to build that UPDATE as the database
     to run it. Each value is prepared by its field as the ORM's UPDATE prepares it
@@ -151,14 +197,17 @@ def _end_going(pk: int, fields: dict[str, Any], *, job_id: str) -> tuple[int, bo
     On PostgreSQL the same statement folds the run into its job's counters if it ended it
     (``runs.accounting.record_run_statement``, a second data-modifying WITH query): one statement
     where there were two, in the same transaction, in the same order (the run's row, then the
-    job's), so ``record`` is told whether any job runs after this one instead of asking."""
+    job's), so ``record`` is told whether any job runs after this one instead of asking.
+
+    ``alone`` (PostgreSQL; ``_store_outcome`` with nothing else to do): the run is not ended if
+    any job runs after its job (ended 0), since firing those must be in the same transaction."""
     names = tuple(fields)
     columns = [_concrete(name) for name in names]
-    if any(hasattr(field, "get_placeholder") for field in columns):  # none of the run's fields: for safety
+    if _with_placeholders(names):  # none of the run's fields: for safety
         updated = Run.objects.filter(pk=pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED)).update(**fields)
         return updated, None
     together = connection.vendor == "postgresql"
-    key = (connection.vendor, names)
+    key = (connection.vendor, names, alone)
     sql = _ENDING.get(key)
     if sql is None:
         quote = connection.ops.quote_name
@@ -166,6 +215,8 @@ def _end_going(pk: int, fields: dict[str, Any], *, job_id: str) -> tuple[int, bo
         table, id_column, status = quote(Run._meta.db_table), quote("id"), quote("status")
         # Only the model's own names: the values are parameters.
         where = f"{id_column} = %(end_id)s AND {status} IN (%(end_going)s, %(end_queued)s)"
+        if alone:
+            where += f" AND {record_run_without_dependents()}"
         ending = f"UPDATE {table} SET {sets} WHERE {where}"  # noqa: S608
         if together:
             counting = record_run_statement(only_if="EXISTS (SELECT 1 FROM ended)")
@@ -193,7 +244,7 @@ def _end_going(pk: int, fields: dict[str, Any], *, job_id: str) -> tuple[int, bo
     return ended, dependents is None or bool(dependents)  # a job gone: True, as job_record_run says
 
 
-_ENDING: dict[tuple[str, tuple[str, ...]], str] = {}
+_ENDING: dict[tuple[str, tuple[str, ...], bool], str] = {}
 
 
 def _concrete(name: str) -> Field:

@@ -52,6 +52,14 @@ def watch_runs(watcher: RunWatcher, *, wants: WantsJob | None = None, savepoint:
         _watchers.append((watcher, wants))
 
 
+def watched(job_id: str) -> bool:
+    """Whether a watcher that may write (one with a savepoint) wants to hear of a run of this job:
+    if none does, telling them of its end writes nothing (``runs.outcomes`` then stores the end
+    with one statement and no transaction of its own). The same check, without a query, as
+    ``run_ended`` makes."""
+    return any(wants is None or wants(job_id) for _, wants in _watchers)
+
+
 def run_ended(run: Run, job: Job, *, final: bool) -> None:
     """Tell the watchers that ``run`` ended. Call in the transaction that ended it."""
     for plain in _watchers_without_savepoint:

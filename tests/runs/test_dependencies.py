@@ -298,10 +298,12 @@ def test_a_dependency_run_under_all_in_a_blackout_is_skipped(
     assert queued_tasks == []
 
 
+@pytest.mark.django_db(transaction=True)  # as a worker ends runs: in no transaction
 def test_a_run_whose_job_has_no_dependents_ends_in_one_statement_on_postgresql(monkeypatch):
     """The run's outcome and the job's counters (two statements where the database has no
     data-modifying WITH queries); whether a job runs after this one is read by the counters'
-    UPDATE, not asked apart (most jobs have none)."""
+    UPDATE, not asked apart (most jobs have none). On PostgreSQL that statement is the whole of
+    it: no transaction (or savepoint) of its own."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -315,17 +317,78 @@ def test_a_run_whose_job_has_no_dependents_ends_in_one_statement_on_postgresql(m
     outcomes.finish(first, Outcome(status="success", status_code=200), job=job)  # the watchers' caches loaded
     with CaptureQueriesContext(connection) as captured:
         outcomes.finish(run, Outcome(status="success", status_code=200), job=job)
-    statements = [" ".join(q["sql"].split()) for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
     if connection.vendor == "postgresql":
+        statements = [" ".join(q["sql"].split()) for q in captured.captured_queries]
         assert len(statements) == 1
         assert statements[0].startswith('WITH ended AS (UPDATE "runs_run" SET')
+        assert "NOT EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = " in statements[0]
         assert "counted AS ( UPDATE jobs_job SET" in statements[0]
     else:
+        statements = [" ".join(q["sql"].split()) for q in captured.captured_queries]
+        statements = [sql for sql in statements if not sql.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
         assert [sql.split()[:2] for sql in statements] == [["UPDATE", '"runs_run"'], ["UPDATE", "jobs_job"]]
     run.refresh_from_db()
     job.refresh_from_db()
     assert (run.status, run.status_code, job.run_count, job.success_count) == ("success", 200, 2, 2)
     assert fired("after-other") == []
+
+
+@pytest.mark.django_db(transaction=True)  # as a worker ends runs: in no transaction
+def test_a_run_whose_end_must_do_more_is_ended_in_a_transaction_with_it():
+    """A run whose job has dependents (found by the ending statement itself), whose fire is tried
+    again, or whose job an alert rule watches, is ended in one transaction with what its end does
+    (the downstream run, the retry, the incident): counted once, each done once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from alerts.models import AlertRule, Incident
+    from alerts.selectors import rules_changed
+    from alerts.services import channel_create
+
+    def end(job: Job, status: str) -> list[str]:
+        """End a run of ``job`` ``status``; the ending statements (PostgreSQL), each checked to be
+        in a transaction (the outcome's) or not (the statement alone)."""
+        now = timezone.now()
+        run = Run.objects.create(job=job, status=Run.Status.RUNNING, started_at=now, queued_at=now)
+        with CaptureQueriesContext(connection) as captured:
+            outcomes.finish(run, Outcome(status=status, status_code=200 if status == "success" else 500), job=job)
+        run.refresh_from_db()
+        assert run.status == status
+        shapes, begun = [], False
+        for query in captured.captured_queries:
+            sql = " ".join(query["sql"].split())
+            begun = (begun or sql == "BEGIN") and sql != "COMMIT"
+            if sql.startswith("WITH ended AS"):
+                shapes.append("alone" if "NOT EXISTS (SELECT 1 FROM jobs_jobdependency" in sql else "in a transaction")
+                assert begun == (shapes[-1] == "in a transaction"), captured.captured_queries
+        return shapes if connection.vendor == "postgresql" else []
+
+    postgresql = connection.vendor == "postgresql"
+    upstream = make("upstream", interval_seconds=60)
+    make("downstream", after=[{"job": "upstream", "on": "success"}])
+    # The statement alone does not end it (the job has dependents): then the whole way.
+    assert end(upstream, "success") == (["alone", "in a transaction"] if postgresql else [])
+    assert len(fired("downstream")) == 1
+    upstream.refresh_from_db()
+    assert (upstream.run_count, upstream.success_count) == (1, 1)
+
+    retried = make("retried", interval_seconds=60, max_retries=2)
+    assert end(retried, "failed") == (["in a transaction"] if postgresql else [])
+    assert Run.objects.filter(job=retried, trigger=Run.Trigger.RETRY).count() == 1
+
+    watched = make("watched", interval_seconds=60)
+    channel = channel_create(data={"name": "ops", "kind": "slack", "target": "https://hooks.example.com/x"})
+    rule = AlertRule.objects.create(name="failed", event="failed")
+    rule.channels.add(channel)
+    rule.jobs.add(watched)
+    rules_changed()
+    assert end(watched, "failed") == (["in a transaction"] if postgresql else [])
+    assert Incident.objects.filter(job=watched).count() == 1
+    watched.refresh_from_db()
+    assert (watched.run_count, watched.failure_count) == (1, 1)
+
+    plain = make("plain", interval_seconds=60)
+    assert end(plain, "failed") == (["alone"] if postgresql else [])  # no retry, no rule, no dependents
 
 
 def test_the_counters_update_says_whether_the_job_has_dependents(monkeypatch, queued_tasks):
