@@ -251,7 +251,7 @@ def _one_size(ctx: Context, dbs: Databases, n: int, args: argparse.Namespace) ->
         started = time.monotonic()
         count = insert(chain(specs(n, now, random.Random(n)), extra_specs(now, args.repeat)), now=now)
         services.ensure_system_jobs()
-        _settle(dbs)
+        _settle()
         dbs.freeze(_template(dbs))
         print(f"N={n:,} {kind}: {count:,} jobs (built in {time.monotonic() - started:.0f} s)", flush=True)
         out[kind] = {}
@@ -263,7 +263,7 @@ def _one_size(ctx: Context, dbs: Databases, n: int, args: argparse.Namespace) ->
     return out
 
 
-def _settle(dbs: Databases) -> None:
+def _settle() -> None:
     """``VACUUM ANALYZE`` the data set just written, as autovacuum does within a minute of such a
     load, so each copy of the template starts as a database that has been running does.
 

@@ -19,22 +19,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import migrations
+from django.db import NotSupportedError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 
 
-class SetNullInDatabase(migrations.operations.base.Operation):
+class SetNullInDatabase(Operation):
     """Make the foreign key ``model_name.name`` (a ``SET_NULL`` one) ``ON DELETE SET NULL`` in the
     PostgreSQL database; nothing elsewhere, and no change to the models' state.
 
     The constraint keeps its name and stays ``DEFERRABLE INITIALLY DEFERRED``, as Django writes it.
-    It is dropped and added back in one ``ALTER TABLE`` (a brief exclusive lock: no moment without
-    it), ``NOT VALID``, then validated by a statement of its own, which does not block writes while
-    it reads the table: run it in a migration with ``atomic = False`` so the two are not one
-    transaction. Reversed, the action is taken off the same way.
+    It is dropped and added back in one ``ALTER TABLE`` (no moment without it), ``NOT VALID``, then
+    validated by a statement of its own, which does not block writes while it reads the table. The
+    ``ALTER TABLE`` needs an exclusive lock on both tables, for a moment; it waits for it at most
+    ``LOCK_TIMEOUT`` (else every query of the table would queue behind it while it waits for a long
+    transaction), and fails then: migrate again later. Only in a migration with ``atomic = False``
+    (in one transaction, the exclusive lock would be held while the table is read). Reversed, the
+    action is taken off the same way. (Django 6.0's ``on_delete=DB_SET_NULL`` says the same in the
+    model, where a later ``AlterField`` keeps it: this operation can go once the project is on it.)
     """
+
+    LOCK_TIMEOUT = "10s"
 
     reversible = True
     reduces_to_sql = False
@@ -73,6 +80,8 @@ class SetNullInDatabase(migrations.operations.base.Operation):
         model = state.apps.get_model(app_label, self.model_name)
         if connection.vendor != "postgresql" or not self.allow_migrate_model(connection.alias, model):
             return
+        if schema_editor.atomic_migration:
+            raise NotSupportedError("SetNullInDatabase runs in a migration with atomic = False (see its docstring)")
         field = model._meta.get_field(self.name)
         table, column = model._meta.db_table, field.column
         target = field.target_field
@@ -84,15 +93,19 @@ class SetNullInDatabase(migrations.operations.base.Operation):
             for name, info in constraints.items()
             if info["foreign_key"] == (to_table, to_column) and info["columns"] == [column]
         ]
+        if len(names) != 1:
+            raise ValueError(f"found {len(names)} foreign key constraints on {table}.{column}, not one")
+        [name] = names
         quote = schema_editor.quote_name
         action = " ON DELETE SET NULL" if set_null else ""
-        for name in names:
+        with transaction.atomic(using=connection.alias):  # SET LOCAL: the lock's wait, for this statement
+            schema_editor.execute(f"SET LOCAL lock_timeout = '{self.LOCK_TIMEOUT}'")
             schema_editor.execute(
                 f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}, ADD CONSTRAINT {quote(name)}"
                 f" FOREIGN KEY ({quote(column)}) REFERENCES {quote(to_table)} ({quote(to_column)}){action}"
                 " DEFERRABLE INITIALLY DEFERRED NOT VALID"
             )
-            schema_editor.execute(f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {quote(name)}")
+        schema_editor.execute(f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {quote(name)}")
 
 
 def nulled_by_database(connection: BaseDatabaseWrapper, table: str) -> set[tuple[str, str]]:
@@ -106,6 +119,7 @@ def nulled_by_database(connection: BaseDatabaseWrapper, table: str) -> set[tuple
             " JOIN pg_class AS referring ON referring.oid = fk.conrelid"
             " JOIN pg_attribute AS attribute ON attribute.attrelid = fk.conrelid AND attribute.attnum = fk.conkey[1]"
             " WHERE fk.contype = 'f' AND fk.confdeltype = 'n' AND cardinality(fk.conkey) = 1"
+            " AND pg_table_is_visible(fk.conrelid)"
             " AND fk.confrelid = to_regclass(%s)",
             [connection.ops.quote_name(table)],
         )
