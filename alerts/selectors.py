@@ -65,6 +65,11 @@ def enabled_rules() -> list[WatchingRule]:
     """Every enabled rule that has a channel, as loaded at most RULES_CACHE_SECONDS ago. Asked in a
     run's transaction: a load that fails is undone (a savepoint) and logged, and the rules loaded
     before (or none) stand until the next try."""
+    return _rules() or []
+
+
+def _rules() -> list[WatchingRule] | None:
+    """``enabled_rules``, or None when they are not known: none loaded yet, and the load failed."""
     with _cache.lock:
         if _cache.rules is not None and time.monotonic() - _cache.loaded_at < RULES_CACHE_SECONDS:
             return _cache.rules
@@ -74,7 +79,7 @@ def enabled_rules() -> list[WatchingRule]:
             rules = load_enabled_rules()
     except DatabaseError as exc:
         logger.warning("could not read the alert rules (those read before stand): %s", exc)
-        return stale or []
+        return stale
     with _cache.lock:
         if _cache.generation == generation:  # else they changed while being read: read them again next time
             _cache.rules, _cache.loaded_at = rules, time.monotonic()
@@ -91,8 +96,11 @@ def rules_watching(
 
 def any_rule_may_watch(job_id: str) -> bool:
     """Whether an enabled rule watches ``job_id`` or, having tags, may: asked with the job's id
-    alone (``runs.watchers``), before the job's tags are weighed (``rules_watching``)."""
-    return any(rule.may_watch(job_id) for rule in enabled_rules())
+    alone (``runs.watchers``), before the job's tags are weighed (``rules_watching``). True while
+    the rules are not known (none read yet, and reading them failed): a run's end is then told to
+    the rules' watcher in its transaction, which reads them again, rather than passed over."""
+    rules = _rules()
+    return rules is None or any(rule.may_watch(job_id) for rule in rules)
 
 
 def rules_changed() -> None:

@@ -54,13 +54,13 @@ def record_run_params(job_id: str, status: str, started_at: datetime, *, counted
 def record_run_statement(*, only_if: str = "") -> str:
     """``job_record_run``'s UPDATE, with ``only_if`` (SQL) added to its condition when given: a
     statement that ends a run makes it one of its WITH queries, run only if the run was ended."""
-    return _RECORD_RUN.format(only_if=f" AND {only_if}" if only_if else "")
+    return _RECORD_RUN.format(only_if=f" AND {only_if}" if only_if else "", dependents=_DEPENDENTS)
 
 
 def record_run_without_dependents() -> str:
     """SQL true when no job runs after the job of ``record_run_params`` (``%(record_id)s``): what
     the counters' statement returns, negated, for a statement that must not end a run with any."""
-    return "NOT EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = %(record_id)s)"
+    return f"NOT {_DEPENDENTS}"
 
 
 # Every expression in SET reads the row as it was before the UPDATE (in PostgreSQL and SQLite;
@@ -74,8 +74,10 @@ UPDATE jobs_job SET
     success_count = success_count + %(record_successes)s,
     failure_count = failure_count + %(record_failures)s
 WHERE id = %(record_id)s{only_if}
-RETURNING EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = %(record_id)s)
+RETURNING {dependents}
 """
+# Whether any job runs after the job of record_run_params: what the counters' UPDATE returns.
+_DEPENDENTS = "EXISTS (SELECT 1 FROM jobs_jobdependency WHERE upstream_id = %(record_id)s)"
 _RECORD_RUN_ALONE = record_run_statement()
 
 

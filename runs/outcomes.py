@@ -139,7 +139,7 @@ def _store_outcome(run: Run, fields: dict[str, Any], *, job: Job, retry: bool = 
         if ended:
             for name, value in fields.items():
                 setattr(run, name, value)
-            record(run, job, retry=retry, dependents=False)  # the watchers that want every run
+            run_ended(run, job, final=True, writers=False)  # all record() has left to do (see _alone)
             return True
     with transaction.atomic():
         ended, dependents = _end_going(run.pk, fields, job_id=job.pk)
@@ -169,22 +169,28 @@ def _alone(run: Run, fields: dict[str, Any], *, job: Job, retry: bool) -> bool:
     one-off's own fire (which completes its job), and no watcher that writes wants its job
     (``runs.watchers.watched``). Whether the job has dependents (whose runs the end fires) is
     not known yet: the statement then does not end the run (see ``_end_going``)."""
-    if connection.vendor != "postgresql" or _with_placeholders(tuple(fields)):
+    if connection.vendor != "postgresql" or _with_placeholders([_concrete(name) for name in fields]):
         return False
     if retry and policies.should_retry(status=fields["status"], attempt=run.attempt, max_retries=job.max_retries):
         return False
-    if run.trigger not in (Run.Trigger.MANUAL, Run.Trigger.DEPENDENCY) and job.trigger == Job.Trigger.DATE:
+    if _completes_one_off(run, job):
         return False
     try:
         return not watched(job.pk)
-    except Exception:  # noqa: BLE001 - their check failed (a cache's read): the whole way, where run_ended handles it
+    except Exception:  # noqa: BLE001 - a watcher's own check failed: the whole way, where run_ended handles it
         return False
 
 
-def _with_placeholders(names: tuple[str, ...]) -> bool:
-    """Whether a field among ``names`` writes its value through a placeholder of its own (none of
+def _completes_one_off(run: Run, job: Job) -> bool:
+    """Whether ``run``'s end completes its job: a one-off's own fire (or its retry), not a run by
+    hand or by an upstream job."""
+    return run.trigger not in (Run.Trigger.MANUAL, Run.Trigger.DEPENDENCY) and job.trigger == Job.Trigger.DATE
+
+
+def _with_placeholders(columns: Sequence[Field]) -> bool:
+    """Whether a field among ``columns`` writes its value through a placeholder of its own (none of
     the run's do): ``_end_going`` then leaves the UPDATE to the ORM."""
-    return any(hasattr(_concrete(name), "get_placeholder") for name in names)
+    return any(hasattr(field, "get_placeholder") for field in columns)
 
 
 def _end_going(pk: int, fields: dict[str, Any], *, job_id: str, alone: bool = False) -> tuple[int, bool | None]:
@@ -203,7 +209,7 @@ def _end_going(pk: int, fields: dict[str, Any], *, job_id: str, alone: bool = Fa
     any job runs after its job (ended 0), since firing those must be in the same transaction."""
     names = tuple(fields)
     columns = [_concrete(name) for name in names]
-    if _with_placeholders(names):  # none of the run's fields: for safety
+    if _with_placeholders(columns):  # none of the run's fields: for safety
         updated = Run.objects.filter(pk=pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED)).update(**fields)
         return updated, None
     together = connection.vendor == "postgresql"
@@ -286,8 +292,7 @@ def record(run: Run, job: Job, *, retry: bool = True, dependents: bool | None = 
         dependents = job_record_run(
             job_id=job.pk, status=run.status, started_at=run.started_at or run.finished_at or timezone.now()
         )
-    # Only a one-off's own fire (or its retry) completes it: not a run by hand or by an upstream job.
-    if run.trigger not in (Run.Trigger.MANUAL, Run.Trigger.DEPENDENCY) and job.trigger == Job.Trigger.DATE:
+    if _completes_one_off(run, job):
         job_complete_if_fired(job_id=job.pk)
     retried = retry and policies.should_retry(status=run.status, attempt=run.attempt, max_retries=job.max_retries)
     if retried:

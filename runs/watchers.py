@@ -3,7 +3,9 @@ be told of every run that ends, and ``runs`` tells it without knowing who it is.
 
 A watcher is called in the transaction that ends the run (``runs.outcomes.record`` for a run
 that finished or was lost, ``runs.claims`` for a fire skipped as it was claimed), so what it
-writes (an incident, a notification to send) is committed with the outcome or not at all. It
+writes (an incident, a notification to send) is committed with the outcome or not at all. A run
+that no such watcher wants (``watched``) may be ended by one statement in no transaction
+(``runs.outcomes``): only the watchers that never write are told of it, after that statement. It
 runs in a savepoint of its own: a watcher that fails is logged and undone, and the run's
 outcome is stored all the same. It must queue work for after the commit, never do it.
 
@@ -54,19 +56,23 @@ def watch_runs(watcher: RunWatcher, *, wants: WantsJob | None = None, savepoint:
 
 def watched(job_id: str) -> bool:
     """Whether a watcher that may write (one with a savepoint) wants to hear of a run of this job:
-    if none does, telling them of its end writes nothing (``runs.outcomes`` then stores the end
-    with one statement and no transaction of its own). The same check, without a query, as
-    ``run_ended`` makes."""
+    if none does, its end writes nothing of theirs (``runs.outcomes`` then ends it with one
+    statement and no transaction of its own). The check ``run_ended`` makes (the alert rules'
+    from their cache, read again when it is old)."""
     return any(wants is None or wants(job_id) for _, wants in _watchers)
 
 
-def run_ended(run: Run, job: Job, *, final: bool) -> None:
-    """Tell the watchers that ``run`` ended. Call in the transaction that ended it."""
+def run_ended(run: Run, job: Job, *, final: bool, writers: bool = True) -> None:
+    """Tell the watchers that ``run`` ended. Call in the transaction that ended it; or, with
+    ``writers`` False (only the watchers that never write), after the one statement that ended
+    a run no other watcher wants (``watched``)."""
     for plain in _watchers_without_savepoint:
         try:
             plain(run, job, final)
         except Exception:  # it wrote nothing, so nothing is undone: the run goes on
             logger.exception("a watcher of run %s failed (the run's outcome is stored all the same)", run.pk)
+    if not writers:
+        return
     for watcher, wants in _watchers:
         try:
             if wants is not None and not wants(job.pk):

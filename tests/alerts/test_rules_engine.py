@@ -416,3 +416,23 @@ def test_a_rule_or_channel_deleted_while_cached_never_breaks_a_runs_commit(
     connection.check_constraints()
     assert Incident.objects.filter(rule=rule).exists()
     assert not Notification.objects.exists()
+
+
+def test_while_the_rules_cannot_be_read_every_job_may_be_watched(monkeypatch):
+    """None read yet and the read fails: no rule applies (``enabled_rules``), but a run's end is
+    not taken for unwatched (``any_rule_may_watch``, which decides whether ``runs.outcomes`` may
+    end it with its statement alone): it is told to the rules' watcher, which reads them again."""
+    from django.db import OperationalError
+
+    from alerts import selectors
+
+    def unreadable():
+        raise OperationalError("the database is away")
+
+    monkeypatch.setattr(selectors, "load_enabled_rules", unreadable)
+    selectors.rules_changed()
+    assert selectors.enabled_rules() == []
+    assert selectors.any_rule_may_watch("any-job") is True
+    monkeypatch.undo()
+    selectors.rules_changed()
+    assert selectors.any_rule_may_watch("any-job") is False  # read now: there is no rule

@@ -210,15 +210,18 @@ def test_a_delivery_retried_after_an_unknown_claim_takes_its_run_over_and_runs_i
     assert Job.objects.get().run_count == 1
 
 
-def test_an_outcome_whose_transaction_lost_its_connection_inside_a_watcher_is_stored_again(http_target, monkeypatch):
+def test_an_outcome_whose_transaction_lost_its_connection_inside_a_watcher_is_stored_again(
+    http_target, monkeypatch, queued_tasks
+):
     """The alert rules are read inside the outcome's transaction, in a savepoint whose failure is
     logged and passed over (``alerts.selectors.enabled_rules``). With the connection gone the
     savepoint cannot be undone: the transaction can only roll back. The outcome must then be
     stored again, not reported stored and left ``running`` for the reaper (seen in the
-    end-to-end test that cuts the database's connections)."""
+    end-to-end test that cuts the database's connections). The job retries a failed run, so its
+    end goes in a transaction (``runs.outcomes._alone``) and the rules are first read there."""
     from alerts import selectors
 
-    make_job(f"{http_target.url}/status/500")
+    make_job(f"{http_target.url}/status/500", max_retries=1)
     real = selectors.load_enabled_rules
     reads: list[int] = []
 
@@ -231,8 +234,10 @@ def test_an_outcome_whose_transaction_lost_its_connection_inside_a_watcher_is_st
     monkeypatch.setattr(selectors, "load_enabled_rules", rules_then_cut)
     monkeypatch.setattr(selectors._cache, "rules", None)  # read at this run's end, not from the cache
     deliver()
-    run = Run.objects.get()
+    run = Run.objects.get(attempt=1)
     assert (run.status, run.status_code) == ("failed", 500)
     assert len(reads) >= 2  # the outcome's transaction was made again, the rules read again
     job = Job.objects.get()
     assert (job.run_count, job.failure_count) == (1, 1)
+    assert Run.objects.filter(trigger=Run.Trigger.RETRY).count() == 1  # queued once, with the outcome
+    assert len(queued_tasks) == 1

@@ -334,22 +334,27 @@ def test_a_run_whose_job_has_no_dependents_ends_in_one_statement_on_postgresql(m
 
 
 @pytest.mark.django_db(transaction=True)  # as a worker ends runs: in no transaction
-def test_a_run_whose_end_must_do_more_is_ended_in_a_transaction_with_it():
+def test_a_run_whose_end_must_do_more_is_ended_in_a_transaction_with_it(monkeypatch, queued_tasks):
     """A run whose job has dependents (found by the ending statement itself), whose fire is tried
-    again, or whose job an alert rule watches, is ended in one transaction with what its end does
-    (the downstream run, the retry, the incident): counted once, each done once."""
+    again, whose job is a one-off, or whose job an alert rule watches, is ended in one transaction
+    with what its end does (the downstream run, the retry, the job completed, the incident):
+    counted once, each done once."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from alerts import delivery
     from alerts.models import AlertRule, Incident
     from alerts.selectors import rules_changed
     from alerts.services import channel_create
 
-    def end(job: Job, status: str) -> list[str]:
+    notified: list[int] = []
+    monkeypatch.setattr(delivery, "queue", lambda notification_id, *, attempt: notified.append(notification_id))
+
+    def end(job: Job, status: str, trigger: str = Run.Trigger.SCHEDULED) -> list[str]:
         """End a run of ``job`` ``status``; the ending statements (PostgreSQL), each checked to be
         in a transaction (the outcome's) or not (the statement alone)."""
         now = timezone.now()
-        run = Run.objects.create(job=job, status=Run.Status.RUNNING, started_at=now, queued_at=now)
+        run = Run.objects.create(job=job, trigger=trigger, status=Run.Status.RUNNING, started_at=now, queued_at=now)
         with CaptureQueriesContext(connection) as captured:
             outcomes.finish(run, Outcome(status=status, status_code=200 if status == "success" else 500), job=job)
         run.refresh_from_db()
@@ -369,12 +374,19 @@ def test_a_run_whose_end_must_do_more_is_ended_in_a_transaction_with_it():
     # The statement alone does not end it (the job has dependents): then the whole way.
     assert end(upstream, "success") == (["alone", "in a transaction"] if postgresql else [])
     assert len(fired("downstream")) == 1
+    assert len(queued_tasks) == 1  # the downstream run's message, on commit
     upstream.refresh_from_db()
     assert (upstream.run_count, upstream.success_count) == (1, 1)
 
     retried = make("retried", interval_seconds=60, max_retries=2)
     assert end(retried, "failed") == (["in a transaction"] if postgresql else [])
     assert Run.objects.filter(job=retried, trigger=Run.Trigger.RETRY).count() == 1
+
+    one_off = make("one-off", run_at="2099-01-01T00:00:00Z")
+    Job.objects.filter(pk=one_off.pk).update(next_run_at=None)  # its fire claimed, as beat leaves it
+    assert end(one_off, "success") == (["in a transaction"] if postgresql else [])
+    one_off.refresh_from_db()
+    assert one_off.status == Job.Status.COMPLETED
 
     watched = make("watched", interval_seconds=60)
     channel = channel_create(data={"name": "ops", "kind": "slack", "target": "https://hooks.example.com/x"})
@@ -384,6 +396,7 @@ def test_a_run_whose_end_must_do_more_is_ended_in_a_transaction_with_it():
     rules_changed()
     assert end(watched, "failed") == (["in a transaction"] if postgresql else [])
     assert Incident.objects.filter(job=watched).count() == 1
+    assert len(notified) == 1
     watched.refresh_from_db()
     assert (watched.run_count, watched.failure_count) == (1, 1)
 
