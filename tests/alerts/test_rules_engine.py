@@ -424,8 +424,6 @@ def test_while_the_rules_cannot_be_read_every_job_may_be_watched(monkeypatch):
     end it with its statement alone): it is told to the rules' watcher, which reads them again."""
     from django.db import OperationalError
 
-    from alerts import selectors
-
     def unreadable():
         raise OperationalError("the database is away")
 
