@@ -5,8 +5,8 @@ A watcher is called in the transaction that ends the run (``runs.outcomes.record
 that finished or was lost, ``runs.claims`` for a fire skipped as it was claimed), so what it
 writes (an incident, a notification to send) is committed with the outcome or not at all. A run
 that no such watcher wants (``watched``) may be ended by one statement in no transaction
-(``runs.outcomes``): only the watchers that never write are told of it, after that statement. It
-runs in a savepoint of its own: a watcher that fails is logged and undone, and the run's
+(``runs.outcomes``): only the watchers that never write are told of it, after that statement. A
+watcher runs in a savepoint of its own: a watcher that fails is logged and undone, and the run's
 outcome is stored all the same. It must queue work for after the commit, never do it.
 
 A watcher that never touches the database (``monitoring.metrics``: it only queues a count for
