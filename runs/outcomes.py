@@ -169,7 +169,7 @@ def _alone(run: Run, fields: dict[str, Any], *, job: Job, retry: bool) -> bool:
     one-off's own fire (which completes its job), and no watcher that writes wants its job
     (``runs.watchers.watched``). Whether the job has dependents (whose runs the end fires) is
     not known yet: the statement then does not end the run (see ``_end_going``)."""
-    if connection.vendor != "postgresql" or _with_placeholders([_concrete(name) for name in fields]):
+    if connection.vendor != "postgresql":
         return False
     if retry and policies.should_retry(status=fields["status"], attempt=run.attempt, max_retries=job.max_retries):
         return False
@@ -185,12 +185,6 @@ def _completes_one_off(run: Run, job: Job) -> bool:
     """Whether ``run``'s end completes its job: a one-off's own fire (or its retry), not a run by
     hand or by an upstream job."""
     return run.trigger not in (Run.Trigger.MANUAL, Run.Trigger.DEPENDENCY) and job.trigger == Job.Trigger.DATE
-
-
-def _with_placeholders(columns: Sequence[Field]) -> bool:
-    """Whether a field among ``columns`` writes its value through a placeholder of its own (none of
-    the run's do): ``_end_going`` then leaves the UPDATE to the ORM."""
-    return any(hasattr(field, "get_placeholder") for field in columns)
 
 
 def _end_going(pk: int, fields: dict[str, Any], *, job_id: str, alone: bool = False) -> tuple[int, bool | None]:
@@ -209,7 +203,9 @@ def _end_going(pk: int, fields: dict[str, Any], *, job_id: str, alone: bool = Fa
     any job runs after its job (ended 0), since firing those must be in the same transaction."""
     names = tuple(fields)
     columns = [_concrete(name) for name in names]
-    if _with_placeholders(columns):  # none of the run's fields: for safety
+    if any(hasattr(field, "get_placeholder") for field in columns):  # none of the run's fields: for safety
+        if alone:
+            return 0, None  # the ORM's UPDATE has no room for the condition: the whole way
         updated = Run.objects.filter(pk=pk, status__in=(Run.Status.RUNNING, Run.Status.QUEUED)).update(**fields)
         return updated, None
     together = connection.vendor == "postgresql"
