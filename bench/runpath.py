@@ -13,7 +13,9 @@ The fires are in the past (no hold), the jobs have no rule watching them and no 
 It reports, per run: this process's CPU (all its threads: ``time.process_time``), the CPU of the
 PostgreSQL backend serving it (``psutil``, by ``pg_backend_pid()``), and the SQL statements sent
 (``CaptureQueriesContext`` on the batch's connection; the call threads touch no database),
-BEGIN and COMMIT included, with each statement's shape. The statement count is exact; the CPU
+BEGIN and COMMIT included, with each statement's shape, on 10 batches more, after the timed
+ones: the debug cursor that counts writes each statement out with its values (with server-side
+binding, a client-side cursor a statement), which a worker does not. The statement count is exact; the CPU
 figures are the process's own, so much less noisy than whole-machine ones on a shared machine.
 ``--profile FILE`` writes a cProfile of the batches (the main thread and the call threads merged).
 """
@@ -39,6 +41,7 @@ from tests.http_target import HttpTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 20
+COUNTED_BATCHES = 10  # batches whose statements are counted, after the timed ones
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -119,6 +122,7 @@ def measure(work_url: str, target: HttpTarget, args: argparse.Namespace) -> dict
     for _ in range(max(1, args.warmup // args.batch)):
         run(next_batch())
     batches = [next_batch() for _ in range(max(1, args.runs // args.batch))]
+    counted = [next_batch() for _ in range(COUNTED_BATCHES)]
     runs = len(batches) * args.batch
     profiles: list[cProfile.Profile] = []
     original = execution._call_and_time
@@ -133,20 +137,22 @@ def measure(work_url: str, target: HttpTarget, args: argparse.Namespace) -> dict
         main_profile = cProfile.Profile(time.thread_time)
         profiles.append(main_profile)
         main_profile.enable()
-    statements: list[int] = []
-    shapes: Counter[str] = Counter()
     wall, cpu, pg = time.perf_counter(), time.process_time(), _cpu(backend)
     try:
         for fires in batches:
-            with CaptureQueriesContext(connection) as captured:
-                run(fires)
-            statements.append(len(captured.captured_queries))
-            shapes.update(_shape(query["sql"]) for query in captured.captured_queries)
+            run(fires)
     finally:
         wall, cpu, pg = time.perf_counter() - wall, time.process_time() - cpu, _cpu(backend) - pg
         if args.profile:
             main_profile.disable()
             execution._call_and_time = original
+    statements: list[int] = []
+    shapes: Counter[str] = Counter()
+    for fires in counted:  # untimed: the debug cursor that counts writes each statement out with its values
+        with CaptureQueriesContext(connection) as captured:
+            run(fires)
+        statements.append(len(captured.captured_queries))
+        shapes.update(_shape(query["sql"]) for query in captured.captured_queries)
     if args.profile:
         stats = pstats.Stats(profiles[0])
         for profile in profiles[1:]:
@@ -169,7 +175,7 @@ def measure(work_url: str, target: HttpTarget, args: argparse.Namespace) -> dict
         "wall_ms_per_run": round(1000 * wall / runs, 3),
         "statements_per_run": round(statistics.mean(statements) / args.batch, 3),
         "statements_per_batch": statistics.median(statements),
-        "shapes_per_batch": {shape[:400]: round(n / len(batches), 2) for shape, n in shapes.most_common()},
+        "shapes_per_batch": {shape[:400]: round(n / len(counted), 2) for shape, n in shapes.most_common()},
         "profile": args.profile,
         # Python function calls per run (cProfile's count; deterministic, unlike the CPU figures).
         "python_calls_per_run": calls_per_run,

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.db import connection
 
 from core.env import envbool, envint, envrate
 from crontask.bootstrap import ensure_admin_user
@@ -111,3 +112,75 @@ def test_the_rate_limits_and_their_cache_come_from_the_environment(tmp_path):
     bad = settings_in_a_new_process(tmp_path, "1", CRONTASK_API_THROTTLE_ANON="lots")
     assert bad.returncode != 0
     assert "ImproperlyConfigured: CRONTASK_API_THROTTLE_ANON must be a rate" in bad.stderr
+
+
+def test_postgresql_statements_are_bound_on_the_server_and_prepared_unless_turned_off(tmp_path):
+    url = "postgres://u@db.invalid:5432/crontask"
+    options = "settings.DATABASES['default']['OPTIONS']"
+    done = settings_in_a_new_process(tmp_path, options, DATABASE_URL=url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "connect_timeout": 5, "server_side_binding": True, "prepare_threshold": 5
+    }  # fmt: skip
+    done = settings_in_a_new_process(tmp_path, options, DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="false")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"connect_timeout": 5}  # Django's defaults: neither
+    # The URL's own options win.
+    done = settings_in_a_new_process(tmp_path, options, DATABASE_URL=f"{url}?prepare_threshold=20")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["prepare_threshold"] == 20
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_a_statement_a_connection_sends_often_is_prepared_there():
+    from jobs.models import Job
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    for n in range(6):  # sent 5 times, then prepared (psycopg's prepare_threshold)
+        assert list(Job.objects.filter(pk=f"job-{n}")) == []  # the same statement, other values
+    assert any('FROM "jobs_job"' in statement and "$1" in statement for statement in prepared())
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_a_connection_whose_prepared_statement_a_migration_broke_is_renewed():
+    import psycopg
+    from django.db import OperationalError, close_old_connections
+
+    from core.outage import retrying
+
+    def read() -> list[tuple[str]]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT v FROM prepared_probe WHERE v <> %s", ["-"])
+            return cursor.fetchall()
+
+    def migrate(length: int) -> None:
+        # What a migration of the next release does meanwhile, in its own process (an ALTER on
+        # this connection would have psycopg forget its prepared statements).
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+            other.execute(f"ALTER TABLE prepared_probe ALTER COLUMN v TYPE varchar({length})")
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE prepared_probe (v varchar(10))")
+        cursor.execute("INSERT INTO prepared_probe VALUES ('x')")
+    try:
+        for _ in range(6):  # prepared
+            assert read() == [("x",)]
+        migrate(20)
+        # A worker's step is run again on a new connection, as after a lost one.
+        assert retrying(read, within=10, what="reading the probe") == [("x",)]
+        for _ in range(6):
+            assert read() == [("x",)]
+        migrate(30)
+        with pytest.raises(OperationalError, match="cached plan must not change result type"):
+            read()  # a request: 503 (DatabaseUnavailableMiddleware)
+        close_old_connections()  # as after it, and between two tasks or passes
+        assert read() == [("x",)]  # a new connection, which prepares it anew
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE prepared_probe")

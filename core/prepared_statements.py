@@ -1,0 +1,46 @@
+"""Prepared statements (``DATABASE_PREPARED_STATEMENTS``) and a schema that changes under them.
+
+A statement PostgreSQL has prepared keeps the shape of its result: once a migration changes the
+type of a column it returns (a varchar's length is enough), each execution of it on that
+connection fails with "cached plan must not change result type" (SQLSTATE 0A000), and psycopg
+does not prepare it again. Processes of the release before keep running while ``migrate`` runs,
+so each of their connections would fail so for as long as it lives (``CONN_MAX_AGE``).
+
+``renew_after_schema_change``, an execute wrapper on every PostgreSQL connection
+(``watch_prepared_statements``, on ``connection_created``), takes that error for what it is, a
+connection that has to be renewed: it marks the connection to be closed when its request, task or
+pass ends (``close_old_connections``, which every process calls between two), and raises an
+``OperationalError``, as a lost connection does. So what is done about a lost connection is done:
+a worker stores a run's outcome again on a new connection (``core.outage.retrying``), a request
+gets a 503 with Retry-After (``core.middleware.DatabaseUnavailableMiddleware``), beat waits and
+reads again. The new connection prepares its statements anew.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import NotSupportedError, OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+CHANGED_RESULT = "cached plan must not change result type"
+
+
+def watch_prepared_statements(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """``connection_created``'s receiver: the wrapper on a PostgreSQL connection, once."""
+    if connection.vendor == "postgresql" and renew_after_schema_change not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, renew_after_schema_change)
+
+
+def renew_after_schema_change(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    try:
+        return execute(sql, params, many, context)
+    except NotSupportedError as error:
+        if getattr(error.__cause__, "sqlstate", None) == "0A000" and CHANGED_RESULT in str(error):
+            context["connection"].close_at = time.monotonic()  # closed by the next close_old_connections
+            raise OperationalError(f"{error} (a migration changed a table: the connection is renewed)") from error
+        raise
