@@ -184,3 +184,16 @@ def test_a_connection_whose_prepared_statement_a_migration_broke_is_renewed():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE prepared_probe")
+
+
+def test_the_web_process_compiles_the_url_pattern_before_its_first_request(tmp_path):
+    code = (
+        "import crontask.wsgi; from django.core.validators import URLValidator;"
+        "from django.utils.functional import empty; from jobs.validators import _url_validator;"
+        "print(URLValidator.regex._wrapped is not empty, _url_validator.regex._wrapped is not empty)"
+    )
+    env = {**os.environ, "CRONTASK_VAR_DIR": str(tmp_path), "SECRET_KEY": "x" * 50}
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
