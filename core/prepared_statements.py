@@ -6,14 +6,18 @@ connection fails with "cached plan must not change result type" (SQLSTATE 0A000)
 does not prepare it again. Processes of the release before keep running while ``migrate`` runs,
 so each of their connections would fail so for as long as it lives (``CONN_MAX_AGE``).
 
-``renew_after_schema_change``, an execute wrapper on every PostgreSQL connection
-(``watch_prepared_statements``, on ``connection_created``), takes that error for what it is, a
+``renew_after_schema_change``, an execute wrapper on every PostgreSQL connection that binds its
+values on the server (``watch_prepared_statements``, on ``connection_created``), takes that error for what it is, a
 connection that has to be renewed: it marks the connection to be closed when its request, task or
 pass ends (``close_old_connections``, which every process calls between two), and raises an
 ``OperationalError``, as a lost connection does. So what is done about a lost connection is done:
 a worker stores a run's outcome again on a new connection (``core.outage.retrying``), a request
 gets a 503 with Retry-After (``core.middleware.DatabaseUnavailableMiddleware``), beat waits and
 reads again. The new connection prepares its statements anew.
+
+It also refuses a statement with more values than the protocol can bind (65,535), which values
+written into the statement (client-side binding) never met: libpq would refuse it with an
+``OperationalError`` that the same code would take for a lost connection and send again.
 """
 
 from __future__ import annotations
@@ -22,25 +26,45 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import NotSupportedError, OperationalError
+from django.db import NotSupportedError, OperationalError, ProgrammingError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 CHANGED_RESULT = "cached plan must not change result type"
+# Where PostgreSQL raises it (the diagnostic's function, which is not translated as the message is).
+CHANGED_RESULT_SOURCE = "RevalidateCachedQuery"
+#: Values one statement can carry apart from it (the protocol counts them in 16 bits).
+MAX_BOUND_VALUES = 65535
 
 
 def watch_prepared_statements(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
-    """``connection_created``'s receiver: the wrapper on a PostgreSQL connection, once."""
-    if connection.vendor == "postgresql" and renew_after_schema_change not in connection.execute_wrappers:
+    """``connection_created``'s receiver: the wrapper on a PostgreSQL connection that binds its
+    values on the server (``DATABASE_PREPARED_STATEMENTS``), once."""
+    if (
+        connection.vendor == "postgresql"
+        and connection.settings_dict["OPTIONS"].get("server_side_binding") is True
+        and renew_after_schema_change not in connection.execute_wrappers
+    ):
         connection.execute_wrappers.insert(0, renew_after_schema_change)
 
 
 def renew_after_schema_change(
     execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
+    # Refused here, as the error it is: libpq refuses it before sending, with an OperationalError
+    # that would be taken for a lost connection and tried again.
+    if not many and params is not None and len(params) > MAX_BOUND_VALUES:
+        raise ProgrammingError(f"{len(params)} values in one statement: at most {MAX_BOUND_VALUES} can be bound")
     try:
         return execute(sql, params, many, context)
     except NotSupportedError as error:
-        if getattr(error.__cause__, "sqlstate", None) == "0A000" and CHANGED_RESULT in str(error):
+        if _changed_result(error.__cause__):
             context["connection"].close_at = time.monotonic()  # closed by the next close_old_connections
             raise OperationalError(f"{error} (a migration changed a table: the connection is renewed)") from error
         raise
+
+
+def _changed_result(error: BaseException | None) -> bool:
+    if getattr(error, "sqlstate", None) != "0A000":
+        return False
+    diag = getattr(error, "diag", None)
+    return getattr(diag, "source_function", None) == CHANGED_RESULT_SOURCE or CHANGED_RESULT in str(error)

@@ -136,8 +136,9 @@ DATABASE_URL = envstr("DATABASE_URL", "")
 # parsing and planning were 45 % of the database's CPU, and the database shares the host's cores.
 # With server-side binding psycopg sends the values apart from the statement, and a statement a
 # connection has sent 5 times is prepared there, then only executed (Django leaves both off by
-# default for PgBouncer before 1.21 in transaction mode, which does not carry prepared statements
-# from one server connection to another: there set DATABASE_PREPARED_STATEMENTS=false).
+# default). A PgBouncer in transaction mode must carry prepared statements between its server
+# connections (1.22 or later, with max_prepared_statements above 0): else set
+# DATABASE_PREPARED_STATEMENTS=false. core.prepared_statements: what a migration does to them.
 DATABASE_PREPARED_STATEMENTS = envbool("DATABASE_PREPARED_STATEMENTS", True)
 _PREPARED_STATEMENTS = {"server_side_binding": True, "prepare_threshold": 5} if DATABASE_PREPARED_STATEMENTS else {}
 if DATABASE_URL:

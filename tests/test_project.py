@@ -114,7 +114,15 @@ def test_the_rate_limits_and_their_cache_come_from_the_environment(tmp_path):
     assert "ImproperlyConfigured: CRONTASK_API_THROTTLE_ANON must be a rate" in bad.stderr
 
 
-def test_postgresql_statements_are_bound_on_the_server_and_prepared_unless_turned_off(tmp_path):
+# PostgreSQL with DATABASE_PREPARED_STATEMENTS (the default).
+binds_on_the_server = pytest.mark.skipif(
+    connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding") is not True,
+    reason="PostgreSQL with server-side binding and prepared statements (DATABASE_PREPARED_STATEMENTS)",
+)
+
+
+def test_postgresql_statements_are_bound_on_the_server_and_prepared_unless_turned_off(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_PREPARED_STATEMENTS", raising=False)  # the default
     url = "postgres://u@db.invalid:5432/crontask"
     options = "settings.DATABASES['default']['OPTIONS']"
     done = settings_in_a_new_process(tmp_path, options, DATABASE_URL=url)
@@ -132,7 +140,7 @@ def test_postgresql_statements_are_bound_on_the_server_and_prepared_unless_turne
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+@binds_on_the_server
 def test_a_statement_a_connection_sends_often_is_prepared_there():
     from jobs.models import Job
 
@@ -147,7 +155,7 @@ def test_a_statement_a_connection_sends_often_is_prepared_there():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+@binds_on_the_server
 def test_a_connection_whose_prepared_statement_a_migration_broke_is_renewed():
     import psycopg
     from django.db import OperationalError, close_old_connections
@@ -197,3 +205,21 @@ def test_the_web_process_compiles_the_url_pattern_before_its_first_request(tmp_p
     done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.django_db
+@binds_on_the_server
+def test_a_statement_with_more_values_than_can_be_bound_is_refused_not_taken_for_a_lost_connection():
+    from django.db import OperationalError, ProgrammingError
+
+    values = list(range(70_000))
+    sql = f"SELECT 1 WHERE 0 IN ({', '.join(['%s'] * len(values))})"
+    with (
+        pytest.raises(ProgrammingError, match="70000 values in one statement") as refused,
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, values)
+    assert not isinstance(refused.value, OperationalError)
+    with connection.cursor() as cursor:  # the connection is still good
+        cursor.execute("SELECT %s", [1])
+        assert cursor.fetchone() == (1,)
