@@ -7,10 +7,10 @@ does not prepare it again. Processes of the release before keep running while ``
 so each of their connections would fail so for as long as it lives (``CONN_MAX_AGE``).
 
 ``renew_after_schema_change``, an execute wrapper on every PostgreSQL connection that binds its
-values on the server (``watch_prepared_statements``, on ``connection_created``), takes that error for what it is, a
-connection that has to be renewed: it marks the connection to be closed when its request, task or
-pass ends (``close_old_connections``, which every process calls between two), and raises an
-``OperationalError``, as a lost connection does. So what is done about a lost connection is done:
+values on the server (``watch_prepared_statements``, on ``connection_created``), takes that error
+for what it is, a connection that has to be renewed: it marks the connection to be closed when
+its request, task or pass ends (``close_old_connections``, which every process calls between
+two), and raises an ``OperationalError``, as a lost connection does. So what is done about a lost connection is done:
 a worker stores a run's outcome again on a new connection (``core.outage.retrying``), a request
 gets a 503 with Retry-After (``core.middleware.DatabaseUnavailableMiddleware``), beat waits and
 reads again. The new connection prepares its statements anew.
