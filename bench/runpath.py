@@ -15,8 +15,9 @@ PostgreSQL backend serving it (``psutil``, by ``pg_backend_pid()``), and the SQL
 (``CaptureQueriesContext`` on the batch's connection; the call threads touch no database),
 BEGIN and COMMIT included, with each statement's shape, on 10 batches more, after the timed
 ones: the debug cursor that counts writes each statement out with its values (with server-side
-binding, a client-side cursor a statement), which a worker does not. The statement count is exact; the CPU
-figures are the process's own, so much less noisy than whole-machine ones on a shared machine.
+binding, a client-side cursor a statement), which a worker does not. The statement count is
+exact; the CPU figures are the process's own, so much less noisy than whole-machine ones on a
+shared machine.
 ``--profile FILE`` writes a cProfile of the batches (the main thread and the call threads merged).
 """
 
