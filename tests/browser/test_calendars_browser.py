@@ -24,12 +24,16 @@ pytestmark = [
 def test_next_fires_pause_until_and_a_calendar(live_server, browser_page):  # noqa: F811
     get_user_model().objects.create_superuser("staff", "", "browser-Passw0rd")
     soon = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    # A weekly window three days off the deploy window, whatever day the test runs on (a Saturday
+    # one, run on a Friday night, took the deploy window's fires and named itself instead).
+    weekly = soon + timedelta(days=3)
     calendar = calendar_services.calendar_create(
         data={
             "name": "maintenance", "time_zone": "UTC",
             "windows": [
                 {"name": "deploy", "start": soon.isoformat(), "end": (soon + timedelta(hours=2)).isoformat()},
-                {"name": "Saturday", "cron": "0 0 * * 6", "duration_seconds": 21600},
+                {"name": weekly.strftime("%A"), "cron": f"0 0 * * {weekly.isoweekday() % 7}",
+                 "duration_seconds": 21600},
             ],
         }
     )  # fmt: skip
