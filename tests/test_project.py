@@ -154,6 +154,28 @@ def test_a_statement_a_connection_sends_often_is_prepared_there():
     assert any('FROM "jobs_job"' in statement and "$1" in statement for statement in prepared())
 
 
+@pytest.mark.django_db
+@binds_on_the_server
+def test_a_batch_statement_is_never_prepared_so_it_is_planned_for_the_table_as_it_grows():
+    # Prepared, a batch's look-up (as jobs.bulk checks 1,000 ids at a time) ran on a generic plan
+    # made while an import's first batches were all the table held: a sequential scan per batch.
+    from core.prepared_statements import PREPARED_AT_MOST_VALUES
+    from jobs.models import Job
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    batch = PREPARED_AT_MOST_VALUES + 1
+    for n in range(8):
+        assert list(Job.objects.filter(pk__in=[f"job-{n}-{i}" for i in range(batch)])) == []
+    assert not any(f"${batch}" in statement for statement in prepared())
+    for n in range(6):  # one of 100 values still is, after 5 sends (a single row has at most 47)
+        assert list(Job.objects.filter(pk__in=[f"job-{n}-{i}" for i in range(PREPARED_AT_MOST_VALUES)])) == []
+    assert any(f"${PREPARED_AT_MOST_VALUES}" in statement for statement in prepared())
+
+
 @pytest.mark.django_db(transaction=True)
 @binds_on_the_server
 def test_a_connection_whose_prepared_statement_a_migration_broke_is_renewed():
