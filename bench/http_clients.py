@@ -4,7 +4,8 @@ CPU is not the web process's): ``python -m bench.http_clients URL TOKEN BODIES.j
 Each thread keeps one ``requests.Session`` (keep-alive, token auth) and POSTs its share of the
 bodies to ``URL``, one at a time; a few requests a thread first, untimed, to open its connection
 and warm the web process. Prints one JSON object: the creates, the seconds from the first timed
-request to the last answer, and each request's latency in milliseconds.
+request to the last answer, this process's CPU seconds meanwhile, and each request's latency in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -43,15 +44,17 @@ def drive(url: str, token: str, bodies: list[dict[str, Any]], threads: int) -> d
     for worker in workers:
         worker.start()
     ready.wait()
-    started = time.perf_counter()
+    started, cpu_began = time.perf_counter(), time.process_time()
     for worker in workers:
         worker.join()
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_began  # this process's, all its threads
     if errors:
         raise SystemExit(f"{len(errors)} requests failed, the first: {errors[0]}")
     return {
         "creates": len(bodies),
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "threads": threads,
         "warm_requests": sum(min(len(share), WARM) for share in shares),
         "latencies_ms": [ms for taken in latencies for ms in taken],
