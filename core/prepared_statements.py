@@ -23,7 +23,7 @@ the values of ``IN (…)`` are not known, so they cannot be hashed ahead, and a 
 compares every row with each of them. Made on an import's first batches (a small table), the
 check of each batch's 1,000 ids stayed such a scan as the table grew: 1.8 s a batch at 100,000
 jobs, against 20 ms planned with the values; the import of 100,000 jobs took 249 s instead of
-72. Planned each time it is sent, such a statement fits the table as it is. No single-row
+64 (72 with nothing prepared). Planned each time it is sent, such a statement fits the table as it is. No single-row
 statement is that long (a job has 46 columns).
 
 It also refuses a statement with more values than the protocol can bind (65,535), which values
@@ -80,10 +80,10 @@ def renew_after_schema_change(
 
 def _unprepared(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
     """``execute``, with psycopg neither preparing the statement nor counting it towards that."""
-    raw = context["connection"].connection  # psycopg's connection, used by one thread at a time
+    raw = context["cursor"].cursor.connection  # the psycopg connection it runs on, one thread's
     threshold = raw.prepare_threshold
-    raw.prepare_threshold = None
     try:
+        raw.prepare_threshold = None
         return execute(sql, params, many, context)
     finally:
         raw.prepare_threshold = threshold
