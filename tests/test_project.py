@@ -139,19 +139,21 @@ def test_postgresql_statements_are_bound_on_the_server_and_prepared_unless_turne
     assert json.loads(done.stdout.strip().splitlines()[-1])["prepare_threshold"] == 20
 
 
+def _prepared_statements() -> list[str]:
+    """The statements this test's connection has prepared on the server."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
 @pytest.mark.django_db
 @binds_on_the_server
 def test_a_statement_a_connection_sends_often_is_prepared_there():
     from jobs.models import Job
 
-    def prepared() -> list[str]:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT statement FROM pg_prepared_statements")
-            return [row[0] for row in cursor.fetchall()]
-
     for n in range(6):  # sent 5 times, then prepared (psycopg's prepare_threshold)
         assert list(Job.objects.filter(pk=f"job-{n}")) == []  # the same statement, other values
-    assert any('FROM "jobs_job"' in statement and "$1" in statement for statement in prepared())
+    assert any('FROM "jobs_job"' in statement and "$1" in statement for statement in _prepared_statements())
 
 
 @pytest.mark.django_db
@@ -162,18 +164,13 @@ def test_a_batch_statement_is_never_prepared_so_it_is_planned_for_the_table_as_i
     from core.prepared_statements import PREPARED_AT_MOST_VALUES
     from jobs.models import Job
 
-    def prepared() -> list[str]:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT statement FROM pg_prepared_statements")
-            return [row[0] for row in cursor.fetchall()]
-
     batch = PREPARED_AT_MOST_VALUES + 1
     for n in range(8):
         assert list(Job.objects.filter(pk__in=[f"job-{n}-{i}" for i in range(batch)])) == []
-    assert not any(f"${batch}" in statement for statement in prepared())
+    assert not any(f"${batch}" in statement for statement in _prepared_statements())
     for n in range(6):  # one of 100 values still is, after 5 sends (a single row has at most 47)
         assert list(Job.objects.filter(pk__in=[f"job-{n}-{i}" for i in range(PREPARED_AT_MOST_VALUES)])) == []
-    assert any(f"${PREPARED_AT_MOST_VALUES}" in statement for statement in prepared())
+    assert any(f"${PREPARED_AT_MOST_VALUES}" in statement for statement in _prepared_statements())
 
 
 @pytest.mark.django_db(transaction=True)
