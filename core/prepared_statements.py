@@ -23,8 +23,8 @@ the values of ``IN (…)`` are not known, so they cannot be hashed ahead, and a 
 compares every row with each of them. Made on an import's first batches (a small table), the
 check of each batch's 1,000 ids stayed such a scan as the table grew: 1.8 s a batch at 100,000
 jobs, against 20 ms planned with the values; the import of 100,000 jobs took 249 s instead of
-64 (72 with nothing prepared). Planned each time it is sent, such a statement fits the table as it is. No single-row
-statement is that long (a job has 46 columns).
+64 (72 with nothing prepared). Planned each time it is sent, such a statement fits the table as
+it is. No single-row statement is that long (a job has 46 columns).
 
 It also refuses a statement with more values than the protocol can bind (65,535), which values
 written into the statement (client-side binding) never met: libpq would refuse it with an
