@@ -10,10 +10,11 @@ so each of their connections would fail so for as long as it lives (``CONN_MAX_A
 values on the server (``watch_prepared_statements``, on ``connection_created``), takes that error
 for what it is, a connection that has to be renewed: it marks the connection to be closed when
 its request, task or pass ends (``close_old_connections``, which every process calls between
-two), and raises an ``OperationalError``, as a lost connection does. So what is done about a lost connection is done:
-a worker stores a run's outcome again on a new connection (``core.outage.retrying``), a request
-gets a 503 with Retry-After (``core.middleware.DatabaseUnavailableMiddleware``), beat waits and
-reads again. The new connection prepares its statements anew.
+two), and raises an ``OperationalError``, as a lost connection does. So what is done about a
+lost connection is done: a worker stores a run's outcome again on a new connection
+(``core.outage.retrying``), a request gets a 503 with Retry-After
+(``core.middleware.DatabaseUnavailableMiddleware``), beat waits and reads again. The new
+connection prepares its statements anew.
 
 It never prepares a statement with more than ``PREPARED_AT_MOST_VALUES`` values: one that long
 looks up or writes a batch (``id IN (…)`` of 1,000 ids, a multi-row insert), and repeats only
@@ -63,12 +64,13 @@ def watch_prepared_statements(sender: Any, connection: BaseDatabaseWrapper, **kw
 def renew_after_schema_change(
     execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
+    values = len(params) if not many and params is not None else 0
     # Refused here, as the error it is: libpq refuses it before sending, with an OperationalError
     # that would be taken for a lost connection and tried again.
-    if not many and params is not None and len(params) > MAX_BOUND_VALUES:
-        raise ProgrammingError(f"{len(params)} values in one statement: at most {MAX_BOUND_VALUES} can be bound")
+    if values > MAX_BOUND_VALUES:
+        raise ProgrammingError(f"{values} values in one statement: at most {MAX_BOUND_VALUES} can be bound")
     try:
-        if not many and params is not None and len(params) > PREPARED_AT_MOST_VALUES:
+        if values > PREPARED_AT_MOST_VALUES:
             return _unprepared(execute, sql, params, many, context)
         return execute(sql, params, many, context)
     except NotSupportedError as error:
