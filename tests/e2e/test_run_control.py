@@ -169,6 +169,9 @@ def test_cancel_a_queued_a_held_and_each_kind_of_running_run(control):
 def test_replace_and_max_concurrent_with_fires_on_two_workers(control):
     ctl, _target, _tmp = control
     made = ctl.cluster
+    for name in ("worker-1", "beat"):  # the test above starts them; this one may run alone
+        if name not in made.procs:
+            made.start_one(name, worker_concurrency=4)
     made.start_one("worker-2", worker_concurrency=4)
     assert wait_for(
         lambda: made.query("SELECT count(*) FROM crontask_heartbeat WHERE name LIKE 'worker:%%'")[0][0] >= 2, 60
