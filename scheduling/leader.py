@@ -56,13 +56,7 @@ class LeaderLock:
         return self.is_leader
 
     def release(self) -> None:
-        """Let the lock go (beat stops, or its connection failed). Unlocked before the connection is
-        closed: the server frees a closed session's locks only once its process for it has ended,
-        which a loaded server may take a while to do, and a standby asking meanwhile is refused."""
         if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                if self.is_leader and not self._conn.closed:
-                    self._conn.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
         self._conn = None
