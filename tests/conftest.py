@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from crontask.bootstrap import prepare_var_dir
 from tests.http_target import HttpTarget
+from tests.leader import wait_until_the_leader_lock_is_free
 
 # Importing the settings makes nothing, so this process makes var/ (the SQLite test database,
 # static files) and the key, as bin/run does. A key made just now is newer than the settings,
@@ -82,6 +83,8 @@ def make_beat():
     yield make
     for scheduler in made:
         scheduler.leader.release()
+    if made:
+        wait_until_the_leader_lock_is_free()  # for the next test's beat
 
 
 @pytest.fixture(autouse=True)

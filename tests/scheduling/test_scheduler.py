@@ -14,6 +14,7 @@ from jobs import services
 from jobs.models import Job
 from scheduling import fires as job_fires
 from scheduling.fires import Fire
+from tests.leader import wait_until_the_leader_lock_is_free
 
 if TYPE_CHECKING:
     from crontask.scheduler import CrontaskScheduler
@@ -109,6 +110,7 @@ def test_a_beat_restart_right_after_a_date_fire_does_not_fire_it_again(make_beat
     with time_machine.travel(run_at + timedelta(milliseconds=2), tick=False):
         beat.fire_due_jobs()
     beat.leader.release()  # the first beat's process ends
+    wait_until_the_leader_lock_is_free()  # then the server's process for its session
     beat_after_restart = make_beat()
     beat_after_restart.publish = restarted.extend
     with time_machine.travel(run_at + timedelta(seconds=1), tick=False):
