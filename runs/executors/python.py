@@ -49,6 +49,9 @@ from runs.executors.base import (
 # max_bytes, a bound no report of ours reaches.
 REPORT_SLACK = 16
 
+# In a handler's child: the SQLite connections it inherited, left open (_detach_inherited_connections).
+_INHERITED_SQLITE: list[Any] = []
+
 
 def execute_python(
     *, handler: str, kwargs: dict[str, Any], timeout: float, max_bytes: int, progress: Progress | None = None
@@ -219,12 +222,20 @@ def _detach_inherited_connections() -> None:  # pragma: no cover - in the child
         raw = conn.connection
         if raw is None:
             continue
-        fileno = getattr(raw, "fileno", None)
-        if fileno is not None:
+        if conn.vendor == "sqlite":
+            # Not closed: SQLite's own locks are not made for fork(). One that another thread of
+            # the process held at the fork (a browser test's live server; in a worker, the cancel
+            # watch polls the database) is held for ever in the child, and closing there waited
+            # on it until the run's timeout. Kept referenced so that nothing finalizes it: the
+            # child ends with os._exit.
+            _INHERITED_SQLITE.append(raw)
+        else:
+            fileno = getattr(raw, "fileno", None)
+            if fileno is not None:
+                with contextlib.suppress(Exception):
+                    os.close(fileno())
             with contextlib.suppress(Exception):
-                os.close(fileno())
-        with contextlib.suppress(Exception):
-            raw.close()
+                raw.close()
         conn.connection = None
         # Whatever transaction the parent had open is not the child's.
         conn.in_atomic_block = False

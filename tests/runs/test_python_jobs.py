@@ -214,3 +214,28 @@ def test_nul_in_an_error_is_stored():
     run = deliver()
     assert (run.status, run.error) == ("failed", "ValueError: failed e\ufffdf")
     assert "\x00" not in run.traceback
+
+
+def test_a_handlers_child_leaves_an_inherited_sqlite_connection_open(tmp_path, monkeypatch):
+    # In the child, closing a connection to SQLite waited for ever on a lock another thread of the
+    # worker held at the fork (a browser test's runs hung until their timeout, one in two): SQLite's
+    # locks are not made for fork(). Its PostgreSQL connections are still closed, their socket first.
+    import sqlite3
+    from types import SimpleNamespace
+
+    from runs.executors import python as python_executor
+
+    raw = sqlite3.connect(tmp_path / "inherited.sqlite3")
+    inherited = SimpleNamespace(
+        vendor="sqlite", connection=raw, in_atomic_block=True, needs_rollback=True, savepoint_ids=["s1"],
+        atomic_blocks=[object()], run_on_commit=[object()],
+    )  # fmt: skip
+    monkeypatch.setattr(python_executor, "_INHERITED_SQLITE", [], raising=False)
+    monkeypatch.setattr(python_executor.connections, "all", lambda initialized_only=False: [inherited])
+    python_executor._detach_inherited_connections()
+    assert inherited.connection is None  # the handler opens a connection of its own if it needs one
+    assert (inherited.in_atomic_block, inherited.atomic_blocks, inherited.run_on_commit) == (False, [], [])
+    assert raw.execute("SELECT 1").fetchone() == (1,)  # not closed
+    kept = python_executor._INHERITED_SQLITE
+    assert kept == [raw]  # and never finalized in the child
+    raw.close()
