@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import inspect
 import json
 import logging
@@ -59,11 +60,20 @@ def execute_python(
     deadline = time.monotonic() + timeout
     log_read, log_write = os.pipe()
     result_read, result_write = os.pipe()
-    pid = os.fork()
+    # The child never collects what it inherits: a connection of another thread of this process
+    # (the cancel watch's) is unreachable there, and collecting it would close it (see
+    # _detach_inherited_connections). Here the objects are frozen only for the fork.
+    gc.freeze()
+    try:
+        pid = os.fork()
+    except OSError:
+        gc.unfreeze()
+        raise
     if pid == 0:  # pragma: no cover - runs in the child, which leaves through os._exit
         os.close(log_read)
         os.close(result_read)
         _child(handler, kwargs, log_write, result_write, max_bytes)
+    gc.unfreeze()
     os.close(log_write)
     os.close(result_write)
     with contextlib.suppress(OSError):  # the child makes its own group too; here it is so at once (a cancel's SIGTERM)
@@ -223,11 +233,12 @@ def _detach_inherited_connections() -> None:  # pragma: no cover - in the child
         if raw is None:
             continue
         if conn.vendor == "sqlite":
-            # Not closed: SQLite's own locks are not made for fork(). One that another thread of
-            # the process held at the fork (a browser test's live server; in a worker, the cancel
-            # watch polls the database) is held for ever in the child, and closing there waited
-            # on it until the run's timeout. Kept referenced so that nothing finalizes it: the
-            # child ends with os._exit.
+            # Not closed: SQLite's in-process mutexes are not made for fork(). One that another
+            # thread of the process held at the fork (a browser test's live server; in a worker,
+            # the cancel watch polls the database) is held for ever in the child, and closing
+            # there waited on it until the run's timeout. Kept referenced so that nothing
+            # finalizes it: the child ends with os._exit. (A handler that opens a connection of
+            # its own to SQLite can still meet such a mutex: on SQLite, one process's threads.)
             _INHERITED_SQLITE.append(raw)
         else:
             fileno = getattr(raw, "fileno", None)

@@ -239,3 +239,12 @@ def test_a_handlers_child_leaves_an_inherited_sqlite_connection_open(tmp_path, m
     kept = python_executor._INHERITED_SQLITE
     assert kept == [raw]  # and never finalized in the child
     raw.close()
+
+
+@pytest.mark.django_db
+def test_the_objects_frozen_for_a_handlers_fork_are_unfrozen_in_the_worker():
+    import gc
+
+    python_job("scripts:async_value", handler_kwargs={"value": 1})
+    assert deliver().status == "success"
+    assert gc.get_freeze_count() == 0  # the worker still collects its garbage
